@@ -1,0 +1,52 @@
+# kubevirt-violin. Every target installs what it needs (hack/deps.sh), idempotently.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Node 24 comes from the `node` npm package; npm puts it first on PATH for
+# `npm run`/`npx`, and so do we for every recipe here.
+export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
+export VIOLIN_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/kubevirt-violin
+
+.PHONY: help deps build lint typecheck test test-unit test-integration test-e2e demo bench clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+deps: ## install Debian packages, npm dependencies and Go-built binaries (idempotent)
+	@hack/deps.sh all
+
+build: ## compile TypeScript to dist/
+	@hack/deps.sh npm
+	tsc -p tsconfig.json
+
+typecheck:
+	@hack/deps.sh npm
+	tsc -p tsconfig.test.json
+
+lint: ## eslint, prettier, shellcheck
+	@hack/deps.sh npm apt
+	eslint .
+	prettier --check .
+	shellcheck hack/*.sh .ci/run
+
+test: deps typecheck lint ## every test: unit, integration (real API server, OVS, QEMU), e2e on the lab
+	vitest run
+
+test-unit:
+	@hack/deps.sh npm
+	vitest run --project unit
+
+test-integration: deps
+	vitest run --project integration
+
+test-e2e: deps
+	vitest run --project e2e
+
+demo: deps build ## run the whole system on the local lab: snapshot, crash, restore, check
+	node bin/violin.mjs demo
+
+bench: deps build ## benchmarks side by side with their baselines; writes out/bench and docs/benchmarks.md
+	node bin/violin.mjs bench
+
+clean:
+	rm -rf dist out
