@@ -1,0 +1,53 @@
+// The contract between the transaction controller and the snapshot-host agent
+// (one per node, DaemonSet in a cluster, one process per lab node in the lab).
+// Carried as JSON over HTTP; see docs/agent-api.md.
+
+export interface VmRef {
+  namespace: string;
+  name: string;
+}
+
+export interface CaptureRequest {
+  snapshotId: string;
+  vm: VmRef;
+  /** Where the store keeps this snapshot's bundle (a storage location URL, e.g. file:///var/lib/violin/bundles). */
+  storageLocation: string;
+}
+
+export interface CaptureResult {
+  /** RFC 3339, with milliseconds: start of the capture (live pre-copy to file). */
+  startedAt: string;
+  /** RFC 3339, with milliseconds: T_i, the end of the stop-and-copy (the VM runs again). */
+  completedAt: string;
+  downtimeMs: number;
+  imageBytes: number;
+  /** `sha256:<hex>` of the image as stored. */
+  digest: string;
+  /** Path of the image inside the bundle. */
+  image: string;
+}
+
+export interface LoadRequest {
+  restoreId: string;
+  vm: VmRef;
+  storageLocation: string;
+  /** Bundle-relative image path and its expected digest (checked before loading). */
+  image: string;
+  digest: string;
+}
+
+export interface SnapshotAgent {
+  /** Capture the VM's full state live; resolves at T_i with what was written. */
+  capture(req: CaptureRequest): Promise<CaptureResult>;
+  /** Remove a capture's image (abort). Idempotent. */
+  discard(snapshotId: string, vm: VmRef, storageLocation: string): Promise<void>;
+  /** Load a VM from its image, paused. */
+  load(req: LoadRequest): Promise<{ loadedAt: string }>;
+  /** Resume a loaded VM; returns when it runs. */
+  resume(restoreId: string, vm: VmRef): Promise<{ resumedAt: string }>;
+}
+
+/** Finds the agent serving a node (the lab: a local port per node; a cluster: the DaemonSet pod on that node). */
+export interface AgentDirectory {
+  forNode(nodeName: string): Promise<SnapshotAgent>;
+}
