@@ -10,7 +10,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=hack/versions.env
+# shellcheck source=SCRIPTDIR/versions.env
 source "$here/versions.env"
 cache=${VIOLIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kubevirt-violin}
 mkdir -p "$cache/bin" "$cache/src"
