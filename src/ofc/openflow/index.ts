@@ -1,0 +1,6 @@
+// The OpenFlow 1.3 codec: message types, encode/decode, stream framing, and
+// ovs-ofctl formatting of matches and actions.
+export * from './types.js';
+export { encodeMessage, decodeMessage } from './codec.js';
+export { MessageFramer } from './framer.js';
+export { formatMatch, formatActions } from './format.js';
