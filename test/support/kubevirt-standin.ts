@@ -6,13 +6,8 @@
 // VMI's status.migrationState and status.nodeName the way KubeVirt does, with
 // KubeVirt's field names. No VM actually moves; the lab (real QEMU) does that.
 // Tests script failures per VMI: a migration that fails, or one that hangs.
-import {
-  CoreV1Api,
-  CustomObjectsApi,
-  KubeConfig,
-  PatchStrategy,
-  setHeaderOptions,
-} from '@kubernetes/client-node';
+import type { CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 
 import { KubeVirtClient, isNotFound } from '../../src/kubevirt/client.js';
 import {
