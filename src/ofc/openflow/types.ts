@@ -170,8 +170,9 @@ export interface RegisterMatch {
 export interface RawOxmField {
   oxmClass: number;
   field: number;
-  value: Buffer;
-  mask?: Buffer;
+  hasMask: boolean;
+  /** Everything after the 4-byte OXM header (experimenter id, value, mask). */
+  payload: Buffer;
 }
 
 /**
