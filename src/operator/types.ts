@@ -59,6 +59,8 @@ export interface InformerOptions {
 export interface Result {
   /** Reconcile this key again after this many ms (polling an external process). */
   requeueAfterMs?: number;
+  /** Reconcile again after the key's backoff without counting an error (controller-runtime's Requeue). */
+  requeue?: boolean;
 }
 
 /** Per-reconcile context: a logger carrying controller/key/reconcileID fields. */
