@@ -1,0 +1,289 @@
+// A real kube-apiserver and etcd on loopback, for integration tests, the lab
+// and people poking with kubectl (`violin dev apiserver`). The same binaries a
+// cluster runs, built from their Go modules by hack/ (see binaries.ts); only
+// the controllers of kube-controller-manager are absent: nothing garbage-collects
+// or finishes deleting namespaces here.
+import type { KubeConfig, V1CustomResourceDefinition } from '@kubernetes/client-node';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { request } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ensureBinaries } from './binaries.js';
+import { installCrds, readCrdManifests } from './crds.js';
+import { ADMIN_USER, writeControlPlaneCredentials, type ControlPlaneCredentials } from './credentials.js';
+import { freeLoopbackPort } from './free-port.js';
+import {
+  kubeconfigForServiceAccount,
+  tokenKubeConfig,
+  type ServiceAccountTokenOptions,
+} from './kubeconfig.js';
+import { ManagedProcess } from './managed-process.js';
+import { repoRoot } from './repo.js';
+
+export interface LocalControlPlaneOptions {
+  /**
+   * Working directory (certificates, etcd data, logs, kubeconfig), kept by stop() for inspection; etcd data
+   * in it is wiped at start (every control plane starts empty). Default: a fresh temp dir that stop() removes.
+   */
+  dir?: string;
+  /** Directories whose CRD manifests are installed. Default: crds/ and test/fixtures/crds/ of this repository. */
+  crdDirs?: string[];
+  /** Progress messages (one line each). */
+  log?: (message: string) => void;
+  /** How long to wait for /readyz and for the CRDs. Default: 90 s (a loaded 2-core machine is slow). */
+  readyTimeoutMs?: number;
+}
+
+export interface LocalControlPlane {
+  /** https://127.0.0.1:<port> */
+  server: string;
+  dir: string;
+  /** Admin kubeconfig (group system:masters) written to `dir`. */
+  kubeconfigPath: string;
+  kubeConfig: KubeConfig;
+  /** PIDs, for tests that kill the API server on purpose. */
+  pids: { etcd: number | undefined; apiserver: number | undefined };
+  /** Milliseconds from the call to ready with every CRD served. */
+  startupMs: number;
+  /** A kubeconfig acting as an existing ServiceAccount, with a token from the TokenRequest API. */
+  kubeconfigForServiceAccount(
+    namespace: string,
+    name: string,
+    options?: ServiceAccountTokenOptions,
+  ): Promise<KubeConfig>;
+  /** Stops kube-apiserver then etcd (by PID) and removes the temp dir if this call created it. */
+  stop(): Promise<void>;
+}
+
+export function defaultCrdDirs(): string[] {
+  return [join(repoRoot(), 'crds'), join(repoRoot(), 'test', 'fixtures', 'crds')];
+}
+
+// Admission plugins that are on by default but act on objects this project's
+// tests never create (pods, PVCs, ingresses, certificates, quotas). Turning them
+// off trims startup. ServiceAccount goes too: without kube-controller-manager no
+// namespace gets a `default` ServiceAccount, and the plugin would refuse pods.
+const UNUSED_ADMISSION_PLUGINS = [
+  'ServiceAccount',
+  'LimitRanger',
+  'PodSecurity',
+  'Priority',
+  'DefaultTolerationSeconds',
+  'DefaultStorageClass',
+  'StorageObjectInUseProtection',
+  'PersistentVolumeClaimResize',
+  'RuntimeClass',
+  'TaintNodesByCondition',
+  'DefaultIngressClass',
+  'ResourceQuota',
+  'CertificateApproval',
+  'CertificateSigning',
+  'CertificateSubjectRestriction',
+  'ClusterTrustBundleAttest',
+];
+
+const START_ATTEMPTS = 3;
+
+export async function startLocalControlPlane(
+  options: LocalControlPlaneOptions = {},
+): Promise<LocalControlPlane> {
+  const began = Date.now();
+  const log = options.log ?? (() => {});
+  const binaries = await ensureBinaries(['etcd', 'kube-apiserver'], log);
+  const ownsDir = options.dir === undefined;
+  const dir = options.dir ?? (await mkdtemp(join(tmpdir(), 'violin-cp-')));
+  await mkdir(dir, { recursive: true });
+
+  try {
+    // Read the manifests first: a broken one should fail before two processes start.
+    const crds = await readCrdManifests(options.crdDirs ?? defaultCrdDirs());
+    const credentials = await writeControlPlaneCredentials(dir);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await startOnce(dir, ownsDir, credentials, binaries, crds, options, began, log);
+      } catch (err) {
+        // Free ports are picked, then bound by the child: another process may win the race.
+        if (!(err instanceof PortRaceError) || attempt >= START_ATTEMPTS) throw err;
+        log(`a port was taken between picking and binding it; retrying (attempt ${attempt + 1})`);
+      }
+    }
+  } catch (err) {
+    if (ownsDir) await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+class PortRaceError extends Error {}
+
+async function startOnce(
+  dir: string,
+  ownsDir: boolean,
+  credentials: ControlPlaneCredentials,
+  binaries: Record<'etcd' | 'kube-apiserver', string>,
+  crds: V1CustomResourceDefinition[],
+  options: LocalControlPlaneOptions,
+  began: number,
+  log: (message: string) => void,
+): Promise<LocalControlPlane> {
+  const [etcdClientPort, etcdPeerPort, apiserverPort] = await distinctFreePorts(3);
+  const etcdUrl = `http://127.0.0.1:${etcdClientPort}`;
+  const etcdPeerUrl = `http://127.0.0.1:${etcdPeerPort}`;
+  const server = `https://127.0.0.1:${apiserverPort}`;
+  const etcdDataDir = join(dir, 'etcd');
+  // A retry must not inherit a half-initialised member from the failed attempt.
+  await rm(etcdDataDir, { recursive: true, force: true });
+
+  log(`starting etcd on ${etcdUrl}`);
+  const etcd = new ManagedProcess(
+    'etcd',
+    binaries.etcd,
+    [
+      '--name=violin',
+      `--data-dir=${etcdDataDir}`,
+      `--listen-client-urls=${etcdUrl}`,
+      `--advertise-client-urls=${etcdUrl}`,
+      `--listen-peer-urls=${etcdPeerUrl}`,
+      `--initial-advertise-peer-urls=${etcdPeerUrl}`,
+      `--initial-cluster=violin=${etcdPeerUrl}`,
+      // Throwaway data: durability buys nothing and fsync dominates write latency.
+      '--unsafe-no-fsync',
+      '--log-level=warn',
+    ],
+    join(dir, 'etcd.log'),
+  );
+  // kube-apiserver retries its etcd connection, so both start at once.
+  log(`starting kube-apiserver on ${server}`);
+  const apiserver = new ManagedProcess(
+    'kube-apiserver',
+    binaries['kube-apiserver'],
+    [
+      `--etcd-servers=${etcdUrl}`,
+      '--bind-address=127.0.0.1',
+      '--advertise-address=127.0.0.1',
+      `--secure-port=${apiserverPort}`,
+      `--cert-dir=${join(dir, 'generated-certs')}`,
+      `--tls-cert-file=${credentials.servingCertPath}`,
+      `--tls-private-key-file=${credentials.servingKeyPath}`,
+      `--token-auth-file=${credentials.tokenFilePath}`,
+      '--authorization-mode=RBAC',
+      '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
+      `--service-account-key-file=${credentials.serviceAccountPublicKeyPath}`,
+      `--service-account-signing-key-file=${credentials.serviceAccountPrivateKeyPath}`,
+      '--service-cluster-ip-range=10.96.0.0/16',
+      // No kubelets, no Service endpoints to keep: skip the reconciler and its leases.
+      '--endpoint-reconciler-type=none',
+      '--enable-priority-and-fairness=false',
+      '--profiling=false',
+      `--disable-admission-plugins=${UNUSED_ADMISSION_PLUGINS.join(',')}`,
+    ],
+    join(dir, 'kube-apiserver.log'),
+  );
+  const processes = [apiserver, etcd];
+  const killOnExit = (): void => processes.forEach((p) => p.killNow());
+  process.on('exit', killOnExit);
+
+  let stopped: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopped ??= (async () => {
+      await apiserver.stop();
+      await etcd.stop();
+      process.off('exit', killOnExit);
+      if (ownsDir) await rm(dir, { recursive: true, force: true });
+    })();
+    return stopped;
+  };
+
+  const readyTimeoutMs = options.readyTimeoutMs ?? 90_000;
+  try {
+    await waitForReadyz(server, credentials, apiserver, etcd, readyTimeoutMs);
+    const kubeConfig = tokenKubeConfig(
+      server,
+      credentials.servingCertPem,
+      ADMIN_USER,
+      credentials.adminToken,
+    );
+    const kubeconfigPath = join(dir, 'kubeconfig');
+    await writeFile(kubeconfigPath, kubeConfig.exportConfig(), { mode: 0o600 });
+
+    log(`installing ${crds.length} CRDs`);
+    await installCrds(kubeConfig, crds, readyTimeoutMs);
+
+    const startupMs = Date.now() - began;
+    log(`control plane ready in ${startupMs} ms`);
+    return {
+      server,
+      dir,
+      kubeconfigPath,
+      kubeConfig,
+      pids: { etcd: etcd.pid, apiserver: apiserver.pid },
+      startupMs,
+      kubeconfigForServiceAccount: (namespace, name, tokenOptions) =>
+        kubeconfigForServiceAccount(kubeConfig, namespace, name, tokenOptions),
+      stop,
+    };
+  } catch (err) {
+    const apiserverTail = await apiserver.logTail();
+    const etcdTail = await etcd.logTail(15);
+    // Stop the processes but keep the logs until the error is built.
+    await apiserver.stop();
+    await etcd.stop();
+    process.off('exit', killOnExit);
+    if (/address already in use/.test(apiserverTail + etcdTail)) {
+      throw new PortRaceError(`port taken: ${String(err)}`, { cause: err });
+    }
+    throw new Error(
+      `local control plane did not start: ${(err as Error).message}\n` +
+        `--- kube-apiserver log (tail of ${apiserver.logPath}) ---\n${apiserverTail}\n` +
+        `--- etcd log (tail of ${etcd.logPath}) ---\n${etcdTail}`,
+      { cause: err },
+    );
+  }
+}
+
+async function distinctFreePorts(count: number): Promise<number[]> {
+  const ports = new Set<number>();
+  while (ports.size < count) ports.add(await freeLoopbackPort());
+  return [...ports];
+}
+
+async function waitForReadyz(
+  server: string,
+  credentials: ControlPlaneCredentials,
+  apiserver: ManagedProcess,
+  etcd: ManagedProcess,
+  timeoutMs: number,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = 'no answer yet';
+  while (Date.now() < deadline) {
+    if (!apiserver.running) throw new Error('kube-apiserver exited during startup');
+    if (!etcd.running) throw new Error('etcd exited during startup');
+    last = await getReadyz(server, credentials).catch((err: Error) => err.message);
+    if (last === 'ok') return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`kube-apiserver was not ready within ${timeoutMs} ms (last /readyz: ${last})`);
+}
+
+function getReadyz(server: string, credentials: ControlPlaneCredentials): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      `${server}/readyz`,
+      {
+        ca: credentials.servingCertPem,
+        headers: { authorization: `Bearer ${credentials.adminToken}` },
+        timeout: 2000,
+      },
+      (res) => {
+        let body = '';
+        res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+        res.on('end', () =>
+          resolve(res.statusCode === 200 ? 'ok' : `HTTP ${res.statusCode}: ${body.slice(0, 500)}`),
+        );
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end();
+  });
+}
