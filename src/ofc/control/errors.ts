@@ -1,0 +1,34 @@
+// Errors of the control API, with the HTTP status they travel as. The engine
+// throws them, the server sends them as `{ error: { code, message } }`, and
+// the client turns them back into the same class, so the transaction
+// controller can tell "retry later" (503) from "you asked for nonsense" (4xx).
+
+export type OfcErrorCode =
+  'BadRequest' | 'NotFound' | 'Conflict' | 'BridgeUnavailable' | 'SwitchError' | 'NotImplemented';
+
+const statusOf: Record<OfcErrorCode, number> = {
+  BadRequest: 400,
+  NotFound: 404,
+  Conflict: 409,
+  BridgeUnavailable: 503,
+  SwitchError: 502,
+  NotImplemented: 501,
+};
+
+export class OfcError extends Error {
+  override readonly name = 'OfcError';
+  readonly status: number;
+
+  constructor(
+    readonly code: OfcErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.status = statusOf[code];
+  }
+
+  static fromStatus(status: number, message: string): OfcError {
+    const code = (Object.keys(statusOf) as OfcErrorCode[]).find((c) => statusOf[c] === status);
+    return new OfcError(code ?? 'SwitchError', message);
+  }
+}

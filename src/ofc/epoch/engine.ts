@@ -1,0 +1,636 @@
+// The epoch engine: the OFC's side of the snapshot protocol (DESIGN section 5,
+// steps 2, 4 and 5). It keeps, per armed snapshot, every VM's epoch and the
+// Type-3 frames held for it; the rules a bridge should carry are computed from
+// that state alone (desiredRules), which is what makes a reconnecting switch's
+// resync exact.
+//
+// Ordering of re-injected frames (the one subtle part). Held frames for a
+// receiver R must reach R before any newer frame from the same sender. On
+// advance(R):
+//   1. R's queue switches to pass-through: held frames go out as PACKET_OUT
+//      (output:NORMAL, the original ingress port) in arrival order, and frames
+//      that still hit the hold flow meanwhile are sent straight after them, in
+//      the order the switch reported them. R's hold rule stays in place, so
+//      no frame can bypass the queue yet.
+//   2. Only then are R's tags flipped to post. The PACKET_OUTs precede the
+//      flip's flow-mods on each bridge's connection, and a switch handles one
+//      connection's messages in order, so every re-injected frame is in the
+//      datapath before the first frame that is forwarded directly.
+// The one window left: a frame that matched the hold flow just before the
+// flip, whose PACKET_IN the switch had not yet sent when the barrier reply
+// came. It is re-injected on arrival, possibly behind a direct frame. In OVS
+// that window is one main-loop iteration; the datapath buffer tier (which
+// replays inside the switch) is the way to close it.
+import type { Logger } from 'pino';
+
+import { OfcError } from '../control/errors.js';
+import type {
+  AdvanceResult,
+  ArmRequest,
+  ArmResult,
+  BridgeInfo,
+  Epoch,
+  FinishResult,
+  NetworkCounters,
+  OfcControl,
+  RecordedPacket,
+  SavedFlow,
+  SnapshotNetworkStatus,
+} from '../control/types.js';
+import { validateArmRequest, validateChannelState, validateSavedFlows } from '../control/validate.js';
+import { HeldPackets } from '../buffer/held-packets.js';
+import type { HeldPacket } from '../buffer/held-packets.js';
+import type { OfcMetrics } from '../metrics.js';
+import type { FlowChange, FlowRule } from '../switch/flow-rule.js';
+import { ruleKey } from '../switch/flow-rule.js';
+import type { BridgeHandle, FabricObserver, PacketIn, SwitchFabric } from '../switch/fabric.js';
+import {
+  COOKIE_PREFIX,
+  COOKIE_PREFIX_MASK,
+  FlowRole,
+  MAX_SLOT,
+  SLOT_COOKIE_MASK,
+  cookieFor,
+  decisionRules,
+  parseCookie,
+  receiverTagRule,
+  senderTagRule,
+  sharedRules,
+} from './pipeline.js';
+
+export interface EpochEngineOptions {
+  logger: Logger;
+  metrics?: OfcMetrics;
+  /** How long an operation waits for a disconnected bridge to come back before failing. */
+  bridgeWaitMs?: number;
+}
+
+interface LocalCounters {
+  type2Recorded: number;
+  type3Buffered: number;
+  type3Reinjected: number;
+  /** Held frames that could not be re-injected because their bridge was gone. */
+  lost: number;
+}
+
+class ArmedSnapshot {
+  state: SnapshotNetworkStatus['state'] = 'Armed';
+  abortReason?: string;
+  readonly epochs = new Map<string, Epoch>();
+  readonly confirmedAt = new Map<string, string>();
+  readonly vmByMac = new Map<string, string>();
+  readonly held: HeldPackets;
+  /** Receivers whose frames pass straight through: advancing or advanced. */
+  readonly passThrough = new Set<string>();
+  readonly local: LocalCounters = { type2Recorded: 0, type3Buffered: 0, type3Reinjected: 0, lost: 0 };
+  readonly channelState: RecordedPacket[] = [];
+  recordedBytes = 0;
+  finalCounters?: NetworkCounters;
+  finishResult?: FinishResult;
+  /** Serialises advance, finish and abort of this snapshot. */
+  private tail: Promise<unknown> = Promise.resolve();
+  /** Settles when the pipeline of an aborted snapshot has been removed. */
+  teardown?: Promise<void>;
+
+  constructor(
+    readonly request: ArmRequest,
+    readonly slot: number,
+    readonly bridges: string[],
+    readonly armedAtMs: number,
+    readonly armResult: ArmResult,
+  ) {
+    this.held = new HeldPackets(request.bufferLimitBytes);
+    for (const vm of request.vms) {
+      this.epochs.set(vm.name, 'Pre');
+      this.vmByMac.set(vm.mac, vm.name);
+    }
+  }
+
+  get installsPipeline(): boolean {
+    return this.state === 'Armed' && this.request.mode !== 'Off';
+  }
+
+  serial<T>(operation: () => Promise<T>): Promise<T> {
+    const run = this.tail.then(operation, operation);
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+}
+
+export class EpochEngine implements OfcControl, FabricObserver {
+  private readonly snapshots = new Map<string, ArmedSnapshot>();
+  private readonly bySlot = new Map<number, ArmedSnapshot>();
+  private nextSlot = 1;
+  private readonly logger: Logger;
+  private readonly bridgeWaitMs: number;
+
+  constructor(
+    private readonly fabric: SwitchFabric,
+    private readonly options: EpochEngineOptions,
+  ) {
+    this.logger = options.logger;
+    this.bridgeWaitMs = options.bridgeWaitMs ?? 10_000;
+    fabric.observe(this);
+  }
+
+  // -------------------------------------------------------------------------
+  // OfcControl
+
+  async bridges(): Promise<BridgeInfo[]> {
+    return this.fabric.bridges();
+  }
+
+  async arm(body: ArmRequest): Promise<ArmResult> {
+    const request = validateArmRequest(body);
+    const existing = this.snapshots.get(request.snapshotId);
+    if (existing) {
+      // The transaction controller may retry an arm whose answer it lost.
+      if (existing.state === 'Armed' && JSON.stringify(existing.request) === JSON.stringify(request)) {
+        return existing.armResult;
+      }
+      throw new OfcError('Conflict', `snapshot ${request.snapshotId} exists already (${existing.state})`);
+    }
+    if (request.mode === 'Buffer' && request.bufferTier === 'datapath') {
+      throw new OfcError(
+        'NotImplemented',
+        "bufferTier 'datapath' is not available in this OFC build; use bufferTier 'controller'",
+      );
+    }
+    for (const other of this.snapshots.values()) {
+      if (other.state !== 'Armed') continue;
+      for (const vm of request.vms) {
+        if (other.epochs.has(vm.name) || other.vmByMac.has(vm.mac)) {
+          throw new OfcError(
+            'Conflict',
+            `VM ${vm.name} (${vm.mac}) is already armed in snapshot ${other.request.snapshotId}`,
+          );
+        }
+      }
+    }
+    const bridges = this.resolveBridges(request);
+    const started = performance.now();
+    const slot = this.allocateSlot();
+    const snapshot = new ArmedSnapshot(request, slot, bridges, Date.now(), { armedAt: '', bridges });
+    this.snapshots.set(request.snapshotId, snapshot);
+    this.bySlot.set(slot, snapshot);
+    if (request.mode !== 'Off') {
+      try {
+        await Promise.all(
+          bridges.map(async (name) => {
+            const bridge = await this.readyBridge(name);
+            await bridge.apply(this.snapshotRules(snapshot).map((rule) => ({ op: 'add', rule })));
+          }),
+        );
+      } catch (error) {
+        const reason = `arming failed: ${(error as Error).message}`;
+        this.beginAbort(snapshot, reason);
+        await snapshot.teardown;
+        throw error instanceof OfcError ? error : new OfcError('SwitchError', reason);
+      }
+    }
+    snapshot.armResult.armedAt = new Date().toISOString();
+    this.options.metrics?.armSeconds.observe((performance.now() - started) / 1000);
+    this.logger.info({ snapshot: request.snapshotId, slot, mode: request.mode, bridges }, 'snapshot armed');
+    return snapshot.armResult;
+  }
+
+  async advance(snapshotId: string, vm: string): Promise<AdvanceResult> {
+    const snapshot = this.find(snapshotId);
+    return snapshot.serial(async () => {
+      if (snapshot.state !== 'Armed') {
+        throw new OfcError(
+          'Conflict',
+          `snapshot ${snapshotId} is ${snapshot.state}${reasonSuffix(snapshot)}`,
+        );
+      }
+      const epoch = snapshot.epochs.get(vm);
+      if (epoch === undefined)
+        throw new OfcError('NotFound', `VM ${vm} is not armed in snapshot ${snapshotId}`);
+      if (epoch === 'Post') {
+        return { vm, epoch, confirmedAt: snapshot.confirmedAt.get(vm) ?? '', reinjected: 0 };
+      }
+      const started = performance.now();
+      const before = snapshot.local.type3Reinjected;
+      // Step 1 of the ordering argument at the top of this file.
+      snapshot.passThrough.add(vm);
+      for (const packet of snapshot.held.take(vm)) this.reinject(snapshot, packet);
+      const reinjected = snapshot.local.type3Reinjected - before;
+      // Step 2: flip the tags. The state changes first, so a bridge that
+      // reconnects meanwhile is resynced to the new epoch.
+      snapshot.epochs.set(vm, 'Post');
+      if (snapshot.request.mode !== 'Off') {
+        const mac = this.macOf(snapshot, vm);
+        const changes: FlowChange[] = [
+          { op: 'add', rule: senderTagRule(snapshot.slot, mac, true) },
+          { op: 'add', rule: receiverTagRule(snapshot.slot, mac, true) },
+        ];
+        await this.applyEverywhere(snapshot, changes);
+      }
+      const confirmedAt = new Date().toISOString();
+      snapshot.confirmedAt.set(vm, confirmedAt);
+      this.options.metrics?.epochAdvanceSeconds.observe((performance.now() - started) / 1000);
+      this.logger.info({ snapshot: snapshotId, vm, reinjected }, 'epoch advanced');
+      return { vm, epoch: 'Post', confirmedAt, reinjected };
+    });
+  }
+
+  async status(snapshotId: string): Promise<SnapshotNetworkStatus> {
+    const snapshot = this.find(snapshotId);
+    const status: SnapshotNetworkStatus = {
+      snapshotId,
+      mode: snapshot.request.mode,
+      state: snapshot.state,
+      epochs: Object.fromEntries(snapshot.epochs),
+      counters: await this.counters(snapshot),
+    };
+    if (snapshot.abortReason !== undefined) status.abortReason = snapshot.abortReason;
+    return status;
+  }
+
+  async finish(snapshotId: string): Promise<FinishResult> {
+    const snapshot = this.find(snapshotId);
+    return snapshot.serial(async () => {
+      if (snapshot.finishResult) return snapshot.finishResult;
+      if (snapshot.state === 'Aborted') {
+        throw new OfcError('Conflict', `snapshot ${snapshotId} was aborted${reasonSuffix(snapshot)}`);
+      }
+      const pre = [...snapshot.epochs].filter(([, epoch]) => epoch !== 'Post').map(([vm]) => vm);
+      if (pre.length > 0) {
+        throw new OfcError(
+          'Conflict',
+          `cannot finish ${snapshotId}: not post-snapshot yet: ${pre.join(', ')}`,
+        );
+      }
+      const counters = await this.counters(snapshot);
+      const flows = await this.saveFlows(snapshot);
+      snapshot.finalCounters = counters;
+      snapshot.state = 'Finished';
+      await this.removePipeline(snapshot);
+      snapshot.finishResult = { counters, channelState: snapshot.channelState, flows };
+      this.logger.info({ snapshot: snapshotId, counters }, 'snapshot finished');
+      return snapshot.finishResult;
+    });
+  }
+
+  async abort(snapshotId: string, reason: string): Promise<NetworkCounters> {
+    const snapshot = this.find(snapshotId);
+    if (typeof reason !== 'string' || reason.length === 0) {
+      throw new OfcError('BadRequest', 'reason must be a non-empty string');
+    }
+    this.beginAbort(snapshot, reason);
+    await snapshot.teardown;
+    return snapshot.finalCounters ?? (await this.counters(snapshot));
+  }
+
+  async restoreNetwork(flowsBody: SavedFlow[], channelStateBody: RecordedPacket[]): Promise<void> {
+    const flows = validateSavedFlows(flowsBody);
+    const channelState = validateChannelState(channelStateBody);
+    const byBridge = new Map<string, SavedFlow[]>();
+    for (const flow of flows) byBridge.set(flow.bridge, [...(byBridge.get(flow.bridge) ?? []), flow]);
+    await Promise.all(
+      [...byBridge].map(async ([name, bridgeFlows]) =>
+        (await this.readyBridge(name)).installFlows(bridgeFlows),
+      ),
+    );
+    if (channelState.length === 0) return;
+    // Recorded frames are replayed once, through NORMAL on one bridge of the
+    // restore: the fabric carries each to its receiver's MAC wherever that VM
+    // now runs. They go out in recording order.
+    const [first] = byBridge.size > 0 ? [...byBridge.keys()] : this.connectedBridgeNames();
+    if (first === undefined)
+      throw new OfcError('BridgeUnavailable', 'no bridge is connected to replay channel state');
+    const bridge = await this.readyBridge(first);
+    const ordered = [...channelState].sort((a, b) => a.atMs - b.atMs);
+    for (const packet of ordered) bridge.packetOut('controller', Buffer.from(packet.frame, 'base64'));
+  }
+
+  // -------------------------------------------------------------------------
+  // FabricObserver
+
+  async bridgeConnected(bridge: BridgeHandle): Promise<void> {
+    const desired = this.desiredRules(bridge.name);
+    // Delete everything violin ever set on this bridge and reinstall what it
+    // should carry now: the switch may have kept stale flows (fail mode
+    // secure) or lost them (restart).
+    const changes: FlowChange[] = [
+      { op: 'deleteByCookie', cookie: COOKIE_PREFIX, mask: COOKIE_PREFIX_MASK },
+      ...desired.map((rule): FlowChange => ({ op: 'add', rule })),
+    ];
+    await bridge.apply(changes);
+    this.logger.info({ bridge: bridge.name, rules: desired.length }, 'bridge resynced');
+  }
+
+  bridgeDisconnected(name: string): void {
+    const armed = [...this.snapshots.values()].filter((s) => s.state === 'Armed' && s.bridges.includes(name));
+    if (armed.length > 0) {
+      this.logger.warn(
+        { bridge: name, snapshots: armed.map((s) => s.request.snapshotId) },
+        'bridge of an armed snapshot disconnected; its rules are resynced when it returns',
+      );
+    }
+  }
+
+  packetIn(packet: PacketIn): void {
+    const owner = parseCookie(packet.cookie);
+    const snapshot = owner && this.bySlot.get(owner.slot);
+    if (!owner || !snapshot) {
+      this.logger.debug({ bridge: packet.bridge, cookie: packet.cookie.toString(16) }, 'packet-in not ours');
+      return;
+    }
+    if (packet.frame.length < 14) {
+      this.logger.warn(
+        { bridge: packet.bridge, length: packet.frame.length },
+        'packet-in shorter than Ethernet',
+      );
+      return;
+    }
+    const dst = formatMac(packet.frame.subarray(0, 6));
+    const src = formatMac(packet.frame.subarray(6, 12));
+    if (owner.role === FlowRole.Hold) {
+      this.options.metrics?.packetIns.inc({ role: 'hold' });
+      this.holdOrPass(snapshot, snapshot.vmByMac.get(dst) ?? dst, {
+        bridge: packet.bridge,
+        inPort: packet.inPort,
+        frame: packet.frame,
+      });
+    } else if (owner.role === FlowRole.Record) {
+      this.options.metrics?.packetIns.inc({ role: 'record' });
+      this.record(snapshot, src, dst, packet.frame);
+    }
+  }
+
+  // -------------------------------------------------------------------------
+  // Process lifecycle
+
+  /** SIGTERM: abort every armed snapshot (releasing its frames) and wait for the pipelines to go. */
+  async shutdown(reason: string): Promise<void> {
+    const armed = [...this.snapshots.values()].filter((s) => s.state === 'Armed');
+    for (const snapshot of armed) this.beginAbort(snapshot, reason);
+    await Promise.all(armed.map((s) => s.teardown));
+  }
+
+  heldPackets(): number {
+    return this.sum((s) => s.held.count);
+  }
+
+  heldBytes(): number {
+    return this.sum((s) => s.held.bytes);
+  }
+
+  armedSnapshots(): number {
+    return [...this.snapshots.values()].filter((s) => s.state === 'Armed').length;
+  }
+
+  // -------------------------------------------------------------------------
+  // Internals
+
+  private holdOrPass(snapshot: ArmedSnapshot, receiver: string, packet: HeldPacket): void {
+    snapshot.local.type3Buffered += 1;
+    if (snapshot.state !== 'Armed' || snapshot.passThrough.has(receiver)) {
+      this.reinject(snapshot, packet);
+      return;
+    }
+    if (!snapshot.held.hold(receiver, packet)) {
+      this.beginAbort(snapshot, `buffer limit of ${snapshot.request.bufferLimitBytes} bytes reached`);
+    }
+  }
+
+  private record(snapshot: ArmedSnapshot, src: string, dst: string, frame: Buffer): void {
+    if (snapshot.state !== 'Armed') return;
+    snapshot.local.type2Recorded += 1;
+    snapshot.recordedBytes += frame.length;
+    snapshot.channelState.push({
+      atMs: Date.now() - snapshot.armedAtMs,
+      from: snapshot.vmByMac.get(src) ?? src,
+      to: snapshot.vmByMac.get(dst) ?? dst,
+      frame: frame.toString('base64'),
+    });
+    if (snapshot.recordedBytes > snapshot.request.bufferLimitBytes) {
+      this.beginAbort(
+        snapshot,
+        `recorded channel state exceeds the buffer limit of ${snapshot.request.bufferLimitBytes} bytes`,
+      );
+    }
+  }
+
+  private reinject(snapshot: ArmedSnapshot, packet: HeldPacket): void {
+    const bridge = this.fabric.bridge(packet.bridge);
+    if (!bridge) {
+      snapshot.local.lost += 1;
+      this.logger.error(
+        { snapshot: snapshot.request.snapshotId, bridge: packet.bridge },
+        'held frame lost: its bridge is not connected (counted as dropped)',
+      );
+      return;
+    }
+    bridge.packetOut(packet.inPort, packet.frame);
+    snapshot.local.type3Reinjected += 1;
+  }
+
+  /**
+   * Aborts at once (synchronously): frames held are released and later ones
+   * pass straight through, so memory stops growing even while an advance
+   * holds the snapshot's lock; the pipeline is then removed in order behind it.
+   */
+  private beginAbort(snapshot: ArmedSnapshot, reason: string): void {
+    if (snapshot.state !== 'Armed') return;
+    snapshot.state = 'Aborted';
+    snapshot.abortReason = reason;
+    this.options.metrics?.snapshotsAborted.inc();
+    this.logger.warn({ snapshot: snapshot.request.snapshotId, reason }, 'snapshot aborted');
+    for (const receiver of snapshot.held.receivers()) {
+      for (const packet of snapshot.held.take(receiver)) this.reinject(snapshot, packet);
+    }
+    snapshot.teardown = snapshot.serial(async () => {
+      snapshot.finalCounters = await this.counters(snapshot);
+      await this.removePipeline(snapshot);
+    });
+  }
+
+  private async removePipeline(snapshot: ArmedSnapshot): Promise<void> {
+    if (snapshot.request.mode === 'Off') return;
+    await Promise.all(
+      snapshot.bridges.map(async (name) => {
+        const bridge = this.fabric.bridge(name);
+        // A disconnected bridge is cleaned by its resync when it returns.
+        if (!bridge) return;
+        const changes: FlowChange[] = [
+          { op: 'deleteByCookie', cookie: cookieFor(snapshot.slot, FlowRole.Tag), mask: SLOT_COOKIE_MASK },
+        ];
+        if (!this.bridgeInUse(name)) {
+          changes.push({ op: 'deleteByCookie', cookie: cookieFor(0, FlowRole.Tag), mask: SLOT_COOKIE_MASK });
+        }
+        try {
+          await bridge.apply(changes);
+        } catch (error) {
+          this.logger.error(
+            { bridge: name, error: (error as Error).message },
+            'removing the pipeline failed',
+          );
+        }
+      }),
+    );
+  }
+
+  private bridgeInUse(name: string): boolean {
+    return [...this.snapshots.values()].some((s) => s.installsPipeline && s.bridges.includes(name));
+  }
+
+  /** Everything violin should have on a bridge right now. */
+  private desiredRules(name: string): FlowRule[] {
+    const rules = new Map<string, FlowRule>();
+    for (const snapshot of this.snapshots.values()) {
+      if (!snapshot.installsPipeline || !snapshot.bridges.includes(name)) continue;
+      for (const rule of this.snapshotRules(snapshot)) rules.set(ruleKey(rule), rule);
+    }
+    return [...rules.values()];
+  }
+
+  private snapshotRules(snapshot: ArmedSnapshot): FlowRule[] {
+    const { slot, request } = snapshot;
+    const rules = [...sharedRules(), ...decisionRules(slot, request.mode, request.recordChannelState)];
+    for (const vm of request.vms) {
+      const post = snapshot.epochs.get(vm.name) === 'Post';
+      // Tagged by source MAC on every bridge, not by ingress port: the VM
+      // live-migrates to a snapshot host during the snapshot, and its MAC is
+      // what moves with it.
+      rules.push(senderTagRule(slot, vm.mac, post), receiverTagRule(slot, vm.mac, post));
+    }
+    return rules;
+  }
+
+  private async applyEverywhere(snapshot: ArmedSnapshot, changes: FlowChange[]): Promise<void> {
+    await Promise.all(
+      snapshot.bridges.map(async (name) => {
+        const bridge = await this.readyBridge(name);
+        try {
+          await bridge.apply(changes);
+        } catch (error) {
+          // A bridge lost mid-batch is resynced from the (already updated)
+          // state when it reconnects; waiting for that is confirmation enough.
+          if (this.fabric.bridge(name) === bridge) throw error;
+          await this.readyBridge(name);
+        }
+      }),
+    );
+  }
+
+  private async readyBridge(name: string): Promise<BridgeHandle> {
+    const bridge = this.fabric.bridge(name);
+    if (bridge) return bridge;
+    try {
+      return await this.fabric.waitForBridge(name, this.bridgeWaitMs);
+    } catch {
+      throw new OfcError(
+        'BridgeUnavailable',
+        `bridge ${name} is not connected to the OFC (waited ${this.bridgeWaitMs} ms)`,
+      );
+    }
+  }
+
+  private resolveBridges(request: ArmRequest): string[] {
+    if (request.bridges && request.bridges.length > 0) {
+      const known = new Set(this.connectedBridgeNames());
+      const missing = request.bridges.filter((b) => !known.has(b));
+      if (missing.length > 0 && request.mode !== 'Off') {
+        throw new OfcError('BridgeUnavailable', `bridges not connected to the OFC: ${missing.join(', ')}`);
+      }
+      return [...new Set(request.bridges)];
+    }
+    const all = this.connectedBridgeNames();
+    if (all.length === 0 && request.mode !== 'Off') {
+      throw new OfcError('BridgeUnavailable', 'no bridge is connected to the OFC');
+    }
+    return all;
+  }
+
+  private connectedBridgeNames(): string[] {
+    return this.fabric
+      .bridges()
+      .filter((b) => b.connected)
+      .map((b) => b.name);
+  }
+
+  private async counters(snapshot: ArmedSnapshot): Promise<NetworkCounters> {
+    if (snapshot.finalCounters) return snapshot.finalCounters;
+    let type1 = 0;
+    let droppedByFlows = 0;
+    if (snapshot.request.mode !== 'Off') {
+      const perBridge = await Promise.all(
+        snapshot.bridges.map(async (name) => {
+          const bridge = this.fabric.bridge(name);
+          if (!bridge) return [];
+          try {
+            return await bridge.flowCounters(cookieFor(snapshot.slot, FlowRole.Tag), SLOT_COOKIE_MASK);
+          } catch (error) {
+            this.logger.warn(
+              { bridge: name, error: (error as Error).message },
+              'reading flow counters failed',
+            );
+            return [];
+          }
+        }),
+      );
+      for (const counter of perBridge.flat()) {
+        const role = parseCookie(counter.cookie)?.role;
+        if (role === FlowRole.Type1) type1 += counter.packetCount;
+        if (role === FlowRole.Hold && snapshot.request.mode === 'Drop') droppedByFlows += counter.packetCount;
+      }
+    }
+    return {
+      type1,
+      type2Recorded: snapshot.local.type2Recorded,
+      type3Buffered: snapshot.local.type3Buffered,
+      type3Reinjected: snapshot.local.type3Reinjected,
+      bufferedBytes: snapshot.held.bytes,
+      peakBufferBytes: snapshot.held.peakBytes,
+      dropped: droppedByFlows + snapshot.local.lost,
+    };
+  }
+
+  private async saveFlows(snapshot: ArmedSnapshot): Promise<SavedFlow[]> {
+    const perBridge = await Promise.all(
+      snapshot.bridges.map(async (name) => {
+        const bridge = this.fabric.bridge(name);
+        return bridge ? bridge.dumpFlows(COOKIE_PREFIX, COOKIE_PREFIX_MASK) : [];
+      }),
+    );
+    return perBridge.flat();
+  }
+
+  private find(snapshotId: string): ArmedSnapshot {
+    const snapshot = this.snapshots.get(snapshotId);
+    if (!snapshot) throw new OfcError('NotFound', `unknown snapshot ${snapshotId}`);
+    return snapshot;
+  }
+
+  private macOf(snapshot: ArmedSnapshot, vm: string): string {
+    const armed = snapshot.request.vms.find((v) => v.name === vm);
+    if (!armed)
+      throw new OfcError('NotFound', `VM ${vm} is not armed in snapshot ${snapshot.request.snapshotId}`);
+    return armed.mac;
+  }
+
+  private allocateSlot(): number {
+    for (let tries = 0; tries < MAX_SLOT; tries++) {
+      const slot = this.nextSlot;
+      this.nextSlot = this.nextSlot >= MAX_SLOT ? 1 : this.nextSlot + 1;
+      if (!this.bySlot.has(slot)) return slot;
+    }
+    throw new OfcError('Conflict', 'no free snapshot slot');
+  }
+
+  private sum(of: (snapshot: ArmedSnapshot) => number): number {
+    let total = 0;
+    for (const snapshot of this.snapshots.values()) total += of(snapshot);
+    return total;
+  }
+}
+
+function reasonSuffix(snapshot: ArmedSnapshot): string {
+  return snapshot.abortReason ? `: ${snapshot.abortReason}` : '';
+}
+
+function formatMac(bytes: Buffer): string {
+  return [...bytes].map((b) => b.toString(16).padStart(2, '0')).join(':');
+}
