@@ -1,0 +1,81 @@
+// One interface for every place bundles can live. The writer and reader speak
+// only to this, so a backend is storage and nothing else: hashing, validation
+// and layout stay in one place (bundle-writer.ts, bundle-reader.ts).
+import type { Readable } from 'node:stream';
+import { BundleError } from './errors.js';
+import { FilesystemBackend } from './filesystem-backend.js';
+import { S3Backend } from './s3-backend.js';
+
+export interface StoredBundle {
+  id: string;
+  /** Whether manifest.json exists: a bundle without one is partial by definition. */
+  committed: boolean;
+  /** Last modification of the bundle (its newest file), for retention of partial bundles. */
+  modifiedAt: Date;
+}
+
+export interface StoredFile {
+  size: number;
+  /** False for directories, links and devices, which a bundle never contains. */
+  regular: boolean;
+}
+
+export interface BundleBackend {
+  /** The storage location URL, as given. */
+  readonly location: string;
+  /**
+   * Streams `source` into the bundle's file `path`: durable (fsync) and visible
+   * under its name only once complete (written aside, then renamed). Resolves to
+   * the number of bytes written. An existing file of that name is replaced.
+   */
+  putStream(bundleId: string, path: string, source: AsyncIterable<Uint8Array>): Promise<number>;
+  /**
+   * Writes a small file durably and atomically. With `exclusive`, fails with
+   * `Conflict` instead of replacing an existing file: that is how a manifest is
+   * committed exactly once.
+   */
+  putBytes(bundleId: string, path: string, data: Uint8Array, options: { exclusive: boolean }): Promise<void>;
+  /** The file's bytes as a stream; `NotFound` when it does not exist. */
+  openRead(bundleId: string, path: string): Promise<Readable>;
+  /** Reads a whole small file; `NotFound` when missing, `Integrity` when larger than `maxBytes`. */
+  readBytes(bundleId: string, path: string, maxBytes: number): Promise<Buffer>;
+  /** The file's size and whether it is a regular file, or undefined when it does not exist. */
+  stat(bundleId: string, path: string): Promise<StoredFile | undefined>;
+  /** Removes one file; nothing happens when it does not exist. */
+  remove(bundleId: string, path: string): Promise<void>;
+  /** Whether the bundle exists at all, committed or partial. */
+  bundleExists(bundleId: string): Promise<boolean>;
+  list(): Promise<StoredBundle[]>;
+  /** Removes a whole bundle; it disappears at once for readers and listings. Idempotent. */
+  deleteBundle(bundleId: string): Promise<void>;
+  /** A local path to the file when the backend has one (QEMU can load an image from it directly). */
+  localPath(bundleId: string, path: string): string | undefined;
+}
+
+/**
+ * The backend for a storage location URL:
+ *   file:///var/lib/violin/bundles   a directory (hostPath, PVC)
+ *   s3://bucket/prefix               S3-compatible object storage (declared, not implemented yet)
+ */
+export function backendFor(location: string): BundleBackend {
+  let url: URL;
+  try {
+    url = new URL(location);
+  } catch {
+    throw new BundleError(
+      'InvalidLocation',
+      `storage location ${JSON.stringify(location)} is not a URL: use file:///absolute/path or s3://bucket/prefix`,
+    );
+  }
+  switch (url.protocol) {
+    case 'file:':
+      return new FilesystemBackend(location, url);
+    case 's3:':
+      return new S3Backend(location, url);
+    default:
+      throw new BundleError(
+        'InvalidLocation',
+        `storage location ${JSON.stringify(location)} has scheme '${url.protocol.replace(/:$/, '')}': supported are file:// and s3://`,
+      );
+  }
+}

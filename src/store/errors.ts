@@ -1,0 +1,53 @@
+// Every failure of the store is a BundleError: callers (reconcilers, agent, CLI)
+// put `message` into a status condition or an Event as is, so it must name the
+// bundle, the file and the reason in words an operator understands.
+
+export type BundleErrorCode =
+  /** The storage location URL is malformed or uses a scheme this build cannot serve. */
+  | 'InvalidLocation'
+  /** The backend exists in the API but not in this version (s3://). */
+  | 'NotImplemented'
+  /** A bundle id, VM reference or bundle-relative path is not acceptable. */
+  | 'InvalidName'
+  /** The bundle or a file in it does not exist. */
+  | 'NotFound'
+  /** The bundle has no manifest: it was never committed (or its writer died). */
+  | 'Partial'
+  /** manifest.json cannot be parsed or fails validation. */
+  | 'InvalidManifest'
+  /** A file's size or digest differs from what the manifest says. */
+  | 'Integrity'
+  /** The bundle is already committed and cannot be written again. */
+  | 'Conflict';
+
+export class BundleError extends Error {
+  override readonly name = 'BundleError';
+  constructor(
+    readonly code: BundleErrorCode,
+    message: string,
+    /** The bundle-relative file the error is about, when there is one. */
+    readonly file?: string,
+  ) {
+    super(message);
+  }
+}
+
+/** One file that failed verification, and why. */
+export interface IntegrityProblem {
+  file: string;
+  reason: string;
+}
+
+/** verify() found one or more bad files; every one is listed, not only the first. */
+export class BundleIntegrityError extends BundleError {
+  constructor(
+    bundle: string,
+    readonly problems: IntegrityProblem[],
+  ) {
+    super(
+      'Integrity',
+      `bundle '${bundle}' is refused: ${problems.map((p) => `${p.file}: ${p.reason}`).join('; ')}`,
+      problems[0]?.file,
+    );
+  }
+}

@@ -1,0 +1,250 @@
+// Bundles in a directory: a hostPath on the snapshot host, or a PVC.
+//   <root>/<bundle-id>/manifest.json, images/<ns>/<vm>.img, channel-state.json, flows.json
+// Files are written beside their final name as `.<name>.partial-<uuid>`, fsynced
+// and renamed, and the directory is fsynced: a crash leaves either the old state
+// or the complete file, never a torn one under the real name. Dot-files are
+// in-progress work and invisible to readers.
+import { randomUUID } from 'node:crypto';
+import { constants } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import { link, lstat, mkdir, open, readdir, rename, rm, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import type { BundleBackend, StoredBundle, StoredFile } from './backend.js';
+import { BundleError } from './errors.js';
+import { checkBundleId, checkRelativePath, MANIFEST_FILE } from './layout.js';
+
+export class FilesystemBackend implements BundleBackend {
+  readonly root: string;
+
+  constructor(
+    readonly location: string,
+    url: URL,
+  ) {
+    if (url.host || url.search || url.hash) {
+      throw new BundleError(
+        'InvalidLocation',
+        `storage location ${JSON.stringify(location)} must be a plain local path: file:///absolute/path (no host, query or fragment)`,
+      );
+    }
+    const root = fileURLToPath(url).replace(/\/+$/, '');
+    if (root === '')
+      throw new BundleError('InvalidLocation', `storage location ${location} must not be the root directory`);
+    this.root = root;
+  }
+
+  private bundleDir(bundleId: string): string {
+    return join(this.root, checkBundleId(bundleId));
+  }
+
+  private filePath(bundleId: string, path: string): string {
+    return join(this.bundleDir(bundleId), checkRelativePath(path));
+  }
+
+  async putStream(bundleId: string, path: string, source: AsyncIterable<Uint8Array>): Promise<number> {
+    const target = this.filePath(bundleId, path);
+    const { handle, temp } = await this.createTemp(target);
+    let bytes = 0;
+    try {
+      for await (const chunk of source) {
+        if (!(chunk instanceof Uint8Array)) {
+          throw new BundleError(
+            'InvalidName',
+            `the stream for ${path} yielded ${typeof chunk} chunks: it must yield bytes`,
+            path,
+          );
+        }
+        await writeFully(handle, chunk);
+        bytes += chunk.byteLength;
+      }
+      await handle.sync();
+      await handle.close();
+    } catch (err) {
+      await handle.close().catch(() => undefined);
+      await rm(temp, { force: true });
+      throw err;
+    }
+    await rename(temp, target);
+    await this.syncDirectories(dirname(target));
+    return bytes;
+  }
+
+  async putBytes(
+    bundleId: string,
+    path: string,
+    data: Uint8Array,
+    options: { exclusive: boolean },
+  ): Promise<void> {
+    const target = this.filePath(bundleId, path);
+    const { handle, temp } = await this.createTemp(target);
+    try {
+      await writeFully(handle, data);
+      await handle.sync();
+      await handle.close();
+      if (options.exclusive) {
+        // link() never replaces its target: exactly one writer can commit.
+        await link(temp, target).catch((err: NodeJS.ErrnoException) => {
+          if (err.code === 'EEXIST') {
+            throw new BundleError(
+              'Conflict',
+              `bundle '${bundleId}' already has ${path}; it cannot be written twice`,
+              path,
+            );
+          }
+          throw err;
+        });
+        await unlink(temp);
+      } else {
+        await rename(temp, target);
+      }
+    } catch (err) {
+      await handle.close().catch(() => undefined);
+      await rm(temp, { force: true });
+      throw err;
+    }
+    await this.syncDirectories(dirname(target));
+  }
+
+  async openRead(bundleId: string, path: string): Promise<Readable> {
+    const handle = await this.openExisting(bundleId, path);
+    return handle.createReadStream();
+  }
+
+  async readBytes(bundleId: string, path: string, maxBytes: number): Promise<Buffer> {
+    const handle = await this.openExisting(bundleId, path);
+    try {
+      const { size } = await handle.stat();
+      if (size > maxBytes) {
+        throw new BundleError(
+          'Integrity',
+          `${path} is ${size} bytes, more than the ${maxBytes} such a file can have`,
+          path,
+        );
+      }
+      return await handle.readFile();
+    } finally {
+      await handle.close();
+    }
+  }
+
+  async stat(bundleId: string, path: string): Promise<StoredFile | undefined> {
+    try {
+      // lstat: a link is reported as what it is, never followed out of the bundle.
+      const stats = await lstat(this.filePath(bundleId, path));
+      return { size: stats.size, regular: stats.isFile() };
+    } catch (err) {
+      if (isMissing(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async remove(bundleId: string, path: string): Promise<void> {
+    await rm(this.filePath(bundleId, path), { force: true });
+  }
+
+  async bundleExists(bundleId: string): Promise<boolean> {
+    try {
+      return (await lstat(this.bundleDir(bundleId))).isDirectory();
+    } catch (err) {
+      if (isMissing(err)) return false;
+      throw err;
+    }
+  }
+
+  async list(): Promise<StoredBundle[]> {
+    let entries;
+    try {
+      entries = await readdir(this.root, { withFileTypes: true });
+    } catch (err) {
+      if (isMissing(err)) return [];
+      throw err;
+    }
+    const bundles: StoredBundle[] = [];
+    for (const entry of entries) {
+      if (!entry.isDirectory() || entry.name.startsWith('.')) continue;
+      const dir = join(this.root, entry.name);
+      const committed = (await this.stat(entry.name, MANIFEST_FILE)) !== undefined;
+      bundles.push({ id: entry.name, committed, modifiedAt: await newestModification(dir) });
+    }
+    return bundles.sort((a, b) => a.id.localeCompare(b.id));
+  }
+
+  async deleteBundle(bundleId: string): Promise<void> {
+    const dir = this.bundleDir(bundleId);
+    // Renamed away first, so readers never see a half-deleted bundle.
+    const doomed = join(this.root, `.deleting-${bundleId}-${randomUUID()}`);
+    try {
+      await rename(dir, doomed);
+    } catch (err) {
+      if (isMissing(err)) return;
+      throw err;
+    }
+    await this.syncDirectories(this.root);
+    await rm(doomed, { recursive: true, force: true });
+  }
+
+  localPath(bundleId: string, path: string): string {
+    return this.filePath(bundleId, path);
+  }
+
+  private async createTemp(target: string): Promise<{ handle: FileHandle; temp: string }> {
+    await mkdir(dirname(target), { recursive: true });
+    const temp = join(dirname(target), `.${basename(target)}.partial-${randomUUID()}`);
+    return { handle: await open(temp, 'wx', 0o640), temp };
+  }
+
+  private async openExisting(bundleId: string, path: string): Promise<FileHandle> {
+    try {
+      // O_NOFOLLOW: a bundle's files are regular files, never links out of it.
+      return await open(this.filePath(bundleId, path), constants.O_RDONLY | constants.O_NOFOLLOW);
+    } catch (err) {
+      if (isMissing(err)) {
+        throw new BundleError(
+          'NotFound',
+          `${path} does not exist in bundle '${bundleId}' at ${this.location}`,
+          path,
+        );
+      }
+      if ((err as NodeJS.ErrnoException).code === 'ELOOP') {
+        throw new BundleError('Integrity', `${path} is a symbolic link, not a file`, path);
+      }
+      throw err;
+    }
+  }
+
+  /** fsync from `dir` up to the location's parent, so new directories survive a crash too. */
+  private async syncDirectories(dir: string): Promise<void> {
+    const stop = dirname(this.root);
+    for (let current = dir; ; current = dirname(current)) {
+      const handle = await open(current, 'r');
+      try {
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      if (current === stop || current === dirname(current)) return;
+    }
+  }
+}
+
+async function writeFully(handle: FileHandle, data: Uint8Array): Promise<void> {
+  for (let offset = 0; offset < data.byteLength;) {
+    const { bytesWritten } = await handle.write(data, offset, data.byteLength - offset);
+    offset += bytesWritten;
+  }
+}
+
+function isMissing(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
+}
+
+async function newestModification(dir: string): Promise<Date> {
+  let newest = (await lstat(dir)).mtimeMs;
+  for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    const stats = await lstat(join(entry.parentPath, entry.name)).catch(() => undefined);
+    if (stats && stats.mtimeMs > newest) newest = stats.mtimeMs;
+  }
+  return new Date(newest);
+}

@@ -1,0 +1,90 @@
+// Hashing while bytes pass, so that no file is read twice: the writer digests
+// an image as it stores it, the reader as it hands it to QEMU.
+import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { Transform } from 'node:stream';
+import type { BundleBackend } from './backend.js';
+import type { BundleFile } from './manifest.js';
+import { BundleError } from './errors.js';
+
+export interface Digested {
+  size: number;
+  digest: string;
+}
+
+/** Passes `source` through, recording its size and sha256 into `result` when it ends. */
+export async function* digesting(
+  source: AsyncIterable<Uint8Array>,
+  result: Digested,
+): AsyncGenerator<Uint8Array> {
+  const hash = createHash('sha256');
+  let size = 0;
+  for await (const chunk of source) {
+    hash.update(chunk);
+    size += chunk.byteLength;
+    yield chunk;
+  }
+  result.size = size;
+  result.digest = `sha256:${hash.digest('hex')}`;
+}
+
+/** Reads a stream to its end and returns its size and digest. */
+export async function digestOf(source: AsyncIterable<Uint8Array>): Promise<Digested> {
+  const result: Digested = { size: 0, digest: '' };
+  for await (const _ of digesting(source, result)) {
+    // only the digest is wanted
+  }
+  return result;
+}
+
+/** Why a file with `actual` size and digest is not the file the manifest describes, if it is not. */
+export function mismatch(expected: BundleFile, actual: Partial<Digested>): string | undefined {
+  if (actual.size !== undefined && actual.size < expected.size) {
+    return `is truncated: ${actual.size} bytes, the manifest says ${expected.size}`;
+  }
+  if (actual.size !== undefined && actual.size > expected.size) {
+    return `has ${actual.size} bytes, the manifest says ${expected.size}`;
+  }
+  if (actual.digest !== undefined && actual.digest !== expected.digest) {
+    return `is corrupt: its content digests to ${actual.digest}, the manifest says ${expected.digest}`;
+  }
+  return undefined;
+}
+
+/** Why the stored file is not the one described, judging by what its metadata shows (no bytes read). */
+export async function storedFileProblem(
+  backend: BundleBackend,
+  bundleId: string,
+  expected: BundleFile,
+): Promise<string | undefined> {
+  const stored = await backend.stat(bundleId, expected.path);
+  if (stored === undefined) return 'is missing';
+  if (!stored.regular) return 'is not a regular file';
+  return mismatch(expected, { size: stored.size });
+}
+
+/**
+ * `source` passed through unchanged, failing with an Integrity error (before its
+ * end, so the consumer sees the failure) when the bytes are not the file the
+ * manifest describes. A consumer that reached the end without an error has
+ * exactly the bytes that were committed.
+ */
+export function verifying(source: Readable, expected: BundleFile): Readable {
+  const hash = createHash('sha256');
+  let size = 0;
+  const fail = (reason: string) => new BundleError('Integrity', `${expected.path} ${reason}`, expected.path);
+  const check = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      size += chunk.byteLength;
+      if (size > expected.size) return callback(fail(mismatch(expected, { size }) ?? 'is too long'));
+      hash.update(chunk);
+      callback(null, chunk);
+    },
+    flush(callback) {
+      const reason = mismatch(expected, { size, digest: `sha256:${hash.digest('hex')}` });
+      callback(reason ? fail(reason) : null);
+    },
+  });
+  source.on('error', (err) => check.destroy(err));
+  return source.pipe(check);
+}
