@@ -1,0 +1,51 @@
+// The OVSDB component: an RFC 7047 client and a typed view of Open_vSwitch.
+export {
+  OvsdbClient,
+  OvsdbConnectionError,
+  OvsdbRpcError,
+  OvsdbTransactionError,
+  parseRemote,
+} from './client.js';
+export type { Monitor, OvsdbClientOptions } from './client.js';
+export { FramingError, JsonMessageScanner } from './framing.js';
+export {
+  ATTACHED_MAC_KEY,
+  LAB_VM_KEY,
+  OPEN_VSWITCH_DB,
+  OVS_CNI_IFACE_KEY,
+  OVS_CNI_POD_UID_KEY,
+  OpenVswitchDb,
+  attachmentsOf,
+} from './open-vswitch.js';
+export type {
+  AttachmentOwner,
+  BridgeSettings,
+  FailMode,
+  InterfaceInfo,
+  OpenVswitchOptions,
+  PortInfo,
+  VmAttachment,
+} from './open-vswitch.js';
+export type {
+  Condition,
+  MonitorRequest,
+  Mutation,
+  Operation,
+  OperationResult,
+  Row,
+  RowInput,
+  RowUpdate,
+  TableUpdates,
+} from './protocol.js';
+export {
+  NamedUuid,
+  OvsdbValueError,
+  Uuid,
+  asOptional,
+  asSet,
+  asStringMap,
+  asUuids,
+  decodeValue,
+  encodeValue,
+} from './values.js';
+export type { Atom, OvsdbValue, OvsdbValueInput, WireValue } from './values.js';

@@ -1,0 +1,491 @@
+// A typed view of the Open_vSwitch database (ovs-vswitchd.conf.db(5)) for what
+// the operator and the OpenFlow controller need: bridges with their controller
+// targets and fail mode, and which workload sits behind which OpenFlow port.
+//
+// Every write bumps Open_vSwitch.next_cfg in its transaction and, by default,
+// waits until ovs-vswitchd reports the same cur_cfg, as ovs-vsctl does: when a
+// call returns, the switch has applied it (a new port has its ofport, a new
+// controller target is being dialled).
+import type { OvsdbClient } from './client.js';
+import { OvsdbTransactionError } from './client.js';
+import type { Condition, Operation, Row, RowInput, TableUpdates } from './protocol.js';
+import { NamedUuid, asOptional, asStringMap, asUuids } from './values.js';
+import type { Atom } from './values.js';
+
+export const OPEN_VSWITCH_DB = 'Open_vSwitch';
+
+/**
+ * The lab's own marker: Port `external_ids:violin-vm=<namespace/name>`, with the
+ * guest's MAC in Interface `external_ids:attached-mac` (libvirt's key).
+ */
+export const LAB_VM_KEY = 'violin-vm';
+export const ATTACHED_MAC_KEY = 'attached-mac';
+/** ovs-cni's markers on the Port row (pkg/ovsdb in k8snetworkplumbingwg/ovs-cni). */
+export const OVS_CNI_POD_UID_KEY = 'contPodUid';
+export const OVS_CNI_IFACE_KEY = 'contIface';
+
+export type FailMode = 'secure' | 'standalone';
+
+export interface BridgeSettings {
+  /** `netdev` for the userspace datapath; OVS's default (`system`) when absent. */
+  datapathType?: string;
+  failMode?: FailMode;
+  /** Controller targets (`tcp:10.0.0.1:6653`, `unix:/run/ofc.sock`); replaces the bridge's set. */
+  controllers?: string[];
+  /** Allowed OpenFlow versions, e.g. ['OpenFlow13']. */
+  protocols?: string[];
+  /** Merged into the bridge's other_config (e.g. `disable-in-band`, `datapath-id`). */
+  otherConfig?: Record<string, string>;
+}
+
+export interface InterfaceInfo {
+  uuid: string;
+  name: string;
+  type: string;
+  /** Absent until ovs-vswitchd has assigned one; -1 when the interface failed. */
+  ofport?: number;
+  /** The port's own MAC as ovs-vswitchd sees it (for a veth or tap: the host side, not the guest). */
+  macInUse?: string;
+  externalIds: Record<string, string>;
+}
+
+export interface PortInfo {
+  uuid: string;
+  name: string;
+  bridge: string;
+  externalIds: Record<string, string>;
+  interfaces: InterfaceInfo[];
+}
+
+export type AttachmentOwner = { kind: 'vm'; vm: string } | { kind: 'pod'; podUid: string; iface: string };
+
+/** Where a workload plugs into a bridge. */
+export interface VmAttachment {
+  owner: AttachmentOwner;
+  bridge: string;
+  port: string;
+  ifaceName: string;
+  ofport?: number;
+  /**
+   * The workload's MAC when OVSDB records it (the lab's attached-mac). ovs-cni
+   * does not: the caller takes it from the VMI's status.interfaces instead.
+   */
+  mac?: string;
+  macInUse?: string;
+}
+
+export interface OpenVswitchOptions {
+  /** Wait for ovs-vswitchd to apply each write; off for a bare ovsdb-server. Default true. */
+  waitForSwitch?: boolean;
+  /** How long a write may wait for ovs-vswitchd. Default 30 s. */
+  switchTimeoutMs?: number;
+}
+
+/** Rows of the three tables that describe ports, keyed by UUID. */
+interface PortTables {
+  Bridge: Map<string, Row>;
+  Port: Map<string, Row>;
+  Interface: Map<string, Row>;
+}
+
+const PORT_COLUMNS = {
+  Bridge: ['name', 'ports'],
+  Port: ['name', 'interfaces', 'external_ids'],
+  Interface: ['name', 'type', 'ofport', 'mac_in_use', 'external_ids'],
+} as const;
+
+function text(value: Atom | undefined): string | undefined {
+  return typeof value === 'string' ? value : undefined;
+}
+
+function byName(name: string): Condition[] {
+  return [['name', '==', name]];
+}
+
+/** Joins Bridge → Port → Interface rows into PortInfo records, bridges and ports sorted by name. */
+function joinPorts(tables: PortTables): PortInfo[] {
+  const ports: PortInfo[] = [];
+  for (const bridge of tables.Bridge.values()) {
+    for (const portUuid of asUuids(bridge.ports)) {
+      const port = tables.Port.get(portUuid);
+      if (!port) continue; // referenced before the Port row reached us (monitor ordering); next update fills it
+      const interfaces: InterfaceInfo[] = [];
+      for (const ifaceUuid of asUuids(port.interfaces)) {
+        const iface = tables.Interface.get(ifaceUuid);
+        if (!iface) continue;
+        const ofport = asOptional(iface.ofport);
+        const macInUse = text(asOptional(iface.mac_in_use));
+        interfaces.push({
+          uuid: ifaceUuid,
+          name: String(iface.name),
+          type: String(iface.type ?? ''),
+          ...(typeof ofport === 'number' ? { ofport } : {}),
+          ...(macInUse === undefined ? {} : { macInUse }),
+          externalIds: asStringMap(iface.external_ids),
+        });
+      }
+      ports.push({
+        uuid: portUuid,
+        name: String(port.name),
+        bridge: String(bridge.name),
+        externalIds: asStringMap(port.external_ids),
+        interfaces,
+      });
+    }
+  }
+  return ports.sort((a, b) => a.bridge.localeCompare(b.bridge) || a.name.localeCompare(b.name));
+}
+
+/** The attachments that ports with an owner marker describe (lab first, then ovs-cni). */
+export function attachmentsOf(ports: PortInfo[]): VmAttachment[] {
+  const attachments: VmAttachment[] = [];
+  for (const port of ports) {
+    const vm = port.externalIds[LAB_VM_KEY];
+    const podUid = port.externalIds[OVS_CNI_POD_UID_KEY];
+    const podIface = port.externalIds[OVS_CNI_IFACE_KEY];
+    let owner: AttachmentOwner;
+    if (vm) owner = { kind: 'vm', vm };
+    else if (podUid && podIface) owner = { kind: 'pod', podUid, iface: podIface };
+    else continue;
+    for (const iface of port.interfaces) {
+      const mac = iface.externalIds[ATTACHED_MAC_KEY]?.toLowerCase();
+      attachments.push({
+        owner,
+        bridge: port.bridge,
+        port: port.name,
+        ifaceName: iface.name,
+        ...(iface.ofport === undefined ? {} : { ofport: iface.ofport }),
+        ...(mac === undefined ? {} : { mac }),
+        ...(iface.macInUse === undefined ? {} : { macInUse: iface.macInUse }),
+      });
+    }
+  }
+  return attachments;
+}
+
+export class OpenVswitchDb {
+  private readonly waitForSwitch: boolean;
+  private readonly switchTimeoutMs: number;
+
+  constructor(
+    readonly client: OvsdbClient,
+    options: OpenVswitchOptions = {},
+  ) {
+    this.waitForSwitch = options.waitForSwitch ?? true;
+    this.switchTimeoutMs = options.switchTimeoutMs ?? 30_000;
+  }
+
+  /**
+   * Creates the bridge (with its internal port, as ovs-vsctl add-br does) or
+   * brings an existing one to the given settings. Fields left out are not
+   * touched on an existing bridge.
+   */
+  async ensureBridge(name: string, settings: BridgeSettings = {}): Promise<void> {
+    const [existing] = await this.client.transact(OPEN_VSWITCH_DB, [
+      { op: 'select', table: 'Bridge', where: byName(name), columns: ['name'] },
+    ]);
+    const controllerInserts = this.controllerInserts(settings.controllers);
+    const row: RowInput = {
+      ...(settings.datapathType === undefined ? {} : { datapath_type: settings.datapathType }),
+      ...(settings.failMode === undefined ? {} : { fail_mode: settings.failMode }),
+      ...(settings.protocols === undefined ? {} : { protocols: settings.protocols }),
+      ...(controllerInserts.references === undefined ? {} : { controller: controllerInserts.references }),
+    };
+    const operations: Operation[] = [...controllerInserts.operations];
+    if (existing?.rows?.length) {
+      operations.push(this.bridgeMustExist(name));
+      if (Object.keys(row).length > 0)
+        operations.push({ op: 'update', table: 'Bridge', where: byName(name), row });
+      if (settings.otherConfig)
+        operations.push(...this.mergeMap('Bridge', name, 'other_config', settings.otherConfig));
+    } else {
+      operations.push(
+        // Another client may have created it since our select: fail rather than create a duplicate.
+        {
+          op: 'wait',
+          table: 'Bridge',
+          where: byName(name),
+          columns: ['name'],
+          until: '==',
+          rows: [],
+          timeout: 0,
+        },
+        { op: 'insert', table: 'Interface', row: { name, type: 'internal' }, uuidName: 'iface' },
+        {
+          op: 'insert',
+          table: 'Port',
+          row: { name, interfaces: [new NamedUuid('iface')] },
+          uuidName: 'port',
+        },
+        {
+          op: 'insert',
+          table: 'Bridge',
+          row: { name, ports: [new NamedUuid('port')], other_config: settings.otherConfig ?? {}, ...row },
+          uuidName: 'bridge',
+        },
+        {
+          op: 'mutate',
+          table: 'Open_vSwitch',
+          where: [],
+          mutations: [['bridges', 'insert', [new NamedUuid('bridge')]]],
+        },
+      );
+    }
+    await this.write(operations, `ensure bridge ${name}`);
+  }
+
+  /** Removes the bridge and its ports (Port and Interface rows go with it: they are not root tables). */
+  async deleteBridge(name: string): Promise<void> {
+    const [found] = await this.client.transact(OPEN_VSWITCH_DB, [
+      { op: 'select', table: 'Bridge', where: byName(name), columns: ['_uuid'] },
+    ]);
+    const uuid = found?.rows?.[0]?._uuid;
+    if (uuid === undefined) throw new Error(`no bridge named ${name}`);
+    await this.write(
+      [
+        {
+          op: 'mutate',
+          table: 'Open_vSwitch',
+          where: [],
+          mutations: [['bridges', 'delete', [uuid as Atom]]],
+        },
+      ],
+      `delete bridge ${name}`,
+    );
+  }
+
+  /** Replaces the bridge's controller targets; an empty list disconnects it from every controller. */
+  async setControllers(bridge: string, targets: string[]): Promise<void> {
+    const inserts = this.controllerInserts(targets);
+    await this.write(
+      [
+        ...inserts.operations,
+        this.bridgeMustExist(bridge),
+        {
+          op: 'update',
+          table: 'Bridge',
+          where: byName(bridge),
+          row: { controller: inserts.references ?? [] },
+        },
+      ],
+      `set controllers of ${bridge}`,
+    );
+  }
+
+  async getControllers(bridge: string): Promise<string[]> {
+    const results = await this.transact(
+      [
+        this.bridgeMustExist(bridge),
+        { op: 'select', table: 'Bridge', where: byName(bridge), columns: ['controller'] },
+        { op: 'select', table: 'Controller', where: [], columns: ['_uuid', 'target'] },
+      ],
+      `read controllers of ${bridge}`,
+    );
+    const wanted = new Set(asUuids(results[1]?.rows?.[0]?.controller));
+    return (results[2]?.rows ?? [])
+      .filter((row) => wanted.has(String(row._uuid)))
+      .map((row) => String(row.target))
+      .sort();
+  }
+
+  async setFailMode(bridge: string, mode: FailMode): Promise<void> {
+    await this.write(
+      [
+        this.bridgeMustExist(bridge),
+        { op: 'update', table: 'Bridge', where: byName(bridge), row: { fail_mode: mode } },
+      ],
+      `set fail mode of ${bridge}`,
+    );
+  }
+
+  /** The bridge's fail mode, or undefined when unset (ovs-vswitchd then behaves as standalone). */
+  async getFailMode(bridge: string): Promise<FailMode | undefined> {
+    const results = await this.transact(
+      [
+        this.bridgeMustExist(bridge),
+        { op: 'select', table: 'Bridge', where: byName(bridge), columns: ['fail_mode'] },
+      ],
+      `read fail mode of ${bridge}`,
+    );
+    const mode = asOptional(results[1]?.rows?.[0]?.fail_mode);
+    if (mode === undefined || mode === 'secure' || mode === 'standalone') return mode;
+    throw new Error(`bridge ${bridge} has an unknown fail_mode ${JSON.stringify(mode)}`);
+  }
+
+  async listBridges(): Promise<string[]> {
+    const [result] = await this.client.transact(OPEN_VSWITCH_DB, [
+      { op: 'select', table: 'Bridge', where: [], columns: ['name'] },
+    ]);
+    return (result?.rows ?? []).map((row) => String(row.name)).sort();
+  }
+
+  /** Ports of one bridge, or of every bridge when none is named. */
+  async listPorts(bridge?: string): Promise<PortInfo[]> {
+    const results = await this.client.transact(
+      OPEN_VSWITCH_DB,
+      (['Bridge', 'Port', 'Interface'] as const).map((table) => ({
+        op: 'select' as const,
+        table,
+        where: table === 'Bridge' && bridge !== undefined ? byName(bridge) : [],
+        columns: ['_uuid', ...PORT_COLUMNS[table]],
+      })),
+    );
+    const rowsOf = (index: number) =>
+      new Map((results[index]?.rows ?? []).map((row) => [String(row._uuid), row] as const));
+    const tables: PortTables = { Bridge: rowsOf(0), Port: rowsOf(1), Interface: rowsOf(2) };
+    if (bridge !== undefined && tables.Bridge.size === 0) throw new Error(`no bridge named ${bridge}`);
+    return joinPorts(tables);
+  }
+
+  /** Every port that says which VM (lab) or pod interface (ovs-cni) it carries. */
+  async findVmAttachments(): Promise<VmAttachment[]> {
+    return attachmentsOf(await this.listPorts());
+  }
+
+  /**
+   * Calls `onPorts` with every bridge's ports now, and again after every
+   * change to a bridge's port set, a port or an interface (a port added or
+   * removed, an ofport assigned, external_ids edited).
+   */
+  async watchPorts(onPorts: (ports: PortInfo[]) => void): Promise<{ cancel(): Promise<void> }> {
+    const tables: PortTables = { Bridge: new Map(), Port: new Map(), Interface: new Map() };
+    const apply = (updates: TableUpdates) => {
+      for (const table of ['Bridge', 'Port', 'Interface'] as const) {
+        for (const [uuid, change] of Object.entries(updates[table] ?? {})) {
+          // Updates carry the whole new row (we monitor without column
+          // subsets changing), so replacing the row is enough.
+          if (change.new) tables[table].set(uuid, change.new);
+          else tables[table].delete(uuid);
+        }
+      }
+    };
+    let ready = false;
+    const monitor = await this.client.monitor(
+      OPEN_VSWITCH_DB,
+      Object.fromEntries(
+        (['Bridge', 'Port', 'Interface'] as const).map((table) => [
+          table,
+          { columns: [...PORT_COLUMNS[table]] },
+        ]),
+      ),
+      (updates) => {
+        apply(updates);
+        if (ready) onPorts(joinPorts(tables));
+      },
+    );
+    apply(monitor.initial);
+    ready = true;
+    onPorts(joinPorts(tables));
+    return { cancel: () => monitor.cancel() };
+  }
+
+  /** Controller rows to insert and the named-uuid references to them. */
+  private controllerInserts(targets: string[] | undefined): {
+    operations: Operation[];
+    references?: NamedUuid[];
+  } {
+    if (targets === undefined) return { operations: [] };
+    const operations: Operation[] = targets.map((target, index) => ({
+      op: 'insert',
+      table: 'Controller',
+      row: { target },
+      uuidName: `controller${index}`,
+    }));
+    return { operations, references: targets.map((_target, index) => new NamedUuid(`controller${index}`)) };
+  }
+
+  /** A wait that fails the transaction at once, with a recognisable error, when the bridge is missing. */
+  private bridgeMustExist(name: string): Operation {
+    return {
+      op: 'wait',
+      table: 'Bridge',
+      where: byName(name),
+      columns: ['name'],
+      until: '==',
+      rows: [{ name }],
+      timeout: 0,
+    };
+  }
+
+  /** Sets keys in a map column without dropping the others (delete-then-insert: insert keeps old values). */
+  private mergeMap(
+    table: string,
+    name: string,
+    column: string,
+    entries: Record<string, string>,
+  ): Operation[] {
+    return [
+      { op: 'mutate', table, where: byName(name), mutations: [[column, 'delete', Object.keys(entries)]] },
+      { op: 'mutate', table, where: byName(name), mutations: [[column, 'insert', entries]] },
+    ];
+  }
+
+  /** Runs a transaction; a failed bridge wait becomes "bridge does not exist" / "exists already". */
+  private async transact(operations: Operation[], what: string) {
+    try {
+      return await this.client.transact(OPEN_VSWITCH_DB, operations);
+    } catch (error) {
+      if (error instanceof OvsdbTransactionError && error.error === 'timed out') {
+        const failed = operations[error.operationIndex];
+        if (failed?.op === 'wait' && failed.table === 'Bridge') {
+          const state = failed.rows.length === 0 ? 'exists already' : 'does not exist';
+          throw new Error(`cannot ${what}: bridge ${state}`, { cause: error });
+        }
+      }
+      throw error;
+    }
+  }
+
+  /** Commits a write with next_cfg bumped, then (by default) waits until ovs-vswitchd has caught up with it. */
+  private async write(operations: Operation[], what: string): Promise<void> {
+    const results = await this.transact(
+      [
+        ...operations,
+        { op: 'mutate', table: 'Open_vSwitch', where: [], mutations: [['next_cfg', '+=', 1]] },
+        { op: 'select', table: 'Open_vSwitch', where: [], columns: ['next_cfg'] },
+        { op: 'comment', comment: `kubevirt-violin: ${what}` },
+      ],
+      what,
+    );
+    const nextCfg = asOptional(results[operations.length + 1]?.rows?.[0]?.next_cfg);
+    if (typeof nextCfg !== 'number')
+      throw new Error(`cannot ${what}: Open_vSwitch has no row (database not initialised)`);
+    if (this.waitForSwitch) await this.waitForCurCfg(nextCfg, what);
+  }
+
+  private async waitForCurCfg(target: number, what: string): Promise<void> {
+    let resolveApplied!: () => void;
+    const applied = new Promise<void>((resolve) => (resolveApplied = resolve));
+    const check = (updates: TableUpdates) => {
+      for (const change of Object.values(updates.Open_vSwitch ?? {})) {
+        const curCfg = asOptional(change.new?.cur_cfg);
+        if (typeof curCfg === 'number' && curCfg >= target) resolveApplied();
+      }
+    };
+    const monitor = await this.client.monitor(
+      OPEN_VSWITCH_DB,
+      { Open_vSwitch: { columns: ['cur_cfg'] } },
+      check,
+    );
+    check(monitor.initial);
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new Error(`${what}: ovs-vswitchd did not apply the change within ${this.switchTimeoutMs} ms`),
+          ),
+        this.switchTimeoutMs,
+      );
+    });
+    try {
+      const closed = this.client.closed.then((reason) =>
+        Promise.reject(reason ?? new Error(`${what}: the OVSDB connection was closed`)),
+      );
+      await Promise.race([applied, timedOut, closed]);
+    } finally {
+      clearTimeout(timer);
+      await monitor.cancel().catch(() => undefined);
+    }
+  }
+}
