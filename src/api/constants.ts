@@ -1,0 +1,39 @@
+// Names of the violin.dev API that code outside the schema needs. They match
+// crds/*.yaml; src/api/codegen/generate.test.ts checks that they do.
+
+export const GROUP = 'violin.dev';
+export const VERSION = 'v1alpha1';
+export const API_VERSION = `${GROUP}/${VERSION}`;
+
+export const DISTRIBUTED_SNAPSHOT = {
+  kind: 'DistributedSnapshot',
+  listKind: 'DistributedSnapshotList',
+  plural: 'distributedsnapshots',
+  singular: 'distributedsnapshot',
+  shortName: 'dsnap',
+} as const;
+
+export const SNAPSHOT_RESTORE = {
+  kind: 'SnapshotRestore',
+  listKind: 'SnapshotRestoreList',
+  plural: 'snapshotrestores',
+  singular: 'snapshotrestore',
+  shortName: 'srestore',
+} as const;
+
+/** Held on a DistributedSnapshot while it owns migrations, held packets or images, so deletion cleans them up first. */
+export const SNAPSHOT_PROTECTION_FINALIZER = `${GROUP}/snapshot-protection`;
+/** Held on a SnapshotRestore while VMs it loaded are not yet resumed or removed. */
+export const RESTORE_PROTECTION_FINALIZER = `${GROUP}/restore-protection`;
+
+/** Label on the VirtualMachineInstanceMigrations (and other objects) a snapshot creates: the snapshot's name. */
+export const SNAPSHOT_NAME_LABEL = `${GROUP}/snapshot`;
+/** Label on objects a restore creates: the restore's name. */
+export const RESTORE_NAME_LABEL = `${GROUP}/restore`;
+/** Node label that makes a node a snapshot host by default (spec.snapshotHosts.nodeSelector's default). */
+export const SNAPSHOT_HOST_LABEL = `${GROUP}/snapshot-host`;
+
+/** Condition types the reconcilers set, in the metav1.Condition shape. */
+export const CONDITION_READY = 'Ready';
+export const CONDITION_PROGRESSING = 'Progressing';
+export const CONDITION_DEGRADED = 'Degraded';

@@ -1,0 +1,183 @@
+// The violin.dev CRDs on the real API server: installed and Established, the
+// examples accepted, defaults filled in, printer columns served, and the status
+// subresource separating what users write (spec) from what the operator writes.
+import { ApiextensionsV1Api } from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DISTRIBUTED_SNAPSHOT, GROUP, SNAPSHOT_RESTORE, VERSION } from '../../../src/api/constants.js';
+import { createTestNamespace, testKubeConfig, type TestNamespace } from '../../support/kube.js';
+import { getAsTable, loadExample, Objects, refusal, withField, type JsonObject } from './custom-objects.js';
+
+const kc = testKubeConfig();
+let namespace: TestNamespace;
+let objects: Objects;
+
+beforeAll(async () => {
+  namespace = await createTestNamespace(kc, 'crds-install');
+  objects = new Objects(kc, namespace.name);
+});
+afterAll(() => namespace?.cleanup());
+
+function inNamespace(object: JsonObject, name?: string): JsonObject {
+  const metadata: JsonObject = { ...(object.metadata as JsonObject), namespace: namespace.name };
+  if (name) metadata.name = name;
+  return { ...object, metadata };
+}
+
+describe('violin.dev CRDs on the API server', () => {
+  it.each([
+    [DISTRIBUTED_SNAPSHOT, 'dsnap'],
+    [SNAPSHOT_RESTORE, 'srestore'],
+  ])('$kind is Established, namespaced, with short name and category', async (names, shortName) => {
+    const crd = await kc
+      .makeApiClient(ApiextensionsV1Api)
+      .readCustomResourceDefinition({ name: `${names.plural}.${GROUP}` });
+    const established = crd.status?.conditions?.find((c) => c.type === 'Established');
+    expect(established?.status).toBe('True');
+    expect(crd.spec.scope).toBe('Namespaced');
+    expect(crd.spec.names.kind).toBe(names.kind);
+    expect(crd.spec.names.shortNames).toEqual([shortName]);
+    expect(crd.spec.names.categories).toContain('violin');
+    expect(crd.spec.versions.map((v) => v.name)).toEqual([VERSION]);
+    expect(crd.spec.versions[0]?.subresources?.status).toBeDefined();
+  });
+
+  it('accepts examples/snapshot.yaml and examples/restore.yaml as written', async () => {
+    const snapshot = loadExample('snapshot.yaml');
+    const created = await objects.create(DISTRIBUTED_SNAPSHOT.plural, inNamespace(snapshot));
+    expect(created.spec).toEqual(snapshot.spec);
+
+    const restore = loadExample('restore.yaml');
+    const createdRestore = await objects.create(SNAPSHOT_RESTORE.plural, inNamespace(restore));
+    expect(createdRestore.spec).toEqual(restore.spec);
+  });
+
+  it('fills in the defaults of a minimal DistributedSnapshot', async () => {
+    const created = await objects.create(DISTRIBUTED_SNAPSHOT.plural, {
+      apiVersion: `${GROUP}/${VERSION}`,
+      kind: DISTRIBUTED_SNAPSHOT.kind,
+      metadata: { name: 'minimal', namespace: namespace.name },
+      spec: { selector: { matchLabels: { app: 'bank' } }, storageLocation: 's3://bundles/bank' },
+    });
+    expect(created.spec).toEqual({
+      selector: { matchLabels: { app: 'bank' } },
+      storageLocation: 's3://bundles/bank',
+      snapshotHosts: { nodeSelector: { 'violin.dev/snapshot-host': 'true' } },
+      network: { mode: 'Buffer', bufferTier: 'datapath', bufferLimit: '64Mi', recordChannelState: false },
+      skewAlignment: 'None',
+      afterSnapshot: 'Stay',
+      timeout: '10m',
+    });
+  });
+
+  it('fills in the defaults of a minimal SnapshotRestore', async () => {
+    const created = await objects.create(SNAPSHOT_RESTORE.plural, {
+      apiVersion: `${GROUP}/${VERSION}`,
+      kind: SNAPSHOT_RESTORE.kind,
+      metadata: { name: 'minimal', namespace: namespace.name },
+      spec: {
+        source: { bundle: { storageLocation: 'file:///var/lib/violin/bundles', path: 'bank/bank-nightly' } },
+      },
+    });
+    expect(created.spec).toEqual({
+      source: { bundle: { storageLocation: 'file:///var/lib/violin/bundles', path: 'bank/bank-nightly' } },
+      placement: {},
+      network: { restoreFlows: true, replayChannelState: true },
+      resume: 'Simultaneous',
+      timeout: '10m',
+    });
+  });
+
+  it('accepts a byte count as bufferLimit (int-or-string)', async () => {
+    const snapshot = withField(
+      inNamespace(loadExample('snapshot.yaml'), 'byte-count'),
+      'spec.network.bufferLimit',
+      1048576,
+    );
+    const created = await objects.create(DISTRIBUTED_SNAPSHOT.plural, snapshot);
+    expect((created.spec as { network: { bufferLimit: unknown } }).network.bufferLimit).toBe(1048576);
+  });
+
+  it('serves the DistributedSnapshot printer columns, with the status values in the row', async () => {
+    const snapshot = await objects.create(
+      DISTRIBUTED_SNAPSHOT.plural,
+      inNamespace(loadExample('snapshot.yaml'), 'columns'),
+    );
+    await objects.replaceStatus(DISTRIBUTED_SNAPSHOT.plural, {
+      ...snapshot,
+      status: {
+        phase: 'Snapshotting',
+        progress: '2/4',
+        skew: '120ms',
+        skewMs: 120,
+        duration: '3.2s',
+        durationMs: 3200,
+      },
+    });
+    const table = await getAsTable(
+      kc,
+      `/apis/${GROUP}/${VERSION}/namespaces/${namespace.name}/${DISTRIBUTED_SNAPSHOT.plural}`,
+    );
+    expect(table.columnDefinitions.map((c) => c.name)).toEqual([
+      'Name',
+      'Phase',
+      'VMs',
+      'Skew',
+      'Duration',
+      'Age',
+    ]);
+    const row = table.rows.find((r) => r.cells[0] === 'columns');
+    expect(row?.cells.slice(0, 5)).toEqual(['columns', 'Snapshotting', '2/4', '120ms', '3.2s']);
+  });
+
+  it('serves the SnapshotRestore printer columns, Bundle only in wide output', async () => {
+    await objects.create(SNAPSHOT_RESTORE.plural, inNamespace(loadExample('restore.yaml'), 'columns'));
+    const table = await getAsTable(
+      kc,
+      `/apis/${GROUP}/${VERSION}/namespaces/${namespace.name}/${SNAPSHOT_RESTORE.plural}`,
+    );
+    expect(table.columnDefinitions.map((c) => c.name)).toEqual(['Name', 'Phase', 'Source', 'Bundle', 'Age']);
+    expect(table.columnDefinitions.find((c) => c.name === 'Bundle')?.priority).toBe(1);
+    const row = table.rows.find((r) => r.cells[0] === 'columns');
+    expect(row?.cells[2]).toBe('bank-nightly');
+  });
+
+  it('keeps spec and status apart: the status subresource cannot change spec, the main resource cannot change status', async () => {
+    const created = await objects.create(
+      DISTRIBUTED_SNAPSHOT.plural,
+      inNamespace(loadExample('snapshot.yaml'), 'split'),
+    );
+    const originalSpec = structuredClone(created.spec);
+
+    // A status write that also tries to change spec: status lands, spec does not move.
+    const viaStatus = await objects.replaceStatus(DISTRIBUTED_SNAPSHOT.plural, {
+      ...withField(created, 'spec.timeout', '1h'),
+      status: { phase: 'Planning', progress: '0/4' },
+    });
+    expect(viaStatus.spec).toEqual(originalSpec);
+    expect(viaStatus.status).toEqual({ phase: 'Planning', progress: '0/4' });
+
+    // A main-resource write that tries to change status: metadata lands, status does not move.
+    const viaMain = await objects.replace(DISTRIBUTED_SNAPSHOT.plural, {
+      ...withField(viaStatus, 'metadata.labels', { team: 'payments' }),
+      status: { phase: 'Succeeded' },
+    });
+    expect((viaMain.metadata as JsonObject).labels).toEqual({ team: 'payments' });
+    expect(viaMain.status).toEqual({ phase: 'Planning', progress: '0/4' });
+
+    const stored = await objects.get(DISTRIBUTED_SNAPSHOT.plural, 'split');
+    expect(stored.spec).toEqual(originalSpec);
+  });
+
+  it('validates status written by the operator too', async () => {
+    const created = await objects.create(
+      DISTRIBUTED_SNAPSHOT.plural,
+      inNamespace(loadExample('snapshot.yaml'), 'bad-status'),
+    );
+    const { code, message } = await refusal(
+      objects.replaceStatus(DISTRIBUTED_SNAPSHOT.plural, { ...created, status: { phase: 'Partial' } }),
+    );
+    expect(code).toBe(422);
+    expect(message).toContain('status.phase');
+    expect(message).toMatch(/Unsupported value: "Partial"/);
+  });
+});
