@@ -13,6 +13,8 @@ export class FramingError extends Error {
 
 /** Default bound on one message; ovsdb-server's own default for a JSON-RPC message is similar in size. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 32 * 1024 * 1024;
+/** OVSDB messages nest a handful of levels; anything deeper is garbage, and the bound keeps the stack small. */
+export const MAX_NESTING = 1024;
 
 const OPEN_BRACE = 0x7b;
 const CLOSE_BRACE = 0x7d;
@@ -29,7 +31,8 @@ export class JsonMessageScanner {
   /** Bytes of the message being scanned, in the chunks they arrived in. */
   private pending: Buffer[] = [];
   private pendingBytes = 0;
-  private depth = 0;
+  /** The closing bracket expected for each open one, innermost last: a mismatch is caught at once. */
+  private readonly closers: number[] = [];
   private inString = false;
   private escaped = false;
   private readonly decoder = new TextDecoder('utf-8', { fatal: true });
@@ -47,7 +50,7 @@ export class JsonMessageScanner {
     let start = 0;
     for (let index = 0; index < chunk.length; index++) {
       const byte = chunk[index] as number;
-      if (this.depth === 0) {
+      if (this.closers.length === 0) {
         if (isJsonWhitespace(byte)) {
           start = index + 1;
           continue;
@@ -55,7 +58,7 @@ export class JsonMessageScanner {
         if (byte !== OPEN_BRACE) {
           throw new FramingError(`expected '{' to start a JSON-RPC message, got byte 0x${byte.toString(16)}`);
         }
-        this.depth = 1;
+        this.closers.push(CLOSE_BRACE);
         continue;
       }
       if (this.inString) {
@@ -65,17 +68,22 @@ export class JsonMessageScanner {
         continue;
       }
       if (byte === QUOTE) this.inString = true;
-      else if (byte === OPEN_BRACE || byte === OPEN_BRACKET) this.depth++;
-      else if (byte === CLOSE_BRACE || byte === CLOSE_BRACKET) {
-        this.depth--;
-        if (this.depth === 0) {
+      else if (byte === OPEN_BRACE || byte === OPEN_BRACKET) {
+        if (this.closers.length >= MAX_NESTING)
+          throw new FramingError(`JSON nested deeper than ${MAX_NESTING} levels`);
+        this.closers.push(byte === OPEN_BRACE ? CLOSE_BRACE : CLOSE_BRACKET);
+      } else if (byte === CLOSE_BRACE || byte === CLOSE_BRACKET) {
+        if (this.closers.pop() !== byte) {
+          throw new FramingError(`mismatched '${String.fromCharCode(byte)}' in a JSON-RPC message`);
+        }
+        if (this.closers.length === 0) {
           this.append(chunk.subarray(start, index + 1));
           messages.push(this.takeMessage());
           start = index + 1;
         }
       }
     }
-    if (this.depth > 0) this.append(chunk.subarray(start));
+    if (this.closers.length > 0) this.append(chunk.subarray(start));
     return messages;
   }
 

@@ -60,7 +60,12 @@ export function encodeValue(value: OvsdbValueInput, where = 'value'): WireValue 
       [...value].map(([key, item]) => [encodeAtom(key, `${where} key`), encodeAtom(item, `${where} value`)]),
     ];
   }
-  if (typeof value === 'object' && !(value instanceof Uuid) && !(value instanceof NamedUuid)) {
+  if (
+    value !== null &&
+    typeof value === 'object' &&
+    !(value instanceof Uuid) &&
+    !(value instanceof NamedUuid)
+  ) {
     return [
       'map',
       Object.entries(value).map(
