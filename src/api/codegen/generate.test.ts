@@ -1,0 +1,103 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { repoRoot } from '../../devenv/repo.js';
+import { DISTRIBUTED_SNAPSHOT, GROUP, SNAPSHOT_RESTORE, VERSION } from '../constants.js';
+import { readCrds, type Crd } from './crd-schema.js';
+import { generateApiFiles } from './generate.js';
+import { generateTypes } from './typescript.js';
+
+describe('generated API files', () => {
+  it('src/api/types.generated.ts and docs/api.md match crds/ (run `npx tsx src/api/codegen/generate.ts` if not)', async () => {
+    for (const file of await generateApiFiles()) {
+      expect(readFileSync(file.path, 'utf8'), `${file.path} is stale`).toBe(file.content);
+    }
+  });
+
+  it('constants.ts names what crds/ defines', () => {
+    const crds = readCrds(join(repoRoot(), 'crds'));
+    const byKind = new Map(crds.map((c) => [c.spec.names.kind, c]));
+    for (const names of [DISTRIBUTED_SNAPSHOT, SNAPSHOT_RESTORE]) {
+      const crd = byKind.get(names.kind);
+      expect(crd, `crds/ has no ${names.kind}`).toBeDefined();
+      expect(crd?.spec.group).toBe(GROUP);
+      expect(crd?.spec.versions.map((v) => v.name)).toEqual([VERSION]);
+      expect(crd?.spec.names).toMatchObject({
+        listKind: names.listKind,
+        plural: names.plural,
+        singular: names.singular,
+        shortNames: [names.shortName],
+      });
+    }
+  });
+});
+
+describe('type generation', () => {
+  const crd = (kind: string, statusPhase: string[]): Crd => ({
+    file: `${kind}.yaml`,
+    spec: {
+      group: 'example.dev',
+      scope: 'Namespaced',
+      names: {
+        kind,
+        listKind: `${kind}List`,
+        plural: `${kind.toLowerCase()}s`,
+        singular: kind.toLowerCase(),
+      },
+      versions: [
+        {
+          name: 'v1',
+          schema: {
+            openAPIV3Schema: {
+              type: 'object',
+              properties: {
+                spec: {
+                  type: 'object',
+                  required: ['size'],
+                  properties: {
+                    size: { 'x-kubernetes-int-or-string': true },
+                    labels: { type: 'object', additionalProperties: { type: 'string' } },
+                    items: {
+                      type: 'array',
+                      items: { type: 'object', properties: { id: { type: 'integer' } } },
+                    },
+                  },
+                },
+                status: {
+                  type: 'object',
+                  properties: {
+                    conditions: {
+                      type: 'array',
+                      items: { type: 'object', properties: { phase: { type: 'string', enum: statusPhase } } },
+                    },
+                  },
+                },
+              },
+            },
+          },
+        },
+      ],
+    },
+  });
+
+  it('maps required, int-or-string, maps, arrays of objects and enums', () => {
+    const out = generateTypes([crd('Widget', ['Up', 'Down'])]);
+    expect(out).toContain("apiVersion: 'example.dev/v1';");
+    expect(out).toContain('size: number | string;');
+    expect(out).toContain('labels?: Record<string, string>;');
+    expect(out).toContain('items?: WidgetSpecItem[];');
+    expect(out).toContain('export interface WidgetSpecItem {\n  id?: number;\n}');
+    expect(out).toContain("export type WidgetStatusConditionPhase = 'Up' | 'Down';");
+  });
+
+  it('refuses two different schemas that would generate one type name', () => {
+    // Both kinds' status.conditions items are renamed to the shared `Condition`;
+    // they may only share it while their schemas are identical.
+    const a = crd('DistributedSnapshot', ['Up']);
+    const b = crd('SnapshotRestore', ['Up', 'Down']);
+    expect(() => generateTypes([a, a])).not.toThrow();
+    expect(() => generateTypes([a, b])).toThrow(
+      /two different schemas would both generate the type ConditionPhase/,
+    );
+  });
+});

@@ -1,0 +1,125 @@
+import { onlyVersion, type Crd, type JsonSchema } from './crd-schema.js';
+
+export interface Example {
+  file: string;
+  text: string;
+}
+
+const INTRO = `# violin.dev/v1alpha1 API reference
+
+Generated from \`crds/*.yaml\` by \`src/api/codegen/generate.ts\` (do not edit by hand: change the CRD,
+then run \`npx tsx src/api/codegen/generate.ts\`; a unit test fails while this page is stale).
+
+Two namespaced kinds: a **DistributedSnapshot** takes one live, causally consistent snapshot of the VMs
+a label selector picks; a **SnapshotRestore** brings one back, in this cluster or another. Everything
+below is enforced by the API server itself (OpenAPI schema and CEL rules): an invalid object is refused
+at \`kubectl apply\` with a message naming the field, and never half-processed. The \`spec\` of both kinds
+is immutable: to change a snapshot, delete it and create another.
+`;
+
+const SCHEDULES = `## Periodic snapshots
+
+Not in v1alpha1 yet. A third kind, \`SnapshotSchedule\` (a cron schedule, a DistributedSnapshot spec as
+template, and retention by count and age, like Velero's Schedule), is the planned way. Until it exists, a
+Kubernetes CronJob that runs \`kubectl create -f\` with a \`generateName\` DistributedSnapshot gives
+periodic snapshots; retention is then up to the user.
+`;
+
+function typeName(schema: JsonSchema): string {
+  if (schema['x-kubernetes-int-or-string']) return 'int or string';
+  if (schema.type === 'array') return `array of ${schema.items ? typeName(schema.items) : '?'}`;
+  if (schema.type === 'object' && schema.additionalProperties) {
+    return `map of ${typeName(schema.additionalProperties)}`;
+  }
+  if (schema.format === 'date-time') return 'timestamp';
+  return schema.type ?? '?';
+}
+
+const cell = (text: string): string => text.replaceAll('|', '\\|').replaceAll('\n', ' ');
+const code = (value: unknown): string => `\`${typeof value === 'string' ? value : JSON.stringify(value)}\``;
+
+/** Every rule the API server enforces on one field, in words. */
+function rules(schema: JsonSchema, required: boolean): string[] {
+  const out: string[] = [];
+  if (required) out.push('required');
+  if (schema.enum) out.push(`one of ${schema.enum.map(code).join(', ')}`);
+  if (schema.minimum !== undefined) out.push(`≥ ${schema.minimum}`);
+  if (schema.maximum !== undefined) out.push(`≤ ${schema.maximum}`);
+  if (schema.minLength !== undefined) out.push(`at least ${schema.minLength} characters`);
+  if (schema.maxLength !== undefined) out.push(`at most ${schema.maxLength} characters`);
+  if (schema.pattern !== undefined) out.push(`matches ${code(schema.pattern)}`);
+  if (schema.minItems !== undefined) out.push(`at least ${schema.minItems} items`);
+  if (schema.maxItems !== undefined) out.push(`at most ${schema.maxItems} items`);
+  if (schema.minProperties !== undefined) out.push(`at least ${schema.minProperties} entries`);
+  if (schema.maxProperties !== undefined) out.push(`at most ${schema.maxProperties} entries`);
+  if (schema['x-kubernetes-list-type'] === 'map') {
+    out.push(`one item per ${(schema['x-kubernetes-list-map-keys'] ?? []).map(code).join(', ')}`);
+  }
+  for (const validation of schema['x-kubernetes-validations'] ?? []) {
+    out.push(validation.message ?? `CEL ${code(validation.rule)}`);
+  }
+  return out;
+}
+
+function fieldRows(schema: JsonSchema, path: string, required: boolean, rows: string[]): void {
+  const description = schema.description?.trim() ?? '';
+  const defaultValue = schema.default === undefined ? '' : code(schema.default);
+  rows.push(
+    `| \`${path}\` | ${typeName(schema)} | ${defaultValue} | ${cell(description)} | ${cell(rules(schema, required).join('; '))} |`,
+  );
+  const object = schema.type === 'array' ? schema.items : schema;
+  const childPath = schema.type === 'array' ? `${path}[]` : path;
+  const requiredChildren = new Set(object?.required ?? []);
+  for (const [name, child] of Object.entries(object?.properties ?? {})) {
+    fieldRows(child, `${childPath}.${name}`, requiredChildren.has(name), rows);
+  }
+}
+
+function fieldTable(schema: JsonSchema, path: string, required: boolean): string {
+  const rows = ['| Field | Type | Default | Description | Validation |', '|---|---|---|---|---|'];
+  fieldRows(schema, path, required, rows);
+  return rows.join('\n');
+}
+
+function kindSection(crd: Crd, examples: Example[]): string {
+  const { names } = crd.spec;
+  const version = onlyVersion(crd);
+  const root = version.schema.openAPIV3Schema;
+  const rootRequired = new Set(root.required ?? []);
+  const parts = [
+    `## ${names.kind}`,
+    `${root.description ?? ''} Short name \`${names.shortNames?.join('`, `') ?? ''}\`; plural \`${names.plural}\`; ` +
+      `\`kubectl get ${names.shortNames?.[0] ?? names.plural}\`, or \`kubectl get violin\` for every violin.dev object.`,
+  ];
+  for (const rule of root['x-kubernetes-validations'] ?? [])
+    parts.push(`Object rule: ${rule.message ?? rule.rule}.`);
+  const columns = version.additionalPrinterColumns ?? [];
+  parts.push(
+    '### Printer columns',
+    [
+      '| Column | From | Shown |',
+      '|---|---|---|',
+      ...columns.map(
+        (c) =>
+          `| ${c.name} | \`${c.jsonPath}\` | ${c.priority ? 'with `-o wide`' : 'always'}${c.description ? `: ${cell(c.description)}` : ''} |`,
+      ),
+    ].join('\n'),
+  );
+  for (const part of ['spec', 'status'] as const) {
+    const schema = root.properties?.[part];
+    if (schema) parts.push(`### ${part}`, fieldTable(schema, part, rootRequired.has(part)));
+  }
+  for (const example of examples) {
+    parts.push(`### Example: \`${example.file}\``, '```yaml\n' + example.text.trimEnd() + '\n```');
+  }
+  return parts.join('\n\n') + '\n';
+}
+
+/** docs/api.md: the user-facing reference, every field with its default and its validation. */
+export function generateApiReference(crds: Crd[], examplesByKind: Record<string, Example[]>): string {
+  return [
+    INTRO,
+    ...crds.map((crd) => kindSection(crd, examplesByKind[crd.spec.names.kind] ?? [])),
+    SCHEDULES,
+  ].join('\n');
+}
