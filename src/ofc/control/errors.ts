@@ -4,13 +4,13 @@
 // controller can tell "retry later" (503) from "you asked for nonsense" (4xx).
 
 export type OfcErrorCode =
-  'BadRequest' | 'NotFound' | 'Conflict' | 'BridgeUnavailable' | 'SwitchError' | 'NotImplemented';
+  'BadRequest' | 'NotFound' | 'Conflict' | 'Unavailable' | 'SwitchError' | 'NotImplemented';
 
 const statusOf: Record<OfcErrorCode, number> = {
   BadRequest: 400,
   NotFound: 404,
   Conflict: 409,
-  BridgeUnavailable: 503,
+  Unavailable: 503,
   SwitchError: 502,
   NotImplemented: 501,
 };

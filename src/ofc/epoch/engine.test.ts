@@ -261,7 +261,7 @@ describe('EpochEngine', () => {
     await engine.arm(request());
     fabric.disconnect('br1');
     await expect(engine.advance('snap-1', A.name)).rejects.toMatchObject({
-      code: 'BridgeUnavailable',
+      code: 'Unavailable',
       status: 503,
     });
   });

@@ -298,7 +298,7 @@ export class EpochEngine implements OfcControl, FabricObserver {
     // now runs. They go out in recording order.
     const [first] = byBridge.size > 0 ? [...byBridge.keys()] : this.connectedBridgeNames();
     if (first === undefined)
-      throw new OfcError('BridgeUnavailable', 'no bridge is connected to replay channel state');
+      throw new OfcError('Unavailable', 'no bridge is connected to replay channel state');
     const bridge = await this.readyBridge(first);
     const ordered = [...channelState].sort((a, b) => a.atMs - b.atMs);
     for (const packet of ordered) bridge.packetOut('controller', Buffer.from(packet.frame, 'base64'));
@@ -522,7 +522,7 @@ export class EpochEngine implements OfcControl, FabricObserver {
       return await this.fabric.waitForBridge(name, this.bridgeWaitMs);
     } catch {
       throw new OfcError(
-        'BridgeUnavailable',
+        'Unavailable',
         `bridge ${name} is not connected to the OFC (waited ${this.bridgeWaitMs} ms)`,
       );
     }
@@ -533,13 +533,13 @@ export class EpochEngine implements OfcControl, FabricObserver {
       const known = new Set(this.connectedBridgeNames());
       const missing = request.bridges.filter((b) => !known.has(b));
       if (missing.length > 0 && request.mode !== 'Off') {
-        throw new OfcError('BridgeUnavailable', `bridges not connected to the OFC: ${missing.join(', ')}`);
+        throw new OfcError('Unavailable', `bridges not connected to the OFC: ${missing.join(', ')}`);
       }
       return [...new Set(request.bridges)];
     }
     const all = this.connectedBridgeNames();
     if (all.length === 0 && request.mode !== 'Off') {
-      throw new OfcError('BridgeUnavailable', 'no bridge is connected to the OFC');
+      throw new OfcError('Unavailable', 'no bridge is connected to the OFC');
     }
     return all;
   }

@@ -1,0 +1,91 @@
+// `violin ofc`: the OpenFlow controller sidecar. Switches connect to --listen;
+// the transaction controller calls --control (docs/ofc-control-api.md).
+import { parseArgs } from 'node:util';
+
+import { pino } from 'pino';
+
+import type { Command } from '../main.js';
+import { DEFAULT_CONTROL_ADDRESS } from '../../ofc/control/server.js';
+import { DEFAULT_SWITCH_LISTEN, startOfc } from '../../ofc/ofc.js';
+
+const USAGE = `usage: violin ofc [options]
+
+  --listen ADDR        where switches connect: tcp:HOST:PORT or unix:PATH (default ${DEFAULT_SWITCH_LISTEN})
+  --control ADDR       control API and /healthz, /readyz, /metrics: HOST:PORT (default ${DEFAULT_CONTROL_ADDRESS})
+  --echo-interval S    seconds of silence before probing a switch with ECHO_REQUEST (default 5)
+  --echo-timeout S     seconds of silence after which a switch connection is closed (default 15)
+  --log-level LEVEL    pino level (env LOG_LEVEL; default info)
+`;
+
+function seconds(flag: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback * 1000;
+  const parsed = Number(value);
+  if (!Number.isFinite(parsed) || parsed <= 0)
+    throw new Error(`--${flag}: expected a positive number of seconds, got '${value}'`);
+  return parsed * 1000;
+}
+
+export const command: Command = {
+  summary: 'run the OpenFlow controller (switch sessions, epoch engine, control API)',
+  async run(argv) {
+    let values;
+    try {
+      ({ values } = parseArgs({
+        args: argv,
+        options: {
+          listen: { type: 'string' },
+          control: { type: 'string' },
+          'echo-interval': { type: 'string' },
+          'echo-timeout': { type: 'string' },
+          'log-level': { type: 'string' },
+          help: { type: 'boolean', short: 'h' },
+        },
+        strict: true,
+      }));
+    } catch (error) {
+      process.stderr.write(`violin ofc: ${(error as Error).message}\n${USAGE}`);
+      return 2;
+    }
+    if (values.help) {
+      process.stdout.write(USAGE);
+      return 0;
+    }
+    const logger = pino({
+      level: values['log-level'] ?? process.env.LOG_LEVEL ?? 'info',
+      base: { component: 'violin-ofc' },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label: string) => ({ level: label }) },
+    });
+    let ofc;
+    try {
+      ofc = await startOfc({
+        listen: values.listen,
+        control: values.control,
+        echoIntervalMs: seconds('echo-interval', values['echo-interval'], 5),
+        echoTimeoutMs: seconds('echo-timeout', values['echo-timeout'], 15),
+        logger,
+      });
+    } catch (error) {
+      process.stderr.write(`violin ofc: ${(error as Error).message}\n`);
+      return 1;
+    }
+    const running = ofc;
+    // SIGTERM (kubelet, `kill`): abort armed snapshots so every held frame is
+    // released while the switches are still connected, then close.
+    await new Promise<void>((resolve) => {
+      const stop = (signal: string) => {
+        process.off('SIGTERM', onTerm);
+        process.off('SIGINT', onInt);
+        running.stop(`OFC received ${signal}`).then(resolve, (error: unknown) => {
+          logger.error({ error: (error as Error).message }, 'unclean stop');
+          resolve();
+        });
+      };
+      const onTerm = () => stop('SIGTERM');
+      const onInt = () => stop('SIGINT');
+      process.on('SIGTERM', onTerm);
+      process.on('SIGINT', onInt);
+    });
+    return 0;
+  },
+};

@@ -1,0 +1,93 @@
+// The engine's FlowRules and FlowChanges as OpenFlow 1.3 FLOW_MODs.
+import { OFPCML_NO_BUFFER, OfGroup, OfPort, OfTable } from '../openflow/index.js';
+import type { Action, FlowModMessage, Instruction, Match, RegisterIndex } from '../openflow/index.js';
+import type { FlowAction, FlowChange, FlowMatch, FlowRule, ReservedPort } from './flow-rule.js';
+
+const RESERVED: Record<ReservedPort, number> = {
+  normal: OfPort.NORMAL,
+  controller: OfPort.CONTROLLER,
+  table: OfPort.TABLE,
+  in_port: OfPort.IN_PORT,
+};
+
+export function portNumber(port: number | ReservedPort): number {
+  return typeof port === 'number' ? port : RESERVED[port];
+}
+
+export function toMatch(match: FlowMatch): Match {
+  const result: Match = {};
+  if (match.inPort !== undefined) result.inPort = match.inPort;
+  if (match.ethSrc !== undefined) result.ethSrc = match.ethSrc;
+  if (match.ethDst !== undefined) result.ethDst = match.ethDst;
+  if (match.regs) {
+    const regs: NonNullable<Match['regs']> = {};
+    for (const [reg, value] of Object.entries(match.regs)) {
+      if (value !== undefined) regs[Number(reg) as RegisterIndex] = { value };
+    }
+    result.regs = regs;
+  }
+  return result;
+}
+
+function toAction(action: FlowAction): Action {
+  if (action.kind === 'setReg') {
+    return { type: 'set-field', field: { regs: { [action.reg as RegisterIndex]: { value: action.value } } } };
+  }
+  const port = portNumber(action.port);
+  // Whole frames to the controller: the held copy is the only copy.
+  return port === OfPort.CONTROLLER
+    ? { type: 'output', port, maxLen: OFPCML_NO_BUFFER }
+    : { type: 'output', port };
+}
+
+export function toInstructions(rule: FlowRule): Instruction[] {
+  const instructions: Instruction[] = [];
+  if (rule.actions.length > 0)
+    instructions.push({ type: 'apply-actions', actions: rule.actions.map(toAction) });
+  if (rule.gotoTable !== undefined) instructions.push({ type: 'goto-table', tableId: rule.gotoTable });
+  return instructions;
+}
+
+const BASE = { type: 'flow-mod', xid: 0, idleTimeout: 0, hardTimeout: 0, flags: 0 } as const;
+
+export function toFlowMod(change: FlowChange): FlowModMessage {
+  switch (change.op) {
+    case 'add':
+      return {
+        ...BASE,
+        command: 'add',
+        cookie: change.rule.cookie,
+        cookieMask: 0n,
+        tableId: change.rule.table,
+        priority: change.rule.priority,
+        match: toMatch(change.rule.match),
+        instructions: toInstructions(change.rule),
+      };
+    case 'deleteStrict':
+      return {
+        ...BASE,
+        command: 'delete-strict',
+        cookie: 0n,
+        cookieMask: 0n,
+        tableId: change.rule.table,
+        priority: change.rule.priority,
+        outPort: OfPort.ANY,
+        outGroup: OfGroup.ANY,
+        match: toMatch(change.rule.match),
+        instructions: [],
+      };
+    case 'deleteByCookie':
+      return {
+        ...BASE,
+        command: 'delete',
+        cookie: change.cookie,
+        cookieMask: change.mask,
+        tableId: OfTable.ALL,
+        priority: 0,
+        outPort: OfPort.ANY,
+        outGroup: OfGroup.ANY,
+        match: {},
+        instructions: [],
+      };
+  }
+}
