@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { NamedUuid, OvsdbClient, OvsdbTransactionError, asUuids } from '../../../src/ovsdb/index.js';
-import type { TableUpdates } from '../../../src/ovsdb/index.js';
+import type { Operation, TableUpdates } from '../../../src/ovsdb/index.js';
 import { run } from '../../support/netns.js';
 import { OVSDB_TCP_PORT, startOvs } from '../../support/ovs.js';
 import type { OvsInstance } from '../../support/ovs.js';
@@ -172,16 +172,15 @@ describe('OvsdbClient against a real ovsdb-server', () => {
   });
 
   it('commits nothing when a wait fails, and says which operation failed', async () => {
-    const waitAt = (balance: number) =>
-      ({
-        op: 'wait',
-        table: 'Account',
-        where: [['name', '==', 'acc2']],
-        columns: ['balance'],
-        until: '==',
-        rows: [{ balance }],
-        timeout: 0,
-      }) as const;
+    const waitAt = (balance: number): Operation => ({
+      op: 'wait',
+      table: 'Account',
+      where: [['name', '==', 'acc2']],
+      columns: ['balance'],
+      until: '==',
+      rows: [{ balance }],
+      timeout: 0,
+    });
     await client.transact(DB, [
       waitAt(15),
       { op: 'update', table: 'Account', where: [['name', '==', 'acc2']], row: { balance: 16 } },
@@ -215,10 +214,8 @@ describe('OvsdbClient against a real ovsdb-server', () => {
 
     await externalTransact({ op: 'insert', table: 'Account', row: { name: 'acc9', balance: 1 } });
     await eventually(() => updates.length === 1, 'the insert');
-    const [[insertedUuid, inserted]] = Object.entries(updates[0]?.Account ?? {}) as [
-      string,
-      { old?: object; new?: object },
-    ][];
+    const [insertedUuid, inserted] = Object.entries(updates[0]?.Account ?? {})[0] ?? [];
+    if (insertedUuid === undefined) throw new Error('the update names no Account row');
     expect(inserted).toEqual({ new: { name: 'acc9', balance: 1 } });
 
     await externalTransact({
