@@ -23,7 +23,12 @@ export function parseBindAddress(address: string): { host: string | undefined; p
 }
 
 export class HttpEndpoint {
-  private constructor(private readonly server: Server) {}
+  private readonly bound: string;
+
+  private constructor(private readonly server: Server) {
+    const info = server.address() as AddressInfo;
+    this.bound = info.family === 'IPv6' ? `[${info.address}]:${info.port}` : `${info.address}:${info.port}`;
+  }
 
   /** Listens on `bindAddress`; resolves undefined when the address is '0' (disabled). */
   static async listen(
@@ -50,8 +55,7 @@ export class HttpEndpoint {
 
   /** 'host:port' actually bound (useful with port 0). */
   address(): string {
-    const info = this.server.address() as AddressInfo;
-    return info.family === 'IPv6' ? `[${info.address}]:${info.port}` : `${info.address}:${info.port}`;
+    return this.bound;
   }
 
   close(): Promise<void> {
