@@ -68,9 +68,11 @@ export class KubeVirtStandin {
     this.hangs.add(vmiName);
   }
 
-  /** Fake Node objects, labelled as the test wants (e.g. as snapshot hosts). */
+  /** Fake Node objects, labelled as the test wants (e.g. as snapshot hosts), and with their hostname label like real nodes. */
   async createNode(name: string, labels: Record<string, string>): Promise<void> {
-    await this.core.createNode({ body: { metadata: { name, labels } } });
+    await this.core.createNode({
+      body: { metadata: { name, labels: { 'kubernetes.io/hostname': name, ...labels } } },
+    });
     this.createdNodes.add(name);
   }
 

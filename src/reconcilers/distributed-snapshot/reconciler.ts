@@ -1,0 +1,939 @@
+// The transaction controller (GENI-VIOLIN's TC) for DistributedSnapshot: the
+// state machine of DESIGN section 5, one step per reconcile.
+//
+//   Pending → Planning → Snapshotting → Committing → Succeeded
+//                  └──────────┴──────────────┴──→ (abort) → Failed
+//
+// Everything the controller knows lives in the object's status, and every side
+// effect is either idempotent (creating a migration by name, arming, advancing,
+// aborting, discarding) or recorded in status before it is relied upon, so an
+// operator restarted at any step reads the status and either finishes or
+// aborts the snapshot. The one thing kept in memory is the capture calls in
+// flight: a capture resolves at T_i, seconds later, and captures of different
+// VMs must overlap for their T_i to line up. A restarted operator finds a row
+// in phase Capturing without a call in flight and asks the agent again; the
+// agent answers a repeated capture of the same (snapshot, VM) with the same
+// result (docs/transaction-controller.md).
+import type { KubernetesObject } from '@kubernetes/client-node';
+
+import {
+  API_VERSION,
+  CONDITION_DEGRADED,
+  CONDITION_PROGRESSING,
+  CONDITION_READY,
+  DISTRIBUTED_SNAPSHOT,
+  GROUP,
+  SNAPSHOT_HOST_LABEL,
+  SNAPSHOT_NAME_LABEL,
+  SNAPSHOT_PROTECTION_FINALIZER,
+  VERSION,
+} from '../../api/constants.js';
+import type { AgentDirectory, CaptureResult, VmRef } from '../../agent/types.js';
+import type { KubeVirtAccess } from '../../kubevirt/client.js';
+import {
+  isLiveMigratable,
+  KUBEVIRT_API_VERSION,
+  type VirtualMachineInstance,
+  type VirtualMachineInstanceMigration,
+} from '../../kubevirt/types.js';
+import type { AdvanceResult, ArmedVm, NetworkCounters, OfcControl } from '../../ofc/control/types.js';
+import type { EventRecorder, ObjectKey, ReconcileContext, Reconciler, Result } from '../../operator/types.js';
+import type { BundleVm } from '../../store/manifest.js';
+import type { DistributedSnapshot, DistributedSnapshotStatus, SnapshotVmStatus } from '../api-view.js';
+import type { BundleWriter, NetworkMapper, NodeLister } from '../ports.js';
+import { setCondition, jsonEqual, type ConditionInput } from '../shared/conditions.js';
+import type { ResourceStore } from '../shared/objects.js';
+import { formatDurationMs, parseDurationMs, parseQuantityBytes } from '../shared/units.js';
+import { alignStarts, type CaptureSample } from './skew.js';
+
+export const DISTRIBUTED_SNAPSHOT_RESOURCE = {
+  group: GROUP,
+  version: VERSION,
+  plural: DISTRIBUTED_SNAPSHOT.plural,
+  kind: DISTRIBUTED_SNAPSHOT.kind,
+  namespaced: true,
+} as const;
+
+/**
+ * What deleting a finished snapshot does to its bundle: Retain (default; the
+ * bundle is what a restore in another cluster needs, and outliving the object is
+ * the safe failure) or Delete. An annotation, not a spec field, because the spec
+ * is immutable and the policy may change over a snapshot's life.
+ */
+export const BUNDLE_RETENTION_ANNOTATION = `${GROUP}/bundle-retention`;
+
+const DEFAULT_TIMEOUT = '10m';
+const DEFAULT_BUFFER_LIMIT = '64Mi';
+const DEFAULT_SNAPSHOT_HOSTS = { [SNAPSHOT_HOST_LABEL]: 'true' };
+/** The label every node carries with its own name: how a VM is sent back to its source node. */
+const HOSTNAME_LABEL = 'kubernetes.io/hostname';
+
+export interface DistributedSnapshotDeps {
+  snapshots: ResourceStore<DistributedSnapshot>;
+  kubevirt: KubeVirtAccess;
+  nodes: NodeLister;
+  network: NetworkMapper;
+  ofc: OfcControl;
+  agents: AgentDirectory;
+  bundles: BundleWriter;
+  events: EventRecorder;
+  /** How often to look again while waiting on migrations and captures. Default 250 ms. */
+  pollMs?: number;
+  now?: () => Date;
+}
+
+/** Why a snapshot fails: a CamelCase reason for machines, a message for people. */
+class SnapshotFailure extends Error {
+  constructor(
+    readonly reason: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+interface CaptureTask {
+  done: boolean;
+  result?: { capture: CaptureResult; advance: AdvanceResult };
+  failure?: SnapshotFailure;
+}
+
+/** A step's outcome: the status to write, and when to look again. */
+interface Step {
+  status: DistributedSnapshotStatus;
+  requeueAfterMs?: number;
+}
+
+export class DistributedSnapshotReconciler implements Reconciler {
+  private readonly captures = new Map<string, CaptureTask>();
+  /** Results of this process's captures, kept for the manifest until the snapshot ends. */
+  private readonly completed = new Map<string, CaptureResult>();
+  private readonly pollMs: number;
+  private readonly now: () => Date;
+
+  constructor(private readonly deps: DistributedSnapshotDeps) {
+    this.pollMs = deps.pollMs ?? 250;
+    this.now = deps.now ?? (() => new Date());
+  }
+
+  async reconcile(key: ObjectKey, ctx: ReconcileContext): Promise<Result> {
+    let snap = await this.deps.snapshots.get(key.namespace, key.name);
+    if (!snap) return {};
+    if (snap.metadata.deletionTimestamp) return this.finalize(snap, ctx);
+    const finalizers = snap.metadata.finalizers ?? [];
+    if (!finalizers.includes(SNAPSHOT_PROTECTION_FINALIZER)) {
+      snap = await this.deps.snapshots.setFinalizers(snap, [...finalizers, SNAPSHOT_PROTECTION_FINALIZER]);
+    }
+    const before = snap.status ?? {};
+    const step = await this.step(snap, structuredClone(before), ctx);
+    const status = withConditions(snap, step.status, this.now());
+    if (!jsonEqual(before, status)) await this.deps.snapshots.replaceStatus(snap, status);
+    return step.requeueAfterMs === undefined ? {} : { requeueAfterMs: step.requeueAfterMs };
+  }
+
+  private async step(
+    snap: DistributedSnapshot,
+    status: DistributedSnapshotStatus,
+    ctx: ReconcileContext,
+  ): Promise<Step> {
+    if (status.phase === 'Succeeded' || status.phase === 'Failed') return { status };
+    if (status.failureReason) return this.abort(snap, status, ctx);
+    try {
+      if (status.phase !== undefined && status.phase !== 'Pending') this.checkTimeout(snap, status);
+      switch (status.phase) {
+        case undefined:
+          this.event(snap, 'Normal', 'Pending', 'snapshot accepted');
+          return {
+            status: { ...status, phase: 'Pending', startTime: this.now().toISOString() },
+            requeueAfterMs: 1,
+          };
+        case 'Pending':
+          this.event(snap, 'Normal', 'Planning', 'resolving VMs, snapshot hosts and their switch ports');
+          return { status: { ...status, phase: 'Planning' }, requeueAfterMs: 1 };
+        case 'Planning':
+          return await this.plan(snap, status);
+        case 'Snapshotting':
+          return await this.snapshot(snap, status);
+        case 'Committing':
+          return await this.commit(snap, status);
+      }
+    } catch (err) {
+      if (!(err instanceof SnapshotFailure)) throw err;
+      // Record the failure first: from here on every reconcile (in this process or
+      // a restarted one) continues the abort until nothing is left behind.
+      ctx.log.warn({ reason: err.reason, message: err.message }, 'snapshot failed; aborting');
+      this.event(snap, 'Warning', err.reason, `${err.message}; aborting`);
+      return {
+        status: { ...status, failureReason: err.reason, failureMessage: err.message },
+        requeueAfterMs: 1,
+      };
+    }
+  }
+
+  private checkTimeout(snap: DistributedSnapshot, status: DistributedSnapshotStatus): void {
+    const timeout = snap.spec.timeout ?? DEFAULT_TIMEOUT;
+    const started = Date.parse(status.startTime ?? '');
+    if (Number.isNaN(started)) return;
+    const elapsed = this.now().getTime() - started;
+    if (elapsed > parseDurationMs(timeout)) {
+      const waiting = (status.vms ?? [])
+        .filter((vm) => vm.epoch !== 'Post')
+        .map((vm) => `${vm.name} (${vm.phase})`);
+      throw new SnapshotFailure(
+        'Timeout',
+        `snapshot did not complete within spec.timeout ${timeout} (phase ${status.phase}` +
+          (waiting.length > 0 ? `; still waiting for ${waiting.join(', ')})` : ')'),
+      );
+    }
+  }
+
+  // ---- Planning ---------------------------------------------------------------
+
+  private async plan(snap: DistributedSnapshot, status: DistributedSnapshotStatus): Promise<Step> {
+    const namespace = snap.metadata.namespace;
+    const selector = labelSelectorString(snap.spec.selector);
+    const vmis = await this.deps.kubevirt.listVmis(namespace, selector);
+    if (vmis.length === 0) {
+      throw new SnapshotFailure(
+        'NoVMsSelected',
+        `spec.selector (${selector}) matches no VirtualMachineInstance in namespace ${namespace}`,
+      );
+    }
+    const notReady = vmis.flatMap((vmi) => {
+      const phase = vmi.status?.phase;
+      if (phase !== 'Running') return [`${vmi.metadata.name} is ${phase || 'not started'}, not Running`];
+      if (!isLiveMigratable(vmi)) {
+        const condition = vmi.status?.conditions?.find((c) => c.type === 'LiveMigratable');
+        return [
+          `${vmi.metadata.name} is not live-migratable (${condition?.message ?? 'no LiveMigratable condition'})`,
+        ];
+      }
+      return [];
+    });
+    if (notReady.length > 0) throw new SnapshotFailure('VMNotMigratable', notReady.join('; '));
+
+    const hostSelector = snap.spec.snapshotHosts?.nodeSelector ?? DEFAULT_SNAPSHOT_HOSTS;
+    const hosts = await this.deps.nodes.listNodeNames(hostSelector);
+    if (hosts.length === 0) {
+      throw new SnapshotFailure(
+        'NoSnapshotHosts',
+        `no node matches spec.snapshotHosts.nodeSelector ${labelSelectorString({ matchLabels: hostSelector })}`,
+      );
+    }
+
+    const armed = await this.mapNetwork(vmis);
+    const result = await this.deps.ofc.arm({
+      snapshotId: snapshotId(snap),
+      mode: snap.spec.network?.mode ?? 'Buffer',
+      bufferTier: snap.spec.network?.bufferTier ?? 'datapath',
+      bufferLimitBytes: parseQuantityBytes(snap.spec.network?.bufferLimit ?? DEFAULT_BUFFER_LIMIT),
+      recordChannelState: snap.spec.network?.recordChannelState ?? false,
+      vms: armed,
+      bridges: [...new Set(armed.flatMap((vm) => (vm.bridge ? [vm.bridge] : [])))],
+    });
+    this.event(
+      snap,
+      'Normal',
+      'Armed',
+      `network armed on ${result.bridges.length} bridge(s) at ${result.armedAt}: every VM is pre-snapshot; ` +
+        `${vmis.length} VM(s), snapshot hosts ${hosts.join(', ')}`,
+    );
+    const vms: SnapshotVmStatus[] = vmis.map((vmi) => ({
+      name: vmi.metadata.name ?? '',
+      node: vmi.status?.nodeName ?? '',
+      phase: 'Pending',
+      epoch: 'Pre',
+    }));
+    return {
+      status: { ...status, phase: 'Snapshotting', vms, progress: `0/${vms.length}` },
+      requeueAfterMs: 1,
+    };
+  }
+
+  /** Every VM's MAC on the snapshot network, and its bridge and OpenFlow port from OVSDB. */
+  private async mapNetwork(vmis: VirtualMachineInstance[]): Promise<ArmedVm[]> {
+    for (const vmi of vmis) {
+      if (!vmMac(vmi)) {
+        throw new SnapshotFailure(
+          'NoNetworkInterface',
+          `${vmi.metadata.name} reports no interface MAC in status.interfaces; the network cannot classify its packets`,
+        );
+      }
+    }
+    const attachments = await this.deps.network.findVmAttachments(vmis);
+    const bridges = new Map((await this.deps.ofc.bridges()).map((b) => [b.name, b]));
+    return vmis.map((vmi) => {
+      const mac = vmMac(vmi) ?? '';
+      const name = `${vmi.metadata.namespace}/${vmi.metadata.name}`;
+      const attachment = attachments.get(name);
+      if (!attachment) {
+        throw new SnapshotFailure(
+          'VMNotOnSwitch',
+          `${name} (MAC ${mac}) is not attached to any Open vSwitch bridge`,
+        );
+      }
+      if (!bridges.get(attachment.bridge)?.connected) {
+        throw new SnapshotFailure(
+          'BridgeNotConnected',
+          `bridge ${attachment.bridge} carrying ${name} is not connected to the OpenFlow controller`,
+        );
+      }
+      return { name, mac, bridge: attachment.bridge, ofport: attachment.ofport };
+    });
+  }
+
+  // ---- Snapshotting -----------------------------------------------------------
+
+  private async snapshot(snap: DistributedSnapshot, status: DistributedSnapshotStatus): Promise<Step> {
+    const network = await this.deps.ofc.status(snapshotId(snap));
+    if (network.state === 'Aborted') {
+      throw new SnapshotFailure(
+        'NetworkAborted',
+        `the OpenFlow controller aborted the snapshot: ${network.abortReason ?? 'no reason given'}`,
+      );
+    }
+    const vms = status.vms ?? [];
+    const starts = await this.startOffsets(snap, vms);
+    const firstStart = Math.min(
+      ...vms.map((vm) => Date.parse(vm.snapshotStart ?? '')).filter((t) => !Number.isNaN(t)),
+    );
+    for (const [index, row] of vms.entries()) {
+      vms[index] = await this.advanceVm(snap, row, starts.get(row.name) ?? 0, firstStart);
+    }
+    const captured = vms.filter((vm) => vm.epoch === 'Post');
+    const next: DistributedSnapshotStatus = { ...status, vms, progress: `${captured.length}/${vms.length}` };
+    if (captured.length < vms.length) return { status: next, requeueAfterMs: this.pollMs };
+
+    const times = captured.map((vm) => Date.parse(vm.capturedAt ?? ''));
+    const skewMs = Math.max(...times) - Math.min(...times);
+    this.event(
+      snap,
+      'Normal',
+      'Committing',
+      `every VM is post-snapshot; T_i skew ${formatDurationMs(skewMs)}`,
+    );
+    return {
+      status: { ...next, phase: 'Committing', skewMs, skew: formatDurationMs(skewMs) },
+      requeueAfterMs: 1,
+    };
+  }
+
+  /** With skewAlignment Profile, how long after the first S_i each VM starts; otherwise all at once. */
+  private async startOffsets(
+    snap: DistributedSnapshot,
+    rows: SnapshotVmStatus[],
+  ): Promise<Map<string, number>> {
+    if (snap.spec.skewAlignment !== 'Profile' || rows.every((row) => row.phase !== 'Pending'))
+      return new Map();
+    const namespace = snap.metadata.namespace;
+    const vms = await Promise.all(
+      rows.map(async (row) => ({
+        vm: row.name,
+        memoryBytes: vmMemoryBytes(await this.deps.kubevirt.getVmi(namespace, row.name)),
+      })),
+    );
+    const history = captureHistory(await this.deps.snapshots.list(namespace));
+    return new Map(alignStarts(vms, history).map((s) => [s.vm, s.startOffsetMs]));
+  }
+
+  /** Moves one VM along: start its migration, see it land on a snapshot host, capture it, advance its epoch. */
+  private async advanceVm(
+    snap: DistributedSnapshot,
+    row: SnapshotVmStatus,
+    startOffsetMs: number,
+    firstStart: number,
+  ): Promise<SnapshotVmStatus> {
+    const namespace = snap.metadata.namespace;
+    switch (row.phase) {
+      case 'Pending': {
+        const now = this.now().getTime();
+        const due = Number.isFinite(firstStart) ? firstStart + startOffsetMs : now + startOffsetMs;
+        if (now < due)
+          return { ...row, message: `starts in ${formatDurationMs(due - now)} (skew alignment)` };
+        const migration = await this.deps.kubevirt.createMigration(
+          this.migrationFor(snap, row.name, migrationName(snap, row.name), snapshotHostSelector(snap)),
+        );
+        const startedAt = this.now().toISOString();
+        this.event(
+          snap,
+          'Normal',
+          'MigrationStarted',
+          `S_${row.name}: migrating to a snapshot host with ${migration.metadata.name}`,
+        );
+        return {
+          ...row,
+          phase: 'Migrating',
+          epoch: 'Snapshot',
+          migration: migration.metadata.name ?? '',
+          snapshotStart: startedAt,
+          message: 'migrating to a snapshot host',
+        };
+      }
+      case 'Migrating': {
+        const landed = await this.migrationOutcome(namespace, row);
+        if (!landed) return row;
+        this.event(snap, 'Normal', 'Migrated', `${row.name} is on snapshot host ${landed}; capturing`);
+        return {
+          ...row,
+          phase: 'Capturing',
+          snapshotHost: landed,
+          message: 'capturing memory and device state',
+        };
+      }
+      case 'Capturing': {
+        const task = this.captureTask(snap, row);
+        if (!task.done) return row;
+        this.captures.delete(taskKey(snap, row.name));
+        if (task.failure) throw task.failure;
+        if (!task.result)
+          throw new SnapshotFailure('CaptureFailed', `capture of ${row.name} ended without a result`);
+        const { capture, advance } = task.result;
+        this.completed.set(taskKey(snap, row.name), capture);
+        this.event(
+          snap,
+          'Normal',
+          'Captured',
+          `T_${row.name} ${capture.completedAt}: ${capture.imageBytes} bytes, downtime ${capture.downtimeMs} ms; ` +
+            `post-snapshot at ${advance.confirmedAt}, ${advance.reinjected} held packet(s) re-injected`,
+        );
+        return {
+          ...row,
+          phase: 'Captured',
+          epoch: 'Post',
+          capturedAt: capture.completedAt,
+          downtimeMs: Math.round(capture.downtimeMs),
+          imageBytes: capture.imageBytes,
+          digest: capture.digest,
+          message: `captured; ${advance.reinjected} held packet(s) re-injected`,
+        };
+      }
+      default:
+        return row;
+    }
+  }
+
+  /** The snapshot host the VM landed on, undefined while it is on its way; throws when the migration failed. */
+  private async migrationOutcome(namespace: string, row: SnapshotVmStatus): Promise<string | undefined> {
+    const migration = await this.deps.kubevirt.getMigration(namespace, row.migration ?? '');
+    const vmi = await this.deps.kubevirt.getVmi(namespace, row.name);
+    if (!vmi) throw new SnapshotFailure('VMGone', `${row.name} was deleted during the snapshot`);
+    if (!migration) {
+      throw new SnapshotFailure(
+        'MigrationGone',
+        `migration ${row.migration} of ${row.name} was deleted by someone else`,
+      );
+    }
+    const state = vmi.status?.migrationState;
+    const ours = state?.migrationUid === migration.metadata.uid;
+    if (migration.status?.phase === 'Failed' || (ours && state?.failed)) {
+      const why = (ours && state?.failureReason) || 'KubeVirt reports the migration Failed';
+      throw new SnapshotFailure(
+        'MigrationFailed',
+        `migration ${row.migration} of ${row.name} to a snapshot host failed: ${why.trim()}`,
+      );
+    }
+    if (migration.status?.phase !== 'Succeeded' || !ours || !state?.completed) return undefined;
+    // KubeVirt moves status.nodeName to the target when it hands the VMI over.
+    return vmi.status?.nodeName === state.targetNode ? state.targetNode : undefined;
+  }
+
+  /** The capture call for a row in phase Capturing: started here if this process has none in flight. */
+  private captureTask(snap: DistributedSnapshot, row: SnapshotVmStatus): CaptureTask {
+    const key = taskKey(snap, row.name);
+    const existing = this.captures.get(key);
+    if (existing) return existing;
+    const task: CaptureTask = { done: false };
+    this.captures.set(key, task);
+    const id = snapshotId(snap);
+    const vm: VmRef = { namespace: snap.metadata.namespace, name: row.name };
+    const run = async (): Promise<void> => {
+      let capture: CaptureResult;
+      try {
+        const agent = await this.deps.agents.forNode(row.snapshotHost ?? '');
+        capture = await agent.capture({ snapshotId: id, vm, storageLocation: snap.spec.storageLocation });
+      } catch (err) {
+        throw new SnapshotFailure(
+          'CaptureFailed',
+          `capture of ${row.name} on ${row.snapshotHost} failed: ${message(err)}`,
+        );
+      }
+      // ADVANCE_EPOCH at once: every moment between T_i and the advance holds the VM's Type-3 packets longer.
+      try {
+        const advance = await this.deps.ofc.advance(id, `${vm.namespace}/${vm.name}`);
+        task.result = { capture, advance };
+      } catch (err) {
+        throw new SnapshotFailure(
+          'AdvanceFailed',
+          `advancing the epoch of ${row.name} failed: ${message(err)}`,
+        );
+      }
+    };
+    run()
+      .catch((err: unknown) => {
+        task.failure =
+          err instanceof SnapshotFailure ? err : new SnapshotFailure('CaptureFailed', message(err));
+      })
+      .finally(() => {
+        task.done = true;
+      });
+    return task;
+  }
+
+  // ---- Committing -------------------------------------------------------------
+
+  private async commit(snap: DistributedSnapshot, status: DistributedSnapshotStatus): Promise<Step> {
+    let next = status;
+    if (!status.bundle?.manifestDigest) next = await this.writeBundle(snap, status);
+    if (snap.spec.afterSnapshot === 'ReturnToSource') {
+      const returning = await this.returnToSource(snap, next);
+      if (returning) return { status: returning, requeueAfterMs: this.pollMs };
+      next = { ...next, vms: await this.returnedRows(snap, next.vms ?? []) };
+    }
+    const completion = this.now();
+    const durationMs = completion.getTime() - Date.parse(next.startTime ?? completion.toISOString());
+    this.forget(snap, next.vms ?? []);
+    this.event(
+      snap,
+      'Normal',
+      'Succeeded',
+      `snapshot committed: ${next.vms?.length ?? 0} VM(s), skew ${next.skew}, bundle ${next.bundle?.path}`,
+    );
+    return {
+      status: {
+        ...next,
+        phase: 'Succeeded',
+        completionTime: completion.toISOString(),
+        durationMs,
+        duration: formatDurationMs(durationMs),
+      },
+    };
+  }
+
+  private async writeBundle(
+    snap: DistributedSnapshot,
+    status: DistributedSnapshotStatus,
+  ): Promise<DistributedSnapshotStatus> {
+    const id = snapshotId(snap);
+    const namespace = snap.metadata.namespace;
+    let finished;
+    try {
+      finished = await this.deps.ofc.finish(id);
+    } catch (err) {
+      throw new SnapshotFailure(
+        'NetworkFinishFailed',
+        `the OpenFlow controller could not finish: ${message(err)}`,
+      );
+    }
+    const rows = status.vms ?? [];
+    const vms: BundleVm[] = [];
+    for (const row of rows) {
+      const vmi = await this.deps.kubevirt.getVmi(namespace, row.name);
+      if (!vmi)
+        throw new SnapshotFailure('VMGone', `${row.name} was deleted before the snapshot was committed`);
+      const capture = await this.captureDetails(snap, row);
+      vms.push({
+        namespace,
+        name: row.name,
+        ...(vmi.metadata.uid ? { uid: vmi.metadata.uid } : {}),
+        mac: vmMac(vmi) ?? '',
+        sourceNode: row.node ?? '',
+        snapshotHost: row.snapshotHost ?? '',
+        vmi: {
+          apiVersion: KUBEVIRT_API_VERSION,
+          kind: 'VirtualMachineInstance',
+          metadata: vmi.metadata,
+          spec: vmi.spec,
+        },
+        timeline: {
+          snapshotStartedAt: row.snapshotStart ?? '',
+          captureStartedAt: capture.startedAt,
+          capturedAt: row.capturedAt ?? capture.completedAt,
+          downtimeMs: row.downtimeMs ?? capture.downtimeMs,
+        },
+        image: { path: capture.image, size: capture.imageBytes, digest: capture.digest },
+      });
+    }
+    const recorded = snap.spec.network?.recordChannelState ?? false;
+    let manifest;
+    try {
+      manifest = await this.deps.bundles.commit({
+        storageLocation: snap.spec.storageLocation,
+        bundleId: id,
+        content: {
+          snapshot: {
+            namespace,
+            name: snap.metadata.name,
+            uid: snap.metadata.uid,
+            createdAt: rfc3339(snap.metadata.creationTimestamp ?? status.startTime ?? ''),
+            networkMode: snap.spec.network?.mode ?? 'Buffer',
+            network: finished.counters,
+          },
+          vms,
+        },
+        channelState: recorded ? finished.channelState : null,
+        flows: finished.flows,
+      });
+    } catch (err) {
+      throw new SnapshotFailure('BundleWriteFailed', `writing the bundle failed: ${message(err)}`);
+    }
+    this.event(snap, 'Normal', 'Committed', `bundle ${id} written to ${snap.spec.storageLocation}`);
+    return {
+      ...status,
+      network: countersStatus(finished.counters),
+      bundle: {
+        storageLocation: snap.spec.storageLocation,
+        path: id,
+        manifestDigest: manifest.integrity.digest,
+      },
+    };
+  }
+
+  /**
+   * The capture's full result for the manifest. Status keeps what users read
+   * (T_i, size, digest); the rest comes from the call this process made, or,
+   * after a restart, from asking the agent again (it returns the stored result).
+   */
+  private async captureDetails(snap: DistributedSnapshot, row: SnapshotVmStatus): Promise<CaptureResult> {
+    const remembered = this.completed.get(taskKey(snap, row.name));
+    if (remembered) return remembered;
+    const agent = await this.deps.agents.forNode(row.snapshotHost ?? '');
+    const result = await agent.capture({
+      snapshotId: snapshotId(snap),
+      vm: { namespace: snap.metadata.namespace, name: row.name },
+      storageLocation: snap.spec.storageLocation,
+    });
+    if (result.digest !== row.digest) {
+      throw new SnapshotFailure(
+        'ImageChanged',
+        `the agent reports image digest ${result.digest} for ${row.name}, but ${row.digest} was captured`,
+      );
+    }
+    return result;
+  }
+
+  /** Starts return migrations for captured rows; the status while any is still under way, undefined when all ended. */
+  private async returnToSource(
+    snap: DistributedSnapshot,
+    status: DistributedSnapshotStatus,
+  ): Promise<DistributedSnapshotStatus | undefined> {
+    const vms = [...(status.vms ?? [])];
+    let waiting = false;
+    for (const [index, row] of vms.entries()) {
+      if (row.phase === 'Captured') {
+        const name = migrationName(snap, `${row.name}-return`);
+        await this.deps.kubevirt.createMigration(
+          this.migrationFor(snap, row.name, name, { [HOSTNAME_LABEL]: row.node ?? '' }),
+        );
+        this.event(snap, 'Normal', 'ReturnStarted', `${row.name} migrating back to ${row.node} with ${name}`);
+        vms[index] = { ...row, phase: 'Returning', migration: name, message: `returning to ${row.node}` };
+        waiting = true;
+      } else if (row.phase === 'Returning') {
+        const migration = await this.deps.kubevirt.getMigration(snap.metadata.namespace, row.migration ?? '');
+        if (migration?.status?.phase !== 'Succeeded' && migration?.status?.phase !== 'Failed' && migration) {
+          waiting = true;
+        }
+      }
+    }
+    return waiting ? { ...status, vms } : undefined;
+  }
+
+  private async returnedRows(
+    snap: DistributedSnapshot,
+    rows: SnapshotVmStatus[],
+  ): Promise<SnapshotVmStatus[]> {
+    return Promise.all(
+      rows.map(async (row) => {
+        if (row.phase !== 'Returning') return row;
+        const migration = await this.deps.kubevirt.getMigration(snap.metadata.namespace, row.migration ?? '');
+        if (migration?.status?.phase === 'Succeeded') {
+          this.event(snap, 'Normal', 'Returned', `${row.name} is back on ${row.node}`);
+          return { ...row, phase: 'Returned' as const, message: `back on ${row.node}` };
+        }
+        // The snapshot is committed either way; the VM keeps running on the snapshot host.
+        this.event(snap, 'Warning', 'ReturnFailed', `${row.name} could not migrate back to ${row.node}`);
+        return { ...row, message: `could not migrate back to ${row.node}; still on ${row.snapshotHost}` };
+      }),
+    );
+  }
+
+  // ---- Abort and deletion -----------------------------------------------------
+
+  /**
+   * Undoes a snapshot in flight: stop migrations, discard images, release every
+   * held packet. Each step is idempotent, so a restarted operator repeats them
+   * safely; Failed is written only when no migration is left.
+   */
+  private async abort(
+    snap: DistributedSnapshot,
+    status: DistributedSnapshotStatus,
+    ctx: ReconcileContext,
+  ): Promise<Step> {
+    const remaining = await this.cleanUp(snap, status, status.failureReason ?? 'Aborted', ctx);
+    if (remaining > 0) return { status, requeueAfterMs: this.pollMs };
+    const completion = this.now();
+    const durationMs = completion.getTime() - Date.parse(status.startTime ?? completion.toISOString());
+    this.event(
+      snap,
+      'Warning',
+      'Failed',
+      `${status.failureMessage}; every VM keeps running, no packet was lost`,
+    );
+    return {
+      status: {
+        ...status,
+        phase: 'Failed',
+        vms: (status.vms ?? []).map((vm) => (vm.epoch === 'Post' ? vm : { ...vm, phase: 'Failed' })),
+        completionTime: completion.toISOString(),
+        durationMs,
+        duration: formatDurationMs(durationMs),
+      },
+    };
+  }
+
+  /** Returns how many of the snapshot's migrations still exist (KubeVirt removes them once aborted). */
+  private async cleanUp(
+    snap: DistributedSnapshot,
+    status: DistributedSnapshotStatus,
+    reason: string,
+    ctx: ReconcileContext,
+  ): Promise<number> {
+    const namespace = snap.metadata.namespace;
+    const selector = `${SNAPSHOT_NAME_LABEL}=${snap.metadata.name}`;
+    const migrations = await this.deps.kubevirt.listMigrations(namespace, selector);
+    for (const migration of migrations) {
+      if (!migration.metadata.deletionTimestamp) {
+        await this.deps.kubevirt.deleteMigration(namespace, migration.metadata.name ?? '');
+      }
+    }
+    const id = snapshotId(snap);
+    this.forget(snap, status.vms ?? []);
+    for (const row of status.vms ?? []) {
+      if (!row.snapshotHost) continue;
+      const agent = await this.deps.agents.forNode(row.snapshotHost);
+      await agent.discard(id, { namespace, name: row.name }, snap.spec.storageLocation);
+    }
+    await this.deps.bundles.delete(snap.spec.storageLocation, id);
+    if (status.phase !== undefined && status.phase !== 'Pending') {
+      const counters = await this.deps.ofc.abort(
+        id,
+        `${reason}: ${status.failureMessage ?? 'snapshot aborted'}`,
+      );
+      ctx.log.info({ counters }, 'network released');
+      status.network = countersStatus(counters);
+    }
+    return (await this.deps.kubevirt.listMigrations(namespace, selector)).length;
+  }
+
+  private async finalize(snap: DistributedSnapshot, ctx: ReconcileContext): Promise<Result> {
+    const finalizers = snap.metadata.finalizers ?? [];
+    if (!finalizers.includes(SNAPSHOT_PROTECTION_FINALIZER)) return {};
+    const status = snap.status ?? {};
+    if (status.phase === 'Succeeded') {
+      const policy = snap.metadata.annotations?.[BUNDLE_RETENTION_ANNOTATION] ?? 'Retain';
+      if (policy === 'Delete' && status.bundle?.path) {
+        await this.deps.bundles.delete(
+          status.bundle.storageLocation ?? snap.spec.storageLocation,
+          status.bundle.path,
+        );
+        this.event(
+          snap,
+          'Normal',
+          'BundleDeleted',
+          `bundle ${status.bundle.path} deleted (${BUNDLE_RETENTION_ANNOTATION}: Delete)`,
+        );
+      }
+    } else if (status.phase !== 'Failed') {
+      const aborting = {
+        ...status,
+        failureMessage: status.failureMessage ?? 'the DistributedSnapshot was deleted',
+      };
+      const remaining = await this.cleanUp(snap, aborting, status.failureReason ?? 'Deleted', ctx);
+      if (remaining > 0) return { requeueAfterMs: this.pollMs };
+      this.event(
+        snap,
+        'Normal',
+        'Aborted',
+        'deleted while in progress: migrations stopped, images discarded, network released',
+      );
+    }
+    await this.deps.snapshots.setFinalizers(
+      snap,
+      finalizers.filter((f) => f !== SNAPSHOT_PROTECTION_FINALIZER),
+    );
+    return {};
+  }
+
+  // ---- helpers ----------------------------------------------------------------
+
+  private migrationFor(
+    snap: DistributedSnapshot,
+    vmiName: string,
+    name: string,
+    addedNodeSelector: Record<string, string>,
+  ): VirtualMachineInstanceMigration {
+    return {
+      metadata: {
+        name,
+        namespace: snap.metadata.namespace,
+        labels: { [SNAPSHOT_NAME_LABEL]: snap.metadata.name },
+        ownerReferences: [
+          {
+            apiVersion: API_VERSION,
+            kind: DISTRIBUTED_SNAPSHOT.kind,
+            name: snap.metadata.name,
+            uid: snap.metadata.uid,
+            controller: true,
+            blockOwnerDeletion: true,
+          },
+        ],
+      },
+      spec: { vmiName, addedNodeSelector },
+    };
+  }
+
+  private forget(snap: DistributedSnapshot, rows: SnapshotVmStatus[]): void {
+    for (const row of rows) {
+      this.captures.delete(taskKey(snap, row.name));
+      this.completed.delete(taskKey(snap, row.name));
+    }
+  }
+
+  private event(snap: DistributedSnapshot, type: 'Normal' | 'Warning', reason: string, text: string): void {
+    this.deps.events.event(snap as KubernetesObject, type, reason, text);
+  }
+}
+
+/** One id for the snapshot at the OFC, the agents and the store: unique even if a snapshot of the same name is recreated. */
+export function snapshotId(snap: DistributedSnapshot): string {
+  return `${snap.metadata.namespace}.${snap.metadata.name}.${snap.metadata.uid.slice(0, 8)}`;
+}
+
+function taskKey(snap: DistributedSnapshot, vm: string): string {
+  return `${snap.metadata.uid}/${vm}`;
+}
+
+/** `<snapshot>-<vm>`; names too long for an object name are shortened with a hash so they stay unique. */
+export function migrationName(snap: DistributedSnapshot, vm: string): string {
+  const name = `${snap.metadata.name}-${vm}`;
+  if (name.length <= 253) return name;
+  let hash = 0;
+  for (const ch of name) hash = (hash * 31 + ch.charCodeAt(0)) >>> 0;
+  return `${name.slice(0, 244)}-${hash.toString(16).padStart(8, '0')}`;
+}
+
+function snapshotHostSelector(snap: DistributedSnapshot): Record<string, string> {
+  return snap.spec.snapshotHosts?.nodeSelector ?? DEFAULT_SNAPSHOT_HOSTS;
+}
+
+/** The API server's selector syntax for a metav1.LabelSelector. */
+export function labelSelectorString(selector: DistributedSnapshot['spec']['selector']): string {
+  const labels = Object.entries(selector.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`);
+  const expressions = (selector.matchExpressions ?? []).map((e) => {
+    switch (e.operator) {
+      case 'In':
+        return `${e.key} in (${(e.values ?? []).join(',')})`;
+      case 'NotIn':
+        return `${e.key} notin (${(e.values ?? []).join(',')})`;
+      case 'Exists':
+        return e.key;
+      case 'DoesNotExist':
+        return `!${e.key}`;
+    }
+  });
+  return [...labels, ...expressions].join(',');
+}
+
+/** The MAC of the VM's first reported interface, lower-case (the form OVSDB and the OFC use). */
+export function vmMac(vmi: VirtualMachineInstance): string | undefined {
+  return vmi.status?.interfaces?.find((i) => i.mac)?.mac?.toLowerCase();
+}
+
+function vmMemoryBytes(vmi: VirtualMachineInstance | undefined): number {
+  const quantity =
+    vmi?.spec.domain?.memory?.guest ??
+    vmi?.status?.memory?.guestAtBoot ??
+    vmi?.spec.domain?.resources?.requests?.memory;
+  return quantity ? parseQuantityBytes(quantity) : 0;
+}
+
+/**
+ * Past captures in the namespace, from the rows of snapshots that succeeded. A
+ * memory image is as big as the guest memory it holds, so image bytes stand for
+ * memory size.
+ */
+function captureHistory(snapshots: DistributedSnapshot[]): CaptureSample[] {
+  return snapshots
+    .filter((s) => s.status?.phase === 'Succeeded')
+    .flatMap((s) => s.status?.vms ?? [])
+    .flatMap((row) => {
+      const captureMs = Date.parse(row.capturedAt ?? '') - Date.parse(row.snapshotStart ?? '');
+      if (!row.imageBytes || !(captureMs > 0)) return [];
+      return [{ vm: row.name, memoryBytes: row.imageBytes, captureMs }];
+    });
+}
+
+function countersStatus(counters: NetworkCounters): NonNullable<DistributedSnapshotStatus['network']> {
+  return {
+    type1: counters.type1,
+    type2Recorded: counters.type2Recorded,
+    type3Buffered: counters.type3Buffered,
+    type3Reinjected: counters.type3Reinjected,
+    peakBufferBytes: counters.peakBufferBytes,
+    dropped: counters.dropped,
+  };
+}
+
+/** Ready, Progressing and Degraded, derived from the phase and failure so they can never disagree with them. */
+function withConditions(
+  snap: DistributedSnapshot,
+  status: DistributedSnapshotStatus,
+  now: Date,
+): DistributedSnapshotStatus {
+  const generation = snap.metadata.generation ?? 0;
+  const phase = status.phase ?? 'Pending';
+  const failed = status.failureReason;
+  const message = status.failureMessage ?? '';
+  const set = (input: Omit<ConditionInput, 'observedGeneration'>): void => {
+    status.conditions = setCondition(status.conditions, { ...input, observedGeneration: generation }, now);
+  };
+  if (phase === 'Succeeded') {
+    set({
+      type: CONDITION_READY,
+      status: 'True',
+      reason: 'Succeeded',
+      message: `bundle ${status.bundle?.path ?? ''} committed`,
+    });
+    set({ type: CONDITION_PROGRESSING, status: 'False', reason: 'Succeeded', message: 'snapshot complete' });
+  } else if (phase === 'Failed') {
+    set({ type: CONDITION_READY, status: 'False', reason: failed ?? 'Failed', message });
+    set({
+      type: CONDITION_PROGRESSING,
+      status: 'False',
+      reason: 'Failed',
+      message: 'snapshot aborted; nothing was kept',
+    });
+  } else {
+    set({ type: CONDITION_READY, status: 'False', reason: phase, message: `snapshot is ${phase}` });
+    set({
+      type: CONDITION_PROGRESSING,
+      status: 'True',
+      reason: failed ? 'Aborting' : phase,
+      message: failed ? `aborting: ${message}` : `snapshot is ${phase}`,
+    });
+  }
+  set(
+    failed
+      ? { type: CONDITION_DEGRADED, status: 'True', reason: failed, message }
+      : { type: CONDITION_DEGRADED, status: 'False', reason: 'AsExpected', message: 'no failure' },
+  );
+  return { ...status, observedGeneration: generation };
+}
+
+/** Our objects are plain JSON (strings); client-node's types say Date. */
+function rfc3339(time: string | Date): string {
+  return time instanceof Date ? time.toISOString() : time;
+}
+
+function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,84 @@
+// Wires the transaction controller's reconcilers into the operator runtime.
+// The parts they talk to (OFC, agents, OVSDB, store) are passed in, so the
+// operator's entrypoint decides how to reach them and tests can record calls.
+import type { AgentDirectory } from '../agent/types.js';
+import { KubeVirtClient, type KubeVirtAccess } from '../kubevirt/client.js';
+import { KUBEVIRT_GROUP, KUBEVIRT_VERSION, VMI_PLURAL, VMIM_PLURAL } from '../kubevirt/types.js';
+import type { OfcControl } from '../ofc/control/types.js';
+import { KubeApi } from '../operator/kube-api.js';
+import { mapByLabel } from '../operator/mapping.js';
+import type { ControllerManager, InformerOptions, ObjectKey, ResourceKind } from '../operator/types.js';
+import { SNAPSHOT_NAME_LABEL } from '../api/constants.js';
+import type { DistributedSnapshot } from './api-view.js';
+import {
+  DISTRIBUTED_SNAPSHOT_RESOURCE,
+  DistributedSnapshotReconciler,
+} from './distributed-snapshot/reconciler.js';
+import { ApiNodeLister } from './nodes.js';
+import type { BundleWriter, NetworkMapper, NodeLister } from './ports.js';
+import { ApiResourceStore } from './shared/objects.js';
+
+export interface ReconcilerDeps {
+  ofc: OfcControl;
+  agents: AgentDirectory;
+  network: NetworkMapper;
+  bundles: BundleWriter;
+  /** Defaults to KubeVirt through the API server. */
+  kubevirt?: KubeVirtAccess;
+  /** Defaults to Nodes from the API server. */
+  nodes?: NodeLister;
+  /** Watch one namespace only (a namespace-scoped operator, or a test). */
+  namespace?: string;
+  /** Poll interval while waiting on migrations and captures. */
+  pollMs?: number;
+}
+
+const VMIM_RESOURCE: ResourceKind = {
+  group: KUBEVIRT_GROUP,
+  version: KUBEVIRT_VERSION,
+  plural: VMIM_PLURAL,
+  kind: 'VirtualMachineInstanceMigration',
+  namespaced: true,
+};
+
+const VMI_RESOURCE: ResourceKind = {
+  group: KUBEVIRT_GROUP,
+  version: KUBEVIRT_VERSION,
+  plural: VMI_PLURAL,
+  kind: 'VirtualMachineInstance',
+  namespaced: true,
+};
+
+export function registerControllers(manager: ControllerManager, deps: ReconcilerDeps): void {
+  const informerOptions: InformerOptions = deps.namespace ? { namespace: deps.namespace } : {};
+  const api = KubeApi.forConfig(manager.kubeConfig);
+  const snapshots = manager.informer<DistributedSnapshot>(DISTRIBUTED_SNAPSHOT_RESOURCE, informerOptions);
+  const migrations = manager.informer(VMIM_RESOURCE, informerOptions);
+  const vmis = manager.informer(VMI_RESOURCE, informerOptions);
+  const snapshotStore = new ApiResourceStore<DistributedSnapshot>(api, DISTRIBUTED_SNAPSHOT_RESOURCE);
+  // A VMI's migrationState changing wakes the snapshots whose migrations move it.
+  const snapshotsMigrating = (vmi: { metadata?: { namespace?: string; name?: string } }): ObjectKey[] =>
+    migrations
+      .list(vmi.metadata?.namespace)
+      .filter((m) => (m as { spec?: { vmiName?: string } }).spec?.vmiName === vmi.metadata?.name)
+      .flatMap((m) => mapByLabel(SNAPSHOT_NAME_LABEL)(m));
+  manager.addController({
+    name: 'distributedsnapshot',
+    primary: snapshots,
+    watches: [
+      { informer: migrations, mapToPrimary: mapByLabel(SNAPSHOT_NAME_LABEL) },
+      { informer: vmis, mapToPrimary: snapshotsMigrating },
+    ],
+    reconciler: new DistributedSnapshotReconciler({
+      snapshots: snapshotStore,
+      kubevirt: deps.kubevirt ?? new KubeVirtClient(manager.kubeConfig),
+      nodes: deps.nodes ?? new ApiNodeLister(manager.kubeConfig),
+      network: deps.network,
+      ofc: deps.ofc,
+      agents: deps.agents,
+      bundles: deps.bundles,
+      events: manager.eventRecorder('violin-snapshot-controller'),
+      ...(deps.pollMs === undefined ? {} : { pollMs: deps.pollMs }),
+    }),
+  });
+}

@@ -1,0 +1,37 @@
+// NetworkMapper over the OVSDB client: finds each VM's bridge port among the
+// attachments OVSDB records. A port is the VM's when its owner names the VM
+// (the lab's external_ids), when its attached MAC is the VM's MAC, or when it
+// belongs to one of the VM's virt-launcher pods (ovs-cni records the pod UID;
+// KubeVirt lists a VMI's pods in status.activePods).
+import type { VirtualMachineInstance } from '../kubevirt/types.js';
+import type { VmAttachment as OvsdbAttachment } from '../ovsdb/open-vswitch.js';
+import { vmMac } from './distributed-snapshot/reconciler.js';
+import type { NetworkMapper, VmAttachment } from './ports.js';
+
+export interface AttachmentSource {
+  findVmAttachments(): Promise<OvsdbAttachment[]>;
+}
+
+export class OvsdbNetworkMapper implements NetworkMapper {
+  constructor(private readonly ovsdb: AttachmentSource) {}
+
+  async findVmAttachments(vmis: VirtualMachineInstance[]): Promise<Map<string, VmAttachment>> {
+    const attachments = await this.ovsdb.findVmAttachments();
+    const found = new Map<string, VmAttachment>();
+    for (const vmi of vmis) {
+      const key = `${vmi.metadata.namespace}/${vmi.metadata.name}`;
+      const mac = vmMac(vmi);
+      const pods = new Set(Object.keys((vmi.status?.activePods as Record<string, string> | undefined) ?? {}));
+      const match = attachments.find(
+        (a) =>
+          a.ofport !== undefined &&
+          ((a.owner.kind === 'vm' && (a.owner.vm === key || a.owner.vm === vmi.metadata.name)) ||
+            (mac !== undefined && a.mac === mac) ||
+            (a.owner.kind === 'pod' && pods.has(a.owner.podUid))),
+      );
+      if (match?.ofport !== undefined && mac)
+        found.set(key, { bridge: match.bridge, ofport: match.ofport, mac });
+    }
+    return found;
+  }
+}

@@ -1,0 +1,232 @@
+// The DistributedSnapshot reconciler against the real API server, with KubeVirt
+// played by the scripted stand-in and the OFC, agents and store by recording
+// fakes (test/integration/reconcilers/recording-fakes.ts).
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+
+import { SNAPSHOT_PROTECTION_FINALIZER } from '../../../src/api/constants.js';
+import { snapshotId } from '../../../src/reconcilers/distributed-snapshot/reconciler.js';
+import { DISTRIBUTED_SNAPSHOT_RESOURCE } from '../../../src/reconcilers/distributed-snapshot/reconciler.js';
+import { resourcePath } from '../../../src/operator/kube-api.js';
+import { Harness, VM_NAMES } from './harness.js';
+
+describe('DistributedSnapshot reconciler', () => {
+  let h: Harness;
+
+  beforeEach(async () => {
+    h = await Harness.create('dsnap');
+    await h.startOperator();
+  });
+
+  afterEach(async () => {
+    await h?.close();
+  });
+
+  it('snapshots 4 VMs: Pending → Planning → Snapshotting → Committing → Succeeded, in protocol order', async () => {
+    const phases = await h.watchPhases('nightly');
+    await h.createSnapshot('nightly', { network: { mode: 'Buffer', recordChannelState: true } });
+    const snap = await h.waitForPhase('nightly', ['Succeeded', 'Failed']);
+    const status = snap.status ?? {};
+    expect(status.phase, JSON.stringify(status)).toBe('Succeeded');
+    expect(phases).toEqual(['Pending', 'Planning', 'Snapshotting', 'Committing', 'Succeeded']);
+
+    // Per-VM rows: each VM migrated to one of this test's snapshot hosts, S_i before T_i.
+    expect(status.vms?.map((vm) => vm.name).sort()).toEqual(VM_NAMES);
+    for (const vm of status.vms ?? []) {
+      expect(h.snapshotHosts).toContain(vm.snapshotHost);
+      expect(h.workers).toContain(vm.node);
+      expect(vm.epoch).toBe('Post');
+      expect(vm.phase).toBe('Captured');
+      expect(Date.parse(vm.capturedAt ?? '')).toBeGreaterThanOrEqual(Date.parse(vm.snapshotStart ?? ''));
+      expect(vm.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+      expect(vm.imageBytes).toBe(128 * 2 ** 20);
+    }
+    expect(status.progress).toBe('4/4');
+    expect(status.network).toMatchObject({
+      type3Buffered: 8,
+      type3Reinjected: 8,
+      dropped: 0,
+      peakBufferBytes: 3000,
+    });
+    expect(status.skewMs).toBeGreaterThanOrEqual(0);
+    expect(status.skew).toBeTruthy();
+    expect(status.duration).toBeTruthy();
+    expect(status.bundle?.manifestDigest).toMatch(/^sha256:/);
+    expect(status.observedGeneration).toBe(snap.metadata.generation);
+
+    const condition = (type: string) => status.conditions?.find((c) => c.type === type);
+    expect(condition('Ready')).toMatchObject({ status: 'True', reason: 'Succeeded', observedGeneration: 1 });
+    expect(condition('Progressing')).toMatchObject({ status: 'False' });
+    expect(condition('Degraded')).toMatchObject({ status: 'False' });
+    expect(snap.metadata.finalizers).toContain(SNAPSHOT_PROTECTION_FINALIZER);
+
+    // The protocol's order: arm, then for each VM capture → advance; finish and commit last.
+    const id = snapshotId(snap);
+    const arm = h.log.indexOf('ofc', 'arm', id);
+    expect(arm).toBeGreaterThanOrEqual(0);
+    for (const vm of VM_NAMES) {
+      const subject = `${h.ns.name}/${vm}`;
+      const capture = h.log.indexOf('agent', 'capture', subject);
+      const captured = h.log.indexOf('agent', 'captured', subject);
+      const advance = h.log.indexOf('ofc', 'advance', subject);
+      expect(capture).toBeGreaterThan(arm);
+      expect(advance).toBeGreaterThan(captured);
+      expect(h.log.calls[capture]?.node).toBe(status.vms?.find((r) => r.name === vm)?.snapshotHost);
+    }
+    expect(h.log.indexOf('ofc', 'finish', id)).toBeGreaterThan(
+      Math.max(...VM_NAMES.map((vm) => h.log.indexOf('ofc', 'advance', `${h.ns.name}/${vm}`))),
+    );
+    expect(h.log.indexOf('store', 'commit', id)).toBeGreaterThan(h.log.indexOf('ofc', 'finish', id));
+    expect(h.log.count('ofc', 'abort')).toBe(0);
+
+    // The bundle manifest holds every VM with its timeline, and the recorded channel state.
+    const bundle = [...h.bundles.bundles.values()][0];
+    expect(bundle?.manifest.vms.map((vm) => vm.name).sort()).toEqual(VM_NAMES);
+    expect(bundle?.manifest.channelState?.packets).toBe(1);
+    expect(bundle?.manifest.integrity.digest).toBe(status.bundle?.manifestDigest);
+
+    // Migrations: one per VM, labelled with the snapshot, owned by it, sent to snapshot hosts, all Succeeded.
+    const migrations = await h.standin.kubevirt.listMigrations(h.ns.name, 'violin.dev/snapshot=nightly');
+    expect(migrations).toHaveLength(4);
+    for (const m of migrations) {
+      expect(m.spec.addedNodeSelector).toEqual(h.hostSelector());
+      expect(m.metadata.ownerReferences?.[0]).toMatchObject({
+        kind: 'DistributedSnapshot',
+        name: 'nightly',
+        controller: true,
+      });
+      expect(m.status?.phase).toBe('Succeeded');
+    }
+
+    const reasons = await h.eventReasons('nightly');
+    for (const reason of [
+      'Pending',
+      'Planning',
+      'Armed',
+      'MigrationStarted',
+      'Migrated',
+      'Captured',
+      'Committing',
+      'Committed',
+      'Succeeded',
+    ]) {
+      expect(reasons).toContain(reason);
+    }
+  });
+
+  it('fails cleanly when one VM cannot migrate: Failed with the reason, network released, no migration left', async () => {
+    h.standin.failMigrationOf('bank-2', 'target virt-launcher pod failed: no space left on device');
+    await h.createSnapshot('broken-migration');
+    const snap = await h.waitForPhase('broken-migration', ['Succeeded', 'Failed']);
+    expect(snap.status?.phase).toBe('Failed');
+    expect(snap.status?.failureReason).toBe('MigrationFailed');
+    expect(snap.status?.failureMessage).toContain('bank-2');
+    expect(snap.status?.failureMessage).toContain('no space left on device');
+    expect(snap.status?.conditions?.find((c) => c.type === 'Degraded')).toMatchObject({
+      status: 'True',
+      reason: 'MigrationFailed',
+    });
+    expect(snap.status?.conditions?.find((c) => c.type === 'Ready')).toMatchObject({
+      status: 'False',
+      reason: 'MigrationFailed',
+    });
+    await expectCleanAbort(h, snap);
+    expect(await h.eventReasons('broken-migration')).toContain('MigrationFailed');
+  });
+
+  it('fails cleanly when the agent cannot capture a VM', async () => {
+    h.agents.failCaptureOf('bank-1', 'QMP: migrate-to-file failed: disk full');
+    await h.createSnapshot('broken-agent');
+    const snap = await h.waitForPhase('broken-agent', ['Succeeded', 'Failed']);
+    expect(snap.status?.phase).toBe('Failed');
+    expect(snap.status?.failureReason).toBe('CaptureFailed');
+    expect(snap.status?.failureMessage).toContain('bank-1');
+    expect(snap.status?.failureMessage).toContain('disk full');
+    await expectCleanAbort(h, snap);
+  });
+
+  it('fails cleanly on timeout while a migration hangs', async () => {
+    h.standin.hangMigrationOf('bank-3');
+    await h.createSnapshot('slow', { timeout: '10s' });
+    const snap = await h.waitForPhase('slow', ['Succeeded', 'Failed'], 60_000);
+    expect(snap.status?.phase).toBe('Failed');
+    expect(snap.status?.failureReason).toBe('Timeout');
+    expect(snap.status?.failureMessage).toContain('spec.timeout 10s');
+    expect(snap.status?.failureMessage).toContain('bank-3');
+    await expectCleanAbort(h, snap);
+  });
+
+  it('fails when the OFC aborts on its own (buffer limit reached)', async () => {
+    h.standin.hangMigrationOf('bank-0');
+    await h.createSnapshot('overflow');
+    await h.waitForPhase('overflow', ['Snapshotting']);
+    h.ofc.abortOnOwn('buffer limit of 67108864 bytes reached');
+    const snap = await h.waitForPhase('overflow', ['Succeeded', 'Failed']);
+    expect(snap.status?.failureReason).toBe('NetworkAborted');
+    expect(snap.status?.failureMessage).toContain('buffer limit');
+    await expectCleanAbort(h, snap);
+  });
+
+  it('aborts a snapshot deleted mid-flight, then lets it go', async () => {
+    h.standin.hangMigrationOf('bank-0');
+    await h.createSnapshot('doomed');
+    const snap = await h.waitFor('a migration under way', async () => {
+      const s = await h.getSnapshot('doomed');
+      return s?.status?.vms?.some((vm) => vm.phase === 'Migrating') ? s : undefined;
+    });
+    await h.api.deleteObject(resourcePath(DISTRIBUTED_SNAPSHOT_RESOURCE, h.ns.name, 'doomed'));
+    await h.waitFor('the snapshot to be gone', async () =>
+      (await h.getSnapshot('doomed')) ? undefined : true,
+    );
+    expect(h.log.count('ofc', 'abort', snapshotId(snap))).toBeGreaterThan(0);
+    expect(await h.migrations()).toEqual([]);
+  });
+
+  it('a restarted operator finishes a snapshot whose captures were in flight', async () => {
+    const release = h.agents.holdCaptureOf('bank-1');
+    await h.createSnapshot('survivor');
+    await h.waitFor('bank-1 capturing', async () => {
+      const s = await h.getSnapshot('survivor');
+      return s?.status?.vms?.find((vm) => vm.name === 'bank-1')?.phase === 'Capturing' ? true : undefined;
+    });
+    await h.stopOperator();
+    release();
+    await h.startOperator();
+    const snap = await h.waitForPhase('survivor', ['Succeeded', 'Failed']);
+    expect(snap.status?.phase, JSON.stringify(snap.status)).toBe('Succeeded');
+    // The new operator asked again; the agent answered with the stored result, and the epoch advanced after it.
+    const subject = `${h.ns.name}/bank-1`;
+    expect(h.log.count('agent', 'capture', subject)).toBeGreaterThanOrEqual(2);
+    expect(h.log.count('store', 'commit', snapshotId(snap))).toBe(1);
+    expect(snap.status?.vms?.find((vm) => vm.name === 'bank-1')?.digest).toBe(
+      [...h.agents.results.values()].find((r) => r.image.endsWith('/bank-1.img'))?.digest,
+    );
+  });
+
+  it('ReturnToSource migrates every VM back to its node after commit', async () => {
+    await h.createSnapshot('roundtrip', { afterSnapshot: 'ReturnToSource' });
+    const snap = await h.waitForPhase('roundtrip', ['Succeeded', 'Failed']);
+    expect(snap.status?.phase, JSON.stringify(snap.status)).toBe('Succeeded');
+    for (const row of snap.status?.vms ?? []) {
+      expect(row.phase).toBe('Returned');
+      const vmi = await h.standin.kubevirt.getVmi(h.ns.name, row.name);
+      expect(vmi?.status?.nodeName).toBe(row.node);
+    }
+  });
+});
+
+async function expectCleanAbort(
+  h: Harness,
+  snap: Awaited<ReturnType<Harness['getSnapshot']>>,
+): Promise<void> {
+  if (!snap) throw new Error('no snapshot');
+  const id = snapshotId(snap);
+  expect(h.log.count('ofc', 'abort', id)).toBeGreaterThan(0);
+  expect(h.ofc.snapshots.get(id)?.state).toBe('Aborted');
+  expect(h.log.count('ofc', 'finish', id)).toBe(0);
+  expect(await h.migrations()).toEqual([]);
+  expect(h.bundles.bundles.size).toBe(0);
+  for (const vm of snap.status?.vms ?? []) {
+    if (vm.snapshotHost)
+      expect(h.log.count('agent', 'discard', `${h.ns.name}/${vm.name}`)).toBeGreaterThan(0);
+  }
+}

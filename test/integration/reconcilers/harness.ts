@@ -1,0 +1,202 @@
+// One test's world: a namespace on the shared real API server, fake Nodes and
+// four Running VMIs played by the KubeVirt stand-in, recording fakes of the
+// OFC/agents/store/OVSDB, and the operator runtime (Manager) running our
+// controllers. `startOperator` can be called again after `stopOperator` to
+// play a restarted operator against the same world.
+import { Watch, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+
+import { API_VERSION, DISTRIBUTED_SNAPSHOT, SNAPSHOT_HOST_LABEL } from '../../../src/api/constants.js';
+import { createLogger } from '../../../src/operator/log.js';
+import { KubeApi, resourcePath } from '../../../src/operator/kube-api.js';
+import { Manager } from '../../../src/operator/manager.js';
+import type { DistributedSnapshot, DistributedSnapshotSpec } from '../../../src/reconcilers/api-view.js';
+import { DISTRIBUTED_SNAPSHOT_RESOURCE } from '../../../src/reconcilers/distributed-snapshot/reconciler.js';
+import { registerControllers } from '../../../src/reconcilers/index.js';
+import { createTestNamespace, testKubeConfig, type TestNamespace } from '../../support/kube.js';
+import { KubeVirtStandin } from '../../support/kubevirt-standin.js';
+import { CallLog, FixedNetwork, MemoryBundles, RecordingAgents, RecordingOfc } from './recording-fakes.js';
+
+export const VM_NAMES = ['bank-0', 'bank-1', 'bank-2', 'bank-3'];
+export const STORAGE = 'file:///var/lib/violin/bundles';
+const TEST_LABEL = 'violin.dev/test-namespace';
+
+interface CoreEvent extends KubernetesObject {
+  reason?: string;
+  involvedObject?: { name?: string };
+  firstTimestamp?: string;
+}
+
+export class Harness {
+  readonly log = new CallLog();
+  readonly ofc = new RecordingOfc(this.log, ['br-leaf1']);
+  readonly agents = new RecordingAgents(this.log);
+  readonly bundles = new MemoryBundles(this.log);
+  readonly network = new FixedNetwork('br-leaf1');
+  readonly api: KubeApi;
+  readonly standin: KubeVirtStandin;
+  readonly workers: string[];
+  readonly snapshotHosts: string[];
+  private manager: Manager | undefined;
+  private readonly watches: AbortController[] = [];
+
+  private constructor(
+    readonly kc: KubeConfig,
+    readonly ns: TestNamespace,
+  ) {
+    this.api = KubeApi.forConfig(kc);
+    this.standin = new KubeVirtStandin(kc, ns.name, 30);
+    this.workers = [`${ns.name}-w1`, `${ns.name}-w2`];
+    this.snapshotHosts = [`${ns.name}-s1`, `${ns.name}-s2`];
+  }
+
+  static async create(prefix: string): Promise<Harness> {
+    const kc = testKubeConfig();
+    const harness = new Harness(kc, await createTestNamespace(kc, prefix));
+    const { standin } = harness;
+    for (const node of harness.workers) await standin.createNode(node, { [TEST_LABEL]: harness.ns.name });
+    for (const node of harness.snapshotHosts) {
+      await standin.createNode(node, { [TEST_LABEL]: harness.ns.name, [SNAPSHOT_HOST_LABEL]: 'true' });
+    }
+    for (const [i, name] of VM_NAMES.entries()) {
+      await standin.createRunningVmi({
+        name,
+        node: harness.workers[i % 2] ?? '',
+        mac: `52:54:00:00:00:0${i}`,
+        labels: { app: 'bank' },
+        memory: `${64 * (i + 1)}Mi`,
+      });
+    }
+    standin.start();
+    return harness;
+  }
+
+  /** The snapshot hosts of this test only (Nodes are cluster-wide; tests run side by side). */
+  hostSelector(): Record<string, string> {
+    return { [SNAPSHOT_HOST_LABEL]: 'true', [TEST_LABEL]: this.ns.name };
+  }
+
+  async startOperator(): Promise<void> {
+    const manager = new Manager({
+      kubeConfig: this.kc,
+      log: createLogger({ level: process.env.VIOLIN_TEST_VERBOSE ? 'debug' : 'error' }),
+      metricsBindAddress: '0',
+      healthProbeBindAddress: '0',
+    });
+    registerControllers(manager, {
+      ofc: this.ofc,
+      agents: this.agents,
+      network: this.network,
+      bundles: this.bundles,
+      namespace: this.ns.name,
+      pollMs: 50,
+    });
+    await manager.start();
+    this.manager = manager;
+  }
+
+  async stopOperator(): Promise<void> {
+    await this.manager?.stop();
+    this.manager = undefined;
+  }
+
+  async createSnapshot(
+    name: string,
+    spec: Partial<DistributedSnapshotSpec> = {},
+  ): Promise<DistributedSnapshot> {
+    return this.api.createObject<DistributedSnapshot>(
+      resourcePath(DISTRIBUTED_SNAPSHOT_RESOURCE, this.ns.name),
+      {
+        apiVersion: API_VERSION,
+        kind: DISTRIBUTED_SNAPSHOT.kind,
+        metadata: { name, namespace: this.ns.name } as DistributedSnapshot['metadata'],
+        spec: {
+          selector: { matchLabels: { app: 'bank' } },
+          snapshotHosts: { nodeSelector: this.hostSelector() },
+          storageLocation: STORAGE,
+          ...spec,
+        },
+      },
+    );
+  }
+
+  async getSnapshot(name: string): Promise<DistributedSnapshot | undefined> {
+    try {
+      return await this.api.getObject<DistributedSnapshot>(
+        resourcePath(DISTRIBUTED_SNAPSHOT_RESOURCE, this.ns.name, name),
+      );
+    } catch (err) {
+      if ((err as { code?: number }).code === 404) return undefined;
+      throw err;
+    }
+  }
+
+  /** Every phase the snapshot's status showed, in order, as a watch sees each write. */
+  async watchPhases(name: string): Promise<string[]> {
+    const phases: string[] = [];
+    const controller = await new Watch(this.kc).watch(
+      resourcePath(DISTRIBUTED_SNAPSHOT_RESOURCE, this.ns.name),
+      { fieldSelector: `metadata.name=${name}` },
+      (_type, obj: DistributedSnapshot) => {
+        const phase = obj.status?.phase;
+        if (phase && phases.at(-1) !== phase) phases.push(phase);
+      },
+      () => undefined,
+    );
+    this.watches.push(controller);
+    return phases;
+  }
+
+  /** Polls until `check` returns a value; fails with what was last seen. */
+  async waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    let last: unknown;
+    for (;;) {
+      const value = await check();
+      if (value !== undefined) return value;
+      if (Date.now() > deadline)
+        throw new Error(`timed out waiting for ${what} (last seen: ${JSON.stringify(last)})`);
+      last = value;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
+  async waitForPhase(name: string, phases: string[], timeoutMs = 60_000): Promise<DistributedSnapshot> {
+    let last: DistributedSnapshot | undefined;
+    try {
+      return await this.waitFor(
+        `${name} to reach ${phases.join('/')}`,
+        async () => {
+          last = await this.getSnapshot(name);
+          return last?.status?.phase && phases.includes(last.status.phase) ? last : undefined;
+        },
+        timeoutMs,
+      );
+    } catch (err) {
+      throw new Error(`${(err as Error).message}; status: ${JSON.stringify(last?.status)}`);
+    }
+  }
+
+  async migrations(): Promise<{ name: string; phase?: string }[]> {
+    const list = await this.standin.kubevirt.listMigrations(this.ns.name);
+    return list.map((m) => ({
+      name: m.metadata.name ?? '',
+      ...(m.status?.phase ? { phase: m.status.phase } : {}),
+    }));
+  }
+
+  /** Reasons of the Events recorded on an object, oldest first. */
+  async eventReasons(name: string): Promise<string[]> {
+    const events = await this.api.listObjects<CoreEvent>(`/api/v1/namespaces/${this.ns.name}/events`);
+    return events.items
+      .filter((e) => e.involvedObject?.name === name)
+      .sort((a, b) => String(a.firstTimestamp).localeCompare(String(b.firstTimestamp)))
+      .map((e) => e.reason ?? '');
+  }
+
+  async close(): Promise<void> {
+    for (const watch of this.watches) watch.abort();
+    await this.stopOperator();
+    await this.standin.stop();
+    await this.ns.cleanup();
+  }
+}

@@ -1,0 +1,300 @@
+// Recording fakes of the parts the transaction controller calls: the OFC, the
+// snapshot-host agents, the bundle store and OVSDB. They keep one ordered call
+// log, so tests check the protocol's order (arm before any capture, each
+// advance after its VM's capture), and they can be scripted to fail.
+import { createHash } from 'node:crypto';
+
+import type {
+  AgentDirectory,
+  CaptureRequest,
+  CaptureResult,
+  LoadRequest,
+  SnapshotAgent,
+  VmRef,
+} from '../../../src/agent/types.js';
+import type { VirtualMachineInstance } from '../../../src/kubevirt/types.js';
+import type {
+  AdvanceResult,
+  ArmRequest,
+  ArmResult,
+  BridgeInfo,
+  Epoch,
+  FinishResult,
+  NetworkCounters,
+  OfcControl,
+  RecordedPacket,
+  SavedFlow,
+  SnapshotNetworkStatus,
+} from '../../../src/ofc/control/types.js';
+import { vmMac } from '../../../src/reconcilers/distributed-snapshot/reconciler.js';
+import type {
+  BundleCommit,
+  BundleReader,
+  BundleWriter,
+  NetworkMapper,
+  OpenedBundle,
+  VmAttachment,
+} from '../../../src/reconcilers/ports.js';
+import { sealManifest, type BundleManifest } from '../../../src/store/manifest.js';
+
+export interface Call {
+  component: 'ofc' | 'agent' | 'store';
+  op: string;
+  /** The VM (namespace/name) or snapshot the call is about. */
+  subject: string;
+  node?: string;
+}
+
+export class CallLog {
+  readonly calls: Call[] = [];
+
+  record(call: Call): void {
+    this.calls.push(call);
+  }
+
+  indexOf(component: Call['component'], op: string, subject?: string): number {
+    return this.calls.findIndex(
+      (c) => c.component === component && c.op === op && (!subject || c.subject === subject),
+    );
+  }
+
+  count(component: Call['component'], op: string, subject?: string): number {
+    return this.calls.filter(
+      (c) => c.component === component && c.op === op && (!subject || c.subject === subject),
+    ).length;
+  }
+}
+
+const ZERO_COUNTERS: NetworkCounters = {
+  type1: 0,
+  type2Recorded: 0,
+  type3Buffered: 0,
+  type3Reinjected: 0,
+  bufferedBytes: 0,
+  peakBufferBytes: 0,
+  dropped: 0,
+};
+
+export class RecordingOfc implements OfcControl {
+  readonly snapshots = new Map<string, SnapshotNetworkStatus>();
+  readonly restored: { flows: SavedFlow[]; channelState: RecordedPacket[] }[] = [];
+  private abortedByOfc: string | undefined;
+
+  constructor(
+    private readonly log: CallLog,
+    private readonly bridgeNames: string[],
+  ) {}
+
+  /** The OFC aborts every armed snapshot on its own (buffer limit reached). */
+  abortOnOwn(reason: string): void {
+    this.abortedByOfc = reason;
+  }
+
+  async bridges(): Promise<BridgeInfo[]> {
+    return this.bridgeNames.map((name, i) => ({
+      name,
+      datapathId: `00:00:00:00:00:00:00:0${i + 1}`,
+      connected: true,
+    }));
+  }
+
+  async arm(req: ArmRequest): Promise<ArmResult> {
+    this.log.record({ component: 'ofc', op: 'arm', subject: req.snapshotId });
+    const epochs: Record<string, Epoch> = Object.fromEntries(req.vms.map((vm) => [vm.name, 'Pre']));
+    this.snapshots.set(req.snapshotId, {
+      snapshotId: req.snapshotId,
+      mode: req.mode,
+      state: 'Armed',
+      epochs,
+      counters: { ...ZERO_COUNTERS },
+    });
+    return { armedAt: new Date().toISOString(), bridges: req.bridges ?? this.bridgeNames };
+  }
+
+  async advance(snapshotId: string, vm: string): Promise<AdvanceResult> {
+    this.log.record({ component: 'ofc', op: 'advance', subject: vm });
+    const snapshot = this.require(snapshotId);
+    snapshot.epochs[vm] = 'Post';
+    snapshot.counters.type3Buffered += 2;
+    snapshot.counters.type3Reinjected += 2;
+    snapshot.counters.type1 += 10;
+    return { vm, epoch: 'Post', confirmedAt: new Date().toISOString(), reinjected: 2 };
+  }
+
+  async status(snapshotId: string): Promise<SnapshotNetworkStatus> {
+    const snapshot = this.require(snapshotId);
+    if (this.abortedByOfc && snapshot.state === 'Armed') {
+      snapshot.state = 'Aborted';
+      snapshot.abortReason = this.abortedByOfc;
+    }
+    return snapshot;
+  }
+
+  async finish(snapshotId: string): Promise<FinishResult> {
+    this.log.record({ component: 'ofc', op: 'finish', subject: snapshotId });
+    const snapshot = this.require(snapshotId);
+    snapshot.state = 'Finished';
+    return {
+      counters: { ...snapshot.counters, peakBufferBytes: 3000 },
+      channelState: [{ atMs: 5, from: 'a', to: 'b', frame: Buffer.from('frame').toString('base64') }],
+      flows: [
+        { bridge: 'br-a', tableId: 0, priority: 100, cookie: '0x1', match: 'in_port=1', actions: 'NORMAL' },
+      ],
+    };
+  }
+
+  async abort(snapshotId: string, reason: string): Promise<NetworkCounters> {
+    this.log.record({ component: 'ofc', op: 'abort', subject: snapshotId });
+    const snapshot = this.snapshots.get(snapshotId);
+    if (!snapshot) return { ...ZERO_COUNTERS };
+    snapshot.state = 'Aborted';
+    snapshot.abortReason ??= reason;
+    // Releasing re-injects whatever was still held.
+    snapshot.counters.type3Reinjected = snapshot.counters.type3Buffered;
+    return snapshot.counters;
+  }
+
+  async restoreNetwork(flows: SavedFlow[], channelState: RecordedPacket[]): Promise<void> {
+    this.log.record({ component: 'ofc', op: 'restoreNetwork', subject: `${flows.length} flows` });
+    this.restored.push({ flows, channelState });
+  }
+
+  private require(snapshotId: string): SnapshotNetworkStatus {
+    const snapshot = this.snapshots.get(snapshotId);
+    if (!snapshot) throw new Error(`snapshot ${snapshotId} is not armed`);
+    return snapshot;
+  }
+}
+
+function digestOf(text: string): string {
+  return `sha256:${createHash('sha256').update(text).digest('hex')}`;
+}
+
+/** Agents on every node, sharing one log and one script. A repeated capture returns the stored result. */
+export class RecordingAgents implements AgentDirectory {
+  readonly results = new Map<string, CaptureResult>();
+  readonly loaded = new Map<string, { node: string; at: string }>();
+  private readonly failures = new Map<string, string>();
+  private readonly gates = new Map<string, Promise<void>>();
+
+  constructor(private readonly log: CallLog) {}
+
+  failCaptureOf(vm: string, message: string): void {
+    this.failures.set(vm, message);
+  }
+
+  /** Captures of this VM wait until the returned function is called. */
+  holdCaptureOf(vm: string): () => void {
+    let release = (): void => undefined;
+    this.gates.set(
+      vm,
+      new Promise<void>((resolve) => {
+        release = resolve;
+      }),
+    );
+    return () => release();
+  }
+
+  async forNode(node: string): Promise<SnapshotAgent> {
+    const log = this.log;
+    const key = (snapshotId: string, vm: VmRef): string => `${snapshotId}/${vm.namespace}/${vm.name}`;
+    return {
+      capture: async (req: CaptureRequest): Promise<CaptureResult> => {
+        const subject = `${req.vm.namespace}/${req.vm.name}`;
+        log.record({ component: 'agent', op: 'capture', subject, node });
+        await this.gates.get(req.vm.name);
+        const failure = this.failures.get(req.vm.name);
+        if (failure) throw new Error(failure);
+        const existing = this.results.get(key(req.snapshotId, req.vm));
+        if (existing) return existing;
+        const startedAt = new Date();
+        const result: CaptureResult = {
+          startedAt: startedAt.toISOString(),
+          completedAt: new Date(startedAt.getTime() + 20).toISOString(),
+          downtimeMs: 15,
+          imageBytes: 128 * 2 ** 20,
+          digest: digestOf(`${req.snapshotId}/${subject}`),
+          image: `images/${req.vm.namespace}/${req.vm.name}.img`,
+        };
+        this.results.set(key(req.snapshotId, req.vm), result);
+        log.record({ component: 'agent', op: 'captured', subject, node });
+        return result;
+      },
+      discard: async (snapshotId: string, vm: VmRef): Promise<void> => {
+        log.record({ component: 'agent', op: 'discard', subject: `${vm.namespace}/${vm.name}`, node });
+        this.results.delete(key(snapshotId, vm));
+      },
+      load: async (req: LoadRequest): Promise<{ loadedAt: string }> => {
+        log.record({ component: 'agent', op: 'load', subject: `${req.vm.namespace}/${req.vm.name}`, node });
+        const loadedAt = new Date().toISOString();
+        this.loaded.set(`${req.vm.namespace}/${req.vm.name}`, { node, at: loadedAt });
+        return { loadedAt };
+      },
+      resume: async (_restoreId: string, vm: VmRef): Promise<{ resumedAt: string }> => {
+        log.record({ component: 'agent', op: 'resume', subject: `${vm.namespace}/${vm.name}`, node });
+        return { resumedAt: new Date().toISOString() };
+      },
+    };
+  }
+}
+
+/** Bundles in memory, sealed by the store's own manifest code so they are real manifests. */
+export class MemoryBundles implements BundleWriter, BundleReader {
+  readonly bundles = new Map<string, OpenedBundle>();
+
+  constructor(private readonly log: CallLog) {}
+
+  async commit(bundle: BundleCommit): Promise<BundleManifest> {
+    const key = `${bundle.storageLocation}|${bundle.bundleId}`;
+    const existing = this.bundles.get(key);
+    if (existing) return existing.manifest;
+    this.log.record({ component: 'store', op: 'commit', subject: bundle.bundleId });
+    const file = (path: string, value: unknown): { path: string; size: number; digest: string } => {
+      const text = JSON.stringify(value);
+      return { path, size: Buffer.byteLength(text), digest: digestOf(text) };
+    };
+    const manifest = sealManifest(
+      {
+        ...bundle.content,
+        channelState: bundle.channelState
+          ? { ...file('channel-state.json', bundle.channelState), packets: bundle.channelState.length }
+          : null,
+        flows: bundle.flows ? { ...file('flows.json', bundle.flows), flows: bundle.flows.length } : null,
+      },
+      new Date(),
+    );
+    this.bundles.set(key, { manifest, channelState: bundle.channelState ?? [], flows: bundle.flows ?? [] });
+    return manifest;
+  }
+
+  async delete(storageLocation: string, bundleId: string): Promise<void> {
+    this.log.record({ component: 'store', op: 'delete', subject: bundleId });
+    this.bundles.delete(`${storageLocation}|${bundleId}`);
+  }
+
+  async openVerified(storageLocation: string, bundleId: string): Promise<OpenedBundle> {
+    this.log.record({ component: 'store', op: 'open', subject: bundleId });
+    const bundle = this.bundles.get(`${storageLocation}|${bundleId}`);
+    if (!bundle) throw new Error(`bundle ${bundleId} not found in ${storageLocation}`);
+    return bundle;
+  }
+}
+
+/** Every VM on one bridge, its OpenFlow port by order of appearance. */
+export class FixedNetwork implements NetworkMapper {
+  private readonly ports = new Map<string, number>();
+
+  constructor(private readonly bridge: string) {}
+
+  async findVmAttachments(vmis: VirtualMachineInstance[]): Promise<Map<string, VmAttachment>> {
+    const found = new Map<string, VmAttachment>();
+    for (const vmi of vmis) {
+      const key = `${vmi.metadata.namespace}/${vmi.metadata.name}`;
+      const mac = vmMac(vmi);
+      if (!mac) continue;
+      if (!this.ports.has(key)) this.ports.set(key, this.ports.size + 1);
+      found.set(key, { bridge: this.bridge, ofport: this.ports.get(key) ?? 0, mac });
+    }
+    return found;
+  }
+}
