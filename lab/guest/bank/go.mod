@@ -1,0 +1,3 @@
+module kubevirt-violin/lab/guest/bank
+
+go 1.26

@@ -1,0 +1,193 @@
+// Checks the bank's invariant across every VM of the lab (the workload in
+// bank/). At a consistent cut of the whole service:
+//
+//   Σ balances + Σ transfers a sender still holds unacknowledged that the
+//   receiver has not applied = Σ initial balances
+//
+// and no receiver has applied a sequence number its sender never issued. A
+// restore from a cut that is not causally consistent breaks the second rule at
+// once (a receipt without its send: money created) and the first one after the
+// service quiesces; the bank also counts a "conflict" when a sender reuses a
+// sequence number for a different transfer.
+import { request } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+export interface Transfer {
+  seq: number;
+  account: number;
+  amount: number;
+}
+
+export interface ChannelStatus {
+  peer: string;
+  transport: 'tcp' | 'udp';
+  nextSeq: number;
+  unacked: Transfer[];
+  appliedUpTo: number;
+  appliedAbove: number[];
+}
+
+export interface BankStatus {
+  node: string;
+  balances: number[];
+  initial: number;
+  paused: boolean;
+  channels: ChannelStatus[];
+  counters: {
+    sent: number;
+    acked: number;
+    received: number;
+    duplicates: number;
+    conflicts: number;
+    retransmits: number;
+    malformed: number;
+    connects: number;
+  };
+}
+
+export interface CheckReport {
+  ok: boolean;
+  /** Σ balances + money in flight. */
+  total: number;
+  expected: number;
+  inFlight: number;
+  violations: string[];
+}
+
+/** Checks statuses read at one consistent cut (e.g. after quiesce()). */
+export function checkInvariant(statuses: readonly BankStatus[], expected?: number): CheckReport {
+  const byNode = new Map(statuses.map((s) => [s.node, s]));
+  const violations: string[] = [];
+  let balances = 0;
+  let inFlight = 0;
+  let initial = 0;
+  for (const status of statuses) {
+    initial += status.initial;
+    balances += status.balances.reduce((a, b) => a + b, 0);
+    if (status.counters.conflicts > 0) {
+      violations.push(
+        `${status.node} refused ${status.counters.conflicts} transfer(s) reusing a sequence number it had applied for a different transfer`,
+      );
+    }
+    for (const channel of status.channels) {
+      const receiver = byNode
+        .get(channel.peer)
+        ?.channels.find((c) => c.peer === status.node && c.transport === channel.transport);
+      if (!receiver) {
+        violations.push(
+          `${status.node} sends to ${channel.peer} over ${channel.transport}, but there is no status for it`,
+        );
+        continue;
+      }
+      const applied = (seq: number) => seq <= receiver.appliedUpTo || receiver.appliedAbove.includes(seq);
+      for (const t of channel.unacked) if (!applied(t.seq)) inFlight += t.amount;
+      // The receiver's view of this channel: anything beyond what the sender issued is a receipt without a send.
+      const issued = channel.nextSeq - 1;
+      const highestApplied = Math.max(receiver.appliedUpTo, ...receiver.appliedAbove);
+      if (highestApplied > issued) {
+        violations.push(
+          `${channel.peer} applied ${status.node}→${channel.peer} ${channel.transport} transfer ${highestApplied}, but ${status.node} has issued only up to ${issued}: a receipt without its send (inconsistent cut)`,
+        );
+      }
+    }
+  }
+  const total = balances + inFlight;
+  const want = expected ?? initial;
+  if (total !== want) {
+    violations.push(
+      `total is ${total} (balances ${balances} + in flight ${inFlight}), expected ${want}: money ${total > want ? 'created' : 'destroyed'}`,
+    );
+  }
+  return { ok: violations.length === 0, total, expected: want, inFlight, violations };
+}
+
+/** How to reach one VM's bank status endpoint (port 7070). */
+export interface BankEndpoint {
+  node: string;
+  /** Base URL, e.g. http://10.0.0.1:7070 (host part ignored when socketPath is set). */
+  url: string;
+  /** A unix socket forwarded to the endpoint, for VMs on a network the checker cannot route to. */
+  socketPath?: string;
+}
+
+function call(
+  endpoint: BankEndpoint,
+  method: 'GET' | 'POST',
+  path: string,
+  timeoutMs = 5000,
+): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const url = new URL(path, endpoint.url);
+    const req = request(
+      {
+        method,
+        path: url.pathname,
+        host: url.hostname,
+        port: url.port,
+        socketPath: endpoint.socketPath,
+        timeout: timeoutMs,
+      },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (body += chunk));
+        res.on('end', () =>
+          res.statusCode && res.statusCode < 300
+            ? resolve(body)
+            : reject(
+                new Error(`bank ${endpoint.node}: ${method} ${path} answered ${res.statusCode}: ${body}`),
+              ),
+        );
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`bank ${endpoint.node}: ${method} ${path} timed out`)));
+    req.on('error', (error) =>
+      reject(new Error(`bank ${endpoint.node}: ${method} ${path}: ${error.message}`)),
+    );
+    req.end();
+  });
+}
+
+/** Reads one status, retrying while the VM is still booting or just resumed. */
+export async function readStatus(endpoint: BankEndpoint, retryForMs = 0): Promise<BankStatus> {
+  const deadline = Date.now() + retryForMs;
+  for (;;) {
+    try {
+      return JSON.parse(await call(endpoint, 'GET', '/status')) as BankStatus;
+    } catch (error) {
+      if (Date.now() >= deadline) throw error;
+      await sleep(500);
+    }
+  }
+}
+
+export async function setPaused(endpoints: readonly BankEndpoint[], paused: boolean): Promise<void> {
+  await Promise.all(endpoints.map((e) => call(e, 'POST', paused ? '/pause' : '/unpause')));
+}
+
+/**
+ * Brings the service to a cut that is consistent by construction: no new
+ * transfers, and every transfer in flight either acknowledged or visibly stuck.
+ * Waits until no sender holds unacknowledged transfers or `timeoutMs` passes;
+ * then reads every status. Leaves the banks paused.
+ */
+export async function quiesce(endpoints: readonly BankEndpoint[], timeoutMs = 30_000): Promise<BankStatus[]> {
+  await setPaused(endpoints, true);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const statuses = await Promise.all(endpoints.map((e) => readStatus(e, 5000)));
+    const settled = statuses.every((s) => s.channels.every((c) => c.unacked.length === 0));
+    if (settled || Date.now() >= deadline) return statuses;
+    await sleep(500);
+  }
+}
+
+/** Quiesces, checks, and lets the banks carry on. */
+export async function checkBank(endpoints: readonly BankEndpoint[], expected?: number): Promise<CheckReport> {
+  const statuses = await quiesce(endpoints);
+  try {
+    return checkInvariant(statuses, expected);
+  } finally {
+    await setPaused(endpoints, false);
+  }
+}
