@@ -172,7 +172,7 @@ export class Harness {
         timeoutMs,
       );
     } catch (err) {
-      throw new Error(`${(err as Error).message}; status: ${JSON.stringify(last?.status)}`);
+      throw new Error(`${(err as Error).message}; status: ${JSON.stringify(last?.status)}`, { cause: err });
     }
   }
 
