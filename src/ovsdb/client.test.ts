@@ -193,19 +193,28 @@ describe('OvsdbClient against a scripted peer', () => {
   });
 });
 
+describe('OvsdbClient.connect', () => {
+  it('refuses an ssl: remote without TLS material, before dialling', async () => {
+    await expect(OvsdbClient.connect('ssl:127.0.0.1:6640')).rejects.toThrow(/needs TLS options/);
+  });
+});
+
 describe('parseRemote', () => {
   it.each([
-    ['unix:/run/openvswitch/db.sock', { path: '/run/openvswitch/db.sock' }],
-    ['tcp:127.0.0.1:6640', { host: '127.0.0.1', port: 6640 }],
-    ['tcp:[::1]:6640', { host: '::1', port: 6640 }],
+    ['unix:/run/openvswitch/db.sock', { kind: 'unix', path: '/run/openvswitch/db.sock' }],
+    ['tcp:127.0.0.1:6640', { kind: 'tcp', host: '127.0.0.1', port: 6640 }],
+    ['tcp:[::1]:6640', { kind: 'tcp', host: '::1', port: 6640 }],
+    ['ssl:ovsdb.example:6640', { kind: 'ssl', host: 'ovsdb.example', port: 6640 }],
   ])('parses %s', (remote, expected) => {
     expect(parseRemote(remote)).toEqual(expected);
   });
 
-  it.each(['unix:', 'tcp:host', 'tcp:host:0', 'tcp:host:70000', 'ssl:1.2.3.4:6640', '/run/db.sock'])(
+  it.each(['unix:', 'tcp:host', 'tcp:host:0', 'tcp:host:70000', 'pssl:6640', '/run/db.sock'])(
     'refuses %s with a message naming the accepted forms',
     (remote) => {
-      expect(() => parseRemote(remote)).toThrow(/expected unix:<path> or tcp:<host>:<port>/);
+      expect(() => parseRemote(remote)).toThrow(
+        /expected unix:<path>, tcp:<host>:<port> or ssl:<host>:<port>/,
+      );
     },
   );
 });

@@ -1,5 +1,5 @@
-// An RFC 7047 OVSDB management protocol client: JSON-RPC 1.0 over a unix or
-// TCP stream, requests matched to responses by id, the server's echo
+// An RFC 7047 OVSDB management protocol client: JSON-RPC 1.0 over a unix,
+// TCP or TLS stream, requests matched to responses by id, the server's echo
 // keep-alives answered, monitor updates delivered to their subscriber.
 //
 // A connection that breaks the protocol (bad framing, bad JSON, an answer to a
@@ -8,6 +8,8 @@
 // of an event handler, so one bad peer never takes the process down.
 import { connect as connectSocket } from 'node:net';
 import type { Socket } from 'node:net';
+import { connect as connectTls } from 'node:tls';
+import type { ConnectionOptions } from 'node:tls';
 
 import { JsonMessageScanner } from './framing.js';
 import { decodeOperationResult, decodeTableUpdates, encodeOperation } from './protocol.js';
@@ -49,6 +51,8 @@ export class OvsdbTransactionError extends Error {
 export interface OvsdbClientOptions {
   /** Bound on one incoming message; a larger one closes the connection. */
   maxMessageBytes?: number;
+  /** Client key and certificate, and the CA that signed the server's certificate (PEM), for ssl: remotes. */
+  tls?: Pick<ConnectionOptions, 'key' | 'cert' | 'ca' | 'servername'>;
 }
 
 /** A live monitor: its initial contents, and how to stop it. */
@@ -69,20 +73,26 @@ function isObject(value: unknown): value is JsonObject {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+export type OvsdbRemote =
+  { kind: 'unix'; path: string } | { kind: 'tcp' | 'ssl'; host: string; port: number };
+
 /**
- * Parses an OVS remote (`unix:<path>` or `tcp:<host>:<port>`, as ovs-vsctl's
- * --db takes them) into socket options.
+ * Parses an OVS remote as ovs-vsctl's --db takes it: `unix:<path>`,
+ * `tcp:<host>:<port>` or `ssl:<host>:<port>` (IPv6 hosts in brackets).
  */
-export function parseRemote(remote: string): { path: string } | { host: string; port: number } {
-  if (remote.startsWith('unix:') && remote.length > 'unix:'.length)
-    return { path: remote.slice('unix:'.length) };
-  const tcp = /^tcp:(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(remote);
-  if (tcp) {
-    const port = Number(tcp[3]);
-    if (port > 0 && port < 65536) return { host: (tcp[1] ?? tcp[2]) as string, port };
+export function parseRemote(remote: string): OvsdbRemote {
+  if (remote.startsWith('unix:') && remote.length > 'unix:'.length) {
+    return { kind: 'unix', path: remote.slice('unix:'.length) };
+  }
+  const inet = /^(tcp|ssl):(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(remote);
+  if (inet) {
+    const port = Number(inet[4]);
+    if (port > 0 && port < 65536) {
+      return { kind: inet[1] as 'tcp' | 'ssl', host: (inet[2] ?? inet[3]) as string, port };
+    }
   }
   throw new Error(
-    `not an OVSDB remote: ${JSON.stringify(remote)} (expected unix:<path> or tcp:<host>:<port>)`,
+    `not an OVSDB remote: ${JSON.stringify(remote)} (expected unix:<path>, tcp:<host>:<port> or ssl:<host>:<port>)`,
   );
 }
 
@@ -113,15 +123,34 @@ export class OvsdbClient {
     socket.on('close', () => this.fail(new OvsdbConnectionError('OVSDB connection closed by the server')));
   }
 
-  /** Connects to `unix:<path>` or `tcp:<host>:<port>`. */
+  /**
+   * Connects to `unix:<path>`, `tcp:<host>:<port>` or `ssl:<host>:<port>`.
+   * ssl: needs `options.tls`; ovsdb-server checks our certificate against its
+   * CA, and we check its certificate against ours and its name (or IP
+   * address) against the host we dialled.
+   */
   static connect(remote: string, options: OvsdbClientOptions = {}): Promise<OvsdbClient> {
     const address = parseRemote(remote);
+    if (address.kind === 'ssl' && !options.tls) {
+      return Promise.reject(new Error(`${remote}: an ssl: remote needs TLS options (key, cert, ca)`));
+    }
     return new Promise((resolve, reject) => {
-      const socket = connectSocket(address);
+      let socket: Socket;
+      let ready: string;
+      if (address.kind === 'unix') {
+        socket = connectSocket({ path: address.path });
+        ready = 'connect';
+      } else if (address.kind === 'tcp') {
+        socket = connectSocket({ host: address.host, port: address.port });
+        ready = 'connect';
+      } else {
+        socket = connectTls({ host: address.host, port: address.port, ...options.tls });
+        ready = 'secureConnect';
+      }
       const onError = (error: Error) =>
         reject(new OvsdbConnectionError(`cannot connect to ${remote}: ${error.message}`));
       socket.once('error', onError);
-      socket.once('connect', () => {
+      socket.once(ready, () => {
         socket.off('error', onError);
         resolve(new OvsdbClient(socket, options));
       });

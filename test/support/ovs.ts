@@ -20,7 +20,8 @@
  *   namespace with a /30 from 169.254.0.0/16 that exists only on that pair. The
  *   test listens on `rootLink.rootAddress`; OVS connects to
  *   `tcp:<rootAddress>:<port>`, and ovsdb-server also listens on
- *   `tcp:<nsAddress>:6640` for the OVSDB client's TCP path.
+ *   `tcp:<nsAddress>:6640` for the OVSDB client's TCP path (and, with `tls`,
+ *   on `ssl:<nsAddress>:6641`).
  *
  * Every process is stopped by PID and every namespace and veth is deleted by
  * `stop()`.
@@ -42,6 +43,8 @@ const OVS_HINT = 'Debian package openvswitch-switch';
 const VSWITCH_SCHEMA = '/usr/share/openvswitch/vswitch.ovsschema';
 /** The OVSDB port ovsdb-server listens on over the root link (IANA's OVSDB port). */
 export const OVSDB_TCP_PORT = 6640;
+/** The port of ovsdb-server's TLS listener on the root link, when `tls` is given. */
+export const OVSDB_SSL_PORT = 6641;
 
 export type FailMode = 'secure' | 'standalone';
 
@@ -119,6 +122,12 @@ export interface StartOvsOptions {
   name: string;
   /** Adds the root↔OVS veth pair for TCP controllers and the OVSDB TCP remote. */
   rootLink?: boolean;
+  /**
+   * PEM files for ovsdb-server's TLS listener on `ssl:<nsAddress>:6641`
+   * (needs `rootLink`). ovsdb-server requires a client certificate signed by
+   * `caCert`.
+   */
+  tls?: { privateKey: string; certificate: string; caCert: string };
 }
 
 /** Starts a private ovsdb-server and ovs-vswitchd in a fresh network namespace. */
@@ -133,7 +142,7 @@ export async function startOvs(options: StartOvsOptions): Promise<OvsInstance> {
   }
   const fixture = new OvsFixture(options.name);
   try {
-    await fixture.start(options.rootLink ?? false);
+    await fixture.start(options.rootLink ?? false, options.tls);
   } catch (error) {
     await fixture.stop();
     throw error;
@@ -160,7 +169,9 @@ class OvsFixture implements OvsInstance {
     return { ...process.env, OVS_RUNDIR: this.runDir, OVS_DBDIR: this.runDir, OVS_LOGDIR: this.runDir };
   }
 
-  async start(withRootLink: boolean): Promise<void> {
+  async start(withRootLink: boolean, tls: StartOvsOptions['tls']): Promise<void> {
+    if (tls && !withRootLink)
+      throw new Error('OVS fixture: the TLS listener lives on the root link; pass rootLink: true');
     this.runDir = await mkdtemp(join(tmpdir(), `vt-ovs-${this.name}-`));
     this.dbSocket = join(this.runDir, 'db.sock');
     this.netns = await NetworkNamespace.create(`vt-${this.name}-${this.tag}`);
@@ -171,6 +182,14 @@ class OvsFixture implements OvsInstance {
     if (withRootLink) {
       this.rootLink = await this.createRootLink();
       remotes.push(`--remote=ptcp:${OVSDB_TCP_PORT}:${this.rootLink.nsAddress}`);
+    }
+    if (tls && this.rootLink) {
+      remotes.push(
+        `--remote=pssl:${OVSDB_SSL_PORT}:${this.rootLink.nsAddress}`,
+        `--private-key=${tls.privateKey}`,
+        `--certificate=${tls.certificate}`,
+        `--ca-cert=${tls.caCert}`,
+      );
     }
     this.startDaemon('ovsdb-server', [db, ...remotes]);
     await this.waitFor(() => existsSync(this.dbSocket), 'ovsdb-server to create its socket');
