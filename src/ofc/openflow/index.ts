@@ -3,4 +3,5 @@
 export * from './types.js';
 export { encodeMessage, decodeMessage } from './codec.js';
 export { MessageFramer } from './framer.js';
-export { formatMatch, formatActions } from './format.js';
+export { formatMatch, formatActions, formatFlow } from './format.js';
+export type { FlowLike } from './format.js';

@@ -151,14 +151,17 @@ function isRegisterIndex(n: number): n is RegisterIndex {
 /** The TLVs of a match, in canonical order, with every value checked. */
 function matchTlvs(match: Match): OxmTlv[] {
   const tlvs: OxmTlv[] = [];
-  const basic = (field: number, value: Buffer, mask?: Buffer): void => {
+  const add = (oxmClass: number, field: number, value: Buffer, mask?: Buffer): void => {
     tlvs.push({
-      oxmClass: OXM_CLASS_OPENFLOW_BASIC,
+      oxmClass,
       field,
       hasMask: mask !== undefined,
-      payload: mask ? Buffer.concat([value, mask]) : value,
+      // Bits outside the mask are cleared: switches may refuse them (OFPBMC_BAD_WILDCARDS; OVS does).
+      payload: mask ? Buffer.concat([value.map((byte, i) => byte & (mask[i] ?? 0)), mask]) : value,
     });
   };
+  const basic = (field: number, value: Buffer, mask?: Buffer): void =>
+    add(OXM_CLASS_OPENFLOW_BASIC, field, value, mask);
   for (const f of BASIC_FIELDS) {
     const value = match[f.key];
     const mask = f.maskKey ? match[f.maskKey] : undefined;
@@ -181,12 +184,7 @@ function matchTlvs(match: Match): OxmTlv[] {
     if (reg === undefined) continue;
     const value = encodeValue('u32', reg.value, `match.regs[${n}].value`);
     const mask = reg.mask === undefined ? undefined : encodeValue('u32', reg.mask, `match.regs[${n}].mask`);
-    tlvs.push({
-      oxmClass: OXM_CLASS_NXM_1,
-      field: n,
-      hasMask: mask !== undefined,
-      payload: mask ? Buffer.concat([value, mask]) : value,
-    });
+    add(OXM_CLASS_NXM_1, n, value, mask);
   }
   for (const raw of match.otherFields ?? []) tlvs.push(rawToTlv(raw));
   return tlvs;
@@ -234,6 +232,9 @@ function addVlan(match: Match, basic: (field: number, value: Buffer, mask?: Buff
 }
 
 function checkPrerequisites(match: Match): void {
+  if (match.vlanPcp !== undefined && (match.vlanVid === undefined || match.vlanVid === 'untagged')) {
+    throw new OpenFlowEncodeError("match.vlanPcp needs match.vlanVid (a VLAN id or 'tagged')");
+  }
   for (const [key, req] of Object.entries(PREREQUISITES) as [
     ScalarKey,
     { ethTypes: number[]; ipProto?: number },

@@ -177,7 +177,9 @@ export interface RawOxmField {
 
 /**
  * An OpenFlow 1.3 match. Absent fields are wildcarded. `xxxMask` applies to
- * `xxx` (a set bit means "must match"); MACs are 'aa:bb:cc:dd:ee:ff', IPv4 is
+ * `xxx` (a set bit means "must match"; the encoder clears value bits outside
+ * the mask, which switches refuse, so 10.1.2.3/255.0.0.0 is sent as
+ * 10.0.0.0/255.0.0.0); MACs are 'aa:bb:cc:dd:ee:ff', IPv4 is
  * dotted quad, IPv6 any form `node:net` accepts (decoded to the compressed
  * canonical form).
  */
