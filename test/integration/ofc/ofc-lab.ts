@@ -1,0 +1,156 @@
+// A small network for OFC integration tests: a private OVS (test/support/ovs.ts)
+// whose bridges connect to an OFC running in this test process over a unix
+// socket, hosts as network namespaces, and a UDP probe whose receiver reports
+// sequence numbers so tests can check order and loss.
+import type { ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import { pino } from 'pino';
+
+import { startOfc } from '../../../src/ofc/ofc.js';
+import type { RunningOfc } from '../../../src/ofc/ofc.js';
+import { startOvs } from '../../support/ovs.js';
+import type { OvsHost, OvsInstance } from '../../support/ovs.js';
+
+export interface OfcLab {
+  ovs: OvsInstance;
+  ofc: RunningOfc;
+  controller: string;
+  /** Adds a bridge connected to the OFC (OpenFlow 1.3, fail mode secure) and waits until it is ready. */
+  addBridge(name: string): Promise<void>;
+  /** Links two bridges with a pair of patch ports. */
+  link(a: string, b: string): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startOfcLab(
+  name: string,
+  options: { echoIntervalMs?: number; echoTimeoutMs?: number } = {},
+): Promise<OfcLab> {
+  const ovs = await startOvs({ name });
+  // ovs-vswitchd connects only to unix sockets inside its own run directory.
+  const controller = `unix:${join(ovs.runDir, 'ofc.sock')}`;
+  let ofc: RunningOfc;
+  try {
+    ofc = await startOfc({
+      listen: controller,
+      control: '127.0.0.1:0',
+      logger: pino({ level: process.env.VIOLIN_TEST_VERBOSE ? 'debug' : 'silent' }),
+      echoIntervalMs: options.echoIntervalMs,
+      echoTimeoutMs: options.echoTimeoutMs,
+      bridgeWaitMs: 15_000,
+    });
+  } catch (error) {
+    await ovs.stop();
+    throw error;
+  }
+  return {
+    ovs,
+    ofc,
+    controller,
+    async addBridge(bridge) {
+      await ovs.addBridge(bridge, { controller, failMode: 'secure', protocols: ['OpenFlow13'] });
+      // Secure fail mode starts with no flows; the lab forwards with NORMAL.
+      await ovs.ofctl(['-O', 'OpenFlow13', 'add-flow', bridge, 'priority=0,actions=NORMAL']);
+      await ofc.registry.waitForBridge(bridge, 20_000);
+    },
+    async link(a, b) {
+      const pa = `${a}-to-${b}`;
+      const pb = `${b}-to-${a}`;
+      await ovs.vsctl([
+        ...['add-port', a, pa, '--', 'set', 'Interface', pa, 'type=patch', `options:peer=${pb}`],
+        ...['--', 'add-port', b, pb, '--', 'set', 'Interface', pb, 'type=patch', `options:peer=${pa}`],
+      ]);
+    },
+    async stop() {
+      const errors: unknown[] = [];
+      await ofc.stop('test finished').catch((e: unknown) => errors.push(e));
+      await ovs.stop().catch((e: unknown) => errors.push(e));
+      if (errors.length > 0) throw new AggregateError(errors, 'OFC lab cleanup failed');
+    },
+  };
+}
+
+/** Dump of a bridge's flows as ovs-ofctl sees them (the independent check). */
+export async function dumpFlows(ovs: OvsInstance, bridge: string): Promise<string[]> {
+  const out = await ovs.ofctl(['-O', 'OpenFlow13', '--no-stats', 'dump-flows', bridge]);
+  return out.split('\n').filter((line) => line.trim().length > 0 && !line.startsWith('OFPST_FLOW'));
+}
+
+export async function waitUntil(
+  what: string,
+  predicate: () => Promise<boolean> | boolean,
+  timeoutMs = 15_000,
+) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await predicate()) return;
+    await sleep(100);
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
+
+const RECEIVER = `
+const dgram = require('node:dgram');
+const socket = dgram.createSocket('udp4');
+socket.on('message', (msg) => process.stdout.write(msg.toString() + '\\n'));
+socket.bind(Number(process.argv[1]), () => process.stdout.write('ready\\n'));
+`;
+
+const SENDER = `
+const dgram = require('node:dgram');
+const [host, port, tag, from, to] = process.argv.slice(1);
+const socket = dgram.createSocket('udp4');
+let seq = Number(from);
+const next = () => {
+  if (seq > Number(to)) { socket.close(); return; }
+  socket.send(tag + ' ' + seq++, Number(port), host, () => setTimeout(next, 5));
+};
+next();
+`;
+
+/** A UDP receiver in a host; `received()` lists the payloads in arrival order. */
+export class UdpReceiver {
+  private readonly lines: string[] = [];
+  private constructor(private readonly child: ChildProcess) {
+    let pending = '';
+    child.stdout?.on('data', (chunk: Buffer) => {
+      pending += chunk.toString();
+      const parts = pending.split('\n');
+      pending = parts.pop() ?? '';
+      this.lines.push(...parts);
+    });
+  }
+
+  static async start(host: OvsHost, port: number): Promise<UdpReceiver> {
+    const receiver = new UdpReceiver(host.spawn([process.execPath, '-e', RECEIVER, String(port)]));
+    await waitUntil(`UDP receiver in ${host.name}`, () => receiver.lines.includes('ready'));
+    return receiver;
+  }
+
+  /** Sequence numbers received with the given tag, in arrival order. */
+  sequence(tag: string): number[] {
+    return this.lines.filter((l) => l.startsWith(`${tag} `)).map((l) => Number(l.slice(tag.length + 1)));
+  }
+
+  stop(): void {
+    this.child.kill('SIGTERM');
+  }
+}
+
+/** Sends datagrams `<tag> <from..to>` from a host, 5 ms apart; resolves when all are sent. */
+export async function sendUdp(
+  from: OvsHost,
+  to: OvsHost,
+  port: number,
+  tag: string,
+  first: number,
+  last: number,
+) {
+  await from.exec([process.execPath, '-e', SENDER, to.ip, String(port), tag, String(first), String(last)]);
+}
+
+export function range(first: number, last: number): number[] {
+  return Array.from({ length: last - first + 1 }, (_, i) => first + i);
+}
