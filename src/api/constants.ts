@@ -21,6 +21,14 @@ export const SNAPSHOT_RESTORE = {
   shortName: 'srestore',
 } as const;
 
+export const SNAPSHOT_SCHEDULE = {
+  kind: 'SnapshotSchedule',
+  listKind: 'SnapshotScheduleList',
+  plural: 'snapshotschedules',
+  singular: 'snapshotschedule',
+  shortName: 'dsched',
+} as const;
+
 /** Held on a DistributedSnapshot while it owns migrations, held packets or images, so deletion cleans them up first. */
 export const SNAPSHOT_PROTECTION_FINALIZER = `${GROUP}/snapshot-protection`;
 /** Held on a SnapshotRestore while VMs it loaded are not yet resumed or removed. */
@@ -28,6 +36,8 @@ export const RESTORE_PROTECTION_FINALIZER = `${GROUP}/restore-protection`;
 
 /** Label on the VirtualMachineInstanceMigrations (and other objects) a snapshot creates: the snapshot's name. */
 export const SNAPSHOT_NAME_LABEL = `${GROUP}/snapshot`;
+/** Label on the DistributedSnapshots a SnapshotSchedule creates: the schedule's name (retention counts by it). */
+export const SCHEDULE_NAME_LABEL = `${GROUP}/schedule`;
 /** Label on objects a restore creates: the restore's name. */
 export const RESTORE_NAME_LABEL = `${GROUP}/restore`;
 /** Node label that makes a node a snapshot host by default (spec.snapshotHosts.nodeSelector's default). */

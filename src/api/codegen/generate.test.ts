@@ -2,8 +2,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { repoRoot } from '../../devenv/repo.js';
-import { DISTRIBUTED_SNAPSHOT, GROUP, SNAPSHOT_RESTORE, VERSION } from '../constants.js';
-import { readCrds, type Crd } from './crd-schema.js';
+import { DISTRIBUTED_SNAPSHOT, GROUP, SNAPSHOT_RESTORE, SNAPSHOT_SCHEDULE, VERSION } from '../constants.js';
+import { onlyVersion, readCrds, type Crd, type JsonSchema } from './crd-schema.js';
 import { generateApiFiles } from './generate.js';
 import { generateTypes } from './typescript.js';
 
@@ -17,7 +17,7 @@ describe('generated API files', () => {
   it('constants.ts names what crds/ defines', () => {
     const crds = readCrds(join(repoRoot(), 'crds'));
     const byKind = new Map(crds.map((c) => [c.spec.names.kind, c]));
-    for (const names of [DISTRIBUTED_SNAPSHOT, SNAPSHOT_RESTORE]) {
+    for (const names of [DISTRIBUTED_SNAPSHOT, SNAPSHOT_RESTORE, SNAPSHOT_SCHEDULE]) {
       const crd = byKind.get(names.kind);
       expect(crd, `crds/ has no ${names.kind}`).toBeDefined();
       expect(crd?.spec.group).toBe(GROUP);
@@ -30,6 +30,20 @@ describe('generated API files', () => {
       });
     }
   });
+});
+
+it('a SnapshotSchedule template spec is a DistributedSnapshot spec, minus immutability', () => {
+  const crds = readCrds(join(repoRoot(), 'crds'));
+  const schemaOf = (kind: string): JsonSchema => {
+    const crd = crds.find((c) => c.spec.names.kind === kind);
+    if (!crd) throw new Error(`crds/ has no ${kind}`);
+    return onlyVersion(crd).schema.openAPIV3Schema;
+  };
+  const snapshotSpec = schemaOf('DistributedSnapshot').properties?.spec;
+  const templateSpec = schemaOf('SnapshotSchedule').properties?.spec?.properties?.template?.properties?.spec;
+  const { 'x-kubernetes-validations': immutability, ...snapshotSpecWithoutImmutability } = snapshotSpec ?? {};
+  expect(immutability?.map((v) => v.rule)).toEqual(['self == oldSelf']);
+  expect(templateSpec).toEqual(snapshotSpecWithoutImmutability);
 });
 
 describe('type generation', () => {

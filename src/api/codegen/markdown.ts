@@ -10,20 +10,20 @@ const INTRO = `# violin.dev/v1alpha1 API reference
 Generated from \`crds/*.yaml\` by \`src/api/codegen/generate.ts\` (do not edit by hand: change the CRD,
 then run \`npx tsx src/api/codegen/generate.ts\`; a unit test fails while this page is stale).
 
-Two namespaced kinds: a **DistributedSnapshot** takes one live, causally consistent snapshot of the VMs
-a label selector picks; a **SnapshotRestore** brings one back, in this cluster or another. Everything
-below is enforced by the API server itself (OpenAPI schema and CEL rules): an invalid object is refused
-at \`kubectl apply\` with a message naming the field, and never half-processed. The \`spec\` of both kinds
-is immutable: to change a snapshot, delete it and create another.
+Three namespaced kinds: a **DistributedSnapshot** takes one live, causally consistent snapshot of the
+VMs a label selector picks; a **SnapshotRestore** brings one back, in this cluster or another; a
+**SnapshotSchedule** creates DistributedSnapshots on a cron schedule and keeps the latest ones (like a
+Velero Schedule). Everything below is enforced by the API server itself (OpenAPI schema and CEL rules):
+an invalid object is refused at \`kubectl apply\` with a message naming the field, and never
+half-processed. The \`spec\` of a DistributedSnapshot and of a SnapshotRestore is immutable: to change
+one, delete it and create another. A SnapshotSchedule may change; the snapshots it already created do not.
 `;
 
-const SCHEDULES = `## Periodic snapshots
-
-Not in v1alpha1 yet. A third kind, \`SnapshotSchedule\` (a cron schedule, a DistributedSnapshot spec as
-template, and retention by count and age, like Velero's Schedule), is the planned way. Until it exists, a
-Kubernetes CronJob that runs \`kubectl create -f\` with a \`generateName\` DistributedSnapshot gives
-periodic snapshots; retention is then up to the user.
-`;
+// Subtrees documented once elsewhere on the page: a row that points there instead of repeating every field.
+const SEE_ALSO: Record<string, string> = {
+  'spec.template.spec':
+    'A DistributedSnapshot `spec`: every field, default and rule of DistributedSnapshot `spec` above applies, except that a template may change.',
+};
 
 function typeName(schema: JsonSchema): string {
   if (schema['x-kubernetes-int-or-string']) return 'int or string';
@@ -62,6 +62,11 @@ function rules(schema: JsonSchema, required: boolean): string[] {
 }
 
 function fieldRows(schema: JsonSchema, path: string, required: boolean, rows: string[]): void {
+  const seeAlso = SEE_ALSO[path];
+  if (seeAlso) {
+    rows.push(`| \`${path}\` | ${typeName(schema)} | | ${cell(seeAlso)} | ${required ? 'required' : ''} |`);
+    return;
+  }
   const description = schema.description?.trim() ?? '';
   const defaultValue = schema.default === undefined ? '' : code(schema.default);
   rows.push(
@@ -117,9 +122,7 @@ function kindSection(crd: Crd, examples: Example[]): string {
 
 /** docs/api.md: the user-facing reference, every field with its default and its validation. */
 export function generateApiReference(crds: Crd[], examplesByKind: Record<string, Example[]>): string {
-  return [
-    INTRO,
-    ...crds.map((crd) => kindSection(crd, examplesByKind[crd.spec.names.kind] ?? [])),
-    SCHEDULES,
-  ].join('\n');
+  return [INTRO, ...crds.map((crd) => kindSection(crd, examplesByKind[crd.spec.names.kind] ?? []))].join(
+    '\n',
+  );
 }

@@ -7,6 +7,9 @@ const RENAMES: Record<string, string> = {
   LabelSelectorMatchExpression: 'LabelSelectorRequirement',
   DistributedSnapshotStatusCondition: 'Condition',
   SnapshotRestoreStatusCondition: 'Condition',
+  SnapshotScheduleStatusCondition: 'Condition',
+  // A schedule's template is a DistributedSnapshot spec (a test keeps the schemas identical).
+  SnapshotScheduleSpecTemplateSpec: 'DistributedSnapshotSpec',
 };
 
 const pascal = (s: string): string => s.charAt(0).toUpperCase() + s.slice(1);

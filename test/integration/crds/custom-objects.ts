@@ -10,7 +10,7 @@ import { repoRoot } from '../../../src/devenv/repo.js';
 
 export type JsonObject = Record<string, unknown>;
 
-export function loadExample(file: 'snapshot.yaml' | 'restore.yaml'): JsonObject {
+export function loadExample(file: 'snapshot.yaml' | 'restore.yaml' | 'schedule.yaml'): JsonObject {
   return load(readFileSync(join(repoRoot(), 'examples', file), 'utf8')) as JsonObject;
 }
 

@@ -3,7 +3,13 @@
 // subresource separating what users write (spec) from what the operator writes.
 import { ApiextensionsV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DISTRIBUTED_SNAPSHOT, GROUP, SNAPSHOT_RESTORE, VERSION } from '../../../src/api/constants.js';
+import {
+  DISTRIBUTED_SNAPSHOT,
+  GROUP,
+  SNAPSHOT_RESTORE,
+  SNAPSHOT_SCHEDULE,
+  VERSION,
+} from '../../../src/api/constants.js';
 import { createTestNamespace, testKubeConfig, type TestNamespace } from '../../support/kube.js';
 import { getAsTable, loadExample, Objects, refusal, withField, type JsonObject } from './custom-objects.js';
 
@@ -27,6 +33,7 @@ describe('violin.dev CRDs on the API server', () => {
   it.each([
     [DISTRIBUTED_SNAPSHOT, 'dsnap'],
     [SNAPSHOT_RESTORE, 'srestore'],
+    [SNAPSHOT_SCHEDULE, 'dsched'],
   ])('$kind is Established, namespaced, with short name and category', async (names, shortName) => {
     const crd = await kc
       .makeApiClient(ApiextensionsV1Api)
@@ -49,6 +56,56 @@ describe('violin.dev CRDs on the API server', () => {
     const restore = loadExample('restore.yaml');
     const createdRestore = await objects.create(SNAPSHOT_RESTORE.plural, inNamespace(restore));
     expect(createdRestore.spec).toEqual(restore.spec);
+  });
+
+  it('accepts examples/schedule.yaml as written', async () => {
+    const schedule = loadExample('schedule.yaml');
+    const created = await objects.create(SNAPSHOT_SCHEDULE.plural, inNamespace(schedule));
+    const { spec: createdSpec } = created as { spec: { template: { spec: JsonObject } } };
+    // The template is defaulted like a DistributedSnapshot spec; everything written stays as written.
+    expect(createdSpec).toMatchObject(schedule.spec as JsonObject);
+    expect(createdSpec.template.spec.timeout).toBe('10m');
+  });
+
+  it('fills in the defaults of a minimal SnapshotSchedule', async () => {
+    const created = await objects.create(SNAPSHOT_SCHEDULE.plural, {
+      apiVersion: `${GROUP}/${VERSION}`,
+      kind: SNAPSHOT_SCHEDULE.kind,
+      metadata: { name: 'minimal', namespace: namespace.name },
+      spec: {
+        schedule: '@daily',
+        template: {
+          spec: { selector: { matchLabels: { app: 'bank' } }, storageLocation: 's3://bundles/bank' },
+        },
+      },
+    });
+    const spec = created.spec as JsonObject;
+    expect(spec.suspend).toBe(false);
+    expect(spec.retention).toEqual({ keepLast: 7, keepFailed: 1 });
+    expect((spec.template as { spec: JsonObject }).spec).toMatchObject({
+      network: { mode: 'Buffer', bufferTier: 'datapath', bufferLimit: '64Mi', recordChannelState: false },
+      snapshotHosts: { nodeSelector: { 'violin.dev/snapshot-host': 'true' } },
+      afterSnapshot: 'Stay',
+      timeout: '10m',
+    });
+  });
+
+  it('serves the SnapshotSchedule printer columns', async () => {
+    await objects.create(SNAPSHOT_SCHEDULE.plural, inNamespace(loadExample('schedule.yaml'), 'columns'));
+    const table = await getAsTable(
+      kc,
+      `/apis/${GROUP}/${VERSION}/namespaces/${namespace.name}/${SNAPSHOT_SCHEDULE.plural}`,
+    );
+    expect(table.columnDefinitions.map((c) => c.name)).toEqual([
+      'Name',
+      'Schedule',
+      'Suspend',
+      'Active',
+      'Last',
+      'Age',
+    ]);
+    const row = table.rows.find((r) => r.cells[0] === 'columns');
+    expect(row?.cells.slice(0, 3)).toEqual(['columns', '0 2 * * *', false]);
   });
 
   it('fills in the defaults of a minimal DistributedSnapshot', async () => {

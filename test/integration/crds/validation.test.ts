@@ -1,7 +1,7 @@
 // Bad input is refused by the API server itself, before any controller sees
 // it, with a message that names the field and says what is wrong.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DISTRIBUTED_SNAPSHOT, SNAPSHOT_RESTORE } from '../../../src/api/constants.js';
+import { DISTRIBUTED_SNAPSHOT, SNAPSHOT_RESTORE, SNAPSHOT_SCHEDULE } from '../../../src/api/constants.js';
 import { createTestNamespace, testKubeConfig, type TestNamespace } from '../../support/kube.js';
 import { loadExample, Objects, refusal, withField, type JsonObject } from './custom-objects.js';
 
@@ -17,6 +17,7 @@ afterAll(() => namespace?.cleanup());
 
 const snapshot = (): JsonObject => loadExample('snapshot.yaml');
 const restore = (): JsonObject => loadExample('restore.yaml');
+const schedule = (): JsonObject => loadExample('schedule.yaml');
 const expressions = (count: number): JsonObject[] =>
   Array.from({ length: count }, (_, i) => ({ key: `tier-${i}`, operator: 'Exists' }));
 
@@ -235,8 +236,53 @@ const invalidRestores: InvalidCase[] = [
   },
 ].map((c) => ({ ...c, plural: SNAPSHOT_RESTORE.plural }));
 
+const invalidSchedules: InvalidCase[] = [
+  {
+    why: 'no schedule',
+    object: () => withField(schedule(), 'spec.schedule', undefined),
+    field: 'spec.schedule',
+    problem: /Required value/,
+  },
+  {
+    why: 'a schedule that is not cron',
+    object: () => withField(schedule(), 'spec.schedule', 'every night'),
+    field: 'spec.schedule',
+    problem: /must be five cron fields/,
+  },
+  {
+    why: 'a schedule with six fields',
+    object: () => withField(schedule(), 'spec.schedule', '0 0 2 * * *'),
+    field: 'spec.schedule',
+    problem: /must be five cron fields/,
+  },
+  {
+    why: 'keeping no snapshot at all',
+    object: () => withField(schedule(), 'spec.retention.keepLast', 0),
+    field: 'spec.retention.keepLast',
+    problem: /should be greater than or equal to 1/,
+  },
+  {
+    why: 'a template with an empty selector',
+    object: () => withField(schedule(), 'spec.template.spec.selector', {}),
+    field: 'spec.template.spec.selector',
+    problem: /must not be empty/,
+  },
+  {
+    why: 'a template with a bad storageLocation',
+    object: () => withField(schedule(), 'spec.template.spec.storageLocation', 'nfs://nas/bundles'),
+    field: 'spec.template.spec.storageLocation',
+    problem: /must be a URL with scheme file:\/\/ or s3:\/\//,
+  },
+  {
+    why: 'a name too long to leave room for the snapshot suffix',
+    object: () => withField(schedule(), 'metadata.name', `bank-${'x'.repeat(50)}`),
+    field: 'metadata.name',
+    problem: /must be at most 52 characters/,
+  },
+].map((c) => ({ ...c, plural: SNAPSHOT_SCHEDULE.plural }));
+
 describe('the API server refuses invalid objects, naming the field and the problem', () => {
-  it.each([...invalidSnapshots, ...invalidRestores])('$plural: $why', async (c) => {
+  it.each([...invalidSnapshots, ...invalidRestores, ...invalidSchedules])('$plural: $why', async (c) => {
     const object = withField(c.object(), 'metadata.namespace', namespace.name);
     const { code, message } = await refusal(objects.create(c.plural, object));
     expect(code).toBe(422);
@@ -253,5 +299,17 @@ describe('the API server refuses invalid objects, naming the field and the probl
     expect(code).toBe(422);
     expect(message).toContain('spec');
     expect(message).toContain(`spec is immutable; a ${kind} cannot be changed after creation`);
+  });
+
+  it('a SnapshotSchedule may change after creation (its snapshots may not)', async () => {
+    const created = await objects.create(
+      SNAPSHOT_SCHEDULE.plural,
+      withField(schedule(), 'metadata.namespace', namespace.name),
+    );
+    const updated = await objects.replace(
+      SNAPSHOT_SCHEDULE.plural,
+      withField(created, 'spec.schedule', '@hourly'),
+    );
+    expect((updated.spec as JsonObject).schedule).toBe('@hourly');
   });
 });
