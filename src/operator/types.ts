@@ -138,6 +138,3 @@ export interface ControllerManager {
   eventRecorder(component: string): EventRecorder;
   addRunnable(runnable: Runnable): void;
 }
-
-/** Signature of src/reconcilers/index.ts's export. */
-export type RegisterControllers = (manager: ControllerManager) => void | Promise<void>;

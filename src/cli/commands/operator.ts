@@ -8,7 +8,6 @@ import { KubeConfig } from '@kubernetes/client-node';
 import type { Command } from '../main.js';
 import { createLogger } from '../../operator/log.js';
 import { Manager } from '../../operator/manager.js';
-import type { RegisterControllers } from '../../operator/types.js';
 
 const SERVICE_ACCOUNT_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 const DEFAULT_LEADER_ELECTION_ID = 'violin-operator.violin.dev';
@@ -26,6 +25,7 @@ const USAGE = `usage: violin operator [options]
   --leader-election-retry-period S     seconds (default 2)
   --namespace NS                       watch one namespace only (env WATCH_NAMESPACE; default all)
   --graceful-shutdown-timeout S        seconds to let reconciles finish on SIGTERM (default 30)
+  --no-controllers                     run the runtime alone (informers, election, endpoints): smoke tests, RBAC checks
 `;
 
 export interface OperatorFlags {
@@ -40,6 +40,7 @@ export interface OperatorFlags {
   retryPeriodMs: number;
   namespace: string | undefined;
   gracefulShutdownTimeoutMs: number;
+  controllers: boolean;
 }
 
 function seconds(flag: string, value: string | undefined, fallback: number): number {
@@ -74,6 +75,7 @@ export function parseOperatorFlags(argv: string[], env: NodeJS.ProcessEnv = proc
       'leader-election-retry-period': { type: 'string' },
       namespace: { type: 'string' },
       'graceful-shutdown-timeout': { type: 'string' },
+      'no-controllers': { type: 'boolean' },
     },
   });
   return {
@@ -88,6 +90,7 @@ export function parseOperatorFlags(argv: string[], env: NodeJS.ProcessEnv = proc
     retryPeriodMs: seconds('leader-election-retry-period', values['leader-election-retry-period'], 2),
     namespace: values.namespace ?? env.WATCH_NAMESPACE,
     gracefulShutdownTimeoutMs: seconds('graceful-shutdown-timeout', values['graceful-shutdown-timeout'], 30),
+    controllers: !values['no-controllers'],
   };
 }
 
@@ -107,21 +110,40 @@ function leaderElectionNamespace(flags: OperatorFlags): string {
   throw new Error('--leader-election-namespace is required when not running in a cluster');
 }
 
+/** What src/reconcilers/index may export for the CLI. */
+export interface ReconcilersModule {
+  registerControllers?: (manager: Manager, deps?: unknown) => void | Promise<void>;
+  /** Builds registerControllers' second argument (OFC, agent, OVSDB and store clients) from the environment. */
+  createReconcilerDeps?: (manager: Manager) => unknown;
+}
+
 /**
- * The reconcilers' registration hook, if src/reconcilers/index.(ts|js) exists;
- * without it the manager runs with no controllers (runtime only).
+ * How to register the reconcilers from their module: `registerControllers(manager)`
+ * directly, or `registerControllers(manager, await createReconcilerDeps(manager))`
+ * when it takes dependencies. Throws, naming what is missing, rather than run an
+ * operator that silently reconciles nothing.
  */
-async function loadRegisterControllers(): Promise<RegisterControllers | undefined> {
+export function registrationFrom(module: ReconcilersModule): (manager: Manager) => Promise<void> {
+  const { registerControllers, createReconcilerDeps } = module;
+  if (typeof registerControllers !== 'function') {
+    throw new Error('src/reconcilers/index does not export registerControllers(manager)');
+  }
+  if (registerControllers.length <= 1) return async (manager) => registerControllers(manager);
+  if (typeof createReconcilerDeps !== 'function') {
+    throw new Error(
+      'src/reconcilers/index: registerControllers(manager, deps) needs dependencies, but the module exports no ' +
+        'createReconcilerDeps(manager) to build them; run with --no-controllers for the runtime alone',
+    );
+  }
+  return async (manager) => registerControllers(manager, await createReconcilerDeps(manager));
+}
+
+/** src/reconcilers/index.(ts|js), if it exists yet. */
+async function loadReconcilers(): Promise<ReconcilersModule | undefined> {
   const candidates = ['../../reconcilers/index.js', '../../reconcilers/index.ts'];
   const found = candidates.find((relative) => existsSync(new URL(relative, import.meta.url)));
   if (!found) return undefined;
-  const module = (await import(new URL(found, import.meta.url).href)) as {
-    registerControllers?: RegisterControllers;
-  };
-  if (typeof module.registerControllers !== 'function') {
-    throw new Error('src/reconcilers/index does not export registerControllers(manager)');
-  }
-  return module.registerControllers;
+  return (await import(new URL(found, import.meta.url).href)) as ReconcilersModule;
 }
 
 async function run(argv: string[]): Promise<number> {
@@ -150,9 +172,12 @@ async function run(argv: string[]): Promise<number> {
           }
         : undefined,
     });
-    const registerControllers = await loadRegisterControllers();
-    if (registerControllers) await registerControllers(manager);
-    else log.warn('src/reconcilers/index is absent: running the runtime with no controllers');
+    const reconcilers = flags.controllers ? await loadReconcilers() : undefined;
+    if (reconcilers) await registrationFrom(reconcilers)(manager);
+    else
+      log.warn(
+        'running the runtime with no controllers (--no-controllers, or src/reconcilers/index is absent)',
+      );
   } catch (err) {
     process.stderr.write(`violin operator: ${err instanceof Error ? err.message : String(err)}\n\n${USAGE}`);
     return 2;
