@@ -31,6 +31,11 @@ export interface LoadRequest {
   restoreId: string;
   vm: VmRef;
   storageLocation: string;
+  /**
+   * The snapshot (bundle id) in `storageLocation` whose bundle holds the image.
+   * Optional for compatibility: when absent, `storageLocation` is the bundle's own URL.
+   */
+  snapshotId?: string;
   /** Bundle-relative image path and its expected digest (checked before loading). */
   image: string;
   digest: string;

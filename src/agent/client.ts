@@ -1,0 +1,85 @@
+// The transaction controller's side of the agent API (server.ts): a
+// SnapshotAgent that forwards every call to the agent of one node over HTTP.
+// An agent's error comes back as the same AgentError (code and message), so
+// the caller cannot tell a local agent from a remote one.
+import { request } from 'node:http';
+import type { CaptureRequest, CaptureResult, LoadRequest, SnapshotAgent, VmRef } from './types.js';
+import { AgentError, isAgentErrorCode } from './errors.js';
+
+export class AgentClient implements SnapshotAgent {
+  /** `baseUrl`: the agent's `http://host:port`. */
+  constructor(
+    readonly baseUrl: string,
+    private readonly timeoutMs = 600_000,
+  ) {}
+
+  capture(req: CaptureRequest): Promise<CaptureResult> {
+    return this.post('/v1/capture', req);
+  }
+
+  async discard(snapshotId: string, vm: VmRef, storageLocation: string): Promise<void> {
+    await this.post('/v1/discard', { snapshotId, vm, storageLocation });
+  }
+
+  load(req: LoadRequest): Promise<{ loadedAt: string }> {
+    return this.post('/v1/load', req);
+  }
+
+  resume(restoreId: string, vm: VmRef): Promise<{ resumedAt: string }> {
+    return this.post('/v1/resume', { restoreId, vm });
+  }
+
+  private post<T>(path: string, body: unknown): Promise<T> {
+    const url = new URL(path, this.baseUrl);
+    const payload = JSON.stringify(body);
+    return new Promise<T>((resolve, reject) => {
+      const req = request(
+        url,
+        {
+          method: 'POST',
+          timeout: this.timeoutMs,
+          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8');
+            let parsed: unknown;
+            try {
+              parsed = JSON.parse(text);
+            } catch {
+              reject(
+                new AgentError(
+                  'Internal',
+                  `agent ${this.baseUrl}${path} answered ${res.statusCode} with non-JSON: ${text.slice(0, 200)}`,
+                ),
+              );
+              return;
+            }
+            if (res.statusCode === 200) {
+              resolve(parsed as T);
+              return;
+            }
+            const error = (parsed as { error?: { code?: unknown; message?: unknown } }).error;
+            const code = isAgentErrorCode(error?.code) ? error.code : 'Internal';
+            reject(
+              new AgentError(
+                code,
+                typeof error?.message === 'string' ? error.message : `agent answered ${res.statusCode}`,
+              ),
+            );
+          });
+          res.on('error', (error) =>
+            reject(new AgentError('Internal', `agent ${this.baseUrl}${path}: ${error.message}`)),
+          );
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error(`no answer within ${this.timeoutMs} ms`)));
+      req.on('error', (error) =>
+        reject(new AgentError('Internal', `agent ${this.baseUrl}${path}: ${error.message}`)),
+      );
+      req.end(payload);
+    });
+  }
+}

@@ -1,0 +1,53 @@
+// Errors the agent returns, each with the HTTP status the server maps it to, so
+// that the transaction controller can tell "retry later" from "never works".
+import { BundleError } from '../store/errors.js';
+import { ImageIntegrityError } from './image-store.js';
+
+export type AgentErrorCode = 'BadRequest' | 'NotFound' | 'Conflict' | 'Integrity' | 'Internal';
+
+const HTTP_STATUS: Record<AgentErrorCode, number> = {
+  BadRequest: 400,
+  NotFound: 404,
+  Conflict: 409,
+  Integrity: 422,
+  Internal: 500,
+};
+
+export class AgentError extends Error {
+  override readonly name = 'AgentError';
+  constructor(
+    readonly code: AgentErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+
+  get httpStatus(): number {
+    return HTTP_STATUS[this.code];
+  }
+}
+
+export function isAgentErrorCode(value: unknown): value is AgentErrorCode {
+  return typeof value === 'string' && value in HTTP_STATUS;
+}
+
+/** Gives every failure an agent error code: the store's and QEMU's errors keep their message. */
+export function toAgentError(error: unknown): AgentError {
+  if (error instanceof AgentError) return error;
+  if (error instanceof ImageIntegrityError) return new AgentError('Integrity', error.message);
+  if (error instanceof BundleError) {
+    switch (error.code) {
+      case 'InvalidLocation':
+      case 'InvalidName':
+      case 'NotImplemented':
+        return new AgentError('BadRequest', error.message);
+      case 'NotFound':
+        return new AgentError('NotFound', error.message);
+      case 'Conflict':
+        return new AgentError('Conflict', error.message);
+      default:
+        return new AgentError('Integrity', error.message);
+    }
+  }
+  return new AgentError('Internal', error instanceof Error ? error.message : String(error));
+}

@@ -1,0 +1,79 @@
+// What the agent needs from the store, and nothing more: stream one VM image
+// into a snapshot's bundle, remove it, and read one back after checking it
+// against its digest. The bundle layout, durability and hashing are the store's
+// (src/store/); this file only adapts its API to the agent's requests.
+import type { Readable } from 'node:stream';
+import { backendFor } from '../store/backend.js';
+import { openBundleWriter } from '../store/bundle-writer.js';
+import { BundleError } from '../store/errors.js';
+import { digestOf } from '../store/verifying-stream.js';
+import type { VmRef } from './types.js';
+
+export interface StoredImage {
+  /** Bundle-relative path. */
+  path: string;
+  bytes: number;
+  /** `sha256:<hex>` */
+  digest: string;
+}
+
+/** Where an image to load lives: a bundle in a storage location and a path inside it. */
+export interface ImageLocation {
+  storageLocation: string;
+  bundleId: string;
+  path: string;
+}
+
+export interface ImageStore {
+  writeImage(
+    storageLocation: string,
+    snapshotId: string,
+    vm: VmRef,
+    source: AsyncIterable<Uint8Array>,
+  ): Promise<StoredImage>;
+  discardImage(storageLocation: string, snapshotId: string, vm: VmRef): Promise<void>;
+  /** Throws ImageIntegrityError when the image is missing, truncated or not the one with `digest`. */
+  verifyImage(image: ImageLocation, digest: string): Promise<void>;
+  openImage(image: ImageLocation): Promise<Readable>;
+}
+
+/** The image is not the one the snapshot recorded; `message` says which file and why. */
+export class ImageIntegrityError extends Error {
+  override readonly name = 'ImageIntegrityError';
+}
+
+export const bundleImageStore: ImageStore = {
+  async writeImage(storageLocation, snapshotId, vm, source) {
+    const writer = await openBundleWriter(storageLocation, snapshotId);
+    const file = await writer.writeImage(vm, source);
+    return { path: file.path, bytes: file.size, digest: file.digest };
+  },
+
+  async discardImage(storageLocation, snapshotId, vm) {
+    const writer = await openBundleWriter(storageLocation, snapshotId);
+    await writer.discardImage(vm);
+  },
+
+  async verifyImage(image, digest) {
+    const backend = backendFor(image.storageLocation);
+    const where = `image ${image.path} of bundle '${image.bundleId}' in ${image.storageLocation}`;
+    let stream: Readable;
+    try {
+      stream = await backend.openRead(image.bundleId, image.path);
+    } catch (error) {
+      if (error instanceof BundleError && error.code === 'NotFound')
+        throw new ImageIntegrityError(`${where} does not exist`);
+      throw error;
+    }
+    const actual = await digestOf(stream);
+    if (actual.digest !== digest) {
+      throw new ImageIntegrityError(
+        `${where} is corrupt: its ${actual.size} bytes digest to ${actual.digest}, the snapshot recorded ${digest}`,
+      );
+    }
+  },
+
+  async openImage(image) {
+    return backendFor(image.storageLocation).openRead(image.bundleId, image.path);
+  },
+};

@@ -1,0 +1,359 @@
+// The snapshot-host agent's QMP backend: for VMs whose QEMU this node runs
+// (the lab, or any host where the agent owns QEMU).
+//
+// Capture is a live migration into a file: QEMU pre-copies memory while the
+// guest runs, stops it for the last dirty pages and the device state (STOP),
+// completes, and we `cont` at once (RESUME). T_i is the RESUME. The stream
+// comes to us over a unix socket and goes straight into the store, hashed on
+// the way, so nothing is read twice.
+//
+// Load starts the VM's QEMU again from its vm.json with `-incoming defer -S`,
+// feeds it the image (checked against its digest first) and leaves it paused;
+// resume is `cont`, so a restore can start every VM at the same moment.
+import { createConnection, createServer } from 'node:net';
+import type { Server, Socket } from 'node:net';
+import { rm } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { basename, dirname } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { CaptureRequest, CaptureResult, LoadRequest, SnapshotAgent, VmRef } from './types.js';
+import type { ImageLocation, ImageStore } from './image-store.js';
+import { bundleImageStore } from './image-store.js';
+import { AgentError, toAgentError } from './errors.js';
+import { QmpClient } from './qmp/client.js';
+import type { QmpEvent } from './qmp/client.js';
+import { startQemu, stopQemu } from './qemu/launch.js';
+import { checkVmRef, VmDir, VmRefError } from './vm-dir.js';
+
+export interface QmpAgentOptions {
+  /** The node's state dir (see vm-dir.ts). */
+  stateDir: string;
+  images?: ImageStore;
+  /** QEMU's target for the stop-and-copy (`downtime-limit`). */
+  downtimeLimitMs?: number;
+  /** Pre-copy bandwidth cap (`max-bandwidth`); QEMU's own default (128 MiB/s) makes captures needlessly slow. */
+  maxBandwidthBytesPerSecond?: number;
+  /** How long a capture or load may take before it is cancelled. */
+  timeoutMs?: number;
+}
+
+interface MigrationInfo {
+  status: string;
+  'total-time'?: number;
+  downtime?: number;
+  'error-desc'?: string;
+}
+
+const FINAL_MIGRATION_STATES = new Set(['completed', 'failed', 'cancelled']);
+const DIGEST = /^sha256:[0-9a-f]{64}$/;
+
+export class QmpSnapshotAgent implements SnapshotAgent {
+  private readonly images: ImageStore;
+  private readonly busy = new Set<string>();
+  private readonly downtimeLimitMs: number;
+  private readonly maxBandwidth: number;
+  private readonly timeoutMs: number;
+
+  constructor(private readonly options: QmpAgentOptions) {
+    this.images = options.images ?? bundleImageStore;
+    this.downtimeLimitMs = options.downtimeLimitMs ?? 50;
+    this.maxBandwidth = options.maxBandwidthBytesPerSecond ?? 8 * 1024 ** 3;
+    this.timeoutMs = options.timeoutMs ?? 300_000;
+  }
+
+  async capture(req: CaptureRequest): Promise<CaptureResult> {
+    requireString(req?.snapshotId, 'snapshotId');
+    requireString(req.storageLocation, 'storageLocation');
+    const dir = this.vmDir(req.vm);
+    return this.exclusive(dir, async () => {
+      await this.requireRunningQemu(dir);
+      const qmp = await QmpClient.connect(dir.qmpSocket);
+      const events: QmpEvent[] = [];
+      qmp.onEvent((event) => events.push(event));
+      let receiver: Server | undefined;
+      try {
+        const { status } = await qmp.execute<{ status: string }>('query-status');
+        if (status !== 'running') {
+          throw new AgentError(
+            'Conflict',
+            `VM ${ref(dir.vm)} is ${status}: only a running VM is captured live`,
+          );
+        }
+        await qmp.execute('migrate-set-capabilities', {
+          capabilities: [{ capability: 'events', state: true }],
+        });
+        await qmp.execute('migrate-set-parameters', {
+          'downtime-limit': this.downtimeLimitMs,
+          'max-bandwidth': this.maxBandwidth,
+        });
+        const stream = await this.receiveStream(dir);
+        receiver = stream.server;
+        const stored = stream.connection.then((socket) =>
+          this.images
+            .writeImage(req.storageLocation, req.snapshotId, dir.vm, socket)
+            .catch((error: unknown) => {
+              // QEMU notices the closed socket and fails the migration; the VM runs on.
+              socket.destroy();
+              throw error;
+            }),
+        );
+        stored.catch(() => undefined); // awaited below; a failure must not go unhandled meanwhile
+        const finished = qmp.waitForEvent('MIGRATION', this.timeoutMs, (e) =>
+          FINAL_MIGRATION_STATES.has(String(e.data.status)),
+        );
+        const startedAt = new Date();
+        await qmp.execute('migrate', { uri: `unix:${dir.migrateSocket}` });
+        const final = await finished;
+        if (final.data.status !== 'completed') {
+          const info = await qmp.execute<MigrationInfo>('query-migrate');
+          // The store's error, when there is one, says more than QEMU's; it
+          // may come a moment after QEMU's (or never, if QEMU never connected).
+          const storeError = await Promise.race([
+            stored.then(
+              () => undefined,
+              (e: unknown) => e,
+            ),
+            sleep(500),
+          ]);
+          if (storeError) throw storeError;
+          throw new AgentError(
+            'Internal',
+            `capture of ${ref(dir.vm)} ${info.status}: ${info['error-desc'] ?? 'no reason given'}`,
+          );
+        }
+        // The guest is stopped now (post-migrate); every millisecond until cont is downtime.
+        const resumed = qmp.waitForEvent('RESUME', 10_000);
+        await qmp.execute('cont');
+        const resumedEvent = await resumed;
+        const image = await stored;
+        const stopEvent = events.find((e) => e.event === 'STOP');
+        const info = await qmp.execute<MigrationInfo>('query-migrate');
+        const downtimeMs = stopEvent
+          ? resumedEvent.timestampMs - stopEvent.timestampMs
+          : // No STOP seen (should not happen): QEMU's own figure, which ends before our cont.
+            (info.downtime ?? 0);
+        return {
+          startedAt: startedAt.toISOString(),
+          completedAt: new Date(resumedEvent.timestampMs).toISOString(),
+          downtimeMs: Math.round(downtimeMs * 1000) / 1000,
+          imageBytes: image.bytes,
+          digest: image.digest,
+          image: image.path,
+        };
+      } catch (error) {
+        await this.keepRunning(qmp);
+        await this.images.discardImage(req.storageLocation, req.snapshotId, dir.vm).catch(() => undefined);
+        throw toAgentError(error);
+      } finally {
+        receiver?.close();
+        await rm(dir.migrateSocket, { force: true });
+        qmp.close();
+      }
+    });
+  }
+
+  async discard(snapshotId: string, vm: VmRef, storageLocation: string): Promise<void> {
+    requireString(snapshotId, 'snapshotId');
+    requireString(storageLocation, 'storageLocation');
+    const checked = this.checkRef(vm);
+    try {
+      await this.images.discardImage(storageLocation, snapshotId, checked);
+    } catch (error) {
+      throw toAgentError(error);
+    }
+  }
+
+  async load(req: LoadRequest): Promise<{ loadedAt: string }> {
+    requireString(req?.restoreId, 'restoreId');
+    requireString(req.storageLocation, 'storageLocation');
+    requireString(req.image, 'image');
+    if (typeof req.digest !== 'string' || !DIGEST.test(req.digest)) {
+      throw new AgentError(
+        'BadRequest',
+        `digest ${JSON.stringify(req.digest)} is not sha256:<64 hex digits>`,
+      );
+    }
+    const dir = this.vmDir(req.vm);
+    return this.exclusive(dir, async () => {
+      if ((await dir.runningPid()) !== undefined) {
+        throw new AgentError(
+          'Conflict',
+          `VM ${ref(dir.vm)} already runs on this node; stop it before loading it from an image`,
+        );
+      }
+      const spec = await dir.readSpec();
+      if (!spec) {
+        throw new AgentError(
+          'NotFound',
+          `VM ${ref(dir.vm)} is not placed on this node: ${dir.specFile} does not exist (whoever places the VM writes it)`,
+        );
+      }
+      const image = imageLocation(req);
+      try {
+        await this.images.verifyImage(image, req.digest);
+      } catch (error) {
+        throw toAgentError(error);
+      }
+      await dir.clearRuntime();
+      const pid = await startQemu(spec, dir, { incoming: true, paused: true });
+      let qmp: QmpClient | undefined;
+      try {
+        qmp = await QmpClient.connect(dir.qmpSocket);
+        await qmp.execute('migrate-set-capabilities', {
+          capabilities: [{ capability: 'events', state: true }],
+        });
+        const finished = qmp.waitForEvent('MIGRATION', this.timeoutMs, (e) =>
+          FINAL_MIGRATION_STATES.has(String(e.data.status)),
+        );
+        await qmp.execute('migrate-incoming', { uri: `unix:${dir.migrateSocket}` });
+        const socket = createConnection(dir.migrateSocket);
+        const sent = pipeline(await this.images.openImage(image), socket);
+        sent.catch(() => undefined); // a failed load shows as QEMU's MIGRATION failed (or its exit)
+        const final = await finished;
+        if (final.data.status !== 'completed')
+          throw new Error(`QEMU reported the incoming migration ${String(final.data.status)}`);
+        const { status } = await qmp.execute<{ status: string }>('query-status');
+        if (status !== 'paused') throw new Error(`after loading, the VM is ${status}, not paused`);
+        return { loadedAt: new Date().toISOString() };
+      } catch (error) {
+        await stopQemu(pid);
+        await dir.clearRuntime();
+        throw new AgentError(
+          'Internal',
+          `loading ${ref(dir.vm)} from ${req.image} failed: ${(error as Error).message}; QEMU said: ${tail(dir.stderrLog)}`,
+        );
+      } finally {
+        qmp?.close();
+        await rm(dir.migrateSocket, { force: true });
+      }
+    });
+  }
+
+  async resume(restoreId: string, vm: VmRef): Promise<{ resumedAt: string }> {
+    requireString(restoreId, 'restoreId');
+    const dir = this.vmDir(vm);
+    return this.exclusive(dir, async () => {
+      await this.requireRunningQemu(dir);
+      const qmp = await QmpClient.connect(dir.qmpSocket);
+      try {
+        const { status } = await qmp.execute<{ status: string }>('query-status');
+        // Idempotent: a retried resume of a running VM succeeds.
+        if (status === 'running') return { resumedAt: new Date().toISOString() };
+        if (status !== 'paused' && status !== 'prelaunch') {
+          throw new AgentError(
+            'Conflict',
+            `VM ${ref(dir.vm)} is ${status}; only a loaded (paused) VM can be resumed`,
+          );
+        }
+        const resumed = qmp.waitForEvent('RESUME', 10_000);
+        await qmp.execute('cont');
+        return { resumedAt: new Date((await resumed).timestampMs).toISOString() };
+      } catch (error) {
+        throw toAgentError(error);
+      } finally {
+        qmp.close();
+      }
+    });
+  }
+
+  private checkRef(vm: VmRef): VmRef {
+    try {
+      return checkVmRef(vm);
+    } catch (error) {
+      if (error instanceof VmRefError) throw new AgentError('BadRequest', error.message);
+      throw error;
+    }
+  }
+
+  private vmDir(vm: VmRef): VmDir {
+    return new VmDir(this.options.stateDir, this.checkRef(vm));
+  }
+
+  private async requireRunningQemu(dir: VmDir): Promise<void> {
+    if ((await dir.runningPid()) === undefined) {
+      throw new AgentError(
+        'NotFound',
+        `VM ${ref(dir.vm)} has no running QEMU on this node (no live PID in ${dir.pidFile})`,
+      );
+    }
+  }
+
+  /** One operation per VM at a time: two migrations of one QEMU cannot both succeed. */
+  private async exclusive<T>(dir: VmDir, work: () => Promise<T>): Promise<T> {
+    const key = ref(dir.vm);
+    if (this.busy.has(key))
+      throw new AgentError('Conflict', `VM ${key} has a capture, load or resume in progress`);
+    this.busy.add(key);
+    try {
+      return await work();
+    } finally {
+      this.busy.delete(key);
+    }
+  }
+
+  /** A unix socket QEMU's migration connects to; resolves once it listens. */
+  private async receiveStream(dir: VmDir): Promise<{ server: Server; connection: Promise<Socket> }> {
+    await rm(dir.migrateSocket, { force: true });
+    const server = createServer();
+    const connection = new Promise<Socket>((resolve) => server.once('connection', resolve));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(dir.migrateSocket, resolve);
+    });
+    return { server, connection };
+  }
+
+  /** After a failed capture: no migration left running, and the guest running as before. */
+  private async keepRunning(qmp: QmpClient): Promise<void> {
+    try {
+      await qmp.execute('migrate_cancel');
+      const { status } = await qmp.execute<{ status: string }>('query-status');
+      if (status === 'postmigrate' || status === 'finish-migrate' || status === 'paused')
+        await qmp.execute('cont');
+    } catch {
+      // The connection is gone; QEMU resumes a guest itself when a migration fails.
+    }
+  }
+}
+
+function requireString(value: unknown, field: string): void {
+  if (typeof value !== 'string' || value.length === 0) {
+    throw new AgentError('BadRequest', `${field} must be a non-empty string`);
+  }
+}
+
+function ref(vm: VmRef): string {
+  return `${vm.namespace}/${vm.name}`;
+}
+
+/**
+ * The bundle that holds an image to load. LoadRequest names the snapshot's
+ * bundle by `snapshotId` when it has one; without it, `storageLocation` is the
+ * bundle's own URL (its last path segment is the bundle id).
+ */
+function imageLocation(req: LoadRequest): ImageLocation {
+  if (req.snapshotId !== undefined) {
+    requireString(req.snapshotId, 'snapshotId');
+    return { storageLocation: req.storageLocation, bundleId: req.snapshotId, path: req.image };
+  }
+  let path: string;
+  try {
+    path = fileURLToPath(req.storageLocation).replace(/\/+$/, '');
+  } catch {
+    throw new AgentError(
+      'BadRequest',
+      `storageLocation ${JSON.stringify(req.storageLocation)}: without snapshotId it must be the bundle's file:// URL`,
+    );
+  }
+  return { storageLocation: pathToFileURL(dirname(path)).href, bundleId: basename(path), path: req.image };
+}
+
+function tail(path: string): string {
+  try {
+    return readFileSync(path, 'utf8').trim().split('\n').slice(-3).join(' | ') || '(nothing)';
+  } catch {
+    return '(nothing)';
+  }
+}

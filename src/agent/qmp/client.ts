@@ -1,0 +1,228 @@
+// A QMP client (QEMU Machine Protocol: JSON objects, one per line, over a unix
+// socket). Commands carry ids and replies are matched by id; asynchronous
+// events (STOP, RESUME, MIGRATION, ...) go to listeners with QEMU's own
+// timestamps, which is how a capture measures downtime as QEMU saw it.
+//
+// The connection is the unit of failure: a line longer than the limit or that
+// is not a JSON object closes it, fails every pending command with the reason,
+// and leaves the rest of the process alone.
+import { connect } from 'node:net';
+import type { Socket } from 'node:net';
+
+/** Longest line QEMU sends in practice is a few KiB (query-migrate, query-status); 1 MiB is generous. */
+const MAX_LINE_BYTES = 1024 * 1024;
+
+export interface QmpEvent {
+  event: string;
+  data: Record<string, unknown>;
+  /** QEMU's host clock when the event happened, in milliseconds since the epoch. */
+  timestampMs: number;
+}
+
+/** QEMU refused a command: `errorClass` is QMP's class (GenericError, CommandNotFound, ...). */
+export class QmpCommandError extends Error {
+  override readonly name = 'QmpCommandError';
+  constructor(
+    readonly command: string,
+    readonly errorClass: string,
+    readonly description: string,
+  ) {
+    super(`QMP ${command} failed: ${errorClass}: ${description}`);
+  }
+}
+
+/** The connection failed, closed, or the peer broke the protocol. */
+export class QmpConnectionError extends Error {
+  override readonly name = 'QmpConnectionError';
+}
+
+interface Pending {
+  command: string;
+  resolve(value: unknown): void;
+  reject(error: Error): void;
+}
+
+export interface QmpGreeting {
+  version: { qemu: { major: number; minor: number; micro: number }; package: string };
+  capabilities: string[];
+}
+
+export class QmpClient {
+  private buffer = '';
+  private nextId = 1;
+  private readonly pending = new Map<string, Pending>();
+  private readonly listeners = new Set<(event: QmpEvent) => void>();
+  private readonly closeWaiters = new Set<(error: Error) => void>();
+  private closedWith: Error | undefined;
+  private greetingWaiter: Pending | undefined;
+  greeting!: QmpGreeting;
+
+  private constructor(
+    private readonly socket: Socket,
+    readonly path: string,
+  ) {
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => this.receive(chunk));
+    socket.on('error', (error) => this.fail(new QmpConnectionError(`QMP ${path}: ${error.message}`)));
+    socket.on('close', () => this.fail(new QmpConnectionError(`QMP ${path}: connection closed by QEMU`)));
+  }
+
+  /** Connects, reads the greeting and leaves capabilities negotiation mode. */
+  static async connect(path: string, timeoutMs = 10_000): Promise<QmpClient> {
+    const socket = connect(path);
+    const client = new QmpClient(socket, path);
+    const timer = setTimeout(
+      () => client.fail(new QmpConnectionError(`QMP ${path}: no greeting within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    try {
+      client.greeting = (await new Promise((resolve, reject) => {
+        client.greetingWaiter = { command: 'greeting', resolve, reject };
+      })) as QmpGreeting;
+      await client.execute('qmp_capabilities');
+    } catch (error) {
+      client.close();
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+    return client;
+  }
+
+  execute<T = unknown>(command: string, args?: Record<string, unknown>): Promise<T> {
+    if (this.closedWith) return Promise.reject(this.closedWith);
+    const id = `violin-${this.nextId++}`;
+    const message = args === undefined ? { execute: command, id } : { execute: command, arguments: args, id };
+    return new Promise<T>((resolve, reject) => {
+      this.pending.set(id, { command, resolve: resolve as (v: unknown) => void, reject });
+      this.socket.write(`${JSON.stringify(message)}\n`);
+    });
+  }
+
+  /** Calls `listener` for every event until the returned function is called. */
+  onEvent(listener: (event: QmpEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Resolves with the first event named `name` (and matching `predicate`) from now on. */
+  waitForEvent(
+    name: string,
+    timeoutMs: number,
+    predicate: (e: QmpEvent) => boolean = () => true,
+  ): Promise<QmpEvent> {
+    if (this.closedWith) return Promise.reject(this.closedWith);
+    return new Promise((resolve, reject) => {
+      const finish = (settle: () => void) => {
+        clearTimeout(timer);
+        off();
+        this.closeWaiters.delete(onClose);
+        settle();
+      };
+      const timer = setTimeout(
+        () =>
+          finish(() =>
+            reject(new QmpConnectionError(`QMP ${this.path}: no ${name} event within ${timeoutMs} ms`)),
+          ),
+        timeoutMs,
+      );
+      const off = this.onEvent((event) => {
+        if (event.event === name && predicate(event)) finish(() => resolve(event));
+      });
+      // A closed connection will never deliver the event: fail at once.
+      const onClose = (error: Error) => finish(() => reject(error));
+      this.closeWaiters.add(onClose);
+    });
+  }
+
+  close(): void {
+    this.fail(new QmpConnectionError(`QMP ${this.path}: closed`));
+  }
+
+  private receive(chunk: string): void {
+    this.buffer += chunk;
+    let newline: number;
+    while ((newline = this.buffer.indexOf('\n')) >= 0) {
+      const line = this.buffer.slice(0, newline).trim();
+      this.buffer = this.buffer.slice(newline + 1);
+      if (line.length > 0) this.handleLine(line);
+      if (this.closedWith) return;
+    }
+    if (Buffer.byteLength(this.buffer) > MAX_LINE_BYTES) {
+      this.fail(
+        new QmpConnectionError(
+          `QMP ${this.path}: a line exceeded ${MAX_LINE_BYTES} bytes; connection closed`,
+        ),
+      );
+    }
+  }
+
+  private handleLine(line: string): void {
+    let message: Record<string, unknown>;
+    try {
+      const parsed: unknown = JSON.parse(line);
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+        throw new Error('not an object');
+      message = parsed as Record<string, unknown>;
+    } catch {
+      this.fail(
+        new QmpConnectionError(
+          `QMP ${this.path}: malformed message ${JSON.stringify(line.slice(0, 200))}; connection closed`,
+        ),
+      );
+      return;
+    }
+    if ('QMP' in message) {
+      const waiter = this.greetingWaiter;
+      this.greetingWaiter = undefined;
+      waiter?.resolve(message.QMP);
+      return;
+    }
+    if (typeof message.event === 'string') {
+      const ts = message.timestamp as { seconds?: number; microseconds?: number } | undefined;
+      const event: QmpEvent = {
+        event: message.event,
+        data: (message.data as Record<string, unknown> | undefined) ?? {},
+        timestampMs:
+          ts?.seconds !== undefined ? ts.seconds * 1000 + (ts.microseconds ?? 0) / 1000 : Date.now(),
+      };
+      for (const listener of [...this.listeners]) listener(event);
+      return;
+    }
+    const id = typeof message.id === 'string' ? message.id : undefined;
+    const pending = id === undefined ? undefined : this.pending.get(id);
+    if (!pending || !id) {
+      this.fail(
+        new QmpConnectionError(`QMP ${this.path}: reply to no command I sent: ${line.slice(0, 200)}`),
+      );
+      return;
+    }
+    this.pending.delete(id);
+    if ('return' in message) {
+      pending.resolve(message.return);
+    } else if (typeof message.error === 'object' && message.error !== null) {
+      const error = message.error as { class?: string; desc?: string };
+      pending.reject(
+        new QmpCommandError(pending.command, error.class ?? 'Unknown', error.desc ?? '(no description)'),
+      );
+    } else {
+      this.fail(
+        new QmpConnectionError(
+          `QMP ${this.path}: reply with neither return nor error: ${line.slice(0, 200)}`,
+        ),
+      );
+    }
+  }
+
+  private fail(error: Error): void {
+    if (this.closedWith) return;
+    this.closedWith = error;
+    this.socket.destroy();
+    this.greetingWaiter?.reject(error);
+    this.greetingWaiter = undefined;
+    for (const pending of this.pending.values()) pending.reject(error);
+    this.pending.clear();
+    for (const waiter of [...this.closeWaiters]) waiter(error);
+    this.closeWaiters.clear();
+  }
+}

@@ -1,0 +1,182 @@
+// The agent API over real HTTP: AgentClient ↔ startAgentServer with a scripted
+// SnapshotAgent behind it, and the QMP backend's request validation, which
+// needs no QEMU (it refuses before touching one).
+import { mkdtemp, rm } from 'node:fs/promises';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AgentClient } from './client.js';
+import { AgentError } from './errors.js';
+import { QmpSnapshotAgent } from './qmp-agent.js';
+import type { AgentServer } from './server.js';
+import { startAgentServer } from './server.js';
+import type { CaptureRequest, CaptureResult, LoadRequest, SnapshotAgent, VmRef } from './types.js';
+
+const VM: VmRef = { namespace: 'default', name: 'vm-a' };
+const RESULT: CaptureResult = {
+  startedAt: '2026-01-01T00:00:00.000Z',
+  completedAt: '2026-01-01T00:00:01.000Z',
+  downtimeMs: 12.5,
+  imageBytes: 42,
+  digest: `sha256:${'a'.repeat(64)}`,
+  image: 'images/default/vm-a.img',
+};
+
+class ScriptedAgent implements SnapshotAgent {
+  calls: unknown[] = [];
+  async capture(req: CaptureRequest): Promise<CaptureResult> {
+    this.calls.push(['capture', req]);
+    if (req.snapshotId === 'corrupt') throw new AgentError('Integrity', 'image images/x.img is corrupt');
+    if (req.snapshotId === 'crash') throw new Error('something unexpected');
+    return RESULT;
+  }
+  async discard(snapshotId: string, vm: VmRef, storageLocation: string): Promise<void> {
+    this.calls.push(['discard', snapshotId, vm, storageLocation]);
+  }
+  async load(req: LoadRequest): Promise<{ loadedAt: string }> {
+    this.calls.push(['load', req]);
+    return { loadedAt: 'then' };
+  }
+  async resume(restoreId: string, vm: VmRef): Promise<{ resumedAt: string }> {
+    this.calls.push(['resume', restoreId, vm]);
+    return { resumedAt: 'now' };
+  }
+}
+
+function raw(
+  url: string,
+  method: string,
+  path: string,
+  body?: string,
+): Promise<{ status: number; json: unknown }> {
+  return new Promise((resolve, reject) => {
+    const req = request(new URL(path, url), { method }, (res) => {
+      let text = '';
+      res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(text) as unknown }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+describe('agent API', () => {
+  const agent = new ScriptedAgent();
+  let server: AgentServer;
+  let client: AgentClient;
+
+  beforeAll(async () => {
+    server = await startAgentServer(agent, { node: 'node-1', host: '127.0.0.1', port: 0 });
+    client = new AgentClient(server.url);
+  });
+  afterAll(() => server.close());
+
+  it('carries every call and its result through HTTP unchanged', async () => {
+    const capture = { snapshotId: 's1', vm: VM, storageLocation: 'file:///b' };
+    expect(await client.capture(capture)).toEqual(RESULT);
+    await client.discard('s1', VM, 'file:///b');
+    const load = {
+      restoreId: 'r1',
+      vm: VM,
+      storageLocation: 'file:///b',
+      snapshotId: 's1',
+      image: 'i',
+      digest: 'd',
+    };
+    expect(await client.load(load)).toEqual({ loadedAt: 'then' });
+    expect(await client.resume('r1', VM)).toEqual({ resumedAt: 'now' });
+    expect(agent.calls).toEqual([
+      ['capture', capture],
+      ['discard', 's1', VM, 'file:///b'],
+      ['load', load],
+      ['resume', 'r1', VM],
+    ]);
+  });
+
+  it('gives the caller the agent error with its code', async () => {
+    const failure = client.capture({ snapshotId: 'corrupt', vm: VM, storageLocation: 'file:///b' });
+    await expect(failure).rejects.toBeInstanceOf(AgentError);
+    await expect(failure).rejects.toMatchObject({
+      code: 'Integrity',
+      message: 'image images/x.img is corrupt',
+    });
+    const { status } = await raw(
+      server.url,
+      'POST',
+      '/v1/capture',
+      JSON.stringify({ snapshotId: 'corrupt' }),
+    );
+    expect(status).toBe(422);
+    await expect(client.capture({ snapshotId: 'crash', vm: VM, storageLocation: 'x' })).rejects.toMatchObject(
+      {
+        code: 'Internal',
+        message: 'something unexpected',
+      },
+    );
+  });
+
+  it('answers bad requests with a clear 4xx and calls nothing', async () => {
+    const before = agent.calls.length;
+    expect(await raw(server.url, 'POST', '/v1/capture', '{"snapshotId":')).toMatchObject({
+      status: 400,
+      json: { error: { code: 'BadRequest', message: expect.stringMatching(/not JSON/) } },
+    });
+    expect(await raw(server.url, 'POST', '/v1/load', '[1,2]')).toMatchObject({
+      status: 400,
+      json: { error: { message: 'request body must be a JSON object' } },
+    });
+    expect(await raw(server.url, 'POST', '/v1/load', 'x'.repeat(100_000))).toMatchObject({ status: 400 });
+    expect(await raw(server.url, 'GET', '/v1/capture')).toMatchObject({ status: 400 });
+    expect(await raw(server.url, 'POST', '/v2/teleport', '{}')).toMatchObject({ status: 404 });
+    expect(agent.calls.length).toBe(before);
+    expect(await raw(server.url, 'GET', '/healthz')).toEqual({ status: 200, json: { node: 'node-1' } });
+  });
+});
+
+describe('QMP backend request checks', () => {
+  let stateDir: string;
+  let agent: QmpSnapshotAgent;
+  beforeAll(async () => {
+    stateDir = await mkdtemp(join(tmpdir(), 'agent-test-'));
+    agent = new QmpSnapshotAgent({ stateDir });
+  });
+  afterAll(() => rm(stateDir, { recursive: true, force: true }));
+
+  it('refuses malformed references and digests as BadRequest', async () => {
+    const location = `file://${stateDir}/bundles`;
+    await expect(
+      agent.capture({ snapshotId: 's', vm: { namespace: 'Bad_NS', name: 'x' }, storageLocation: location }),
+    ).rejects.toMatchObject({
+      code: 'BadRequest',
+      message: expect.stringMatching(/namespace "Bad_NS" is not a DNS label/),
+    });
+    await expect(agent.capture({ snapshotId: '', vm: VM, storageLocation: location })).rejects.toMatchObject({
+      code: 'BadRequest',
+    });
+    await expect(
+      agent.load({ restoreId: 'r', vm: VM, storageLocation: location, image: 'images/x', digest: 'md5:abc' }),
+    ).rejects.toMatchObject({ code: 'BadRequest', message: expect.stringMatching(/not sha256/) });
+  });
+
+  it('says NotFound for a VM that has no QEMU or no vm.json on this node', async () => {
+    const location = `file://${stateDir}/bundles`;
+    await expect(agent.capture({ snapshotId: 's', vm: VM, storageLocation: location })).rejects.toMatchObject(
+      {
+        code: 'NotFound',
+        message: expect.stringMatching(/default\/vm-a has no running QEMU/),
+      },
+    );
+    const digest = `sha256:${'0'.repeat(64)}`;
+    await expect(
+      agent.load({
+        restoreId: 'r',
+        vm: VM,
+        storageLocation: location,
+        snapshotId: 's',
+        image: 'images/x',
+        digest,
+      }),
+    ).rejects.toMatchObject({ code: 'NotFound', message: expect.stringMatching(/vm\.json does not exist/) });
+  });
+});

@@ -1,0 +1,129 @@
+// The agent's HTTP/JSON API, one server per node. Every operation is a POST of
+// its request object; every failure is `{"error": {"code", "message"}}` with
+// the status of its code (errors.ts):
+//
+//   POST /v1/capture   CaptureRequest                      → CaptureResult
+//   POST /v1/discard   {snapshotId, vm, storageLocation}    → {}
+//   POST /v1/load      LoadRequest                          → {loadedAt}
+//   POST /v1/resume    {restoreId, vm}                      → {resumedAt}
+//   GET  /healthz                                           → {node}
+//
+// A body that is not JSON, too large, or of the wrong shape is a 400 and
+// touches nothing.
+import { createServer } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { CaptureRequest, LoadRequest, SnapshotAgent, VmRef } from './types.js';
+import { AgentError, toAgentError } from './errors.js';
+
+const MAX_BODY_BYTES = 64 * 1024;
+
+type Route = (agent: SnapshotAgent, body: Record<string, unknown>) => Promise<unknown>;
+
+const ROUTES: Record<string, Route> = {
+  '/v1/capture': (agent, body) => agent.capture(body as unknown as CaptureRequest),
+  '/v1/discard': async (agent, body) => {
+    await agent.discard(body.snapshotId as string, body.vm as VmRef, body.storageLocation as string);
+    return {};
+  },
+  '/v1/load': (agent, body) => agent.load(body as unknown as LoadRequest),
+  '/v1/resume': (agent, body) => agent.resume(body.restoreId as string, body.vm as VmRef),
+};
+
+export interface AgentServer {
+  server: Server;
+  /** `http://host:port` the server listens on. */
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function startAgentServer(
+  agent: SnapshotAgent,
+  options: { node: string; host: string; port: number; log?: (line: string) => void },
+): Promise<AgentServer> {
+  const log = options.log ?? (() => undefined);
+  const server = createServer((req, res) => {
+    handle(agent, options.node, req, res, log).catch((error: unknown) => {
+      log(`agent: unexpected failure: ${String(error)}`);
+      if (!res.headersSent) reply(res, 500, { error: { code: 'Internal', message: String(error) } });
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, resolve);
+  });
+  const { address, port } = server.address() as AddressInfo;
+  const host = address.includes(':') ? `[${address}]` : address;
+  return {
+    server,
+    url: `http://${host}:${port}`,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
+
+async function handle(
+  agent: SnapshotAgent,
+  node: string,
+  req: IncomingMessage,
+  res: ServerResponse,
+  log: (line: string) => void,
+): Promise<void> {
+  const path = new URL(req.url ?? '/', 'http://agent').pathname;
+  if (path === '/healthz' && req.method === 'GET') return reply(res, 200, { node });
+  const route = ROUTES[path];
+  if (!route) return fail(res, new AgentError('NotFound', `no such endpoint ${req.method} ${path}`));
+  if (req.method !== 'POST')
+    return fail(res, new AgentError('BadRequest', `${path} takes POST, not ${req.method}`));
+  let body: Record<string, unknown>;
+  try {
+    body = await readJsonObject(req);
+  } catch (error) {
+    return fail(res, toAgentError(error));
+  }
+  const started = Date.now();
+  try {
+    const result = await route(agent, body);
+    log(`agent ${node}: ${path} ${describe(body)} ok in ${Date.now() - started} ms`);
+    reply(res, 200, result);
+  } catch (error) {
+    const agentError = toAgentError(error);
+    log(`agent ${node}: ${path} ${describe(body)} failed: ${agentError.code}: ${agentError.message}`);
+    fail(res, agentError);
+  }
+}
+
+function describe(body: Record<string, unknown>): string {
+  const vm = body.vm as Partial<VmRef> | undefined;
+  return vm ? `${String(vm.namespace)}/${String(vm.name)}` : '';
+}
+
+async function readJsonObject(req: IncomingMessage): Promise<Record<string, unknown>> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.byteLength;
+    if (size > MAX_BODY_BYTES)
+      throw new AgentError('BadRequest', `request body is larger than ${MAX_BODY_BYTES} bytes`);
+    chunks.push(chunk);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch (error) {
+    throw new AgentError('BadRequest', `request body is not JSON: ${(error as Error).message}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new AgentError('BadRequest', 'request body must be a JSON object');
+  }
+  return parsed as Record<string, unknown>;
+}
+
+function fail(res: ServerResponse, error: AgentError): void {
+  reply(res, error.httpStatus, { error: { code: error.code, message: error.message } });
+}
+
+function reply(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}

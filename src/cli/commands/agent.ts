@@ -1,0 +1,103 @@
+// `violin agent`: the snapshot-host agent of one node (a DaemonSet pod in a
+// cluster, one process per lab node). It serves the agent API (src/agent/server.ts)
+// for the VMs registered in --state-dir (src/agent/vm-dir.ts, docs/lab.md).
+import { mkdir } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+
+import { pino } from 'pino';
+
+import type { Command } from '../main.js';
+import { QmpSnapshotAgent } from '../../agent/qmp-agent.js';
+import { startAgentServer } from '../../agent/server.js';
+
+const USAGE = `usage: violin agent --node NAME --state-dir DIR [options]
+
+  --node NAME          the node this agent serves (reported by /healthz and in logs)
+  --state-dir DIR      the node's VM folders: DIR/vms/<namespace>/<name>/{vm.json,qmp.sock,...}
+  --listen HOST:PORT   where the agent API listens (default 127.0.0.1:7443; port 0 picks one)
+  --downtime-limit MS  QEMU's target for the stop-and-copy of a capture (default 50)
+  --log-level LEVEL    pino level (env LOG_LEVEL; default info)
+`;
+
+function parseListen(value: string): { host: string; port: number } {
+  const match = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(value);
+  const port = Number(match?.[2]);
+  if (!match?.[1] || !Number.isInteger(port) || port > 65535) {
+    throw new Error(`--listen: expected HOST:PORT, got '${value}'`);
+  }
+  return { host: match[1].replace(/^\[|\]$/g, ''), port };
+}
+
+export const command: Command = {
+  summary: 'run the snapshot-host agent of a node (QMP backend: live capture, load, resume)',
+  async run(argv) {
+    let values;
+    let listen;
+    let downtimeLimitMs: number | undefined;
+    try {
+      ({ values } = parseArgs({
+        args: argv,
+        options: {
+          node: { type: 'string' },
+          'state-dir': { type: 'string' },
+          listen: { type: 'string' },
+          'downtime-limit': { type: 'string' },
+          'log-level': { type: 'string' },
+          help: { type: 'boolean', short: 'h' },
+        },
+        strict: true,
+      }));
+      if (values.help) {
+        process.stdout.write(USAGE);
+        return 0;
+      }
+      if (!values.node) throw new Error('--node is required');
+      if (!values['state-dir']) throw new Error('--state-dir is required');
+      listen = parseListen(values.listen ?? '127.0.0.1:7443');
+      if (values['downtime-limit'] !== undefined) {
+        downtimeLimitMs = Number(values['downtime-limit']);
+        if (!Number.isInteger(downtimeLimitMs) || downtimeLimitMs <= 0) {
+          throw new Error(
+            `--downtime-limit: expected a positive number of milliseconds, got '${values['downtime-limit']}'`,
+          );
+        }
+      }
+    } catch (error) {
+      process.stderr.write(`violin agent: ${(error as Error).message}\n${USAGE}`);
+      return 2;
+    }
+    const logger = pino({
+      level: values['log-level'] ?? process.env.LOG_LEVEL ?? 'info',
+      base: { component: 'violin-agent', node: values.node },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label: string) => ({ level: label }) },
+    });
+    const stateDir = values['state-dir'];
+    let server;
+    try {
+      await mkdir(stateDir, { recursive: true });
+      const agent = new QmpSnapshotAgent({ stateDir, downtimeLimitMs });
+      server = await startAgentServer(agent, {
+        node: values.node,
+        ...listen,
+        log: (line) => logger.info(line),
+      });
+    } catch (error) {
+      process.stderr.write(`violin agent: ${(error as Error).message}\n`);
+      return 1;
+    }
+    logger.info({ url: server.url, stateDir }, 'agent listening');
+    const running = server;
+    // VMs are separate processes and keep running when the agent stops.
+    await new Promise<void>((resolve) => {
+      const stop = () => {
+        process.off('SIGTERM', stop);
+        process.off('SIGINT', stop);
+        void running.close().then(resolve);
+      };
+      process.on('SIGTERM', stop);
+      process.on('SIGINT', stop);
+    });
+    return 0;
+  },
+};
