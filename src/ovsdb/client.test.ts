@@ -130,7 +130,7 @@ describe('OvsdbClient against a scripted peer', () => {
     await expect(failure).rejects.toThrow(/operation 1 \(insert Bridge\): constraint violation: dup/);
   });
 
-  it('delivers an update sent in the same chunk as the monitor reply', async () => {
+  it('delivers the initial contents, then an update sent in the same chunk as the monitor reply, in order', async () => {
     server.onRequest = (request, socket) => {
       const monitorId = request.params[1];
       socket.write(
@@ -143,9 +143,12 @@ describe('OvsdbClient against a scripted peer', () => {
       );
     };
     const updates: unknown[] = [];
-    const monitor = await client.monitor('db', { T: {} }, (update) => updates.push(update));
-    expect(monitor.initial).toEqual({ T: { u1: { new: { n: 1 } } } });
-    expect(updates).toEqual([{ T: { u1: { old: { n: 1 }, new: { n: 2 } } } }]);
+    await client.monitor('db', { T: {} }, (update) => updates.push(update));
+    // The initial contents first, then the update: server order, never reversed.
+    expect(updates).toEqual([
+      { T: { u1: { new: { n: 1 } } } },
+      { T: { u1: { old: { n: 1 }, new: { n: 2 } } } },
+    ]);
   });
 
   it.each([
@@ -186,10 +189,22 @@ describe('OvsdbClient against a scripted peer', () => {
       socket.write(JSON.stringify({ id: request.id, result: {}, error: null }));
       socket.write(JSON.stringify({ method: 'update', params: [request.params[1], { T: {} }], id: null }));
     };
+    let calls = 0;
+    // The second delivery (the update) fails; the first (initial contents) succeeds.
     await client.monitor('db', { T: {} }, () => {
-      throw new Error('subscriber bug');
+      if (++calls === 2) throw new Error('subscriber bug');
     });
     expect((await client.closed)?.message).toMatch(/monitor subscriber failed, closing: subscriber bug/);
+  });
+
+  it('fails the monitor call itself when the subscriber throws on the initial contents', async () => {
+    server.onRequest = (request, socket) =>
+      socket.write(JSON.stringify({ id: request.id, result: {}, error: null }));
+    const monitoring = client.monitor('db', { T: {} }, () => {
+      throw new Error('subscriber bug');
+    });
+    await expect(monitoring).rejects.toThrow(/monitor subscriber failed, closing: subscriber bug/);
+    expect((await client.closed)?.message).toMatch(/subscriber bug/);
   });
 });
 

@@ -55,9 +55,8 @@ export interface OvsdbClientOptions {
   tls?: Pick<ConnectionOptions, 'key' | 'cert' | 'ca' | 'servername'>;
 }
 
-/** A live monitor: its initial contents, and how to stop it. */
+/** A live monitor, and how to stop it. */
 export interface Monitor {
-  initial: TableUpdates;
   cancel(): Promise<void>;
 }
 
@@ -65,6 +64,8 @@ interface PendingCall {
   method: string;
   resolve(result: unknown): void;
   reject(error: Error): void;
+  /** Runs when the result arrives, before any later message is dispatched. */
+  onResult?: (result: unknown) => void;
 }
 
 type JsonObject = Record<string, unknown>;
@@ -195,8 +196,9 @@ export class OvsdbClient {
   }
 
   /**
-   * RFC 7047 4.1.5. Resolves with the tables' current contents; every later
-   * change is passed to `onUpdate` in the order the server sent it.
+   * RFC 7047 4.1.5. `onUpdate` receives the tables' current contents first,
+   * then every change in the order the server sent it; the promise resolves
+   * once the initial contents have been delivered.
    */
   async monitor(
     database: string,
@@ -204,21 +206,14 @@ export class OvsdbClient {
     onUpdate: (updates: TableUpdates) => void,
   ): Promise<Monitor> {
     const monitorId = `m${this.nextMonitor++}`;
-    // Registered before the request: the server may send an update right
-    // after its reply, in the same chunk.
-    this.monitors.set(monitorId, onUpdate);
-    let initial: TableUpdates;
-    try {
-      const result = await this.call('monitor', [database, monitorId, requests]);
-      initial = decodeTableUpdates(result);
-    } catch (error) {
-      this.monitors.delete(monitorId);
-      throw error instanceof OvsdbRpcError || error instanceof OvsdbConnectionError
-        ? error
-        : this.protocolViolation(`monitor result: ${(error as Error).message}`);
-    }
+    // The first update may follow the reply in the same chunk, before this
+    // function resumes; so the initial contents are handed over from the
+    // dispatch loop, and the subscriber sees everything in server order.
+    await this.call('monitor', [database, monitorId, requests], (result) => {
+      this.deliver(onUpdate, decodeTableUpdates(result));
+      this.monitors.set(monitorId, onUpdate);
+    });
     return {
-      initial,
       cancel: async () => {
         if (!this.monitors.delete(monitorId)) return;
         await this.call('monitor_cancel', [monitorId]);
@@ -239,13 +234,13 @@ export class OvsdbClient {
     this.finish(undefined, new OvsdbConnectionError('OVSDB connection closed by the client'));
   }
 
-  private call(method: string, params: unknown[]): Promise<unknown> {
+  private call(method: string, params: unknown[], onResult?: (result: unknown) => void): Promise<unknown> {
     if (this.isClosed) {
       return Promise.reject(this.closeReason ?? new OvsdbConnectionError('OVSDB connection is closed'));
     }
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { method, resolve, reject });
+      this.pending.set(id, { method, resolve, reject, onResult });
       this.socket.write(JSON.stringify({ method, params, id }));
     });
   }
@@ -276,9 +271,22 @@ export class OvsdbClient {
     const call = typeof id === 'number' ? this.pending.get(id) : undefined;
     if (!call) throw this.protocolViolation(`response to a request never sent (id ${JSON.stringify(id)})`);
     this.pending.delete(id as number);
-    if (message.error !== null && message.error !== undefined)
+    if (message.error !== null && message.error !== undefined) {
       call.reject(new OvsdbRpcError(call.method, message.error));
-    else call.resolve(message.result);
+      return;
+    }
+    try {
+      call.onResult?.(message.result);
+    } catch (error) {
+      // The connection closes (receive() sees the rethrown error); this call fails with the same reason.
+      const reason =
+        error instanceof OvsdbConnectionError
+          ? error
+          : this.protocolViolation(`${call.method} result: ${(error as Error).message}`);
+      call.reject(reason);
+      throw reason;
+    }
+    call.resolve(message.result);
   }
 
   /** Requests from the server: ovsdb-server sends `echo` to check that we are alive. */
@@ -297,9 +305,12 @@ export class OvsdbClient {
     const onUpdate = typeof monitorId === 'string' ? this.monitors.get(monitorId) : undefined;
     // An update may race with our monitor_cancel: drop it quietly.
     if (!onUpdate) return;
-    const decoded = decodeTableUpdates(updates);
+    this.deliver(onUpdate, decodeTableUpdates(updates));
+  }
+
+  private deliver(onUpdate: (updates: TableUpdates) => void, updates: TableUpdates): void {
     try {
-      onUpdate(decoded);
+      onUpdate(updates);
     } catch (error) {
       // Not the server's fault, but the subscriber has now missed an update
       // and its view is wrong: end the connection loudly rather than carry on.

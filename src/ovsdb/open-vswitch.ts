@@ -349,17 +349,6 @@ export class OpenVswitchDb {
    */
   async watchPorts(onPorts: (ports: PortInfo[]) => void): Promise<{ cancel(): Promise<void> }> {
     const tables: PortTables = { Bridge: new Map(), Port: new Map(), Interface: new Map() };
-    const apply = (updates: TableUpdates) => {
-      for (const table of ['Bridge', 'Port', 'Interface'] as const) {
-        for (const [uuid, change] of Object.entries(updates[table] ?? {})) {
-          // Updates carry the whole new row (we monitor without column
-          // subsets changing), so replacing the row is enough.
-          if (change.new) tables[table].set(uuid, change.new);
-          else tables[table].delete(uuid);
-        }
-      }
-    };
-    let ready = false;
     const monitor = await this.client.monitor(
       OPEN_VSWITCH_DB,
       Object.fromEntries(
@@ -369,13 +358,17 @@ export class OpenVswitchDb {
         ]),
       ),
       (updates) => {
-        apply(updates);
-        if (ready) onPorts(joinPorts(tables));
+        for (const table of ['Bridge', 'Port', 'Interface'] as const) {
+          for (const [uuid, change] of Object.entries(updates[table] ?? {})) {
+            // `new` is the whole monitored row (only `old` is limited to the
+            // changed columns), so replacing the row is enough.
+            if (change.new) tables[table].set(uuid, change.new);
+            else tables[table].delete(uuid);
+          }
+        }
+        onPorts(joinPorts(tables));
       },
     );
-    apply(monitor.initial);
-    ready = true;
-    onPorts(joinPorts(tables));
     return { cancel: () => monitor.cancel() };
   }
 
@@ -467,7 +460,6 @@ export class OpenVswitchDb {
       { Open_vSwitch: { columns: ['cur_cfg'] } },
       check,
     );
-    check(monitor.initial);
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<never>((_resolve, reject) => {
       timer = setTimeout(

@@ -209,7 +209,10 @@ describe('OvsdbClient against a real ovsdb-server', () => {
     const monitor = await client.monitor(DB, { Account: { columns: ['name', 'balance'] } }, (update) =>
       updates.push(update),
     );
-    const initialNames = Object.values(monitor.initial.Account ?? {}).map((change) => change.new?.name);
+    // The current contents come first, as inserts.
+    expect(updates).toHaveLength(1);
+    const initial = updates.shift();
+    const initialNames = Object.values(initial?.Account ?? {}).map((change) => change.new?.name);
     expect(initialNames.sort()).toEqual(['acc1', 'acc2']);
 
     await externalTransact({ op: 'insert', table: 'Account', row: { name: 'acc9', balance: 1 } });
