@@ -3,3 +3,4 @@
 // so they cannot drift from what the API server enforces).
 export * from './constants.js';
 export type * from './types.generated.js';
+export * from './values.js';
