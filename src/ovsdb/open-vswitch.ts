@@ -65,6 +65,7 @@ export interface VmAttachment {
   bridge: string;
   port: string;
   ifaceName: string;
+  /** Absent until ovs-vswitchd has assigned one, and while the interface is failed. */
   ofport?: number;
   /**
    * The workload's MAC when OVSDB records it (the lab's attached-mac). ovs-cni
@@ -154,7 +155,8 @@ export function attachmentsOf(ports: PortInfo[]): VmAttachment[] {
         bridge: port.bridge,
         port: port.name,
         ifaceName: iface.name,
-        ...(iface.ofport === undefined ? {} : { ofport: iface.ofport }),
+        // -1 means ovs-vswitchd could not open the interface: no port to program.
+        ...(iface.ofport !== undefined && iface.ofport > 0 ? { ofport: iface.ofport } : {}),
         ...(mac === undefined ? {} : { mac }),
         ...(iface.macInUse === undefined ? {} : { macInUse: iface.macInUse }),
       });

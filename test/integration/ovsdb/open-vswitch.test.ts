@@ -148,6 +148,30 @@ describe('OpenVswitchDb against real OVS', () => {
     ]);
   });
 
+  it('reports a port whose interface failed with ofport -1, and gives its attachment no ofport', async () => {
+    // No device named "ghost" exists in the OVS namespace, so ovs-vswitchd cannot open it.
+    await ovs.vsctl([
+      'add-port',
+      'br0',
+      'ghost',
+      '--',
+      'set',
+      'Port',
+      'ghost',
+      'external_ids:violin-vm=default/ghost',
+    ]);
+    try {
+      expect(await ovs.vsctl(['get', 'Interface', 'ghost', 'ofport'])).toBe('-1');
+      const ghost = (await db.listPorts('br0')).find((port) => port.name === 'ghost');
+      expect(ghost?.interfaces[0]?.ofport).toBe(-1);
+      const attachment = (await db.findVmAttachments()).find((candidate) => candidate.port === 'ghost');
+      expect(attachment?.owner).toEqual({ kind: 'vm', vm: 'default/ghost' });
+      expect(attachment).not.toHaveProperty('ofport');
+    } finally {
+      await ovs.vsctl(['del-port', 'br0', 'ghost']);
+    }
+  });
+
   it('watches ports: a port added and removed with ovs-vsctl shows up and goes away', async () => {
     let latest: PortInfo[] = [];
     let calls = 0;
