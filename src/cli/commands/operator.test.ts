@@ -39,6 +39,9 @@ describe('violin operator flags', () => {
     expect(() => parseOperatorFlags(['--leader-election-lease-duration', 'soon'], {})).toThrow(
       /--leader-election-lease-duration: expected a positive number of seconds, got 'soon'/,
     );
+    expect(() => parseOperatorFlags(['--health-probe-bind-address', '8081'], {})).toThrow(
+      /invalid bind address '8081'/,
+    );
     expect(() => parseOperatorFlags([], { LEADER_ELECT: 'yes please' })).toThrow(
       /LEADER_ELECT: expected true or false/,
     );

@@ -8,6 +8,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import type { Command } from '../main.js';
 import { createLogger } from '../../operator/log.js';
 import { Manager } from '../../operator/manager.js';
+import { parseBindAddress } from '../../operator/server.js';
 
 const SERVICE_ACCOUNT_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 const DEFAULT_LEADER_ELECTION_ID = 'violin-operator.violin.dev';
@@ -78,10 +79,16 @@ export function parseOperatorFlags(argv: string[], env: NodeJS.ProcessEnv = proc
       'no-controllers': { type: 'boolean' },
     },
   });
+  const metricsBindAddress = values['metrics-bind-address'] ?? env.METRICS_BIND_ADDRESS ?? ':8080';
+  const healthProbeBindAddress =
+    values['health-probe-bind-address'] ?? env.HEALTH_PROBE_BIND_ADDRESS ?? ':8081';
+  // Checked now, so that a typo is reported before anything connects or listens.
+  parseBindAddress(metricsBindAddress);
+  parseBindAddress(healthProbeBindAddress);
   return {
     kubeconfig: values.kubeconfig ?? env.KUBECONFIG,
-    metricsBindAddress: values['metrics-bind-address'] ?? env.METRICS_BIND_ADDRESS ?? ':8080',
-    healthProbeBindAddress: values['health-probe-bind-address'] ?? env.HEALTH_PROBE_BIND_ADDRESS ?? ':8081',
+    metricsBindAddress,
+    healthProbeBindAddress,
     leaderElect: values['leader-elect'] ?? boolean('LEADER_ELECT', env.LEADER_ELECT),
     leaderElectionNamespace: values['leader-election-namespace'] ?? env.LEADER_ELECTION_NAMESPACE,
     leaderElectionId: values['leader-election-id'] ?? env.LEADER_ELECTION_ID ?? DEFAULT_LEADER_ELECTION_ID,
