@@ -9,20 +9,25 @@ import { KubeApi } from '../operator/kube-api.js';
 import { mapByLabel } from '../operator/mapping.js';
 import type { ControllerManager, InformerOptions, ObjectKey, ResourceKind } from '../operator/types.js';
 import { SNAPSHOT_NAME_LABEL } from '../api/constants.js';
-import type { DistributedSnapshot } from './api-view.js';
 import {
   DISTRIBUTED_SNAPSHOT_RESOURCE,
   DistributedSnapshotReconciler,
+  type DistributedSnapshot,
 } from './distributed-snapshot/reconciler.js';
 import { ApiNodeLister } from './nodes.js';
-import type { BundleWriter, NetworkMapper, NodeLister } from './ports.js';
+import {
+  SNAPSHOT_RESTORE_RESOURCE,
+  SnapshotRestoreReconciler,
+  type SnapshotRestore,
+} from './snapshot-restore/reconciler.js';
+import type { BundleReader, BundleWriter, NetworkMapper, NodeLister } from './ports.js';
 import { ApiResourceStore } from './shared/objects.js';
 
 export interface ReconcilerDeps {
   ofc: OfcControl;
   agents: AgentDirectory;
   network: NetworkMapper;
-  bundles: BundleWriter;
+  bundles: BundleWriter & BundleReader;
   /** Defaults to KubeVirt through the API server. */
   kubevirt?: KubeVirtAccess;
   /** Defaults to Nodes from the API server. */
@@ -62,6 +67,8 @@ export function registerControllers(manager: ControllerManager, deps: Reconciler
       .list(vmi.metadata?.namespace)
       .filter((m) => (m as { spec?: { vmiName?: string } }).spec?.vmiName === vmi.metadata?.name)
       .flatMap((m) => mapByLabel(SNAPSHOT_NAME_LABEL)(m));
+  const kubevirt = deps.kubevirt ?? new KubeVirtClient(manager.kubeConfig);
+  const nodes = deps.nodes ?? new ApiNodeLister(manager.kubeConfig);
   manager.addController({
     name: 'distributedsnapshot',
     primary: snapshots,
@@ -71,14 +78,28 @@ export function registerControllers(manager: ControllerManager, deps: Reconciler
     ],
     reconciler: new DistributedSnapshotReconciler({
       snapshots: snapshotStore,
-      kubevirt: deps.kubevirt ?? new KubeVirtClient(manager.kubeConfig),
-      nodes: deps.nodes ?? new ApiNodeLister(manager.kubeConfig),
+      kubevirt,
+      nodes,
       network: deps.network,
       ofc: deps.ofc,
       agents: deps.agents,
       bundles: deps.bundles,
       events: manager.eventRecorder('violin-snapshot-controller'),
       ...(deps.pollMs === undefined ? {} : { pollMs: deps.pollMs }),
+    }),
+  });
+  manager.addController({
+    name: 'snapshotrestore',
+    primary: manager.informer<SnapshotRestore>(SNAPSHOT_RESTORE_RESOURCE, informerOptions),
+    reconciler: new SnapshotRestoreReconciler({
+      restores: new ApiResourceStore<SnapshotRestore>(api, SNAPSHOT_RESTORE_RESOURCE),
+      snapshots: snapshotStore,
+      kubevirt,
+      nodes,
+      ofc: deps.ofc,
+      agents: deps.agents,
+      bundles: deps.bundles,
+      events: manager.eventRecorder('violin-restore-controller'),
     }),
   });
 }

@@ -18,9 +18,6 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 
 import {
   API_VERSION,
-  CONDITION_DEGRADED,
-  CONDITION_PROGRESSING,
-  CONDITION_READY,
   DISTRIBUTED_SNAPSHOT,
   GROUP,
   SNAPSHOT_HOST_LABEL,
@@ -28,6 +25,11 @@ import {
   SNAPSHOT_PROTECTION_FINALIZER,
   VERSION,
 } from '../../api/constants.js';
+import type {
+  DistributedSnapshot as DistributedSnapshotObject,
+  DistributedSnapshotStatus,
+  DistributedSnapshotStatusVm as SnapshotVmStatus,
+} from '../../api/index.js';
 import type { AgentDirectory, CaptureResult, VmRef } from '../../agent/types.js';
 import type { KubeVirtAccess } from '../../kubevirt/client.js';
 import {
@@ -39,12 +41,13 @@ import {
 import type { AdvanceResult, ArmedVm, NetworkCounters, OfcControl } from '../../ofc/control/types.js';
 import type { EventRecorder, ObjectKey, ReconcileContext, Reconciler, Result } from '../../operator/types.js';
 import type { BundleVm } from '../../store/manifest.js';
-import type { DistributedSnapshot, DistributedSnapshotStatus, SnapshotVmStatus } from '../api-view.js';
 import type { BundleWriter, NetworkMapper, NodeLister } from '../ports.js';
-import { setCondition, jsonEqual, type ConditionInput } from '../shared/conditions.js';
-import type { ResourceStore } from '../shared/objects.js';
+import { jsonEqual, lifecycleConditions } from '../shared/conditions.js';
+import type { ResourceStore, Stored } from '../shared/objects.js';
 import { formatDurationMs, parseDurationMs, parseQuantityBytes } from '../shared/units.js';
 import { alignStarts, type CaptureSample } from './skew.js';
+
+export type DistributedSnapshot = Stored<DistributedSnapshotObject>;
 
 export const DISTRIBUTED_SNAPSHOT_RESOURCE = {
   group: GROUP,
@@ -126,7 +129,14 @@ export class DistributedSnapshotReconciler implements Reconciler {
     }
     const before = snap.status ?? {};
     const step = await this.step(snap, structuredClone(before), ctx);
-    const status = withConditions(snap, step.status, this.now());
+    const status: DistributedSnapshotStatus = {
+      ...step.status,
+      conditions: lifecycleConditions(step.status, snap.metadata.generation ?? 0, this.now(), {
+        succeeded: `bundle ${step.status.bundle?.path ?? ''} committed`,
+        aborted: 'snapshot aborted; nothing was kept',
+      }),
+      observedGeneration: snap.metadata.generation ?? 0,
+    };
     if (!jsonEqual(before, status)) await this.deps.snapshots.replaceStatus(snap, status);
     return step.requeueAfterMs === undefined ? {} : { requeueAfterMs: step.requeueAfterMs };
   }
@@ -881,52 +891,6 @@ function countersStatus(counters: NetworkCounters): NonNullable<DistributedSnaps
     peakBufferBytes: counters.peakBufferBytes,
     dropped: counters.dropped,
   };
-}
-
-/** Ready, Progressing and Degraded, derived from the phase and failure so they can never disagree with them. */
-function withConditions(
-  snap: DistributedSnapshot,
-  status: DistributedSnapshotStatus,
-  now: Date,
-): DistributedSnapshotStatus {
-  const generation = snap.metadata.generation ?? 0;
-  const phase = status.phase ?? 'Pending';
-  const failed = status.failureReason;
-  const message = status.failureMessage ?? '';
-  const set = (input: Omit<ConditionInput, 'observedGeneration'>): void => {
-    status.conditions = setCondition(status.conditions, { ...input, observedGeneration: generation }, now);
-  };
-  if (phase === 'Succeeded') {
-    set({
-      type: CONDITION_READY,
-      status: 'True',
-      reason: 'Succeeded',
-      message: `bundle ${status.bundle?.path ?? ''} committed`,
-    });
-    set({ type: CONDITION_PROGRESSING, status: 'False', reason: 'Succeeded', message: 'snapshot complete' });
-  } else if (phase === 'Failed') {
-    set({ type: CONDITION_READY, status: 'False', reason: failed ?? 'Failed', message });
-    set({
-      type: CONDITION_PROGRESSING,
-      status: 'False',
-      reason: 'Failed',
-      message: 'snapshot aborted; nothing was kept',
-    });
-  } else {
-    set({ type: CONDITION_READY, status: 'False', reason: phase, message: `snapshot is ${phase}` });
-    set({
-      type: CONDITION_PROGRESSING,
-      status: 'True',
-      reason: failed ? 'Aborting' : phase,
-      message: failed ? `aborting: ${message}` : `snapshot is ${phase}`,
-    });
-  }
-  set(
-    failed
-      ? { type: CONDITION_DEGRADED, status: 'True', reason: failed, message }
-      : { type: CONDITION_DEGRADED, status: 'False', reason: 'AsExpected', message: 'no failure' },
-  );
-  return { ...status, observedGeneration: generation };
 }
 
 /** Our objects are plain JSON (strings); client-node's types say Date. */

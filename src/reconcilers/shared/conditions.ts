@@ -2,6 +2,8 @@
 // lastTransitionTime moves (only when status flips), as apimachinery's
 // meta.SetStatusCondition does, so that rewriting the same condition is a no-op.
 
+import { CONDITION_DEGRADED, CONDITION_PROGRESSING, CONDITION_READY } from '../../api/constants.js';
+
 export interface Condition {
   type: string;
   status: 'True' | 'False' | 'Unknown';
@@ -46,4 +48,53 @@ export function jsonEqual(a: unknown, b: unknown): boolean {
   const keysA = Object.keys(ra).filter((k) => ra[k] !== undefined);
   const keysB = Object.keys(rb).filter((k) => rb[k] !== undefined);
   return keysA.length === keysB.length && keysA.every((k) => jsonEqual(ra[k], rb[k]));
+}
+
+/** The part of a DistributedSnapshot's or SnapshotRestore's status the conditions derive from. */
+export interface LifecycleStatus {
+  phase?: string;
+  failureReason?: string;
+  failureMessage?: string;
+  conditions?: Condition[];
+}
+
+/**
+ * Ready, Progressing and Degraded, derived from phase and failure so they can
+ * never disagree with them. A failure recorded before the phase turns Failed
+ * means the reconciler is still cleaning up: Progressing (Aborting) and Degraded.
+ */
+export function lifecycleConditions(
+  status: LifecycleStatus,
+  generation: number,
+  now: Date,
+  messages: { succeeded: string; aborted: string },
+): Condition[] {
+  const phase = status.phase ?? 'Pending';
+  const failed = status.failureReason;
+  const message = status.failureMessage ?? '';
+  let conditions = status.conditions;
+  const set = (input: Omit<ConditionInput, 'observedGeneration'>): void => {
+    conditions = setCondition(conditions, { ...input, observedGeneration: generation }, now);
+  };
+  if (phase === 'Succeeded') {
+    set({ type: CONDITION_READY, status: 'True', reason: 'Succeeded', message: messages.succeeded });
+    set({ type: CONDITION_PROGRESSING, status: 'False', reason: 'Succeeded', message: 'complete' });
+  } else if (phase === 'Failed') {
+    set({ type: CONDITION_READY, status: 'False', reason: failed ?? 'Failed', message });
+    set({ type: CONDITION_PROGRESSING, status: 'False', reason: 'Failed', message: messages.aborted });
+  } else {
+    set({ type: CONDITION_READY, status: 'False', reason: phase, message: `${phase}` });
+    set({
+      type: CONDITION_PROGRESSING,
+      status: 'True',
+      reason: failed ? 'Aborting' : phase,
+      message: failed ? `aborting: ${message}` : phase,
+    });
+  }
+  set(
+    failed
+      ? { type: CONDITION_DEGRADED, status: 'True', reason: failed, message }
+      : { type: CONDITION_DEGRADED, status: 'False', reason: 'AsExpected', message: 'no failure' },
+  );
+  return conditions ?? [];
 }

@@ -9,13 +9,23 @@ import type { KubeApi } from '../../operator/kube-api.js';
 import { apiStatusCode, resourcePath } from '../../operator/kube-api.js';
 import type { ResourceKind } from '../../operator/types.js';
 
-export interface CustomResource<Spec, Status> extends KubernetesObject {
+/** An object of ours as the API server returns it: name, namespace and uid are always set. */
+export type Stored<T extends { metadata: object; status?: unknown }> = T & {
+  metadata: T['metadata'] & { name: string; namespace: string; uid: string };
+};
+
+interface Resource extends KubernetesObject {
   metadata: NonNullable<KubernetesObject['metadata']> & { name: string; namespace: string; uid: string };
+  status?: unknown;
+}
+
+/** A custom resource with a spec and a status, as stored (kept for callers outside the reconcilers). */
+export interface CustomResource<Spec, Status> extends Resource {
   spec: Spec;
   status?: Status;
 }
 
-export interface ResourceStore<T extends CustomResource<unknown, unknown>> {
+export interface ResourceStore<T extends Resource> {
   get(namespace: string, name: string): Promise<T | undefined>;
   list(namespace: string): Promise<T[]>;
   /** Replaces the status; fails with 409 when the object changed since `obj` was read. */
@@ -24,7 +34,7 @@ export interface ResourceStore<T extends CustomResource<unknown, unknown>> {
   setFinalizers(obj: T, finalizers: string[]): Promise<T>;
 }
 
-export class ApiResourceStore<T extends CustomResource<unknown, unknown>> implements ResourceStore<T> {
+export class ApiResourceStore<T extends Resource> implements ResourceStore<T> {
   constructor(
     private readonly api: KubeApi,
     private readonly resource: ResourceKind,

@@ -5,20 +5,33 @@
 // play a restarted operator against the same world.
 import { Watch, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 
-import { API_VERSION, DISTRIBUTED_SNAPSHOT, SNAPSHOT_HOST_LABEL } from '../../../src/api/constants.js';
+import {
+  API_VERSION,
+  DISTRIBUTED_SNAPSHOT,
+  SNAPSHOT_HOST_LABEL,
+  SNAPSHOT_RESTORE,
+} from '../../../src/api/constants.js';
 import { createLogger } from '../../../src/operator/log.js';
 import { KubeApi, resourcePath } from '../../../src/operator/kube-api.js';
 import { Manager } from '../../../src/operator/manager.js';
-import type { DistributedSnapshot, DistributedSnapshotSpec } from '../../../src/reconcilers/api-view.js';
-import { DISTRIBUTED_SNAPSHOT_RESOURCE } from '../../../src/reconcilers/distributed-snapshot/reconciler.js';
+import type { DistributedSnapshotSpec, SnapshotRestoreSpec } from '../../../src/api/index.js';
+import {
+  DISTRIBUTED_SNAPSHOT_RESOURCE,
+  type DistributedSnapshot,
+} from '../../../src/reconcilers/distributed-snapshot/reconciler.js';
 import { registerControllers } from '../../../src/reconcilers/index.js';
+import {
+  SNAPSHOT_RESTORE_RESOURCE,
+  type SnapshotRestore,
+} from '../../../src/reconcilers/snapshot-restore/reconciler.js';
+import type { ResourceKind } from '../../../src/operator/types.js';
 import { createTestNamespace, testKubeConfig, type TestNamespace } from '../../support/kube.js';
 import { KubeVirtStandin } from '../../support/kubevirt-standin.js';
 import { CallLog, FixedNetwork, MemoryBundles, RecordingAgents, RecordingOfc } from './recording-fakes.js';
 
 export const VM_NAMES = ['bank-0', 'bank-1', 'bank-2', 'bank-3'];
 export const STORAGE = 'file:///var/lib/violin/bundles';
-const TEST_LABEL = 'violin.dev/test-namespace';
+export const TEST_LABEL = 'violin.dev/test-namespace';
 
 interface CoreEvent extends KubernetesObject {
   reason?: string;
@@ -38,6 +51,7 @@ export class Harness {
   readonly snapshotHosts: string[];
   private manager: Manager | undefined;
   private readonly watches: AbortController[] = [];
+  private readonly extraNamespaces: TestNamespace[] = [];
 
   private constructor(
     readonly kc: KubeConfig,
@@ -119,11 +133,42 @@ export class Harness {
     );
   }
 
-  async getSnapshot(name: string): Promise<DistributedSnapshot | undefined> {
+  getSnapshot(name: string): Promise<DistributedSnapshot | undefined> {
+    return this.get<DistributedSnapshot>(DISTRIBUTED_SNAPSHOT_RESOURCE, name);
+  }
+
+  async createRestore(name: string, spec: SnapshotRestoreSpec): Promise<SnapshotRestore> {
+    return this.api.createObject<SnapshotRestore>(resourcePath(SNAPSHOT_RESTORE_RESOURCE, this.ns.name), {
+      apiVersion: API_VERSION,
+      kind: SNAPSHOT_RESTORE.kind,
+      metadata: { name, namespace: this.ns.name } as SnapshotRestore['metadata'],
+      spec,
+    });
+  }
+
+  /** Polls the restore until it reaches Succeeded or Failed. */
+  async waitForRestore(name: string): Promise<SnapshotRestore> {
+    let last: SnapshotRestore | undefined;
     try {
-      return await this.api.getObject<DistributedSnapshot>(
-        resourcePath(DISTRIBUTED_SNAPSHOT_RESOURCE, this.ns.name, name),
-      );
+      return await this.waitFor(`restore ${name} to finish`, async () => {
+        last = await this.get<SnapshotRestore>(SNAPSHOT_RESTORE_RESOURCE, name);
+        return last?.status?.phase === 'Succeeded' || last?.status?.phase === 'Failed' ? last : undefined;
+      });
+    } catch (err) {
+      throw new Error(`${(err as Error).message}; status: ${JSON.stringify(last?.status)}`, { cause: err });
+    }
+  }
+
+  /** Another namespace for this test (a restore target); removed with the harness. */
+  async extraNamespace(prefix: string): Promise<string> {
+    const ns = await createTestNamespace(this.kc, prefix);
+    this.extraNamespaces.push(ns);
+    return ns.name;
+  }
+
+  private async get<T>(resource: ResourceKind, name: string): Promise<T | undefined> {
+    try {
+      return await this.api.getObject<T>(resourcePath(resource, this.ns.name, name));
     } catch (err) {
       if ((err as { code?: number }).code === 404) return undefined;
       throw err;
@@ -198,5 +243,6 @@ export class Harness {
     await this.stopOperator();
     await this.standin.stop();
     await this.ns.cleanup();
+    for (const ns of this.extraNamespaces) await ns.cleanup();
   }
 }

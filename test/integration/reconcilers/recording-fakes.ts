@@ -35,6 +35,7 @@ import type {
   OpenedBundle,
   VmAttachment,
 } from '../../../src/reconcilers/ports.js';
+import { BundleIntegrityError } from '../../../src/store/errors.js';
 import { sealManifest, type BundleManifest } from '../../../src/store/manifest.js';
 
 export interface Call {
@@ -241,6 +242,7 @@ export class RecordingAgents implements AgentDirectory {
 /** Bundles in memory, sealed by the store's own manifest code so they are real manifests. */
 export class MemoryBundles implements BundleWriter, BundleReader {
   readonly bundles = new Map<string, OpenedBundle>();
+  private readonly corrupted = new Set<string>();
 
   constructor(private readonly log: CallLog) {}
 
@@ -272,8 +274,17 @@ export class MemoryBundles implements BundleWriter, BundleReader {
     this.bundles.delete(`${storageLocation}|${bundleId}`);
   }
 
+  /** The bundle's first image no longer matches its digest, as the store's verify() would report. */
+  corrupt(bundleId: string): void {
+    this.corrupted.add(bundleId);
+  }
+
   async openVerified(storageLocation: string, bundleId: string): Promise<OpenedBundle> {
     this.log.record({ component: 'store', op: 'open', subject: bundleId });
+    if (this.corrupted.has(bundleId)) {
+      const image = [...this.bundles.values()][0]?.manifest.vms[0]?.image.path ?? 'images/?';
+      throw new BundleIntegrityError(bundleId, [{ file: image, reason: 'sha256 differs from the manifest' }]);
+    }
     const bundle = this.bundles.get(`${storageLocation}|${bundleId}`);
     if (!bundle) throw new Error(`bundle ${bundleId} not found in ${storageLocation}`);
     return bundle;

@@ -1,0 +1,112 @@
+// The SnapshotRestore reconciler against the real API server: a snapshot is
+// taken first (DistributedSnapshot reconciler, KubeVirt stand-in, recording
+// fakes), then restored from its name or from its bundle alone.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+
+import type { DistributedSnapshot } from '../../../src/reconcilers/distributed-snapshot/reconciler.js';
+import { KubeVirtStandin } from '../../support/kubevirt-standin.js';
+import { Harness, STORAGE, TEST_LABEL, VM_NAMES } from './harness.js';
+
+describe('SnapshotRestore reconciler', () => {
+  let h: Harness;
+  let snap: DistributedSnapshot;
+
+  beforeEach(async () => {
+    h = await Harness.create('srestore');
+    await h.startOperator();
+    await h.createSnapshot('nightly', { network: { mode: 'Buffer', recordChannelState: true } });
+    snap = await h.waitForPhase('nightly', ['Succeeded', 'Failed']);
+    expect(snap.status?.phase).toBe('Succeeded');
+  });
+
+  afterEach(async () => {
+    await h?.close();
+  });
+
+  it('restores a snapshot of this cluster by name: loads every VM paused, restores the network, resumes all at once', async () => {
+    const target = await h.extraNamespace('restored');
+    const placement = { nodeSelector: { [TEST_LABEL]: h.ns.name } };
+    await h.createRestore('back', {
+      source: { snapshotName: 'nightly' },
+      targetNamespace: target,
+      placement,
+    });
+    const restore = await h.waitForRestore('back');
+    const status = restore.status ?? {};
+    expect(status.phase, JSON.stringify(status)).toBe('Succeeded');
+    expect(status.vms?.map((vm) => vm.name).sort()).toEqual(VM_NAMES);
+    for (const vm of status.vms ?? []) {
+      expect([...h.workers, ...h.snapshotHosts]).toContain(vm.node);
+      expect(vm.phase).toBe('Resumed');
+      expect(vm.loadedAt).toBeTruthy();
+      expect(vm.restoredAt).toBeTruthy();
+      expect(h.agents.loaded.get(`${target}/${vm.name}`)?.node).toBe(vm.node);
+    }
+    expect(status.resumeSkewMs).toBeGreaterThanOrEqual(0);
+    expect(status.conditions?.find((c) => c.type === 'Ready')).toMatchObject({
+      status: 'True',
+      observedGeneration: 1,
+    });
+
+    // Order: every load, then the network, then every resume.
+    const loads = VM_NAMES.map((vm) => h.log.indexOf('agent', 'load', `${target}/${vm}`));
+    const resumes = VM_NAMES.map((vm) => h.log.indexOf('agent', 'resume', `${target}/${vm}`));
+    const network = h.log.indexOf('ofc', 'restoreNetwork');
+    expect(Math.min(...loads)).toBeGreaterThanOrEqual(0);
+    expect(network).toBeGreaterThan(Math.max(...loads));
+    expect(Math.min(...resumes)).toBeGreaterThan(network);
+    // The saved flows and the recorded channel state went back to the OFC.
+    expect(h.ofc.restored[0]?.flows).toHaveLength(1);
+    expect(h.ofc.restored[0]?.channelState).toHaveLength(1);
+    expect(await h.eventReasons('back')).toEqual(
+      expect.arrayContaining(['Validated', 'NetworkRestored', 'Loaded', 'Succeeded']),
+    );
+  });
+
+  it('restores from a bundle alone (how another cluster restores)', async () => {
+    const target = await h.extraNamespace('other-cluster');
+    const bundle = { storageLocation: STORAGE, path: snap.status?.bundle?.path ?? '' };
+    await h.createRestore('from-bundle', {
+      source: { bundle },
+      targetNamespace: target,
+      placement: { nodeSelector: { [TEST_LABEL]: h.ns.name } },
+      network: { restoreFlows: true, replayChannelState: false },
+    });
+    const restore = await h.waitForRestore('from-bundle');
+    expect(restore.status?.phase, JSON.stringify(restore.status)).toBe('Succeeded');
+    expect(h.log.count('agent', 'resume')).toBe(4);
+    expect(h.ofc.restored[0]?.channelState).toEqual([]);
+  });
+
+  it('refuses to restore into a namespace where the VM names are taken', async () => {
+    await h.createRestore('clash', { source: { snapshotName: 'nightly' } });
+    const restore = await h.waitForRestore('clash');
+    expect(restore.status?.phase).toBe('Failed');
+    expect(restore.status?.failureReason).toBe('NameCollision');
+    expect(restore.status?.failureMessage).toContain(VM_NAMES.join(', '));
+    expect(restore.status?.conditions?.find((c) => c.type === 'Degraded')).toMatchObject({ status: 'True' });
+    expect(h.log.count('agent', 'load')).toBe(0);
+  });
+
+  it('refuses to restore where a MAC is taken', async () => {
+    const target = await h.extraNamespace('mac-clash');
+    const other = new KubeVirtStandin(h.kc, target);
+    await other.createRunningVmi({ name: 'squatter', node: h.workers[0] ?? '', mac: '52:54:00:00:00:02' });
+    await h.createRestore('mac', { source: { snapshotName: 'nightly' }, targetNamespace: target });
+    const restore = await h.waitForRestore('mac');
+    expect(restore.status?.failureReason).toBe('MacCollision');
+    expect(restore.status?.failureMessage).toContain('52:54:00:00:00:02');
+    expect(restore.status?.failureMessage).toContain('squatter');
+    expect(h.log.count('agent', 'load')).toBe(0);
+  });
+
+  it('refuses a bundle whose image fails its digest', async () => {
+    h.bundles.corrupt(snap.status?.bundle?.path ?? '');
+    const target = await h.extraNamespace('corrupt');
+    await h.createRestore('corrupt', { source: { snapshotName: 'nightly' }, targetNamespace: target });
+    const restore = await h.waitForRestore('corrupt');
+    expect(restore.status?.failureReason).toBe('DigestMismatch');
+    expect(restore.status?.failureMessage).toContain('sha256 differs');
+    expect(h.log.count('agent', 'load')).toBe(0);
+  });
+});
