@@ -38,13 +38,19 @@ export class Objects {
     this.api = kc.makeApiClient(CustomObjectsApi);
   }
 
-  create(plural: string, body: JsonObject): Promise<JsonObject> {
+  /** `dryRun: 'All'` validates without storing; `fieldValidation: 'Strict'` refuses unknown fields, as kubectl does. */
+  create(
+    plural: string,
+    body: JsonObject,
+    options: { dryRun?: 'All'; fieldValidation?: 'Strict' } = {},
+  ): Promise<JsonObject> {
     return this.api.createNamespacedCustomObject({
       group: GROUP,
       version: VERSION,
       namespace: this.namespace,
       plural,
       body,
+      ...options,
     });
   }
 

@@ -301,6 +301,17 @@ describe('the API server refuses invalid objects, naming the field and the probl
     expect(message).toContain(`spec is immutable; a ${kind} cannot be changed after creation`);
   });
 
+  it('refuses a misspelt field under strict field validation (as kubectl applies), naming it', async () => {
+    const typo = withField(withField(snapshot(), 'metadata.namespace', namespace.name), 'spec.netwrok', {
+      mode: 'Drop',
+    });
+    const { code, message } = await refusal(
+      objects.create(DISTRIBUTED_SNAPSHOT.plural, typo, { dryRun: 'All', fieldValidation: 'Strict' }),
+    );
+    expect(code).toBe(400);
+    expect(message).toContain('unknown field "spec.netwrok"');
+  });
+
   it('a SnapshotSchedule may change after creation (its snapshots may not)', async () => {
     const created = await objects.create(
       SNAPSHOT_SCHEDULE.plural,
