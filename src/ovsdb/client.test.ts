@@ -8,6 +8,7 @@ import type { Server, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 import {
@@ -205,6 +206,64 @@ describe('OvsdbClient against a scripted peer', () => {
     });
     await expect(monitoring).rejects.toThrow(/monitor subscriber failed, closing: subscriber bug/);
     expect((await client.closed)?.message).toMatch(/subscriber bug/);
+  });
+});
+
+describe('OvsdbClient fed arbitrary peer messages', () => {
+  const message = fc.oneof(
+    fc.record({
+      id: fc.oneof(fc.nat(5), fc.string(), fc.constant(null)),
+      result: fc.jsonValue(),
+      error: fc.jsonValue(),
+    }),
+    fc.record({
+      method: fc.constantFrom('update', 'echo', 'locked', 'nonsense'),
+      params: fc.oneof(fc.jsonValue(), fc.tuple(fc.constantFrom('m1', 'm2'), fc.jsonValue())),
+      id: fc.oneof(fc.constant(null), fc.nat(5), fc.string()),
+    }),
+    fc.jsonValue(),
+  );
+  const stream = fc.array(
+    fc.oneof(
+      message.map((value) => JSON.stringify(value) ?? 'null'),
+      fc.string({ maxLength: 8 }),
+    ),
+    { maxLength: 6 },
+  );
+
+  it('settles every call with a result or a connection/RPC error, and never throws out of the event loop', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'violin-ovsdb-fuzz-'));
+    let runs = 0;
+    try {
+      await fc.assert(
+        fc.asyncProperty(stream, async (writes) => {
+          const server = new ScriptedServer(join(dir, `db${runs++}.sock`));
+          await server.listen();
+          try {
+            const client = await OvsdbClient.connect(`unix:${server.path}`, { maxMessageBytes: 4096 });
+            const socket = await server.connected;
+            const monitoring = client.monitor('db', { T: {} }, () => undefined);
+            const listing = client.listDbs();
+            for (const text of writes) socket.write(text);
+            // Whatever state the client is in, the server's going away settles every call.
+            socket.end();
+            for (const outcome of await Promise.allSettled([monitoring, listing, client.closed])) {
+              if (outcome.status === 'rejected') {
+                expect(
+                  [OvsdbConnectionError, OvsdbRpcError].some((type) => outcome.reason instanceof type),
+                ).toBe(true);
+              }
+            }
+            client.close();
+          } finally {
+            await server.close();
+          }
+        }),
+        { numRuns: 60 },
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 
