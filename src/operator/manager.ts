@@ -213,6 +213,8 @@ export class Manager implements ControllerManager {
       if (this.elector) this.elector.start();
       else this.startLeaderWork(new AbortController().signal);
     } catch (err) {
+      // stop() during start aborts the wait for sync: that is a stop, not a failure.
+      if (this.stopController.signal.aborted) return;
       this.log.error({ err }, 'manager failed to start');
       await this.stop();
       throw err;
