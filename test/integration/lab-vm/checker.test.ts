@@ -1,0 +1,79 @@
+// The checker's arithmetic on statuses built by hand, for the cases a running
+// lab produces only by chance: money in flight on either side of the receipt,
+// money destroyed, reused sequence numbers. bank.test.ts checks it on real VMs.
+import { describe, expect, it } from 'vitest';
+import type { BankStatus, ChannelStatus } from '../../../lab/guest/checker.js';
+import { checkInvariant } from '../../../lab/guest/checker.js';
+
+function bank(node: string, balances: number[], channel: Partial<ChannelStatus>, conflicts = 0): BankStatus {
+  return {
+    node,
+    balances,
+    initial: 200,
+    paused: false,
+    channels: [
+      {
+        peer: node === 'a' ? 'b' : 'a',
+        transport: 'udp',
+        nextSeq: 1,
+        unacked: [],
+        appliedUpTo: 0,
+        appliedAbove: [],
+        ...channel,
+      },
+    ],
+    counters: {
+      sent: 0,
+      acked: 0,
+      received: 0,
+      duplicates: 0,
+      conflicts,
+      retransmits: 0,
+      malformed: 0,
+      connects: 0,
+    },
+  };
+}
+
+describe('bank invariant checker', () => {
+  it('counts an unacknowledged transfer as in flight only until the receiver has applied it', () => {
+    const sent = { nextSeq: 2, unacked: [{ seq: 1, account: 0, amount: 30 }] };
+    const notYetApplied = checkInvariant([bank('a', [70, 100], sent), bank('b', [100, 100], {})]);
+    expect(notYetApplied).toMatchObject({ ok: true, total: 400, inFlight: 30 });
+    const appliedNotAcked = checkInvariant([
+      bank('a', [70, 100], sent),
+      bank('b', [130, 100], { appliedUpTo: 1 }),
+    ]);
+    expect(appliedNotAcked).toMatchObject({ ok: true, total: 400, inFlight: 0 });
+    // UDP reordered: seq 2 arrived before seq 1; only seq 1 is still money in flight.
+    const reordered = checkInvariant([
+      bank('a', [50, 100], {
+        nextSeq: 3,
+        unacked: [
+          { seq: 1, account: 0, amount: 30 },
+          { seq: 2, account: 0, amount: 20 },
+        ],
+      }),
+      bank('b', [120, 100], { appliedAbove: [2] }),
+    ]);
+    expect(reordered).toMatchObject({ ok: true, total: 400, inFlight: 30 });
+  });
+
+  it('reports money destroyed, receipts without sends and reused sequence numbers', () => {
+    const destroyed = checkInvariant([bank('a', [70, 100], { nextSeq: 2 }), bank('b', [100, 100], {})]);
+    expect(destroyed.ok).toBe(false);
+    expect(destroyed.violations).toEqual([
+      'total is 370 (balances 370 + in flight 0), expected 400: money destroyed',
+    ]);
+
+    const torn = checkInvariant([
+      bank('a', [100, 100], { nextSeq: 1 }),
+      bank('b', [130, 100], { appliedUpTo: 1 }, 2),
+    ]);
+    expect(torn.violations).toEqual([
+      'b applied a→b udp transfer 1, but a has issued only up to 0: a receipt without its send (inconsistent cut)',
+      'b refused 2 transfer(s) reusing a sequence number it had applied for a different transfer',
+      'total is 430 (balances 430 + in flight 0), expected 400: money created',
+    ]);
+  });
+});
