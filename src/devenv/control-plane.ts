@@ -23,7 +23,8 @@ import { repoRoot } from './repo.js';
 export interface LocalControlPlaneOptions {
   /**
    * Working directory (certificates, etcd data, logs, kubeconfig), kept by stop() for inspection; etcd data
-   * in it is wiped at start (every control plane starts empty). Default: a fresh temp dir that stop() removes.
+   * in it is wiped at start (every control plane starts empty). Default: a fresh temp dir that stop() removes
+   * (a failed start keeps its logs there, and says where).
    */
   dir?: string;
   /** Directories whose CRD manifests are installed. Default: crds/ and test/fixtures/crds/ of this repository. */
@@ -108,7 +109,8 @@ export async function startLocalControlPlane(
       }
     }
   } catch (err) {
-    if (ownsDir) await rm(dir, { recursive: true, force: true });
+    // The logs stay (the error names them) for a post-mortem; etcd's preallocated WAL does not.
+    await rm(join(dir, 'etcd'), { recursive: true, force: true });
     throw err;
   }
 }
@@ -224,7 +226,6 @@ async function startOnce(
   } catch (err) {
     const apiserverTail = await apiserver.logTail();
     const etcdTail = await etcd.logTail(15);
-    // Stop the processes but keep the logs until the error is built.
     await apiserver.stop();
     await etcd.stop();
     process.off('exit', killOnExit);

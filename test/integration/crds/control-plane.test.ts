@@ -147,7 +147,8 @@ describe('a control plane of its own', () => {
     );
     await expect(failure).rejects.toThrow(/--- kube-apiserver log \(tail of .*kube-apiserver\.log\) ---\n\S/);
     expect(processWithArgument(dir)).toBe(false);
-    // A directory given by the caller is kept, logs included, to look at.
+    // The logs stay for a post-mortem; etcd's data (preallocated WAL) does not.
     expect(existsSync(join(dir, 'kube-apiserver.log'))).toBe(true);
+    expect(existsSync(join(dir, 'etcd'))).toBe(false);
   });
 });
