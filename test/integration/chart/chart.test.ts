@@ -130,7 +130,14 @@ describe('helm lint and template', () => {
         seccompProfile: { type: 'RuntimeDefault' },
       });
     }
-    expect(spec.containers[0]!.args).toEqual(['operator']);
+    expect(spec.containers[0]!.args).toEqual([
+      'operator',
+      '--metrics-bind-address=:8080',
+      '--health-probe-bind-address=:8081',
+      '--leader-elect',
+      '--leader-election-id=violin-operator',
+      '--leader-election-lease-duration=15',
+    ]);
     expect(spec.containers[1]!.args).toEqual([
       'ofc',
       '--listen',
@@ -152,7 +159,12 @@ describe('helm lint and template', () => {
       'violin.dev/snapshot-host': 'true',
     });
     expect(spec.containers[0]!.securityContext).toMatchObject({ privileged: true });
-    expect(spec.containers[0]!.args?.[0]).toBe('agent');
+    expect(spec.containers[0]!.args).toEqual([
+      'agent',
+      '--node=$(NODE_NAME)',
+      '--listen=0.0.0.0:7443',
+      '--state-dir=/var/run/kubevirt',
+    ]);
     expect(spec.automountServiceAccountToken).toBe(false);
     expect(
       spec
@@ -237,14 +249,14 @@ describe('helm lint and template', () => {
 describe('values.schema.json', () => {
   it.each([
     [['--set', 'operator.replicas=3'], "at '/operator/replicas': maximum: got 3, want 1"],
-    [
-      ['--set', 'agent.captureBackend=ssh'],
-      "at '/agent/captureBackend': value must be one of 'libvirt', 'qmp'",
-    ],
+    [['--set', 'operator.logLevel=loud'], "at '/operator/logLevel': value must be one of"],
     [['--set', 'ofc.tls.enabled=true'], "at '/ofc/tls/secretName': minLength: got 0, want 1"],
     [['--set', 'operatr.logLevel=debug'], "additional properties 'operatr' not allowed"],
     [['--set', 'image.digest=md5:abc'], "at '/image/digest': 'md5:abc' does not match pattern"],
-    [['--set', 'operator.defaultStorageLocation=/var/lib/violin'], "at '/operator/defaultStorageLocation'"],
+    [
+      ['--set', 'operator.leaderElection.leaseDurationSeconds=5'],
+      "at '/operator/leaderElection/leaseDurationSeconds': minimum: got 5, want 11",
+    ],
     [['--set', 'ofc.openflowPort=70000'], "at '/ofc/openflowPort': maximum"],
     [['--set', 'agent.nodeSelector.violin\\.dev/snapshot-host=null'], "at '/agent/nodeSelector'"],
     [['--set', 'agent.hostPaths.bundles=relative/path'], "at '/agent/hostPaths/bundles'"],

@@ -86,7 +86,7 @@ describe("the operator under the chart's ServiceAccount", () => {
       log: createLogger({ level: process.env.VIOLIN_TEST_VERBOSE ? 'debug' : 'error' }),
       metricsBindAddress: '0',
       healthProbeBindAddress: '0',
-      // The lease the chart grants: its name is the one the Deployment passes (VIOLIN_LEADER_ELECTION_LEASE).
+      // The lease the chart grants: the name the Deployment passes as --leader-election-id.
       leaderElection: { namespace: h.ns.name, name: `${release}-operator` },
       onLeadershipLost: (reason) => {
         throw new Error(`leadership lost: ${reason}`);
