@@ -1,4 +1,5 @@
 // Wires the transaction controller's reconcilers into the operator runtime.
+// `violin operator` calls registerControllers(manager, createReconcilerDeps(manager)).
 // The parts they talk to (OFC, agents, OVSDB, store) are passed in, so the
 // operator's entrypoint decides how to reach them and tests can record calls.
 import type { AgentDirectory } from '../agent/types.js';
@@ -22,6 +23,8 @@ import {
 } from './snapshot-restore/reconciler.js';
 import type { BundleReader, BundleWriter, NetworkMapper, NodeLister } from './ports.js';
 import { ApiResourceStore } from './shared/objects.js';
+
+export { createReconcilerDeps } from './environment.js';
 
 export interface ReconcilerDeps {
   ofc: OfcControl;

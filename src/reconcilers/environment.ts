@@ -1,0 +1,105 @@
+// Builds the reconcilers' dependencies for `violin operator` from its
+// environment, so the operator process reaches the real parts:
+//   VIOLIN_OFC_ADDRESS     host:port of the OFC sidecar's control API (default 127.0.0.1:6654)
+//   VIOLIN_OVSDB_REMOTES   comma-separated OVSDB remotes (unix:/path, tcp:host:port), default
+//                          unix:/var/run/openvswitch/db.sock
+//   VIOLIN_AGENTS          node=http://host:port,... : the agent of each node (the lab)
+//   VIOLIN_AGENT_PORT      otherwise, the agent listens on this port of the node's InternalIP
+//                          (the DaemonSet in a cluster; default 9464)
+import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+
+import { AgentClient } from '../agent/client.js';
+import type { AgentDirectory, SnapshotAgent } from '../agent/types.js';
+import { OfcControlClient } from '../ofc/control/client.js';
+import type { ControllerManager } from '../operator/types.js';
+import { OpenVswitchDb, OvsdbClient } from '../ovsdb/index.js';
+import type { VmAttachment } from '../ovsdb/open-vswitch.js';
+import { StoreBundles } from './bundles.js';
+import type { ReconcilerDeps } from './index.js';
+import { OvsdbNetworkMapper, type AttachmentSource } from './network-mapper.js';
+
+const DEFAULT_OVSDB_REMOTE = 'unix:/var/run/openvswitch/db.sock';
+const DEFAULT_AGENT_PORT = 9464;
+
+export function createReconcilerDeps(
+  manager: ControllerManager,
+  env: NodeJS.ProcessEnv = process.env,
+): ReconcilerDeps {
+  const remotes = (env.VIOLIN_OVSDB_REMOTES ?? DEFAULT_OVSDB_REMOTE)
+    .split(',')
+    .map((r) => r.trim())
+    .filter(Boolean);
+  return {
+    ofc: new OfcControlClient(env.VIOLIN_OFC_ADDRESS ? { address: env.VIOLIN_OFC_ADDRESS } : {}),
+    agents: new NodeAgentDirectory(manager.kubeConfig, parseAgentMap(env.VIOLIN_AGENTS), agentPort(env)),
+    network: new OvsdbNetworkMapper(new OvsdbServers(remotes)),
+    bundles: new StoreBundles(),
+  };
+}
+
+/** `node=http://host:port,...`; throws on anything else, naming the bad entry. */
+export function parseAgentMap(text: string | undefined): Map<string, string> {
+  const map = new Map<string, string>();
+  for (const entry of (text ?? '')
+    .split(',')
+    .map((e) => e.trim())
+    .filter(Boolean)) {
+    const eq = entry.indexOf('=');
+    const url = entry.slice(eq + 1);
+    if (eq <= 0 || !/^https?:\/\/[^/]+/.test(url)) {
+      throw new Error(`VIOLIN_AGENTS entry ${JSON.stringify(entry)} is not node=http://host:port`);
+    }
+    map.set(entry.slice(0, eq), url);
+  }
+  return map;
+}
+
+function agentPort(env: NodeJS.ProcessEnv): number {
+  const port = Number(env.VIOLIN_AGENT_PORT ?? DEFAULT_AGENT_PORT);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new Error(`VIOLIN_AGENT_PORT ${JSON.stringify(env.VIOLIN_AGENT_PORT)} is not a TCP port`);
+  }
+  return port;
+}
+
+/** The agent of a node: from the configured map, else the node's InternalIP and the agent port. */
+export class NodeAgentDirectory implements AgentDirectory {
+  private readonly core: CoreV1Api;
+
+  constructor(
+    kubeConfig: KubeConfig,
+    private readonly agents: Map<string, string>,
+    private readonly port: number,
+  ) {
+    this.core = kubeConfig.makeApiClient(CoreV1Api);
+  }
+
+  async forNode(nodeName: string): Promise<SnapshotAgent> {
+    const configured = this.agents.get(nodeName);
+    if (configured) return new AgentClient(configured);
+    const node = await this.core.readNode({ name: nodeName });
+    const address = node.status?.addresses?.find((a) => a.type === 'InternalIP')?.address;
+    if (!address)
+      throw new Error(`node ${nodeName} has no InternalIP, and VIOLIN_AGENTS does not name its agent`);
+    const host = address.includes(':') ? `[${address}]` : address;
+    return new AgentClient(`http://${host}:${this.port}`);
+  }
+}
+
+/** Attachments from every OVSDB server, connecting per query: planning is rare, and no connection goes stale. */
+class OvsdbServers implements AttachmentSource {
+  constructor(private readonly remotes: string[]) {}
+
+  async findVmAttachments(): Promise<VmAttachment[]> {
+    const all: VmAttachment[] = [];
+    for (const remote of this.remotes) {
+      const client = await OvsdbClient.connect(remote);
+      try {
+        all.push(...(await new OpenVswitchDb(client, { waitForSwitch: false }).findVmAttachments()));
+      } finally {
+        client.close();
+      }
+    }
+    return all;
+  }
+}
