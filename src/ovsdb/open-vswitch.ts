@@ -9,7 +9,7 @@
 import type { OvsdbClient } from './client.js';
 import { OvsdbTransactionError } from './client.js';
 import type { Condition, Operation, Row, RowInput, TableUpdates } from './protocol.js';
-import { NamedUuid, asOptional, asStringMap, asUuids } from './values.js';
+import { NamedUuid, Uuid, asOptional, asStringMap, asUuids } from './values.js';
 import type { Atom } from './values.js';
 
 export const OPEN_VSWITCH_DB = 'Open_vSwitch';
@@ -195,7 +195,7 @@ export class OpenVswitchDb {
     };
     const operations: Operation[] = [...controllerInserts.operations];
     if (existing?.rows?.length) {
-      operations.push(this.bridgeMustExist(name));
+      operations.push(this.bridgeWait(name, 'present'));
       if (Object.keys(row).length > 0)
         operations.push({ op: 'update', table: 'Bridge', where: byName(name), row });
       if (settings.otherConfig)
@@ -203,15 +203,7 @@ export class OpenVswitchDb {
     } else {
       operations.push(
         // Another client may have created it since our select: fail rather than create a duplicate.
-        {
-          op: 'wait',
-          table: 'Bridge',
-          where: byName(name),
-          columns: ['name'],
-          until: '==',
-          rows: [],
-          timeout: 0,
-        },
+        this.bridgeWait(name, 'absent'),
         { op: 'insert', table: 'Interface', row: { name, type: 'internal' }, uuidName: 'iface' },
         {
           op: 'insert',
@@ -241,7 +233,7 @@ export class OpenVswitchDb {
     const [found] = await this.client.transact(OPEN_VSWITCH_DB, [
       { op: 'select', table: 'Bridge', where: byName(name), columns: ['_uuid'] },
     ]);
-    const uuid = found?.rows?.[0]?._uuid;
+    const [uuid] = asUuids(found?.rows?.[0]?._uuid);
     if (uuid === undefined) throw new Error(`no bridge named ${name}`);
     await this.write(
       [
@@ -249,7 +241,7 @@ export class OpenVswitchDb {
           op: 'mutate',
           table: 'Open_vSwitch',
           where: [],
-          mutations: [['bridges', 'delete', [uuid as Atom]]],
+          mutations: [['bridges', 'delete', [new Uuid(uuid)]]],
         },
       ],
       `delete bridge ${name}`,
@@ -262,7 +254,7 @@ export class OpenVswitchDb {
     await this.write(
       [
         ...inserts.operations,
-        this.bridgeMustExist(bridge),
+        this.bridgeWait(bridge, 'present'),
         {
           op: 'update',
           table: 'Bridge',
@@ -277,7 +269,7 @@ export class OpenVswitchDb {
   async getControllers(bridge: string): Promise<string[]> {
     const results = await this.transact(
       [
-        this.bridgeMustExist(bridge),
+        this.bridgeWait(bridge, 'present'),
         { op: 'select', table: 'Bridge', where: byName(bridge), columns: ['controller'] },
         { op: 'select', table: 'Controller', where: [], columns: ['_uuid', 'target'] },
       ],
@@ -293,7 +285,7 @@ export class OpenVswitchDb {
   async setFailMode(bridge: string, mode: FailMode): Promise<void> {
     await this.write(
       [
-        this.bridgeMustExist(bridge),
+        this.bridgeWait(bridge, 'present'),
         { op: 'update', table: 'Bridge', where: byName(bridge), row: { fail_mode: mode } },
       ],
       `set fail mode of ${bridge}`,
@@ -304,7 +296,7 @@ export class OpenVswitchDb {
   async getFailMode(bridge: string): Promise<FailMode | undefined> {
     const results = await this.transact(
       [
-        this.bridgeMustExist(bridge),
+        this.bridgeWait(bridge, 'present'),
         { op: 'select', table: 'Bridge', where: byName(bridge), columns: ['fail_mode'] },
       ],
       `read fail mode of ${bridge}`,
@@ -389,15 +381,18 @@ export class OpenVswitchDb {
     return { operations, references: targets.map((_target, index) => new NamedUuid(`controller${index}`)) };
   }
 
-  /** A wait that fails the transaction at once, with a recognisable error, when the bridge is missing. */
-  private bridgeMustExist(name: string): Operation {
+  /**
+   * A wait that fails the transaction at once, committing nothing, unless the
+   * bridge is present (or absent); `transact` turns its failure into a clear error.
+   */
+  private bridgeWait(name: string, state: 'present' | 'absent'): Operation {
     return {
       op: 'wait',
       table: 'Bridge',
       where: byName(name),
       columns: ['name'],
       until: '==',
-      rows: [{ name }],
+      rows: state === 'present' ? [{ name }] : [],
       timeout: 0,
     };
   }
