@@ -432,7 +432,10 @@ export interface SnapshotRestoreStatus {
   failureMessage?: string;
 }
 
-/** How many of the snapshots this schedule created are kept; older ones are deleted, bundles included. */
+/**
+ * How many of the snapshots this schedule created are kept; older ones are deleted (what happens to
+ * their bundles follows each snapshot's bundle policy).
+ */
 export interface SnapshotScheduleSpecRetention {
   /**
    * Succeeded snapshots to keep.
@@ -476,7 +479,8 @@ export interface SnapshotScheduleSpec {
    */
   suspend?: boolean;
   /**
-   * How many of the snapshots this schedule created are kept; older ones are deleted, bundles included.
+   * How many of the snapshots this schedule created are kept; older ones are deleted (what happens to
+   * their bundles follows each snapshot's bundle policy).
    * Default: `{}`.
    */
   retention?: SnapshotScheduleSpecRetention;
