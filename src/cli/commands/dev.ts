@@ -41,6 +41,12 @@ async function apiserver(argv: string[]): Promise<number> {
   }
 
   const log = (message: string): void => void process.stderr.write(`violin dev: ${message}\n`);
+  // Handlers go in before anything starts: Ctrl-C during startup must still stop
+  // etcd and kube-apiserver, which Node's default SIGINT exit would orphan.
+  const stopSignal = new Promise<NodeJS.Signals>((done) => {
+    process.once('SIGINT', done);
+    process.once('SIGTERM', done);
+  });
   let controlPlane;
   try {
     controlPlane = await startLocalControlPlane({
@@ -61,10 +67,7 @@ async function apiserver(argv: string[]): Promise<number> {
       `Ctrl-C stops etcd and kube-apiserver${values.dir === undefined ? ' and removes the temp dir' : ''}.\n`,
   );
 
-  const signal = await new Promise<NodeJS.Signals>((done) => {
-    process.once('SIGINT', done);
-    process.once('SIGTERM', done);
-  });
+  const signal = await stopSignal;
   log(`${signal}: stopping`);
   await controlPlane.stop();
   return 0;
