@@ -131,7 +131,16 @@ export class LeaderElector {
 
   /** Starts campaigning in the background; leading and losing are reported through the callbacks. */
   start(): void {
-    this.loop ??= this.run();
+    this.loop ??= this.run().catch((err: unknown) => {
+      // Only a throwing callback can get here; treat it as losing leadership.
+      this.deps.log.error({ err }, 'leader election loop failed');
+      this.leading = false;
+      this.deps.status?.set({ name: this.config.name }, 0);
+      this.leaderAbort?.abort(err);
+      this.callbacks.onLostLeading(
+        `leader election failed: ${err instanceof Error ? err.message : String(err)}`,
+      );
+    });
   }
 
   /**

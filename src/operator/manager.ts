@@ -208,7 +208,7 @@ export class Manager implements ControllerManager {
       this.state = 'running';
 
       for (const runnable of this.runnables.filter((r) => r.needLeaderElection === false)) {
-        this.running.push(runnable.start(this.stopController.signal));
+        this.track('runnable', runnable.start(this.stopController.signal));
       }
       if (this.elector) this.elector.start();
       else this.startLeaderWork(new AbortController().signal);
@@ -259,10 +259,25 @@ export class Manager implements ControllerManager {
     if (this.leaderWorkStarted || this.stopController.signal.aborted) return;
     this.leaderWorkStarted = true;
     const signal = AbortSignal.any([leaderSignal, this.stopController.signal]);
-    for (const controller of this.controllers) this.running.push(controller.start(signal));
+    for (const controller of this.controllers)
+      this.track(`controller ${controller.name}`, controller.start(signal));
     for (const runnable of this.runnables.filter((r) => r.needLeaderElection !== false)) {
-      this.running.push(runnable.start(signal));
+      this.track('runnable', runnable.start(signal));
     }
+  }
+
+  /**
+   * Keeps `work` for the shutdown drain. If it fails, the manager stops (as
+   * controller-runtime's does when a runnable returns an error): half an operator
+   * running is worse than a restart.
+   */
+  private track(what: string, work: Promise<void>): void {
+    this.running.push(
+      work.catch((err: unknown) => {
+        this.log.error({ err, what }, 'failed; stopping the manager');
+        void this.stop();
+      }),
+    );
   }
 
   private onLeadershipLost(reason: string): void {
