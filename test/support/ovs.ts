@@ -30,7 +30,7 @@ import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -221,10 +221,21 @@ class OvsFixture implements OvsInstance {
       if (condition()) return;
       const exited = this.daemons.find((child) => child.exitCode !== null || child.signalCode !== null);
       if (exited)
-        throw new Error(`OVS fixture: a daemon exited while waiting for ${what}; logs in ${this.runDir}`);
+        throw new Error(`OVS fixture: a daemon exited while waiting for ${what}\n${await this.logTail()}`);
       await sleep(50);
     }
-    throw new Error(`OVS fixture: timed out waiting for ${what}; logs in ${this.runDir}`);
+    throw new Error(`OVS fixture: timed out waiting for ${what}\n${await this.logTail()}`);
+  }
+
+  /** The end of both daemons' logs, for error messages: stop() deletes the files. */
+  private async logTail(): Promise<string> {
+    const tails = await Promise.all(
+      (['ovsdb-server', 'ovs-vswitchd'] as const).map(async (daemon) => {
+        const text = await readFile(join(this.runDir, `${daemon}.log`), 'utf8').catch(() => '(no log)');
+        return `--- ${daemon}.log (last lines) ---\n${text.split('\n').slice(-15).join('\n')}`;
+      }),
+    );
+    return tails.join('\n');
   }
 
   /** A veth pair root↔OVS namespace with a /30 from 169.254/16 that nothing else uses. */
@@ -339,7 +350,7 @@ class OvsFixture implements OvsInstance {
     const ofport = Number(await this.vsctl(['get', 'Interface', name, 'ofport']));
     if (!Number.isInteger(ofport) || ofport <= 0) {
       throw new Error(
-        `OVS fixture: port ${name} on ${bridge} got no ofport (${ofport}); logs in ${this.runDir}`,
+        `OVS fixture: port ${name} on ${bridge} got no ofport (${ofport})\n${await this.logTail()}`,
       );
     }
     const host: OvsHost = {
