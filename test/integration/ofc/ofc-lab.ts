@@ -75,7 +75,10 @@ export async function startOfcLab(
 /** Dump of a bridge's flows as ovs-ofctl sees them (the independent check). */
 export async function dumpFlows(ovs: OvsInstance, bridge: string): Promise<string[]> {
   const out = await ovs.ofctl(['-O', 'OpenFlow13', '--no-stats', 'dump-flows', bridge]);
-  return out.split('\n').filter((line) => line.trim().length > 0 && !line.startsWith('OFPST_FLOW'));
+  return out
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line.length > 0 && !line.startsWith('OFPST_FLOW'));
 }
 
 export async function waitUntil(
