@@ -43,6 +43,8 @@ export interface BundleBackend {
   stat(bundleId: string, path: string): Promise<StoredFile | undefined>;
   /** Removes one file; nothing happens when it does not exist. */
   remove(bundleId: string, path: string): Promise<void>;
+  /** Removes what interrupted writes left in the bundle (files never renamed into place). */
+  removeLeftovers(bundleId: string): Promise<void>;
   /** Whether the bundle exists at all, committed or partial. */
   bundleExists(bundleId: string): Promise<boolean>;
   list(): Promise<StoredBundle[]>;

@@ -35,7 +35,8 @@ export interface BundleWriter {
   writeFlows(flows: SavedFlow[]): Promise<FlowsFile>;
   /**
    * Checks that every file the manifest references is present with its size,
-   * then writes manifest.json atomically and exclusively: from this moment the
+   * removes what interrupted writes left behind (a killed capture's partial
+   * image), then writes manifest.json atomically and exclusively: from this moment the
    * bundle is a snapshot. Digests are checked by verify(), which reads every
    * byte; commit only confirms nothing is missing or torn.
    */
@@ -118,6 +119,8 @@ class Writer implements BundleWriter {
       if (reason) problems.push({ file: file.path, reason });
     }
     if (problems.length > 0) throw new BundleIntegrityError(this.bundleId, problems);
+    // Every capture has finished by now: a file still being "written" is a dead writer's.
+    await this.backend.removeLeftovers(this.bundleId);
     const bytes = Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`, 'utf8');
     await this.backend.putBytes(this.bundleId, MANIFEST_FILE, bytes, { exclusive: true });
     return manifest;

@@ -15,6 +15,9 @@ import type { BundleBackend, StoredBundle, StoredFile } from './backend.js';
 import { BundleError } from './errors.js';
 import { checkBundleId, checkRelativePath, MANIFEST_FILE } from './layout.js';
 
+/** A file being written: `.<final name>.partial-<uuid>`. */
+const PARTIAL_FILE = /^\..+\.partial-[0-9a-f-]{36}$/;
+
 export class FilesystemBackend implements BundleBackend {
   readonly root: string;
 
@@ -141,6 +144,21 @@ export class FilesystemBackend implements BundleBackend {
 
   async remove(bundleId: string, path: string): Promise<void> {
     await rm(this.filePath(bundleId, path), { force: true });
+  }
+
+  async removeLeftovers(bundleId: string): Promise<void> {
+    const dir = this.bundleDir(bundleId);
+    let entries;
+    try {
+      entries = await readdir(dir, { withFileTypes: true, recursive: true });
+    } catch (err) {
+      if (isMissing(err)) return;
+      throw err;
+    }
+    for (const entry of entries) {
+      if (entry.isFile() && PARTIAL_FILE.test(entry.name))
+        await rm(join(entry.parentPath, entry.name), { force: true });
+    }
   }
 
   async bundleExists(bundleId: string): Promise<boolean> {

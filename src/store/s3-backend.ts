@@ -52,6 +52,9 @@ export class S3Backend implements BundleBackend {
   async bundleExists(): Promise<boolean> {
     this.notImplemented();
   }
+  async removeLeftovers(): Promise<void> {
+    this.notImplemented();
+  }
   async list(): Promise<StoredBundle[]> {
     this.notImplemented();
   }

@@ -2,7 +2,7 @@
 // an image as it stores it, the reader as it hands it to QEMU.
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { Transform } from 'node:stream';
+import { pipeline, Transform } from 'node:stream';
 import type { BundleBackend } from './backend.js';
 import type { BundleFile } from './manifest.js';
 import { BundleError } from './errors.js';
@@ -85,6 +85,6 @@ export function verifying(source: Readable, expected: BundleFile): Readable {
       callback(reason ? fail(reason) : null);
     },
   });
-  source.on('error', (err) => check.destroy(err));
-  return source.pipe(check);
+  // pipeline, not pipe: a consumer that stops early (QEMU failing to load) closes the file too.
+  return pipeline(source, check, () => undefined);
 }

@@ -11,6 +11,7 @@ import type { BundleManifest, BundleWriter } from '../../../src/store/index.js';
 import {
   BundleError,
   BundleIntegrityError,
+  deleteBundle,
   listBundles,
   openBundle,
   openBundleWriter,
@@ -300,9 +301,29 @@ describe('bundle store on a real filesystem', () => {
     expect(files.some((f) => /images\/bank\/\.teller-0\.img\.partial-/.test(f))).toBe(true);
 
     expect((await refusalOf((await openBundle(location, 'killed')).readManifest())).code).toBe('Partial');
-    // Retention removes it once abandoned, and keeps committed bundles.
-    await writeBundle('kept');
-    expect(await pruneBundles(location, { keepCommitted: 1, partialGraceMs: 0 })).toEqual(['killed']);
-    expect((await listBundles(location)).map((b) => b.id)).toEqual(['kept']);
+
+    // A retried capture into the same bundle, then a commit, leaves nothing of the dead writer behind.
+    const writer = await openBundleWriter(location, 'killed');
+    const images = [];
+    for (const vm of sampleVms) images.push(await writer.writeImage(vm, imageBytes(randomBytes(2048))));
+    await writer.commit(sampleContent(images, null, null));
+    const committed = await readdir(dir, { recursive: true });
+    expect(committed.filter((f) => f.includes('.partial-'))).toEqual([]);
+    await (await openBundle(location, 'killed')).verify();
+  });
+
+  it('prunes to the newest committed bundles and removes abandoned partial ones', async () => {
+    await writeBundle('nightly-old');
+    await writeBundle('nightly-new');
+    const crashed = await openBundleWriter(location, 'crashed');
+    await crashed.writeImage(sampleVms[0], imageBytes(randomBytes(100)));
+    expect(await pruneBundles(location, { keepCommitted: 1, partialGraceMs: 0 })).toEqual([
+      'nightly-old',
+      'crashed',
+    ]);
+    expect((await listBundles(location)).map((b) => b.id)).toEqual(['nightly-new']);
+    await deleteBundle(location, 'nightly-new');
+    await deleteBundle(location, 'nightly-new');
+    expect(await listBundles(location)).toEqual([]);
   });
 });
