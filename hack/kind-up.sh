@@ -132,7 +132,8 @@ kind-up: ready.
   export KUBECONFIG=$kubeconfig
   kubectl get nodes -L violin.dev/snapshot-host
   kubectl -n $namespace get pods
-Run the end-to-end tests against this cluster instead of the lab:
-  KUBECONFIG=$kubeconfig VIOLIN_E2E_TARGET=kind npx vitest run --project e2e
+Run the end-to-end tests against this cluster instead of the lab (the e2e
+globalSetup uses an existing cluster when VIOLIN_E2E_KUBECONFIG names one):
+  VIOLIN_E2E_KUBECONFIG=$kubeconfig npx vitest run --project e2e
 Tear down with hack/kind-down.sh.
 EOT
