@@ -14,6 +14,28 @@ import type { OfcLab } from './ofc-lab.js';
 
 const VIOLIN_COOKIE = /cookie=0x56494f4c/;
 
+/** Prints every line it receives, then 'end' when the peer closes. */
+const TCP_SERVER = `
+const server = require('node:net').createServer((socket) => {
+  socket.pipe(process.stdout, { end: false });
+  socket.on('end', () => { process.stdout.write('end\\n'); server.close(); });
+});
+server.listen(Number(process.argv[1]), () => process.stdout.write('ready\\n'));
+`;
+
+/** Writes lines 1..N, one every 10 ms, on one connection, then closes it. */
+const TCP_CLIENT = `
+const [host, port, count] = process.argv.slice(1);
+const socket = require('node:net').connect(Number(port), host, () => {
+  let n = 1;
+  const timer = setInterval(() => {
+    socket.write(n + '\\n');
+    if (n++ >= Number(count)) { clearInterval(timer); socket.end(); }
+  }, 10);
+});
+socket.on('error', (error) => { console.error(error.message); process.exit(1); });
+`;
+
 describe('epoch enforcement on real OVS bridges', () => {
   let lab: OfcLab;
   let client: OfcControlClient;
@@ -184,6 +206,37 @@ describe('epoch enforcement on real OVS bridges', () => {
     const overtaken = received.filter((n, i) => i > 0 && n < received[i - 1]!).length;
     process.stderr.write(`[ofc] mid-stream advance: ${advanced.reinjected} held, ${overtaken} overtaken\n`);
     expect((await client.finish(snapshotId)).counters.dropped).toBe(0);
+  });
+
+  it('a TCP connection survives a 2 s hold and delivers every byte in order', async () => {
+    const server = b.spawn([process.execPath, '-e', TCP_SERVER, '5071']);
+    const lines: string[] = [];
+    let pending = '';
+    server.stdout?.on('data', (chunk: Buffer) => {
+      pending += chunk.toString();
+      const parts = pending.split('\n');
+      pending = parts.pop() ?? '';
+      lines.push(...parts);
+    });
+    try {
+      await waitUntil('TCP server', () => lines.includes('ready'));
+      await arm();
+      const sender = a.exec([process.execPath, '-e', TCP_CLIENT, b.ip, '5071', '300']);
+      await waitUntil('the stream to start', () => lines.length > 5);
+      await client.advance(snapshotId, 'ns/a');
+      await sleep(2_000);
+      const held = await client.status(snapshotId);
+      expect(held.counters.type3Buffered).toBeGreaterThan(0);
+      await client.advance(snapshotId, 'ns/b');
+      await sender;
+      await waitUntil('all 300 lines', () => lines.includes('end'), 30_000);
+      expect(lines.filter((l) => l !== 'ready' && l !== 'end').map(Number)).toEqual(range(1, 300));
+      const { counters } = await client.finish(snapshotId);
+      expect(counters.dropped).toBe(0);
+      expect(counters.type3Reinjected).toBe(counters.type3Buffered);
+    } finally {
+      server.kill('SIGTERM');
+    }
   });
 
   it('Drop mode (the paper’s baseline) loses post→pre packets and counts them', async () => {
