@@ -25,6 +25,7 @@ apt_packages=(
   tshark                      # independent OpenFlow 1.3 decoder for codec tests
   shellcheck                  # hack/ scripts are linted
   socat
+  openssl                     # the local control plane's serving certificate
   jq
 )
 
