@@ -1,13 +1,13 @@
 #!/usr/bin/env node
 // The `violin` command. Runs the compiled CLI from dist/ when it exists (the
-// image, `make build`), otherwise the TypeScript sources through tsx (a
+// image, `make build`; the lab is compiled too, under dist/lab), otherwise the TypeScript sources through tsx (a
 // development checkout).
 import { existsSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { dirname, join } from 'node:path';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const compiled = join(root, 'dist', 'cli', 'main.js');
+const compiled = join(root, 'dist', 'src', 'cli', 'main.js');
 if (existsSync(compiled)) {
   await import(pathToFileURL(compiled).href);
 } else {
