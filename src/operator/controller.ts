@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { reconcileLogger } from './log.js';
+import { RECONCILE_RESULTS } from './metrics.js';
 import type { ReconcileResult, RuntimeMetrics } from './metrics.js';
 import type { ControllerOptions, ObjectKey, Result } from './types.js';
 import { WorkQueue } from './workqueue.js';
@@ -104,6 +105,10 @@ export class Controller<P extends KubernetesObject = KubernetesObject> {
     this.running = true;
     this.deps.metrics.maxConcurrentReconciles.set({ controller: this.name }, this.workers);
     this.deps.metrics.activeWorkers.set({ controller: this.name }, 0);
+    // Every series exists from the start (as in controller-runtime), so rate() and alerts see zeroes, not gaps.
+    for (const result of RECONCILE_RESULTS)
+      this.deps.metrics.reconcileTotal.inc({ controller: this.name, result }, 0);
+    this.deps.metrics.reconcileErrors.inc({ controller: this.name }, 0);
     this.log.info({ workers: this.workers }, 'starting workers');
     this.enqueueAllPrimaries();
     const resync =

@@ -4,7 +4,8 @@ import { Counter, Gauge, Histogram } from 'prom-client';
 import type { Registry } from 'prom-client';
 import type { WorkQueueMetrics } from './workqueue.js';
 
-export type ReconcileResult = 'success' | 'error' | 'requeue' | 'requeue_after';
+export const RECONCILE_RESULTS = ['success', 'error', 'requeue', 'requeue_after'] as const;
+export type ReconcileResult = (typeof RECONCILE_RESULTS)[number];
 
 // controller-runtime's reconcile_time buckets (seconds).
 const RECONCILE_BUCKETS = [

@@ -130,6 +130,8 @@ describe('Manager against the real API server', () => {
         'controller_runtime_reconcile_total{controller="configmaps",result="success"}',
         'controller_runtime_reconcile_total{controller="configmaps",result="error"} 2',
         'controller_runtime_reconcile_total{controller="configmaps",result="requeue_after"} 3',
+        // Series that never happened exist as zeroes, like controller-runtime's.
+        'controller_runtime_reconcile_total{controller="configmaps",result="requeue"} 0',
         'controller_runtime_reconcile_errors_total{controller="configmaps"} 2',
         'controller_runtime_reconcile_time_seconds_bucket{le="0.5",controller="configmaps"}',
         'controller_runtime_active_workers{controller="configmaps"}',
