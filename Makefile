@@ -42,11 +42,11 @@ test-integration: deps
 test-e2e: deps
 	vitest run --project e2e
 
-demo: deps build ## run the whole system on the local lab: snapshot, crash, restore, check
-	node bin/violin.mjs demo
+demo: deps ## run the whole system on the local lab: snapshot, crash, restore, check
+	tsx src/cli/main.ts demo
 
-bench: deps build ## benchmarks side by side with their baselines; writes out/bench and docs/benchmarks.md
-	node bin/violin.mjs bench
+bench: deps ## benchmarks side by side with their baselines; writes out/bench and docs/benchmarks.md
+	tsx src/cli/main.ts bench
 
 clean:
 	rm -rf dist out
