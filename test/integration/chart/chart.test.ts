@@ -342,6 +342,32 @@ describe('on the real API server', () => {
     for (const line of lines) expect(line).toMatch(/serverside-applied \(server dry run\)$/);
   });
 
+  it('installs with helm against the server (dry run) and prints usable notes', () => {
+    const out = succeeded(
+      'helm install --dry-run=server',
+      run(helm(), [
+        'install',
+        release,
+        chartDir,
+        '--kubeconfig',
+        inject('kubeconfig'),
+        '--namespace',
+        namespace.name,
+        '--dry-run=server',
+        // The shared API server has the CRDs already, not owned by a release: helm rightly refuses to adopt them.
+        '--set',
+        'crds.enabled=false',
+      ]),
+    );
+    const notes = out.slice(out.indexOf('NOTES:'));
+    expect(notes).toContain('kubectl label node <node> violin.dev/snapshot-host=true');
+    expect(notes).toContain(
+      `ovs-vsctl set-controller <bridge> tcp:<address of service ${release}.${namespace.name}>:6653`,
+    );
+    expect(notes).toContain('docs/limits.md');
+    expect(notes).toContain('The CRDs were not installed with this release (crds.enabled=false)');
+  });
+
   it('the strict dry run can fail: a misspelt field is refused', () => {
     const yaml = template(release, namespace.name).replace(
       'terminationGracePeriodSeconds:',
