@@ -96,7 +96,9 @@ describe('Manager against the real API server', () => {
       workers: 3,
       backoff: { baseDelayMs: 50, maxDelayMs: 1000 },
     });
+    // Cached before start, so the first reconciles of both begin together on two workers.
     await configMaps.create('busy', { v: '0' });
+    await configMaps.create('parallel', { v: '0' });
     await manager.start();
     const metricsAddress = manager.metricsAddress()!;
     try {
