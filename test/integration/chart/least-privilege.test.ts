@@ -2,7 +2,8 @@
 // under a token of the chart's ServiceAccount, bound only to the chart's
 // RBAC, and complete a DistributedSnapshot of four VMs on the real API server
 // (KubeVirt played by the stand-in, OFC/agents/store by the reconciler tests'
-// recording fakes). Any call the chart forgot to grant would fail the snapshot.
+// recording fakes), then restore it into another namespace. Any call the chart
+// forgot to grant would fail them.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -17,7 +18,7 @@ import { Manager } from '../../../src/operator/manager.js';
 import { registerControllers } from '../../../src/reconcilers/index.js';
 import { kubeconfigForServiceAccount } from '../../support/kube.js';
 import { requireTool } from '../../support/require-tool.js';
-import { Harness, VM_NAMES } from '../reconcilers/harness.js';
+import { Harness, TEST_LABEL, VM_NAMES } from '../reconcilers/harness.js';
 
 const helm = () =>
   requireTool(
@@ -124,5 +125,17 @@ describe("the operator under the chart's ServiceAccount", () => {
     expect(h.log.count('ofc', 'abort')).toBe(0);
     // Events were written under the same identity (create, then patch for repeats).
     expect(await h.eventReasons('nightly')).not.toEqual([]);
+  });
+
+  it('restores that snapshot into another namespace', async () => {
+    const target = await h.extraNamespace('chart-rbac-restored');
+    await h.createRestore('back', {
+      source: { snapshotName: 'nightly' },
+      targetNamespace: target,
+      placement: { nodeSelector: { [TEST_LABEL]: h.ns.name } },
+    });
+    const restore = await h.waitForRestore('back');
+    expect(restore.status?.phase, JSON.stringify(restore.status)).toBe('Succeeded');
+    expect(h.log.count('agent', 'resume')).toBe(VM_NAMES.length);
   });
 });
