@@ -30,7 +30,9 @@ lint: ## eslint, prettier, shellcheck
 	shellcheck -x hack/*.sh .ci/run
 
 test: deps typecheck lint ## every test: unit, integration (real API server, OVS, QEMU), e2e on the lab
-	vitest run
+	@mkdir -p out
+	vitest run --reporter=default --reporter=json --outputFile.json=out/test-results.json; \
+	  status=$$?; node hack/test-summary.mjs out/test-results.json; exit $$status
 
 test-unit:
 	@hack/deps.sh npm
