@@ -164,7 +164,9 @@ export class LeaderElector {
       { lease: `${this.config.namespace}/${this.config.name}`, identity: this.config.identity },
       'attempting to acquire leader lease',
     );
+    let winningAttemptStart = 0;
     while (!signal.aborted) {
+      winningAttemptStart = performance.now();
       if ((await this.tryAcquireOrRenew()) === 'acquired') break;
       await sleep(this.retryPeriodMs * (1 + Math.random() * (JITTER_FACTOR - 1)), signal);
     }
@@ -176,15 +178,20 @@ export class LeaderElector {
     this.deps.log.info({ identity: this.config.identity }, 'successfully acquired lease');
     this.callbacks.onStartedLeading(this.leaderAbort.signal);
 
-    let lastRenew = performance.now();
+    // When the last successful write was *sent*: the lease is valid for others from
+    // some moment after that, so counting from here errs on the safe side.
+    let lastRenew = winningAttemptStart;
     while (!signal.aborted) {
-      await sleep(this.retryPeriodMs, signal);
+      // Never sleep past the deadline: giving up must happen at it, not up to a retry period later.
+      const untilDeadline = this.renewDeadlineMs - (performance.now() - lastRenew);
+      await sleep(Math.max(0, Math.min(this.retryPeriodMs, untilDeadline)), signal);
       if (signal.aborted) return;
-      const remaining = this.renewDeadlineMs - (performance.now() - lastRenew);
+      const attemptStart = performance.now();
+      const remaining = this.renewDeadlineMs - (attemptStart - lastRenew);
       const attempt = remaining > 0 ? await this.tryAcquireOrRenew(remaining) : 'failed';
       if (signal.aborted) return;
       if (attempt === 'acquired') {
-        lastRenew = performance.now();
+        lastRenew = attemptStart;
         continue;
       }
       // Someone else holds it: lost for certain, no point retrying until the deadline.
