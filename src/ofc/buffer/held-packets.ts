@@ -1,9 +1,12 @@
 // The controller buffer tier: Type-3 frames held in the OFC process, one FIFO
 // queue per receiver, bounded by bytes across all queues of a snapshot.
+import type { BridgeHandle } from '../switch/fabric.js';
 
 /** A frame that left the forwarding path at a bridge, and where to put it back. */
 export interface HeldPacket {
   bridge: string;
+  /** The connection the frame came on, for when the bridge is not ready under its name. */
+  source: BridgeHandle;
   /** The ingress port the frame arrived on, so re-injection looks like the original arrival. */
   inPort: number;
   frame: Buffer;

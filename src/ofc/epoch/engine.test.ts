@@ -294,6 +294,26 @@ describe('EpochEngine', () => {
     expect(br0.flows.size).toBe(0);
   });
 
+  it('counts a held frame whose bridge is gone as dropped, never silently', async () => {
+    await engine.arm(request({ bridges: ['br0'] }));
+    await engine.advance('snap-1', A.name);
+    fabric.sendPacketIn('br1', cookieFor(1, FlowRole.Hold), 7, frame(B.mac, A.mac, 'stranded'));
+    fabric.sendPacketIn('br0', cookieFor(1, FlowRole.Hold), 7, frame(B.mac, A.mac, 'fine'));
+    fabric.disconnect('br1');
+    await engine.advance('snap-1', B.name);
+    const { counters } = await engine.status('snap-1');
+    expect(counters).toMatchObject({ type3Buffered: 2, type3Reinjected: 1, dropped: 1 });
+  });
+
+  it('forgets the oldest ended snapshots beyond its retention', async () => {
+    for (let i = 0; i < 300; i++) {
+      await engine.arm(request({ snapshotId: `s-${i}`, vms: [A], mode: 'Off' }));
+      await engine.abort(`s-${i}`, 'done');
+    }
+    await expect(engine.status('s-0')).rejects.toMatchObject({ code: 'NotFound' });
+    expect((await engine.status('s-299')).state).toBe('Aborted');
+  });
+
   it('shutdown aborts armed snapshots and releases their frames', async () => {
     await engine.arm(request());
     await engine.advance('snap-1', A.name);

@@ -58,6 +58,9 @@ import {
   sharedRules,
 } from './pipeline.js';
 
+/** Ended snapshots kept for status and idempotent finish/abort; older ones are forgotten. */
+const ENDED_SNAPSHOTS_KEPT = 256;
+
 export interface EpochEngineOptions {
   logger: Logger;
   metrics?: OfcMetrics;
@@ -168,6 +171,7 @@ export class EpochEngine implements OfcControl, FabricObserver {
       }
     }
     const bridges = this.resolveBridges(request);
+    this.forgetOldSnapshots();
     const started = performance.now();
     const slot = this.allocateSlot();
     const snapshot = new ArmedSnapshot(request, slot, bridges, Date.now(), { armedAt: '', bridges });
@@ -350,6 +354,7 @@ export class EpochEngine implements OfcControl, FabricObserver {
       this.options.metrics?.packetIns.inc({ role: 'hold' });
       this.holdOrPass(snapshot, snapshot.vmByMac.get(dst) ?? dst, {
         bridge: packet.bridge,
+        source: packet.source,
         inPort: packet.inPort,
         frame: packet.frame,
       });
@@ -414,8 +419,10 @@ export class EpochEngine implements OfcControl, FabricObserver {
   }
 
   private reinject(snapshot: ArmedSnapshot, packet: HeldPacket): void {
-    const bridge = this.fabric.bridge(packet.bridge);
-    if (!bridge) {
+    // The bridge's current connection if it is ready, else the one the frame
+    // came on (a bridge being resynced still forwards).
+    const bridge = this.fabric.bridge(packet.bridge) ?? packet.source;
+    if (!bridge.packetOut(packet.inPort, packet.frame)) {
       snapshot.local.lost += 1;
       this.logger.error(
         { snapshot: snapshot.request.snapshotId, bridge: packet.bridge },
@@ -423,7 +430,6 @@ export class EpochEngine implements OfcControl, FabricObserver {
       );
       return;
     }
-    bridge.packetOut(packet.inPort, packet.frame);
     snapshot.local.type3Reinjected += 1;
   }
 
@@ -609,6 +615,14 @@ export class EpochEngine implements OfcControl, FabricObserver {
     if (!armed)
       throw new OfcError('NotFound', `VM ${vm} is not armed in snapshot ${snapshot.request.snapshotId}`);
     return armed.mac;
+  }
+
+  private forgetOldSnapshots(): void {
+    const ended = [...this.snapshots.values()].filter((s) => s.state !== 'Armed');
+    for (const snapshot of ended.slice(0, Math.max(0, ended.length - ENDED_SNAPSHOTS_KEPT + 1))) {
+      this.snapshots.delete(snapshot.request.snapshotId);
+      this.bySlot.delete(snapshot.slot);
+    }
   }
 
   private allocateSlot(): number {

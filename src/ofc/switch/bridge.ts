@@ -19,8 +19,8 @@ export class OpenFlowBridge implements BridgeHandle {
     return this.session.applyBatch(changes.map(toFlowMod));
   }
 
-  packetOut(inPort: number | 'controller', frame: Buffer): void {
-    this.session.send({
+  packetOut(inPort: number | 'controller', frame: Buffer): boolean {
+    return this.session.send({
       type: 'packet-out',
       xid: 0,
       inPort: inPort === 'controller' ? OfPort.CONTROLLER : inPort,

@@ -8,6 +8,8 @@ import type { FlowChange } from './flow-rule.js';
 /** A frame a flow sent to the controller (OFPR_ACTION, whole frame, no buffer id). */
 export interface PacketIn {
   bridge: string;
+  /** The connection it came on; usable for re-injection even while that bridge is being resynced. */
+  source: BridgeHandle;
   cookie: bigint;
   tableId: number;
   inPort: number;
@@ -28,9 +30,10 @@ export interface BridgeHandle {
   /**
    * PACKET_OUT with output:NORMAL. Messages on one connection are processed
    * in order, so frames sent here reach the datapath before any later
-   * flow-mod on the same bridge.
+   * flow-mod on the same bridge. Returns false when the connection is gone
+   * and the frame could not be sent.
    */
-  packetOut(inPort: number | 'controller', frame: Buffer): void;
+  packetOut(inPort: number | 'controller', frame: Buffer): boolean;
   flowCounters(cookie: bigint, cookieMask: bigint): Promise<FlowCounter[]>;
   /** Every flow whose cookie is not under `excludeCookie`/`excludeMask`, in ovs-ofctl syntax. */
   dumpFlows(excludeCookie: bigint, excludeMask: bigint): Promise<SavedFlow[]>;

@@ -42,8 +42,13 @@ export class MemoryBridge implements BridgeHandle {
     }
   }
 
-  packetOut(inPort: number | 'controller', frame: Buffer): void {
+  /** False once disconnect() was called for this bridge, as a closed connection would answer. */
+  gone = false;
+
+  packetOut(inPort: number | 'controller', frame: Buffer): boolean {
+    if (this.gone) return false;
     this.events.push({ kind: 'packetOut', inPort, frame });
+    return true;
   }
 
   async flowCounters(cookie: bigint, cookieMask: bigint): Promise<FlowCounter[]> {
@@ -95,6 +100,7 @@ export class MemoryFabric implements SwitchFabric {
 
   /** Connects (or reconnects) a bridge and lets observers resync it before it counts as ready. */
   async connect(bridge: MemoryBridge): Promise<void> {
+    bridge.gone = false;
     this.known.set(bridge.name, bridge);
     for (const observer of this.observers) await observer.bridgeConnected(bridge);
     this.connected.set(bridge.name, bridge);
@@ -102,12 +108,17 @@ export class MemoryFabric implements SwitchFabric {
   }
 
   disconnect(name: string): void {
+    const bridge = this.known.get(name);
+    if (bridge) bridge.gone = true;
     this.connected.delete(name);
     for (const observer of this.observers) observer.bridgeDisconnected(name);
   }
 
   sendPacketIn(bridge: string, cookie: bigint, inPort: number, frame: Buffer): void {
-    for (const observer of this.observers) observer.packetIn({ bridge, cookie, tableId: 2, inPort, frame });
+    const source = this.known.get(bridge);
+    if (!source) throw new Error(`no bridge ${bridge}`);
+    for (const observer of this.observers)
+      observer.packetIn({ bridge, source, cookie, tableId: 2, inPort, frame });
   }
 
   bridges(): BridgeInfo[] {

@@ -19,6 +19,8 @@ export class SwitchRegistry implements SwitchFabric {
   private readonly ready = new Map<string, OpenFlowBridge>();
   private readonly known = new Map<string, string>();
   private readonly sessions = new Set<SwitchSession>();
+  /** Every session's bridge from the end of its handshake, ready or still being resynced. */
+  private readonly handles = new WeakMap<SwitchSession, OpenFlowBridge>();
   private readonly observers: FabricObserver[] = [];
   private readonly waiters = new Set<Waiter>();
 
@@ -42,11 +44,12 @@ export class SwitchRegistry implements SwitchFabric {
       }
     });
     session.on('packetIn', (message) => {
-      const name = session.identity?.bridgeName;
-      if (name === undefined) return;
+      const source = this.handles.get(session);
+      if (!source) return;
       for (const observer of this.observers) {
         observer.packetIn({
-          bridge: name,
+          bridge: source.name,
+          source,
           cookie: message.cookie,
           tableId: message.tableId,
           inPort: message.match.inPort ?? 0,
@@ -61,6 +64,7 @@ export class SwitchRegistry implements SwitchFabric {
     try {
       const identity = await session.handshake();
       const bridge = new OpenFlowBridge(identity.bridgeName, identity.datapathId, session);
+      this.handles.set(session, bridge);
       this.known.set(identity.bridgeName, identity.datapathId);
       this.ready.get(identity.bridgeName)?.session.close('replaced by a new connection from the same bridge');
       for (const observer of this.observers) await observer.bridgeConnected(bridge);

@@ -175,11 +175,12 @@ export class SwitchSession extends EventEmitter<SwitchSessionEvents> {
     if (batch.errors.length > 0) throw batch.errors[0];
   }
 
-  /** Sends a message that has no reply (PACKET_OUT, SET_CONFIG). */
-  send(message: OfMessage): void {
-    if (this.closed) return;
+  /** Sends a message that has no reply (PACKET_OUT, SET_CONFIG); false when the connection is closed. */
+  send(message: OfMessage): boolean {
+    if (this.closed) return false;
     const xid = message.xid === 0 ? this.allocateXid() : message.xid;
     this.socket.write(encodeMessage({ ...message, xid }));
+    return true;
   }
 
   /** Closes the connection (once), failing everything still waiting on it. */
