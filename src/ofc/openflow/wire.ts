@@ -221,7 +221,7 @@ export function ipv6ToBytes(ip: string, what: string): Buffer {
   return out;
 }
 
-/** RFC 5952 text: lower case, leading zeros dropped, the longest run (≥2) of zero groups as '::'. */
+/** RFC 5952 text: lower case, leading zeros dropped, the first longest run (≥2) of zero groups as '::'. */
 export function bytesToIpv6(b: Buffer): string {
   const groups = Array.from({ length: 8 }, (_, i) => b.readUInt16BE(i * 2));
   let bestStart = -1;
@@ -238,6 +238,10 @@ export function bytesToIpv6(b: Buffer): string {
       bestLen = j - i;
     }
     i = j;
+  }
+  // Like inet_ntop (and so OVS): IPv4-compatible and IPv4-mapped addresses end in a dotted quad.
+  if (bestStart === 0 && (bestLen === 6 || (bestLen === 5 && groups[5] === 0xffff))) {
+    return `::${bestLen === 5 ? 'ffff:' : ''}${bytesToIpv4(b.subarray(12, 16))}`;
   }
   const hex = groups.map((g) => g.toString(16));
   if (bestStart === -1) return hex.join(':');
