@@ -70,11 +70,15 @@ for node in "${nodes[@]}"; do
     # Secure: while a snapshot is armed, a bridge that loses the controller must
     # not fall back to forwarding on its own (DESIGN 13).
     ovs-vsctl set-fail-mode '"$bridge"' secure
+    # The operator asks each node'"'"'s OVSDB which port a VM is on.
+    ovs-vsctl set-manager ptcp:6640
   '
 done
 declare -A address
+ovsdb_remotes=()
 for node in "${nodes[@]}"; do
   address[$node]=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$node")
+  ovsdb_remotes+=("tcp:${address[$node]}:6640")
 done
 for node in "${nodes[@]}"; do
   for peer in "${nodes[@]}"; do
@@ -117,6 +121,7 @@ kubectl label namespace "$namespace" pod-security.kubernetes.io/enforce=privileg
 "$helm" upgrade --install violin "$root/charts/violin" --kubeconfig "$kubeconfig" \
   --namespace "$namespace" \
   --set image.repository="${image%:*}" --set image.tag="${image##*:}" --set image.pullPolicy=Never \
+  --set "ovsdb.remotes={$(IFS=,; echo "${ovsdb_remotes[*]}")}" \
   --wait --timeout 5m
 
 # 7. Every bridge to the OpenFlow controller, through the Service's cluster IP

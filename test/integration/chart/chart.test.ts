@@ -88,6 +88,11 @@ function one<T extends KubernetesObject>(objects: KubernetesObject[], kind: stri
   return found[0] as T;
 }
 
+const envOf = (container: PodSpec['containers'][number]) =>
+  Object.fromEntries(
+    (container.env ?? []).filter((e) => e.value !== undefined).map((e) => [e.name, e.value]),
+  );
+
 type PodSpec = {
   securityContext?: Record<string, unknown>;
   automountServiceAccountToken?: boolean;
@@ -96,6 +101,8 @@ type PodSpec = {
     args?: string[];
     securityContext?: Record<string, unknown>;
     volumeMounts?: { name: string }[];
+    env?: { name: string; value?: string }[];
+    ports?: { name: string; containerPort: number; hostPort?: number }[];
   }[];
   volumes?: { name: string; hostPath?: { path: string } }[];
 };
@@ -146,6 +153,12 @@ describe('helm lint and template', () => {
       '127.0.0.1:6654',
     ]);
     expect(spec.volumes?.some((v) => v.hostPath)).toBe(false);
+    // The operator reaches the OFC on loopback and the agents at their node's address and port.
+    expect(envOf(spec.containers[0]!)).toEqual({
+      LOG_LEVEL: 'info',
+      VIOLIN_OFC_ADDRESS: '127.0.0.1:6654',
+      VIOLIN_AGENT_PORT: '9464',
+    });
   });
 
   it('renders the agent as the only privileged part, with exactly its three host paths', () => {
@@ -162,10 +175,13 @@ describe('helm lint and template', () => {
     expect(spec.containers[0]!.args).toEqual([
       'agent',
       '--node=$(NODE_NAME)',
-      '--listen=0.0.0.0:7443',
+      '--listen=0.0.0.0:9464',
       '--state-dir=/var/run/kubevirt',
     ]);
     expect(spec.automountServiceAccountToken).toBe(false);
+    expect(spec.containers[0]!.ports).toEqual([
+      { name: 'agent', containerPort: 9464, hostPort: 9464, protocol: 'TCP' },
+    ]);
     expect(
       spec
         .volumes!.filter((v) => v.hostPath)
@@ -207,7 +223,6 @@ describe('helm lint and template', () => {
     expect(rules(one<V1Role>(objects, 'Role'))).toEqual([
       'coordination.k8s.io/leases: create',
       'coordination.k8s.io/leases[violin-operator]: get,update',
-      'core/pods: list',
     ]);
   });
 
@@ -236,6 +251,14 @@ describe('helm lint and template', () => {
     const spec = podSpec(one(objects, 'Deployment', '-operator'));
     expect(spec.containers[1]!.args).toContain('ssl:0.0.0.0:6633');
     expect(spec.volumes?.find((v) => v.name === 'ofc-tls')).toBeDefined();
+    expect(envOf(spec.containers[0]!)).toMatchObject({
+      VIOLIN_OFC_ADDRESS: '127.0.0.1:7654',
+      VIOLIN_AGENT_PORT: '7655',
+      VIOLIN_OVSDB_REMOTES: 'tcp:10.0.0.11:6640,ssl:10.0.0.12:6640',
+    });
+    expect(podSpec(one(objects, 'DaemonSet', '-agent')).containers[0]!.ports?.[0]).toMatchObject({
+      hostPort: 7655,
+    });
     expect(one(objects, 'ServiceMonitor').metadata?.labels).toMatchObject({ release: 'prometheus' });
     expect(objects.filter((o) => o.kind === 'ServiceAccount').map((o) => o.metadata?.name)).toEqual([
       'violin-controller',
@@ -260,6 +283,7 @@ describe('values.schema.json', () => {
     [['--set', 'ofc.openflowPort=70000'], "at '/ofc/openflowPort': maximum"],
     [['--set', 'agent.nodeSelector.violin\\.dev/snapshot-host=null'], "at '/agent/nodeSelector'"],
     [['--set', 'agent.hostPaths.bundles=relative/path'], "at '/agent/hostPaths/bundles'"],
+    [['--set', 'ovsdb.remotes={http://node-1:6640}'], "at '/ovsdb/remotes/0'"],
   ])('refuses %j naming the value', (args, message) => {
     const result = run(helm(), ['template', 'violin', chartDir, '--kube-version', kubeVersion, ...args]);
     expect(result.status).not.toBe(0);
@@ -553,14 +577,14 @@ describe('on the real API server', () => {
         }),
       ).toBe(true);
       expect(await can('watch', '', 'nodes')).toBe(true);
-      expect(await can('list', '', 'pods', { namespace: namespace.name })).toBe(true);
+      expect(await can('get', '', 'nodes', { name: 'snapshot-host-1' })).toBe(true);
       expect(await can('watch', 'violin.dev', 'snapshotrestores', { namespace: 'any' })).toBe(true);
-      // Refused: changing VMs, reading secrets, pods outside its namespace, other leases, CRDs.
+      // Refused: changing VMs, reading secrets or pods, other leases, CRDs.
       expect(await can('delete', 'kubevirt.io', 'virtualmachineinstances', { namespace: 'any' })).toBe(false);
       expect(await can('update', 'kubevirt.io', 'virtualmachineinstances', { namespace: 'any' })).toBe(false);
       expect(await can('create', 'kubevirt.io', 'virtualmachineinstances', { namespace: 'any' })).toBe(false);
       expect(await can('list', '', 'secrets', { namespace: namespace.name })).toBe(false);
-      expect(await can('list', '', 'pods', { namespace: 'kube-system' })).toBe(false);
+      expect(await can('list', '', 'pods', { namespace: namespace.name })).toBe(false);
       expect(
         await can('update', 'coordination.k8s.io', 'leases', {
           namespace: namespace.name,
