@@ -297,7 +297,7 @@ export class EpochEngine implements OfcControl, FabricObserver {
       ),
     );
     if (channelState.length === 0) return;
-    // Recorded frames are replayed once, through NORMAL on one bridge of the
+    // Recorded frames are replayed once, flooded from one bridge of the
     // restore: the fabric carries each to its receiver's MAC wherever that VM
     // now runs. They go out in recording order.
     const [first] = byBridge.size > 0 ? [...byBridge.keys()] : this.connectedBridgeNames();
@@ -305,7 +305,11 @@ export class EpochEngine implements OfcControl, FabricObserver {
       throw new OfcError('Unavailable', 'no bridge is connected to replay channel state');
     const bridge = await this.readyBridge(first);
     const ordered = [...channelState].sort((a, b) => a.atMs - b.atMs);
-    for (const packet of ordered) bridge.packetOut('controller', Buffer.from(packet.frame, 'base64'));
+    for (const packet of ordered) {
+      if (!bridge.flood(Buffer.from(packet.frame, 'base64'))) {
+        throw new OfcError('Unavailable', `bridge ${first} disconnected while replaying channel state`);
+      }
+    }
   }
 
   // -------------------------------------------------------------------------

@@ -19,12 +19,22 @@ export class OpenFlowBridge implements BridgeHandle {
     return this.session.applyBatch(changes.map(toFlowMod));
   }
 
-  packetOut(inPort: number | 'controller', frame: Buffer): boolean {
+  packetOut(inPort: number, frame: Buffer): boolean {
     return this.session.send({
       type: 'packet-out',
       xid: 0,
-      inPort: inPort === 'controller' ? OfPort.CONTROLLER : inPort,
+      inPort,
       actions: [{ type: 'output', port: OfPort.NORMAL }],
+      data: frame,
+    });
+  }
+
+  flood(frame: Buffer): boolean {
+    return this.session.send({
+      type: 'packet-out',
+      xid: 0,
+      inPort: OfPort.CONTROLLER,
+      actions: [{ type: 'output', port: OfPort.FLOOD }],
       data: frame,
     });
   }

@@ -33,7 +33,13 @@ export interface BridgeHandle {
    * flow-mod on the same bridge. Returns false when the connection is gone
    * and the frame could not be sent.
    */
-  packetOut(inPort: number | 'controller', frame: Buffer): boolean;
+  packetOut(inPort: number, frame: Buffer): boolean;
+  /**
+   * PACKET_OUT from the controller to every port (FLOOD): NORMAL drops frames
+   * that enter on no port, and a frame from the controller has no port.
+   * Receivers' NICs ignore unicast frames for other MACs.
+   */
+  flood(frame: Buffer): boolean;
   flowCounters(cookie: bigint, cookieMask: bigint): Promise<FlowCounter[]>;
   /** Every flow whose cookie is not under `excludeCookie`/`excludeMask`, in ovs-ofctl syntax. */
   dumpFlows(excludeCookie: bigint, excludeMask: bigint): Promise<SavedFlow[]>;

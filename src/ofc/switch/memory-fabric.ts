@@ -8,8 +8,7 @@ import { formatActions, formatMatch, ruleKey } from './flow-rule.js';
 import type { BridgeHandle, FabricObserver, FlowCounter, SwitchFabric } from './fabric.js';
 
 export type MemoryEvent =
-  | { kind: 'apply'; changes: FlowChange[] }
-  | { kind: 'packetOut'; inPort: number | 'controller'; frame: Buffer };
+  { kind: 'apply'; changes: FlowChange[] } | { kind: 'packetOut'; inPort: number | 'flood'; frame: Buffer };
 
 export class MemoryBridge implements BridgeHandle {
   readonly flows = new Map<string, FlowRule>();
@@ -45,9 +44,15 @@ export class MemoryBridge implements BridgeHandle {
   /** False once disconnect() was called for this bridge, as a closed connection would answer. */
   gone = false;
 
-  packetOut(inPort: number | 'controller', frame: Buffer): boolean {
+  packetOut(inPort: number, frame: Buffer): boolean {
     if (this.gone) return false;
     this.events.push({ kind: 'packetOut', inPort, frame });
+    return true;
+  }
+
+  flood(frame: Buffer): boolean {
+    if (this.gone) return false;
+    this.events.push({ kind: 'packetOut', inPort: 'flood', frame });
     return true;
   }
 

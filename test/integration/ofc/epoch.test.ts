@@ -349,4 +349,33 @@ describe('epoch enforcement on real OVS bridges', () => {
       expect.objectContaining({ name: 'br1', connected: true }),
     ]);
   });
+  // Last: it wipes the bridges' flows and lets the restore put them back.
+  it('saves the bridges’ flows and channel state, and restores both', async () => {
+    const custom = 'priority=10,udp,nw_dst=10.77.0.4,tp_dst=9999 actions=drop';
+    await lab.ovs.ofctl(['-O', 'OpenFlow13', 'add-flow', 'br1', custom]);
+    await arm({ recordChannelState: true });
+    const atB = await receiver(b, 5081);
+    await client.advance(snapshotId, 'ns/b');
+    await sendUdp(a, b, 5081, 'rs', 1, 5); // pre → post: forwarded and recorded
+    await waitUntil('5 datagrams', () => atB.sequence('rs').length >= 5);
+    await client.advance(snapshotId, 'ns/a');
+    const saved = await client.finish(snapshotId);
+    expect(saved.channelState).toHaveLength(5);
+    expect(saved.flows).toContainEqual(
+      expect.objectContaining({ bridge: 'br1', priority: 10, match: 'udp,nw_dst=10.77.0.4,tp_dst=9999' }),
+    );
+    const before = [...(await dumpFlows(lab.ovs, 'br0')), ...(await dumpFlows(lab.ovs, 'br1'))].sort();
+
+    for (const bridge of ['br0', 'br1']) await lab.ovs.ofctl(['-O', 'OpenFlow13', 'del-flows', bridge]);
+    expect(await dumpFlows(lab.ovs, 'br0')).toEqual([]);
+    await client.restoreNetwork(saved.flows, saved.channelState);
+    const after = [...(await dumpFlows(lab.ovs, 'br0')), ...(await dumpFlows(lab.ovs, 'br1'))].sort();
+    expect(after).toEqual(before);
+    // The recorded in-flight datagrams are delivered again, in order.
+    await waitUntil('the replayed datagrams', () => atB.sequence('rs').length >= 10);
+    expect(atB.sequence('rs')).toEqual([...range(1, 5), ...range(1, 5)]);
+    await expect(
+      client.restoreNetwork([{ ...saved.flows[0]!, actions: 'frobnicate:1' }], []),
+    ).rejects.toMatchObject({ status: 400, message: /unsupported action 'frobnicate:1'/ });
+  });
 });
