@@ -126,6 +126,9 @@ function call(
         port: url.port,
         socketPath: endpoint.socketPath,
         timeout: timeoutMs,
+        // A connection per request: a kept-alive one may predate a restore of
+        // the VM, whose image knows nothing of it, and would hang.
+        agent: false,
       },
       (res) => {
         let body = '';
