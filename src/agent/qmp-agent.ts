@@ -73,12 +73,21 @@ export class QmpSnapshotAgent implements SnapshotAgent {
       const events: QmpEvent[] = [];
       qmp.onEvent((event) => events.push(event));
       let receiver: Server | undefined;
+      let migrating = false;
       try {
         const { status } = await qmp.execute<{ status: string }>('query-status');
         if (status !== 'running') {
           throw new AgentError(
             'Conflict',
             `VM ${ref(dir.vm)} is ${status}: only a running VM is captured live`,
+          );
+        }
+        // Someone else's migration (a live migration between nodes) is never ours to cancel.
+        const current = await qmp.execute<MigrationInfo>('query-migrate');
+        if (current.status !== undefined && !FINAL_MIGRATION_STATES.has(current.status)) {
+          throw new AgentError(
+            'Conflict',
+            `VM ${ref(dir.vm)} has a migration ${current.status}; capture it when that is over`,
           );
         }
         await qmp.execute('migrate-set-capabilities', {
@@ -105,6 +114,7 @@ export class QmpSnapshotAgent implements SnapshotAgent {
         );
         const startedAt = new Date();
         await qmp.execute('migrate', { uri: `unix:${dir.migrateSocket}` });
+        migrating = true;
         const final = await finished;
         if (final.data.status !== 'completed') {
           const info = await qmp.execute<MigrationInfo>('query-migrate');
@@ -143,7 +153,7 @@ export class QmpSnapshotAgent implements SnapshotAgent {
           image: image.path,
         };
       } catch (error) {
-        await this.keepRunning(qmp);
+        if (migrating) await this.keepRunning(qmp);
         await this.images.discardImage(req.storageLocation, req.snapshotId, dir.vm).catch(() => undefined);
         throw toAgentError(error);
       } finally {

@@ -7,7 +7,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFile, writeFile, copyFile, mkdir, truncate } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BankEndpoint, BankStatus } from '../../../lab/guest/checker.js';
@@ -101,6 +101,24 @@ describe('snapshot-host agent (QMP backend) on real QEMU', () => {
       'vm-a sends after the capture',
       async () => (await readStatus(a)).counters.sent > sentBefore + 10,
     );
+  });
+
+  it('a capture the store refuses fails with the store reason, leaves no image and the VM running', async () => {
+    const [a] = endpoints;
+    // A committed bundle is never written again.
+    await mkdir(join(lab.stateDir, 'bundles', 'done-1'), { recursive: true });
+    await writeFile(join(lab.stateDir, 'bundles', 'done-1', 'manifest.json'), '{}');
+    const pidBefore = await new VmDir(lab.stateDir, VM_A).runningPid();
+    await expect(client.capture({ snapshotId: 'done-1', vm: VM_A, storageLocation })).rejects.toMatchObject({
+      code: 'Conflict',
+      message: expect.stringMatching(/already committed/),
+    });
+    await expect(
+      stat(join(lab.stateDir, 'bundles', 'done-1', 'images', 'default', 'vm-a.img')),
+    ).rejects.toThrow(/ENOENT/);
+    expect(await new VmDir(lab.stateDir, VM_A).runningPid()).toBe(pidBefore);
+    const sent = (await readStatus(a)).counters.sent;
+    await waitUntil('vm-a still trades', async () => (await readStatus(a)).counters.sent > sent + 10);
   });
 
   it('restores both VMs from a consistent cut into new QEMU processes: the bank resumes and conserves the total', async () => {
