@@ -25,6 +25,9 @@ interface Candidate {
   manager: Manager;
   registry: Registry;
   lost: string[];
+  /** When each loss was reported (Date.now()). */
+  lostAt: number[];
+  logLines: Array<Record<string, unknown>>;
 }
 
 describe('leader election on a real Lease', () => {
@@ -46,9 +49,10 @@ describe('leader election on a real Lease', () => {
     intervals: ActingInterval[],
     viaKubeConfig = kubeConfig,
   ): Candidate {
-    const { log } = capturingLogger();
+    const { log, lines: logLines } = capturingLogger();
     const registry = new Registry();
     const lost: string[] = [];
+    const lostAt: number[] = [];
     const manager = new Manager({
       kubeConfig: viaKubeConfig,
       log: log.child({ candidate: name }),
@@ -57,7 +61,10 @@ describe('leader election on a real Lease', () => {
       healthProbeBindAddress: '0',
       registry,
       leaderElection: { namespace: namespace.name, name: lease, identity: name, ...TIMING },
-      onLeadershipLost: (reason) => lost.push(reason),
+      onLeadershipLost: (reason) => {
+        lost.push(reason);
+        lostAt.push(Date.now());
+      },
     });
     manager.addController({
       name: 'ticker',
@@ -66,7 +73,7 @@ describe('leader election on a real Lease', () => {
         if (!intervals.includes(interval)) intervals.push(interval);
       }),
     });
-    return { name, manager, registry, lost };
+    return { name, manager, registry, lost, lostAt, logLines };
   }
 
   /** Samples both candidates' belief every 5 ms; returns the moments both believed they led. */
@@ -168,6 +175,34 @@ describe('leader election on a real Lease', () => {
     }
     expect(beliefs.stop()).toEqual([]);
     expect(overlaps(intervals, () => Date.now())).toEqual([]);
+  });
+
+  it('a leader that finds another holder in the lease stops at once', async () => {
+    const intervals: ActingInterval[] = [];
+    const a = candidate('robbed', 'stolen', intervals);
+    await a.manager.start();
+    try {
+      await until('the candidate to lead and act', () => intervals.some((i) => i.end !== undefined));
+      // An administrator (or a split-brain bug elsewhere) writes another holder into the lease.
+      const leases = kubeConfig.makeApiClient(CoordinationV1Api);
+      const lease = await leases.readNamespacedLease({ namespace: namespace.name, name: 'stolen' });
+      await leases.replaceNamespacedLease({
+        namespace: namespace.name,
+        name: 'stolen',
+        body: { ...lease, spec: { ...lease.spec, holderIdentity: 'intruder' } },
+      });
+      await until('the robbed leader to give up', () => a.lost.length > 0);
+      expect(a.lost[0]).toBe('lease taken over by intruder');
+      expect(a.manager.isLeader()).toBe(false);
+      // No reconcile began once the elector saw the intruder (the log line is written at that moment),
+      // and the one in flight, if any, finished before onLeadershipLost ran.
+      const detected = a.logLines.find((l) => l.msg === 'leader election lost');
+      expect(detected).toBeDefined();
+      expect(intervals.filter((i) => i.start > Date.parse(String(detected!.time)))).toEqual([]);
+      expect(intervals.every((i) => i.end !== undefined && i.end <= a.lostAt[0]!)).toBe(true);
+    } finally {
+      await a.manager.stop();
+    }
   });
 
   it('refuses timings that would let two leaders overlap', () => {
