@@ -4,7 +4,16 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 
-import { MessageFramer, OpenFlowDecodeError, decodeMessage, encodeMessage } from './index.js';
+import {
+  MessageFramer,
+  OpenFlowDecodeError,
+  decodeMessage,
+  encodeMessage,
+  formatActions,
+  formatMatch,
+  parseActions,
+  parseMatch,
+} from './index.js';
 import type { Action, Instruction, Match, OfMessage, RegisterIndex } from './index.js';
 import { bytesToIpv4, bytesToIpv6, bytesToMac } from './wire.js';
 
@@ -506,6 +515,47 @@ describe('codec properties', () => {
         }
       }),
       { numRuns: 3000 },
+    );
+  });
+});
+
+describe('ovs-ofctl text properties', () => {
+  it('parseMatch reads back what formatMatch prints', () => {
+    fc.assert(
+      fc.property(matchArb, (match) => {
+        const text = formatMatch(match);
+        const parsed = parseMatch(text);
+        expect(formatMatch(parsed)).toBe(text);
+        // What is parsed is also a valid match on the wire.
+        expect(() =>
+          encodeMessage({
+            type: 'packet-in',
+            xid: 0,
+            bufferId: 0,
+            totalLen: 0,
+            reason: 0,
+            tableId: 0,
+            cookie: 0n,
+            match: parsed,
+            data: Buffer.alloc(0),
+          }),
+        ).not.toThrow();
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('parseActions reads back what formatActions prints', () => {
+    const expressible = (a: Action): boolean => a.type !== 'other';
+    const instructionSet = fc
+      .uniqueArray(instructionArb, { selector: (i) => i.type, maxLength: 5 })
+      .filter((is) => is.every((i) => !('actions' in i) || i.actions.every(expressible)));
+    fc.assert(
+      fc.property(instructionSet, (instructions) => {
+        const text = formatActions(instructions);
+        expect(formatActions(parseActions(text))).toBe(text);
+      }),
+      { numRuns: 2000 },
     );
   });
 });

@@ -1,7 +1,8 @@
 // The OpenFlow 1.3 codec: message types, encode/decode, stream framing, and
-// ovs-ofctl formatting of matches and actions.
+// ovs-ofctl formatting and parsing of matches and actions.
 export * from './types.js';
 export { encodeMessage, decodeMessage } from './codec.js';
 export { MessageFramer } from './framer.js';
 export { formatMatch, formatActions, formatFlow } from './format.js';
 export type { FlowLike } from './format.js';
+export { parseMatch, parseActions } from './parse.js';

@@ -515,8 +515,13 @@ export class OpenFlowEncodeError extends Error {
   override readonly name = 'OpenFlowEncodeError';
 }
 
+/** ovs-ofctl text (a saved flow's match or actions) that parseMatch/parseActions cannot read. */
+export class OpenFlowSyntaxError extends Error {
+  override readonly name = 'OpenFlowSyntaxError';
+}
+
 // ---------------------------------------------------------------------------
-// The codec's functions (implemented in codec.ts, framer.ts, format.ts)
+// The codec's functions (implemented in codec.ts, framer.ts, format.ts, parse.ts)
 
 /** Encodes one message, header included. Throws OpenFlowEncodeError on values with no wire form. */
 export type EncodeMessage = (msg: OfMessage) => Buffer;
@@ -526,3 +531,6 @@ export type DecodeMessage = (buf: Buffer) => OfMessage;
 export type FormatMatch = (match: Match) => string;
 /** ovs-ofctl actions syntax, e.g. `goto_table:1` (without the `actions=` prefix). */
 export type FormatActions = (instructions: Instruction[]) => string;
+/** The inverses, for re-installing saved flows; throw OpenFlowSyntaxError. */
+export type ParseMatch = (text: string) => Match;
+export type ParseActions = (text: string) => Instruction[];

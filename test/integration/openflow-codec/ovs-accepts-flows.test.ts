@@ -1,8 +1,9 @@
 // The codec against a real Open vSwitch: the handshake, flow-mods with every
 // match field, instruction and action, barrier, the multipart requests, role,
-// config, packet-out → packet-in, and the switch's own error messages. What the
-// switch reports (ovs-ofctl dump-flows, and its flow-stats replies decoded by
-// the codec) must be what we meant.
+// config, packet-out → packet-in, the switch's own error messages, and flows
+// re-installed from their ovs-ofctl text. What the switch reports (ovs-ofctl
+// dump-flows, and its flow-stats replies decoded by the codec) must be what we
+// meant.
 import { once } from 'node:events';
 import { createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
@@ -19,7 +20,11 @@ import {
   OfPort,
   OfTable,
   PacketInReason,
+  formatActions,
   formatFlow,
+  formatMatch,
+  parseActions,
+  parseMatch,
 } from '../../../src/ofc/openflow/index.js';
 import type { FlowModMessage, MultipartReplyMessage, OfMessage } from '../../../src/ofc/openflow/index.js';
 import { startOvs } from '../../support/ovs.js';
@@ -34,6 +39,23 @@ const OFPBAC_BAD_OUT_GROUP = 9;
 function reply<T extends OfMessage['type']>(msg: OfMessage, type: T): OfMessage & { type: T } {
   expect(msg.type).toBe(type);
   return msg as OfMessage & { type: T };
+}
+
+/** A flow-mod that deletes every flow in every table. */
+function deleteAll(): Omit<FlowModMessage, 'xid'> {
+  return {
+    type: 'flow-mod',
+    command: 'delete',
+    cookie: 0n,
+    cookieMask: 0n,
+    tableId: OfTable.ALL,
+    idleTimeout: 0,
+    hardTimeout: 0,
+    priority: 0,
+    flags: 0,
+    match: {},
+    instructions: [],
+  };
 }
 
 /** Flow lines of `ovs-ofctl dump-flows`, without stats, sorted for comparison. */
@@ -189,6 +211,55 @@ describe('the OpenFlow codec against a real ovs-vswitchd', () => {
         f.cookie === 0x22n ? { ...f, instructions: [{ type: 'goto-table' as const, tableId: 3 }] } : f,
       );
     expect(await dumpFlows(ovs)).toEqual(expected.map((f) => formatFlow(f)).sort());
+  });
+
+  it('re-installs flows from their ovs-ofctl text (a bundle’s saved flows) exactly as they were', async () => {
+    const before = await dumpFlows(ovs);
+    const stats = reply(
+      await of.request({
+        type: 'multipart-request',
+        xid: of.xid(),
+        flags: 0,
+        body: {
+          kind: 'flow',
+          tableId: OfTable.ALL,
+          outPort: OfPort.ANY,
+          outGroup: OfGroup.ANY,
+          cookie: 0n,
+          cookieMask: 0n,
+          match: {},
+        },
+      }),
+      'multipart-reply',
+    );
+    if (stats.body.kind !== 'flow') throw new Error('expected flow stats');
+    const saved = stats.body.flows.map((f) => ({
+      ...f,
+      match: formatMatch(f.match),
+      actions: formatActions(f.instructions),
+    }));
+    of.send({ ...deleteAll(), xid: of.xid() });
+    await of.request({ type: 'barrier-request', xid: of.xid() });
+    expect(await dumpFlows(ovs)).toEqual([]);
+    for (const flow of saved) {
+      of.send({
+        type: 'flow-mod',
+        xid: of.xid(),
+        command: 'add',
+        cookie: flow.cookie,
+        cookieMask: 0n,
+        tableId: flow.tableId,
+        idleTimeout: flow.idleTimeout,
+        hardTimeout: flow.hardTimeout,
+        priority: flow.priority,
+        flags: flow.flags,
+        match: parseMatch(flow.match),
+        instructions: parseActions(flow.actions),
+      });
+    }
+    await of.request({ type: 'barrier-request', xid: of.xid() });
+    expect(of.errors()).toEqual([]);
+    expect(await dumpFlows(ovs)).toEqual(before);
   });
 
   it('decodes the switch’s error for a flow-mod it refuses', async () => {
