@@ -175,6 +175,30 @@ export class KubeVirtStandin {
       return;
     }
     if (phase === '') {
+      // KubeVirt's admission webhook refuses a second migration of a VMI while one is in flight; without a
+      // webhook here, the stand-in fails the newcomer instead, with the webhook's words.
+      const inFlight = (await this.kubevirt.listMigrations(this.namespace)).find(
+        (other) =>
+          other.spec.vmiName === vmim.spec.vmiName &&
+          other.metadata.uid !== vmim.metadata.uid &&
+          (other.status?.phase ?? '') !== '' &&
+          other.status?.phase !== 'Succeeded' &&
+          other.status?.phase !== 'Failed',
+      );
+      if (inFlight) {
+        await this.kubevirt.patchStatus(VMIM_PLURAL, this.namespace, name, {
+          phase: 'Failed',
+          conditions: [
+            {
+              type: 'Failed',
+              status: 'True',
+              reason: 'InFlightMigration',
+              message: `in-flight migration detected: ${inFlight.metadata.name}`,
+            },
+          ],
+        });
+        return;
+      }
       // virt-controller adds its finalizer before anything else.
       if (!finalizers.includes(MIGRATION_FINALIZER)) {
         await this.patchMeta(name, { finalizers: [...finalizers, MIGRATION_FINALIZER] });

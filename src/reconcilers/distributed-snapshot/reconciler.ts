@@ -209,6 +209,17 @@ export class DistributedSnapshotReconciler implements Reconciler {
         `spec.selector (${selector}) matches no VirtualMachineInstance in namespace ${namespace}`,
       );
     }
+    const busy = await this.olderSnapshotOfSameVms(snap, vmis);
+    if (busy) {
+      // KubeVirt allows one migration per VMI at a time: overlapping snapshots run one after the other.
+      this.event(
+        snap,
+        'Normal',
+        'Queued',
+        `waiting for DistributedSnapshot ${busy}, which snapshots some of the same VMs`,
+      );
+      return { status, requeueAfterMs: this.pollMs * 4 };
+    }
     const notReady = vmis.flatMap((vmi) => {
       const phase = vmi.status?.phase;
       if (phase !== 'Running') return [`${vmi.metadata.name} is ${phase || 'not started'}, not Running`];
@@ -260,6 +271,25 @@ export class DistributedSnapshotReconciler implements Reconciler {
     };
   }
 
+  /** A snapshot in flight on any of these VMs, or an older one still planning, if there is one. */
+  private async olderSnapshotOfSameVms(
+    snap: DistributedSnapshot,
+    vmis: VirtualMachineInstance[],
+  ): Promise<string | undefined> {
+    const ours = new Set(vmis.map((vmi) => vmi.metadata.name));
+    const created = (s: DistributedSnapshot): string =>
+      `${rfc3339(s.metadata.creationTimestamp ?? '')}/${s.metadata.name}`;
+    const others = await this.deps.snapshots.list(snap.metadata.namespace);
+    return others.find((other) => {
+      const phase = other.status?.phase;
+      if (other.metadata.uid === snap.metadata.uid || phase === 'Succeeded' || phase === 'Failed')
+        return false;
+      // One that has planned blocks us if it holds any of our VMs; among those not planned yet, the older goes first.
+      const rows = other.status?.vms;
+      return rows === undefined ? created(other) < created(snap) : rows.some((row) => ours.has(row.name));
+    })?.metadata.name;
+  }
+
   /** Every VM's MAC on the snapshot network, and its bridge and OpenFlow port from OVSDB. */
   private async mapNetwork(vmis: VirtualMachineInstance[]): Promise<ArmedVm[]> {
     for (const vmi of vmis) {
@@ -307,8 +337,13 @@ export class DistributedSnapshotReconciler implements Reconciler {
     const firstStart = Math.min(
       ...vms.map((vm) => Date.parse(vm.snapshotStart ?? '')).filter((t) => !Number.isNaN(t)),
     );
-    for (const [index, row] of vms.entries()) {
-      vms[index] = await this.advanceVm(snap, row, starts.get(row.name) ?? 0, firstStart);
+    // Earliest start first, so that VMs falling due in the same pass still start in schedule order.
+    const order = [...vms.keys()].sort(
+      (a, b) => (starts.get(vms[a]?.name ?? '') ?? 0) - (starts.get(vms[b]?.name ?? '') ?? 0),
+    );
+    for (const index of order) {
+      const row = vms[index];
+      if (row) vms[index] = await this.advanceVm(snap, row, starts.get(row.name) ?? 0, firstStart);
     }
     const captured = vms.filter((vm) => vm.epoch === 'Post');
     const next: DistributedSnapshotStatus = { ...status, vms, progress: `${captured.length}/${vms.length}` };
@@ -436,7 +471,10 @@ export class DistributedSnapshotReconciler implements Reconciler {
     const state = vmi.status?.migrationState;
     const ours = state?.migrationUid === migration.metadata.uid;
     if (migration.status?.phase === 'Failed' || (ours && state?.failed)) {
-      const why = (ours && state?.failureReason) || 'KubeVirt reports the migration Failed';
+      const why =
+        (ours && state?.failureReason) ||
+        migration.status?.conditions?.find((c) => c.message)?.message ||
+        'KubeVirt reports the migration Failed';
       throw new SnapshotFailure(
         'MigrationFailed',
         `migration ${row.migration} of ${row.name} to a snapshot host failed: ${why.trim()}`,
