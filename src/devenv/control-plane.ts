@@ -176,6 +176,9 @@ async function startOnce(
       '--endpoint-reconciler-type=none',
       '--enable-priority-and-fairness=false',
       '--profiling=false',
+      // As kubeadm and kind do: the chart's snapshot-host agent is privileged, and a
+      // server-side dry run of it must be judged by RBAC and schema, not refused outright.
+      '--allow-privileged=true',
       `--disable-admission-plugins=${UNUSED_ADMISSION_PLUGINS.join(',')}`,
     ],
     join(dir, 'kube-apiserver.log'),

@@ -336,24 +336,10 @@ describe('on the real API server', () => {
     );
   }
 
-  // kube-apiserver refuses privileged containers unless started with
-  // --allow-privileged=true, which every real cluster sets (kubeadm, kind) and
-  // the shared test control plane (src/devenv/control-plane.ts) does not yet.
-  // That refusal, and only that one, is tolerated: the agent DaemonSet is then
-  // checked again without the flag, so every other field still meets the server.
-  const privilegedRefused =
-    /^The DaemonSet "[^"]+-agent" is invalid: spec\.template\.spec\.containers\[0\]\.securityContext\.privileged: Forbidden: disallowed by cluster policy$/;
-
   function accepted(yaml: string): string[] {
     const result = dryRun(yaml);
-    if (result.status === 0) return result.stdout.trim().split('\n');
-    expect(result.stderr.trim(), `dry run refused:\n${result.stderr}`).toMatch(privilegedRefused);
-    const objects = manifests(yaml);
-    const agent = one(objects, 'DaemonSet', '-agent');
-    delete podSpec(agent).containers[0]!.securityContext!.privileged;
-    const retried = dryRun(objects.map((o) => JSON.stringify(o)).join('\n---\n'));
-    expect(retried.status, `dry run without privileged refused:\n${retried.stderr}`).toBe(0);
-    return retried.stdout.trim().split('\n');
+    expect(result.status, `dry run refused:\n${result.stderr}`).toBe(0);
+    return result.stdout.trim().split('\n');
   }
 
   it.each([
