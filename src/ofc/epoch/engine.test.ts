@@ -279,6 +279,24 @@ describe('EpochEngine', () => {
     expect(counters.type1).toBe(20);
   });
 
+  it('costs the same two flow-mods per bridge with 200 VMs on 12 bridges', async () => {
+    const many = Array.from({ length: 10 }, (_, i) => new MemoryBridge(`brx${i}`, `${i}`.padStart(16, 'a')));
+    for (const bridge of many) await fabric.connect(bridge);
+    const vms = Array.from({ length: 200 }, (_, i) => ({
+      name: `ns/vm${i}`,
+      mac: `02:00:00:00:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')}`,
+    }));
+    await engine.arm(request({ vms }));
+    const all = [br0, br1, ...many];
+    const before = all.map((bridge) => bridge.events.length);
+    await engine.advance('snap-1', 'ns/vm77');
+    all.forEach((bridge, i) => {
+      const batches = bridge.events.slice(before[i]).filter((e) => e.kind === 'apply');
+      expect(batches.map((e) => (e.kind === 'apply' ? e.changes.length : 0))).toEqual([2]);
+      expect(tagOf(bridge, SENDER_TABLE, vms[77]!.mac)).toBe(tagValue(1, true));
+    });
+  });
+
   it('off mode installs nothing but still tracks epochs', async () => {
     await engine.arm(request({ mode: 'Off' }));
     expect(br0.flows.size).toBe(0);
