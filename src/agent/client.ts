@@ -3,7 +3,14 @@
 // An agent's error comes back as the same AgentError (code and message), so
 // the caller cannot tell a local agent from a remote one.
 import { request } from 'node:http';
-import type { CaptureRequest, CaptureResult, LoadRequest, SnapshotAgent, VmRef } from './types.js';
+import type {
+  AgentDirectory,
+  CaptureRequest,
+  CaptureResult,
+  LoadRequest,
+  SnapshotAgent,
+  VmRef,
+} from './types.js';
 import { AgentError, isAgentErrorCode } from './errors.js';
 
 export class AgentClient implements SnapshotAgent {
@@ -81,5 +88,22 @@ export class AgentClient implements SnapshotAgent {
       );
       req.end(payload);
     });
+  }
+}
+
+/** The agents of a fixed set of nodes (the lab: one local port per node). */
+export class StaticAgentDirectory implements AgentDirectory {
+  constructor(private readonly urlsByNode: Readonly<Record<string, string>>) {}
+
+  async forNode(nodeName: string): Promise<SnapshotAgent> {
+    const url = this.urlsByNode[nodeName];
+    if (!url) {
+      const known = Object.keys(this.urlsByNode).join(', ') || 'none';
+      throw new AgentError(
+        'NotFound',
+        `no snapshot-host agent is known for node '${nodeName}' (known: ${known})`,
+      );
+    }
+    return new AgentClient(url);
   }
 }

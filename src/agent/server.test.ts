@@ -6,7 +6,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AgentClient } from './client.js';
+import { AgentClient, StaticAgentDirectory } from './client.js';
 import { AgentError } from './errors.js';
 import { QmpSnapshotAgent } from './qmp-agent.js';
 import type { AgentServer } from './server.js';
@@ -131,6 +131,17 @@ describe('agent API', () => {
     expect(await raw(server.url, 'POST', '/v2/teleport', '{}')).toMatchObject({ status: 404 });
     expect(agent.calls.length).toBe(before);
     expect(await raw(server.url, 'GET', '/healthz')).toEqual({ status: 200, json: { node: 'node-1' } });
+  });
+});
+
+describe('static agent directory', () => {
+  it('gives a client for a known node and a clear NotFound for another', async () => {
+    const directory = new StaticAgentDirectory({ 'node-1': 'http://127.0.0.1:1' });
+    expect(await directory.forNode('node-1')).toBeInstanceOf(AgentClient);
+    await expect(directory.forNode('node-9')).rejects.toMatchObject({
+      code: 'NotFound',
+      message: "no snapshot-host agent is known for node 'node-9' (known: node-1)",
+    });
   });
 });
 
