@@ -376,6 +376,6 @@ describe('epoch enforcement on real OVS bridges', () => {
     expect(atB.sequence('rs')).toEqual([...range(1, 5), ...range(1, 5)]);
     await expect(
       client.restoreNetwork([{ ...saved.flows[0]!, actions: 'frobnicate:1' }], []),
-    ).rejects.toMatchObject({ status: 400, message: /unsupported action 'frobnicate:1'/ });
+    ).rejects.toMatchObject({ status: 400, message: /frobnicate/ });
   });
 });
