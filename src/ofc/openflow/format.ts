@@ -4,6 +4,8 @@
 // this form, people can read it, ovs-ofctl can re-install it, and tests can
 // compare it with what a real switch reports.
 import { BASIC_FIELDS } from './match.js';
+import type { ScalarKey } from './match.js';
+import { RESERVED_PORT_NAMES, SET_FIELD_NAMES, portName, protocolShorthand } from './ofctl-names.js';
 import type { Action, Instruction, Match } from './types.js';
 import { FlowModFlags, OFPCML_NO_BUFFER, OFPVID_PRESENT, OfPort, OpenFlowEncodeError } from './types.js';
 import { bytesToIpv4, bytesToIpv6, bytesToMac, ipv4ToBytes, ipv6ToBytes, macToBytes } from './wire.js';
@@ -11,56 +13,7 @@ import { bytesToIpv4, bytesToIpv6, bytesToMac, ipv4ToBytes, ipv6ToBytes, macToBy
 /** OVS's default flow priority, which dump-flows leaves out. */
 const OFP_DEFAULT_PRIORITY = 0x8000;
 
-const RESERVED_PORT_NAMES = new Map<number, string>([
-  [OfPort.IN_PORT, 'IN_PORT'],
-  [OfPort.TABLE, 'TABLE'],
-  [OfPort.NORMAL, 'NORMAL'],
-  [OfPort.FLOOD, 'FLOOD'],
-  [OfPort.ALL, 'ALL'],
-  [OfPort.CONTROLLER, 'CONTROLLER'],
-  [OfPort.LOCAL, 'LOCAL'],
-  [OfPort.ANY, 'ANY'],
-]);
-
-/** dl_type shorthands: `tcp` stands for dl_type=0x0800,nw_proto=6 and so on. */
-const IP_SHORTHANDS = new Map<number, { name: string; protocols: Map<number, string> }>([
-  [
-    0x0800,
-    {
-      name: 'ip',
-      protocols: new Map([
-        [1, 'icmp'],
-        [2, 'igmp'],
-        [6, 'tcp'],
-        [17, 'udp'],
-        [132, 'sctp'],
-      ]),
-    },
-  ],
-  [
-    0x86dd,
-    {
-      name: 'ipv6',
-      protocols: new Map([
-        [58, 'icmp6'],
-        [6, 'tcp6'],
-        [17, 'udp6'],
-        [132, 'sctp6'],
-      ]),
-    },
-  ],
-]);
-const OTHER_SHORTHANDS = new Map<number, string>([
-  [0x0806, 'arp'],
-  [0x8035, 'rarp'],
-  [0x8847, 'mpls'],
-  [0x8848, 'mplsm'],
-]);
 const ETH_ARP = 0x0806;
-
-function portName(port: number): string {
-  return RESERVED_PORT_NAMES.get(port) ?? String(port);
-}
 
 const hex = (v: number | bigint): string => `0x${v.toString(16)}`;
 
@@ -156,11 +109,8 @@ export function formatMatch(match: Match): string {
     if (s !== undefined) parts.push(s);
   };
 
-  const ip = match.ethType === undefined ? undefined : IP_SHORTHANDS.get(match.ethType);
-  const protoName = ip && match.ipProto !== undefined ? ip.protocols.get(match.ipProto) : undefined;
-  const typeName =
-    protoName ?? ip?.name ?? (match.ethType === undefined ? undefined : OTHER_SHORTHANDS.get(match.ethType));
-  push(typeName);
+  const shorthand = protocolShorthand(match);
+  push(shorthand?.name);
 
   for (let n = 0; n < 8; n++) {
     const reg = match.regs?.[n as 0];
@@ -182,7 +132,7 @@ export function formatMatch(match: Match): string {
     push(maskedAddress('dl_src', match.ethSrc, match.ethSrcMask, macToBytes, bytesToMac, false));
   if (match.ethDst !== undefined)
     push(maskedAddress('dl_dst', match.ethDst, match.ethDstMask, macToBytes, bytesToMac, false));
-  if (match.ethType !== undefined && typeName === undefined)
+  if (match.ethType !== undefined && shorthand === undefined)
     push(`dl_type=0x${match.ethType.toString(16).padStart(4, '0')}`);
 
   const address = (
@@ -202,7 +152,7 @@ export function formatMatch(match: Match): string {
   address('ipv4Src', true);
   address('ipv4Dst', true);
   if (match.ethType === ETH_ARP && match.arpOp !== undefined) push(`arp_op=${match.arpOp}`);
-  if (match.ipProto !== undefined && protoName === undefined) push(`nw_proto=${match.ipProto}`);
+  if (match.ipProto !== undefined && shorthand?.ipProto === undefined) push(`nw_proto=${match.ipProto}`);
   const tpSrc = match.tcpSrc ?? match.udpSrc;
   const tpDst = match.tcpDst ?? match.udpDst;
   if (tpSrc !== undefined) push(`tp_src=${tpSrc}`);
@@ -210,57 +160,36 @@ export function formatMatch(match: Match): string {
   return parts.join(',');
 }
 
-/** OVS's names for set-field targets, and how it prints their values (decimal or hex). */
+/** set_field:VALUE->FIELD, with VALUE printed the way OVS prints that field (hex or decimal, names for ports). */
 function formatSetField(field: Match): string {
   const entries = Object.entries(field).filter(([, v]) => v !== undefined);
   const [entry] = entries;
-  if (entries.length !== 1 || !entry)
+  if (entries.length !== 1 || !entry) {
     throw new OpenFlowEncodeError(`set-field needs exactly one field, got ${entries.length}`);
-  const [key, value] = entry as [keyof Match, unknown];
-  const set = (v: string, name: string): string => `set_field:${v}->${name}`;
-  switch (key) {
-    case 'regs': {
-      const regs = Object.entries(value as Record<string, { value: number }>);
-      const [reg] = regs;
-      if (regs.length !== 1 || !reg) throw new OpenFlowEncodeError('set-field needs exactly one register');
-      return set(hex(reg[1].value), `reg${reg[0]}`);
-    }
-    case 'metadata':
-      return set(hex(value as bigint), 'metadata');
-    case 'vlanVid':
-      if (typeof value !== 'number')
-        throw new OpenFlowEncodeError("set-field vlanVid must be a VLAN id, not 'tagged'/'untagged'");
-      return set(String(OFPVID_PRESENT | value), 'vlan_vid');
-    case 'inPort':
-      return set(portName(value as number), 'in_port');
-    case 'ethType':
-      return set(hex(value as number), 'eth_type');
-    case 'ethSrc':
-    case 'ethDst':
-      return set(value as string, key === 'ethSrc' ? 'eth_src' : 'eth_dst');
-    case 'ipv4Src':
-    case 'ipv4Dst':
-      return set(value as string, key === 'ipv4Src' ? 'ip_src' : 'ip_dst');
-    case 'ipv6Src':
-    case 'ipv6Dst':
-      return set(bytesToIpv6(ipv6ToBytes(value as string, key)), key === 'ipv6Src' ? 'ipv6_src' : 'ipv6_dst');
-    default: {
-      const ovsName: Partial<Record<keyof Match, string>> = {
-        vlanPcp: 'vlan_pcp',
-        ipProto: 'ip_proto',
-        tcpSrc: 'tcp_src',
-        tcpDst: 'tcp_dst',
-        udpSrc: 'udp_src',
-        udpDst: 'udp_dst',
-        arpOp: 'arp_op',
-        arpSpa: 'arp_spa',
-        arpTpa: 'arp_tpa',
-      };
-      const name = ovsName[key];
-      if (!name) throw new OpenFlowEncodeError(`set-field on ${key} has no ovs-ofctl form`);
-      return set(String(value), name);
-    }
   }
+  const [key, value] = entry;
+  if (key === 'regs') {
+    const regs = Object.entries(value as Record<string, { value: number }>);
+    const [reg] = regs;
+    if (regs.length !== 1 || !reg) throw new OpenFlowEncodeError('set-field needs exactly one register');
+    return `set_field:${hex(reg[1].value)}->reg${reg[0]}`;
+  }
+  if (key === 'vlanVid') {
+    // OVS prints the OpenFlow 1.3 value, OFPVID_PRESENT included.
+    if (typeof value !== 'number') {
+      throw new OpenFlowEncodeError("set-field vlanVid must be a VLAN id, not 'tagged'/'untagged'");
+    }
+    return `set_field:${OFPVID_PRESENT | value}->vlan_vid`;
+  }
+  const name = SET_FIELD_NAMES[key as ScalarKey];
+  const def = BASIC_FIELDS.find((f) => f.key === key);
+  if (!name || !def) throw new OpenFlowEncodeError(`set-field on ${key} has no ovs-ofctl form`);
+  let text: string;
+  if (key === 'inPort') text = portName(value as number);
+  else if (def.kind === 'u64' || key === 'ethType') text = hex(value as number | bigint);
+  else if (def.kind === 'ipv6') text = bytesToIpv6(ipv6ToBytes(value as string, `set-field ${key}`));
+  else text = String(value);
+  return `set_field:${text}->${name}`;
 }
 
 function formatAction(a: Action): string {

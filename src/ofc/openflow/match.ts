@@ -20,13 +20,21 @@ export const OXM_CLASS_EXPERIMENTER = 0xffff;
 /** ofp_match.type: OXM is the only match type OpenFlow 1.3 defines. */
 const OFPMT_OXM = 1;
 
-type ValueKind = 'u8' | 'u16' | 'u32' | 'u64' | 'mac' | 'ipv4' | 'ipv6';
-const KIND_SIZE: Record<ValueKind, number> = { u8: 1, u16: 2, u32: 4, u64: 8, mac: 6, ipv4: 4, ipv6: 16 };
+export type ValueKind = 'u8' | 'u16' | 'u32' | 'u64' | 'mac' | 'ipv4' | 'ipv6';
+export const KIND_SIZE: Record<ValueKind, number> = {
+  u8: 1,
+  u16: 2,
+  u32: 4,
+  u64: 8,
+  mac: 6,
+  ipv4: 4,
+  ipv6: 16,
+};
 
-type ScalarKey = Exclude<keyof Match, 'regs' | 'otherFields' | `${string}Mask` | 'vlanVid'>;
+export type ScalarKey = Exclude<keyof Match, 'regs' | 'otherFields' | `${string}Mask` | 'vlanVid'>;
 
 /** An OpenFlow-basic field modelled as a Match property (vlan_vid and registers are handled apart). */
-interface BasicField {
+export interface BasicField {
   key: ScalarKey;
   maskKey?: keyof Match;
   field: number;

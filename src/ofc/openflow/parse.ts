@@ -2,38 +2,12 @@
 // values, so that flows saved in a bundle (SavedFlow) can be re-installed over
 // OpenFlow. Accepts everything the formatter prints and the common ovs-ofctl
 // aliases; anything else is refused with the token that was not understood.
+import { BASIC_FIELDS, KIND_SIZE } from './match.js';
+import type { ScalarKey } from './match.js';
+import { PORT_BY_NAME, PROTOCOL_SHORTHANDS, SET_FIELD_NAMES } from './ofctl-names.js';
 import type { Action, Instruction, Match, RegisterIndex } from './types.js';
 import { OFPCML_NO_BUFFER, OFPVID_PRESENT, OfPort, OpenFlowSyntaxError } from './types.js';
 import { bytesToIpv4, bytesToIpv6, checkUint, ipv4ToBytes, ipv6ToBytes, macToBytes } from './wire.js';
-
-const PORT_BY_NAME: Record<string, number> = {
-  IN_PORT: OfPort.IN_PORT,
-  TABLE: OfPort.TABLE,
-  NORMAL: OfPort.NORMAL,
-  FLOOD: OfPort.FLOOD,
-  ALL: OfPort.ALL,
-  CONTROLLER: OfPort.CONTROLLER,
-  LOCAL: OfPort.LOCAL,
-  ANY: OfPort.ANY,
-};
-
-const SHORTHANDS: Record<string, Match> = {
-  ip: { ethType: 0x0800 },
-  icmp: { ethType: 0x0800, ipProto: 1 },
-  igmp: { ethType: 0x0800, ipProto: 2 },
-  tcp: { ethType: 0x0800, ipProto: 6 },
-  udp: { ethType: 0x0800, ipProto: 17 },
-  sctp: { ethType: 0x0800, ipProto: 132 },
-  ipv6: { ethType: 0x86dd },
-  icmp6: { ethType: 0x86dd, ipProto: 58 },
-  tcp6: { ethType: 0x86dd, ipProto: 6 },
-  udp6: { ethType: 0x86dd, ipProto: 17 },
-  sctp6: { ethType: 0x86dd, ipProto: 132 },
-  arp: { ethType: 0x0806 },
-  rarp: { ethType: 0x8035 },
-  mpls: { ethType: 0x8847 },
-  mplsm: { ethType: 0x8848 },
-};
 
 type AddressKey = 'ipv4Src' | 'ipv4Dst' | 'arpSpa' | 'arpTpa' | 'ipv6Src' | 'ipv6Dst';
 const ADDRESS_FIELDS: Record<string, { key: AddressKey; v6: boolean }> = {
@@ -87,7 +61,7 @@ function bigint64(text: string, token: string): bigint {
 }
 
 function port(text: string, token: string): number {
-  return PORT_BY_NAME[text] ?? integer(text, 32, token);
+  return PORT_BY_NAME.get(text) ?? integer(text, 32, token);
 }
 
 /** Address with an optional /prefix or /mask, both as text the codec accepts. */
@@ -152,9 +126,10 @@ export function parseMatch(text: string): Match {
     if (token === '') continue;
     const eq = token.indexOf('=');
     if (eq === -1) {
-      const shorthand = SHORTHANDS[token];
+      const shorthand = PROTOCOL_SHORTHANDS.find((p) => p.name === token);
       if (!shorthand) fail(token, 'unknown match keyword');
-      Object.assign(match, shorthand);
+      match.ethType = shorthand.ethType;
+      if (shorthand.ipProto !== undefined) match.ipProto = shorthand.ipProto;
       continue;
     }
     const key = token.slice(0, eq);
@@ -235,33 +210,36 @@ export function parseMatch(text: string): Match {
   return match;
 }
 
-/** set_field targets by their OVS names. */
+const SET_FIELD_KEYS: ReadonlyMap<string, ScalarKey> = new Map(
+  Object.entries(SET_FIELD_NAMES).map(([key, name]) => [name, key as ScalarKey]),
+);
+
+/** set_field targets by their OVS names (and the match-field aliases ovs-ofctl also accepts). */
 function setField(value: string, field: string, token: string): Match {
   const reg = /^reg([0-7])$/.exec(field);
   if (reg) return { regs: { [Number(reg[1])]: { value: integer(value, 32, token) } } } as Match;
-  const addressField = ADDRESS_FIELDS[field];
-  if (addressField) return { [addressField.key]: address(value, undefined, addressField.v6, token)[0] };
-  const plain = PLAIN_FIELDS[field];
-  if (plain) return { [plain.key]: integer(value, plain.bits, token) };
-  switch (field) {
-    case 'metadata':
-      return { metadata: bigint64(value, token) };
-    case 'in_port':
-      return { inPort: port(value, token) };
-    case 'eth_src':
-    case 'dl_src':
-      return { ethSrc: mac(value, token) };
-    case 'eth_dst':
-    case 'dl_dst':
-      return { ethDst: mac(value, token) };
-    case 'vlan_vid': {
-      // OpenFlow 1.3 set_field values carry OFPVID_PRESENT, as OVS prints them.
-      const vid = integer(value, 13, token);
-      if ((vid & OFPVID_PRESENT) === 0) fail(token, 'vlan_vid value must include OFPVID_PRESENT (4096)');
-      return { vlanVid: vid & 0x0fff };
-    }
+  if (field === 'vlan_vid') {
+    // OpenFlow 1.3 set_field values carry OFPVID_PRESENT, as OVS prints them.
+    const vid = integer(value, 13, token);
+    if ((vid & OFPVID_PRESENT) === 0) fail(token, 'vlan_vid value must include OFPVID_PRESENT (4096)');
+    return { vlanVid: vid & 0x0fff };
+  }
+  const key = SET_FIELD_KEYS.get(field) ?? ADDRESS_FIELDS[field]?.key ?? PLAIN_FIELDS[field]?.key;
+  const def = BASIC_FIELDS.find((f) => f.key === key);
+  if (!key || !def) return fail(token, 'unsupported set_field target');
+  switch (def.kind) {
+    case 'u64':
+      return { [key]: bigint64(value, token) };
+    case 'mac':
+      return { [key]: mac(value, token) };
+    case 'ipv4':
+    case 'ipv6':
+      return { [key]: address(value, undefined, def.kind === 'ipv6', token)[0] };
     default:
-      return fail(token, 'unsupported set_field target');
+      return {
+        [key]:
+          key === 'inPort' ? port(value, token) : integer(value, def.bits ?? 8 * KIND_SIZE[def.kind], token),
+      };
   }
 }
 
@@ -298,8 +276,8 @@ function parseAction(token: string): Action {
       maxLen: arg === undefined ? OFPCML_NO_BUFFER : integer(arg, 16, token),
     };
   }
-  if (arg === undefined && PORT_BY_NAME[name] !== undefined)
-    return { type: 'output', port: PORT_BY_NAME[name] };
+  const reserved = PORT_BY_NAME.get(name);
+  if (arg === undefined && reserved !== undefined) return { type: 'output', port: reserved };
   if (arg === undefined) {
     if (name === 'pop_vlan' || name === 'strip_vlan') return { type: 'pop-vlan' };
     return fail(token, 'unsupported action');
