@@ -24,6 +24,24 @@ import { ExponentialBackoff } from './workqueue.js';
 /** Restart delays after watch failures: quick first retry, then at most every 30 s (ListWatch's own cap). */
 export const WATCH_RESTART_BACKOFF: BackoffOptions = { baseDelayMs: 250, maxDelayMs: 30_000 };
 
+/**
+ * Watch.watch() reports connection failures through `done`, but throws when it
+ * cannot even build the request (credentials that fail to load, an exec plugin
+ * that errors). ListWatch calls it from a callback on reconnects, where a throw
+ * becomes an unhandled rejection that ends the process. Reporting it through
+ * `done` turns it into an ordinary watch error, restarted with backoff.
+ */
+class ReportingWatch extends Watch {
+  override async watch(...args: Parameters<Watch['watch']>): Promise<AbortController> {
+    try {
+      return await super.watch(...args);
+    } catch (err) {
+      args[3](err);
+      return new AbortController();
+    }
+  }
+}
+
 export interface ResourceInformerOptions {
   namespace?: string;
   log: Logger;
@@ -47,7 +65,12 @@ export class ResourceInformer<T extends KubernetesObject = KubernetesObject> imp
   ) {
     const api = KubeApi.forConfig(kubeConfig);
     const path = resourcePath(resource, options.namespace);
-    this.listWatch = new ListWatch<T>(path, new Watch(kubeConfig), () => api.listObjects<T>(path), false);
+    this.listWatch = new ListWatch<T>(
+      path,
+      new ReportingWatch(kubeConfig),
+      () => api.listObjects<T>(path),
+      false,
+    );
     this.restartBackoff = new ExponentialBackoff(options.restartBackoff ?? WATCH_RESTART_BACKOFF);
     this.log = options.log.child({ informer: `${resource.plural}.${resource.group || 'core'}` });
     this.listWatch.on('error', (err?: unknown) => this.onWatchError(err));

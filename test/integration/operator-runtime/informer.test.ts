@@ -1,7 +1,11 @@
 // The informer against the real API server: the cache follows creates, updates
 // and deletes; a watch cut mid-stream, and an API server unreachable for a
 // while, are recovered from without losing the changes made meanwhile.
-import type { KubeConfig, V1ConfigMap } from '@kubernetes/client-node';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
+import type { V1ConfigMap } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ResourceInformer } from '../../../src/operator/informer.js';
 import { createTestNamespace, testKubeConfig } from '../../support/kube.js';
@@ -81,6 +85,100 @@ describe('ResourceInformer against the real API server', () => {
       expect(typeof informer.get(namespace.name, 'third')?.metadata?.creationTimestamp).toBe('string');
     } finally {
       await informer.stop();
+    }
+  });
+
+  it('keeps retrying, without ending the process, when its credentials cannot be loaded', async () => {
+    const cluster = kubeConfig.getCurrentCluster()!;
+    const broken = new KubeConfig();
+    broken.loadFromClusterAndUser(cluster, {
+      name: 'broken-exec',
+      exec: {
+        apiVersion: 'client.authentication.k8s.io/v1',
+        command: 'false',
+        args: [],
+        interactiveMode: 'Never',
+      },
+    });
+    const { log, lines } = capturingLogger();
+    const informer = new ResourceInformer<V1ConfigMap>(broken, CONFIGMAPS, {
+      namespace: namespace.name,
+      log,
+      restartBackoff: { baseDelayMs: 50, maxDelayMs: 200 },
+    });
+    informer.start();
+    try {
+      await until(
+        'repeated restarts after credential failures',
+        () => lines.filter((l) => l.msg === 'list/watch failed; restarting').length >= 3,
+      );
+      expect(informer.hasSynced()).toBe(false);
+      await expect(informer.waitForSync(AbortSignal.timeout(100))).rejects.toThrow(/did not sync/);
+    } finally {
+      await informer.stop();
+    }
+  });
+
+  it('survives credentials that fail on a watch reconnect, and resumes once they work again', async () => {
+    // An exec credential plugin that works once (a token valid 2 s), then fails until the marker file goes.
+    const dir = await mkdtemp(join(tmpdir(), 'violin-exec-'));
+    const plugin = join(dir, 'credential.sh');
+    const marker = join(dir, 'revoked');
+    await writeFile(
+      plugin,
+      [
+        '#!/bin/sh',
+        'if [ -e "$MARKER" ]; then echo "credentials revoked" >&2; exit 1; fi',
+        'touch "$MARKER"',
+        `printf '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"token":"%s","expirationTimestamp":"%s"}}' "$TOKEN" "$(date -u -d '+2 seconds' +%Y-%m-%dT%H:%M:%SZ)"`,
+        '',
+      ].join('\n'),
+      { mode: 0o755 },
+    );
+    const token = kubeConfig.getCurrentUser()?.token;
+    if (!token) throw new Error('the test control plane kubeconfig has no token user');
+    const proxy = await TcpProxy.start(apiServerAddress(kubeConfig));
+    const viaProxy = proxy.kubeConfigThrough(kubeConfig);
+    const flaky = new KubeConfig();
+    flaky.loadFromClusterAndUser(viaProxy.getCurrentCluster()!, {
+      name: `exec-${Date.now()}`,
+      exec: {
+        apiVersion: 'client.authentication.k8s.io/v1',
+        command: plugin,
+        args: [],
+        env: [
+          { name: 'TOKEN', value: token },
+          { name: 'MARKER', value: marker },
+        ],
+        interactiveMode: 'Never',
+      },
+    });
+    const { log, lines } = capturingLogger();
+    const informer = new ResourceInformer<V1ConfigMap>(flaky, CONFIGMAPS, {
+      namespace: namespace.name,
+      log,
+      restartBackoff: { baseDelayMs: 100, maxDelayMs: 500 },
+    });
+    try {
+      informer.start();
+      await informer.waitForSync(AbortSignal.timeout(60_000));
+      // Let the token expire, then cut the watch: the reconnect needs the plugin, which now fails.
+      await new Promise((resolve) => setTimeout(resolve, 2500));
+      proxy.cutConnections();
+      await until(
+        'restarts after the credential failure',
+        () => lines.filter((l) => l.msg === 'list/watch failed; restarting').length >= 2,
+      );
+      await configMaps.create('after-credentials-heal');
+      await rm(marker);
+      await until(
+        'the change to arrive once the plugin works again',
+        () => informer.get(namespace.name, 'after-credentials-heal') !== undefined,
+      );
+    } finally {
+      await informer.stop();
+      await proxy.stop();
+      await rm(dir, { recursive: true, force: true });
     }
   });
 
