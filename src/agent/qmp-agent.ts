@@ -22,7 +22,7 @@ import type { CaptureRequest, CaptureResult, LoadRequest, SnapshotAgent, VmRef }
 import type { ImageLocation, ImageStore } from './image-store.js';
 import { bundleImageStore } from './image-store.js';
 import { AgentError, toAgentError } from './errors.js';
-import { QmpClient } from './qmp/client.js';
+import { QmpClient, QmpCommandError } from './qmp/client.js';
 import type { QmpEvent } from './qmp/client.js';
 import { startQemu, stopQemu } from './qemu/launch.js';
 import { checkVmRef, VmDir, VmRefError } from './vm-dir.js';
@@ -133,9 +133,9 @@ export class QmpSnapshotAgent implements SnapshotAgent {
             `capture of ${ref(dir.vm)} ${info.status}: ${info['error-desc'] ?? 'no reason given'}`,
           );
         }
-        // The guest is stopped now (post-migrate); every millisecond until cont is downtime.
+        // The guest is stopped now; every millisecond until cont is downtime.
         const resumed = qmp.waitForEvent('RESUME', 10_000);
-        await qmp.execute('cont');
+        await contAfterMigration(qmp);
         const resumedEvent = await resumed;
         const image = await stored;
         const stopEvent = events.find((e) => e.event === 'STOP');
@@ -320,10 +320,31 @@ export class QmpSnapshotAgent implements SnapshotAgent {
     try {
       await qmp.execute('migrate_cancel');
       const { status } = await qmp.execute<{ status: string }>('query-status');
-      if (status === 'postmigrate' || status === 'finish-migrate' || status === 'paused')
-        await qmp.execute('cont');
+      if (status === 'postmigrate' || status === 'finish-migrate' || status === 'paused') {
+        await contAfterMigration(qmp);
+      }
     } catch {
       // The connection is gone; QEMU resumes a guest itself when a migration fails.
+    }
+  }
+}
+
+/**
+ * `cont` right after a migration completed. QEMU announces `completed` from
+ * the migration thread and leaves the finish-migrate run state a moment later
+ * in its main loop; a `cont` in between is refused as "not finalized yet".
+ * Retry at once until it is accepted: this gap is part of the downtime anyway.
+ */
+async function contAfterMigration(qmp: QmpClient): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    try {
+      await qmp.execute('cont');
+      return;
+    } catch (error) {
+      const finalizing = error instanceof QmpCommandError && /not finalized/i.test(error.description);
+      if (!finalizing || Date.now() > deadline) throw error;
+      await sleep(1);
     }
   }
 }
