@@ -6,13 +6,16 @@ import { ControlServer, DEFAULT_CONTROL_ADDRESS } from './control/server.js';
 import { EpochEngine } from './epoch/engine.js';
 import { OfcMetrics } from './metrics.js';
 import { SwitchListener } from './switch/listener.js';
+import type { TlsMaterial } from './switch/listener.js';
 import { SwitchRegistry } from './switch/registry.js';
 
 export const DEFAULT_SWITCH_LISTEN = 'tcp:0.0.0.0:6653';
 
 export interface OfcOptions {
-  /** Where switches connect: `tcp:HOST:PORT` or `unix:PATH`. */
+  /** Where switches connect: `tcp:HOST:PORT`, `ssl:HOST:PORT` or `unix:PATH`. */
   listen?: string;
+  /** Needed for `ssl:`. */
+  tls?: TlsMaterial;
   /** Control API `HOST:PORT`. */
   control?: string;
   logger: Logger;
@@ -55,8 +58,10 @@ export async function startOfc(options: OfcOptions): Promise<RunningOfc> {
     metrics,
     bridgeWaitMs: options.bridgeWaitMs,
   });
-  const switches = await SwitchListener.listen(options.listen ?? DEFAULT_SWITCH_LISTEN, (socket) =>
-    registry.accept(socket),
+  const switches = await SwitchListener.listen(
+    options.listen ?? DEFAULT_SWITCH_LISTEN,
+    (socket) => registry.accept(socket),
+    options.tls,
   );
   let control: ControlServer;
   try {

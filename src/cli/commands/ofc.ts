@@ -1,5 +1,6 @@
 // `violin ofc`: the OpenFlow controller sidecar. Switches connect to --listen;
 // the transaction controller calls --control (docs/ofc-control-api.md).
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
 import { pino } from 'pino';
@@ -10,7 +11,10 @@ import { DEFAULT_SWITCH_LISTEN, startOfc } from '../../ofc/ofc.js';
 
 const USAGE = `usage: violin ofc [options]
 
-  --listen ADDR        where switches connect: tcp:HOST:PORT or unix:PATH (default ${DEFAULT_SWITCH_LISTEN})
+  --listen ADDR        where switches connect: tcp:HOST:PORT, ssl:HOST:PORT or unix:PATH (default ${DEFAULT_SWITCH_LISTEN})
+  --tls-key PATH       PEM private key of the OFC (ssl:)
+  --tls-cert PATH      PEM certificate of the OFC (ssl:)
+  --tls-ca PATH        PEM CA certificate that signs the switches' certificates (ssl:)
   --control ADDR       control API and /healthz, /readyz, /metrics: HOST:PORT (default ${DEFAULT_CONTROL_ADDRESS})
   --echo-interval S    seconds of silence before probing a switch with ECHO_REQUEST (default 5)
   --echo-timeout S     seconds of silence after which a switch connection is closed (default 15)
@@ -35,6 +39,9 @@ export const command: Command = {
         options: {
           listen: { type: 'string' },
           control: { type: 'string' },
+          'tls-key': { type: 'string' },
+          'tls-cert': { type: 'string' },
+          'tls-ca': { type: 'string' },
           'echo-interval': { type: 'string' },
           'echo-timeout': { type: 'string' },
           'log-level': { type: 'string' },
@@ -58,8 +65,17 @@ export const command: Command = {
     });
     let ofc;
     try {
+      const tlsFiles = [values['tls-key'], values['tls-cert'], values['tls-ca']];
+      if (tlsFiles.some((f) => f !== undefined) && tlsFiles.some((f) => f === undefined)) {
+        throw new Error('--tls-key, --tls-cert and --tls-ca go together');
+      }
+      const [key, cert, ca] = tlsFiles;
       ofc = await startOfc({
         listen: values.listen,
+        tls:
+          key && cert && ca
+            ? { key: readFileSync(key), cert: readFileSync(cert), ca: readFileSync(ca) }
+            : undefined,
         control: values.control,
         echoIntervalMs: seconds('echo-interval', values['echo-interval'], 5),
         echoTimeoutMs: seconds('echo-timeout', values['echo-timeout'], 15),

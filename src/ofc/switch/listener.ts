@@ -1,11 +1,21 @@
-// Where switches connect: `tcp:HOST:PORT` (OVS's `tcp:` controller target) or
-// `unix:PATH` (OVS's `unix:` target, used by tests and single-node labs).
-// `ssl:` is recognised and refused until TLS certificates are wired in.
+// Where switches connect: `tcp:HOST:PORT` and `ssl:HOST:PORT` (OVS's `tcp:`
+// and `ssl:` controller targets) or `unix:PATH` (OVS's `unix:` target, used
+// by tests and single-node labs). TLS is mutual: the switch must present a
+// certificate signed by the configured CA, as OVS's own `pssl:` does.
 import { existsSync, unlinkSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
 
-export type ListenAddress = { kind: 'tcp'; host: string; port: number } | { kind: 'unix'; path: string };
+export type ListenAddress =
+  { kind: 'tcp' | 'ssl'; host: string; port: number } | { kind: 'unix'; path: string };
+
+/** PEM contents (not paths) of the OFC's key and certificate and of the CA that signs switch certificates. */
+export interface TlsMaterial {
+  key: string | Buffer;
+  cert: string | Buffer;
+  ca: string | Buffer;
+}
 
 export function parseListenAddress(text: string): ListenAddress {
   if (text.startsWith('unix:')) {
@@ -13,14 +23,11 @@ export function parseListenAddress(text: string): ListenAddress {
     if (path.length === 0) throw new Error(`listen address '${text}' has no socket path`);
     return { kind: 'unix', path };
   }
-  if (text.startsWith('ssl:')) {
-    throw new Error(`listen address '${text}': TLS (ssl:) is not available in this build; use tcp: or unix:`);
-  }
-  const tcp = /^tcp:(\[[^\]]+\]|[^:]+):(\d+)$/.exec(text);
-  if (!tcp) throw new Error(`listen address '${text}' must be tcp:HOST:PORT or unix:PATH`);
-  const port = Number(tcp[2]);
+  const inet = /^(tcp|ssl):(\[[^\]]+\]|[^:]+):(\d+)$/.exec(text);
+  if (!inet) throw new Error(`listen address '${text}' must be tcp:HOST:PORT, ssl:HOST:PORT or unix:PATH`);
+  const port = Number(inet[3]);
   if (port > 65535) throw new Error(`listen address '${text}': port ${port} is out of range`);
-  return { kind: 'tcp', host: tcp[1]!.replace(/^\[|\]$/g, ''), port };
+  return { kind: inet[1] as 'tcp' | 'ssl', host: inet[2]!.replace(/^\[|\]$/g, ''), port };
 }
 
 export class SwitchListener {
@@ -29,9 +36,19 @@ export class SwitchListener {
     readonly address: ListenAddress,
   ) {}
 
-  static async listen(text: string, onConnection: (socket: Socket) => void): Promise<SwitchListener> {
+  static async listen(
+    text: string,
+    onConnection: (socket: Socket) => void,
+    tls?: TlsMaterial,
+  ): Promise<SwitchListener> {
     const address = parseListenAddress(text);
-    const server = createServer(onConnection);
+    let server: Server;
+    if (address.kind === 'ssl') {
+      if (!tls) throw new Error(`listen address '${text}' needs a TLS key, certificate and CA`);
+      server = createTlsServer({ ...tls, requestCert: true, rejectUnauthorized: true }, onConnection);
+    } else {
+      server = createServer(onConnection);
+    }
     // A socket file left by a process that died is in the way, not in use.
     if (address.kind === 'unix' && existsSync(address.path)) unlinkSync(address.path);
     await new Promise<void>((resolve, reject) => {
@@ -41,8 +58,8 @@ export class SwitchListener {
     });
     const bound = server.address();
     const actual: ListenAddress =
-      address.kind === 'tcp' && bound !== null && typeof bound === 'object'
-        ? { kind: 'tcp', host: address.host, port: bound.port }
+      address.kind !== 'unix' && bound !== null && typeof bound === 'object'
+        ? { kind: address.kind, host: address.host, port: bound.port }
         : address;
     return new SwitchListener(server, actual);
   }
@@ -51,7 +68,7 @@ export class SwitchListener {
   get target(): string {
     return this.address.kind === 'unix'
       ? `unix:${this.address.path}`
-      : `tcp:${this.address.host}:${this.address.port}`;
+      : `${this.address.kind}:${this.address.host}:${this.address.port}`;
   }
 
   close(): Promise<void> {
