@@ -10,6 +10,7 @@ import {
   OpenFlowDecodeError,
   OpenFlowEncodeError,
   decodeMessage,
+  describeError,
   encodeMessage,
 } from './index.js';
 import type { FlowModMessage, Match, OfMessage } from './index.js';
@@ -431,6 +432,15 @@ describe('the encoder fills in documented defaults and normalizes masked values'
         vlanVidMask: 0xff0,
       },
     });
+  });
+});
+
+describe('describeError', () => {
+  it('names the error types and codes a controller meets, and falls back to numbers', () => {
+    expect(describeError(ErrorType.BAD_MATCH, 9)).toBe('BAD_MATCH/BAD_PREREQ');
+    expect(describeError(ErrorType.FLOW_MOD_FAILED, 1)).toBe('FLOW_MOD_FAILED/TABLE_FULL');
+    expect(describeError(ErrorType.BAD_MATCH, 99)).toBe('BAD_MATCH/code 99');
+    expect(describeError(42, 1)).toBe('type 42/code 1');
   });
 });
 

@@ -3,7 +3,7 @@
 // lib/match.c match_format and lib/ofp-actions.c): the bundle stores flows in
 // this form, people can read it, ovs-ofctl can re-install it, and tests can
 // compare it with what a real switch reports.
-import { BASIC_FIELDS } from './match.js';
+import { BASIC_FIELDS, REGISTER_COUNT } from './match.js';
 import type { ScalarKey } from './match.js';
 import { RESERVED_PORT_NAMES, SET_FIELD_NAMES, portName, protocolShorthand } from './ofctl-names.js';
 import type { Action, Instruction, Match } from './types.js';
@@ -112,7 +112,7 @@ export function formatMatch(match: Match): string {
   const shorthand = protocolShorthand(match);
   push(shorthand?.name);
 
-  for (let n = 0; n < 8; n++) {
+  for (let n = 0; n < REGISTER_COUNT; n++) {
     const reg = match.regs?.[n as 0];
     if (reg)
       push(

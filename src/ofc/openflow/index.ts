@@ -6,3 +6,4 @@ export { MessageFramer } from './framer.js';
 export { formatMatch, formatActions, formatFlow } from './format.js';
 export type { FlowLike } from './format.js';
 export { parseMatch, parseActions } from './parse.js';
+export { describeError } from './error-names.js';

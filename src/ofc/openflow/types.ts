@@ -4,9 +4,10 @@
 // vSwitch exposes registers to OpenFlow 1.3 controllers.
 //
 // Decoded values are always fully populated (every optional field that has a
-// wire representation is filled in), so a decoded message re-encodes to the same
-// bytes. Fields marked optional are optional only when encoding, where a
-// documented default applies.
+// wire representation is filled in), so a decoded message re-encodes to an
+// equivalent one (byte for byte when its OXM fields came in the codec's
+// canonical order). Fields marked optional are optional only when encoding,
+// where a documented default applies.
 
 export const OFP_VERSION = 0x04;
 export const OFP_HEADER_LEN = 8;

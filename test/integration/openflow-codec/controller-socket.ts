@@ -2,7 +2,12 @@
 // switch with the codec: send messages, wait for the reply that matches.
 import type { Socket } from 'node:net';
 
-import { MessageFramer, decodeMessage, encodeMessage } from '../../../src/ofc/openflow/index.js';
+import {
+  MessageFramer,
+  decodeMessage,
+  describeError,
+  encodeMessage,
+} from '../../../src/ofc/openflow/index.js';
 import type { OfMessage } from '../../../src/ofc/openflow/index.js';
 
 interface Waiter {
@@ -82,7 +87,7 @@ export class ControllerSocket {
   errors(xids?: number[]): string[] {
     return this.received.flatMap((m) =>
       m.type === 'error' && (!xids || xids.includes(m.xid))
-        ? [`xid ${m.xid}: error ${m.errorType}/${m.code}`]
+        ? [`xid ${m.xid}: ${describeError(m.errorType, m.code)}`]
         : [],
     );
   }
