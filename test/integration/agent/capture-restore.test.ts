@@ -240,4 +240,27 @@ describe('snapshot-host agent (QMP backend) on real QEMU', () => {
       message: expect.stringMatching(/already runs/),
     });
   });
+
+  it('an intact image that does not fit the VM is refused by QEMU, with its reason, and no QEMU is left behind', async () => {
+    const misfit: VmRef = { namespace: 'default', name: 'vm-misfit' };
+    const misfitDir = new VmDir(lab.stateDir, misfit);
+    // Half the memory and no NIC: not the machine the image was taken from.
+    const { nic: _nic, ...spec } = (await new VmDir(lab.stateDir, VM_A).readSpec())!;
+    await misfitDir.writeSpec({ ...spec, memoryMiB: 64 });
+    const load = {
+      restoreId: 'r-4',
+      vm: misfit,
+      storageLocation,
+      snapshotId: 'live-1',
+      image: live.image,
+      digest: live.digest,
+    };
+    await expect(client.load(load)).rejects.toMatchObject({
+      code: 'Internal',
+      message: expect.stringMatching(
+        /loading default\/vm-misfit from images\/default\/vm-a\.img failed: .*QEMU said: (?!\(nothing\)).+/,
+      ),
+    });
+    expect(await misfitDir.runningPid()).toBeUndefined();
+  });
 });
