@@ -1,0 +1,318 @@
+// A lab "cluster" on one machine: a real kube-apiserver and etcd, one private
+// Open vSwitch (its own network namespace) with one bridge per lab node linked
+// through a spine bridge like a small leaf fabric, every bridge connected to the
+// OFC, a Node object and a snapshot-host agent per lab node, and the operator,
+// the OFC and the KubeVirt stand-in. Every process is a child stopped by PID;
+// stop() leaves nothing behind (processes, namespaces, taps, temp dirs).
+import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { get } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import { stopQemu } from '../../src/agent/qemu/launch.js';
+import { VmDir } from '../../src/agent/vm-dir.js';
+import { binaryCacheDir } from '../../src/devenv/binaries.js';
+import { startLocalControlPlane, type LocalControlPlane } from '../../src/devenv/control-plane.js';
+import { freeLoopbackPort } from '../../src/devenv/free-port.js';
+import { ManagedProcess } from '../../src/devenv/managed-process.js';
+import { repoRoot } from '../../src/devenv/repo.js';
+import { guestImage, type GuestImage } from '../guest/image.js';
+import { KubeVirtLabStandin, SNAPSHOT_HOST_LABEL, type StandinNode } from '../kubevirt-standin/standin.js';
+import { startOvs, type OvsInstance } from '../ovs/ovs.js';
+import { requireRoot, requireTool } from '../ovs/require-tool.js';
+import type { LabSwitch } from '../vm/lab-vm.js';
+
+/** Nodes a restore may place VMs on (examples/restore.yaml selects them). */
+export const RESTORE_TARGET_LABEL = 'violin.dev/restore-target';
+export const SPINE_BRIDGE = 'spine';
+
+export interface LabNodeSpec {
+  name: string;
+  labels?: Record<string, string>;
+}
+
+/** Two workers (also restore targets) and one snapshot host, as in examples/. */
+export const DEFAULT_NODES: LabNodeSpec[] = [
+  { name: 'node-1', labels: { [RESTORE_TARGET_LABEL]: 'true' } },
+  { name: 'node-2', labels: { [RESTORE_TARGET_LABEL]: 'true' } },
+  { name: 'snap-1', labels: { [SNAPSHOT_HOST_LABEL]: 'true' } },
+];
+
+export interface LabNode extends StandinNode {
+  labels: Record<string, string>;
+  agentUrl: string;
+}
+
+export interface LabClusterOptions {
+  /** A short word (≤ 5 characters) naming the lab in namespaces, taps and temp dirs. */
+  name: string;
+  nodes?: LabNodeSpec[];
+  /** Keep the lab dir (logs, bundles) after stop(). */
+  keepDir?: boolean;
+  log?: (line: string) => void;
+}
+
+export interface LabCluster {
+  name: string;
+  /** Everything the lab writes: control plane, node state dirs, bundles, logs. */
+  dir: string;
+  kubeconfigPath: string;
+  kubeConfig: KubeConfig;
+  /** kubectl built by hack/ (same version as the API server). */
+  kubectl: string;
+  controlPlane: LocalControlPlane;
+  ovs: OvsInstance;
+  labSwitch: LabSwitch;
+  nodes: LabNode[];
+  standin: KubeVirtLabStandin;
+  image: GuestImage;
+  /** Where snapshots of this lab store their bundles. */
+  storageLocation: string;
+  /** host:port of the OFC's control API. */
+  ofcControl: string;
+  /** PIDs of the lab's own processes (VMs excluded), for a person who wants to kill one on purpose. */
+  pids: Record<string, number | undefined>;
+  node(name: string): LabNode;
+  stop(): Promise<void>;
+}
+
+export function requireLabTools(): void {
+  requireRoot('the lab (network namespaces, OVS, taps, QEMU)');
+  requireTool('qemu-system-x86_64', 'Debian package qemu-system-x86');
+  requireTool('ovs-vswitchd', 'Debian package openvswitch-switch');
+  requireTool('socat', 'Debian package socat');
+  requireTool('/bin/busybox', 'Debian package busybox-static');
+  requireTool('cpio', 'Debian package cpio');
+  requireTool('ethtool', 'Debian package ethtool');
+}
+
+/** How to run a `violin` subcommand as a child: node with tsx on the sources, or node on dist/. */
+function violinCommand(): string[] {
+  const built = join(repoRoot(), 'src', 'cli', 'main.js');
+  if (existsSync(built)) return [process.execPath, built];
+  return [process.execPath, '--import', 'tsx', join(repoRoot(), 'src', 'cli', 'main.ts')];
+}
+
+/** A child `violin <args>` with extra environment; `env` execs in place, so the PID is violin's own. */
+function startViolin(
+  name: string,
+  args: string[],
+  logPath: string,
+  env: Record<string, string> = {},
+): ManagedProcess {
+  const assignments = Object.entries(env).map(([k, v]) => `${k}=${v}`);
+  return new ManagedProcess(name, 'env', [...assignments, ...violinCommand(), ...args], logPath);
+}
+
+async function waitForHttp(url: string, process: ManagedProcess, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (!process.running) {
+      throw new Error(
+        `${process.name} exited during start; its log ${process.logPath}:\n${await process.logTail()}`,
+      );
+    }
+    const ok = await new Promise<boolean>((resolve) => {
+      const req = get(url, { timeout: 2000 }, (res) => {
+        res.resume();
+        resolve(res.statusCode === 200);
+      });
+      req.on('error', () => resolve(false));
+      req.on('timeout', () => req.destroy());
+    });
+    if (ok) return;
+    await sleep(250);
+  }
+  throw new Error(
+    `${process.name} did not answer ${url} in ${timeoutMs} ms; log ${process.logPath}:\n${await process.logTail()}`,
+  );
+}
+
+export async function startLabCluster(options: LabClusterOptions): Promise<LabCluster> {
+  requireLabTools();
+  if (!/^[a-z][a-z0-9]{0,4}$/.test(options.name)) {
+    throw new Error(`lab name '${options.name}' must be 1-5 lower-case letters or digits`);
+  }
+  const log = options.log ?? (() => {});
+  // Short: unix socket paths (QMP, migration) under it are limited to 107 bytes.
+  const dir = await mkdtemp(join(tmpdir(), `vl-${options.name}-`));
+  const processes: ManagedProcess[] = [];
+  let controlPlane: LocalControlPlane | undefined;
+  let ovs: OvsInstance | undefined;
+  let standin: KubeVirtLabStandin | undefined;
+  const nodes: LabNode[] = [];
+
+  const stop = async (): Promise<void> => {
+    const errors: unknown[] = [];
+    const attempt = async (what: () => Promise<unknown>) => {
+      await what().catch((error: unknown) => errors.push(error));
+    };
+    if (standin) await attempt(() => standin!.stop());
+    // VMs first, wherever they run (booted, migrated or restored): QEMU is stopped by PID.
+    for (const node of nodes) await attempt(() => stopNodeVms(node.stateDir));
+    // The operator before the OFC, the OFC (releases held frames) before the switches.
+    for (const child of [...processes].reverse()) await attempt(() => child.stop());
+    if (ovs) await attempt(() => ovs!.stop());
+    if (controlPlane) await attempt(() => controlPlane!.stop());
+    if (!options.keepDir) await attempt(() => rm(dir, { recursive: true, force: true }));
+    if (errors.length > 0) throw new AggregateError(errors, `lab ${options.name}: teardown failed`);
+  };
+
+  try {
+    const image = await guestImage();
+    log('starting etcd and kube-apiserver');
+    controlPlane = await startLocalControlPlane({ dir: join(dir, 'cp'), log });
+    const kubeConfig = controlPlane.kubeConfig;
+
+    log('starting Open vSwitch (userspace datapath) in its own network namespace');
+    ovs = await startOvs({ name: options.name });
+    const labSwitch: LabSwitch = { netnsName: ovs.netns.name, vsctl: (args) => ovs!.vsctl(args) };
+    // ovs-vswitchd connects only to unix sockets inside its own run directory.
+    const switchListen = `unix:${join(ovs.runDir, 'ofc.sock')}`;
+    const ofcControl = `127.0.0.1:${await freeLoopbackPort()}`;
+    const logs = join(dir, 'logs');
+    await mkdir(logs, { recursive: true });
+
+    log('starting the OFC (violin ofc)');
+    const ofc = startViolin(
+      'violin-ofc',
+      ['ofc', '--listen', switchListen, '--control', ofcControl],
+      join(logs, 'ofc.log'),
+    );
+    processes.push(ofc);
+    await waitForHttp(`http://${ofcControl}/healthz`, ofc);
+
+    const specs = options.nodes ?? DEFAULT_NODES;
+    await ovs.addBridge(SPINE_BRIDGE, {
+      controller: switchListen,
+      failMode: 'secure',
+      protocols: ['OpenFlow13'],
+    });
+    await ovs.ofctl(['-O', 'OpenFlow13', 'add-flow', SPINE_BRIDGE, 'priority=0,actions=NORMAL']);
+    const core = kubeConfig.makeApiClient(CoreV1Api);
+    for (const spec of specs) {
+      const bridge = spec.name;
+      log(`node ${spec.name}: bridge ${bridge} linked to ${SPINE_BRIDGE}, agent, Node object`);
+      await ovs.addBridge(bridge, {
+        controller: switchListen,
+        failMode: 'secure',
+        protocols: ['OpenFlow13'],
+      });
+      // Secure fail mode starts with no flows; the fabric forwards with NORMAL (L2 learning).
+      await ovs.ofctl(['-O', 'OpenFlow13', 'add-flow', bridge, 'priority=0,actions=NORMAL']);
+      const up = `${bridge}-up`.slice(0, 15);
+      const down = `sp-${bridge}`.slice(0, 15);
+      await ovs.vsctl([
+        ...['add-port', bridge, up, '--', 'set', 'Interface', up, 'type=patch', `options:peer=${down}`],
+        ...[
+          '--',
+          'add-port',
+          SPINE_BRIDGE,
+          down,
+          '--',
+          'set',
+          'Interface',
+          down,
+          'type=patch',
+          `options:peer=${up}`,
+        ],
+      ]);
+      const stateDir = join(dir, 'n', spec.name);
+      await mkdir(stateDir, { recursive: true });
+      const listen = `127.0.0.1:${await freeLoopbackPort()}`;
+      const agent = startViolin(
+        `violin-agent-${spec.name}`,
+        ['agent', '--node', spec.name, '--state-dir', stateDir, '--listen', listen],
+        join(logs, `agent-${spec.name}.log`),
+      );
+      processes.push(agent);
+      const labels = { 'kubernetes.io/hostname': spec.name, 'kubernetes.io/os': 'linux', ...spec.labels };
+      await core.createNode({ body: { metadata: { name: spec.name, labels } } });
+      nodes.push({ name: spec.name, bridge, stateDir, labels, agentUrl: `http://${listen}` });
+    }
+    for (const [index, node] of nodes.entries()) {
+      await waitForHttp(`${node.agentUrl}/healthz`, processes[index + 1]!);
+    }
+
+    log('starting the operator (violin operator)');
+    const probes = `127.0.0.1:${await freeLoopbackPort()}`;
+    const operator = startViolin(
+      'violin-operator',
+      [
+        'operator',
+        '--kubeconfig',
+        controlPlane.kubeconfigPath,
+        '--metrics-bind-address',
+        `127.0.0.1:${await freeLoopbackPort()}`,
+        '--health-probe-bind-address',
+        probes,
+      ],
+      join(logs, 'operator.log'),
+      {
+        VIOLIN_OFC_ADDRESS: ofcControl,
+        VIOLIN_OVSDB_REMOTES: `unix:${ovs.dbSocket}`,
+        VIOLIN_AGENTS: nodes.map((n) => `${n.name}=${n.agentUrl}`).join(','),
+      },
+    );
+    processes.push(operator);
+    await waitForHttp(`http://${probes}/readyz`, operator);
+
+    log('starting the KubeVirt stand-in');
+    standin = new KubeVirtLabStandin({
+      kubeConfig,
+      nodes,
+      labSwitch,
+      image,
+      tapPrefix: 'tap',
+      log: (line) => log(`kubevirt-standin: ${line}`),
+    });
+    standin.start();
+
+    const cluster: LabCluster = {
+      name: options.name,
+      dir,
+      kubeconfigPath: controlPlane.kubeconfigPath,
+      kubeConfig,
+      kubectl: join(binaryCacheDir(), 'kubectl'),
+      controlPlane,
+      ovs,
+      labSwitch,
+      nodes,
+      standin,
+      image,
+      storageLocation: `file://${join(dir, 'bundles')}`,
+      ofcControl,
+      pids: {
+        etcd: controlPlane.pids.etcd,
+        'kube-apiserver': controlPlane.pids.apiserver,
+        ...Object.fromEntries(processes.map((p) => [p.name, p.pid])),
+      },
+      node(name) {
+        const node = nodes.find((n) => n.name === name);
+        if (!node) throw new Error(`lab ${options.name} has no node ${name}`);
+        return node;
+      },
+      stop,
+    };
+    return cluster;
+  } catch (error) {
+    await stop().catch(() => undefined);
+    throw error;
+  }
+}
+
+/** Stops every QEMU registered in a node's state dir (vms/<namespace>/<name>/qemu.pid). */
+async function stopNodeVms(stateDir: string): Promise<void> {
+  const root = join(stateDir, 'vms');
+  for (const namespace of await readdir(root).catch(() => [] as string[])) {
+    for (const name of await readdir(join(root, namespace)).catch(() => [] as string[])) {
+      const dir = new VmDir(stateDir, { namespace, name });
+      const pid = await dir.runningPid();
+      if (pid !== undefined) await stopQemu(pid);
+      await dir.clearRuntime();
+    }
+  }
+}

@@ -1,0 +1,102 @@
+// What a running lab leaves on the machine, recorded so that `violin lab down`
+// can clean up after a `violin lab up` that was killed before its own teardown:
+// PIDs (each checked against its command line before it is signalled, since a
+// PID may have been reused), the OVS namespace and its hosts, the lab dir.
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import { stopQemu } from '../../src/agent/qemu/launch.js';
+import { VmDir } from '../../src/agent/vm-dir.js';
+import { cacheDir } from '../guest/image.js';
+import { run } from '../ovs/netns.js';
+import type { LabCluster } from './cluster.js';
+
+interface LabRecord {
+  name: string;
+  dir: string;
+  ovsRunDir: string;
+  netns: string;
+  /** name → PID, with a word its /proc/<pid>/cmdline must contain. */
+  processes: { name: string; pid: number; expect: string }[];
+  stateDirs: string[];
+}
+
+function recordPath(name: string): string {
+  return join(cacheDir(), 'labs', `${name}.json`);
+}
+
+export async function recordLab(lab: LabCluster): Promise<void> {
+  const processes = Object.entries(lab.pids).flatMap(([name, pid]) =>
+    pid === undefined ? [] : [{ name, pid, expect: name.startsWith('violin') ? 'violin' : name }],
+  );
+  const record: LabRecord = {
+    name: lab.name,
+    dir: lab.dir,
+    ovsRunDir: lab.ovs.runDir,
+    netns: lab.ovs.netns.name,
+    processes,
+    stateDirs: lab.nodes.map((n) => n.stateDir),
+  };
+  await mkdir(join(cacheDir(), 'labs'), { recursive: true });
+  await writeFile(recordPath(lab.name), `${JSON.stringify(record, null, 2)}\n`);
+}
+
+export async function forgetLab(name: string): Promise<void> {
+  await rm(recordPath(name), { force: true });
+}
+
+async function commandLine(pid: number): Promise<string | undefined> {
+  return readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => undefined);
+}
+
+async function stopPid(pid: number): Promise<void> {
+  process.kill(pid, 'SIGTERM');
+  for (let i = 0; i < 100 && existsSync(`/proc/${pid}`); i++) await sleep(50);
+  if (existsSync(`/proc/${pid}`)) process.kill(pid, 'SIGKILL');
+}
+
+/** Stops what the recorded lab left; says what it did. */
+export async function tearDownRecordedLab(name: string): Promise<string> {
+  const text = await readFile(recordPath(name), 'utf8').catch(() => undefined);
+  if (text === undefined) return `no lab '${name}' is recorded (${recordPath(name)}): nothing to stop`;
+  const record = JSON.parse(text) as LabRecord;
+  const done: string[] = [];
+  for (const stateDir of record.stateDirs) {
+    const root = join(stateDir, 'vms');
+    for (const namespace of await readdir(root).catch(() => [] as string[])) {
+      for (const vm of await readdir(join(root, namespace)).catch(() => [] as string[])) {
+        const pid = await new VmDir(stateDir, { namespace, name: vm }).runningPid();
+        if (pid !== undefined) {
+          await stopQemu(pid);
+          done.push(`VM ${namespace}/${vm} (QEMU ${pid})`);
+        }
+      }
+    }
+  }
+  const daemons = ['ovs-vswitchd', 'ovsdb-server'].map(async (daemon) => {
+    const pid = Number(
+      (await readFile(join(record.ovsRunDir, `${daemon}.pid`), 'utf8').catch(() => '')).trim(),
+    );
+    return { name: daemon, pid, expect: daemon };
+  });
+  for (const proc of [...record.processes, ...(await Promise.all(daemons))]) {
+    if (!Number.isInteger(proc.pid) || proc.pid <= 0) continue;
+    if (!(await commandLine(proc.pid))?.includes(proc.expect)) continue;
+    await stopPid(proc.pid);
+    done.push(`${proc.name} (${proc.pid})`);
+  }
+  const namespaces = (await run('ip', ['netns', 'list'])).stdout
+    .split('\n')
+    .map((line) => line.split(' ')[0] ?? '')
+    .filter((ns) => ns === record.netns || ns.startsWith(`${record.netns}-`));
+  for (const ns of namespaces) {
+    await run('ip', ['netns', 'delete', ns]);
+    done.push(`netns ${ns}`);
+  }
+  await rm(record.dir, { recursive: true, force: true });
+  await rm(record.ovsRunDir, { recursive: true, force: true });
+  await forgetLab(name);
+  return `stopped lab '${name}': ${done.length > 0 ? done.join(', ') : 'nothing was running'}; removed ${record.dir}`;
+}
