@@ -113,6 +113,7 @@ export class WorkQueue {
 
   /** Retries `key` after its backoff, which grows with each call until forget(key). */
   addRateLimited(key: string): void {
+    if (this.shuttingDown) return;
     this.metrics?.retry();
     this.addAfter(key, this.backoff.when(key));
   }
