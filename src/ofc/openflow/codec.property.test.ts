@@ -13,6 +13,7 @@ import {
   formatMatch,
   parseActions,
   parseMatch,
+  OpenFlowSyntaxError,
 } from './index.js';
 import type { Action, Instruction, Match, OfMessage, RegisterIndex } from './index.js';
 import { bytesToIpv4, bytesToIpv6, bytesToMac } from './wire.js';
@@ -520,6 +521,61 @@ describe('codec properties', () => {
 });
 
 describe('ovs-ofctl text properties', () => {
+  it('parsers raise only OpenFlowSyntaxError on arbitrary text', () => {
+    // Built from the characters and words flows are made of, so the parsers get past the first token.
+    const piece = fc.oneof(
+      fc.constantFrom(
+        'reg0=',
+        'reg7=',
+        'metadata=',
+        'in_port=',
+        'dl_vlan=',
+        'vlan_tci=',
+        'dl_src=',
+        'nw_dst=',
+        'ipv6_src=',
+        'tp_dst=',
+        'tcp',
+        'udp6',
+        'arp',
+        'arp_op=',
+        'set_field:',
+        '->reg1',
+        '->vlan_vid',
+        '->ipv6_dst',
+        'output:',
+        'CONTROLLER:',
+        'write_actions(',
+        ')',
+        'goto_table:',
+        'write_metadata:',
+        'drop',
+        'LOCAL',
+        '/',
+        ',',
+        ':',
+        '0x',
+        'ff',
+        '::',
+        '.',
+      ),
+      fc.string({ unit: fc.constantFrom(...'0123456789abcdefx:./,=()-> '), maxLength: 8 }),
+    );
+    const text = fc.array(piece, { maxLength: 12 }).map((p) => p.join(''));
+    fc.assert(
+      fc.property(text, (t) => {
+        for (const parse of [parseMatch, parseActions]) {
+          try {
+            parse(t);
+          } catch (error) {
+            if (!(error instanceof OpenFlowSyntaxError)) throw error;
+          }
+        }
+      }),
+      { numRuns: 5000 },
+    );
+  });
+
   it('parseMatch reads back what formatMatch prints', () => {
     fc.assert(
       fc.property(matchArb, (match) => {
