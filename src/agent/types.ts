@@ -1,6 +1,6 @@
 // The contract between the transaction controller and the snapshot-host agent
 // (one per node, DaemonSet in a cluster, one process per lab node in the lab).
-// Carried as JSON over HTTP; see docs/agent-api.md.
+// Carried as JSON over HTTP; see "The snapshot-host agent" in docs/lab.md.
 
 export interface VmRef {
   namespace: string;
