@@ -14,12 +14,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ControllerRole,
   ErrorType,
+  FlowModFlags,
+  FlowRemovedReason,
   OFP_NO_BUFFER,
   OFP_VERSION,
   OfGroup,
   OfPort,
   OfTable,
   PacketInReason,
+  PortReason,
   describeError,
   formatActions,
   formatFlow,
@@ -301,6 +304,51 @@ describe('the OpenFlow codec against a real ovs-vswitchd', () => {
     );
     if (portStats.body.kind !== 'port-stats') throw new Error('expected port-stats');
     expect(portStats.body.ports.map((p) => p.portNo)).toContain(OfPort.LOCAL);
+  });
+
+  it('decodes the flow-removed the switch sends when a SEND_FLOW_REM flow times out', async () => {
+    const expiring: FlowModMessage = {
+      type: 'flow-mod',
+      xid: of.xid(),
+      command: 'add',
+      cookie: 0xbeefn,
+      cookieMask: 0n,
+      tableId: 5,
+      idleTimeout: 0,
+      hardTimeout: 1,
+      priority: 77,
+      flags: FlowModFlags.SEND_FLOW_REM,
+      match: { ethType: 0x0800, ipv4Src: '10.9.0.0', ipv4SrcMask: '255.255.0.0', regs: { 6: { value: 6 } } },
+      instructions: [],
+    };
+    of.send(expiring);
+    const removed = reply(
+      await of.waitFor((m) => m.type === 'flow-removed' && m.cookie === 0xbeefn, 'flow-removed'),
+      'flow-removed',
+    );
+    expect(removed).toMatchObject({
+      reason: FlowRemovedReason.HARD_TIMEOUT,
+      tableId: 5,
+      priority: 77,
+      hardTimeout: 1,
+      packetCount: 0n,
+      byteCount: 0n,
+    });
+    expect(formatMatch(removed.match)).toBe(formatMatch(expiring.match));
+  });
+
+  it('decodes the port-status the switch sends when a port is added', async () => {
+    await ovs.vsctl(['add-port', 'br0', 'ofc-int0', '--', 'set', 'Interface', 'ofc-int0', 'type=internal']);
+    const status = reply(
+      await of.waitFor(
+        (m) => m.type === 'port-status' && m.port.name === 'ofc-int0',
+        'port-status for ofc-int0',
+      ),
+      'port-status',
+    );
+    expect(status.reason).toBe(PortReason.ADD);
+    const ofport = Number(await ovs.vsctl(['get', 'Interface', 'ofc-int0', 'ofport']));
+    expect(status.port.portNo).toBe(ofport);
   });
 
   it('takes the master role with a generation id', async () => {
