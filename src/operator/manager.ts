@@ -20,7 +20,6 @@ import { HttpEndpoint, metricsHandler, probesHandler } from './server.js';
 import type {
   ControllerManager,
   ControllerOptions,
-  EventRecorder,
   Informer,
   InformerOptions,
   ResourceKind,
@@ -130,7 +129,7 @@ export class Manager implements ControllerManager {
     this.controllers.push(new Controller(options, { metrics: this.runtimeMetrics, log: this.log }));
   }
 
-  eventRecorder(component: string): EventRecorder {
+  eventRecorder(component: string): ApiEventRecorder {
     let recorder = this.recorders.get(component);
     if (!recorder) {
       recorder = new ApiEventRecorder(this.kubeConfig, {

@@ -224,6 +224,31 @@ describe('Manager against the real API server', () => {
     expect(byReason.Armed?.source?.component).toBe('violin-test');
     expect(byReason.CaptureFailed?.type).toBe('Warning');
     expect(byReason.CaptureFailed?.message).toBe('agent: disk full');
+
+    // Events expire (the API server deletes them after an hour): the next repeat starts a new series.
+    await core.deleteNamespacedEvent({ namespace: namespace.name, name: byReason.Armed!.metadata!.name! });
+    const again = new Manager({ kubeConfig, log, metricsBindAddress: '0', healthProbeBindAddress: '0' });
+    const recorderAgain = again.eventRecorder('violin-test');
+    recorderAgain.event(
+      { ...target, apiVersion: 'v1', kind: 'ConfigMap' },
+      'Normal',
+      'Armed',
+      'network armed on 2 bridges',
+    );
+    recorder.event(
+      { ...target, apiVersion: 'v1', kind: 'ConfigMap' },
+      'Normal',
+      'Armed',
+      'network armed on 2 bridges',
+    );
+    await again.start();
+    await again.stop();
+    await recorder.flush();
+    const armed = (await core.listNamespacedEvent({ namespace: namespace.name })).items.filter(
+      (e) => e.involvedObject.name === 'evented' && e.reason === 'Armed',
+    );
+    // The first recorder's series was gone (404 on patch): it created a fresh Event rather than failing.
+    expect(armed.map((e) => e.count).sort()).toEqual([1, 1]);
   });
 
   it('on stop waits for the reconcile in flight and starts no new one', async () => {
