@@ -68,6 +68,11 @@ export class KubeVirtStandin {
     this.hangs.add(vmiName);
   }
 
+  /** A hung migration carries on. */
+  releaseMigrationOf(vmiName: string): void {
+    this.hangs.delete(vmiName);
+  }
+
   /** Fake Node objects, labelled as the test wants (e.g. as snapshot hosts), and with their hostname label like real nodes. */
   async createNode(name: string, labels: Record<string, string>): Promise<void> {
     await this.core.createNode({

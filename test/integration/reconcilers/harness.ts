@@ -30,6 +30,7 @@ import { KubeVirtStandin } from '../../support/kubevirt-standin.js';
 import { CallLog, FixedNetwork, MemoryBundles, RecordingAgents, RecordingOfc } from './recording-fakes.js';
 
 export const VM_NAMES = ['bank-0', 'bank-1', 'bank-2', 'bank-3'];
+/** Never written to: the in-memory store keeps bundles by this location. */
 export const STORAGE = 'file:///var/lib/violin/bundles';
 export const TEST_LABEL = 'violin.dev/test-namespace';
 
@@ -42,7 +43,7 @@ interface CoreEvent extends KubernetesObject {
 export class Harness {
   readonly log = new CallLog();
   readonly ofc = new RecordingOfc(this.log, ['br-leaf1']);
-  readonly agents = new RecordingAgents(this.log);
+  readonly agents: RecordingAgents;
   readonly bundles = new MemoryBundles(this.log);
   readonly network = new FixedNetwork('br-leaf1');
   readonly api: KubeApi;
@@ -56,16 +57,19 @@ export class Harness {
   private constructor(
     readonly kc: KubeConfig,
     readonly ns: TestNamespace,
+    /** Where snapshots write bundles; with a real directory, the fake agents write real images there. */
+    readonly storage: string,
   ) {
+    this.agents = new RecordingAgents(this.log, storage !== STORAGE);
     this.api = KubeApi.forConfig(kc);
     this.standin = new KubeVirtStandin(kc, ns.name, 30);
     this.workers = [`${ns.name}-w1`, `${ns.name}-w2`];
     this.snapshotHosts = [`${ns.name}-s1`, `${ns.name}-s2`];
   }
 
-  static async create(prefix: string): Promise<Harness> {
+  static async create(prefix: string, storage = STORAGE): Promise<Harness> {
     const kc = testKubeConfig();
-    const harness = new Harness(kc, await createTestNamespace(kc, prefix));
+    const harness = new Harness(kc, await createTestNamespace(kc, prefix), storage);
     const { standin } = harness;
     for (const node of harness.workers) await standin.createNode(node, { [TEST_LABEL]: harness.ns.name });
     for (const node of harness.snapshotHosts) {

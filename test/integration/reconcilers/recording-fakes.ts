@@ -36,6 +36,7 @@ import type {
   VmAttachment,
 } from '../../../src/reconcilers/ports.js';
 import { BundleIntegrityError } from '../../../src/store/errors.js';
+import { openBundleWriter } from '../../../src/store/index.js';
 import { sealManifest, type BundleManifest } from '../../../src/store/manifest.js';
 
 export interface Call {
@@ -66,6 +67,34 @@ export class CallLog {
   }
 }
 
+export interface Gate {
+  /** Resolves when the held call has arrived. */
+  reached: Promise<void>;
+  release(): void;
+}
+
+/** Holds the next call of an operation until the test releases it: how a test stops the world at a chosen step. */
+export class Gates {
+  private readonly held = new Map<string, { arrived: () => void; released: Promise<void> }>();
+
+  hold(op: string): Gate {
+    let arrived = (): void => undefined;
+    let release = (): void => undefined;
+    const reached = new Promise<void>((resolve) => (arrived = resolve));
+    const released = new Promise<void>((resolve) => (release = resolve));
+    this.held.set(op, { arrived, released });
+    return { reached, release };
+  }
+
+  async pass(op: string): Promise<void> {
+    const gate = this.held.get(op);
+    if (!gate) return;
+    this.held.delete(op);
+    gate.arrived();
+    await gate.released;
+  }
+}
+
 const ZERO_COUNTERS: NetworkCounters = {
   type1: 0,
   type2Recorded: 0,
@@ -77,6 +106,7 @@ const ZERO_COUNTERS: NetworkCounters = {
 };
 
 export class RecordingOfc implements OfcControl {
+  readonly gates = new Gates();
   readonly snapshots = new Map<string, SnapshotNetworkStatus>();
   readonly restored: { flows: SavedFlow[]; channelState: RecordedPacket[] }[] = [];
   private abortedByOfc: string | undefined;
@@ -92,6 +122,7 @@ export class RecordingOfc implements OfcControl {
   }
 
   async bridges(): Promise<BridgeInfo[]> {
+    await this.gates.pass('bridges');
     return this.bridgeNames.map((name, i) => ({
       name,
       datapathId: `00:00:00:00:00:00:00:0${i + 1}`,
@@ -101,6 +132,7 @@ export class RecordingOfc implements OfcControl {
 
   async arm(req: ArmRequest): Promise<ArmResult> {
     this.log.record({ component: 'ofc', op: 'arm', subject: req.snapshotId });
+    await this.gates.pass('arm');
     const epochs: Record<string, Epoch> = Object.fromEntries(req.vms.map((vm) => [vm.name, 'Pre']));
     this.snapshots.set(req.snapshotId, {
       snapshotId: req.snapshotId,
@@ -114,6 +146,7 @@ export class RecordingOfc implements OfcControl {
 
   async advance(snapshotId: string, vm: string): Promise<AdvanceResult> {
     this.log.record({ component: 'ofc', op: 'advance', subject: vm });
+    await this.gates.pass('advance');
     const snapshot = this.require(snapshotId);
     snapshot.epochs[vm] = 'Post';
     snapshot.counters.type3Buffered += 2;
@@ -133,6 +166,7 @@ export class RecordingOfc implements OfcControl {
 
   async finish(snapshotId: string): Promise<FinishResult> {
     this.log.record({ component: 'ofc', op: 'finish', subject: snapshotId });
+    await this.gates.pass('finish');
     const snapshot = this.require(snapshotId);
     snapshot.state = 'Finished';
     return {
@@ -146,6 +180,7 @@ export class RecordingOfc implements OfcControl {
 
   async abort(snapshotId: string, reason: string): Promise<NetworkCounters> {
     this.log.record({ component: 'ofc', op: 'abort', subject: snapshotId });
+    await this.gates.pass('abort');
     const snapshot = this.snapshots.get(snapshotId);
     if (!snapshot) return { ...ZERO_COUNTERS };
     snapshot.state = 'Aborted';
@@ -167,6 +202,10 @@ export class RecordingOfc implements OfcControl {
   }
 }
 
+async function* memoryOf(subject: string): AsyncIterable<Uint8Array> {
+  yield Buffer.from(`memory and device state of ${subject}`);
+}
+
 function digestOf(text: string): string {
   return `sha256:${createHash('sha256').update(text).digest('hex')}`;
 }
@@ -178,7 +217,11 @@ export class RecordingAgents implements AgentDirectory {
   private readonly failures = new Map<string, string>();
   private readonly gates = new Map<string, Promise<void>>();
 
-  constructor(private readonly log: CallLog) {}
+  /** With `writeImages`, captures write a real image into the store, as the real agent does. */
+  constructor(
+    private readonly log: CallLog,
+    private readonly writeImages = false,
+  ) {}
 
   failCaptureOf(vm: string, message: string): void {
     this.failures.set(vm, message);
@@ -209,13 +252,18 @@ export class RecordingAgents implements AgentDirectory {
         const existing = this.results.get(key(req.snapshotId, req.vm));
         if (existing) return existing;
         const startedAt = new Date();
+        const image = this.writeImages
+          ? await (
+              await openBundleWriter(req.storageLocation, req.snapshotId)
+            ).writeImage(req.vm, memoryOf(subject))
+          : undefined;
         const result: CaptureResult = {
           startedAt: startedAt.toISOString(),
           completedAt: new Date(startedAt.getTime() + 20).toISOString(),
           downtimeMs: 15,
-          imageBytes: 128 * 2 ** 20,
-          digest: digestOf(`${req.snapshotId}/${subject}`),
-          image: `images/${req.vm.namespace}/${req.vm.name}.img`,
+          imageBytes: image?.size ?? 128 * 2 ** 20,
+          digest: image?.digest ?? digestOf(`${req.snapshotId}/${subject}`),
+          image: image?.path ?? `images/${req.vm.namespace}/${req.vm.name}.img`,
         };
         this.results.set(key(req.snapshotId, req.vm), result);
         log.record({ component: 'agent', op: 'captured', subject, node });
