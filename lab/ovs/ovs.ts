@@ -11,8 +11,10 @@
  * How a controller under test (running in the test process, in the root
  * namespace) reaches the switch:
  * - unix socket (the default and simplest): `addBridge('br0', { controller:
- *   'unix:/path.sock' })` makes ovs-vswitchd connect out to a unix socket the
- *   test listens on. Unix socket paths are not network-namespaced, so this
+ *   'unix:<runDir>/ofc.sock' })` makes ovs-vswitchd connect out to a unix
+ *   socket the test listens on. The socket must be inside the instance's
+ *   `runDir`: ovs-vswitchd refuses unix targets elsewhere ("possibility for
+ *   remote exploit"). Unix socket paths are not network-namespaced, so this
  *   crosses from the OVS namespace to the root namespace (verified by the
  *   fixture self-test).
  * - TCP (when the bytes must be on a wire, e.g. for tshark): `startOvs({ name,
