@@ -15,6 +15,7 @@ import {
   DistributedSnapshotReconciler,
   type DistributedSnapshot,
 } from './distributed-snapshot/reconciler.js';
+import { TransactionMetrics } from './metrics.js';
 import { ApiNodeLister } from './nodes.js';
 import {
   SNAPSHOT_RESTORE_RESOURCE,
@@ -71,6 +72,7 @@ export function registerControllers(manager: ControllerManager, deps: Reconciler
       .filter((m) => (m as { spec?: { vmiName?: string } }).spec?.vmiName === vmi.metadata?.name)
       .flatMap((m) => mapByLabel(SNAPSHOT_NAME_LABEL)(m));
   const kubevirt = deps.kubevirt ?? new KubeVirtClient(manager.kubeConfig);
+  const metrics = new TransactionMetrics(manager.metrics);
   const nodes = deps.nodes ?? new ApiNodeLister(manager.kubeConfig);
   manager.addController({
     name: 'distributedsnapshot',
@@ -88,6 +90,7 @@ export function registerControllers(manager: ControllerManager, deps: Reconciler
       agents: deps.agents,
       bundles: deps.bundles,
       events: manager.eventRecorder('violin-snapshot-controller'),
+      metrics,
       ...(deps.pollMs === undefined ? {} : { pollMs: deps.pollMs }),
     }),
   });
@@ -103,6 +106,7 @@ export function registerControllers(manager: ControllerManager, deps: Reconciler
       agents: deps.agents,
       bundles: deps.bundles,
       events: manager.eventRecorder('violin-restore-controller'),
+      metrics,
     }),
   });
 }

@@ -41,6 +41,7 @@ import {
 import type { AdvanceResult, ArmedVm, NetworkCounters, OfcControl } from '../../ofc/control/types.js';
 import type { EventRecorder, ObjectKey, ReconcileContext, Reconciler, Result } from '../../operator/types.js';
 import type { BundleVm } from '../../store/manifest.js';
+import type { TransactionMetrics } from '../metrics.js';
 import type { BundleWriter, NetworkMapper, NodeLister } from '../ports.js';
 import { jsonEqual, lifecycleConditions } from '../shared/conditions.js';
 import type { ResourceStore, Stored } from '../shared/objects.js';
@@ -80,6 +81,8 @@ export interface DistributedSnapshotDeps {
   agents: AgentDirectory;
   bundles: BundleWriter;
   events: EventRecorder;
+  /** Observes each snapshot once, when it ends. */
+  metrics?: Pick<TransactionMetrics, 'snapshotEnded'>;
   /** How often to look again while waiting on migrations and captures. Default 250 ms. */
   pollMs?: number;
   now?: () => Date;
@@ -137,7 +140,13 @@ export class DistributedSnapshotReconciler implements Reconciler {
       }),
       observedGeneration: snap.metadata.generation ?? 0,
     };
-    if (!jsonEqual(before, status)) await this.deps.snapshots.replaceStatus(snap, status);
+    if (!jsonEqual(before, status)) {
+      await this.deps.snapshots.replaceStatus(snap, status);
+      // After the write succeeded, so a retried reconcile cannot count a snapshot twice.
+      if (before.phase !== status.phase && (status.phase === 'Succeeded' || status.phase === 'Failed')) {
+        this.deps.metrics?.snapshotEnded(status);
+      }
+    }
     return step.requeueAfterMs === undefined ? {} : { requeueAfterMs: step.requeueAfterMs };
   }
 

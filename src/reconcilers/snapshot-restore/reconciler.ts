@@ -28,6 +28,7 @@ import type { OfcControl } from '../../ofc/control/types.js';
 import type { EventRecorder, ObjectKey, ReconcileContext, Reconciler, Result } from '../../operator/types.js';
 import { BundleError } from '../../store/errors.js';
 import { vmMac } from '../distributed-snapshot/reconciler.js';
+import type { TransactionMetrics } from '../metrics.js';
 import type { BundleReader, NodeLister, OpenedBundle } from '../ports.js';
 import { jsonEqual, lifecycleConditions } from '../shared/conditions.js';
 import type { ResourceStore, Stored } from '../shared/objects.js';
@@ -54,6 +55,8 @@ export interface SnapshotRestoreDeps {
   agents: AgentDirectory;
   bundles: BundleReader;
   events: EventRecorder;
+  /** Observes each restore once, when it ends. */
+  metrics?: Pick<TransactionMetrics, 'restoreEnded'>;
   now?: () => Date;
 }
 
@@ -98,7 +101,12 @@ export class SnapshotRestoreReconciler implements Reconciler {
       }),
       observedGeneration: generation,
     };
-    if (!jsonEqual(before, status)) await this.deps.restores.replaceStatus(restore, status);
+    if (!jsonEqual(before, status)) {
+      await this.deps.restores.replaceStatus(restore, status);
+      if (before.phase !== status.phase && (status.phase === 'Succeeded' || status.phase === 'Failed')) {
+        this.deps.metrics?.restoreEnded(status);
+      }
+    }
     return step.requeueAfterMs === undefined ? {} : { requeueAfterMs: step.requeueAfterMs };
   }
 

@@ -101,6 +101,11 @@ describe('DistributedSnapshot reconciler', () => {
       expect(m.status?.phase).toBe('Succeeded');
     }
 
+    const metrics = await h.metricsText();
+    expect(metrics).toContain('violin_snapshots_total{result="Succeeded"} 1');
+    expect(metrics).toContain('violin_snapshot_vm_downtime_seconds_count 4');
+    expect(metrics).toContain('violin_snapshot_type3_packets_held_total 8');
+
     const reasons = await h.eventReasons('nightly');
     for (const reason of [
       'Pending',
@@ -135,6 +140,7 @@ describe('DistributedSnapshot reconciler', () => {
     });
     await expectCleanAbort(h, snap);
     expect(await h.eventReasons('broken-migration')).toContain('MigrationFailed');
+    expect(await h.metricsText()).toContain('violin_snapshots_total{result="Failed"} 1');
   });
 
   it('fails cleanly when the agent cannot capture a VM', async () => {

@@ -112,6 +112,11 @@ export class Harness {
     this.manager = manager;
   }
 
+  /** The in-process operator's /metrics text. */
+  async metricsText(): Promise<string> {
+    return (await this.manager?.metrics.metrics()) ?? '';
+  }
+
   async stopOperator(): Promise<void> {
     await this.manager?.stop();
     this.manager = undefined;
