@@ -276,6 +276,9 @@ async function expectCleanAbort(
   const id = snapshotId(snap);
   expect(h.log.count('ofc', 'abort', id)).toBeGreaterThan(0);
   expect(h.ofc.snapshots.get(id)?.state).toBe('Aborted');
+  // Every packet held was released: the counters the OFC reported at abort are in status.
+  expect(snap.status?.network?.type3Reinjected).toBe(snap.status?.network?.type3Buffered);
+  expect(snap.status?.network?.dropped).toBe(0);
   expect(h.log.count('ofc', 'finish', id)).toBe(0);
   expect(await h.migrations()).toEqual([]);
   expect(h.bundles.bundles.size).toBe(0);

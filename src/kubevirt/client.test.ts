@@ -1,0 +1,57 @@
+// VirtApiPauser against a local HTTP server standing in for virt-api's
+// aggregated subresources endpoint: the request must be exactly what virt-api
+// serves (PUT, subresources.kubevirt.io/v1 path), and an error must say why.
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { KubeConfig } from '@kubernetes/client-node';
+import { afterEach, describe, expect, it } from 'vitest';
+
+import { VirtApiPauser } from './client.js';
+
+describe('VirtApiPauser', () => {
+  let server: Server | undefined;
+
+  afterEach(async () => {
+    await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+  });
+
+  async function virtApi(status: number): Promise<{ pauser: VirtApiPauser; requests: IncomingMessage[] }> {
+    const requests: IncomingMessage[] = [];
+    server = createServer((req, res) => {
+      requests.push(req);
+      req.resume();
+      req.on('end', () => {
+        res.statusCode = status;
+        res.end(status === 200 ? '' : 'VMI is not running');
+      });
+    });
+    await new Promise<void>((resolve) => server?.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    const kc = new KubeConfig();
+    kc.loadFromOptions({
+      clusters: [{ name: 'c', server: `http://127.0.0.1:${port}`, skipTLSVerify: true }],
+      users: [{ name: 'u', token: 't' }],
+      contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+      currentContext: 'x',
+    });
+    return { pauser: new VirtApiPauser(kc), requests };
+  }
+
+  it('PUTs the pause and unpause subresources of the VMI', async () => {
+    const { pauser, requests } = await virtApi(200);
+    await pauser.pause('shop', 'web-0');
+    await pauser.unpause('shop', 'web-0');
+    expect(requests.map((r) => `${r.method} ${r.url}`)).toEqual([
+      'PUT /apis/subresources.kubevirt.io/v1/namespaces/shop/virtualmachineinstances/web-0/pause',
+      'PUT /apis/subresources.kubevirt.io/v1/namespaces/shop/virtualmachineinstances/web-0/unpause',
+    ]);
+    expect(requests[0]?.headers.authorization).toBe('Bearer t');
+  });
+
+  it("reports virt-api's refusal with its status and message", async () => {
+    const { pauser } = await virtApi(409);
+    await expect(pauser.pause('shop', 'web-0')).rejects.toThrow(
+      'pause shop/web-0: HTTP 409: VMI is not running',
+    );
+  });
+});
