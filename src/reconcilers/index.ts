@@ -24,6 +24,7 @@ import {
 } from './snapshot-restore/reconciler.js';
 import type { BundleReader, BundleWriter, NetworkMapper, NodeLister } from './ports.js';
 import { ApiResourceStore } from './shared/objects.js';
+import { registerSnapshotScheduleController } from './snapshot-schedule/register.js';
 
 export { createReconcilerDeps } from './environment.js';
 
@@ -109,4 +110,5 @@ export function registerControllers(manager: ControllerManager, deps: Reconciler
       metrics,
     }),
   });
+  registerSnapshotScheduleController(manager, { snapshots, informerOptions });
 }

@@ -764,12 +764,27 @@ export class DistributedSnapshotReconciler implements Reconciler {
     }
     const id = snapshotId(snap);
     this.forget(snap, status.vms ?? []);
+    // Images are garbage once aborted; an agent or store that cannot remove them must not keep held
+    // packets or migrations alive, so these two steps are best-effort and say what they left behind.
     for (const row of status.vms ?? []) {
       if (!row.snapshotHost) continue;
-      const agent = await this.deps.agents.forNode(row.snapshotHost);
-      await agent.discard(id, { namespace, name: row.name }, snap.spec.storageLocation);
+      try {
+        const agent = await this.deps.agents.forNode(row.snapshotHost);
+        await agent.discard(id, { namespace, name: row.name }, snap.spec.storageLocation);
+      } catch (err) {
+        this.event(
+          snap,
+          'Warning',
+          'CleanupIncomplete',
+          `image of ${row.name} on ${row.snapshotHost} not discarded: ${message(err)}`,
+        );
+      }
     }
-    await this.deps.bundles.delete(snap.spec.storageLocation, id);
+    try {
+      await this.deps.bundles.delete(snap.spec.storageLocation, id);
+    } catch (err) {
+      this.event(snap, 'Warning', 'CleanupIncomplete', `partial bundle ${id} not deleted: ${message(err)}`);
+    }
     if (status.phase !== undefined && status.phase !== 'Pending') {
       const counters = await this.deps.ofc.abort(
         id,

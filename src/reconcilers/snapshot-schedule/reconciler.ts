@@ -120,7 +120,7 @@ export class SnapshotScheduleReconciler implements Reconciler {
         since: new Date(before.lastScheduleTime ?? schedule.metadata.creationTimestamp ?? now),
         ...(before.nextScheduleTime ? { decidedUntil: new Date(before.nextScheduleTime) } : {}),
       });
-      if (timing.due) outcome = await this.takeRun(schedule, timing, history, ctx);
+      if (timing.due) outcome = await this.takeRun(schedule, timing.due, timing.missed, owned, history, ctx);
       if (outcome.kind === 'created')
         history = summarize([...owned, outcome.snapshot], schedule.spec.retention);
     } else if (cron instanceof InvalidScheduleError) {
@@ -156,11 +156,16 @@ export class SnapshotScheduleReconciler implements Reconciler {
   /** Takes the due run, or skips it while a snapshot is in progress. */
   private async takeRun(
     schedule: SnapshotSchedule,
-    timing: Timing,
+    run: Date,
+    missed: number,
+    owned: DistributedSnapshot[],
     history: History,
     ctx: ReconcileContext,
   ): Promise<RunOutcome> {
-    const run = timing.due as Date;
+    const name = snapshotNameFor(schedule.metadata.name, run);
+    // Created by a reconcile whose status write was lost (an operator restart): record it, take nothing.
+    const existing = owned.find((s) => s.metadata.name === name);
+    if (existing) return { kind: 'created', snapshot: existing, run };
     if (history.active) {
       this.deps.events.event(
         schedule,
@@ -170,9 +175,8 @@ export class SnapshotScheduleReconciler implements Reconciler {
       );
       return { kind: 'skipped' };
     }
-    if (timing.missed > 0) {
-      const count =
-        timing.missed >= MISSED_RUNS_COUNTED ? `${MISSED_RUNS_COUNTED} or more` : `${timing.missed}`;
+    if (missed > 0) {
+      const count = missed >= MISSED_RUNS_COUNTED ? `${MISSED_RUNS_COUNTED} or more` : `${missed}`;
       this.deps.events.event(
         schedule,
         'Warning',
@@ -180,7 +184,6 @@ export class SnapshotScheduleReconciler implements Reconciler {
         `${count} earlier runs were missed (operator down or schedule suspended); only the latest, at ${run.toISOString()}, is taken`,
       );
     }
-    const name = snapshotNameFor(schedule.metadata.name, run);
     try {
       const snapshot = await this.deps.snapshots.create(this.snapshotFor(schedule, name, run));
       ctx.log.info({ snapshot: name, run: run.toISOString() }, 'snapshot created for scheduled run');
@@ -194,10 +197,10 @@ export class SnapshotScheduleReconciler implements Reconciler {
     } catch (err) {
       const code = apiStatusCode(err);
       if (code === 409) {
-        const existing = await this.deps.snapshots.get(schedule.metadata.namespace, name);
-        // Ours: created by a reconcile whose status write was lost (an operator restart).
-        if (existing?.metadata.ownerReferences?.some((ref) => ref.uid === schedule.metadata.uid)) {
-          return { kind: 'created', snapshot: existing, run };
+        // Ours, created since the list was read; or someone else's.
+        const current = await this.deps.snapshots.get(schedule.metadata.namespace, name);
+        if (current?.metadata.ownerReferences?.some((ref) => ref.uid === schedule.metadata.uid)) {
+          return { kind: 'created', snapshot: current, run };
         }
         return this.refuse(
           schedule,

@@ -154,6 +154,17 @@ describe('DistributedSnapshot reconciler', () => {
     await expectCleanAbort(h, snap);
   });
 
+  it('still fails cleanly when the agents cannot discard images, saying what was left behind', async () => {
+    h.agents.failCaptureOf('bank-1', 'QMP: migrate-to-file failed: disk full');
+    h.agents.discardFailure = 'connect ECONNREFUSED 10.0.0.9:9464';
+    await h.createSnapshot('orphans');
+    const snap = await h.waitForPhase('orphans', ['Succeeded', 'Failed']);
+    expect(snap.status?.failureReason).toBe('CaptureFailed');
+    expect(await h.migrations()).toEqual([]);
+    expect(h.ofc.snapshots.get(snapshotId(snap))?.state).toBe('Aborted');
+    expect(await h.eventReasons('orphans')).toContain('CleanupIncomplete');
+  });
+
   it('fails cleanly on timeout while a migration hangs', async () => {
     h.standin.hangMigrationOf('bank-3');
     await h.createSnapshot('slow', { timeout: '10s' });

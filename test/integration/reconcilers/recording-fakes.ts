@@ -223,6 +223,9 @@ export class RecordingAgents implements AgentDirectory {
     private readonly writeImages = false,
   ) {}
 
+  /** Every discard fails with this message (an agent whose node is gone). */
+  discardFailure: string | undefined;
+
   failCaptureOf(vm: string, message: string): void {
     this.failures.set(vm, message);
   }
@@ -271,6 +274,7 @@ export class RecordingAgents implements AgentDirectory {
       },
       discard: async (snapshotId: string, vm: VmRef): Promise<void> => {
         log.record({ component: 'agent', op: 'discard', subject: `${vm.namespace}/${vm.name}`, node });
+        if (this.discardFailure) throw new Error(this.discardFailure);
         this.results.delete(key(snapshotId, vm));
       },
       load: async (req: LoadRequest): Promise<{ loadedAt: string }> => {
