@@ -1,0 +1,118 @@
+// The benchmark report's building blocks: percentiles, the SVG writer and the
+// markdown tables. (The benchmarks themselves have smoke tests in
+// test/integration/bench, against real parts.)
+import { describe, expect, it } from 'vitest';
+
+import { renderMarkdown, table } from '../../../bench/lib/report.js';
+import { percentile, summarize } from '../../../bench/lib/stats.js';
+import { barPlotSvg, linePlotSvg } from '../../../bench/lib/svg.js';
+
+describe('stats', () => {
+  it('uses nearest-rank percentiles, so every percentile is a measured sample', () => {
+    const sorted = Array.from({ length: 100 }, (_, i) => i + 1);
+    expect(percentile(sorted, 0.5)).toBe(50);
+    expect(percentile(sorted, 0.99)).toBe(99);
+    expect(percentile(sorted, 1)).toBe(100);
+    expect(percentile([7], 0.99)).toBe(7);
+    expect(summarize([3, 1, 2])).toMatchObject({ count: 3, min: 1, p50: 2, max: 3, mean: 2 });
+  });
+
+  it('refuses empty sample sets and percentiles outside [0, 1]', () => {
+    expect(() => summarize([])).toThrow(/no samples/);
+    expect(() => percentile([1], 1.5)).toThrow(/outside/);
+  });
+});
+
+describe('svg', () => {
+  it('draws one polyline per series with every point inside the plot area', () => {
+    const svg = linePlotSvg({
+      title: 'A & B',
+      xLabel: 's',
+      yLabel: 'bytes',
+      series: [
+        {
+          name: 'drop',
+          points: [
+            [0, 0],
+            [1, 10],
+            [2, 30],
+          ],
+        },
+        {
+          name: 'buffer',
+          points: [
+            [0, 0],
+            [2, 5],
+          ],
+        },
+      ],
+    });
+    expect(svg.match(/<polyline /g)).toHaveLength(2);
+    expect(svg).toContain('A &#38; B');
+    const coords = [...svg.matchAll(/points="([^"]+)"/g)].flatMap((m) =>
+      m[1]!.split(' ').map((p) => p.split(',').map(Number)),
+    );
+    for (const [x, y] of coords) {
+      expect(x).toBeGreaterThanOrEqual(70);
+      expect(x).toBeLessThanOrEqual(480);
+      expect(y).toBeGreaterThanOrEqual(36);
+      expect(y).toBeLessThanOrEqual(310);
+    }
+  });
+
+  it('draws one bar per value, on a log scale when asked, and refuses ragged groups', () => {
+    const svg = barPlotSvg({
+      title: 't',
+      yLabel: 'ms',
+      logScale: true,
+      seriesNames: ['a', 'b'],
+      groups: [
+        { label: 'x', values: [0.5, 28] },
+        { label: 'y', values: [2, 300] },
+      ],
+    });
+    // One background rect, four bars, two legend swatches.
+    expect(svg.match(/<rect /g)).toHaveLength(7);
+    expect(() =>
+      barPlotSvg({ title: 't', yLabel: '', seriesNames: ['a', 'b'], groups: [{ label: 'x', values: [1] }] }),
+    ).toThrow(/has 1 values/);
+  });
+});
+
+describe('report', () => {
+  it('escapes pipes in table cells and marks unmet goals', () => {
+    expect(table({ columns: ['a', 'b'], rows: [['x|y', 1]] })).toBe('| a | b |\n|---|---|\n| x\\|y | 1 |');
+    const markdown = renderMarkdown({
+      startedAt: 's',
+      finishedAt: 'f',
+      quick: true,
+      machine: {
+        cpuModel: 'cpu',
+        nproc: 2,
+        memTotalGiB: 1,
+        memFreeGiB: 1,
+        loadAverage: [0, 0, 0],
+        kernel: 'k',
+        node: 'v24',
+        ovs: 'ovs',
+        qemu: 'qemu',
+      },
+      figures: [
+        {
+          id: 'f1',
+          title: 'Figure one',
+          method: 'how',
+          tables: [],
+          goals: [{ figure: 'g', baseline: 'b', goal: '≤ 1', measured: '2', met: false }],
+          plots: [],
+          notes: [],
+          raw: {},
+        },
+      ],
+      failures: [{ id: 'f2', title: 'Figure two', error: 'boom' }],
+    });
+    expect(markdown).toContain('--only f1');
+    expect(markdown).toContain('| g | b | ≤ 1 | 2 | **no** |');
+    expect(markdown).toContain('## Figure two: FAILED in this run');
+  });
+});
