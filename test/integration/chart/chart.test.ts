@@ -212,6 +212,10 @@ describe('helm lint and template', () => {
       'violin.dev/snapshotrestores/status: get,update,patch',
       'violin.dev/distributedsnapshots/finalizers: update',
       'violin.dev/snapshotrestores/finalizers: update',
+      'violin.dev/snapshotschedules: get,list,watch',
+      'violin.dev/snapshotschedules/status: update',
+      'violin.dev/snapshotschedules/finalizers: update',
+      'violin.dev/distributedsnapshots: create,delete',
       'kubevirt.io/virtualmachineinstances: get,list,watch',
       'kubevirt.io/virtualmachines: get,list,watch',
       'kubevirt.io/virtualmachineinstancemigrations: create,get,list,watch,delete',
@@ -577,7 +581,12 @@ describe('on the real API server', () => {
           name: 'kube-scheduler',
         }),
       ).toBe(false);
-      expect(await can('create', 'violin.dev', 'distributedsnapshots', { namespace: 'any' })).toBe(false);
+      // A SnapshotSchedule creates its runs and deletes what retention drops, and never edits a schedule.
+      expect(await can('create', 'violin.dev', 'distributedsnapshots', { namespace: 'any' })).toBe(true);
+      expect(await can('delete', 'violin.dev', 'distributedsnapshots', { namespace: 'any' })).toBe(true);
+      expect(await can('update', 'violin.dev', 'snapshotschedules', { namespace: 'any' })).toBe(false);
+      expect(await can('create', 'violin.dev', 'snapshotschedules', { namespace: 'any' })).toBe(false);
+      expect(await can('create', 'violin.dev', 'snapshotrestores', { namespace: 'any' })).toBe(false);
       expect(await can('delete', 'apiextensions.k8s.io', 'customresourcedefinitions')).toBe(false);
     });
 

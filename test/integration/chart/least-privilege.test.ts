@@ -2,8 +2,9 @@
 // under a token of the chart's ServiceAccount, bound only to the chart's
 // RBAC, and complete a DistributedSnapshot of four VMs on the real API server
 // (KubeVirt played by the stand-in, OFC/agents/store by the reconciler tests'
-// recording fakes), then restore it into another namespace. Any call the chart
-// forgot to grant would fail them.
+// recording fakes), then restore it into another namespace, and run a
+// SnapshotSchedule through a run and its retention. Any call the chart forgot
+// to grant would fail them.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -15,7 +16,14 @@ import { binaryCacheDir } from '../../../src/devenv/binaries.js';
 import { repoRoot } from '../../../src/devenv/repo.js';
 import { createLogger } from '../../../src/operator/log.js';
 import { Manager } from '../../../src/operator/manager.js';
+import { API_VERSION, SNAPSHOT_SCHEDULE } from '../../../src/api/constants.js';
+import { resourcePath } from '../../../src/operator/kube-api.js';
 import { registerControllers } from '../../../src/reconcilers/index.js';
+import {
+  SNAPSHOT_SCHEDULE_RESOURCE,
+  snapshotNameFor,
+  type SnapshotSchedule,
+} from '../../../src/reconcilers/snapshot-schedule/reconciler.js';
 import { kubeconfigForServiceAccount } from '../../support/kube.js';
 import { requireTool } from '../../support/require-tool.js';
 import { Harness, TEST_LABEL, VM_NAMES } from '../reconcilers/harness.js';
@@ -137,5 +145,47 @@ describe("the operator under the chart's ServiceAccount", () => {
     const restore = await h.waitForRestore('back');
     expect(restore.status?.phase, JSON.stringify(restore.status)).toBe('Succeeded');
     expect(h.log.count('agent', 'resume')).toBe(VM_NAMES.length);
+  });
+
+  it('runs a SnapshotSchedule: status, a run owned by the schedule, and retention deleting it', async () => {
+    const path = resourcePath(SNAPSHOT_SCHEDULE_RESOURCE, h.ns.name, 'every-minute');
+    // Suspended at first, so the test decides when a run is due without moving the operator's clock.
+    await h.api.createObject(resourcePath(SNAPSHOT_SCHEDULE_RESOURCE, h.ns.name), {
+      apiVersion: API_VERSION,
+      kind: SNAPSHOT_SCHEDULE.kind,
+      metadata: { name: 'every-minute', namespace: h.ns.name },
+      spec: {
+        schedule: '* * * * *',
+        suspend: true,
+        retention: { keepLast: 1, keepFailed: 0 },
+        // Selects no VM, so each run fails at once and retention (keepFailed: 0) deletes it.
+        template: {
+          spec: {
+            selector: { matchLabels: { app: 'no-such-vm' } },
+            snapshotHosts: { nodeSelector: h.hostSelector() },
+            storageLocation: 'file:///var/lib/violin/bundles',
+          },
+        },
+      },
+    });
+    await h.waitFor('the schedule to be reconciled', async () => {
+      const schedule = await h.api.getObject<SnapshotSchedule>(path);
+      return schedule.status?.conditions?.some((c) => c.reason === 'Suspended') ? schedule : undefined;
+    });
+    // As if the last run was an hour ago: resuming takes the latest run missed since.
+    const anHourAgo = new Date(Date.now() - 3_600_000).toISOString();
+    await h.api.mergePatchObject(`${path}/status`, { status: { lastScheduleTime: anHourAgo } });
+    await h.api.mergePatchObject(path, { spec: { suspend: false } });
+    const run = await h.waitFor('a run', async () => {
+      const last = (await h.api.getObject<SnapshotSchedule>(path)).status?.lastScheduleTime;
+      return last && last !== anHourAgo ? new Date(last) : undefined;
+    });
+    const name = snapshotNameFor('every-minute', run);
+    const reasons = await h.waitFor('the run to fail and be deleted by retention', async () => {
+      const found = await h.getSnapshot(name);
+      const events = await h.eventReasons('every-minute');
+      return !found && events.includes('SuccessfulDelete') ? events : undefined;
+    });
+    expect(reasons).toContain('SuccessfulCreate');
   });
 });
