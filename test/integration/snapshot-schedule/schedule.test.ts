@@ -162,7 +162,11 @@ describe('SnapshotSchedule controller', () => {
 
     expect(await reconcile('nightly')).toEqual({ requeueAfterMs: 1000 });
     expect(await namesOf('nightly')).toEqual([]);
-    expect((await getSchedule('nightly')).status?.nextScheduleTime).toBe(run.toISOString());
+    const waiting = await getSchedule('nightly');
+    expect(waiting.status?.nextScheduleTime).toBe(run.toISOString());
+    // Nothing changed, nothing written.
+    await reconcile('nightly');
+    expect((await getSchedule('nightly')).metadata.resourceVersion).toBe(waiting.metadata.resourceVersion);
 
     clock.advance(1000);
     expect(await reconcile('nightly')).toEqual({ requeueAfterMs: 5 * MINUTE });
@@ -309,6 +313,50 @@ describe('SnapshotSchedule controller', () => {
       status: 'True',
       reason: 'Scheduled',
     });
+  });
+
+  it('leaves a snapshot it does not own alone, and reports a run the API server refuses', async () => {
+    const created = await createSchedule('taken', {});
+    const run = firstRunAfter(created);
+    const name = snapshotNameFor('taken', run);
+    // Someone else's snapshot already has the run's name.
+    await api.createObject(resourcePath(DISTRIBUTED_SNAPSHOT_RESOURCE, ns.name), {
+      apiVersion: API_VERSION,
+      kind: 'DistributedSnapshot',
+      metadata: { name, namespace: ns.name },
+      spec: { selector: { matchLabels: { app: 'other' } }, storageLocation: 'file:///elsewhere' },
+    });
+    const clock = new TestClock(run.getTime());
+    const reconcile = reconcilerOn(clock);
+    await reconcile('taken');
+    const other = await api.getObject<DistributedSnapshot>(
+      resourcePath(DISTRIBUTED_SNAPSHOT_RESOURCE, ns.name, name),
+    );
+    expect(other.metadata.ownerReferences).toBeUndefined();
+    expect(other.spec.selector).toEqual({ matchLabels: { app: 'other' } });
+    let schedule = await getSchedule('taken');
+    expect(schedule.status?.lastScheduleTime).toBeUndefined();
+    expect(condition(schedule, 'Degraded')).toMatchObject({ status: 'True', reason: 'SnapshotNameTaken' });
+
+    // A label key the schedule's CRD does not check but a snapshot's metadata must obey.
+    await patchSpec('taken', {
+      template: { ...created.spec.template, metadata: { labels: { 'not a key!': 'x' } } },
+    });
+    clock.advance(5 * MINUTE);
+    await reconcile('taken');
+    expect(await namesOf('taken')).toEqual([]);
+    schedule = await getSchedule('taken');
+    expect(condition(schedule, 'Degraded')).toMatchObject({ status: 'True', reason: 'FailedCreate' });
+    expect(condition(schedule, 'Degraded')?.message).toMatch(/HTTP 422/);
+
+    // Fixed: the next run is taken and the refusal clears.
+    await api.mergePatchObject(resourcePath(SNAPSHOT_SCHEDULE_RESOURCE, ns.name, 'taken'), {
+      spec: { template: { metadata: { labels: { 'not a key!': null } } } },
+    });
+    clock.advance(5 * MINUTE);
+    await reconcile('taken');
+    expect(await namesOf('taken')).toEqual([snapshotNameFor('taken', clock.now())]);
+    expect(condition(await getSchedule('taken'), 'Degraded')).toMatchObject({ status: 'False' });
   });
 
   it.each([
