@@ -31,7 +31,13 @@ import type { DistributedSnapshot } from '../distributed-snapshot/reconciler.js'
 import { jsonEqual, setCondition, type ConditionInput } from '../shared/conditions.js';
 import { InvalidScheduleError, parseCron, type CronSchedule } from '../shared/cron.js';
 import type { ResourceStore, Stored } from '../shared/objects.js';
-import { SCHEDULED_TIME_ANNOTATION, summarize, type History } from './history.js';
+import {
+  DEFAULT_KEEP_FAILED,
+  DEFAULT_KEEP_LAST,
+  SCHEDULED_TIME_ANNOTATION,
+  summarize,
+  type History,
+} from './history.js';
 import { MISSED_RUNS_COUNTED, scheduleTiming, type Timing } from './timing.js';
 
 export type SnapshotSchedule = Stored<SnapshotScheduleObject>;
@@ -121,8 +127,9 @@ export class SnapshotScheduleReconciler implements Reconciler {
         ...(before.nextScheduleTime ? { decidedUntil: new Date(before.nextScheduleTime) } : {}),
       });
       if (timing.due) outcome = await this.takeRun(schedule, timing.due, timing.missed, owned, history, ctx);
-      if (outcome.kind === 'created')
+      if (outcome.kind === 'created' && !owned.includes(outcome.snapshot)) {
         history = summarize([...owned, outcome.snapshot], schedule.spec.retention);
+      }
     } else if (cron instanceof InvalidScheduleError) {
       const ready = before.conditions?.find((c) => c.type === CONDITION_READY);
       // Once per mistake, not on every snapshot update that wakes the schedule.
@@ -139,8 +146,8 @@ export class SnapshotScheduleReconciler implements Reconciler {
   }
 
   private async applyRetention(schedule: SnapshotSchedule, history: History, ctx: ReconcileContext) {
-    const keepLast = schedule.spec.retention?.keepLast;
-    const keepFailed = schedule.spec.retention?.keepFailed;
+    const keepLast = schedule.spec.retention?.keepLast ?? DEFAULT_KEEP_LAST;
+    const keepFailed = schedule.spec.retention?.keepFailed ?? DEFAULT_KEEP_FAILED;
     for (const snapshot of history.expired) {
       await this.deps.snapshots.delete(snapshot.metadata.namespace, snapshot.metadata.name);
       ctx.log.info({ snapshot: snapshot.metadata.name }, 'deleted by retention');
@@ -148,7 +155,7 @@ export class SnapshotScheduleReconciler implements Reconciler {
         schedule,
         'Normal',
         'SuccessfulDelete',
-        `Deleted ${snapshot.status?.phase} snapshot ${snapshot.metadata.name}: retention keeps the last ${keepLast ?? 'default'} succeeded and ${keepFailed ?? 'default'} failed`,
+        `Deleted ${snapshot.status?.phase} snapshot ${snapshot.metadata.name}: retention keeps the last ${keepLast} succeeded and ${keepFailed} failed`,
       );
     }
   }
