@@ -15,6 +15,7 @@ export class OfcMetrics {
   readonly armSeconds: Histogram;
   readonly packetIns: Counter<'role'>;
   readonly snapshotsAborted: Counter;
+  readonly type3Late: Counter;
   readonly connectionsClosed: Counter<'reason'>;
 
   constructor(sources: MetricSources) {
@@ -73,6 +74,11 @@ export class OfcMetrics {
     this.snapshotsAborted = new Counter({
       name: 'violin_ofc_snapshots_aborted_total',
       help: 'Snapshots aborted, by the transaction controller or by the OFC itself',
+      registers,
+    });
+    this.type3Late = new Counter({
+      name: 'violin_ofc_type3_late_total',
+      help: 'Type-3 frames reported after their receiver had turned post; they may have been overtaken',
       registers,
     });
     this.connectionsClosed = new Counter({

@@ -23,6 +23,7 @@ export interface OfcOptions {
   echoTimeoutMs?: number;
   requestTimeoutMs?: number;
   bridgeWaitMs?: number;
+  baseForwarding?: 'normal' | 'none';
 }
 
 export interface RunningOfc {
@@ -57,6 +58,7 @@ export async function startOfc(options: OfcOptions): Promise<RunningOfc> {
     logger,
     metrics,
     bridgeWaitMs: options.bridgeWaitMs,
+    baseForwarding: options.baseForwarding,
   });
   const switches = await SwitchListener.listen(
     options.listen ?? DEFAULT_SWITCH_LISTEN,

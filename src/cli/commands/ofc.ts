@@ -16,6 +16,8 @@ const USAGE = `usage: violin ofc [options]
   --tls-cert PATH      PEM certificate of the OFC (ssl:)
   --tls-ca PATH        PEM CA certificate that signs the switches' certificates (ssl:)
   --control ADDR       control API and /healthz, /readyz, /metrics: HOST:PORT (default ${DEFAULT_CONTROL_ADDRESS})
+  --base-forwarding M  normal: keep a table-0 NORMAL miss flow on every bridge (OVS flushes flows when
+                       a bridge gains or loses its controller); none: leave forwarding to the bridge's owner (default normal)
   --echo-interval S    seconds of silence before probing a switch with ECHO_REQUEST (default 5)
   --echo-timeout S     seconds of silence after which a switch connection is closed (default 15)
   --log-level LEVEL    pino level (env LOG_LEVEL; default info)
@@ -43,6 +45,7 @@ export const command: Command = {
           'tls-cert': { type: 'string' },
           'tls-ca': { type: 'string' },
           'echo-interval': { type: 'string' },
+          'base-forwarding': { type: 'string' },
           'echo-timeout': { type: 'string' },
           'log-level': { type: 'string' },
           help: { type: 'boolean', short: 'h' },
@@ -70,8 +73,13 @@ export const command: Command = {
         throw new Error('--tls-key, --tls-cert and --tls-ca go together');
       }
       const [key, cert, ca] = tlsFiles;
+      const baseForwarding = values['base-forwarding'] ?? 'normal';
+      if (baseForwarding !== 'normal' && baseForwarding !== 'none') {
+        throw new Error(`--base-forwarding: expected normal or none, got '${baseForwarding}'`);
+      }
       ofc = await startOfc({
         listen: values.listen,
+        baseForwarding,
         tls:
           key && cert && ca
             ? { key: readFileSync(key), cert: readFileSync(cert), ca: readFileSync(ca) }

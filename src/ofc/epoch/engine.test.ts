@@ -56,7 +56,12 @@ describe('EpochEngine', () => {
 
   beforeEach(async () => {
     fabric = new MemoryFabric();
-    engine = new EpochEngine(fabric, { logger: pino({ level: 'silent' }), bridgeWaitMs: 50 });
+    // Without the base NORMAL flow, every flow on a bridge is the pipeline's.
+    engine = new EpochEngine(fabric, {
+      logger: pino({ level: 'silent' }),
+      bridgeWaitMs: 50,
+      baseForwarding: 'none',
+    });
     br0 = new MemoryBridge('br0', '0000000000000001');
     br1 = new MemoryBridge('br1', '0000000000000002');
     await fabric.connect(br0);
@@ -330,6 +335,24 @@ describe('EpochEngine', () => {
     }
     await expect(engine.status('s-0')).rejects.toMatchObject({ code: 'NotFound' });
     expect((await engine.status('s-299')).state).toBe('Aborted');
+  });
+
+  it('keeps a NORMAL table miss on every bridge, through arm, abort and resync', async () => {
+    const baseFabric = new MemoryFabric();
+    const base = new EpochEngine(baseFabric, { logger: pino({ level: 'silent' }) });
+    const bridge = new MemoryBridge('br9', '0000000000000009');
+    await baseFabric.connect(bridge);
+    const isBase = (r: { table: number; priority: number; cookie: bigint }) =>
+      r.table === 0 && r.priority === 0 && parseCookie(r.cookie)?.role === FlowRole.Base;
+    expect([...bridge.flows.values()].filter(isBase)).toHaveLength(1);
+    await base.arm(request());
+    await base.abort('snap-1', 'done');
+    expect([...bridge.flows.values()].filter(isBase)).toHaveLength(1);
+    expect(bridge.flows.size).toBe(1);
+    baseFabric.disconnect('br9');
+    bridge.flows.clear();
+    await baseFabric.connect(bridge);
+    expect([...bridge.flows.values()].filter(isBase)).toHaveLength(1);
   });
 
   it('shutdown aborts armed snapshots and releases their frames', async () => {

@@ -19,8 +19,13 @@
 // The one window left: a frame that matched the hold flow just before the
 // flip, whose PACKET_IN the switch had not yet sent when the barrier reply
 // came. It is re-injected on arrival, possibly behind a direct frame. In OVS
-// that window is one main-loop iteration; the datapath buffer tier (which
-// replays inside the switch) is the way to close it.
+// the datapath threads queue packet-ins for the main thread, so the window is
+// that queue's latency. Two things narrow it: the flip waits for a lull in
+// the receiver's Type-3 PACKET_INs (settle), and frames reported after the
+// flip are counted (violin_ofc_type3_late_total) so it is visible. Closing it
+// needs the switch to hold frames itself.
+import { setTimeout as sleep } from 'node:timers/promises';
+
 import type { Logger } from 'pino';
 
 import { OfcError } from '../control/errors.js';
@@ -47,9 +52,11 @@ import type { BridgeHandle, FabricObserver, PacketIn, SwitchFabric } from '../sw
 import {
   COOKIE_PREFIX,
   COOKIE_PREFIX_MASK,
+  EXACT_COOKIE_MASK,
   FlowRole,
   MAX_SLOT,
   SLOT_COOKIE_MASK,
+  baseForwardingRule,
   cookieFor,
   decisionRules,
   parseCookie,
@@ -66,6 +73,14 @@ export interface EpochEngineOptions {
   metrics?: OfcMetrics;
   /** How long an operation waits for a disconnected bridge to come back before failing. */
   bridgeWaitMs?: number;
+  /**
+   * Before flipping a receiver's tags, wait for this much silence in its
+   * Type-3 PACKET_INs (at most settleMaxMs): see "the one window left" above.
+   */
+  settleQuietMs?: number;
+  settleMaxMs?: number;
+  /** 'normal' (default): keep a table-0 NORMAL miss flow on every bridge (see pipeline.ts). */
+  baseForwarding?: 'normal' | 'none';
 }
 
 interface LocalCounters {
@@ -85,6 +100,8 @@ class ArmedSnapshot {
   readonly held: HeldPackets;
   /** Receivers whose frames pass straight through: advancing or advanced. */
   readonly passThrough = new Set<string>();
+  /** When the last Type-3 PACKET_IN for each receiver arrived (performance.now()). */
+  readonly lastHoldAt = new Map<string, number>();
   readonly local: LocalCounters = { type2Recorded: 0, type3Buffered: 0, type3Reinjected: 0, lost: 0 };
   readonly channelState: RecordedPacket[] = [];
   recordedBytes = 0;
@@ -126,6 +143,8 @@ export class EpochEngine implements OfcControl, FabricObserver {
   private nextSlot = 1;
   private readonly logger: Logger;
   private readonly bridgeWaitMs: number;
+  private readonly settleQuietMs: number;
+  private readonly settleMaxMs: number;
 
   constructor(
     private readonly fabric: SwitchFabric,
@@ -133,6 +152,8 @@ export class EpochEngine implements OfcControl, FabricObserver {
   ) {
     this.logger = options.logger;
     this.bridgeWaitMs = options.bridgeWaitMs ?? 10_000;
+    this.settleQuietMs = options.settleQuietMs ?? 3;
+    this.settleMaxMs = options.settleMaxMs ?? 25;
     fabric.observe(this);
   }
 
@@ -218,6 +239,7 @@ export class EpochEngine implements OfcControl, FabricObserver {
       // Step 1 of the ordering argument at the top of this file.
       snapshot.passThrough.add(vm);
       for (const packet of snapshot.held.take(vm)) this.reinject(snapshot, packet);
+      await this.settle(snapshot, vm);
       const reinjected = snapshot.local.type3Reinjected - before;
       // Step 2: flip the tags. The state changes first, so a bridge that
       // reconnects meanwhile is resynced to the new epoch.
@@ -395,6 +417,16 @@ export class EpochEngine implements OfcControl, FabricObserver {
 
   private holdOrPass(snapshot: ArmedSnapshot, receiver: string, packet: HeldPacket): void {
     snapshot.local.type3Buffered += 1;
+    snapshot.lastHoldAt.set(receiver, performance.now());
+    if (snapshot.confirmedAt.has(receiver)) {
+      // Reported after the receiver's flip was confirmed: the frame may be
+      // overtaken by one forwarded directly (the window described above).
+      this.options.metrics?.type3Late.inc();
+      this.logger.debug(
+        { snapshot: snapshot.request.snapshotId, receiver },
+        'Type-3 frame reported after the flip',
+      );
+    }
     if (snapshot.state !== 'Armed' || snapshot.passThrough.has(receiver)) {
       this.reinject(snapshot, packet);
       return;
@@ -438,6 +470,22 @@ export class EpochEngine implements OfcControl, FabricObserver {
   }
 
   /**
+   * Waits until no Type-3 frame for the receiver has been reported for
+   * settleQuietMs, or settleMaxMs have passed. Frames arrive in bursts when
+   * the switch's packet-in queue is backed up; flipping in a lull makes it
+   * likely that the queue is empty, which narrows the ordering window.
+   */
+  private async settle(snapshot: ArmedSnapshot, receiver: string): Promise<void> {
+    const started = performance.now();
+    for (;;) {
+      const now = performance.now();
+      const silentFor = now - (snapshot.lastHoldAt.get(receiver) ?? 0);
+      if (silentFor >= this.settleQuietMs || now - started >= this.settleMaxMs) return;
+      await sleep(this.settleQuietMs - silentFor);
+    }
+  }
+
+  /**
    * Aborts at once (synchronously): frames held are released and later ones
    * pass straight through, so memory stops growing even while an advance
    * holds the snapshot's lock; the pipeline is then removed in order behind it.
@@ -468,7 +516,11 @@ export class EpochEngine implements OfcControl, FabricObserver {
           { op: 'deleteByCookie', cookie: cookieFor(snapshot.slot, FlowRole.Tag), mask: SLOT_COOKIE_MASK },
         ];
         if (!this.bridgeInUse(name)) {
-          changes.push({ op: 'deleteByCookie', cookie: cookieFor(0, FlowRole.Tag), mask: SLOT_COOKIE_MASK });
+          changes.push({
+            op: 'deleteByCookie',
+            cookie: cookieFor(0, FlowRole.Miss),
+            mask: EXACT_COOKIE_MASK,
+          });
         }
         try {
           await bridge.apply(changes);
@@ -489,6 +541,10 @@ export class EpochEngine implements OfcControl, FabricObserver {
   /** Everything violin should have on a bridge right now. */
   private desiredRules(name: string): FlowRule[] {
     const rules = new Map<string, FlowRule>();
+    if (this.options.baseForwarding !== 'none') {
+      const base = baseForwardingRule();
+      rules.set(ruleKey(base), base);
+    }
     for (const snapshot of this.snapshots.values()) {
       if (!snapshot.installsPipeline || !snapshot.bridges.includes(name)) continue;
       for (const rule of this.snapshotRules(snapshot)) rules.set(ruleKey(rule), rule);

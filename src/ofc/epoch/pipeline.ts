@@ -79,6 +79,29 @@ export enum FlowRole {
   Hold = 2,
   Record = 3,
   Type1 = 4,
+  Base = 5,
+}
+
+/** Matches one cookie exactly. */
+export const EXACT_COOKIE_MASK = 0xffffffffffffffffn;
+
+// ---------------------------------------------------------------------------
+// Base forwarding (optional, on every connected bridge, armed or not).
+//   match:  everything, table 0 priority 0
+//   action: NORMAL
+// Open vSwitch flushes a bridge's flows when it gains or loses its primary
+// controller, and a restarted ovs-vswitchd has none; with fail_mode=secure the
+// bridge would then drop everything. Bridges that forward with NORMAL (the lab,
+// ovs-cni) get their table-miss back from the OFC on every (re)connection.
+// ---------------------------------------------------------------------------
+export function baseForwardingRule(): FlowRule {
+  return {
+    table: SENDER_TABLE,
+    priority: MISS_PRIORITY,
+    cookie: cookieFor(0, FlowRole.Base),
+    match: {},
+    actions: [{ kind: 'output', port: 'normal' }],
+  };
 }
 
 export function cookieFor(slot: number, role: FlowRole): bigint {
