@@ -262,6 +262,20 @@ describe('EpochEngine', () => {
     expect(tagOf(br1, SENDER_TABLE, C.mac)).toBe(tagValue(1, false));
   });
 
+  it('redoes a flip that a switch refused when the advance is retried', async () => {
+    await engine.arm(request());
+    br1.failNextApply = 'OFPET_FLOW_MOD_FAILED';
+    await expect(engine.advance('snap-1', A.name)).rejects.toMatchObject({
+      code: 'SwitchError',
+      status: 502,
+      message: 'bridge br1: OFPET_FLOW_MOD_FAILED',
+    });
+    expect(tagOf(br1, SENDER_TABLE, A.mac)).toBe(tagValue(1, false));
+    const retried = await engine.advance('snap-1', A.name);
+    expect(retried.confirmedAt).not.toBe('');
+    expect(tagOf(br1, SENDER_TABLE, A.mac)).toBe(tagValue(1, true));
+  });
+
   it('fails an advance whose bridge stays away, with a retryable error', async () => {
     await engine.arm(request());
     fabric.disconnect('br1');

@@ -231,8 +231,10 @@ export class EpochEngine implements OfcControl, FabricObserver {
       const epoch = snapshot.epochs.get(vm);
       if (epoch === undefined)
         throw new OfcError('NotFound', `VM ${vm} is not armed in snapshot ${snapshotId}`);
-      if (epoch === 'Post') {
-        return { vm, epoch, confirmedAt: snapshot.confirmedAt.get(vm) ?? '', reinjected: 0 };
+      const confirmed = snapshot.confirmedAt.get(vm);
+      // Post but unconfirmed: an earlier flip failed part-way; do it again.
+      if (epoch === 'Post' && confirmed !== undefined) {
+        return { vm, epoch, confirmedAt: confirmed, reinjected: 0 };
       }
       const started = performance.now();
       const before = snapshot.local.type3Reinjected;
@@ -574,7 +576,9 @@ export class EpochEngine implements OfcControl, FabricObserver {
         } catch (error) {
           // A bridge lost mid-batch is resynced from the (already updated)
           // state when it reconnects; waiting for that is confirmation enough.
-          if (this.fabric.bridge(name) === bridge) throw error;
+          if (this.fabric.bridge(name) === bridge) {
+            throw new OfcError('SwitchError', `bridge ${name}: ${(error as Error).message}`);
+          }
           await this.readyBridge(name);
         }
       }),
