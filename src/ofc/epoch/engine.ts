@@ -316,9 +316,15 @@ export class EpochEngine implements OfcControl, FabricObserver {
     const byBridge = new Map<string, SavedFlow[]>();
     for (const flow of flows) byBridge.set(flow.bridge, [...(byBridge.get(flow.bridge) ?? []), flow]);
     await Promise.all(
-      [...byBridge].map(async ([name, bridgeFlows]) =>
-        (await this.readyBridge(name)).installFlows(bridgeFlows),
-      ),
+      [...byBridge].map(async ([name, bridgeFlows]) => {
+        const bridge = await this.readyBridge(name);
+        try {
+          await bridge.installFlows(bridgeFlows);
+        } catch (error) {
+          if (error instanceof OfcError) throw error;
+          throw new OfcError('SwitchError', `bridge ${name}: ${(error as Error).message}`);
+        }
+      }),
     );
     if (channelState.length === 0) return;
     // Recorded frames are replayed once, flooded from one bridge of the
