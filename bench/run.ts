@@ -10,8 +10,9 @@ import { describeMachine } from './lib/machine.js';
 import { writeReport } from './lib/report.js';
 import type { RunRecord } from './lib/report.js';
 import { packetIn } from './packet-in/packet-in.js';
+import { vmCapture } from './vm-capture/vm-capture.js';
 
-export const BENCHMARKS: Benchmark[] = [epochAdvance, packetIn];
+export const BENCHMARKS: Benchmark[] = [epochAdvance, packetIn, vmCapture];
 
 export interface RunOptions {
   quick: boolean;
