@@ -276,6 +276,25 @@ describe('EpochEngine', () => {
     expect(tagOf(br1, SENDER_TABLE, A.mac)).toBe(tagValue(1, true));
   });
 
+  it('puts a bridge that joins later under a snapshot armed for every bridge', async () => {
+    await engine.arm(request());
+    await engine.advance('snap-1', A.name);
+    const late = new MemoryBridge('br-late', '00000000000000ff');
+    await fabric.connect(late);
+    expect(tagOf(late, SENDER_TABLE, A.mac)).toBe(tagValue(1, true));
+    expect(tagOf(late, SENDER_TABLE, B.mac)).toBe(tagValue(1, false));
+    await engine.advance('snap-1', B.name);
+    expect(tagOf(late, SENDER_TABLE, B.mac)).toBe(tagValue(1, true));
+    // A snapshot armed for named bridges does not spread.
+    await engine.arm(
+      request({ snapshotId: 'snap-2', vms: [{ name: 'ns/x', mac: '02:00:00:00:00:99' }], bridges: ['br0'] }),
+    );
+    const other = new MemoryBridge('br-other', '00000000000000fe');
+    await fabric.connect(other);
+    expect(tagOf(other, SENDER_TABLE, '02:00:00:00:00:99')).toBeUndefined();
+    expect(tagOf(other, SENDER_TABLE, C.mac)).toBe(tagValue(1, false));
+  });
+
   it('fails an advance whose bridge stays away, with a retryable error', async () => {
     await engine.arm(request());
     fabric.disconnect('br1');

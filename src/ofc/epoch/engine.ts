@@ -346,6 +346,18 @@ export class EpochEngine implements OfcControl, FabricObserver {
   // FabricObserver
 
   async bridgeConnected(bridge: BridgeHandle): Promise<void> {
+    // A snapshot armed for "every bridge" covers bridges that join later too:
+    // its VMs live-migrate to snapshot hosts, whose bridge may be new.
+    for (const snapshot of this.snapshots.values()) {
+      const everyBridge = !snapshot.request.bridges || snapshot.request.bridges.length === 0;
+      if (snapshot.installsPipeline && everyBridge && !snapshot.bridges.includes(bridge.name)) {
+        snapshot.bridges.push(bridge.name);
+        this.logger.info(
+          { snapshot: snapshot.request.snapshotId, bridge: bridge.name },
+          'bridge joined armed snapshot',
+        );
+      }
+    }
     const desired = this.desiredRules(bridge.name);
     // Delete everything violin ever set on this bridge and reinstall what it
     // should carry now: the switch may have kept stale flows (fail mode
