@@ -87,9 +87,38 @@ export async function deployBank(
   options: BankOptions,
   timeoutMs = 300_000,
 ): Promise<BankService> {
-  const core = lab.kubeConfig.makeApiClient(CoreV1Api);
-  await ensureNamespace(core, options.namespace);
+  const deadline = Date.now() + timeoutMs;
+  await ensureNamespace(lab.kubeConfig.makeApiClient(CoreV1Api), options.namespace);
   const members = bankMembers(options.vms);
+  await createBankVmis(lab, options, members, timeoutMs);
+  const forwards = await forwardBank(lab, members);
+  try {
+    for (const forward of forwards) await readStatus(forward.endpoint, Math.max(deadline - Date.now(), 1000));
+  } catch (error) {
+    for (const f of forwards) await f.stop().catch(() => undefined);
+    throw error;
+  }
+  return {
+    namespace: options.namespace,
+    members,
+    endpoints: forwards.map((f) => f.endpoint),
+    async stop() {
+      for (const f of forwards) await f.stop();
+    },
+  };
+}
+
+/**
+ * Creates the bank's VMIs and waits until they run. A VM that already runs in
+ * the lab (restored from a snapshot) is adopted by the stand-in where it runs,
+ * so this also gives restored VMs their VMIs back.
+ */
+export async function createBankVmis(
+  lab: LabCluster,
+  options: BankOptions,
+  members: BankMember[],
+  timeoutMs = 300_000,
+): Promise<void> {
   const kubevirt = new KubeVirtClient(lab.kubeConfig);
   for (const member of members) {
     await kubevirt.customObjects.createNamespacedCustomObject({
@@ -108,26 +137,12 @@ export async function deployBank(
       if (vmi?.status?.phase === 'Failed') {
         throw new Error(`VMI ${options.namespace}/${member.name} failed: ${String(vmi.status.reason)}`);
       }
-      if (Date.now() > deadline)
+      if (Date.now() > deadline) {
         throw new Error(`VMI ${options.namespace}/${member.name} is not Running in time`);
+      }
       await sleep(500);
     }
   }
-  const forwards = await forwardBank(lab, members);
-  try {
-    for (const forward of forwards) await readStatus(forward.endpoint, Math.max(deadline - Date.now(), 1000));
-  } catch (error) {
-    for (const f of forwards) await f.stop().catch(() => undefined);
-    throw error;
-  }
-  return {
-    namespace: options.namespace,
-    members,
-    endpoints: forwards.map((f) => f.endpoint),
-    async stop() {
-      for (const f of forwards) await f.stop();
-    },
-  };
 }
 
 let checkerHosts = 0;

@@ -10,6 +10,7 @@ import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { stopQemu } from '../../src/agent/qemu/launch.js';
@@ -20,6 +21,7 @@ import { freeLoopbackPort } from '../../src/devenv/free-port.js';
 import { ManagedProcess } from '../../src/devenv/managed-process.js';
 import { repoRoot } from '../../src/devenv/repo.js';
 import { guestImage, type GuestImage } from '../guest/image.js';
+import { startArmEveryBridgeProxy, type ArmProxy } from './arm-every-bridge.js';
 import { KubeVirtLabStandin, SNAPSHOT_HOST_LABEL, type StandinNode } from '../kubevirt-standin/standin.js';
 import { startOvs, type OvsInstance } from '../ovs/ovs.js';
 import { requireRoot, requireTool } from '../ovs/require-tool.js';
@@ -137,12 +139,16 @@ export async function startLabCluster(options: LabClusterOptions): Promise<LabCl
     throw new Error(`lab name '${options.name}' must be 1-5 lower-case letters or digits`);
   }
   const log = options.log ?? (() => {});
+  // Every QEMU of the lab (booted, migration targets, the agents' loads) runs single-threaded TCG:
+  // see qemu-tcg-single.sh for why. A VIOLIN_QEMU set by the user wins.
+  process.env.VIOLIN_QEMU ??= fileURLToPath(new URL('./qemu-tcg-single.sh', import.meta.url));
   // Short: unix socket paths (QMP, migration) under it are limited to 107 bytes.
   const dir = await mkdtemp(join(tmpdir(), `vl-${options.name}-`));
   const processes: ManagedProcess[] = [];
   let controlPlane: LocalControlPlane | undefined;
   let ovs: OvsInstance | undefined;
   let standin: KubeVirtLabStandin | undefined;
+  let armProxy: ArmProxy | undefined;
   const nodes: LabNode[] = [];
 
   const stop = async (): Promise<void> => {
@@ -155,6 +161,7 @@ export async function startLabCluster(options: LabClusterOptions): Promise<LabCl
     for (const node of nodes) await attempt(() => stopNodeVms(node.stateDir));
     // The operator before the OFC, the OFC (releases held frames) before the switches.
     for (const child of [...processes].reverse()) await attempt(() => child.stop());
+    if (armProxy) await attempt(() => armProxy!.close());
     if (ovs) await attempt(() => ovs!.stop());
     if (controlPlane) await attempt(() => controlPlane!.stop());
     if (!options.keepDir) await attempt(() => rm(dir, { recursive: true, force: true }));
@@ -237,6 +244,9 @@ export async function startLabCluster(options: LabClusterOptions): Promise<LabCl
       await waitForHttp(`${node.agentUrl}/healthz`, processes[index + 1]!);
     }
 
+    if (process.env.VIOLIN_LAB_ARM_EVERY_BRIDGE !== '0') {
+      armProxy = await startArmEveryBridgeProxy(ofcControl, (line) => log(`arm proxy: ${line}`));
+    }
     log('starting the operator (violin operator)');
     const probes = `127.0.0.1:${await freeLoopbackPort()}`;
     const operator = startViolin(
@@ -252,7 +262,7 @@ export async function startLabCluster(options: LabClusterOptions): Promise<LabCl
       ],
       join(logs, 'operator.log'),
       {
-        VIOLIN_OFC_ADDRESS: ofcControl,
+        VIOLIN_OFC_ADDRESS: armProxy?.address ?? ofcControl,
         VIOLIN_OVSDB_REMOTES: `unix:${ovs.dbSocket}`,
         VIOLIN_AGENTS: nodes.map((n) => `${n.name}=${n.agentUrl}`).join(','),
       },

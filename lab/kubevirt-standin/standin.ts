@@ -30,6 +30,7 @@ import { startQemu, stopQemu, type QemuVmSpec } from '../../src/agent/qemu/launc
 import { VmDir } from '../../src/agent/vm-dir.js';
 import type { VmRef } from '../../src/agent/types.js';
 import type { GuestImage } from '../guest/image.js';
+import { run } from '../ovs/netns.js';
 import { plugTap, unplugTap, type LabSwitch } from '../vm/lab-vm.js';
 
 /** virt-controller's finalizer on VMIMs: deleting a running migration aborts it first. */
@@ -490,7 +491,7 @@ export class KubeVirtLabStandin {
           await this.failMigration(vmim, vmi, migration, why);
           return;
         }
-        // The handover: the source QEMU (now paused after migration) goes, and its tap with it.
+        // The handover happened in migrate(); the source QEMU (paused after migration) goes, and its tap with it.
         await this.stopOn(ref, migration.source);
         const completed: MigrationState = {
           ...state,
@@ -526,7 +527,33 @@ export class KubeVirtLabStandin {
   /** The target virt-launcher: the same VM spec, its own tap on the target bridge, QEMU waiting for the stream. */
   private async prepareTarget(ref: VmRef, target: StandinNode, spec: QemuVmSpec): Promise<void> {
     const dir = new VmDir(target.stateDir, ref);
-    await this.placeVm(ref, target, spec);
+    if (!spec.nic) throw new Error(`${ref.namespace}/${ref.name}: a lab VM needs a NIC`);
+    // The target's tap joins the bridge only at handover (handOver): while QEMU waits for
+    // the stream, no frame may reach a NIC whose state has not arrived yet.
+    await run('ip', [
+      'netns',
+      'exec',
+      this.options.labSwitch.netnsName,
+      'ip',
+      'tuntap',
+      'add',
+      'dev',
+      spec.nic.tap,
+      'mode',
+      'tap',
+    ]);
+    await run('ip', [
+      'netns',
+      'exec',
+      this.options.labSwitch.netnsName,
+      'ip',
+      'link',
+      'set',
+      spec.nic.tap,
+      'up',
+    ]);
+    await dir.writeSpec(spec);
+    await dir.clearRuntime();
     await startQemu(spec, dir, { incoming: true });
     const qmp = await QmpClient.connect(dir.qmpSocket);
     try {
@@ -539,13 +566,40 @@ export class KubeVirtLabStandin {
     }
   }
 
+  /** Waits until the target has the whole guest, resumes it there, then puts its tap on the target bridge. */
+  private async handOver(ref: VmRef, migration: Migration): Promise<void> {
+    const target = new VmDir(migration.target.stateDir, ref);
+    for (let attempt = 0; ; attempt++) {
+      const status = await withQmp(target.qmpSocket, (qmp) =>
+        qmp.execute<{ status: string }>('query-status'),
+      );
+      if (status.status === 'running') break;
+      // The stream is in: the guest runs again, now on the target.
+      if (status.status === 'paused') await withQmp(target.qmpSocket, (qmp) => qmp.execute('cont'));
+      else if (attempt > 300)
+        throw new Error(`the target QEMU is ${status.status} after the migration, not running`);
+      await sleep(100);
+    }
+    const nic = migration.targetSpec.nic;
+    if (!nic) return;
+    // The port columns of the lab's convention, as plugTap writes them (lab/vm/lab-vm.ts).
+    await this.options.labSwitch.vsctl([
+      ...['--may-exist', 'add-port', migration.target.bridge, nic.tap],
+      ...['--', 'set', 'Port', nic.tap, `external_ids:violin-vm=${ref.name}`],
+      ...['--', 'set', 'Interface', nic.tap, `external_ids:attached-mac="${nic.mac}"`],
+    ]);
+  }
+
   /** The source side of a live migration, over the target's unix socket; resolves with QEMU's final state. */
   private async migrate(ref: VmRef, migration: Migration): Promise<'completed' | 'failed' | 'cancelled'> {
     const source = new VmDir(migration.source.stateDir, ref);
     const target = new VmDir(migration.target.stateDir, ref);
     // QEMU serves one QMP client at a time: connect per call, so the agent is never locked out for long.
+    // The guest is paused for the copy (stop-and-copy, not pre-copy): see docs/demo.md, "Why the
+    // stand-in's migrations pause the guest": live pre-copy under TCG corrupted guests here.
     await withQmp(source.qmpSocket, async (qmp) => {
       await qmp.execute('migrate-set-parameters', { 'max-bandwidth': 8 * 1024 * 1024 * 1024 });
+      await qmp.execute('stop');
       await qmp.execute('migrate', { uri: `unix:${target.migrateSocket}` });
     });
     for (;;) {
@@ -553,7 +607,13 @@ export class KubeVirtLabStandin {
       const info = await withQmp(source.qmpSocket, (qmp) =>
         qmp.execute<{ status?: string }>('query-migrate'),
       );
-      if (info.status === 'completed' || info.status === 'failed' || info.status === 'cancelled') {
+      if (info.status === 'completed') {
+        await this.handOver(ref, migration);
+        return info.status;
+      }
+      if (info.status === 'failed' || info.status === 'cancelled') {
+        // The VM carries on where it was.
+        await withQmp(source.qmpSocket, (qmp) => qmp.execute('cont'));
         return info.status;
       }
     }

@@ -1,0 +1,250 @@
+// The demo's and the e2e tests' steps, as a user would do them with kubectl:
+// apply a DistributedSnapshot, watch it, crash the service, apply a
+// SnapshotRestore, watch it, check the bank; and the figures and the timeline
+// (the paper's Figure 2) drawn from the objects' status.
+import { CustomObjectsApi } from '@kubernetes/client-node';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { load } from 'js-yaml';
+
+import {
+  DISTRIBUTED_SNAPSHOT,
+  GROUP,
+  SNAPSHOT_RESTORE,
+  VERSION,
+  type DistributedSnapshot,
+  type SnapshotRestore,
+} from '../../src/api/index.js';
+import { stopQemu } from '../../src/agent/qemu/launch.js';
+import { VmDir } from '../../src/agent/vm-dir.js';
+import { repoRoot } from '../../src/devenv/repo.js';
+import { KubeVirtClient, isNotFound } from '../../src/kubevirt/client.js';
+import {
+  KUBEVIRT_GROUP,
+  KUBEVIRT_VERSION,
+  VMI_PLURAL,
+  type VirtualMachineInstance,
+} from '../../src/kubevirt/types.js';
+import { openBundle } from '../../src/store/index.js';
+import type { CheckReport } from '../guest/checker.js';
+import { qemuSpecFor } from '../kubevirt-standin/standin.js';
+import type { LabCluster } from './cluster.js';
+
+type Doc = Record<string, unknown> & {
+  metadata: { name: string; namespace: string };
+  spec: Record<string, unknown>;
+};
+
+/** An example manifest from examples/, as an object to adjust before applying. */
+export async function example(file: 'snapshot.yaml' | 'restore.yaml'): Promise<Doc> {
+  return load(await readFile(join(repoRoot(), 'examples', file), 'utf8')) as Doc;
+}
+
+function customObjects(lab: LabCluster): CustomObjectsApi {
+  return lab.kubeConfig.makeApiClient(CustomObjectsApi);
+}
+
+export async function applyObject(lab: LabCluster, plural: string, body: Doc): Promise<void> {
+  await customObjects(lab).createNamespacedCustomObject({
+    group: GROUP,
+    version: VERSION,
+    namespace: body.metadata.namespace,
+    plural,
+    body,
+  });
+}
+
+async function getObject<T>(lab: LabCluster, plural: string, namespace: string, name: string): Promise<T> {
+  return (await customObjects(lab).getNamespacedCustomObject({
+    group: GROUP,
+    version: VERSION,
+    namespace,
+    plural,
+    name,
+  })) as T;
+}
+
+/** Applies a snapshot and waits until it ends; `onChange` sees every status that differs from the last. */
+export async function runSnapshot(
+  lab: LabCluster,
+  body: Doc,
+  onChange: (snap: DistributedSnapshot) => void = () => {},
+  timeoutMs = 600_000,
+): Promise<DistributedSnapshot> {
+  await applyObject(lab, DISTRIBUTED_SNAPSHOT.plural, body);
+  return waitForEnd<DistributedSnapshot>(lab, DISTRIBUTED_SNAPSHOT.plural, body, onChange, timeoutMs);
+}
+
+export async function runRestore(
+  lab: LabCluster,
+  body: Doc,
+  onChange: (restore: SnapshotRestore) => void = () => {},
+  timeoutMs = 600_000,
+): Promise<SnapshotRestore> {
+  await applyObject(lab, SNAPSHOT_RESTORE.plural, body);
+  return waitForEnd<SnapshotRestore>(lab, SNAPSHOT_RESTORE.plural, body, onChange, timeoutMs);
+}
+
+async function waitForEnd<T extends { status?: { phase?: string } }>(
+  lab: LabCluster,
+  plural: string,
+  body: Doc,
+  onChange: (object: T) => void,
+  timeoutMs: number,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  for (;;) {
+    const object = await getObject<T>(lab, plural, body.metadata.namespace, body.metadata.name);
+    const text = JSON.stringify(object.status ?? {});
+    if (text !== last) onChange(object);
+    last = text;
+    const phase = object.status?.phase;
+    if (phase === 'Succeeded' || phase === 'Failed') return object;
+    if (Date.now() > deadline) {
+      throw new Error(`${plural} ${body.metadata.name} did not finish in ${timeoutMs} ms (phase ${phase})`);
+    }
+    await sleep(500);
+  }
+}
+
+/**
+ * The failure: every VM of the namespace dies at once (QEMU killed, as a host
+ * crash would), then its VMI is deleted so the names are free for a restore.
+ */
+export async function crashVms(lab: LabCluster, namespace: string): Promise<string[]> {
+  const kubevirt = new KubeVirtClient(lab.kubeConfig);
+  const vmis = await kubevirt.listVmis(namespace);
+  const killed: string[] = [];
+  for (const vmi of vmis) {
+    const ref = { namespace, name: vmi.metadata.name ?? '' };
+    for (const node of lab.nodes) {
+      const pid = await new VmDir(node.stateDir, ref).runningPid();
+      if (pid !== undefined) {
+        process.kill(pid, 'SIGKILL');
+        killed.push(`${ref.name} (QEMU ${pid} on ${node.name})`);
+      }
+    }
+  }
+  for (const vmi of vmis) {
+    await kubevirt.customObjects
+      .deleteNamespacedCustomObject({
+        group: KUBEVIRT_GROUP,
+        version: KUBEVIRT_VERSION,
+        namespace,
+        plural: VMI_PLURAL,
+        name: vmi.metadata.name ?? '',
+      })
+      .catch((error: unknown) => {
+        if (!isNotFound(error)) throw error;
+      });
+  }
+  for (let i = 0; i < 300 && (await kubevirt.listVmis(namespace)).length > 0; i++) await sleep(200);
+  return killed;
+}
+
+/**
+ * What KubeVirt's virt-launcher pods would be for a restore: each VM of the
+ * bundle placed (vm.json written, tap plugged) on the node the restore will
+ * load it on. SnapshotRestore spreads the bundle's VMs over the nodes matching
+ * spec.placement.nodeSelector in name order, VM i on node i mod n.
+ */
+export async function placeRestoredVms(
+  lab: LabCluster,
+  bundle: { storageLocation: string; path: string },
+  targetNamespace: string,
+  nodeSelector: Record<string, string>,
+): Promise<{ name: string; node: string }[]> {
+  const manifest = await (await openBundle(bundle.storageLocation, bundle.path)).readManifest();
+  const nodes = lab.nodes
+    .filter((n) => Object.entries(nodeSelector).every(([k, v]) => n.labels[k] === v))
+    .map((n) => n.name)
+    .sort();
+  if (nodes.length === 0) throw new Error(`no lab node matches ${JSON.stringify(nodeSelector)}`);
+  const placed: { name: string; node: string }[] = [];
+  for (const [index, vm] of manifest.vms.entries()) {
+    const node = lab.node(nodes[index % nodes.length] ?? '');
+    const ref = { namespace: targetNamespace, name: vm.name };
+    const spec = qemuSpecFor(
+      vm.vmi as unknown as VirtualMachineInstance,
+      lab.image,
+      lab.standin.nextTap(),
+      lab.labSwitch.netnsName,
+    );
+    await lab.standin.placeVm(ref, node, spec);
+    placed.push({ name: vm.name, node: node.name });
+  }
+  return placed;
+}
+
+/** Stops QEMUs of a namespace that have no VMI (restored VMs), e.g. between e2e cycles. */
+export async function stopNamespaceVms(lab: LabCluster, namespace: string, names: string[]): Promise<void> {
+  for (const name of names) {
+    for (const node of lab.nodes) {
+      const pid = await new VmDir(node.stateDir, { namespace, name }).runningPid();
+      if (pid !== undefined) await stopQemu(pid);
+    }
+  }
+}
+
+export interface Figures {
+  invariant_ok: boolean;
+  vms: number;
+  downtime_ms: Record<string, number>;
+  capture_ms: Record<string, number>;
+  skew_ms: number;
+  type3_held: number;
+  type3_reinjected: number;
+  dropped: number;
+  snapshot_ms: number;
+  restore_ms: number;
+  resume_skew_ms: number;
+  violations: string[];
+}
+
+const ms = (iso: string | undefined) => Date.parse(iso ?? '');
+
+export function figures(snap: DistributedSnapshot, restore: SnapshotRestore, check: CheckReport): Figures {
+  const vms = snap.status?.vms ?? [];
+  const network = snap.status?.network ?? {};
+  return {
+    invariant_ok: check.ok,
+    vms: vms.length,
+    downtime_ms: Object.fromEntries(vms.map((vm) => [vm.name, vm.downtimeMs ?? NaN])),
+    capture_ms: Object.fromEntries(vms.map((vm) => [vm.name, ms(vm.capturedAt) - ms(vm.snapshotStart)])),
+    skew_ms: snap.status?.skewMs ?? NaN,
+    type3_held: network.type3Buffered ?? 0,
+    type3_reinjected: network.type3Reinjected ?? 0,
+    dropped: network.dropped ?? 0,
+    snapshot_ms: snap.status?.durationMs ?? NaN,
+    restore_ms: ms(restore.status?.completionTime) - ms(restore.status?.startTime),
+    resume_skew_ms: restore.status?.resumeSkewMs ?? NaN,
+    violations: check.violations,
+  };
+}
+
+/**
+ * Each VM's line from the first S_i to the last T_i, like the paper's Figure 2:
+ * '-' pre-snapshot, S_i, '=' snapshot (migrating and capturing), T_i, '+' post-snapshot.
+ */
+export function timeline(snap: DistributedSnapshot, width = 60): string[] {
+  const vms = (snap.status?.vms ?? []).filter((vm) => vm.snapshotStart && vm.capturedAt);
+  if (vms.length === 0) return ['(no VM was captured)'];
+  const start = Math.min(...vms.map((vm) => ms(vm.snapshotStart)));
+  const end = Math.max(...vms.map((vm) => ms(vm.capturedAt)));
+  const span = Math.max(end - start, 1);
+  const column = (t: number) => Math.round(((t - start) / span) * (width - 1));
+  const nameWidth = Math.max(...vms.map((vm) => vm.name.length));
+  const lines = vms.map((vm) => {
+    const s = column(ms(vm.snapshotStart));
+    const t = Math.max(column(ms(vm.capturedAt)), s + 1);
+    const bar = Array.from({ length: width + 1 }, (_, i) =>
+      i < s ? '-' : i === s ? 'S' : i < t ? '=' : i === t ? 'T' : '+',
+    );
+    const offsets = `S+${ms(vm.snapshotStart) - start} ms, T+${ms(vm.capturedAt) - start} ms`;
+    return `${vm.name.padEnd(nameWidth)} |${bar.join('')}| ${offsets}`;
+  });
+  lines.push(`${''.padEnd(nameWidth)}  0 ms${' '.repeat(Math.max(width - 8, 1))}${span} ms`);
+  return lines;
+}
