@@ -10,9 +10,10 @@ import { describeMachine } from './lib/machine.js';
 import { writeReport } from './lib/report.js';
 import type { RunRecord } from './lib/report.js';
 import { packetIn } from './packet-in/packet-in.js';
+import { skew } from './skew/skew.js';
 import { vmCapture } from './vm-capture/vm-capture.js';
 
-export const BENCHMARKS: Benchmark[] = [epochAdvance, packetIn, vmCapture];
+export const BENCHMARKS: Benchmark[] = [epochAdvance, packetIn, vmCapture, skew];
 
 export interface RunOptions {
   quick: boolean;

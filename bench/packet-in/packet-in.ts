@@ -20,7 +20,7 @@ import type { BenchContext, BenchSize, Benchmark, FigureResult } from '../lib/fi
 import { round, summarize } from '../lib/stats.js';
 import type { Summary } from '../lib/stats.js';
 import { barPlotSvg } from '../lib/svg.js';
-import { RECEIVER, SENDER } from './udp-probe.js';
+import { RECEIVER, SENDER } from '../lib/udp-probe.js';
 
 const BRIDGE = 'bpi0';
 /** USER_HZ: what /proc/PID/stat counts CPU time in on Linux. */

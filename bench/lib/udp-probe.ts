@@ -3,12 +3,15 @@
 // process.hrtime (CLOCK_MONOTONIC, one clock for every process on the
 // machine) and a receiver that turns the stamps into one-way latencies.
 
-/** argv: host port count ratePps (0 = as fast as the socket takes them). Prints the send duration in ms. */
+/**
+ * argv: host port count ratePps [payloadBytes=64] (ratePps 0 = as fast as the
+ * socket takes them). Prints the send duration in ms.
+ */
 export const SENDER = `
 const dgram = require('node:dgram');
-const [host, port, count, rate] = process.argv.slice(1).map((v, i) => (i === 0 ? v : Number(v)));
+const [host, port, count, rate, size] = process.argv.slice(1).map((v, i) => (i === 0 ? v : Number(v)));
 const socket = dgram.createSocket('udp4');
-const payload = Buffer.alloc(64);
+const payload = Buffer.alloc(Math.max(12, size || 64));
 const started = process.hrtime.bigint();
 let seq = 0;
 const gapNs = rate > 0 ? BigInt(Math.round(1e9 / rate)) : 0n;
