@@ -275,7 +275,9 @@ export class SnapshotRestoreReconciler implements Reconciler {
           const { loadedAt } = await agent.load({
             restoreId: restoreId(restore),
             vm: { namespace, name: row.name },
-            storageLocation: `${storageLocation.replace(/\/+$/, '')}/${path}`,
+            storageLocation,
+            // The bundle's id within the storage location (the snapshot that wrote it).
+            snapshotId: path,
             image: saved.image.path,
             digest: saved.image.digest,
           });

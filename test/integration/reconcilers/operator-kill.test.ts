@@ -27,9 +27,24 @@ import { Harness, VM_NAMES } from './harness.js';
 import type { Gate } from './recording-fakes.js';
 
 const LEASE = 'violin-operator-kill';
+/** Each test starts up to two operator processes through tsx on a shared 2-core machine: allow for that. */
+const TEST_TIMEOUT_MS = 240_000;
+
+/** Fails with `what` instead of hanging until the test's timeout. */
+async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([promise, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 const REPO = join(import.meta.dirname, '..', '..', '..');
 
-describe('violin operator killed at each step of a snapshot', () => {
+describe('violin operator killed at each step of a snapshot', { timeout: TEST_TIMEOUT_MS }, () => {
   let ovs: OvsInstance;
   let storageDir: string;
   let h: Harness;
@@ -180,7 +195,13 @@ describe('violin operator killed at each step of a snapshot', () => {
     const { leader } = await leaderAndStandby();
     const gate = h.ofc.gates.hold(op);
     await h.createSnapshot(name);
-    await gate.reached;
+    await within(gate.reached, 90_000, `the leader's ${op} call (snapshot status: ${name})`).catch(
+      async (err: Error) => {
+        throw new Error(`${err.message}: ${JSON.stringify((await h.getSnapshot(name))?.status)}`, {
+          cause: err,
+        });
+      },
+    );
     // A standby that acted would have made the same call again by now.
     if (op === 'arm' || op === 'finish' || op === 'abort') expect(h.log.count('ofc', op)).toBe(1);
     await killAndHandOver(leader, gate);
@@ -250,7 +271,7 @@ describe('violin operator killed at each step of a snapshot', () => {
     await h.waitForPhase('k9', ['Snapshotting']);
     const gate = h.ofc.gates.hold('abort');
     await h.api.deleteObject(resourcePath(DISTRIBUTED_SNAPSHOT_RESOURCE, h.ns.name, 'k9'));
-    await gate.reached;
+    await within(gate.reached, 90_000, "the leader's abort call");
     await killAndHandOver(leader, gate);
     await h.waitFor('k9 to be gone', async () => ((await h.getSnapshot('k9')) ? undefined : true), 90_000);
     expect(await h.migrations()).toEqual([]);

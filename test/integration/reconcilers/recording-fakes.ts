@@ -214,6 +214,7 @@ function digestOf(text: string): string {
 export class RecordingAgents implements AgentDirectory {
   readonly results = new Map<string, CaptureResult>();
   readonly loaded = new Map<string, { node: string; at: string }>();
+  readonly loadRequests: LoadRequest[] = [];
   private readonly failures = new Map<string, string>();
   private readonly gates = new Map<string, Promise<void>>();
 
@@ -279,6 +280,7 @@ export class RecordingAgents implements AgentDirectory {
       },
       load: async (req: LoadRequest): Promise<{ loadedAt: string }> => {
         log.record({ component: 'agent', op: 'load', subject: `${req.vm.namespace}/${req.vm.name}`, node });
+        this.loadRequests.push(req);
         const loadedAt = new Date().toISOString();
         this.loaded.set(`${req.vm.namespace}/${req.vm.name}`, { node, at: loadedAt });
         return { loadedAt };

@@ -42,6 +42,17 @@ describe('SnapshotRestore reconciler', () => {
       expect(vm.restoredAt).toBeTruthy();
       expect(h.agents.loaded.get(`${target}/${vm.name}`)?.node).toBe(vm.node);
     }
+    // Each load names the bundle (the snapshot's id in its storage location) and the image with its digest.
+    const bundle = [...h.bundles.bundles.values()][0]?.manifest;
+    for (const req of h.agents.loadRequests) {
+      const saved = bundle?.vms.find((vm) => vm.name === req.vm.name);
+      expect(req).toMatchObject({
+        storageLocation: snap.status?.bundle?.storageLocation,
+        snapshotId: snap.status?.bundle?.path,
+        image: saved?.image.path,
+        digest: saved?.image.digest,
+      });
+    }
     expect(status.resumeSkewMs).toBeGreaterThanOrEqual(0);
     expect(status.conditions?.find((c) => c.type === 'Ready')).toMatchObject({
       status: 'True',
