@@ -7,59 +7,25 @@
 // before arming, at its peak (sampled during the flood) and after; the numbers
 // are printed for docs/reliability.md. The only memory assertion is a sanity
 // bound: peak below the baseline + the limit + 64 MiB.
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { OfcControlClient } from '../../../src/ofc/control/client.js';
+import type { OfcControlClient } from '../../../src/ofc/control/client.js';
 import { startOvs } from '../../support/ovs.js';
 import type { OvsHost, OvsInstance } from '../../support/ovs.js';
 import { range, waitUntil } from '../ofc/ofc-lab.js';
+import { startOfcProcess } from './ofc-process.js';
+import { introduce, sendDatagrams, startUdpSink } from './udp.js';
+import type { OfcProcess } from './ofc-process.js';
 
-const VIOLIN = join(import.meta.dirname, '../../../bin/violin.mjs');
 const MiB = 2 ** 20;
 const BUFFER_LIMIT = 2 * MiB;
 /** Payload bytes per datagram: with headers a frame is about 1442 bytes, so DATAGRAMS carry ~1.6x the limit. */
 const PAYLOAD = 1400;
 const DATAGRAMS = 2_400;
 const PORT = 5301;
-
-/**
- * Prints `<seq>` for each datagram (the payload is `<seq> ` and padding), and
- * 'ready' once bound. The release re-injects the whole buffer as one burst, so
- * the socket gets a receive buffer that holds it (4 MiB, the machine's
- * net.core.rmem_max): with the default ~200 KiB the kernel drops most of the
- * burst at the socket (Udp RcvbufErrors), after the network delivered it.
- */
-const RECEIVER = `
-const socket = require('node:dgram').createSocket('udp4');
-socket.on('message', (msg) => process.stdout.write(msg.toString('latin1', 0, msg.indexOf(32)) + '\\n'));
-socket.bind(Number(process.argv[1]), () => {
-  socket.setRecvBufferSize(4 * 1024 * 1024);
-  process.stdout.write('ready\\n');
-});
-`;
-
-/** Sends datagrams 1..count, padded to size, in bursts of 5 every 5 ms (about 1000 per second). */
-const SENDER = `
-const [host, port, count, size] = process.argv.slice(1).map((v, i) => (i === 0 ? v : Number(v)));
-const socket = require('node:dgram').createSocket('udp4');
-let seq = 1;
-const burst = () => {
-  let pending = 0;
-  for (let i = 0; i < 5 && seq <= count; i++, seq++) {
-    const payload = Buffer.alloc(size, 120);
-    payload.write(seq + ' ', 'latin1');
-    pending++;
-    socket.send(payload, port, host, () => { if (--pending === 0) setTimeout(next, 5); });
-  }
-};
-const next = () => (seq > count ? socket.close() : burst());
-next();
-`;
 
 async function residentBytes(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
@@ -72,68 +38,30 @@ const mib = (bytes: number) => `${(bytes / MiB).toFixed(1)} MiB`;
 
 describe('buffer pressure on the violin ofc process', () => {
   let ovs: OvsInstance;
-  let ofc: ChildProcess;
+  let ofc: OfcProcess;
   let client: OfcControlClient;
   let a: OvsHost;
   let b: OvsHost;
-  const logLines: Record<string, unknown>[] = [];
 
   beforeAll(async () => {
     ovs = await startOvs({ name: 'relbuf' });
     const controller = `unix:${join(ovs.runDir, 'ofc.sock')}`;
-    ofc = spawn(process.execPath, [VIOLIN, 'ofc', '--listen', controller, '--control', '127.0.0.1:0'], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    let pending = '';
-    ofc.stdout?.on('data', (chunk: Buffer) => {
-      pending += chunk.toString();
-      const parts = pending.split('\n');
-      pending = parts.pop() ?? '';
-      logLines.push(
-        ...parts.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>),
-      );
-    });
-    await waitUntil('the OFC to listen', () => logLines.some((l) => l.msg === 'OFC listening'), 30_000);
-    client = new OfcControlClient({
-      address: logLines.find((l) => l.msg === 'OFC listening')?.control as string,
-    });
+    ofc = await startOfcProcess(controller);
+    client = ofc.client;
     await ovs.addBridge('br0', { controller, failMode: 'secure', protocols: ['OpenFlow13'] });
     await waitUntil('br0 to connect', async () => (await client.bridges()).some((x) => x.connected));
     a = await ovs.addHost('hosta', '10.79.0.1', 'br0');
     b = await ovs.addHost('hostb', '10.79.0.2', 'br0');
-    // Static neighbours (no ARP while packets are held) and one datagram each
-    // way so that NORMAL forwarding knows both MACs before the snapshot.
-    for (const [host, peer] of [
-      [a, b],
-      [b, a],
-    ] as const) {
-      await host.exec([
-        'ip',
-        'neigh',
-        'replace',
-        peer.ip,
-        'lladdr',
-        peer.mac,
-        'dev',
-        'eth0',
-        'nud',
-        'permanent',
-      ]);
-      await host.exec([process.execPath, '-e', SENDER, peer.ip, '9', '1', '16']);
-    }
+    await introduce(a, b);
   });
 
   afterAll(async () => {
-    if (ofc && ofc.exitCode === null) {
-      const exited = new Promise((resolve) => ofc.once('exit', resolve));
-      ofc.kill('SIGTERM');
-      await exited;
-    }
+    await ofc?.stop('SIGTERM');
     await ovs?.stop();
   });
 
   it('aborts at the limit, releases every held datagram in order, and keeps its memory bounded', async () => {
-    const pid = ofc.pid!;
+    const { pid } = ofc;
     const before = await residentBytes(pid);
     await client.arm({
       snapshotId: 'pressure',
@@ -149,19 +77,8 @@ describe('buffer pressure on the violin ofc process', () => {
     // a turns post-snapshot, b stays pre-snapshot: every datagram a → b is Type-3 and must be held.
     await client.advance('pressure', 'ns/a');
 
-    const received: number[] = [];
-    let ready = false;
-    const receiver = b.spawn([process.execPath, '-e', RECEIVER, String(PORT)]);
-    let pending = '';
-    receiver.stdout?.on('data', (chunk: Buffer) => {
-      pending += chunk.toString();
-      const lines = pending.split('\n');
-      pending = lines.pop() ?? '';
-      for (const line of lines) {
-        if (line === 'ready') ready = true;
-        else received.push(Number(line));
-      }
-    });
+    const sink = await startUdpSink(b, PORT);
+    const { received } = sink;
     let peak = before;
     const sampler = setInterval(() => {
       residentBytes(pid).then(
@@ -170,16 +87,12 @@ describe('buffer pressure on the violin ofc process', () => {
       );
     }, 50);
     try {
-      await waitUntil('the receiver to bind', () => ready);
-      await a.exec([process.execPath, '-e', SENDER, b.ip, String(PORT), String(DATAGRAMS), String(PAYLOAD)]);
+      await sendDatagrams(a, b, PORT, 1, DATAGRAMS, PAYLOAD);
       await waitUntil(`${DATAGRAMS} datagrams at b`, () => received.length >= DATAGRAMS, 60_000).catch(
         async (error: Error) => {
           const missing = range(1, DATAGRAMS).filter((n) => !received.includes(n));
           const status = await client.status('pressure');
-          const snmp = (await b.exec(['cat', '/proc/net/snmp'])).stdout
-            .split('\n')
-            .filter((l) => l.startsWith('Udp:'))
-            .join(' | ');
+          const snmp = await sink.kernelCounters();
 
           throw new Error(
             `${error.message}: got ${received.length}, missing ${missing.length} (first ${missing.slice(0, 10).join(' ')}); ` +
@@ -190,7 +103,7 @@ describe('buffer pressure on the violin ofc process', () => {
       );
     } finally {
       clearInterval(sampler);
-      receiver.kill('SIGTERM');
+      sink.stop();
     }
     const after = await residentBytes(pid);
 
