@@ -15,7 +15,7 @@ import { qemuBinary, startQemu } from '../../src/agent/qemu/launch.js';
 import type { QemuVmSpec } from '../../src/agent/qemu/launch.js';
 import { QmpClient, QmpCommandError } from '../../src/agent/qmp/client.js';
 import type { QmpEvent } from '../../src/agent/qmp/client.js';
-import type { VmRef } from '../../src/agent/types.js';
+import type { CaptureResult, VmRef } from '../../src/agent/types.js';
 import { VmDir } from '../../src/agent/vm-dir.js';
 import { ms } from '../lib/figure.js';
 import type { BenchContext, BenchSize, Benchmark, FigureResult } from '../lib/figure.js';
@@ -33,13 +33,15 @@ const AGENT_PARAMETERS = { 'downtime-limit': 50, 'max-bandwidth': 8 * 1024 ** 3 
 interface Sizes {
   memoryMiB: number[];
   repetitions: number;
+  /** The service (snapshot and restore) is the VMs of the sweep plus 128 MiB VMs up to this many. */
+  serviceVms: number;
 }
 
 const SIZES: Record<BenchSize, Sizes> = {
-  smoke: { memoryMiB: [128], repetitions: 1 },
-  quick: { memoryMiB: [128, 256], repetitions: 2 },
+  smoke: { memoryMiB: [128], repetitions: 1, serviceVms: 1 },
+  quick: { memoryMiB: [128, 256], repetitions: 2, serviceVms: 2 },
   // 64 MiB is in the issue's table; if the guest cannot boot in it the report says so.
-  full: { memoryMiB: [64, 128, 256, 512], repetitions: 5 },
+  full: { memoryMiB: [64, 128, 256, 512], repetitions: 5, serviceVms: 4 },
 };
 
 interface MigrationParameters {
@@ -81,9 +83,10 @@ export interface ServiceResult {
 async function bootVm(
   stateDir: string,
   image: Awaited<ReturnType<typeof guestImage>>,
+  name: string,
   memoryMiB: number,
 ): Promise<BenchVm> {
-  const ref: VmRef = { namespace: 'bench', name: `cap-${memoryMiB}` };
+  const ref: VmRef = { namespace: 'bench', name };
   const dir = new VmDir(stateDir, ref);
   // No NIC: capture cost is about memory and devices; the guest's init and
   // its (restarting) workload keep running.
@@ -211,9 +214,61 @@ async function stopTheWorld(vms: BenchVm[], stateDir: string): Promise<number> {
   }
 }
 
+export interface RestoreResult {
+  vms: number;
+  /** From the first load request to every VM loaded and paused (loads in parallel). */
+  loadAllMs: number;
+  /** Spread of the VMs' RESUME times when resumed all at once (what SnapshotRestore does). */
+  simultaneousSkewMs: number;
+  /** The same when resumed one after another: the baseline. */
+  sequentialSkewMs: number;
+}
+
+/** Captures every VM into one bundle, then restores them from it twice: resumed together, and one by one. */
+async function measureRestore(
+  agent: QmpSnapshotAgent,
+  vms: BenchVm[],
+  stateDir: string,
+): Promise<RestoreResult> {
+  const storageLocation = `file://${stateDir}/bundles`;
+  const snapshotId = 'restore-source';
+  const images: CaptureResult[] = [];
+  for (const vm of vms) images.push(await agent.capture({ snapshotId, vm: vm.ref, storageLocation }));
+  const loadAll = async (restoreId: string) => {
+    for (const vm of vms) await stopLabVm(vm.dir);
+    const started = performance.now();
+    await Promise.all(
+      vms.map((vm, i) =>
+        agent.load({
+          restoreId,
+          vm: vm.ref,
+          storageLocation,
+          snapshotId,
+          image: images[i]!.image,
+          digest: images[i]!.digest,
+        }),
+      ),
+    );
+    return performance.now() - started;
+  };
+  const spread = (times: Array<{ resumedAt: string }>) => {
+    const ms = times.map((t) => Date.parse(t.resumedAt));
+    return Math.max(...ms) - Math.min(...ms);
+  };
+  const loadAllMs = await loadAll('restore-together');
+  const simultaneousSkewMs = spread(
+    await Promise.all(vms.map((vm) => agent.resume('restore-together', vm.ref))),
+  );
+  await loadAll('restore-one-by-one');
+  const oneByOne = [];
+  for (const vm of vms) oneByOne.push(await agent.resume('restore-one-by-one', vm.ref));
+  await rm(join(stateDir, 'bundles', snapshotId), { recursive: true, force: true });
+  return { vms: vms.length, loadAllMs, simultaneousSkewMs, sequentialSkewMs: spread(oneByOne) };
+}
+
 export async function measureCaptures(
   context: BenchContext,
-): Promise<{ sizes: SizeResult[]; service: ServiceResult; bootFailures: string[] }> {
+): Promise<{ sizes: SizeResult[]; service: ServiceResult; restore: RestoreResult; bootFailures: string[] }> {
   requireTool(qemuBinary(), 'Debian package qemu-system-x86');
   const size = SIZES[context.size];
   const image = await guestImage();
@@ -222,16 +277,24 @@ export async function measureCaptures(
   const vms: BenchVm[] = [];
   try {
     context.log(`  vm-capture: booting ${size.memoryMiB.join(', ')} MiB VMs (TCG)`);
-    const booted = await Promise.allSettled(size.memoryMiB.map((mib) => bootVm(stateDir, image, mib)));
+    const booted = await Promise.allSettled(
+      size.memoryMiB.map((mib) => bootVm(stateDir, image, `cap-${mib}`, mib)),
+    );
     const bootFailures: string[] = [];
     booted.forEach((result, i) => {
       if (result.status === 'fulfilled') vms.push(result.value);
       else bootFailures.push(`${size.memoryMiB[i]} MiB: ${(result.reason as Error).message}`);
     });
     if (vms.length === 0) throw new Error(`no VM booted:\n${bootFailures.join('\n')}`);
+    const extras = Array.from({ length: Math.max(0, size.serviceVms - vms.length) }, (_, i) => `svc-${i}`);
+    const service = [
+      ...vms,
+      ...(await Promise.all(extras.map((name) => bootVm(stateDir, image, name, 128)))),
+    ];
+    vms.splice(0, vms.length, ...service);
     const agent = new QmpSnapshotAgent({ stateDir });
     const sizes: SizeResult[] = [];
-    for (const vm of vms) {
+    for (const vm of vms.filter((v) => v.ref.name.startsWith('cap-'))) {
       const result: SizeResult = { memoryMiB: vm.memoryMiB, agent: [], bareDefault: [], bareTuned: [] };
       // The three methods alternate, so a noisy moment on the shared machine hits all of them.
       for (let rep = 0; rep < size.repetitions; rep++) {
@@ -245,12 +308,15 @@ export async function measureCaptures(
     const liveStarted = performance.now();
     let liveDowntimeMs = 0;
     for (const vm of vms)
-      liveDowntimeMs += (await agentCapture(agent, vm, stateDir, `svc-${vm.memoryMiB}`)).downtimeMs;
+      liveDowntimeMs += (await agentCapture(agent, vm, stateDir, `svc-${vm.ref.name}`)).downtimeMs;
     const liveTotalMs = performance.now() - liveStarted;
     const stopTheWorldDowntimeMs = await stopTheWorld(vms, stateDir);
+    context.log(`  vm-capture: restoring ${vms.length} VMs`);
+    const restore = await measureRestore(agent, vms, stateDir);
     return {
       sizes,
       service: { vms: vms.length, liveDowntimeMs, liveTotalMs, stopTheWorldDowntimeMs },
+      restore,
       bootFailures,
     };
   } finally {
@@ -272,9 +338,10 @@ const p95 = (samples: CaptureSample[]) =>
 
 export const vmCapture: Benchmark = {
   id: 'vm-capture',
-  title: 'VM capture: downtime and capture time vs VM size; whole service vs stop-the-world',
+  title:
+    'VM capture and restore: downtime and capture time vs VM size; whole service vs stop-the-world; restore',
   async run(context): Promise<FigureResult> {
-    const { sizes, service, bootFailures } = await measureCaptures(context);
+    const { sizes, service, restore, bootFailures } = await measureCaptures(context);
     const reps = SIZES[context.size].repetitions;
     const judged = sizes.find((s) => s.memoryMiB === 256);
     const largest = sizes[sizes.length - 1]!;
@@ -293,7 +360,11 @@ export const vmCapture: Benchmark = {
         `(migrate to \`exec:cat > file\`, then cont), and the same bare save with the agent's parameters ` +
         `(downtime-limit ${AGENT_PARAMETERS['downtime-limit']} ms, max-bandwidth 8 GiB/s). Service: the ` +
         `${service.vms} VMs captured live one after another (service downtime = sum of pauses) vs stop-the-world ` +
-        `(stop all, save all with the agent's parameters, cont all; downtime = first stop to last cont).`,
+        `(stop all, save all with the agent's parameters, cont all; downtime = first stop to last cont). The ` +
+        `service VMs are the sweep's plus 128 MiB VMs up to ${SIZES[context.size].serviceVms}. Restore: the ` +
+        `service captured into one bundle, every QEMU stopped, the agent loads all in parallel (digest checked, ` +
+        `QEMU -incoming, left paused), then resumes all at once; baseline: the same, resumed one after another. ` +
+        `Resume skew is the spread of the agent's resumedAt (QEMU's RESUME event time).`,
       tables: [
         {
           columns: [
@@ -337,8 +408,33 @@ export const vmCapture: Benchmark = {
             ],
           ],
         },
+        {
+          columns: [
+            'restore',
+            'VMs',
+            'load all (parallel)',
+            'resume skew: together',
+            'resume skew: one by one',
+          ],
+          rows: [
+            [
+              'agent load (digest checked, paused) + resume',
+              restore.vms,
+              ms(restore.loadAllMs),
+              ms(restore.simultaneousSkewMs),
+              ms(restore.sequentialSkewMs),
+            ],
+          ],
+        },
       ],
       goals: [
+        {
+          figure: `restore of ${restore.vms} VMs: time and resume skew`,
+          baseline: `paper ~1 min transfer across sites; resumed one by one here: skew ${ms(restore.sequentialSkewMs)}`,
+          goal: 'resume skew ≤ 5 ms',
+          measured: `loaded in ${ms(restore.loadAllMs)}; resumed together: skew ${ms(restore.simultaneousSkewMs)} (resumedAt has 1 ms resolution)`,
+          met: restore.vms >= 4 ? restore.simultaneousSkewMs <= 5 : undefined,
+        },
         {
           figure: `VM downtime per capture, ${reference.memoryMiB} MB (p95 of ${reference.agent.length})`,
           baseline: `paper ≤ ${PAPER_DOWNTIME_MS} ms for 256 MB; bare QEMU save (defaults) here p50 ${ms(downtimes(reference.bareDefault).p50)}`,
@@ -431,7 +527,7 @@ export const vmCapture: Benchmark = {
           'fsynced), while the bare save is `cat` into the page cache; compare the MiB/s columns.',
         'The guest is idle apart from its init loop, so these are best-case images; a guest dirtying memory fast needs more pre-copy rounds and a longer stop-and-copy.',
       ],
-      raw: { sizes, service, bootFailures },
+      raw: { sizes, service, restore, bootFailures },
     };
   },
 };

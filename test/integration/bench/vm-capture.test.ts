@@ -4,14 +4,19 @@
 import { describe, expect, it } from 'vitest';
 
 import { vmCapture } from '../../../bench/vm-capture/vm-capture.js';
-import type { ServiceResult, SizeResult } from '../../../bench/vm-capture/vm-capture.js';
+import type { RestoreResult, ServiceResult, SizeResult } from '../../../bench/vm-capture/vm-capture.js';
 import { expectWellFormed } from './well-formed.js';
 
 describe('vm-capture benchmark (smoke size)', () => {
-  it('captures a real VM with the agent and with bare QEMU saves, and snapshots the service both ways', async () => {
+  it('captures a real VM with the agent and with bare QEMU saves, and snapshots and restores the service', async () => {
     const figure = await vmCapture.run({ size: 'smoke', log: () => undefined });
     expectWellFormed(figure);
-    const raw = figure.raw as { sizes: SizeResult[]; service: ServiceResult; bootFailures: string[] };
+    const raw = figure.raw as {
+      sizes: SizeResult[];
+      service: ServiceResult;
+      restore: RestoreResult;
+      bootFailures: string[];
+    };
     expect(raw.bootFailures).toEqual([]);
     expect(raw.sizes.map((s) => s.memoryMiB)).toEqual([128]);
     for (const sample of [...raw.sizes[0]!.agent, ...raw.sizes[0]!.bareDefault, ...raw.sizes[0]!.bareTuned]) {
@@ -22,5 +27,8 @@ describe('vm-capture benchmark (smoke size)', () => {
     }
     expect(raw.service.stopTheWorldDowntimeMs).toBeGreaterThan(0);
     expect(raw.service.liveDowntimeMs).toBeGreaterThan(0);
+    expect(raw.restore.vms).toBe(1);
+    expect(raw.restore.loadAllMs).toBeGreaterThan(0);
+    expect(raw.restore.simultaneousSkewMs).toBeGreaterThanOrEqual(0);
   }, 120_000);
 });
