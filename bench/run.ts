@@ -9,11 +9,12 @@ import type { Benchmark, FigureResult } from './lib/figure.js';
 import { describeMachine } from './lib/machine.js';
 import { writeReport } from './lib/report.js';
 import type { RunRecord } from './lib/report.js';
+import { memory } from './memory/memory.js';
 import { packetIn } from './packet-in/packet-in.js';
 import { skew } from './skew/skew.js';
 import { vmCapture } from './vm-capture/vm-capture.js';
 
-export const BENCHMARKS: Benchmark[] = [epochAdvance, packetIn, vmCapture, skew];
+export const BENCHMARKS: Benchmark[] = [epochAdvance, packetIn, vmCapture, skew, memory];
 
 export interface RunOptions {
   quick: boolean;
