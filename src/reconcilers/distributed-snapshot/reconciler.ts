@@ -38,6 +38,7 @@ import {
   type VirtualMachineInstance,
   type VirtualMachineInstanceMigration,
 } from '../../kubevirt/types.js';
+import { OfcError } from '../../ofc/control/errors.js';
 import type { AdvanceResult, ArmedVm, NetworkCounters, OfcControl } from '../../ofc/control/types.js';
 import type { EventRecorder, ObjectKey, ReconcileContext, Reconciler, Result } from '../../operator/types.js';
 import type { BundleVm } from '../../store/manifest.js';
@@ -252,15 +253,18 @@ export class DistributedSnapshotReconciler implements Reconciler {
     }
 
     const armed = await this.mapNetwork(vmis);
-    const result = await this.deps.ofc.arm({
-      snapshotId: snapshotId(snap),
-      mode: snap.spec.network?.mode ?? 'Buffer',
-      bufferTier: snap.spec.network?.bufferTier ?? 'datapath',
-      bufferLimitBytes: parseQuantityBytes(snap.spec.network?.bufferLimit ?? DEFAULT_BUFFER_LIMIT),
-      recordChannelState: snap.spec.network?.recordChannelState ?? false,
-      vms: armed,
-      bridges: [...new Set(armed.flatMap((vm) => (vm.bridge ? [vm.bridge] : [])))],
-    });
+    // No `bridges`: every connected bridge carries the pipeline. A VM migrated to a snapshot host talks
+    // from that host's bridge, which must enforce the epochs too (the VMs' own bridges were checked above).
+    const result = await refusalIsFailure('NetworkRefused', 'the OpenFlow controller refused to arm', () =>
+      this.deps.ofc.arm({
+        snapshotId: snapshotId(snap),
+        mode: snap.spec.network?.mode ?? 'Buffer',
+        bufferTier: snap.spec.network?.bufferTier ?? 'datapath',
+        bufferLimitBytes: parseQuantityBytes(snap.spec.network?.bufferLimit ?? DEFAULT_BUFFER_LIMIT),
+        recordChannelState: snap.spec.network?.recordChannelState ?? false,
+        vms: armed,
+      }),
+    );
     this.event(
       snap,
       'Normal',
@@ -334,7 +338,11 @@ export class DistributedSnapshotReconciler implements Reconciler {
   // ---- Snapshotting -----------------------------------------------------------
 
   private async snapshot(snap: DistributedSnapshot, status: DistributedSnapshotStatus): Promise<Step> {
-    const network = await this.deps.ofc.status(snapshotId(snap));
+    const network = await refusalIsFailure(
+      'NetworkLost',
+      'the OpenFlow controller no longer knows the snapshot',
+      () => this.deps.ofc.status(snapshotId(snap)),
+    );
     if (network.state === 'Aborted') {
       throw new SnapshotFailure(
         'NetworkAborted',
@@ -572,15 +580,11 @@ export class DistributedSnapshotReconciler implements Reconciler {
   ): Promise<DistributedSnapshotStatus> {
     const id = snapshotId(snap);
     const namespace = snap.metadata.namespace;
-    let finished;
-    try {
-      finished = await this.deps.ofc.finish(id);
-    } catch (err) {
-      throw new SnapshotFailure(
-        'NetworkFinishFailed',
-        `the OpenFlow controller could not finish: ${message(err)}`,
-      );
-    }
+    const finished = await refusalIsFailure(
+      'NetworkFinishFailed',
+      'the OpenFlow controller could not finish',
+      () => this.deps.ofc.finish(id),
+    );
     const rows = status.vms ?? [];
     const vms: BundleVm[] = [];
     for (const row of rows) {
@@ -786,12 +790,17 @@ export class DistributedSnapshotReconciler implements Reconciler {
       this.event(snap, 'Warning', 'CleanupIncomplete', `partial bundle ${id} not deleted: ${message(err)}`);
     }
     if (status.phase !== undefined && status.phase !== 'Pending') {
-      const counters = await this.deps.ofc.abort(
-        id,
-        `${reason}: ${status.failureMessage ?? 'snapshot aborted'}`,
-      );
-      ctx.log.info({ counters }, 'network released');
-      status.network = countersStatus(counters);
+      try {
+        const counters = await this.deps.ofc.abort(
+          id,
+          `${reason}: ${status.failureMessage ?? 'snapshot aborted'}`,
+        );
+        ctx.log.info({ counters }, 'network released');
+        status.network = countersStatus(counters);
+      } catch (err) {
+        // Never armed (failed or deleted while planning): nothing is held. Anything else may hold packets: retry.
+        if (!(err instanceof OfcError && err.code === 'NotFound')) throw err;
+      }
     }
     return (await this.deps.kubevirt.listMigrations(namespace, selector)).length;
   }
@@ -953,6 +962,22 @@ function countersStatus(counters: NetworkCounters): NonNullable<DistributedSnaps
     peakBufferBytes: counters.peakBufferBytes,
     dropped: counters.dropped,
   };
+}
+
+/**
+ * Runs an OFC call; a refusal (a 4xx: the request can never succeed as asked)
+ * fails the snapshot with `reason`, while an outage (unreachable, 503, switch
+ * errors) is thrown to be retried with backoff until the snapshot's timeout.
+ */
+async function refusalIsFailure<T>(reason: string, what: string, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    if (err instanceof OfcError && err.status >= 400 && err.status < 500) {
+      throw new SnapshotFailure(reason, `${what}: ${err.message}`);
+    }
+    throw err;
+  }
 }
 
 /** Our objects are plain JSON (strings); client-node's types say Date. */

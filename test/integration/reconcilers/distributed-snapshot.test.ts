@@ -81,6 +81,11 @@ describe('DistributedSnapshot reconciler', () => {
     );
     expect(h.log.indexOf('store', 'commit', id)).toBeGreaterThan(h.log.indexOf('ofc', 'finish', id));
     expect(h.log.count('ofc', 'abort')).toBe(0);
+    // Every connected bridge is armed (no `bridges`): the snapshot hosts' bridges carry the VMs after migration.
+    expect(h.ofc.armRequests[0]?.bridges).toBeUndefined();
+    expect(h.ofc.armRequests[0]?.vms.map((vm) => vm.mac).sort()).toEqual(
+      VM_NAMES.map((_vm, i) => `52:54:00:00:00:0${i}`),
+    );
 
     // The bundle manifest holds every VM with its timeline, and the recorded channel state.
     const bundle = [...h.bundles.bundles.values()][0];
@@ -185,6 +190,29 @@ describe('DistributedSnapshot reconciler', () => {
     expect(snap.status?.failureReason).toBe('NetworkAborted');
     expect(snap.status?.failureMessage).toContain('buffer limit');
     await expectCleanAbort(h, snap);
+  });
+
+  it('fails, instead of retrying forever, when the OFC refuses to arm', async () => {
+    h.ofc.armRefusal = "bufferTier 'datapath' is not available: no buffer port on bridge br-leaf1";
+    await h.createSnapshot('refused', { network: { bufferTier: 'datapath' } });
+    const snap = await h.waitForPhase('refused', ['Succeeded', 'Failed']);
+    expect(snap.status?.failureReason).toBe('NetworkRefused');
+    expect(snap.status?.failureMessage).toContain("bufferTier 'datapath' is not available");
+    expect(await h.migrations()).toEqual([]);
+  });
+
+  it('lets go of a deleted snapshot that never armed the network', async () => {
+    h.standin.hangMigrationOf('bank-0');
+    await h.createSnapshot('first');
+    await h.waitForPhase('first', ['Snapshotting']);
+    await h.createSnapshot('never-armed');
+    await h.waitFor('never-armed to be queued', async () =>
+      (await h.eventReasons('never-armed')).includes('Queued') ? true : undefined,
+    );
+    await h.api.deleteObject(resourcePath(DISTRIBUTED_SNAPSHOT_RESOURCE, h.ns.name, 'never-armed'));
+    await h.waitFor('never-armed to be gone', async () =>
+      (await h.getSnapshot('never-armed')) ? undefined : true,
+    );
   });
 
   it('aborts a snapshot deleted mid-flight, then lets it go', async () => {

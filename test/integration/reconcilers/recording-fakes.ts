@@ -35,6 +35,7 @@ import type {
   OpenedBundle,
   VmAttachment,
 } from '../../../src/reconcilers/ports.js';
+import { OfcError } from '../../../src/ofc/control/errors.js';
 import { BundleIntegrityError } from '../../../src/store/errors.js';
 import { openBundleWriter } from '../../../src/store/index.js';
 import { sealManifest, type BundleManifest } from '../../../src/store/manifest.js';
@@ -108,6 +109,7 @@ const ZERO_COUNTERS: NetworkCounters = {
 export class RecordingOfc implements OfcControl {
   readonly gates = new Gates();
   readonly snapshots = new Map<string, SnapshotNetworkStatus>();
+  readonly armRequests: ArmRequest[] = [];
   readonly restored: { flows: SavedFlow[]; channelState: RecordedPacket[] }[] = [];
   private abortedByOfc: string | undefined;
 
@@ -115,6 +117,9 @@ export class RecordingOfc implements OfcControl {
     private readonly log: CallLog,
     private readonly bridgeNames: string[],
   ) {}
+
+  /** Every arm is refused with this message (400), as the OFC refuses what it cannot do. */
+  armRefusal: string | undefined;
 
   /** The OFC aborts every armed snapshot on its own (buffer limit reached). */
   abortOnOwn(reason: string): void {
@@ -133,6 +138,7 @@ export class RecordingOfc implements OfcControl {
   async arm(req: ArmRequest): Promise<ArmResult> {
     this.log.record({ component: 'ofc', op: 'arm', subject: req.snapshotId });
     await this.gates.pass('arm');
+    if (this.armRefusal) throw new OfcError('BadRequest', this.armRefusal);
     const epochs: Record<string, Epoch> = Object.fromEntries(req.vms.map((vm) => [vm.name, 'Pre']));
     this.snapshots.set(req.snapshotId, {
       snapshotId: req.snapshotId,
@@ -141,6 +147,7 @@ export class RecordingOfc implements OfcControl {
       epochs,
       counters: { ...ZERO_COUNTERS },
     });
+    this.armRequests.push(req);
     return { armedAt: new Date().toISOString(), bridges: req.bridges ?? this.bridgeNames };
   }
 
@@ -181,8 +188,7 @@ export class RecordingOfc implements OfcControl {
   async abort(snapshotId: string, reason: string): Promise<NetworkCounters> {
     this.log.record({ component: 'ofc', op: 'abort', subject: snapshotId });
     await this.gates.pass('abort');
-    const snapshot = this.snapshots.get(snapshotId);
-    if (!snapshot) return { ...ZERO_COUNTERS };
+    const snapshot = this.require(snapshotId);
     snapshot.state = 'Aborted';
     snapshot.abortReason ??= reason;
     // Releasing re-injects whatever was still held.
@@ -195,9 +201,10 @@ export class RecordingOfc implements OfcControl {
     this.restored.push({ flows, channelState });
   }
 
+  /** Like the real OFC: a snapshot it never armed is NotFound (404). */
   private require(snapshotId: string): SnapshotNetworkStatus {
     const snapshot = this.snapshots.get(snapshotId);
-    if (!snapshot) throw new Error(`snapshot ${snapshotId} is not armed`);
+    if (!snapshot) throw new OfcError('NotFound', `snapshot ${snapshotId} is not armed`);
     return snapshot;
   }
 }
