@@ -3,7 +3,6 @@
 // read from /proc before arming, with every VM armed, and after every VM
 // advanced (held state and rule bookkeeping at their largest).
 import { spawn } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -12,19 +11,31 @@ import { fileURLToPath } from 'node:url';
 import { startOvs } from '../../lab/ovs/ovs.js';
 import { freeLoopbackPort } from '../../src/devenv/free-port.js';
 import { OfcControlClient } from '../../src/ofc/control/client.js';
-import type { BenchSize, Benchmark, FigureResult } from '../lib/figure.js';
+import { startLocalControlPlane } from '../../src/devenv/control-plane.js';
+import { requireTool } from '../../lab/ovs/require-tool.js';
+import type { BenchContext, BenchSize, Benchmark, FigureResult } from '../lib/figure.js';
 import { ms } from '../lib/figure.js';
 import { round, summarize } from '../lib/stats.js';
 import { barPlotSvg } from '../lib/svg.js';
+import { measureOperatorMemory } from './operator-memory.js';
+import { rssMiB } from './rss.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 const GOAL_MIB = 200;
 
-const SIZES: Record<BenchSize, { vms: number; bridges: number }> = {
-  smoke: { vms: 50, bridges: 2 },
-  quick: { vms: 200, bridges: 10 },
-  full: { vms: 1000, bridges: 10 },
+const SIZES: Record<BenchSize, { vms: number; bridges: number; vmis: number }> = {
+  smoke: { vms: 50, bridges: 2, vmis: 20 },
+  quick: { vms: 200, bridges: 10, vmis: 200 },
+  full: { vms: 1000, bridges: 10, vmis: 1000 },
 };
+
+/**
+ * Where the operator's API server comes from: the benchmark run starts its own
+ * local control plane; a test passes the one it already has.
+ */
+export interface MemoryOptions {
+  kubeconfigPath?: string;
+}
 
 export interface OfcMemoryResult {
   vms: number;
@@ -35,13 +46,6 @@ export interface OfcMemoryResult {
   armMs: number;
   advanceP50Ms: number;
   advanceP99Ms: number;
-}
-
-async function rssMiB(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const kib = /^VmRSS:\s+(\d+) kB/m.exec(status)?.[1];
-  if (kib === undefined) throw new Error(`/proc/${pid}/status has no VmRSS`);
-  return Number(kib) / 1024;
 }
 
 export async function measureOfcMemory(
@@ -146,85 +150,132 @@ export async function measureOfcMemory(
   }
 }
 
+const MEMORY_TITLE = 'Memory: the OFC with many VMs armed, the operator with many VMIs watched';
+
 export const memory: Benchmark = {
   id: 'memory',
-  title: 'OFC memory and scale with many VMs armed',
-  async run(context): Promise<FigureResult> {
-    const size = SIZES[context.size];
-    const r = await measureOfcMemory(size.vms, size.bridges, context.log);
-    const peak = Math.max(r.rssIdleMiB, r.rssArmedMiB, r.rssAdvancedMiB);
-    return {
-      id: 'memory',
-      title: this.title,
-      method:
-        `\`violin ofc\` as its own process (through tsx, as \`make bench\` runs it), ${r.bridges} real OVS bridges ` +
-        `connected over unix sockets; ${r.vms} VMs armed in one snapshot (Buffer, controller tier, channel ` +
-        `state recorded) over the HTTP API, then every VM advanced one by one. RSS from /proc/PID/status ` +
-        `(VmRSS) idle, armed and after the last advance. The operator's RSS with 1000 VMIs watched is not ` +
-        `measured in this version.`,
-      tables: [
-        {
-          columns: [
-            'VMs',
-            'bridges',
-            'RSS idle',
-            'RSS armed',
-            'RSS after advances',
-            'arm',
-            'advance p50',
-            'advance p99',
-          ],
-          rows: [
-            [
-              r.vms,
-              r.bridges,
-              `${round(r.rssIdleMiB)} MiB`,
-              `${round(r.rssArmedMiB)} MiB`,
-              `${round(r.rssAdvancedMiB)} MiB`,
-              ms(r.armMs),
-              ms(r.advanceP50Ms),
-              ms(r.advanceP99Ms),
-            ],
-          ],
-        },
-      ],
-      goals: [
-        {
-          figure: `OFC memory, ${r.vms} VMs armed on ${r.bridges} bridges`,
-          baseline: `idle OFC ${round(r.rssIdleMiB)} MiB`,
-          goal: `report; under ${GOAL_MIB} MB RSS`,
-          measured: `peak ${round(peak)} MiB`,
-          met: r.vms >= 1000 ? peak * 1.048576 < GOAL_MIB : undefined,
-        },
-        {
-          figure: 'operator memory, 1000 VMIs watched',
-          baseline: '—',
-          goal: `report; under ${GOAL_MIB} MB RSS`,
-          measured: 'not measured in this version',
-          met: undefined,
-        },
-      ],
-      plots: [
-        {
-          file: 'memory-ofc.svg',
-          caption: `OFC RSS with ${r.vms} VMs on ${r.bridges} bridges`,
-          svg: barPlotSvg({
-            title: `violin ofc RSS, ${r.vms} VMs on ${r.bridges} bridges`,
-            yLabel: 'MiB',
-            seriesNames: ['RSS'],
-            groups: [
-              { label: 'idle', values: [r.rssIdleMiB] },
-              { label: 'armed', values: [r.rssArmedMiB] },
-              { label: 'advanced', values: [r.rssAdvancedMiB] },
-              { label: 'goal', values: [GOAL_MIB / 1.048576] },
-            ],
-          }),
-        },
-      ],
-      notes: [
-        'RSS includes the tsx loader that `make bench` runs the sources through; a compiled dist/ build would be somewhat smaller.',
-      ],
-      raw: r,
-    };
+  title: MEMORY_TITLE,
+  run(context): Promise<FigureResult> {
+    return runMemory(context, {});
   },
 };
+
+export async function runMemory(context: BenchContext, options: MemoryOptions): Promise<FigureResult> {
+  const size = SIZES[context.size];
+  const r = await measureOfcMemory(size.vms, size.bridges, context.log);
+  const op = await withKubeconfig(options, context.log, (kubeconfig) =>
+    measureOperatorMemory(kubeconfig, `violin-bench-mem-${Date.now().toString(36)}`, size.vmis, context.log),
+  );
+  const peak = Math.max(r.rssIdleMiB, r.rssArmedMiB, r.rssAdvancedMiB);
+  return {
+    id: 'memory',
+    title: MEMORY_TITLE,
+    method:
+      `\`violin ofc\` as its own process (through tsx, as \`make bench\` runs it), ${r.bridges} real OVS bridges ` +
+      `connected over unix sockets; ${r.vms} VMs armed in one snapshot (Buffer, controller tier, channel ` +
+      `state recorded) over the HTTP API, then every VM advanced one by one. RSS from /proc/PID/status ` +
+      `(VmRSS) idle, armed and after the last advance. Operator: \`violin operator\` as its own process ` +
+      `against a real kube-apiserver + etcd, watching one namespace, started with no VMI (baseline) and again ` +
+      `with ${op.vmis} VirtualMachineInstances in it; RSS read 2 s after /readyz reports every informer synced.`,
+    tables: [
+      {
+        columns: [
+          'VMs',
+          'bridges',
+          'RSS idle',
+          'RSS armed',
+          'RSS after advances',
+          'arm',
+          'advance p50',
+          'advance p99',
+        ],
+        rows: [
+          [
+            r.vms,
+            r.bridges,
+            `${round(r.rssIdleMiB)} MiB`,
+            `${round(r.rssArmedMiB)} MiB`,
+            `${round(r.rssAdvancedMiB)} MiB`,
+            ms(r.armMs),
+            ms(r.advanceP50Ms),
+            ms(r.advanceP99Ms),
+          ],
+        ],
+      },
+      {
+        columns: ['operator', 'VMIs', 'RSS', 'start to ready'],
+        rows: [
+          ['no VMI (baseline)', 0, `${round(op.rssEmptyMiB)} MiB`, ms(op.readyEmptyMs)],
+          [`${op.vmis} VMIs watched`, op.vmis, `${round(op.rssWatchingMiB)} MiB`, ms(op.readyWatchingMs)],
+        ],
+      },
+    ],
+    goals: [
+      {
+        figure: `OFC memory, ${r.vms} VMs armed on ${r.bridges} bridges`,
+        baseline: `idle OFC ${round(r.rssIdleMiB)} MiB`,
+        goal: `report; under ${GOAL_MIB} MB RSS`,
+        measured: `peak ${round(peak)} MiB`,
+        met: r.vms >= 1000 ? peak * 1.048576 < GOAL_MIB : undefined,
+      },
+      {
+        figure: `operator memory, ${op.vmis} VMIs watched`,
+        baseline: `operator with no VMI ${round(op.rssEmptyMiB)} MiB`,
+        goal: `report; under ${GOAL_MIB} MB RSS`,
+        measured: `${round(op.rssWatchingMiB)} MiB (${round(((op.rssWatchingMiB - op.rssEmptyMiB) * 1024) / Math.max(op.vmis, 1))} KiB per VMI)`,
+        met: op.vmis >= 1000 ? op.rssWatchingMiB * 1.048576 < GOAL_MIB : undefined,
+      },
+    ],
+    plots: [
+      {
+        file: 'memory-ofc.svg',
+        caption: `OFC RSS with ${r.vms} VMs on ${r.bridges} bridges`,
+        svg: barPlotSvg({
+          title: `violin ofc RSS, ${r.vms} VMs on ${r.bridges} bridges`,
+          yLabel: 'MiB',
+          seriesNames: ['RSS'],
+          groups: [
+            { label: 'idle', values: [r.rssIdleMiB] },
+            { label: 'armed', values: [r.rssArmedMiB] },
+            { label: 'advanced', values: [r.rssAdvancedMiB] },
+            { label: 'goal', values: [GOAL_MIB / 1.048576] },
+          ],
+        }),
+      },
+      {
+        file: 'memory-operator.svg',
+        caption: `Operator RSS with no VMI and with ${op.vmis} VMIs watched`,
+        svg: barPlotSvg({
+          title: `violin operator RSS`,
+          yLabel: 'MiB',
+          seriesNames: ['RSS'],
+          groups: [
+            { label: 'no VMI', values: [op.rssEmptyMiB] },
+            { label: `${op.vmis} VMIs`, values: [op.rssWatchingMiB] },
+            { label: 'goal', values: [GOAL_MIB / 1.048576] },
+          ],
+        }),
+      },
+    ],
+    notes: [
+      'RSS includes the tsx loader that `make bench` runs the sources through; a compiled dist/ build would be somewhat smaller.',
+    ],
+    raw: { ofc: r, operator: op },
+  };
+}
+
+async function withKubeconfig<T>(
+  options: MemoryOptions,
+  log: (message: string) => void,
+  work: (kubeconfigPath: string) => Promise<T>,
+): Promise<T> {
+  if (options.kubeconfigPath) return work(options.kubeconfigPath);
+  requireTool('openssl', 'Debian package openssl: signs the API server certificate');
+  log('  memory: starting a local kube-apiserver + etcd');
+  const controlPlane = await startLocalControlPlane({});
+  try {
+    return await work(controlPlane.kubeconfigPath);
+  } finally {
+    await controlPlane.stop();
+  }
+}

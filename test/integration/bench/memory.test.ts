@@ -1,19 +1,27 @@
 // Smoke test of the memory benchmark: `violin ofc` as its own process with
-// real bridges, VMs armed and advanced, RSS read at each step. No size or
-// timing is asserted.
-import { describe, expect, it } from 'vitest';
+// real bridges, VMs armed and advanced; `violin operator` as its own process
+// against the shared real API server, with and without VMIs to watch; RSS
+// read at each step. No size or timing is asserted.
+import { describe, expect, inject, it } from 'vitest';
 
-import { memory } from '../../../bench/memory/memory.js';
+import { runMemory } from '../../../bench/memory/memory.js';
 import type { OfcMemoryResult } from '../../../bench/memory/memory.js';
+import type { OperatorMemoryResult } from '../../../bench/memory/operator-memory.js';
 import { expectWellFormed } from './well-formed.js';
 
 describe('memory benchmark (smoke size)', () => {
-  it('arms and advances VMs on a separate violin ofc process and reads its RSS', async () => {
-    const figure = await memory.run({ size: 'smoke', log: () => undefined });
+  it('reads the RSS of violin ofc with VMs armed and of violin operator with VMIs watched', async () => {
+    const figure = await runMemory(
+      { size: 'smoke', log: () => undefined },
+      { kubeconfigPath: inject('kubeconfig') },
+    );
     expectWellFormed(figure);
-    const raw = figure.raw as OfcMemoryResult;
-    expect(raw).toMatchObject({ vms: 50, bridges: 2 });
-    for (const rss of [raw.rssIdleMiB, raw.rssArmedMiB, raw.rssAdvancedMiB]) expect(rss).toBeGreaterThan(1);
-    expect(raw.advanceP50Ms).toBeGreaterThan(0);
-  }, 60_000);
+    const { ofc, operator } = figure.raw as { ofc: OfcMemoryResult; operator: OperatorMemoryResult };
+    expect(ofc).toMatchObject({ vms: 50, bridges: 2 });
+    for (const rss of [ofc.rssIdleMiB, ofc.rssArmedMiB, ofc.rssAdvancedMiB]) expect(rss).toBeGreaterThan(1);
+    expect(ofc.advanceP50Ms).toBeGreaterThan(0);
+    expect(operator.vmis).toBe(20);
+    expect(operator.rssEmptyMiB).toBeGreaterThan(1);
+    expect(operator.rssWatchingMiB).toBeGreaterThan(1);
+  }, 90_000);
 });
