@@ -29,7 +29,7 @@ function recordPath(name: string): string {
 
 export async function recordLab(lab: LabCluster): Promise<void> {
   const processes = Object.entries(lab.pids).flatMap(([name, pid]) =>
-    pid === undefined ? [] : [{ name, pid, expect: name.startsWith('violin') ? 'violin' : name }],
+    pid === undefined ? [] : [{ name, pid, expect: name.startsWith('violin') ? 'cli/main' : name }],
   );
   const record: LabRecord = {
     name: lab.name,
@@ -86,6 +86,16 @@ export async function tearDownRecordedLab(name: string): Promise<string> {
     if (!(await commandLine(proc.pid))?.includes(proc.expect)) continue;
     await stopPid(proc.pid);
     done.push(`${proc.name} (${proc.pid})`);
+  }
+  // The status forwarders (socat) are not recorded one by one: their sockets live in the lab dir.
+  for (const entry of await readdir('/proc')) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid)) continue;
+    const line = await commandLine(pid);
+    if (line?.startsWith('socat\0') && line.includes(`${record.dir}/`)) {
+      await stopPid(pid);
+      done.push(`socat (${pid})`);
+    }
   }
   const namespaces = (await run('ip', ['netns', 'list'])).stdout
     .split('\n')

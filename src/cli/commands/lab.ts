@@ -5,7 +5,7 @@
 import { parseArgs } from 'node:util';
 
 import type { Command } from '../main.js';
-import { deployBank } from '../../../lab/cluster/bank.js';
+import { deployBank, type BankService } from '../../../lab/cluster/bank.js';
 import { startLabCluster, type LabCluster } from '../../../lab/cluster/cluster.js';
 import { forgetLab, recordLab, tearDownRecordedLab } from '../../../lab/cluster/record.js';
 
@@ -58,10 +58,11 @@ async function up(argv: string[]): Promise<number> {
   const say = (line: string) => process.stdout.write(`${line}\n`);
   const lab = await startLabCluster({ name: 'lab', keepDir: values.keep ?? false, log: say });
   await recordLab(lab);
+  let bank: BankService | undefined;
   try {
     if (vms > 0) {
       say(`deploying the bank: ${vms} VMs`);
-      const bank = await deployBank(lab, { namespace: 'bank', vms, labels: { app: 'bank' } });
+      bank = await deployBank(lab, { namespace: 'bank', vms, labels: { app: 'bank' } });
       say(`bank running: ${bank.members.map((m) => `${m.name} ${m.ip}`).join(', ')}`);
     }
     for (const line of usageLines(lab)) say(line);
@@ -69,6 +70,7 @@ async function up(argv: string[]): Promise<number> {
     await untilSignal();
   } finally {
     say('stopping the lab');
+    await bank?.stop();
     await lab.stop();
     await forgetLab(lab.name);
   }
