@@ -194,7 +194,7 @@ const validMessages: OfMessage[] = [
 const corpus = validMessages.map((message) => encodeMessage(message));
 
 /** A stream: a few valid-then-damaged messages back to back, or random bytes. */
-const stream = fc.oneof(
+export const openflowStream = fc.oneof(
   {
     weight: 4,
     arbitrary: fc.array(mutatedFrom(corpus), { minLength: 1, maxLength: 4 }).map((m) => Buffer.concat(m)),
@@ -225,7 +225,7 @@ export const openflowTarget: FuzzTarget = {
   description:
     'MessageFramer + decodeMessage on damaged valid OpenFlow 1.3 streams and random bytes, in random chunks',
   property: () =>
-    fc.property(chunked(stream), (chunks) => {
+    fc.property(chunked(openflowStream), (chunks) => {
       const framer = new MessageFramer();
       for (const chunk of chunks) {
         let messages: Buffer[];
