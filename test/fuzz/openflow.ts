@@ -6,6 +6,8 @@ import fc from 'fast-check';
 
 import {
   MessageFramer,
+  OFP_HEADER_LEN,
+  OFP_VERSION,
   OpenFlowDecodeError,
   decodeMessage,
   encodeMessage,
@@ -193,11 +195,29 @@ const validMessages: OfMessage[] = [
 
 const corpus = validMessages.map((message) => encodeMessage(message));
 
-/** A stream: a few valid-then-damaged messages back to back, or random bytes. */
+/**
+ * A damaged message whose header still tells the truth (version 4, the real
+ * length): it passes the framer and the header check, so the damage lands in
+ * the body decoders (matches, instructions, actions, multipart bodies).
+ */
+const damagedBody = mutatedFrom(corpus)
+  .filter((message) => message.length >= OFP_HEADER_LEN && message.length <= 0xffff)
+  .map((message) => {
+    const fixed = Buffer.from(message);
+    fixed[0] = OFP_VERSION;
+    fixed.writeUInt16BE(fixed.length, 2);
+    return fixed;
+  });
+
+/** A stream: a few damaged messages back to back (raw, or with an honest header), or random bytes. */
 export const openflowStream = fc.oneof(
   {
-    weight: 4,
+    weight: 3,
     arbitrary: fc.array(mutatedFrom(corpus), { minLength: 1, maxLength: 4 }).map((m) => Buffer.concat(m)),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.array(damagedBody, { minLength: 1, maxLength: 4 }).map((m) => Buffer.concat(m)),
   },
   { weight: 1, arbitrary: fc.uint8Array({ maxLength: 512 }).map((b) => Buffer.from(b)) },
 );
