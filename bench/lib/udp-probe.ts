@@ -56,7 +56,7 @@ socket.bind(Number(process.argv[1]), () => {
   process.stdout.write('ready\\n');
 });
 process.on('SIGTERM', () => {
-  process.stdout.write(JSON.stringify({ received: latencies.length, firstNs: String(first), lastNs: String(last), latenciesUs: latencies }) + '\\n');
-  process.exit(0);
+  // exit only once the pipe has taken the whole line: a large result would be cut.
+  process.stdout.write(JSON.stringify({ received: latencies.length, firstNs: String(first), lastNs: String(last), latenciesUs: latencies }) + '\\n', () => process.exit(0));
 });
 `;

@@ -25,7 +25,7 @@ const server = net.createServer((socket) => {
 });
 server.listen(Number(process.argv[1]), () => process.stdout.write('ready\\n'));
 process.on('SIGTERM', () => {
-  process.stdout.write(JSON.stringify({ arrivals }) + '\\n');
-  process.exit(0);
+  // exit only once the pipe has taken the whole line: a large result would be cut.
+  process.stdout.write(JSON.stringify({ arrivals }) + '\\n', () => process.exit(0));
 });
 `;

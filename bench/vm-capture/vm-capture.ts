@@ -76,6 +76,8 @@ export interface ServiceResult {
   /** Live: VM after VM with the agent; the service is degraded only while one VM is paused. */
   liveDowntimeMs: number;
   liveTotalMs: number;
+  /** Live, VM after VM, with the same save path as stop-the-world (bare save, agent's parameters). */
+  liveBareDowntimeMs: number;
   /** Stop-the-world: from the first pause to the last resume. */
   stopTheWorldDowntimeMs: number;
 }
@@ -310,12 +312,15 @@ export async function measureCaptures(
     for (const vm of vms)
       liveDowntimeMs += (await agentCapture(agent, vm, stateDir, `svc-${vm.ref.name}`)).downtimeMs;
     const liveTotalMs = performance.now() - liveStarted;
+    let liveBareDowntimeMs = 0;
+    for (const vm of vms)
+      liveBareDowntimeMs += (await bareSave(vm, join(stateDir, 'bare.img'), AGENT_PARAMETERS)).downtimeMs;
     const stopTheWorldDowntimeMs = await stopTheWorld(vms, stateDir);
     context.log(`  vm-capture: restoring ${vms.length} VMs`);
     const restore = await measureRestore(agent, vms, stateDir);
     return {
       sizes,
-      service: { vms: vms.length, liveDowntimeMs, liveTotalMs, stopTheWorldDowntimeMs },
+      service: { vms: vms.length, liveDowntimeMs, liveTotalMs, liveBareDowntimeMs, stopTheWorldDowntimeMs },
       restore,
       bootFailures,
     };
@@ -399,12 +404,23 @@ export const vmCapture: Benchmark = {
         {
           columns: ['service snapshot', 'VMs', 'service downtime', 'ratio'],
           rows: [
-            ['live, VM after VM (agent)', service.vms, ms(service.liveDowntimeMs), '1×'],
+            [
+              'live, VM after VM (agent)',
+              service.vms,
+              ms(service.liveDowntimeMs),
+              `stop-the-world ÷ this = ${round(serviceRatio)}`,
+            ],
+            [
+              'live, VM after VM (bare save, same path as stop-the-world)',
+              service.vms,
+              ms(service.liveBareDowntimeMs),
+              `stop-the-world ÷ this = ${round(service.stopTheWorldDowntimeMs / service.liveBareDowntimeMs)}`,
+            ],
             [
               'stop-the-world (pause all, save all, resume)',
               service.vms,
               ms(service.stopTheWorldDowntimeMs),
-              `${round(serviceRatio)}×`,
+              '1',
             ],
           ],
         },
@@ -453,7 +469,10 @@ export const vmCapture: Benchmark = {
           figure: `whole-service snapshot, ${service.vms} VMs`,
           baseline: `stop-the-world ${ms(service.stopTheWorldDowntimeMs)}`,
           goal: 'service downtime ≥ 10 × lower than stop-the-world',
-          measured: `${ms(service.liveDowntimeMs)} = ${round(serviceRatio)}× lower`,
+          measured:
+            `agent: ${ms(service.liveDowntimeMs)} = ${round(serviceRatio)}× lower; the method with the same ` +
+            `save path as stop-the-world: ${ms(service.liveBareDowntimeMs)} = ` +
+            `${round(service.stopTheWorldDowntimeMs / service.liveBareDowntimeMs)}× lower`,
           met: serviceRatio >= 10,
         },
       ],
@@ -505,11 +524,11 @@ export const vmCapture: Benchmark = {
             title: `Service downtime, ${service.vms} VMs`,
             yLabel: 'ms (log scale)',
             logScale: true,
-            seriesNames: ['live (agent)', 'stop-the-world'],
+            seriesNames: ['live (agent)', 'live (bare save)', 'stop-the-world'],
             groups: [
               {
                 label: `${service.vms} VMs`,
-                values: [service.liveDowntimeMs, service.stopTheWorldDowntimeMs],
+                values: [service.liveDowntimeMs, service.liveBareDowntimeMs, service.stopTheWorldDowntimeMs],
               },
             ],
           }),
@@ -525,6 +544,8 @@ export const vmCapture: Benchmark = {
         "Where the agent's capture is slower than the tuned bare save, the difference is its store path: QEMU's " +
           'stream goes through the agent process (unix socket, sha256 on the way, written into the bundle and ' +
           'fsynced), while the bare save is `cat` into the page cache; compare the MiB/s columns.',
+        "The agent's downtime is judged (it is the product's); where it exceeds the bare save's with the same " +
+          'parameters, the stop-and-copy is waiting on the same store path that bounds its capture time.',
         'The guest is idle apart from its init loop, so these are best-case images; a guest dirtying memory fast needs more pre-copy rounds and a longer stop-and-copy.',
       ],
       raw: { sizes, service, restore, bootFailures },
