@@ -24,6 +24,10 @@ export class AgentClient implements SnapshotAgent {
     return this.post('/v1/capture', req);
   }
 
+  resumeCaptured(snapshotId: string, vm: VmRef): Promise<{ resumedAt: string; downtimeMs: number }> {
+    return this.post('/v1/resume-captured', { snapshotId, vm });
+  }
+
   async discard(snapshotId: string, vm: VmRef, storageLocation: string): Promise<void> {
     await this.post('/v1/discard', { snapshotId, vm, storageLocation });
   }

@@ -7,6 +7,14 @@
 // comes to us over a unix socket and goes straight into the store, hashed on
 // the way, so nothing is read twice.
 //
+// With `resume: OnRequest` the guest stays stopped after the stop-and-copy
+// (T_i is then the migration's completion) until `resumeCaptured`: the
+// transaction controller advances the VM's epoch in between, so the guest never
+// sends a post-snapshot packet the network still treats as pre-snapshot. A
+// pause deadline keeps a lost operator from leaving the guest stopped for good:
+// the agent resumes it itself and the capture is from then on refused as
+// inconsistent.
+//
 // Load starts the VM's QEMU again from its vm.json with `-incoming defer -S`,
 // feeds it the image (checked against its digest first) and leaves it paused;
 // resume is `cont`, so a restore can start every VM at the same moment.
@@ -37,7 +45,27 @@ export interface QmpAgentOptions {
   maxBandwidthBytesPerSecond?: number;
   /** How long a capture or load may take before it is cancelled. */
   timeoutMs?: number;
+  /** How long a `resume: OnRequest` capture may keep its VM paused before the agent resumes it itself. */
+  pauseDeadlineMs?: number;
+  /** Where the agent says what it did on its own (a VM resumed at its pause deadline). */
+  log?: (line: string) => void;
 }
+
+/** Who ended the pause of a `resume: OnRequest` capture. */
+type PauseEnd = 'operator' | 'deadline' | 'discard' | 'shutdown';
+
+interface PausedCapture {
+  vm: VmRef;
+  /** QEMU's STOP: the downtime runs from here. */
+  stoppedAtMs: number;
+  deadline: NodeJS.Timeout;
+  /** Set by whichever ends the pause first; every later caller sees the same outcome. */
+  ended?: Promise<{ by: PauseEnd; resumedAt: string; downtimeMs: number }>;
+  endedAtMs?: number;
+}
+
+/** Pauses that ended are remembered this long, so a retried resumeCaptured still gets its answer. */
+const ENDED_PAUSE_MEMORY_MS = 15 * 60_000;
 
 interface MigrationInfo {
   status: string;
@@ -55,17 +83,29 @@ export class QmpSnapshotAgent implements SnapshotAgent {
   private readonly downtimeLimitMs: number;
   private readonly maxBandwidth: number;
   private readonly timeoutMs: number;
+  private readonly pauseDeadlineMs: number;
+  private readonly log: (line: string) => void;
+  /** `resume: OnRequest` captures by `snapshotId/namespace/name`. */
+  private readonly paused = new Map<string, PausedCapture>();
 
   constructor(private readonly options: QmpAgentOptions) {
     this.images = options.images ?? bundleImageStore;
     this.downtimeLimitMs = options.downtimeLimitMs ?? 50;
     this.maxBandwidth = options.maxBandwidthBytesPerSecond ?? 8 * 1024 ** 3;
     this.timeoutMs = options.timeoutMs ?? 300_000;
+    this.pauseDeadlineMs = options.pauseDeadlineMs ?? 10_000;
+    this.log = options.log ?? (() => undefined);
   }
 
   async capture(req: CaptureRequest): Promise<CaptureResult> {
     requireString(req?.snapshotId, 'snapshotId');
     requireString(req.storageLocation, 'storageLocation');
+    if (req.resume !== undefined && req.resume !== 'Immediately' && req.resume !== 'OnRequest') {
+      throw new AgentError(
+        'BadRequest',
+        `resume ${JSON.stringify(req.resume)} is neither 'Immediately' nor 'OnRequest'`,
+      );
+    }
     const dir = this.vmDir(req.vm);
     return this.exclusive(dir, async () => {
       await this.requireRunningQemu(dir);
@@ -133,12 +173,26 @@ export class QmpSnapshotAgent implements SnapshotAgent {
             `capture of ${ref(dir.vm)} ${info.status}: ${info['error-desc'] ?? 'no reason given'}`,
           );
         }
+        const stopEvent = events.find((e) => e.event === 'STOP');
+        if (req.resume === 'OnRequest') {
+          const image = await stored;
+          const stoppedAtMs = stopEvent?.timestampMs ?? final.timestampMs;
+          this.holdPaused(pauseKey(req.snapshotId, dir.vm), dir.vm, stoppedAtMs);
+          return {
+            startedAt: startedAt.toISOString(),
+            completedAt: new Date(final.timestampMs).toISOString(),
+            downtimeMs: roundMs(Date.now() - stoppedAtMs),
+            imageBytes: image.bytes,
+            digest: image.digest,
+            image: image.path,
+            paused: true,
+          };
+        }
         // The guest is stopped now; every millisecond until cont is downtime.
         const resumed = qmp.waitForEvent('RESUME', 10_000);
         await contAfterMigration(qmp);
         const resumedEvent = await resumed;
         const image = await stored;
-        const stopEvent = events.find((e) => e.event === 'STOP');
         const info = await qmp.execute<MigrationInfo>('query-migrate');
         const downtimeMs = stopEvent
           ? resumedEvent.timestampMs - stopEvent.timestampMs
@@ -147,7 +201,7 @@ export class QmpSnapshotAgent implements SnapshotAgent {
         return {
           startedAt: startedAt.toISOString(),
           completedAt: new Date(resumedEvent.timestampMs).toISOString(),
-          downtimeMs: Math.round(downtimeMs * 1000) / 1000,
+          downtimeMs: roundMs(downtimeMs),
           imageBytes: image.bytes,
           digest: image.digest,
           image: image.path,
@@ -168,6 +222,13 @@ export class QmpSnapshotAgent implements SnapshotAgent {
     requireString(snapshotId, 'snapshotId');
     requireString(storageLocation, 'storageLocation');
     const checked = this.checkRef(vm);
+    // An aborted snapshot's VM must not stay paused waiting for a resume that will not come.
+    const key = pauseKey(snapshotId, checked);
+    const paused = this.paused.get(key);
+    if (paused) {
+      await this.endPause(paused, 'discard').catch(() => undefined);
+      this.paused.delete(key);
+    }
     try {
       await this.images.discardImage(storageLocation, snapshotId, checked);
     } catch (error) {
@@ -268,6 +329,104 @@ export class QmpSnapshotAgent implements SnapshotAgent {
     });
   }
 
+  async resumeCaptured(snapshotId: string, vm: VmRef): Promise<{ resumedAt: string; downtimeMs: number }> {
+    requireString(snapshotId, 'snapshotId');
+    const checked = this.checkRef(vm);
+    const paused = this.paused.get(pauseKey(snapshotId, checked));
+    if (!paused) {
+      throw new AgentError(
+        'NotFound',
+        `no capture of ${ref(checked)} in snapshot ${snapshotId} waits to be resumed on this node ` +
+          `(it was not captured here with resume: OnRequest, or the agent restarted since)`,
+      );
+    }
+    let outcome;
+    try {
+      outcome = await this.endPause(paused, 'operator');
+    } catch (error) {
+      throw toAgentError(error);
+    }
+    if (outcome.by === 'operator') return { resumedAt: outcome.resumedAt, downtimeMs: outcome.downtimeMs };
+    const why =
+      outcome.by === 'deadline'
+        ? `was resumed by the agent after ${this.pauseDeadlineMs / 1000} s without the operator`
+        : outcome.by === 'discard'
+          ? 'was resumed when its capture was discarded'
+          : 'was resumed when the agent stopped';
+    throw new AgentError(
+      'Conflict',
+      `VM ${ref(checked)} ${why} (at ${outcome.resumedAt}), so its capture in snapshot ${snapshotId} ` +
+        `is no longer consistent with the network`,
+    );
+  }
+
+  /** Resumes every VM still paused by a `resume: OnRequest` capture: the agent is going away. */
+  async releasePausedVms(): Promise<void> {
+    await Promise.all(
+      [...this.paused.values()].map((paused) => this.endPause(paused, 'shutdown').catch(() => undefined)),
+    );
+  }
+
+  private holdPaused(key: string, vm: VmRef, stoppedAtMs: number): void {
+    const now = Date.now();
+    for (const [other, paused] of this.paused) {
+      if (paused.endedAtMs !== undefined && now - paused.endedAtMs > ENDED_PAUSE_MEMORY_MS)
+        this.paused.delete(other);
+    }
+    const paused: PausedCapture = {
+      vm,
+      stoppedAtMs,
+      deadline: setTimeout(() => {
+        this.endPause(paused, 'deadline').then(
+          () =>
+            this.log(
+              `agent: resumed ${ref(vm)} after ${this.pauseDeadlineMs} ms paused without resumeCaptured; ` +
+                `its capture (${key}) is no longer consistent`,
+            ),
+          (error: unknown) =>
+            this.log(`agent: could not resume ${ref(vm)} at its pause deadline: ${String(error)}`),
+        );
+      }, this.pauseDeadlineMs),
+    };
+    this.paused.set(key, paused);
+  }
+
+  /** Ends a pause once: the first caller resumes the VM, every caller gets that outcome. */
+  private endPause(
+    paused: PausedCapture,
+    by: PauseEnd,
+  ): Promise<{ by: PauseEnd; resumedAt: string; downtimeMs: number }> {
+    if (!paused.ended) {
+      clearTimeout(paused.deadline);
+      paused.ended = this.contPaused(paused).then((resumedAtMs) => {
+        paused.endedAtMs = Date.now();
+        return {
+          by,
+          resumedAt: new Date(resumedAtMs).toISOString(),
+          downtimeMs: roundMs(resumedAtMs - paused.stoppedAtMs),
+        };
+      });
+    }
+    return paused.ended;
+  }
+
+  /** `cont` a VM a capture left paused; resolves with QEMU's RESUME time. */
+  private async contPaused(paused: PausedCapture): Promise<number> {
+    const dir = this.vmDir(paused.vm);
+    await this.requireRunningQemu(dir);
+    const qmp = await QmpClient.connect(dir.qmpSocket);
+    try {
+      const { status } = await qmp.execute<{ status: string }>('query-status');
+      // Someone else (a restore's resume, a person) already let it run.
+      if (status === 'running') return Date.now();
+      const resumed = qmp.waitForEvent('RESUME', 10_000);
+      await contAfterMigration(qmp);
+      return (await resumed).timestampMs;
+    } finally {
+      qmp.close();
+    }
+  }
+
   private checkRef(vm: VmRef): VmRef {
     try {
       return checkVmRef(vm);
@@ -347,6 +506,14 @@ async function contAfterMigration(qmp: QmpClient): Promise<void> {
       await sleep(1);
     }
   }
+}
+
+function pauseKey(snapshotId: string, vm: VmRef): string {
+  return `${snapshotId}/${vm.namespace}/${vm.name}`;
+}
+
+function roundMs(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
 }
 
 function requireString(value: unknown, field: string): void {

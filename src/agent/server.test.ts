@@ -31,6 +31,11 @@ class ScriptedAgent implements SnapshotAgent {
     if (req.snapshotId === 'crash') throw new Error('something unexpected');
     return RESULT;
   }
+  async resumeCaptured(snapshotId: string, vm: VmRef): Promise<{ resumedAt: string; downtimeMs: number }> {
+    this.calls.push(['resumeCaptured', snapshotId, vm]);
+    if (snapshotId === 'expired') throw new AgentError('Conflict', 'resumed by the agent after 10 s');
+    return { resumedAt: 'later', downtimeMs: 250 };
+  }
   async discard(snapshotId: string, vm: VmRef, storageLocation: string): Promise<void> {
     this.calls.push(['discard', snapshotId, vm, storageLocation]);
   }
@@ -73,8 +78,9 @@ describe('agent API', () => {
   afterAll(() => server.close());
 
   it('carries every call and its result through HTTP unchanged', async () => {
-    const capture = { snapshotId: 's1', vm: VM, storageLocation: 'file:///b' };
+    const capture = { snapshotId: 's1', vm: VM, storageLocation: 'file:///b', resume: 'OnRequest' as const };
     expect(await client.capture(capture)).toEqual(RESULT);
+    expect(await client.resumeCaptured('s1', VM)).toEqual({ resumedAt: 'later', downtimeMs: 250 });
     await client.discard('s1', VM, 'file:///b');
     const load = {
       restoreId: 'r1',
@@ -88,6 +94,7 @@ describe('agent API', () => {
     expect(await client.resume('r1', VM)).toEqual({ resumedAt: 'now' });
     expect(agent.calls).toEqual([
       ['capture', capture],
+      ['resumeCaptured', 's1', VM],
       ['discard', 's1', VM, 'file:///b'],
       ['load', load],
       ['resume', 'r1', VM],
@@ -100,6 +107,10 @@ describe('agent API', () => {
     await expect(failure).rejects.toMatchObject({
       code: 'Integrity',
       message: 'image images/x.img is corrupt',
+    });
+    await expect(client.resumeCaptured('expired', VM)).rejects.toMatchObject({
+      code: 'Conflict',
+      message: 'resumed by the agent after 10 s',
     });
     const { status } = await raw(
       server.url,
@@ -166,6 +177,14 @@ describe('QMP backend request checks', () => {
       code: 'BadRequest',
     });
     await expect(
+      agent.capture({
+        snapshotId: 's',
+        vm: VM,
+        storageLocation: location,
+        resume: 'Later' as unknown as 'OnRequest',
+      }),
+    ).rejects.toMatchObject({ code: 'BadRequest', message: expect.stringMatching(/"Later" is neither/) });
+    await expect(
       agent.load({ restoreId: 'r', vm: VM, storageLocation: location, image: 'images/x', digest: 'md5:abc' }),
     ).rejects.toMatchObject({ code: 'BadRequest', message: expect.stringMatching(/not sha256/) });
   });
@@ -189,5 +208,9 @@ describe('QMP backend request checks', () => {
         digest,
       }),
     ).rejects.toMatchObject({ code: 'NotFound', message: expect.stringMatching(/vm\.json does not exist/) });
+    await expect(agent.resumeCaptured('s', VM)).rejects.toMatchObject({
+      code: 'NotFound',
+      message: expect.stringMatching(/no capture of default\/vm-a in snapshot s waits to be resumed/),
+    });
   });
 });

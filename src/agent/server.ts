@@ -2,11 +2,12 @@
 // its request object; every failure is `{"error": {"code", "message"}}` with
 // the status of its code (errors.ts):
 //
-//   POST /v1/capture   CaptureRequest                      → CaptureResult
-//   POST /v1/discard   {snapshotId, vm, storageLocation}    → {}
-//   POST /v1/load      LoadRequest                          → {loadedAt}
-//   POST /v1/resume    {restoreId, vm}                      → {resumedAt}
-//   GET  /healthz                                           → {node}
+//   POST /v1/capture           CaptureRequest                      → CaptureResult
+//   POST /v1/resume-captured   {snapshotId, vm}                    → {resumedAt, downtimeMs}
+//   POST /v1/discard           {snapshotId, vm, storageLocation}   → {}
+//   POST /v1/load              LoadRequest                         → {loadedAt}
+//   POST /v1/resume            {restoreId, vm}                     → {resumedAt}
+//   GET  /healthz                                                  → {node}
 //
 // A body that is not JSON, too large, or of the wrong shape is a 400 and
 // touches nothing.
@@ -22,6 +23,7 @@ type Route = (agent: SnapshotAgent, body: Record<string, unknown>) => Promise<un
 
 const ROUTES: Record<string, Route> = {
   '/v1/capture': (agent, body) => agent.capture(body as unknown as CaptureRequest),
+  '/v1/resume-captured': (agent, body) => agent.resumeCaptured(body.snapshotId as string, body.vm as VmRef),
   '/v1/discard': async (agent, body) => {
     await agent.discard(body.snapshotId as string, body.vm as VmRef, body.storageLocation as string);
     return {};

@@ -12,14 +12,26 @@ export interface CaptureRequest {
   vm: VmRef;
   /** Where the store keeps this snapshot's bundle (a storage location URL, e.g. file:///var/lib/violin/bundles). */
   storageLocation: string;
+  /**
+   * `OnRequest`: the VM stays paused at T_i until `resumeCaptured`. Mattern's
+   * algorithm needs it: a VM that ran on before the network had turned it
+   * post-snapshot would send post-snapshot packets that the network forwards
+   * as pre-snapshot ones. The transaction controller asks for this, advances
+   * the epoch (barrier-confirmed), then resumes. `Immediately` (the default,
+   * for callers that do not enforce epochs) resumes at once.
+   */
+  resume?: 'Immediately' | 'OnRequest';
 }
 
 export interface CaptureResult {
   /** RFC 3339, with milliseconds: start of the capture (live pre-copy to file). */
   startedAt: string;
-  /** RFC 3339, with milliseconds: T_i, the end of the stop-and-copy (the VM runs again). */
+  /** RFC 3339, with milliseconds: T_i, the end of the stop-and-copy (the state the image holds). */
   completedAt: string;
+  /** Paused time so far: the whole downtime with `Immediately`; until T_i with `OnRequest`. */
   downtimeMs: number;
+  /** True when the VM waits, paused, for `resumeCaptured` (`resume: OnRequest`). */
+  paused?: boolean;
   imageBytes: number;
   /** `sha256:<hex>` of the image as stored. */
   digest: string;
@@ -44,6 +56,14 @@ export interface LoadRequest {
 export interface SnapshotAgent {
   /** Capture the VM's full state live; resolves at T_i with what was written. */
   capture(req: CaptureRequest): Promise<CaptureResult>;
+  /**
+   * Resume a VM left paused by a `resume: OnRequest` capture. Idempotent: a VM
+   * already resumed this way answers with the same result. The agent does not
+   * let a VM stay paused forever: past its pause deadline it resumes the VM
+   * itself and this call then fails with code Conflict, because the capture is
+   * no longer consistent with the network (the snapshot must abort).
+   */
+  resumeCaptured(snapshotId: string, vm: VmRef): Promise<{ resumedAt: string; downtimeMs: number }>;
   /** Remove a capture's image (abort). Idempotent. */
   discard(snapshotId: string, vm: VmRef, storageLocation: string): Promise<void>;
   /** Load a VM from its image, paused. */

@@ -16,6 +16,8 @@ const USAGE = `usage: violin agent --node NAME --state-dir DIR [options]
   --state-dir DIR      the node's VM folders: DIR/vms/<namespace>/<name>/{vm.json,qmp.sock,...}
   --listen HOST:PORT   where the agent API listens (default 127.0.0.1:7443; port 0 picks one)
   --downtime-limit MS  QEMU's target for the stop-and-copy of a capture (default 50)
+  --pause-deadline MS  how long a 'resume: OnRequest' capture may keep its VM paused
+                       before the agent resumes it itself (default 10000)
   --log-level LEVEL    pino level (env LOG_LEVEL; default info)
 `;
 
@@ -28,12 +30,21 @@ function parseListen(value: string): { host: string; port: number } {
   return { host: match[1].replace(/^\[|\]$/g, ''), port };
 }
 
+function parseMilliseconds(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const ms = Number(value);
+  if (!Number.isInteger(ms) || ms <= 0)
+    throw new Error(`${flag}: expected a positive number of milliseconds, got '${value}'`);
+  return ms;
+}
+
 export const command: Command = {
   summary: 'run the snapshot-host agent of a node (QMP backend: live capture, load, resume)',
   async run(argv) {
     let values;
     let listen;
     let downtimeLimitMs: number | undefined;
+    let pauseDeadlineMs: number | undefined;
     try {
       ({ values } = parseArgs({
         args: argv,
@@ -42,6 +53,7 @@ export const command: Command = {
           'state-dir': { type: 'string' },
           listen: { type: 'string' },
           'downtime-limit': { type: 'string' },
+          'pause-deadline': { type: 'string' },
           'log-level': { type: 'string' },
           help: { type: 'boolean', short: 'h' },
         },
@@ -54,14 +66,8 @@ export const command: Command = {
       if (!values.node) throw new Error('--node is required');
       if (!values['state-dir']) throw new Error('--state-dir is required');
       listen = parseListen(values.listen ?? '127.0.0.1:7443');
-      if (values['downtime-limit'] !== undefined) {
-        downtimeLimitMs = Number(values['downtime-limit']);
-        if (!Number.isInteger(downtimeLimitMs) || downtimeLimitMs <= 0) {
-          throw new Error(
-            `--downtime-limit: expected a positive number of milliseconds, got '${values['downtime-limit']}'`,
-          );
-        }
-      }
+      downtimeLimitMs = parseMilliseconds('--downtime-limit', values['downtime-limit']);
+      pauseDeadlineMs = parseMilliseconds('--pause-deadline', values['pause-deadline']);
     } catch (error) {
       process.stderr.write(`violin agent: ${(error as Error).message}\n${USAGE}`);
       return 2;
@@ -74,9 +80,15 @@ export const command: Command = {
     });
     const stateDir = values['state-dir'];
     let server;
+    let agent: QmpSnapshotAgent;
     try {
       await mkdir(stateDir, { recursive: true });
-      const agent = new QmpSnapshotAgent({ stateDir, downtimeLimitMs });
+      agent = new QmpSnapshotAgent({
+        stateDir,
+        downtimeLimitMs,
+        pauseDeadlineMs,
+        log: (line) => logger.warn(line),
+      });
       server = await startAgentServer(agent, {
         node: values.node,
         ...listen,
@@ -88,12 +100,14 @@ export const command: Command = {
     }
     logger.info({ url: server.url, stateDir }, 'agent listening');
     const running = server;
-    // VMs are separate processes and keep running when the agent stops.
+    const stopping = agent;
+    // VMs are separate processes and keep running when the agent stops; none
+    // may stay paused waiting for a resumeCaptured this agent can no longer serve.
     await new Promise<void>((resolve) => {
       const stop = () => {
         process.off('SIGTERM', stop);
         process.off('SIGINT', stop);
-        void running.close().then(resolve);
+        void Promise.all([running.close(), stopping.releasePausedVms()]).then(() => resolve());
       };
       process.on('SIGTERM', stop);
       process.on('SIGINT', stop);

@@ -280,6 +280,14 @@ export class RecordingAgents implements AgentDirectory {
         log.record({ component: 'agent', op: 'captured', subject, node });
         return result;
       },
+      resumeCaptured: async (
+        _snapshotId: string,
+        vm: VmRef,
+      ): Promise<{ resumedAt: string; downtimeMs: number }> => {
+        const subject = `${vm.namespace}/${vm.name}`;
+        log.record({ component: 'agent', op: 'resumeCaptured', subject, node });
+        return { resumedAt: new Date().toISOString(), downtimeMs: 15 };
+      },
       discard: async (snapshotId: string, vm: VmRef): Promise<void> => {
         log.record({ component: 'agent', op: 'discard', subject: `${vm.namespace}/${vm.name}`, node });
         if (this.discardFailure) throw new Error(this.discardFailure);

@@ -1,0 +1,165 @@
+// `resume: OnRequest` captures on real QEMU VMs running the bank: the agent
+// answers at T_i with the guest still stopped (so the transaction controller can
+// advance its epoch before it sends again), resumeCaptured lets it run and
+// reports the whole STOP→RESUME downtime, and the pause deadline resumes a VM
+// whose operator never came back, after which its capture is refused as
+// inconsistent. `Immediately` (the default) still resumes at T_i.
+import type { ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { BankEndpoint, BankStatus } from '../../../lab/guest/checker.js';
+import { readStatus } from '../../../lab/guest/checker.js';
+import { AgentClient } from '../../../src/agent/client.js';
+import { QmpClient } from '../../../src/agent/qmp/client.js';
+import type { VmRef } from '../../../src/agent/types.js';
+import { VmDir } from '../../../src/agent/vm-dir.js';
+import type { BankLab } from '../lab-vm/bank-lab.js';
+import { startBankLab } from '../lab-vm/bank-lab.js';
+
+const VM_A: VmRef = { namespace: 'default', name: 'vm-a' };
+/** Long enough to watch a paused guest on a loaded machine, short enough for the test to wait it out. */
+const PAUSE_DEADLINE_MS = 8000;
+
+async function waitUntil(what: string, condition: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await sleep(200);
+  }
+}
+
+/** What b has applied of a's TCP transfers: it grows only while a runs. */
+const appliedFromA = (b: BankStatus): number =>
+  b.channels.find((c) => c.peer === 'a' && c.transport === 'tcp')!.appliedUpTo;
+
+async function startAgent(
+  stateDir: string,
+): Promise<{ child: ChildProcess; url: string; log: () => string }> {
+  const child = spawn(
+    process.execPath,
+    [
+      ...['bin/violin.mjs', 'agent', '--node', 'lab-node-1', '--listen', '127.0.0.1:0'],
+      ...['--state-dir', stateDir, '--pause-deadline', String(PAUSE_DEADLINE_MS)],
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let output = '';
+  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const url = /"url":"(http:\/\/[^"]+)"/.exec(output)?.[1];
+    if (url) return { child, url, log: () => output };
+    if (child.exitCode !== null || Date.now() > deadline)
+      throw new Error(`violin agent did not start: ${output}`);
+    await sleep(100);
+  }
+}
+
+describe('agent: capture with resume OnRequest on real QEMU', () => {
+  let lab: BankLab;
+  let agent: { child: ChildProcess; url: string; log: () => string };
+  let client: AgentClient;
+  let storageLocation: string;
+  let b: BankEndpoint;
+
+  /** QEMU's own run state of vm-a, asked over its QMP socket. */
+  async function runState(): Promise<string> {
+    const qmp = await QmpClient.connect(new VmDir(lab.stateDir, VM_A).qmpSocket);
+    try {
+      return (await qmp.execute<{ status: string }>('query-status')).status;
+    } finally {
+      qmp.close();
+    }
+  }
+
+  beforeAll(async () => {
+    lab = await startBankLab('h14rq', '10.74.0');
+    b = lab.endpoints[1]!;
+    storageLocation = `file://${lab.stateDir}/bundles`;
+    agent = await startAgent(lab.stateDir);
+    client = new AgentClient(agent.url);
+    await waitUntil('the banks trade', async () => appliedFromA(await readStatus(b, 30_000)) > 20);
+  });
+  afterAll(async () => {
+    if (agent?.child.exitCode === null) {
+      const exited = new Promise((resolve) => agent.child.once('exit', resolve));
+      agent.child.kill('SIGTERM');
+      await exited;
+    }
+    await lab?.stop();
+  });
+
+  it('answers at T_i with the guest paused; resumeCaptured lets it run and reports the whole downtime', async () => {
+    const captured = await client.capture({
+      snapshotId: 'held-1',
+      vm: VM_A,
+      storageLocation,
+      resume: 'OnRequest',
+    });
+    process.stderr.write(`[agent] OnRequest capture: ${JSON.stringify(captured)}\n`);
+    expect(captured.paused).toBe(true);
+    expect(['postmigrate', 'paused']).toContain(await runState());
+
+    // Paused means paused: b gets nothing more from a, however long we look.
+    const before = appliedFromA(await readStatus(b));
+    await sleep(1500);
+    expect(appliedFromA(await readStatus(b))).toBe(before);
+    expect(['postmigrate', 'paused']).toContain(await runState());
+
+    const pausedAtLeastMs = Date.now() - Date.parse(captured.completedAt);
+    const resumed = await client.resumeCaptured('held-1', VM_A);
+    process.stderr.write(`[agent] resumeCaptured: ${JSON.stringify(resumed)}\n`);
+    expect(await runState()).toBe('running');
+    expect(resumed.downtimeMs).toBeGreaterThanOrEqual(pausedAtLeastMs);
+    expect(resumed.downtimeMs).toBeGreaterThanOrEqual(captured.downtimeMs);
+    expect(Date.parse(resumed.resumedAt)).toBeGreaterThan(Date.parse(captured.completedAt));
+    await waitUntil('b receives from a again', async () => appliedFromA(await readStatus(b)) > before + 5);
+
+    // Idempotent: a retried resumeCaptured gets the same answer and changes nothing.
+    expect(await client.resumeCaptured('held-1', VM_A)).toEqual(resumed);
+    expect(await runState()).toBe('running');
+  });
+
+  it('past its pause deadline the agent resumes the VM itself and resumeCaptured then says Conflict', async () => {
+    const captured = await client.capture({
+      snapshotId: 'held-2',
+      vm: VM_A,
+      storageLocation,
+      resume: 'OnRequest',
+    });
+    expect(captured.paused).toBe(true);
+    expect(['postmigrate', 'paused']).toContain(await runState());
+    await waitUntil(
+      'the agent resumes vm-a at its pause deadline',
+      async () => (await runState()) === 'running',
+    );
+    expect(Date.now() - Date.parse(captured.completedAt)).toBeGreaterThanOrEqual(PAUSE_DEADLINE_MS - 1000);
+    const expired = client.resumeCaptured('held-2', VM_A);
+    await expect(expired).rejects.toMatchObject({
+      code: 'Conflict',
+      message: expect.stringMatching(
+        /VM default\/vm-a was resumed by the agent after 8 s without the operator .*snapshot held-2 is no longer consistent with the network/,
+      ),
+    });
+    expect(agent.log()).toMatch(/resumed default\/vm-a after 8000 ms paused without resumeCaptured/);
+  });
+
+  it('discarding a paused capture lets the VM run; a capture never held is NotFound', async () => {
+    await client.capture({ snapshotId: 'held-3', vm: VM_A, storageLocation, resume: 'OnRequest' });
+    expect(['postmigrate', 'paused']).toContain(await runState());
+    await client.discard('held-3', VM_A, storageLocation);
+    expect(await runState()).toBe('running');
+    await expect(client.resumeCaptured('held-3', VM_A)).rejects.toMatchObject({ code: 'NotFound' });
+  });
+
+  it('Immediately (the default) resumes at T_i as before', async () => {
+    const captured = await client.capture({ snapshotId: 'free-1', vm: VM_A, storageLocation });
+    expect(captured.paused).toBeUndefined();
+    expect(await runState()).toBe('running');
+    const before = appliedFromA(await readStatus(b));
+    await waitUntil('b receives from a', async () => appliedFromA(await readStatus(b)) > before + 5);
+    await expect(client.resumeCaptured('free-1', VM_A)).rejects.toMatchObject({ code: 'NotFound' });
+  });
+});
