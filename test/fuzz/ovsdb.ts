@@ -103,9 +103,13 @@ const stream = mutated(
 
 type CallOutcome = { state: 'pending' } | { state: 'resolved' } | { state: 'rejected'; error: unknown };
 
-async function feed([chunks, asks]: [Buffer[], 'monitor' | 'transact']): Promise<boolean> {
+async function feed([chunks, asks, maxMessageBytes]: [
+  Buffer[],
+  'monitor' | 'transact',
+  number | undefined,
+]): Promise<boolean> {
   const socket = new MemorySocket();
-  const client = new OvsdbClient(socket as unknown as Socket);
+  const client = new OvsdbClient(socket as unknown as Socket, { maxMessageBytes });
   const settled: { outcome: CallOutcome } = { outcome: { state: 'pending' } };
   const call =
     asks === 'monitor'
@@ -115,7 +119,7 @@ async function feed([chunks, asks]: [Buffer[], 'monitor' | 'transact']): Promise
     () => (settled.outcome = { state: 'resolved' }),
     (error: unknown) => (settled.outcome = { state: 'rejected', error }),
   );
-  const input = `${asks} answered by ${JSON.stringify(Buffer.concat(chunks).toString('latin1'))}`;
+  const input = `${asks} (max ${maxMessageBytes ?? 'default'} bytes) answered by ${JSON.stringify(Buffer.concat(chunks).toString('latin1'))}`;
   for (const chunk of chunks) {
     try {
       socket.emit('data', chunk);
@@ -147,7 +151,12 @@ export const ovsdbTarget: FuzzTarget = {
     'OvsdbClient (JSON framing scanner, JSON-RPC dispatch, RFC 7047 value decoders) on random and damaged server streams',
   property: () =>
     fc.asyncProperty(
-      fc.tuple(chunked(stream), fc.constantFrom('monitor' as const, 'transact' as const)),
+      fc.tuple(
+        chunked(stream),
+        fc.constantFrom('monitor' as const, 'transact' as const),
+        // Sometimes a small bound on one message, so that the size limit is hit too.
+        fc.option(fc.integer({ min: 16, max: 512 }), { nil: undefined }),
+      ),
       feed,
     ),
 };
