@@ -43,6 +43,12 @@ export interface ReconcilerDeps {
   pollMs?: number;
 }
 
+/**
+ * Retries of a failed reconcile back off to 10 s at most, not controller-runtime's 1000 s: a snapshot
+ * holds packets and has a timeout, which only a reconcile can enforce.
+ */
+const RETRY_BACKOFF = { baseDelayMs: 50, maxDelayMs: 10_000 };
+
 const VMIM_RESOURCE: ResourceKind = {
   group: KUBEVIRT_GROUP,
   version: KUBEVIRT_VERSION,
@@ -77,6 +83,7 @@ export function registerControllers(manager: ControllerManager, deps: Reconciler
   const nodes = deps.nodes ?? new ApiNodeLister(manager.kubeConfig);
   manager.addController({
     name: 'distributedsnapshot',
+    backoff: RETRY_BACKOFF,
     primary: snapshots,
     watches: [
       { informer: migrations, mapToPrimary: mapByLabel(SNAPSHOT_NAME_LABEL) },
@@ -97,6 +104,7 @@ export function registerControllers(manager: ControllerManager, deps: Reconciler
   });
   manager.addController({
     name: 'snapshotrestore',
+    backoff: RETRY_BACKOFF,
     primary: manager.informer<SnapshotRestore>(SNAPSHOT_RESTORE_RESOURCE, informerOptions),
     reconciler: new SnapshotRestoreReconciler({
       restores: new ApiResourceStore<SnapshotRestore>(api, SNAPSHOT_RESTORE_RESOURCE),

@@ -10,10 +10,10 @@
 // operator restarted at any step reads the status and either finishes or
 // aborts the snapshot. The one thing kept in memory is the capture calls in
 // flight: a capture resolves at T_i, seconds later, and captures of different
-// VMs must overlap for their T_i to line up. A restarted operator finds a row
-// in phase Capturing without a call in flight and asks the agent again; the
-// agent answers a repeated capture of the same (snapshot, VM) with the same
-// result (docs/transaction-controller.md).
+// VMs must overlap for their T_i to line up. A capture is recorded in status
+// before its VM's epoch advances, so a restarted operator that finds a row in
+// phase Capturing without a call in flight can safely capture it again
+// (docs/transaction-controller.md).
 import type { KubernetesObject } from '@kubernetes/client-node';
 
 import {
@@ -30,6 +30,7 @@ import type {
   DistributedSnapshotStatus,
   DistributedSnapshotStatusVm as SnapshotVmStatus,
 } from '../../api/index.js';
+import { AgentError } from '../../agent/errors.js';
 import type { AgentDirectory, CaptureResult, VmRef } from '../../agent/types.js';
 import type { KubeVirtAccess } from '../../kubevirt/client.js';
 import {
@@ -39,8 +40,9 @@ import {
   type VirtualMachineInstanceMigration,
 } from '../../kubevirt/types.js';
 import { OfcError } from '../../ofc/control/errors.js';
-import type { AdvanceResult, ArmedVm, NetworkCounters, OfcControl } from '../../ofc/control/types.js';
+import type { ArmedVm, Epoch, NetworkCounters, OfcControl } from '../../ofc/control/types.js';
 import type { EventRecorder, ObjectKey, ReconcileContext, Reconciler, Result } from '../../operator/types.js';
+import { imagePath } from '../../store/layout.js';
 import type { BundleVm } from '../../store/manifest.js';
 import type { TransactionMetrics } from '../metrics.js';
 import type { BundleWriter, NetworkMapper, NodeLister } from '../ports.js';
@@ -68,6 +70,8 @@ export const DISTRIBUTED_SNAPSHOT_RESOURCE = {
 export const BUNDLE_RETENTION_ANNOTATION = `${GROUP}/bundle-retention`;
 
 const DEFAULT_TIMEOUT = '10m';
+/** While a capture is in flight, how soon its end (T_i) is noticed, recorded and its epoch advanced. */
+const CAPTURE_POLL_MS = 20;
 const DEFAULT_BUFFER_LIMIT = '64Mi';
 const DEFAULT_SNAPSHOT_HOSTS = { [SNAPSHOT_HOST_LABEL]: 'true' };
 /** The label every node carries with its own name: how a VM is sent back to its source node. */
@@ -101,7 +105,9 @@ class SnapshotFailure extends Error {
 
 interface CaptureTask {
   done: boolean;
-  result?: { capture: CaptureResult; advance: AdvanceResult };
+  /** The agent answered Conflict (busy with this VM): the capture is asked for again on a later pass. */
+  busy?: string;
+  result?: CaptureResult;
   failure?: SnapshotFailure;
 }
 
@@ -360,11 +366,20 @@ export class DistributedSnapshotReconciler implements Reconciler {
     );
     for (const index of order) {
       const row = vms[index];
-      if (row) vms[index] = await this.advanceVm(snap, row, starts.get(row.name) ?? 0, firstStart);
+      if (row)
+        vms[index] = await this.advanceVm(snap, row, starts.get(row.name) ?? 0, firstStart, network.epochs);
     }
     const captured = vms.filter((vm) => vm.epoch === 'Post');
     const next: DistributedSnapshotStatus = { ...status, vms, progress: `${captured.length}/${vms.length}` };
-    if (captured.length < vms.length) return { status: next, requeueAfterMs: this.pollMs };
+    if (captured.length < vms.length) {
+      // A capture just recorded is advanced right after this write; a capture in flight is looked at often.
+      const advancing = vms.some((vm) => vm.phase === 'Captured' && vm.epoch !== 'Post');
+      const capturing = vms.some((vm) => vm.phase === 'Capturing');
+      return {
+        status: next,
+        requeueAfterMs: advancing ? 1 : capturing ? Math.min(this.pollMs, CAPTURE_POLL_MS) : this.pollMs,
+      };
+    }
 
     const times = captured.map((vm) => Date.parse(vm.capturedAt ?? ''));
     const skewMs = Math.max(...times) - Math.min(...times);
@@ -404,6 +419,7 @@ export class DistributedSnapshotReconciler implements Reconciler {
     row: SnapshotVmStatus,
     startOffsetMs: number,
     firstStart: number,
+    epochs: Record<string, Epoch>,
   ): Promise<SnapshotVmStatus> {
     const namespace = snap.metadata.namespace;
     switch (row.phase) {
@@ -443,29 +459,53 @@ export class DistributedSnapshotReconciler implements Reconciler {
         };
       }
       case 'Capturing': {
+        const key = taskKey(snap, row.name);
         const task = this.captureTask(snap, row);
         if (!task.done) return row;
-        this.captures.delete(taskKey(snap, row.name));
+        this.captures.delete(key);
+        if (task.busy) return { ...row, message: `capture waits for the agent: ${task.busy}` };
         if (task.failure) throw task.failure;
-        if (!task.result)
+        if (!task.result) {
           throw new SnapshotFailure('CaptureFailed', `capture of ${row.name} ended without a result`);
-        const { capture, advance } = task.result;
-        this.completed.set(taskKey(snap, row.name), capture);
+        }
+        const capture = task.result;
+        this.completed.set(key, capture);
         this.event(
           snap,
           'Normal',
           'Captured',
-          `T_${row.name} ${capture.completedAt}: ${capture.imageBytes} bytes, downtime ${capture.downtimeMs} ms; ` +
-            `post-snapshot at ${advance.confirmedAt}, ${advance.reinjected} held packet(s) re-injected`,
+          `T_${row.name} ${capture.completedAt}: ${capture.imageBytes} bytes, downtime ${capture.downtimeMs} ms`,
         );
+        // Recorded before the epoch advances: a restarted operator then never needs this capture again.
         return {
           ...row,
           phase: 'Captured',
-          epoch: 'Post',
           capturedAt: capture.completedAt,
           downtimeMs: Math.round(capture.downtimeMs),
           imageBytes: capture.imageBytes,
           digest: capture.digest,
+          message: 'captured; advancing its epoch',
+        };
+      }
+      case 'Captured': {
+        if (row.epoch === 'Post') return row;
+        const vm = `${namespace}/${row.name}`;
+        // An earlier operator may have advanced it and died before recording that: advancing is done.
+        if (epochs[vm] === 'Post') return { ...row, epoch: 'Post', message: 'captured; post-snapshot' };
+        const advance = await refusalIsFailure(
+          'AdvanceFailed',
+          `advancing the epoch of ${row.name} failed`,
+          () => this.deps.ofc.advance(snapshotId(snap), vm),
+        );
+        this.event(
+          snap,
+          'Normal',
+          'EpochAdvanced',
+          `${row.name} post-snapshot at ${advance.confirmedAt}, ${advance.reinjected} held packet(s) re-injected`,
+        );
+        return {
+          ...row,
+          epoch: 'Post',
           message: `captured; ${advance.reinjected} held packet(s) re-injected`,
         };
       }
@@ -517,21 +557,17 @@ export class DistributedSnapshotReconciler implements Reconciler {
         const agent = await this.deps.agents.forNode(row.snapshotHost ?? '');
         capture = await agent.capture({ snapshotId: id, vm, storageLocation: snap.spec.storageLocation });
       } catch (err) {
+        if (err instanceof AgentError && err.code === 'Conflict') {
+          // The agent is still busy with this VM (a capture an earlier operator asked for): ask again later.
+          task.busy = err.message;
+          return;
+        }
         throw new SnapshotFailure(
           'CaptureFailed',
           `capture of ${row.name} on ${row.snapshotHost} failed: ${message(err)}`,
         );
       }
-      // ADVANCE_EPOCH at once: every moment between T_i and the advance holds the VM's Type-3 packets longer.
-      try {
-        const advance = await this.deps.ofc.advance(id, `${vm.namespace}/${vm.name}`);
-        task.result = { capture, advance };
-      } catch (err) {
-        throw new SnapshotFailure(
-          'AdvanceFailed',
-          `advancing the epoch of ${row.name} failed: ${message(err)}`,
-        );
-      }
+      task.result = capture;
     };
     run()
       .catch((err: unknown) => {
@@ -591,7 +627,7 @@ export class DistributedSnapshotReconciler implements Reconciler {
       const vmi = await this.deps.kubevirt.getVmi(namespace, row.name);
       if (!vmi)
         throw new SnapshotFailure('VMGone', `${row.name} was deleted before the snapshot was committed`);
-      const capture = await this.captureDetails(snap, row);
+      const capture = this.captureDetails(snap, row);
       vms.push({
         namespace,
         name: row.name,
@@ -650,26 +686,24 @@ export class DistributedSnapshotReconciler implements Reconciler {
   }
 
   /**
-   * The capture's full result for the manifest. Status keeps what users read
-   * (T_i, size, digest); the rest comes from the call this process made, or,
-   * after a restart, from asking the agent again (it returns the stored result).
+   * The capture's full result for the manifest: from the call this process
+   * made, or, after a restart, from status. The CRD's rows do not keep the
+   * capture's start or image path, so then the image path is the store's
+   * layout (where agents write) and the capture start is bounded by S_i.
+   * Never by capturing again: the VM is post-snapshot, a new image would not
+   * be consistent.
    */
-  private async captureDetails(snap: DistributedSnapshot, row: SnapshotVmStatus): Promise<CaptureResult> {
+  private captureDetails(snap: DistributedSnapshot, row: SnapshotVmStatus): CaptureResult {
     const remembered = this.completed.get(taskKey(snap, row.name));
     if (remembered) return remembered;
-    const agent = await this.deps.agents.forNode(row.snapshotHost ?? '');
-    const result = await agent.capture({
-      snapshotId: snapshotId(snap),
-      vm: { namespace: snap.metadata.namespace, name: row.name },
-      storageLocation: snap.spec.storageLocation,
-    });
-    if (result.digest !== row.digest) {
-      throw new SnapshotFailure(
-        'ImageChanged',
-        `the agent reports image digest ${result.digest} for ${row.name}, but ${row.digest} was captured`,
-      );
-    }
-    return result;
+    return {
+      startedAt: row.snapshotStart ?? '',
+      completedAt: row.capturedAt ?? '',
+      downtimeMs: row.downtimeMs ?? 0,
+      imageBytes: row.imageBytes ?? 0,
+      digest: row.digest ?? '',
+      image: imagePath({ namespace: snap.metadata.namespace, name: row.name }),
+    };
   }
 
   /** Starts return migrations for captured rows; the status while any is still under way, undefined when all ended. */

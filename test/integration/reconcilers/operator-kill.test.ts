@@ -249,8 +249,12 @@ describe('violin operator killed at each step of a snapshot', { timeout: TEST_TI
   });
 
   it('kill point 6: Snapshotting, between T_i and the epoch advance', async () => {
+    // The capture was recorded before the advance; the OFC completes the advance its dead caller asked for
+    // and the new leader records the VM as post-snapshot without capturing it again.
     await killDuringOfc('advance', 'k6');
     await expectSucceeded('k6');
+    const held = h.log.calls.find((c) => c.component === 'ofc' && c.op === 'advance')?.subject;
+    expect(h.log.count('agent', 'capture', held)).toBe(1);
   });
 
   it('kill point 7: Committing, while the OFC finishes', async () => {

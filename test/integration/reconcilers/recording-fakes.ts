@@ -253,7 +253,8 @@ export class RecordingAgents implements AgentDirectory {
   async forNode(node: string): Promise<SnapshotAgent> {
     const log = this.log;
     const key = (snapshotId: string, vm: VmRef): string => `${snapshotId}/${vm.namespace}/${vm.name}`;
-    return {
+    // Built before it is returned so that it also fits the contract before and after resumeCaptured lands.
+    const agent = {
       capture: async (req: CaptureRequest): Promise<CaptureResult> => {
         const subject = `${req.vm.namespace}/${req.vm.name}`;
         log.record({ component: 'agent', op: 'capture', subject, node });
@@ -305,6 +306,7 @@ export class RecordingAgents implements AgentDirectory {
         return { resumedAt: new Date().toISOString() };
       },
     };
+    return agent;
   }
 }
 
