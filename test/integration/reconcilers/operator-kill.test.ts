@@ -51,6 +51,7 @@ describe('violin operator killed at each step of a snapshot', { timeout: TEST_TI
   let ofcServer: ControlServer;
   let agentServers: AgentServer[] = [];
   let operators: ChildProcess[] = [];
+  let operatorLog: string[] = [];
 
   beforeAll(async () => {
     requireRoot('the OVS fixture of the operator kill test');
@@ -86,7 +87,11 @@ describe('violin operator killed at each step of a snapshot', { timeout: TEST_TI
     }
   });
 
-  afterEach(async () => {
+  afterEach(async (context) => {
+    if (context.task.result?.state === 'fail') {
+      process.stderr.write(`operator logs (last ${operatorLog.length} lines):\n${operatorLog.join('\n')}\n`);
+    }
+    operatorLog = [];
     for (const operator of operators) operator.kill('SIGKILL');
     operators = [];
     for (const server of agentServers) await server.close();
@@ -126,14 +131,21 @@ describe('violin operator killed at each step of a snapshot', { timeout: TEST_TI
         cwd: REPO,
         env: {
           ...process.env,
-          LOG_LEVEL: process.env.VIOLIN_TEST_VERBOSE ? 'debug' : 'error',
+          LOG_LEVEL: process.env.VIOLIN_TEST_VERBOSE ? 'debug' : 'warn',
           VIOLIN_OFC_ADDRESS: ofcServer.address,
           VIOLIN_OVSDB_REMOTES: `unix:${ovs.dbSocket}`,
           VIOLIN_AGENTS: nodes.map((node, i) => `${node}=${agentServers[i]?.url}`).join(','),
         },
-        stdio: ['ignore', process.env.VIOLIN_TEST_VERBOSE ? 'inherit' : 'ignore', 'inherit'],
+        stdio: ['ignore', 'pipe', 'inherit'],
       },
     );
+    // Warnings and errors of every operator, kept to explain a failure (their logs are JSON lines on stdout).
+    operator.stdout?.setEncoding('utf8');
+    operator.stdout?.on('data', (chunk: string) => {
+      if (process.env.VIOLIN_TEST_VERBOSE) process.stdout.write(chunk);
+      operatorLog.push(...chunk.split('\n').filter((line) => line.trim() !== ''));
+      operatorLog.splice(0, Math.max(0, operatorLog.length - 40));
+    });
     operators.push(operator);
     return operator;
   }
