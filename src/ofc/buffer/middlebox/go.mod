@@ -1,0 +1,3 @@
+module violin.dev/middlebox
+
+go 1.22
