@@ -2,6 +2,7 @@
 // wired together. `violin ofc` runs it; integration tests start it in-process.
 import type { Logger } from 'pino';
 
+import type { BufferPortFactory } from './buffer/buffer-port.js';
 import { ControlServer, DEFAULT_CONTROL_ADDRESS } from './control/server.js';
 import { EpochEngine } from './epoch/engine.js';
 import { OfcMetrics } from './metrics.js';
@@ -24,6 +25,8 @@ export interface OfcOptions {
   requestTimeoutMs?: number;
   bridgeWaitMs?: number;
   baseForwarding?: 'normal' | 'none';
+  /** The datapath buffer tier's ports (e.g. MiddleboxBufferPorts); without it that tier answers 501. */
+  bufferPorts?: BufferPortFactory;
 }
 
 export interface RunningOfc {
@@ -59,6 +62,7 @@ export async function startOfc(options: OfcOptions): Promise<RunningOfc> {
     metrics,
     bridgeWaitMs: options.bridgeWaitMs,
     baseForwarding: options.baseForwarding,
+    bufferPorts: options.bufferPorts,
   });
   const switches = await SwitchListener.listen(
     options.listen ?? DEFAULT_SWITCH_LISTEN,

@@ -43,6 +43,7 @@ import type {
   SnapshotNetworkStatus,
 } from '../control/types.js';
 import { validateArmRequest, validateChannelState, validateSavedFlows } from '../control/validate.js';
+import type { BufferPort, BufferPortFactory, BufferPortStats } from '../buffer/buffer-port.js';
 import { HeldPackets } from '../buffer/held-packets.js';
 import type { HeldPacket } from '../buffer/held-packets.js';
 import type { OfcMetrics } from '../metrics.js';
@@ -61,9 +62,20 @@ import {
   decisionRules,
   parseCookie,
   receiverTagRule,
+  replayRule,
   senderTagRule,
   sharedRules,
 } from './pipeline.js';
+
+const NO_PORT_STATS: BufferPortStats = {
+  heldFrames: 0,
+  heldBytes: 0,
+  peakBytes: 0,
+  framesHeld: 0,
+  framesReplayed: 0,
+  framesPassed: 0,
+  writeErrors: 0,
+};
 
 /** Ended snapshots kept for status and idempotent finish/abort; older ones are forgotten. */
 const ENDED_SNAPSHOTS_KEPT = 256;
@@ -81,6 +93,8 @@ export interface EpochEngineOptions {
   settleMaxMs?: number;
   /** 'normal' (default): keep a table-0 NORMAL miss flow on every bridge (see pipeline.ts). */
   baseForwarding?: 'normal' | 'none';
+  /** The datapath buffer tier's ports; without it, bufferTier 'datapath' is refused (501). */
+  bufferPorts?: BufferPortFactory;
 }
 
 interface LocalCounters {
@@ -104,8 +118,11 @@ class ArmedSnapshot {
   readonly lastHoldAt = new Map<string, number>();
   readonly local: LocalCounters = { type2Recorded: 0, type3Buffered: 0, type3Reinjected: 0, lost: 0 };
   readonly channelState: RecordedPacket[] = [];
+  /** The datapath tier's buffer port on each bridge. */
+  readonly bufferPorts = new Map<string, BufferPort>();
   recordedBytes = 0;
   finalCounters?: NetworkCounters;
+  finalPortStats?: BufferPortStats;
   finishResult?: FinishResult;
   /** Serialises advance, finish and abort of this snapshot. */
   private tail: Promise<unknown> = Promise.resolve();
@@ -128,6 +145,10 @@ class ArmedSnapshot {
 
   get installsPipeline(): boolean {
     return this.state === 'Armed' && this.request.mode !== 'Off';
+  }
+
+  get usesBufferPorts(): boolean {
+    return this.request.mode === 'Buffer' && this.request.bufferTier === 'datapath';
   }
 
   serial<T>(operation: () => Promise<T>): Promise<T> {
@@ -174,10 +195,10 @@ export class EpochEngine implements OfcControl, FabricObserver {
       }
       throw new OfcError('Conflict', `snapshot ${request.snapshotId} exists already (${existing.state})`);
     }
-    if (request.mode === 'Buffer' && request.bufferTier === 'datapath') {
+    if (request.mode === 'Buffer' && request.bufferTier === 'datapath' && !this.options.bufferPorts) {
       throw new OfcError(
         'NotImplemented',
-        "bufferTier 'datapath' is not available in this OFC build; use bufferTier 'controller'",
+        "bufferTier 'datapath' needs buffer ports, which this OFC was started without; use bufferTier 'controller'",
       );
     }
     for (const other of this.snapshots.values()) {
@@ -203,7 +224,8 @@ export class EpochEngine implements OfcControl, FabricObserver {
         await Promise.all(
           bridges.map(async (name) => {
             const bridge = await this.readyBridge(name);
-            await bridge.apply(this.snapshotRules(snapshot).map((rule) => ({ op: 'add', rule })));
+            await this.openBufferPort(snapshot, name);
+            await bridge.apply(this.snapshotRules(snapshot, name).map((rule) => ({ op: 'add', rule })));
           }),
         );
       } catch (error) {
@@ -242,7 +264,8 @@ export class EpochEngine implements OfcControl, FabricObserver {
       snapshot.passThrough.add(vm);
       for (const packet of snapshot.held.take(vm)) this.reinject(snapshot, packet);
       await this.settle(snapshot, vm);
-      const reinjected = snapshot.local.type3Reinjected - before;
+      let reinjected = snapshot.local.type3Reinjected - before;
+      if (snapshot.usesBufferPorts) reinjected += await this.releaseFromBufferPorts(snapshot, vm);
       // Step 2: flip the tags. The state changes first, so a bridge that
       // reconnects meanwhile is resynced to the new epoch.
       snapshot.epochs.set(vm, 'Post');
@@ -294,6 +317,7 @@ export class EpochEngine implements OfcControl, FabricObserver {
       snapshot.finalCounters = counters;
       snapshot.state = 'Finished';
       await this.removePipeline(snapshot);
+      await this.closeBufferPorts(snapshot);
       snapshot.finishResult = { counters, channelState: snapshot.channelState, flows };
       this.logger.info({ snapshot: snapshotId, counters }, 'snapshot finished');
       return snapshot.finishResult;
@@ -356,6 +380,16 @@ export class EpochEngine implements OfcControl, FabricObserver {
           { snapshot: snapshot.request.snapshotId, bridge: bridge.name },
           'bridge joined armed snapshot',
         );
+      }
+      if (snapshot.installsPipeline && snapshot.bridges.includes(bridge.name)) {
+        try {
+          await this.openBufferPort(snapshot, bridge.name);
+        } catch (error) {
+          this.beginAbort(
+            snapshot,
+            `opening the buffer port on ${bridge.name} failed: ${(error as Error).message}`,
+          );
+        }
       }
     }
     const desired = this.desiredRules(bridge.name);
@@ -520,8 +554,10 @@ export class EpochEngine implements OfcControl, FabricObserver {
       for (const packet of snapshot.held.take(receiver)) this.reinject(snapshot, packet);
     }
     snapshot.teardown = snapshot.serial(async () => {
+      await this.releaseAllBufferPorts(snapshot);
       snapshot.finalCounters = await this.counters(snapshot);
       await this.removePipeline(snapshot);
+      await this.closeBufferPorts(snapshot);
     });
   }
 
@@ -567,14 +603,30 @@ export class EpochEngine implements OfcControl, FabricObserver {
     }
     for (const snapshot of this.snapshots.values()) {
       if (!snapshot.installsPipeline || !snapshot.bridges.includes(name)) continue;
-      for (const rule of this.snapshotRules(snapshot)) rules.set(ruleKey(rule), rule);
+      for (const rule of this.snapshotRules(snapshot, name)) rules.set(ruleKey(rule), rule);
     }
     return [...rules.values()];
   }
 
-  private snapshotRules(snapshot: ArmedSnapshot): FlowRule[] {
+  private snapshotRules(snapshot: ArmedSnapshot, bridge: string): FlowRule[] {
     const { slot, request } = snapshot;
-    const rules = [...sharedRules(), ...decisionRules(slot, request.mode, request.recordChannelState)];
+    const bufferPort = snapshot.bufferPorts.get(bridge);
+    const rules = sharedRules();
+    if (snapshot.usesBufferPorts) {
+      // Without its port (not yet open on a bridge that just joined) the
+      // bridge holds nothing: its Type-3 frames go to the controller tier.
+      if (bufferPort) rules.push(replayRule(slot, bufferPort.ofport));
+      rules.push(
+        ...decisionRules(
+          slot,
+          request.mode,
+          request.recordChannelState,
+          bufferPort ? { tier: 'datapath', bufferPort: bufferPort.ofport } : { tier: 'controller' },
+        ),
+      );
+    } else {
+      rules.push(...decisionRules(slot, request.mode, request.recordChannelState));
+    }
     for (const vm of request.vms) {
       const post = snapshot.epochs.get(vm.name) === 'Post';
       // Tagged by source MAC on every bridge, not by ingress port: the VM
@@ -665,15 +717,94 @@ export class EpochEngine implements OfcControl, FabricObserver {
         if (role === FlowRole.Hold && snapshot.request.mode === 'Drop') droppedByFlows += counter.packetCount;
       }
     }
+    const ports = await this.bufferPortStats(snapshot);
     return {
       type1,
       type2Recorded: snapshot.local.type2Recorded,
-      type3Buffered: snapshot.local.type3Buffered,
-      type3Reinjected: snapshot.local.type3Reinjected,
-      bufferedBytes: snapshot.held.bytes,
-      peakBufferBytes: snapshot.held.peakBytes,
-      dropped: droppedByFlows + snapshot.local.lost,
+      type3Buffered: snapshot.local.type3Buffered + ports.framesHeld + ports.framesPassed,
+      type3Reinjected: snapshot.local.type3Reinjected + ports.framesReplayed + ports.framesPassed,
+      bufferedBytes: snapshot.held.bytes + ports.heldBytes,
+      peakBufferBytes: snapshot.held.peakBytes + ports.peakBytes,
+      dropped: droppedByFlows + snapshot.local.lost + ports.writeErrors,
     };
+  }
+
+  // -------------------------------------------------------------------------
+  // The datapath buffer tier
+
+  private async openBufferPort(snapshot: ArmedSnapshot, bridge: string): Promise<void> {
+    const factory = this.options.bufferPorts;
+    if (!snapshot.usesBufferPorts || !factory || snapshot.bufferPorts.has(bridge)) return;
+    const port = await factory.open(bridge, snapshot.request.bufferLimitBytes, (reason) =>
+      this.beginAbort(snapshot, reason),
+    );
+    if (snapshot.state !== 'Armed') {
+      await port.close();
+      return;
+    }
+    snapshot.bufferPorts.set(bridge, port);
+  }
+
+  /**
+   * Advance, datapath tier: every bridge's middlebox replays the receiver's
+   * queue in order and then passes its later frames, while the hold flow
+   * still diverts them; the flip comes after a lull in those frames. What a
+   * bridge diverted just before the flip but the middlebox had not yet read
+   * can still be passed through behind a frame forwarded directly after it
+   * (docs/ofc.md, "Ordering").
+   */
+  private async releaseFromBufferPorts(snapshot: ArmedSnapshot, vm: string): Promise<number> {
+    const mac = this.macOf(snapshot, vm);
+    const ports = [...snapshot.bufferPorts.values()];
+    try {
+      const counts = await Promise.all(ports.map((port) => port.release(mac)));
+      await Promise.all(ports.map((port) => port.idle(mac, this.settleQuietMs, this.settleMaxMs)));
+      return counts.reduce((a, b) => a + b, 0);
+    } catch (error) {
+      const reason = `releasing ${vm} from the buffer ports failed: ${(error as Error).message}`;
+      this.beginAbort(snapshot, reason);
+      throw new OfcError('SwitchError', reason);
+    }
+  }
+
+  private async releaseAllBufferPorts(snapshot: ArmedSnapshot): Promise<void> {
+    await Promise.all(
+      [...snapshot.bufferPorts.values()].map((port) =>
+        port.releaseAll().catch((error: unknown) => {
+          this.logger.error(
+            { bridge: port.bridge, error: (error as Error).message },
+            'releasing the buffer port failed',
+          );
+        }),
+      ),
+    );
+  }
+
+  private async closeBufferPorts(snapshot: ArmedSnapshot): Promise<void> {
+    // Counters are read before the ports go; keep their last values.
+    snapshot.finalPortStats ??= await this.bufferPortStats(snapshot);
+    await Promise.all([...snapshot.bufferPorts.values()].map((port) => port.close()));
+    snapshot.bufferPorts.clear();
+  }
+
+  private async bufferPortStats(snapshot: ArmedSnapshot): Promise<BufferPortStats> {
+    const total: BufferPortStats = { ...(snapshot.finalPortStats ?? NO_PORT_STATS) };
+    if (snapshot.finalPortStats) return total;
+    const all = await Promise.all(
+      [...snapshot.bufferPorts.values()].map((port) =>
+        port.stats().catch((error: unknown) => {
+          this.logger.warn(
+            { bridge: port.bridge, error: (error as Error).message },
+            'reading buffer port stats failed',
+          );
+          return NO_PORT_STATS;
+        }),
+      ),
+    );
+    for (const stats of all) {
+      for (const key of Object.keys(total) as (keyof BufferPortStats)[]) total[key] += stats[key];
+    }
+    return total;
   }
 
   private async saveFlows(snapshot: ArmedSnapshot): Promise<SavedFlow[]> {

@@ -40,6 +40,8 @@ export const RECEIVER_TABLE = 1;
 // Table 2 — the decision (owned by violin), per armed snapshot (slot s):
 //   priority 300  reg0=s|post, reg1=s|pre   Type-3: Buffer/controller →
 //                                           output:CONTROLLER (whole frame);
+//                                           Buffer/datapath → the buffer port
+//                                           (below);
 //                                           Drop → no actions (drop, counted
 //                                           by the flow's packet counter)
 //   priority 300  reg0=s|pre,  reg1=s|post  Type-2, only with
@@ -80,6 +82,7 @@ export enum FlowRole {
   Record = 3,
   Type1 = 4,
   Base = 5,
+  Replay = 6,
 }
 
 /** Matches one cookie exactly. */
@@ -161,8 +164,57 @@ export function receiverTagRule(slot: number, mac: string, post: boolean): FlowR
   };
 }
 
+// ---------------------------------------------------------------------------
+// The datapath buffer tier (bufferTier 'datapath'): a buffer port per bridge,
+// a tap owned by a middlebox process (src/ofc/buffer/middlebox/).
+//   table 2, the hold flow:  push an 802.1ad tag, copy in_port[0..11] into its
+//                            VLAN id, output:<buffer port>
+//   table 0, priority REPLAY_PRIORITY, one per snapshot:
+//     match:  in_port=<buffer port>, VLAN-tagged
+//     action: copy the VLAN id back into in_port[0..11], pop the tag, NORMAL
+// The middlebox replays a frame exactly as it got it, so the replay flow
+// restores its original ingress port: NORMAL learns the sender's MAC on its
+// real port (not on the buffer port) and never sends a frame back where it
+// came from. The replay flow sits above the tag flows, so a replayed frame
+// skips the classification that diverted it. 802.1ad (not 802.1Q) marks the
+// frames as ours: NORMAL floods broadcasts and unknown unicast to the buffer
+// port too, and the middlebox ignores everything without that tag.
+// Ports above 4095 cannot be carried in a VLAN id; arm refuses them.
+// ---------------------------------------------------------------------------
+export const REPLAY_PRIORITY = 50_000;
+export const BUFFER_PORT_TAG_ETHERTYPE = 0x88a8;
+export const MAX_CARRIED_PORT = 0xfff;
+
+/** Where the hold flow sends Type-3 frames. */
+export type HoldTarget = { tier: 'controller' } | { tier: 'datapath'; bufferPort: number };
+
+export function replayRule(slot: number, bufferPort: number): FlowRule {
+  return {
+    table: SENDER_TABLE,
+    priority: REPLAY_PRIORITY,
+    cookie: cookieFor(slot, FlowRole.Replay),
+    match: { inPort: bufferPort, vlanTagged: true },
+    actions: [{ kind: 'moveVlanIdToInPort' }, { kind: 'popVlan' }, { kind: 'output', port: 'normal' }],
+  };
+}
+
+function holdActions(mode: NetworkMode, target: HoldTarget): FlowAction[] {
+  if (mode === 'Drop') return [];
+  if (target.tier === 'controller') return [{ kind: 'output', port: 'controller' }];
+  return [
+    { kind: 'pushVlan', ethType: BUFFER_PORT_TAG_ETHERTYPE },
+    { kind: 'moveInPortToVlanId' },
+    { kind: 'output', port: target.bufferPort },
+  ];
+}
+
 /** The static decision flows of one armed snapshot (table 2). */
-export function decisionRules(slot: number, mode: NetworkMode, recordChannelState: boolean): FlowRule[] {
+export function decisionRules(
+  slot: number,
+  mode: NetworkMode,
+  recordChannelState: boolean,
+  target: HoldTarget = { tier: 'controller' },
+): FlowRule[] {
   const normal: FlowAction = { kind: 'output', port: 'normal' };
   const toController: FlowAction = { kind: 'output', port: 'controller' };
   const pre = tagValue(slot, false);
@@ -173,7 +225,7 @@ export function decisionRules(slot: number, mode: NetworkMode, recordChannelStat
       priority: DECISION_PRIORITY,
       cookie: cookieFor(slot, FlowRole.Hold),
       match: { regs: { [SENDER_REG]: post, [RECEIVER_REG]: pre } },
-      actions: mode === 'Drop' ? [] : [toController],
+      actions: holdActions(mode, target),
     },
   ];
   if (recordChannelState) {

@@ -19,6 +19,7 @@ export function toMatch(match: FlowMatch): Match {
   if (match.inPort !== undefined) result.inPort = match.inPort;
   if (match.ethSrc !== undefined) result.ethSrc = match.ethSrc;
   if (match.ethDst !== undefined) result.ethDst = match.ethDst;
+  if (match.vlanTagged) result.vlanVid = 'tagged';
   if (match.regs) {
     const regs: NonNullable<Match['regs']> = {};
     for (const [reg, value] of Object.entries(match.regs)) {
@@ -29,9 +30,44 @@ export function toMatch(match: FlowMatch): Match {
   return result;
 }
 
+// Nicira's reg_move (NXAST_REG_MOVE) as an experimenter action: OpenFlow 1.3
+// cannot copy one field into another, and the datapath buffer tier carries a
+// frame's ingress port in its VLAN id (see src/ofc/epoch/pipeline.ts).
+const EXPERIMENTER_ACTION = 0xffff;
+const NICIRA_EXPERIMENTER = 0x00002320;
+const NXAST_REG_MOVE = 6;
+const NXM_OF_IN_PORT = 0x00000002;
+const OXM_OF_VLAN_VID = 0x80000c02;
+const VLAN_ID_BITS = 12;
+
+function regMove(src: number, dst: number): Action {
+  const body = Buffer.alloc(20);
+  body.writeUInt32BE(NICIRA_EXPERIMENTER, 0);
+  body.writeUInt16BE(NXAST_REG_MOVE, 4);
+  body.writeUInt16BE(VLAN_ID_BITS, 6);
+  // src_ofs and dst_ofs (bytes 8..11) stay 0: bits 0..11 of both fields.
+  body.writeUInt32BE(src, 12);
+  body.writeUInt32BE(dst, 16);
+  return { type: 'other', actionType: EXPERIMENTER_ACTION, body };
+}
+
 function toAction(action: FlowAction): Action {
-  if (action.kind === 'setReg') {
-    return { type: 'set-field', field: { regs: { [action.reg as RegisterIndex]: { value: action.value } } } };
+  switch (action.kind) {
+    case 'setReg':
+      return {
+        type: 'set-field',
+        field: { regs: { [action.reg as RegisterIndex]: { value: action.value } } },
+      };
+    case 'pushVlan':
+      return { type: 'push-vlan', ethType: action.ethType };
+    case 'popVlan':
+      return { type: 'pop-vlan' };
+    case 'moveInPortToVlanId':
+      return regMove(NXM_OF_IN_PORT, OXM_OF_VLAN_VID);
+    case 'moveVlanIdToInPort':
+      return regMove(OXM_OF_VLAN_VID, NXM_OF_IN_PORT);
+    case 'output':
+      break;
   }
   const port = portNumber(action.port);
   // Whole frames to the controller: the held copy is the only copy.

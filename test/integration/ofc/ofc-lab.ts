@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import { pino } from 'pino';
 
+import { MiddleboxBufferPorts } from '../../../src/ofc/buffer/middlebox.js';
 import { startOfc } from '../../../src/ofc/ofc.js';
 import type { RunningOfc } from '../../../src/ofc/ofc.js';
 import { startOvs } from '../../support/ovs.js';
@@ -26,17 +27,27 @@ export interface OfcLab {
 
 export async function startOfcLab(
   name: string,
-  options: { echoIntervalMs?: number; echoTimeoutMs?: number } = {},
+  options: { echoIntervalMs?: number; echoTimeoutMs?: number; datapathBuffer?: boolean } = {},
 ): Promise<OfcLab> {
   const ovs = await startOvs({ name });
   // ovs-vswitchd connects only to unix sockets inside its own run directory.
   const controller = `unix:${join(ovs.runDir, 'ofc.sock')}`;
+  const logger = pino({ level: process.env.VIOLIN_TEST_VERBOSE ? 'debug' : 'silent' });
   let ofc: RunningOfc;
   try {
     ofc = await startOfc({
       listen: controller,
       control: '127.0.0.1:0',
-      logger: pino({ level: process.env.VIOLIN_TEST_VERBOSE ? 'debug' : 'silent' }),
+      logger,
+      // The middleboxes' taps must live where ovs-vswitchd runs: its namespace.
+      bufferPorts: options.datapathBuffer
+        ? new MiddleboxBufferPorts({
+            logger,
+            ovsdb: `unix:${ovs.dbSocket}`,
+            netns: ovs.netns.name,
+            runDir: ovs.runDir,
+          })
+        : undefined,
       echoIntervalMs: options.echoIntervalMs,
       echoTimeoutMs: options.echoTimeoutMs,
       bridgeWaitMs: 15_000,
