@@ -5,6 +5,8 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
+import * as prettier from 'prettier';
+
 import type { FigureResult, GoalCheck, Table } from './figure.js';
 import type { MachineInfo } from './machine.js';
 
@@ -30,10 +32,9 @@ export async function writeReport(record: RunRecord, paths: ReportPaths): Promis
   const written: string[] = [];
   for (const figure of record.figures) {
     const file = join(paths.outDir, `${figure.id}.json`);
-    await writeFile(
-      file,
-      JSON.stringify({ ...figure, plots: figure.plots.map((p) => p.file) }, null, 2) + '\n',
-    );
+    // The SVG itself goes to docs/benchmarks/; the JSON keeps where it is and what it shows.
+    const plots = figure.plots.map(({ file, caption }) => ({ file, caption }));
+    await writeFile(file, JSON.stringify({ ...figure, plots }, null, 2) + '\n');
     written.push(file);
     for (const plot of figure.plots) {
       const plotFile = join(plotDir, plot.file);
@@ -46,7 +47,9 @@ export async function writeReport(record: RunRecord, paths: ReportPaths): Promis
   await writeFile(summary, JSON.stringify({ ...rest, figures: figures.map((f) => f.id) }, null, 2) + '\n');
   written.push(summary);
   const doc = join(paths.repoRoot, 'docs', 'benchmarks.md');
-  await writeFile(doc, renderMarkdown(record));
+  // Formatted like every other file of the repository, so `make lint` (prettier --check) passes on it.
+  const style = (await prettier.resolveConfig(doc)) ?? {};
+  await writeFile(doc, await prettier.format(renderMarkdown(record), { ...style, filepath: doc }));
   written.push(doc);
   return written;
 }
@@ -80,6 +83,7 @@ export function renderMarkdown(record: RunRecord): string {
       ],
     }),
     '',
+    ...loadWarning(m),
     'Reproduce everything with `make bench` (about 30 min) or a smoke run with `npx tsx src/cli/main.ts bench --quick`; ' +
       'one figure with `npx tsx src/cli/main.ts bench --only <id>`. Raw samples are written to `out/bench/<id>.json`.',
     '',
@@ -103,6 +107,18 @@ export function renderMarkdown(record: RunRecord): string {
   lines.push('## Goals: measured against the bar', '');
   lines.push(goalTable(record.figures.flatMap((f) => f.goals)), '');
   return lines.join('\n');
+}
+
+/** Says so in bold when the run shared the machine: tails and absolute times are then inflated. */
+function loadWarning(m: MachineInfo): string[] {
+  const load = m.loadAverage[0] ?? 0;
+  if (load <= m.nproc) return [];
+  return [
+    `**This run was taken on a loaded machine** (1-minute load average ${load} on ${m.nproc} cores: other ` +
+      'jobs ran at the same time). Tail latencies (p99, max) and absolute times are inflated and vary from run ' +
+      'to run; the side-by-side ratios are the figures to read.',
+    '',
+  ];
 }
 
 function goalTable(goals: GoalCheck[]): string {

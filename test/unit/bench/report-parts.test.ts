@@ -1,9 +1,14 @@
 // The benchmark report's building blocks: percentiles, the SVG writer and the
 // markdown tables. (The benchmarks themselves have smoke tests in
 // test/integration/bench, against real parts.)
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import * as prettier from 'prettier';
 import { describe, expect, it } from 'vitest';
 
-import { renderMarkdown, table } from '../../../bench/lib/report.js';
+import { renderMarkdown, table, writeReport } from '../../../bench/lib/report.js';
 import { percentile, summarize } from '../../../bench/lib/stats.js';
 import { barPlotSvg, linePlotSvg } from '../../../bench/lib/svg.js';
 
@@ -114,5 +119,79 @@ describe('report', () => {
     expect(markdown).toContain('--only f1');
     expect(markdown).toContain('| g | b | ≤ 1 | 2 | **no** |');
     expect(markdown).toContain('## Figure two: FAILED in this run');
+    expect(markdown).not.toContain('loaded machine');
+  });
+
+  it('warns in bold when the run shared a loaded machine', () => {
+    const markdown = renderMarkdown({
+      startedAt: 's',
+      finishedAt: 'f',
+      quick: false,
+      machine: {
+        cpuModel: 'cpu',
+        nproc: 2,
+        memTotalGiB: 1,
+        memFreeGiB: 1,
+        loadAverage: [12.5, 10, 9],
+        kernel: 'k',
+        node: 'v24',
+        ovs: 'ovs',
+        qemu: 'qemu',
+      },
+      figures: [],
+      failures: [],
+    });
+    expect(markdown).toContain(
+      '**This run was taken on a loaded machine** (1-minute load average 12.5 on 2 cores',
+    );
+  });
+
+  it('writes the raw JSON, the plots and a markdown report that prettier leaves as it is', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'violin-report-'));
+    try {
+      const record = {
+        startedAt: 's',
+        finishedAt: 'f',
+        quick: true,
+        machine: {
+          cpuModel: 'cpu',
+          nproc: 2,
+          memTotalGiB: 1,
+          memFreeGiB: 1,
+          loadAverage: [0, 0, 0],
+          kernel: 'k',
+          node: 'v24',
+          ovs: 'ovs',
+          qemu: 'qemu',
+        },
+        figures: [
+          {
+            id: 'f1',
+            title: 'Figure one',
+            method: 'how',
+            tables: [{ columns: ['a', 'b'], rows: [['x', 1]] }],
+            goals: [{ figure: 'g', baseline: 'b', goal: '≤ 1', measured: '0.5', met: true }],
+            plots: [
+              { file: 'f1.svg', caption: 'one', svg: '<svg xmlns="http://www.w3.org/2000/svg"></svg>\n' },
+            ],
+            notes: ['a note'],
+            raw: { samples: [1, 2] },
+          },
+        ],
+        failures: [],
+      };
+      await writeReport(record, { repoRoot: root, outDir: join(root, 'out') });
+      expect((await readdir(join(root, 'out'))).sort()).toEqual(['f1.json', 'run.json']);
+      const saved = JSON.parse(await readFile(join(root, 'out', 'f1.json'), 'utf8'));
+      expect(saved.plots).toEqual([{ file: 'f1.svg', caption: 'one' }]);
+      expect(saved.raw).toEqual({ samples: [1, 2] });
+      expect(await readFile(join(root, 'docs', 'benchmarks', 'f1.svg'), 'utf8')).toContain('<svg');
+      const doc = join(root, 'docs', 'benchmarks.md');
+      const markdown = await readFile(doc, 'utf8');
+      expect(markdown).toContain('![one](benchmarks/f1.svg)');
+      expect(await prettier.format(markdown, { filepath: doc })).toBe(markdown);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
   });
 });
