@@ -222,6 +222,12 @@ export interface DistributedSnapshotStatusVm {
   snapshotStart?: string;
   /** T_i, the end of the capture's stop-and-copy (RFC 3339, with milliseconds). */
   capturedAt?: string;
+  /**
+   * When the VM ran again after its capture (RFC 3339, with milliseconds). From T_i until then it stays
+   * paused while its epoch advances, so it never sends as post-snapshot before the network treats it as
+   * post-snapshot.
+   */
+  resumedAt?: string;
   /** How long the VM was paused for the capture, in milliseconds. */
   downtimeMs?: number;
   /** Size of its image in the bundle. */

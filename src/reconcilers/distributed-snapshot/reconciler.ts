@@ -369,11 +369,12 @@ export class DistributedSnapshotReconciler implements Reconciler {
       if (row)
         vms[index] = await this.advanceVm(snap, row, starts.get(row.name) ?? 0, firstStart, network.epochs);
     }
-    const captured = vms.filter((vm) => vm.epoch === 'Post');
+    const captured = vms.filter((vm) => vm.epoch === 'Post' && vm.resumedAt);
     const next: DistributedSnapshotStatus = { ...status, vms, progress: `${captured.length}/${vms.length}` };
     if (captured.length < vms.length) {
-      // A capture just recorded is advanced right after this write; a capture in flight is looked at often.
-      const advancing = vms.some((vm) => vm.phase === 'Captured' && vm.epoch !== 'Post');
+      // A capture just recorded is advanced (its VM is paused meanwhile) right after this write; a
+      // capture in flight is looked at often.
+      const advancing = vms.some((vm) => vm.phase === 'Captured' && !vm.resumedAt);
       const capturing = vms.some((vm) => vm.phase === 'Capturing');
       return {
         status: next,
@@ -488,30 +489,57 @@ export class DistributedSnapshotReconciler implements Reconciler {
         };
       }
       case 'Captured': {
-        if (row.epoch === 'Post') return row;
-        const vm = `${namespace}/${row.name}`;
-        // An earlier operator may have advanced it and died before recording that: advancing is done.
-        if (epochs[vm] === 'Post') return { ...row, epoch: 'Post', message: 'captured; post-snapshot' };
-        const advance = await refusalIsFailure(
-          'AdvanceFailed',
-          `advancing the epoch of ${row.name} failed`,
-          () => this.deps.ofc.advance(snapshotId(snap), vm),
-        );
-        this.event(
-          snap,
-          'Normal',
-          'EpochAdvanced',
-          `${row.name} post-snapshot at ${advance.confirmedAt}, ${advance.reinjected} held packet(s) re-injected`,
-        );
-        return {
-          ...row,
-          epoch: 'Post',
-          message: `captured; ${advance.reinjected} held packet(s) re-injected`,
-        };
+        if (row.resumedAt) return row;
+        // The VM waits, paused at T_i, until the network treats it as post-snapshot: only then may it
+        // send again. Advance (barrier-confirmed on every bridge), then resume.
+        const advanced = row.epoch === 'Post' ? row : await this.advanceEpoch(snap, row, epochs);
+        return this.resumeCaptured(snap, advanced);
       }
       default:
         return row;
     }
+  }
+
+  private async advanceEpoch(
+    snap: DistributedSnapshot,
+    row: SnapshotVmStatus,
+    epochs: Record<string, Epoch>,
+  ): Promise<SnapshotVmStatus> {
+    const vm = `${snap.metadata.namespace}/${row.name}`;
+    // An earlier operator may have advanced it and died before recording that: advancing is done.
+    if (epochs[vm] === 'Post') return { ...row, epoch: 'Post', message: 'captured; post-snapshot' };
+    const advance = await refusalIsFailure('AdvanceFailed', `advancing the epoch of ${row.name} failed`, () =>
+      this.deps.ofc.advance(snapshotId(snap), vm),
+    );
+    this.event(
+      snap,
+      'Normal',
+      'EpochAdvanced',
+      `${row.name} post-snapshot at ${advance.confirmedAt}, ${advance.reinjected} held packet(s) re-injected`,
+    );
+    return { ...row, epoch: 'Post', message: `captured; ${advance.reinjected} held packet(s) re-injected` };
+  }
+
+  /** Lets a VM paused at T_i run again; its downtime is then known in full. */
+  private async resumeCaptured(snap: DistributedSnapshot, row: SnapshotVmStatus): Promise<SnapshotVmStatus> {
+    const vm: VmRef = { namespace: snap.metadata.namespace, name: row.name };
+    let resumed: { resumedAt: string; downtimeMs: number };
+    try {
+      const agent = await this.deps.agents.forNode(row.snapshotHost ?? '');
+      resumed = await agent.resumeCaptured(snapshotId(snap), vm);
+    } catch (err) {
+      // Conflict: the agent resumed the VM itself at its pause deadline, so the VM may have sent as
+      // post-snapshot before the network knew; this capture cannot be part of a consistent cut.
+      const reason = err instanceof AgentError && err.code === 'Conflict' ? 'CaptureExpired' : 'ResumeFailed';
+      throw new SnapshotFailure(reason, `resuming ${row.name} after its capture failed: ${message(err)}`);
+    }
+    this.event(
+      snap,
+      'Normal',
+      'Resumed',
+      `${row.name} runs again; downtime ${Math.round(resumed.downtimeMs)} ms`,
+    );
+    return { ...row, resumedAt: resumed.resumedAt, downtimeMs: Math.round(resumed.downtimeMs) };
   }
 
   /** The snapshot host the VM landed on, undefined while it is on its way; throws when the migration failed. */
@@ -555,7 +583,12 @@ export class DistributedSnapshotReconciler implements Reconciler {
       let capture: CaptureResult;
       try {
         const agent = await this.deps.agents.forNode(row.snapshotHost ?? '');
-        capture = await agent.capture({ snapshotId: id, vm, storageLocation: snap.spec.storageLocation });
+        capture = await agent.capture({
+          snapshotId: id,
+          vm,
+          storageLocation: snap.spec.storageLocation,
+          resume: 'OnRequest',
+        });
       } catch (err) {
         if (err instanceof AgentError && err.code === 'Conflict') {
           // The agent is still busy with this VM (a capture an earlier operator asked for): ask again later.

@@ -41,6 +41,7 @@ describe('DistributedSnapshot reconciler', () => {
       expect(vm.epoch).toBe('Post');
       expect(vm.phase).toBe('Captured');
       expect(Date.parse(vm.capturedAt ?? '')).toBeGreaterThanOrEqual(Date.parse(vm.snapshotStart ?? ''));
+      expect(Date.parse(vm.resumedAt ?? '')).toBeGreaterThanOrEqual(Date.parse(vm.capturedAt ?? ''));
       expect(vm.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
       expect(vm.imageBytes).toBe(128 * 2 ** 20);
     }
@@ -63,7 +64,8 @@ describe('DistributedSnapshot reconciler', () => {
     expect(condition('Degraded')).toMatchObject({ status: 'False' });
     expect(snap.metadata.finalizers).toContain(SNAPSHOT_PROTECTION_FINALIZER);
 
-    // The protocol's order: arm, then for each VM capture → advance; finish and commit last.
+    // The protocol's order: arm, then for each VM capture (the VM left paused at T_i) → advance →
+    // resume, so that it never runs post-snapshot before the network knows; finish and commit last.
     const id = snapshotId(snap);
     const arm = h.log.indexOf('ofc', 'arm', id);
     expect(arm).toBeGreaterThanOrEqual(0);
@@ -74,6 +76,10 @@ describe('DistributedSnapshot reconciler', () => {
       const advance = h.log.indexOf('ofc', 'advance', subject);
       expect(capture).toBeGreaterThan(arm);
       expect(advance).toBeGreaterThan(captured);
+      expect(h.log.indexOf('agent', 'resumeCaptured', subject)).toBeGreaterThan(advance);
+      expect(h.agents.captureRequests.find((r) => `${r.vm.namespace}/${r.vm.name}` === subject)?.resume).toBe(
+        'OnRequest',
+      );
       expect(h.log.calls[capture]?.node).toBe(status.vms?.find((r) => r.name === vm)?.snapshotHost);
     }
     expect(h.log.indexOf('ofc', 'finish', id)).toBeGreaterThan(
@@ -156,6 +162,16 @@ describe('DistributedSnapshot reconciler', () => {
     expect(snap.status?.failureReason).toBe('CaptureFailed');
     expect(snap.status?.failureMessage).toContain('bank-1');
     expect(snap.status?.failureMessage).toContain('disk full');
+    await expectCleanAbort(h, snap);
+  });
+
+  it('fails cleanly when a VM paused at T_i was resumed by its agent before the epoch advanced', async () => {
+    h.agents.expirePauseOf('bank-2');
+    await h.createSnapshot('expired-pause');
+    const snap = await h.waitForPhase('expired-pause', ['Succeeded', 'Failed']);
+    expect(snap.status?.phase).toBe('Failed');
+    expect(snap.status?.failureReason).toBe('CaptureExpired');
+    expect(snap.status?.failureMessage).toContain('bank-2');
     await expectCleanAbort(h, snap);
   });
 

@@ -2,6 +2,7 @@
 // snapshot-host agents, the bundle store and OVSDB. They keep one ordered call
 // log, so tests check the protocol's order (arm before any capture, each
 // advance after its VM's capture), and they can be scripted to fail.
+import { AgentError } from '../../../src/agent/errors.js';
 import { createHash } from 'node:crypto';
 
 import type {
@@ -221,8 +222,10 @@ function digestOf(text: string): string {
 export class RecordingAgents implements AgentDirectory {
   readonly results = new Map<string, CaptureResult>();
   readonly loaded = new Map<string, { node: string; at: string }>();
+  readonly captureRequests: CaptureRequest[] = [];
   readonly loadRequests: LoadRequest[] = [];
   private readonly failures = new Map<string, string>();
+  private readonly expiredPauses = new Set<string>();
   private readonly gates = new Map<string, Promise<void>>();
 
   /** With `writeImages`, captures write a real image into the store, as the real agent does. */
@@ -236,6 +239,11 @@ export class RecordingAgents implements AgentDirectory {
 
   failCaptureOf(vm: string, message: string): void {
     this.failures.set(vm, message);
+  }
+
+  /** resumeCaptured of this VM answers as an agent whose pause deadline resumed the VM first. */
+  expirePauseOf(vm: string): void {
+    this.expiredPauses.add(vm);
   }
 
   /** Captures of this VM wait until the returned function is called. */
@@ -258,6 +266,7 @@ export class RecordingAgents implements AgentDirectory {
       capture: async (req: CaptureRequest): Promise<CaptureResult> => {
         const subject = `${req.vm.namespace}/${req.vm.name}`;
         log.record({ component: 'agent', op: 'capture', subject, node });
+        this.captureRequests.push(req);
         await this.gates.get(req.vm.name);
         const failure = this.failures.get(req.vm.name);
         if (failure) throw new Error(failure);
@@ -287,6 +296,12 @@ export class RecordingAgents implements AgentDirectory {
       ): Promise<{ resumedAt: string; downtimeMs: number }> => {
         const subject = `${vm.namespace}/${vm.name}`;
         log.record({ component: 'agent', op: 'resumeCaptured', subject, node });
+        if (this.expiredPauses.has(vm.name)) {
+          throw new AgentError(
+            'Conflict',
+            `VM ${subject} was resumed by the agent after 10 s without the operator`,
+          );
+        }
         return { resumedAt: new Date().toISOString(), downtimeMs: 15 };
       },
       discard: async (snapshotId: string, vm: VmRef): Promise<void> => {
