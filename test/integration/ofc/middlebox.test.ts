@@ -184,6 +184,18 @@ describe('violin-middlebox', () => {
     ]);
   });
 
+  it('writes everything it holds back when it is told to stop (SIGTERM)', async () => {
+    const { control } = await start(1 << 20);
+    const received = await sniff();
+    await send(1, 4, 100);
+    await waitUntil('4 held', async () => stat(await control.request('stats'), 'held_frames') === 4);
+    middlebox!.kill('SIGTERM');
+    await waitUntil('the middlebox to exit', () => middlebox!.exitCode !== null);
+    expect(middlebox!.exitCode).toBe(0);
+    await waitUntil('4 frames back', () => received().length >= 4);
+    expect(received()).toEqual(range(1, 4));
+  });
+
   it('closes a connection that sends a bad line and keeps serving the others', async () => {
     const { control, socketPath } = await start(1 << 20);
     const other = await Control.connect(socketPath);

@@ -16,6 +16,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 )
 
@@ -45,6 +47,7 @@ func main() {
 		os.Exit(1)
 	}
 	buffer.onLimit = server.broadcast
+	releaseOnExit(buffer)
 	// The OFC waits for this line before it adds the tap to the bridge.
 	fmt.Println("ready")
 	go server.serve()
@@ -52,4 +55,21 @@ func main() {
 		fmt.Fprintf(os.Stderr, "violin-middlebox: reading %s: %v\n", *tapName, err)
 		os.Exit(1)
 	}
+}
+
+// releaseOnExit writes every held frame back before the process goes, on
+// SIGTERM and SIGINT and when the OFC that started it dies (the kernel sends
+// SIGTERM then): a held frame must never be lost with the process. The
+// bridge keeps the replay flow (fail mode secure), so the frames are delivered.
+func releaseOnExit(b *buffer) {
+	if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, syscall.PR_SET_PDEATHSIG, uintptr(syscall.SIGTERM), 0); errno != 0 {
+		fmt.Fprintf(os.Stderr, "violin-middlebox: PR_SET_PDEATHSIG: %v\n", errno)
+	}
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		<-signals
+		b.releaseAll()
+		os.Exit(0)
+	}()
 }
