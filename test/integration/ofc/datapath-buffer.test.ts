@@ -236,6 +236,26 @@ describe('datapath buffer tier on real OVS bridges', () => {
     process.stderr.write(
       `[ofc datapath] burst of ${count} × 512 B: ${diverted} reached the hold flow and were held, peak ${counters.peakBufferBytes} B, ${received.length} read by the receiving socket\n`,
     );
+
+    // For comparison (printed, not asserted: it depends on the machine's
+    // load): the same burst through the controller tier, where every diverted
+    // frame must cross the switch's packet-in queue to the OFC.
+    await arm({ bufferTier: 'controller' });
+    await client.advance(snapshotId, 'ns/a');
+    await a.exec([process.execPath, '-e', BURST_SENDER, b.ip, '6011', 'bc', String(count), '512']);
+    let matched = -1;
+    await waitUntil('the hold flow counter to settle', async () => {
+      const now = await holdFlowPackets('br0');
+      const settled = now > 0 && now === matched;
+      matched = now;
+      return settled;
+    });
+    const controllerHeld = (await client.status(snapshotId)).counters.type3Buffered;
+    await client.advance(snapshotId, 'ns/b');
+    await client.finish(snapshotId);
+    process.stderr.write(
+      `[ofc controller] same burst: ${matched} reached the hold flow, ${controllerHeld} reached the OFC and were held\n`,
+    );
   });
 
   it('loses nothing when the receiver advances in the middle of a stream', async () => {
