@@ -22,8 +22,9 @@
 // the datapath threads queue packet-ins for the main thread, so the window is
 // that queue's latency. Two things narrow it: the flip waits for a lull in
 // the receiver's Type-3 PACKET_INs (settle), and frames reported after the
-// flip are counted (violin_ofc_type3_late_total) so it is visible. Closing it
-// needs the switch to hold frames itself.
+// flip are counted (violin_ofc_type3_late_total) so it is visible. The
+// datapath tier (releaseFromBufferPorts) moves the window from the packet-in
+// queue to the buffer port's tap queue; it does not close it either.
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import type { Logger } from 'pino';
