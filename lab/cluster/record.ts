@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import { stopQemu } from '../../src/agent/qemu/launch.js';
 import { VmDir } from '../../src/agent/vm-dir.js';
-import { cacheDir } from '../guest/image.js';
+import { cacheDir } from '../../src/devenv/cache.js';
 import { run } from '../ovs/netns.js';
 import type { LabCluster } from './cluster.js';
 

@@ -5,23 +5,17 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+
+import { cacheDir, goToolchain } from '../../src/devenv/cache.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export interface GuestImage {
   kernel: string;
   initrd: string;
   kernelVersion: string;
-}
-
-export function cacheDir(): string {
-  return (
-    process.env.VIOLIN_CACHE ??
-    join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'kubevirt-violin')
-  );
 }
 
 /** The newest Debian kernel installed under /boot that has its modules. */
@@ -38,16 +32,6 @@ export function hostKernel(): { version: string; path: string } {
     );
   }
   return { version, path: join('/boot', `vmlinuz-${version}`) };
-}
-
-function goBinary(): string {
-  if (process.env.GO) return process.env.GO;
-  for (const dir of (process.env.PATH ?? '').split(':'))
-    if (existsSync(join(dir, 'go'))) return join(dir, 'go');
-  if (existsSync('/usr/local/go/bin/go')) return '/usr/local/go/bin/go';
-  throw new Error(
-    'missing lab infrastructure: the Go toolchain (go) builds the guest workload; install Go ≥ 1.22',
-  );
 }
 
 function inputsDigest(kernelVersion: string, kernelPath: string): string {
@@ -74,7 +58,7 @@ export async function guestImage(): Promise<GuestImage> {
   if (!existsSync(initrd)) {
     try {
       await promisify(execFile)(join(here, 'build-initramfs.sh'), [kernel.version, initrd], {
-        env: { ...process.env, GO: goBinary() },
+        env: { ...process.env, GO: goToolchain('builds the lab guest workload') },
       });
     } catch (error) {
       const e = error as { stderr?: string; message: string };

@@ -1,17 +1,14 @@
 import { spawn } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
-import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
+import { cacheDir } from './cache.js';
 import { repoRoot } from './repo.js';
 
 export type ControlPlaneBinary = 'etcd' | 'kube-apiserver' | 'kubectl';
 
 /** Where hack/build-go-binaries.sh puts the binaries it builds (same rule as the Makefile). */
 export function binaryCacheDir(): string {
-  const cache =
-    process.env.VIOLIN_CACHE ??
-    join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'kubevirt-violin');
-  return join(cache, 'bin');
+  return join(cacheDir(), 'bin');
 }
 
 function isExecutable(path: string): boolean {

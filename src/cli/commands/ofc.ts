@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 
 import type { Command } from '../main.js';
+import { MiddleboxBufferPorts } from '../../ofc/buffer/middlebox.js';
 import { DEFAULT_CONTROL_ADDRESS } from '../../ofc/control/server.js';
 import { DEFAULT_SWITCH_LISTEN, startOfc } from '../../ofc/ofc.js';
 
@@ -18,6 +19,10 @@ const USAGE = `usage: violin ofc [options]
   --control ADDR       control API and /healthz, /readyz, /metrics: HOST:PORT (default ${DEFAULT_CONTROL_ADDRESS})
   --base-forwarding M  normal: keep a table-0 NORMAL miss flow on every bridge (OVS flushes flows when
                        a bridge gains or loses its controller); none: leave forwarding to the bridge's owner (default normal)
+  --datapath-buffer    enable the datapath buffer tier (bufferTier: datapath): a middlebox tap on every
+                       bridge holds Type-3 frames (needs ovs-vsctl on this host; Go builds the middlebox once)
+  --ovsdb REMOTE       ovs-vsctl --db remote for the buffer ports (default: ovs-vsctl's own)
+  --ovs-netns NAME     network namespace where ovs-vswitchd runs, when not this one (the lab)
   --echo-interval S    seconds of silence before probing a switch with ECHO_REQUEST (default 5)
   --echo-timeout S     seconds of silence after which a switch connection is closed (default 15)
   --log-level LEVEL    pino level (env LOG_LEVEL; default info)
@@ -46,6 +51,9 @@ export const command: Command = {
           'tls-ca': { type: 'string' },
           'echo-interval': { type: 'string' },
           'base-forwarding': { type: 'string' },
+          'datapath-buffer': { type: 'boolean' },
+          ovsdb: { type: 'string' },
+          'ovs-netns': { type: 'string' },
           'echo-timeout': { type: 'string' },
           'log-level': { type: 'string' },
           help: { type: 'boolean', short: 'h' },
@@ -85,6 +93,9 @@ export const command: Command = {
             ? { key: readFileSync(key), cert: readFileSync(cert), ca: readFileSync(ca) }
             : undefined,
         control: values.control,
+        bufferPorts: values['datapath-buffer']
+          ? new MiddleboxBufferPorts({ logger, ovsdb: values.ovsdb, netns: values['ovs-netns'] })
+          : undefined,
         echoIntervalMs: seconds('echo-interval', values['echo-interval'], 5),
         echoTimeoutMs: seconds('echo-timeout', values['echo-timeout'], 15),
         logger,

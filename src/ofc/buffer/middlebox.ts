@@ -9,35 +9,19 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import type { Socket } from 'node:net';
-import { homedir, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
 import type { Logger } from 'pino';
 
+import { cacheDir, goToolchain } from '../../devenv/cache.js';
 import { MAX_CARRIED_PORT } from '../epoch/pipeline.js';
 import type { BufferPort, BufferPortFactory, BufferPortStats } from './buffer-port.js';
 
 const run = promisify(execFile);
 const sourceDir = join(dirname(fileURLToPath(import.meta.url)), 'middlebox');
-
-function cacheDir(): string {
-  return (
-    process.env.VIOLIN_CACHE ??
-    join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'kubevirt-violin')
-  );
-}
-
-function goTool(): string {
-  if (process.env.GO) return process.env.GO;
-  for (const dir of (process.env.PATH ?? '').split(':'))
-    if (existsSync(join(dir, 'go'))) return join(dir, 'go');
-  if (existsSync('/usr/local/go/bin/go')) return '/usr/local/go/bin/go';
-  throw new Error(
-    'the datapath buffer tier needs the Go toolchain (go) to build its middlebox; install Go ≥ 1.22',
-  );
-}
 
 let building: Promise<string> | undefined;
 
@@ -68,10 +52,14 @@ async function buildMiddlebox(): Promise<string> {
   // never run a half-written binary.
   const partial = `${binary}.${process.pid}.partial`;
   try {
-    await run(goTool(), ['build', '-trimpath', '-o', partial, '.'], {
-      cwd: sourceDir,
-      env: { ...process.env, CGO_ENABLED: '0', GOFLAGS: '-mod=mod', GOTOOLCHAIN: 'local' },
-    });
+    await run(
+      goToolchain("builds the datapath buffer tier's middlebox"),
+      ['build', '-trimpath', '-o', partial, '.'],
+      {
+        cwd: sourceDir,
+        env: { ...process.env, CGO_ENABLED: '0', GOFLAGS: '-mod=mod', GOTOOLCHAIN: 'local' },
+      },
+    );
   } catch (error) {
     const e = error as { stderr?: string; message: string };
     throw new Error(`building the buffer middlebox failed: ${e.stderr?.trim() || e.message}`, {
