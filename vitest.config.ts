@@ -11,6 +11,8 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['src/**/*.test.ts', 'test/unit/**/*.test.ts'],
+          // Unit tests first, then integration, then e2e: a broken codec fails in seconds, not after the lab.
+          sequence: { groupOrder: 0 },
           testTimeout: 20_000,
         },
       },
@@ -19,6 +21,7 @@ export default defineConfig({
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],
           globalSetup: ['test/support/global-setup.ts'],
+          sequence: { groupOrder: 1 },
           testTimeout: 120_000,
           hookTimeout: 180_000,
           // Real processes (API server, OVS, QEMU) on a 2-core machine: keep the
@@ -31,6 +34,7 @@ export default defineConfig({
           name: 'e2e',
           include: ['test/e2e/**/*.test.ts'],
           globalSetup: ['test/support/global-setup.ts'],
+          sequence: { groupOrder: 2 },
           testTimeout: 900_000,
           hookTimeout: 600_000,
           maxWorkers: 1,
