@@ -62,6 +62,8 @@ export interface LabClusterOptions {
   /** A short word (≤ 5 characters) naming the lab in namespaces, taps and temp dirs. */
   name: string;
   nodes?: LabNodeSpec[];
+  /** Random delay, up to this many ms, before each migration's target is scheduled (see the stand-in). */
+  migrationStartJitterMs?: number;
   /** Keep the lab dir (logs, bundles) after stop(). */
   keepDir?: boolean;
   log?: (line: string) => void;
@@ -290,6 +292,7 @@ export async function startLabCluster(options: LabClusterOptions): Promise<LabCl
       labSwitch,
       image,
       tapPrefix: 'tap',
+      migrationStartJitterMs: options.migrationStartJitterMs ?? 0,
       log: (line) => log(`kubevirt-standin: ${line}`),
     });
     standin.start();

@@ -59,6 +59,12 @@ export interface StandinOptions {
   /** Prefix of tap names (≤ 6 characters): unique per lab. */
   tapPrefix: string;
   tickMs?: number;
+  /**
+   * Up to this many milliseconds, at random, before a migration's target is scheduled: the spread
+   * of target-pod scheduling and start-up a cluster shows. 0 (the default) starts every migration
+   * at once; tests use it for random start skew between the VMs of a snapshot.
+   */
+  migrationStartJitterMs?: number;
   log?: (line: string) => void;
 }
 
@@ -127,6 +133,8 @@ export class KubeVirtLabStandin {
   private readonly core: CoreV1Api;
   private readonly boots = new Map<string, Task<void>>();
   private readonly migrations = new Map<string, Migration>();
+  /** When each pending migration's target may be scheduled (the jitter), by VMIM uid. */
+  private readonly schedulableAt = new Map<string, number>();
   private readonly log: (line: string) => void;
   private tapCounter = 0;
   private roundRobin = 0;
@@ -375,6 +383,7 @@ export class KubeVirtLabStandin {
     if (vmim.metadata.deletionTimestamp) {
       if (phase !== 'Succeeded' && phase !== 'Failed') await this.abort(vmim, ref, migration);
       this.migrations.delete(key);
+      this.schedulableAt.delete(vmim.metadata.uid ?? name);
       if (finalizers.includes(MIGRATION_FINALIZER)) {
         await this.patchMeta(
           VMIM_PLURAL,
@@ -412,6 +421,15 @@ export class KubeVirtLabStandin {
         await this.setMigrationPhase(vmim, 'Scheduling');
         return;
       case 'Scheduling': {
+        const uid = vmim.metadata.uid ?? name;
+        if (!this.schedulableAt.has(uid)) {
+          this.schedulableAt.set(
+            uid,
+            Date.now() + Math.random() * (this.options.migrationStartJitterMs ?? 0),
+          );
+        }
+        if (Date.now() < (this.schedulableAt.get(uid) ?? 0)) return;
+        this.schedulableAt.delete(uid);
         // The target pod stays Pending while no node matches, as in KubeVirt.
         const source = this.options.nodes.find((n) => n.name === vmi.status?.nodeName);
         const target = await this.pickTarget(vmi, vmim);

@@ -4,6 +4,7 @@
 //
 //   VIOLIN_E2E_CYCLES  snapshot + crash + restore cycles in Buffer mode (default 2)
 //   VIOLIN_E2E_VMS     bank VMs (default 3)
+//   VIOLIN_E2E_JITTER_MS  random start skew: the most a migration waits for its target (default 3000)
 import { CoreV1Api } from '@kubernetes/client-node';
 import { cp } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
@@ -23,8 +24,21 @@ import { checkBank } from '../../lab/guest/checker.js';
 
 const CYCLES = Number(process.env.VIOLIN_E2E_CYCLES ?? 2);
 const VMS = Number(process.env.VIOLIN_E2E_VMS ?? 3);
+const JITTER_MS = Number(process.env.VIOLIN_E2E_JITTER_MS ?? 3000);
 const NAMESPACE = 'bank';
 const PLACEMENT = { [RESTORE_TARGET_LABEL]: 'true' };
+/**
+ * The bank keeps sending while its peers do not answer (by default a sender waits after 32
+ * unacknowledged transfers per channel, and a peer that is migrating or paused stops it): every
+ * snapshot then has transfers crossing the cut, in the window between the VMs' T_i. Without
+ * that, a mode-Off snapshot was seen to pass the check (skew 714 ms, senders stalled).
+ */
+const BANK = {
+  namespace: NAMESPACE,
+  vms: VMS,
+  labels: { app: 'bank' },
+  flags: ['-max-in-flight=1000000', '-interval=10ms'],
+};
 
 async function snapshotDoc(
   lab: LabCluster,
@@ -68,7 +82,7 @@ async function cycle(lab: LabCluster, bank: BankService, name: string, mode: 'Bu
   await placeRestoredVms(lab, bundle, NAMESPACE, PLACEMENT);
   const restore = await runRestore(lab, await restoreDoc(`${name}-restore`, { snapshotName: name }));
   expect(restore.status?.phase, why(restore)).toBe('Succeeded');
-  await createBankVmis(lab, { namespace: NAMESPACE, vms: VMS, labels: { app: 'bank' } }, bank.members);
+  await createBankVmis(lab, BANK, bank.members);
   return { snap, restore, check: await checkBank(bank.endpoints) };
 }
 
@@ -77,8 +91,10 @@ describe('the lab: live snapshot, crash, restore', () => {
   let bank: BankService;
 
   beforeAll(async () => {
-    lab = await startLabCluster({ name: 'e2e' });
-    bank = await deployBank(lab, { namespace: NAMESPACE, vms: VMS, labels: { app: 'bank' } });
+    // Random start skew: each migration to the snapshot host waits up to JITTER_MS for its target, so
+    // VMs are captured while others still run pre-snapshot and transfers cross the cut.
+    lab = await startLabCluster({ name: 'e2e', migrationStartJitterMs: JITTER_MS });
+    bank = await deployBank(lab, BANK);
   });
 
   afterAll(async () => {
