@@ -36,8 +36,9 @@ export const SPINE_BRIDGE = 'spine';
  * iterates pre-copy, syncing its dirty bitmap while the guest runs, and here about one live capture
  * in three or four gave an image whose restored guest crashed (kernel panics, a corrupted virtio
  * receive ring). With a target QEMU cannot miss, it completes after the first pass (one sync while
- * the guest runs, then the stop-and-copy); 6 captures in 2 runs restored clean guests, with 1 ms
- * measured downtime. See docs/demo.md. VIOLIN_LAB_AGENT_DOWNTIME_LIMIT overrides it.
+ * the guest runs, then the stop-and-copy); every capture since restored a clean guest. The price is
+ * downtime: 0.4–3.9 s per 128 MiB VM in a loaded demo run instead of tens of ms. See docs/demo.md.
+ * VIOLIN_LAB_AGENT_DOWNTIME_LIMIT overrides it.
  */
 const AGENT_DOWNTIME_LIMIT_MS = process.env.VIOLIN_LAB_AGENT_DOWNTIME_LIMIT ?? '10000';
 
