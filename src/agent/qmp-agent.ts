@@ -45,11 +45,22 @@ export interface QmpAgentOptions {
   maxBandwidthBytesPerSecond?: number;
   /** How long a capture or load may take before it is cancelled. */
   timeoutMs?: number;
+  /**
+   * How a `resume: Immediately` capture copies memory while the guest runs:
+   * `precopy` (the default: dirty-page tracking, the image holds the state at
+   * the end) or `background-snapshot` (copy-on-write through userfaultfd, the
+   * image holds the state at the start, about 1 ms of downtime; a store that
+   * refuses the stream mid-way leaves it hanging, see docs/lab.md). A
+   * `resume: OnRequest` capture is always a copy of the stopped guest.
+   */
+  liveMethod?: LiveCaptureMethod;
   /** How long a `resume: OnRequest` capture may keep its VM paused before the agent resumes it itself. */
   pauseDeadlineMs?: number;
   /** Where the agent says what it did on its own (a VM resumed at its pause deadline). */
   log?: (line: string) => void;
 }
+
+export type LiveCaptureMethod = 'background-snapshot' | 'precopy';
 
 /** Who ended the pause of a `resume: OnRequest` capture. */
 type PauseEnd = 'operator' | 'deadline' | 'discard' | 'shutdown';
@@ -83,6 +94,7 @@ export class QmpSnapshotAgent implements SnapshotAgent {
   private readonly downtimeLimitMs: number;
   private readonly maxBandwidth: number;
   private readonly timeoutMs: number;
+  private readonly liveMethod: LiveCaptureMethod;
   private readonly pauseDeadlineMs: number;
   private readonly log: (line: string) => void;
   /** `resume: OnRequest` captures by `snapshotId/namespace/name`. */
@@ -93,6 +105,7 @@ export class QmpSnapshotAgent implements SnapshotAgent {
     this.downtimeLimitMs = options.downtimeLimitMs ?? 50;
     this.maxBandwidth = options.maxBandwidthBytesPerSecond ?? 8 * 1024 ** 3;
     this.timeoutMs = options.timeoutMs ?? 300_000;
+    this.liveMethod = options.liveMethod ?? 'precopy';
     this.pauseDeadlineMs = options.pauseDeadlineMs ?? 10_000;
     this.log = options.log ?? (() => undefined);
   }
@@ -130,8 +143,13 @@ export class QmpSnapshotAgent implements SnapshotAgent {
             `VM ${ref(dir.vm)} has a migration ${current.status}; capture it when that is over`,
           );
         }
+        const method = captureMethod(req.resume ?? 'Immediately', this.liveMethod);
         await qmp.execute('migrate-set-capabilities', {
-          capabilities: [{ capability: 'events', state: true }],
+          capabilities: [
+            { capability: 'events', state: true },
+            // Capabilities stay set on a QEMU: every capture says what it wants.
+            { capability: 'background-snapshot', state: method === 'background-snapshot' },
+          ],
         });
         await qmp.execute('migrate-set-parameters', {
           'downtime-limit': this.downtimeLimitMs,
@@ -153,8 +171,9 @@ export class QmpSnapshotAgent implements SnapshotAgent {
           FINAL_MIGRATION_STATES.has(String(e.data.status)),
         );
         const startedAt = new Date();
-        await qmp.execute('migrate', { uri: `unix:${dir.migrateSocket}` });
         migrating = true;
+        if (method === 'stop-and-copy') await qmp.execute('stop');
+        await qmp.execute('migrate', { uri: `unix:${dir.migrateSocket}` });
         const final = await finished;
         if (final.data.status !== 'completed') {
           const info = await qmp.execute<MigrationInfo>('query-migrate');
@@ -188,10 +207,17 @@ export class QmpSnapshotAgent implements SnapshotAgent {
             paused: true,
           };
         }
-        // The guest is stopped now; every millisecond until cont is downtime.
-        const resumed = qmp.waitForEvent('RESUME', 10_000);
-        await contAfterMigration(qmp);
-        const resumedEvent = await resumed;
+        let resumedEvent: QmpEvent;
+        if (method === 'background-snapshot') {
+          // QEMU resumed the guest itself once it had saved the device state.
+          resumedEvent =
+            events.find((e) => e.event === 'RESUME') ?? (await qmp.waitForEvent('RESUME', 10_000));
+        } else {
+          // The guest is stopped now; every millisecond until cont is downtime.
+          const resumed = qmp.waitForEvent('RESUME', 10_000);
+          await contAfterMigration(qmp);
+          resumedEvent = await resumed;
+        }
         const image = await stored;
         const info = await qmp.execute<MigrationInfo>('query-migrate');
         const downtimeMs = stopEvent
@@ -486,6 +512,18 @@ export class QmpSnapshotAgent implements SnapshotAgent {
       // The connection is gone; QEMU resumes a guest itself when a migration fails.
     }
   }
+}
+
+type CaptureMethod = LiveCaptureMethod | 'stop-and-copy';
+
+/**
+ * How a capture copies the guest. A guest held paused at T_i is stopped before
+ * the copy: no guest write can race the copy (precopy under TCG can lose one,
+ * docs/lab.md), and background-snapshot cannot hold a guest, because QEMU 7.2
+ * resumes it once it has saved the device state, even one that was paused.
+ */
+function captureMethod(resume: 'Immediately' | 'OnRequest', live: LiveCaptureMethod): CaptureMethod {
+  return resume === 'OnRequest' ? 'stop-and-copy' : live;
 }
 
 /**

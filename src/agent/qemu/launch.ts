@@ -3,6 +3,7 @@
 // migration stream only loads into a QEMU with the same machine and devices,
 // so both must build the command line from the same spec.
 import { spawn } from 'node:child_process';
+import { createConnection } from 'node:net';
 import { openSync, closeSync, existsSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -120,11 +121,24 @@ export async function startQemu(
   child.unref();
   for (let attempt = 0; attempt < 200; attempt++) {
     if (exit) break;
-    if (existsSync(files.qmpSocket) && child.pid !== undefined) return child.pid;
+    // QEMU binds the socket a moment before it listens: a connect in between is refused.
+    if (existsSync(files.qmpSocket) && child.pid !== undefined && (await accepts(files.qmpSocket)))
+      return child.pid;
     await sleep(50);
   }
   if (!exit && child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
   throw new Error(`QEMU ${exit ?? 'did not create its QMP socket in 10 s'}: ${tail(files.stderrLog)}`);
+}
+
+function accepts(socketPath: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = createConnection(socketPath);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
 }
 
 function tail(path: string): string {

@@ -8,6 +8,7 @@ import { pino } from 'pino';
 
 import type { Command } from '../main.js';
 import { QmpSnapshotAgent } from '../../agent/qmp-agent.js';
+import type { LiveCaptureMethod } from '../../agent/qmp-agent.js';
 import { startAgentServer } from '../../agent/server.js';
 
 const USAGE = `usage: violin agent --node NAME --state-dir DIR [options]
@@ -16,6 +17,8 @@ const USAGE = `usage: violin agent --node NAME --state-dir DIR [options]
   --state-dir DIR      the node's VM folders: DIR/vms/<namespace>/<name>/{vm.json,qmp.sock,...}
   --listen HOST:PORT   where the agent API listens (default 127.0.0.1:7443; port 0 picks one)
   --downtime-limit MS  QEMU's target for the stop-and-copy of a capture (default 50)
+  --live-method M      how a capture that resumes at once copies the running guest:
+                       precopy (default) or background-snapshot
   --pause-deadline MS  how long a 'resume: OnRequest' capture may keep its VM paused
                        before the agent resumes it itself (default 10000)
   --log-level LEVEL    pino level (env LOG_LEVEL; default info)
@@ -45,6 +48,7 @@ export const command: Command = {
     let listen;
     let downtimeLimitMs: number | undefined;
     let pauseDeadlineMs: number | undefined;
+    let liveMethod: LiveCaptureMethod | undefined;
     try {
       ({ values } = parseArgs({
         args: argv,
@@ -54,6 +58,7 @@ export const command: Command = {
           listen: { type: 'string' },
           'downtime-limit': { type: 'string' },
           'pause-deadline': { type: 'string' },
+          'live-method': { type: 'string' },
           'log-level': { type: 'string' },
           help: { type: 'boolean', short: 'h' },
         },
@@ -68,6 +73,10 @@ export const command: Command = {
       listen = parseListen(values.listen ?? '127.0.0.1:7443');
       downtimeLimitMs = parseMilliseconds('--downtime-limit', values['downtime-limit']);
       pauseDeadlineMs = parseMilliseconds('--pause-deadline', values['pause-deadline']);
+      const method = values['live-method'];
+      if (method !== undefined && method !== 'precopy' && method !== 'background-snapshot')
+        throw new Error(`--live-method: expected precopy or background-snapshot, got '${method}'`);
+      liveMethod = method;
     } catch (error) {
       process.stderr.write(`violin agent: ${(error as Error).message}\n${USAGE}`);
       return 2;
@@ -87,6 +96,7 @@ export const command: Command = {
         stateDir,
         downtimeLimitMs,
         pauseDeadlineMs,
+        liveMethod,
         log: (line) => logger.warn(line),
       });
       server = await startAgentServer(agent, {
