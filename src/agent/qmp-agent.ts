@@ -3,12 +3,14 @@
 //
 // Capture is a live migration into a file: QEMU pre-copies memory while the
 // guest runs, stops it for the last dirty pages and the device state (STOP),
-// completes, and we `cont` at once (RESUME). T_i is the RESUME. The stream
-// comes to us over a unix socket and goes straight into the store, hashed on
-// the way, so nothing is read twice.
+// completes, and we `cont` at once (RESUME). T_i is the RESUME. (With the
+// background-snapshot live method QEMU stops the guest only to save the device
+// state and resumes it itself.) The stream comes to us over a unix socket and
+// goes straight into the store, hashed on the way, so nothing is read twice.
 //
-// With `resume: OnRequest` the guest stays stopped after the stop-and-copy
-// (T_i is then the migration's completion) until `resumeCaptured`: the
+// With `resume: OnRequest` the agent stops the guest first and copies it
+// stopped, and the guest stays stopped (T_i is then the migration's
+// completion) until `resumeCaptured`: the
 // transaction controller advances the VM's epoch in between, so the guest never
 // sends a post-snapshot packet the network still treats as pre-snapshot. A
 // pause deadline keeps a lost operator from leaving the guest stopped for good:
