@@ -7,7 +7,7 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 export VIOLIN_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/kubevirt-violin
 
-.PHONY: help deps build lint typecheck test test-unit test-integration test-e2e demo bench clean
+.PHONY: help deps build lint typecheck test test-unit test-integration test-e2e demo bench fuzz clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -49,6 +49,9 @@ demo: deps ## run the whole system on the local lab: snapshot, crash, restore, c
 
 bench: deps ## benchmarks side by side with their baselines; writes out/bench and docs/benchmarks.md
 	tsx src/cli/main.ts bench
+
+fuzz: deps ## fuzz the OpenFlow, OVSDB and bundle-manifest decoders (FUZZ_DURATION seconds, default 3600)
+	tsx test/fuzz/run.ts --duration $(or $(FUZZ_DURATION),3600) --target $(or $(FUZZ_TARGET),all) $(if $(FUZZ_SEED),--seed $(FUZZ_SEED))
 
 clean:
 	rm -rf dist out

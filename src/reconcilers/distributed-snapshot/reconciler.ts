@@ -48,7 +48,8 @@ import type { TransactionMetrics } from '../metrics.js';
 import type { BundleWriter, NetworkMapper, NodeLister } from '../ports.js';
 import { jsonEqual, lifecycleConditions } from '../shared/conditions.js';
 import type { ResourceStore, Stored } from '../shared/objects.js';
-import { formatDurationMs, parseDurationMs, parseQuantityBytes } from '../shared/units.js';
+import { durationToMs, quantityToBytes } from '../../api/values.js';
+import { formatDurationMs } from '../shared/units.js';
 import { alignStarts, type CaptureSample } from './skew.js';
 
 export type DistributedSnapshot = Stored<DistributedSnapshotObject>;
@@ -201,7 +202,7 @@ export class DistributedSnapshotReconciler implements Reconciler {
     const started = Date.parse(status.startTime ?? '');
     if (Number.isNaN(started)) return;
     const elapsed = this.now().getTime() - started;
-    if (elapsed > parseDurationMs(timeout)) {
+    if (elapsed > durationToMs(timeout)) {
       const waiting = (status.vms ?? [])
         .filter((vm) => vm.epoch !== 'Post')
         .map((vm) => `${vm.name} (${vm.phase})`);
@@ -266,7 +267,7 @@ export class DistributedSnapshotReconciler implements Reconciler {
         snapshotId: snapshotId(snap),
         mode: snap.spec.network?.mode ?? 'Buffer',
         bufferTier: snap.spec.network?.bufferTier ?? 'datapath',
-        bufferLimitBytes: parseQuantityBytes(snap.spec.network?.bufferLimit ?? DEFAULT_BUFFER_LIMIT),
+        bufferLimitBytes: quantityToBytes(snap.spec.network?.bufferLimit ?? DEFAULT_BUFFER_LIMIT),
         recordChannelState: snap.spec.network?.recordChannelState ?? false,
         vms: armed,
       }),
@@ -1001,7 +1002,7 @@ function vmMemoryBytes(vmi: VirtualMachineInstance | undefined): number {
     vmi?.spec.domain?.memory?.guest ??
     vmi?.status?.memory?.guestAtBoot ??
     vmi?.spec.domain?.resources?.requests?.memory;
-  return quantity ? parseQuantityBytes(quantity) : 0;
+  return quantity ? quantityToBytes(quantity) : 0;
 }
 
 /**

@@ -32,7 +32,8 @@ import type { TransactionMetrics } from '../metrics.js';
 import type { BundleReader, NodeLister, OpenedBundle } from '../ports.js';
 import { jsonEqual, lifecycleConditions } from '../shared/conditions.js';
 import type { ResourceStore, Stored } from '../shared/objects.js';
-import { formatDurationMs, parseDurationMs } from '../shared/units.js';
+import { durationToMs } from '../../api/values.js';
+import { formatDurationMs } from '../shared/units.js';
 
 export type SnapshotRestore = Stored<SnapshotRestoreObject>;
 
@@ -155,7 +156,7 @@ export class SnapshotRestoreReconciler implements Reconciler {
   private checkTimeout(restore: SnapshotRestore, status: SnapshotRestoreStatus): void {
     const timeout = restore.spec.timeout ?? DEFAULT_TIMEOUT;
     const started = Date.parse(status.startTime ?? '');
-    if (!Number.isNaN(started) && this.now().getTime() - started > parseDurationMs(timeout)) {
+    if (!Number.isNaN(started) && this.now().getTime() - started > durationToMs(timeout)) {
       throw new RestoreFailure(
         'Timeout',
         `restore did not complete within spec.timeout ${timeout} (phase ${status.phase})`,
