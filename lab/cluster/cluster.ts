@@ -21,7 +21,6 @@ import { freeLoopbackPort } from '../../src/devenv/free-port.js';
 import { ManagedProcess } from '../../src/devenv/managed-process.js';
 import { repoRoot } from '../../src/devenv/repo.js';
 import { guestImage, type GuestImage } from '../guest/image.js';
-import { startArmEveryBridgeProxy, type ArmProxy } from './arm-every-bridge.js';
 import { KubeVirtLabStandin, SNAPSHOT_HOST_LABEL, type StandinNode } from '../kubevirt-standin/standin.js';
 import { startOvs, type OvsInstance } from '../ovs/ovs.js';
 import { requireRoot, requireTool } from '../ovs/require-tool.js';
@@ -36,9 +35,9 @@ export const SPINE_BRIDGE = 'spine';
  * iterates pre-copy, syncing its dirty bitmap while the guest runs, and here about one live capture
  * in three or four gave an image whose restored guest crashed (kernel panics, a corrupted virtio
  * receive ring). With a target QEMU cannot miss, it completes after the first pass (one sync while
- * the guest runs, then the stop-and-copy); every capture since restored a clean guest. The price is
- * downtime: 0.4–3.9 s per 128 MiB VM in a loaded demo run instead of tens of ms. See docs/demo.md.
- * VIOLIN_LAB_AGENT_DOWNTIME_LIMIT overrides it.
+ * the guest runs, then the stop-and-copy); every capture since restored a clean guest. The price is a
+ * longer stop-and-copy, part of the downtime. See docs/demo.md. VIOLIN_LAB_AGENT_DOWNTIME_LIMIT
+ * overrides it.
  */
 const AGENT_DOWNTIME_LIMIT_MS = process.env.VIOLIN_LAB_AGENT_DOWNTIME_LIMIT ?? '10000';
 
@@ -161,7 +160,6 @@ export async function startLabCluster(options: LabClusterOptions): Promise<LabCl
   let controlPlane: LocalControlPlane | undefined;
   let ovs: OvsInstance | undefined;
   let standin: KubeVirtLabStandin | undefined;
-  let armProxy: ArmProxy | undefined;
   const nodes: LabNode[] = [];
 
   const stop = async (): Promise<void> => {
@@ -174,7 +172,6 @@ export async function startLabCluster(options: LabClusterOptions): Promise<LabCl
     for (const node of nodes) await attempt(() => stopNodeVms(node.stateDir));
     // The operator before the OFC, the OFC (releases held frames) before the switches.
     for (const child of [...processes].reverse()) await attempt(() => child.stop());
-    if (armProxy) await attempt(() => armProxy!.close());
     if (ovs) await attempt(() => ovs!.stop());
     if (controlPlane) await attempt(() => controlPlane!.stop());
     if (!options.keepDir) await attempt(() => rm(dir, { recursive: true, force: true }));
@@ -260,9 +257,6 @@ export async function startLabCluster(options: LabClusterOptions): Promise<LabCl
       await waitForHttp(`${node.agentUrl}/healthz`, processes[index + 1]!);
     }
 
-    if (process.env.VIOLIN_LAB_ARM_EVERY_BRIDGE !== '0') {
-      armProxy = await startArmEveryBridgeProxy(ofcControl, (line) => log(`arm proxy: ${line}`));
-    }
     log('starting the operator (violin operator)');
     const probes = `127.0.0.1:${await freeLoopbackPort()}`;
     const operator = startViolin(
@@ -278,7 +272,7 @@ export async function startLabCluster(options: LabClusterOptions): Promise<LabCl
       ],
       join(logs, 'operator.log'),
       {
-        VIOLIN_OFC_ADDRESS: armProxy?.address ?? ofcControl,
+        VIOLIN_OFC_ADDRESS: ofcControl,
         VIOLIN_OVSDB_REMOTES: `unix:${ovs.dbSocket}`,
         VIOLIN_AGENTS: nodes.map((n) => `${n.name}=${n.agentUrl}`).join(','),
       },
