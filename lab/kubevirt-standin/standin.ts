@@ -135,6 +135,8 @@ export class KubeVirtLabStandin {
   private readonly migrations = new Map<string, Migration>();
   /** When each pending migration's target may be scheduled (the jitter), by VMIM uid. */
   private readonly schedulableAt = new Map<string, number>();
+  /** VMs whose migrations wait a fixed time instead of the random jitter, by VMI name. */
+  private readonly fixedStartDelays = new Map<string, number>();
   private readonly log: (line: string) => void;
   private tapCounter = 0;
   private roundRobin = 0;
@@ -146,6 +148,15 @@ export class KubeVirtLabStandin {
     this.kubevirt = new KubeVirtClient(options.kubeConfig);
     this.core = options.kubeConfig.makeApiClient(CoreV1Api);
     this.log = options.log ?? (() => {});
+  }
+
+  /**
+   * Migrations of this VMI wait `delayMs` before their target is scheduled (undefined: back to the
+   * random jitter). Tests use it for a skew they can count on: one VM captured seconds after the others.
+   */
+  delayMigrationsOf(vmi: string, delayMs: number | undefined): void {
+    if (delayMs === undefined) this.fixedStartDelays.delete(vmi);
+    else this.fixedStartDelays.set(vmi, delayMs);
   }
 
   start(): void {
@@ -425,7 +436,9 @@ export class KubeVirtLabStandin {
         if (!this.schedulableAt.has(uid)) {
           this.schedulableAt.set(
             uid,
-            Date.now() + Math.random() * (this.options.migrationStartJitterMs ?? 0),
+            Date.now() +
+              (this.fixedStartDelays.get(ref.name) ??
+                Math.random() * (this.options.migrationStartJitterMs ?? 0)),
           );
         }
         if (Date.now() < (this.schedulableAt.get(uid) ?? 0)) return;
