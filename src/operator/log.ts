@@ -11,12 +11,16 @@ export interface LoggerOptions {
   level?: string;
   /** Where lines go; stdout by default (tests pass a stream to read them). */
   destination?: DestinationStream;
+  /** The process's component field (default violin-operator); every `violin` daemon logs the same way. */
+  component?: string;
+  /** More fields on every line, e.g. the agent's node. */
+  fields?: Record<string, unknown>;
 }
 
 export function createLogger(options: LoggerOptions = {}): Logger {
   const settings = {
     level: options.level ?? process.env.LOG_LEVEL ?? 'info',
-    base: { component: 'violin-operator' },
+    base: { component: options.component ?? 'violin-operator', ...options.fields },
     timestamp: pino.stdTimeFunctions.isoTime,
     // Level names, not numbers: readable with plain grep and what log pipelines expect.
     formatters: { level: (label: string) => ({ level: label }) },

@@ -4,9 +4,9 @@
 import { mkdir } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 
-import { pino } from 'pino';
-
 import type { Command } from '../main.js';
+import { untilSignal } from '../signals.js';
+import { createLogger } from '../../operator/log.js';
 import { QmpSnapshotAgent } from '../../agent/qmp-agent.js';
 import type { LiveCaptureMethod } from '../../agent/qmp-agent.js';
 import { startAgentServer } from '../../agent/server.js';
@@ -81,11 +81,10 @@ export const command: Command = {
       process.stderr.write(`violin agent: ${(error as Error).message}\n${USAGE}`);
       return 2;
     }
-    const logger = pino({
-      level: values['log-level'] ?? process.env.LOG_LEVEL ?? 'info',
-      base: { component: 'violin-agent', node: values.node },
-      timestamp: pino.stdTimeFunctions.isoTime,
-      formatters: { level: (label: string) => ({ level: label }) },
+    const logger = createLogger({
+      component: 'violin-agent',
+      level: values['log-level'],
+      fields: { node: values.node },
     });
     const stateDir = values['state-dir'];
     let server;
@@ -113,15 +112,8 @@ export const command: Command = {
     const stopping = agent;
     // VMs are separate processes and keep running when the agent stops; none
     // may stay paused waiting for a resumeCaptured this agent can no longer serve.
-    await new Promise<void>((resolve) => {
-      const stop = () => {
-        process.off('SIGTERM', stop);
-        process.off('SIGINT', stop);
-        void Promise.all([running.close(), stopping.releasePausedVms()]).then(() => resolve());
-      };
-      process.on('SIGTERM', stop);
-      process.on('SIGINT', stop);
-    });
+    await untilSignal();
+    await Promise.all([running.close(), stopping.releasePausedVms()]);
     return 0;
   },
 };

@@ -23,7 +23,8 @@ import {
   timeline,
 } from '../../../lab/cluster/scenario.js';
 import { checkBank } from '../../../lab/guest/checker.js';
-import { untilSignal, usageLines } from './lab.js';
+import { untilSignal } from '../signals.js';
+import { usageLines } from './lab.js';
 
 const USAGE = `usage: violin demo [--vms N] [--keep] [--mode Buffer|Drop|Off]
 

@@ -8,6 +8,7 @@ import type { Command } from '../main.js';
 import { deployBank, type BankService } from '../../../lab/cluster/bank.js';
 import { startLabCluster, type LabCluster } from '../../../lab/cluster/cluster.js';
 import { forgetLab, recordLab, tearDownRecordedLab } from '../../../lab/cluster/record.js';
+import { untilSignal } from '../signals.js';
 
 const USAGE = `usage: violin lab up [--vms N] [--keep]
        violin lab down
@@ -29,21 +30,6 @@ export function usageLines(lab: LabCluster): string[] {
     `  ${lab.kubectl} apply -f examples/snapshot.yaml && ${lab.kubectl} get dsnap -n bank -w`,
     `  logs: ${lab.dir}/logs/{ofc,operator,agent-<node>}.log, VM consoles: ${lab.dir}/n/<node>/vms/<ns>/<vm>/serial.log`,
   ];
-}
-
-/** Resolves on the first SIGINT or SIGTERM. */
-export function untilSignal(): Promise<string> {
-  return new Promise((resolve) => {
-    const done = (signal: string) => {
-      process.off('SIGINT', onInt);
-      process.off('SIGTERM', onTerm);
-      resolve(signal);
-    };
-    const onInt = () => done('SIGINT');
-    const onTerm = () => done('SIGTERM');
-    process.on('SIGINT', onInt);
-    process.on('SIGTERM', onTerm);
-  });
 }
 
 async function up(argv: string[]): Promise<number> {

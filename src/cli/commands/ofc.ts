@@ -3,9 +3,9 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
-import { pino } from 'pino';
-
 import type { Command } from '../main.js';
+import { untilSignal } from '../signals.js';
+import { createLogger } from '../../operator/log.js';
 import { MiddleboxBufferPorts } from '../../ofc/buffer/middlebox.js';
 import { DEFAULT_CONTROL_ADDRESS } from '../../ofc/control/server.js';
 import { DEFAULT_SWITCH_LISTEN, startOfc } from '../../ofc/ofc.js';
@@ -68,12 +68,7 @@ export const command: Command = {
       process.stdout.write(USAGE);
       return 0;
     }
-    const logger = pino({
-      level: values['log-level'] ?? process.env.LOG_LEVEL ?? 'info',
-      base: { component: 'violin-ofc' },
-      timestamp: pino.stdTimeFunctions.isoTime,
-      formatters: { level: (label: string) => ({ level: label }) },
-    });
+    const logger = createLogger({ component: 'violin-ofc', level: values['log-level'] });
     let ofc;
     try {
       const tlsFiles = [values['tls-key'], values['tls-cert'], values['tls-ca']];
@@ -107,19 +102,9 @@ export const command: Command = {
     const running = ofc;
     // SIGTERM (kubelet, `kill`): abort armed snapshots so every held frame is
     // released while the switches are still connected, then close.
-    await new Promise<void>((resolve) => {
-      const stop = (signal: string) => {
-        process.off('SIGTERM', onTerm);
-        process.off('SIGINT', onInt);
-        running.stop(`OFC received ${signal}`).then(resolve, (error: unknown) => {
-          logger.error({ error: (error as Error).message }, 'unclean stop');
-          resolve();
-        });
-      };
-      const onTerm = () => stop('SIGTERM');
-      const onInt = () => stop('SIGINT');
-      process.on('SIGTERM', onTerm);
-      process.on('SIGINT', onInt);
+    const signal = await untilSignal();
+    await running.stop(`OFC received ${signal}`).catch((error: unknown) => {
+      logger.error({ error: (error as Error).message }, 'unclean stop');
     });
     return 0;
   },
