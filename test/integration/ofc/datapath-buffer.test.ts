@@ -9,7 +9,7 @@ import { middleboxBinary } from '../../../src/ofc/buffer/middlebox.js';
 import { OfcControlClient } from '../../../src/ofc/control/client.js';
 import type { ArmRequest } from '../../../src/ofc/control/types.js';
 import type { OvsHost } from '../../support/ovs.js';
-import { UdpReceiver, dumpFlows, range, sendUdp, startOfcLab, waitUntil } from './ofc-lab.js';
+import { UdpReceiver, dumpFlows, range, sendUdp, startFourHostLab, waitUntil } from './ofc-lab.js';
 import type { OfcLab } from './ofc-lab.js';
 
 const VIOLIN_COOKIE = /cookie=0x56494f4c/;
@@ -45,36 +45,7 @@ describe('datapath buffer tier on real OVS bridges', () => {
   beforeAll(async () => {
     // A missing Go toolchain fails here: the middlebox is built on first use.
     await middleboxBinary();
-    lab = await startOfcLab('ofcdp', { datapathBuffer: true });
-    await lab.addBridge('br0');
-    await lab.addBridge('br1');
-    await lab.link('br0', 'br1');
-    a = await lab.ovs.addHost('hosta', '10.78.0.1', 'br0');
-    b = await lab.ovs.addHost('hostb', '10.78.0.2', 'br0');
-    c = await lab.ovs.addHost('hostc', '10.78.0.3', 'br1');
-    d = await lab.ovs.addHost('hostd', '10.78.0.4', 'br1');
-    const hosts = [a, b, c, d];
-    // Static neighbours and one datagram from every host: the bridges know
-    // every MAC's port, and every frame in a test is one the test sent.
-    for (const host of hosts) {
-      for (const peer of hosts.filter((p) => p !== host)) {
-        await host.exec([
-          'ip',
-          'neigh',
-          'replace',
-          peer.ip,
-          'lladdr',
-          peer.mac,
-          'dev',
-          'eth0',
-          'nud',
-          'permanent',
-        ]);
-      }
-    }
-    for (const host of hosts) {
-      for (const peer of hosts.filter((p) => p !== host)) await sendUdp(host, peer, 9, 'warm-up', 1, 1);
-    }
+    ({ lab, a, b, c, d } = await startFourHostLab('ofcdp', '10.78.0', { datapathBuffer: true }));
     client = new OfcControlClient({ address: lab.ofc.controlAddress });
   });
 

@@ -9,7 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { OfcControlClient } from '../../../src/ofc/control/client.js';
 import type { ArmRequest } from '../../../src/ofc/control/types.js';
 import type { OvsHost } from '../../support/ovs.js';
-import { UdpReceiver, dumpFlows, range, sendUdp, startOfcLab, waitUntil } from './ofc-lab.js';
+import { UdpReceiver, dumpFlows, range, sendUdp, startFourHostLab, waitUntil } from './ofc-lab.js';
 import type { OfcLab } from './ofc-lab.js';
 
 const VIOLIN_COOKIE = /cookie=0x56494f4c/;
@@ -50,37 +50,7 @@ describe('epoch enforcement on real OVS bridges', () => {
   let snapshotId = '';
 
   beforeAll(async () => {
-    lab = await startOfcLab('ofce');
-    await lab.addBridge('br0');
-    await lab.addBridge('br1');
-    await lab.link('br0', 'br1');
-    a = await lab.ovs.addHost('hosta', '10.77.0.1', 'br0');
-    b = await lab.ovs.addHost('hostb', '10.77.0.2', 'br0');
-    c = await lab.ovs.addHost('hostc', '10.77.0.3', 'br1');
-    d = await lab.ovs.addHost('hostd', '10.77.0.4', 'br1');
-    const hosts = [a, b, c, d];
-    // Static neighbours: no ARP while a snapshot holds packets, so every
-    // frame in the test is one the test sent. One datagram from every host
-    // teaches the bridges (NORMAL) where every MAC is.
-    for (const host of hosts) {
-      for (const peer of hosts.filter((p) => p !== host)) {
-        await host.exec([
-          'ip',
-          'neigh',
-          'replace',
-          peer.ip,
-          'lladdr',
-          peer.mac,
-          'dev',
-          'eth0',
-          'nud',
-          'permanent',
-        ]);
-      }
-    }
-    for (const host of hosts) {
-      for (const peer of hosts.filter((p) => p !== host)) await sendUdp(host, peer, 9, 'warm-up', 1, 1);
-    }
+    ({ lab, a, b, c, d } = await startFourHostLab('ofce', '10.77.0'));
     client = new OfcControlClient({ address: lab.ofc.controlAddress });
   });
 

@@ -165,6 +165,62 @@ export async function sendUdp(
   await from.exec([process.execPath, '-e', SENDER, to.ip, String(port), tag, String(first), String(last)]);
 }
 
+export interface FourHostLab {
+  lab: OfcLab;
+  /** a and b on br0, c and d on br1; br0 and br1 linked. */
+  a: OvsHost;
+  b: OvsHost;
+  c: OvsHost;
+  d: OvsHost;
+}
+
+/**
+ * The OFC scenarios' topology: two linked bridges, two hosts on each, with
+ * addresses `<subnet>.1` to `.4`. Static neighbours (no ARP while a snapshot
+ * holds packets) and one warm-up datagram between every pair (NORMAL learns
+ * every MAC's port), so every frame in a test is one the test sent.
+ */
+export async function startFourHostLab(
+  name: string,
+  subnet: string,
+  options: Parameters<typeof startOfcLab>[1] = {},
+): Promise<FourHostLab> {
+  const lab = await startOfcLab(name, options);
+  try {
+    await lab.addBridge('br0');
+    await lab.addBridge('br1');
+    await lab.link('br0', 'br1');
+    const a = await lab.ovs.addHost('hosta', `${subnet}.1`, 'br0');
+    const b = await lab.ovs.addHost('hostb', `${subnet}.2`, 'br0');
+    const c = await lab.ovs.addHost('hostc', `${subnet}.3`, 'br1');
+    const d = await lab.ovs.addHost('hostd', `${subnet}.4`, 'br1');
+    const hosts = [a, b, c, d];
+    for (const host of hosts) {
+      for (const peer of hosts.filter((p) => p !== host)) {
+        await host.exec([
+          'ip',
+          'neigh',
+          'replace',
+          peer.ip,
+          'lladdr',
+          peer.mac,
+          'dev',
+          'eth0',
+          'nud',
+          'permanent',
+        ]);
+      }
+    }
+    for (const host of hosts) {
+      for (const peer of hosts.filter((p) => p !== host)) await sendUdp(host, peer, 9, 'warm-up', 1, 1);
+    }
+    return { lab, a, b, c, d };
+  } catch (error) {
+    await lab.stop();
+    throw error;
+  }
+}
+
 export function range(first: number, last: number): number[] {
   return Array.from({ length: last - first + 1 }, (_, i) => first + i);
 }
