@@ -81,6 +81,10 @@ const NO_PORT_STATS: BufferPortStats = {
 /** Ended snapshots kept for status and idempotent finish/abort; older ones are forgotten. */
 const ENDED_SNAPSHOTS_KEPT = 256;
 
+/** Tearing down a datapath-tier snapshot waits for this long a lull in the middleboxes' frames (at most DRAIN_MAX_MS). */
+const DRAIN_QUIET_MS = 20;
+const DRAIN_MAX_MS = 500;
+
 export interface EpochEngineOptions {
   logger: Logger;
   metrics?: OfcMetrics;
@@ -564,23 +568,36 @@ export class EpochEngine implements OfcControl, FabricObserver {
 
   private async removePipeline(snapshot: ArmedSnapshot): Promise<void> {
     if (snapshot.request.mode === 'Off') return;
+    if (snapshot.bufferPorts.size > 0) {
+      // Datapath tier: stop diverting first, then let the middleboxes write back what they
+      // still have while the replay flow is there to deliver it; only then remove the rest.
+      await this.removeFromConnectedBridges(snapshot, () => [
+        { op: 'deleteByCookie', cookie: cookieFor(snapshot.slot, FlowRole.Hold), mask: EXACT_COOKIE_MASK },
+      ]);
+      await this.drainBufferPorts(snapshot);
+    }
+    await this.removeFromConnectedBridges(snapshot, (name) => {
+      const changes: FlowChange[] = [
+        { op: 'deleteByCookie', cookie: cookieFor(snapshot.slot, FlowRole.Tag), mask: SLOT_COOKIE_MASK },
+      ];
+      if (!this.bridgeInUse(name)) {
+        changes.push({ op: 'deleteByCookie', cookie: cookieFor(0, FlowRole.Miss), mask: EXACT_COOKIE_MASK });
+      }
+      return changes;
+    });
+  }
+
+  /** Best effort: a disconnected bridge is cleaned by its resync when it returns. */
+  private async removeFromConnectedBridges(
+    snapshot: ArmedSnapshot,
+    changesFor: (bridge: string) => FlowChange[],
+  ): Promise<void> {
     await Promise.all(
       snapshot.bridges.map(async (name) => {
         const bridge = this.fabric.bridge(name);
-        // A disconnected bridge is cleaned by its resync when it returns.
         if (!bridge) return;
-        const changes: FlowChange[] = [
-          { op: 'deleteByCookie', cookie: cookieFor(snapshot.slot, FlowRole.Tag), mask: SLOT_COOKIE_MASK },
-        ];
-        if (!this.bridgeInUse(name)) {
-          changes.push({
-            op: 'deleteByCookie',
-            cookie: cookieFor(0, FlowRole.Miss),
-            mask: EXACT_COOKIE_MASK,
-          });
-        }
         try {
-          await bridge.apply(changes);
+          await bridge.apply(changesFor(name));
         } catch (error) {
           this.logger.error(
             { bridge: name, error: (error as Error).message },
@@ -777,6 +794,28 @@ export class EpochEngine implements OfcControl, FabricObserver {
             'releasing the buffer port failed',
           );
         }),
+      ),
+    );
+  }
+
+  /**
+   * Waits for a lull in every armed VM's frames at every middlebox. Once the
+   * hold flows are gone nothing new is diverted, but a frame diverted just
+   * before may still sit in a tap's queue; it must be written back while the
+   * replay flow is there, or it comes back tagged and is lost.
+   */
+  private async drainBufferPorts(snapshot: ArmedSnapshot): Promise<void> {
+    const macs = snapshot.request.vms.map((vm) => vm.mac);
+    await Promise.all(
+      [...snapshot.bufferPorts.values()].flatMap((port) =>
+        macs.map((mac) =>
+          port.idle(mac, DRAIN_QUIET_MS, DRAIN_MAX_MS).catch((error: unknown) => {
+            this.logger.error(
+              { bridge: port.bridge, error: (error as Error).message },
+              'waiting for the buffer port to drain failed',
+            );
+          }),
+        ),
       ),
     );
   }

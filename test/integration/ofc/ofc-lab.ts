@@ -46,6 +46,9 @@ export async function startOfcLab(
             ovsdb: `unix:${ovs.dbSocket}`,
             netns: ovs.netns.name,
             runDir: ovs.runDir,
+            // A quarter of the default pace: tests share 2 cores with other tests, and
+            // ovs-vswitchd drops replayed frames it cannot read in time (docs/ofc.md).
+            replayFramesPerSecond: 5000,
           })
         : undefined,
       echoIntervalMs: options.echoIntervalMs,
