@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import { pino } from 'pino';
 
-import { startOvs } from '../../lab/ovs/ovs.js';
+import { pinNeighbours, startOvs } from '../../lab/ovs/ovs.js';
 import type { OvsHost, OvsInstance } from '../../lab/ovs/ovs.js';
 import { OfcControlClient } from '../../src/ofc/control/client.js';
 import type { NetworkMode, SnapshotNetworkStatus } from '../../src/ofc/control/types.js';
@@ -103,8 +103,7 @@ async function startLab(): Promise<Lab> {
       const sender = await ovs.addHost('bsks', '10.78.0.1/24', BRIDGE);
       const receiver = await ovs.addHost('bskr', '10.78.0.2/24', BRIDGE);
       // Static neighbours: no ARP exchange has to cross the cut mid-run.
-      await sender.exec(['ip', 'neigh', 'replace', receiver.ip, 'lladdr', receiver.mac, 'dev', sender.iface]);
-      await receiver.exec(['ip', 'neigh', 'replace', sender.ip, 'lladdr', sender.mac, 'dev', receiver.iface]);
+      await pinNeighbours([sender, receiver]);
       return { ovs, ofc, client: new OfcControlClient({ address: ofc.controlAddress }), sender, receiver };
     } catch (error) {
       await ofc.stop('benchmark setup failed');

@@ -133,6 +133,29 @@ export interface StartOvsOptions {
 }
 
 /** Starts a private ovsdb-server and ovs-vswitchd in a fresh network namespace. */
+/**
+ * Static neighbour entries between every pair of hosts: no ARP while a
+ * snapshot holds packets, so every frame in a test is one the test sent.
+ */
+export async function pinNeighbours(hosts: readonly OvsHost[]): Promise<void> {
+  for (const host of hosts) {
+    for (const peer of hosts.filter((p) => p !== host)) {
+      await host.exec([
+        'ip',
+        'neigh',
+        'replace',
+        peer.ip,
+        'lladdr',
+        peer.mac,
+        'dev',
+        'eth0',
+        'nud',
+        'permanent',
+      ]);
+    }
+  }
+}
+
 export async function startOvs(options: StartOvsOptions): Promise<OvsInstance> {
   requireRoot('the OVS test fixture');
   for (const tool of ['ovsdb-server', 'ovs-vswitchd', 'ovsdb-tool', 'ovs-vsctl', 'ovs-ofctl', 'ovs-appctl']) {

@@ -11,7 +11,7 @@ import { pino } from 'pino';
 import { MiddleboxBufferPorts } from '../../../src/ofc/buffer/middlebox.js';
 import { startOfc } from '../../../src/ofc/ofc.js';
 import type { RunningOfc } from '../../../src/ofc/ofc.js';
-import { startOvs } from '../../support/ovs.js';
+import { pinNeighbours, startOvs } from '../../support/ovs.js';
 import type { OvsHost, OvsInstance } from '../../support/ovs.js';
 
 export interface OfcLab {
@@ -179,9 +179,9 @@ export interface FourHostLab {
 
 /**
  * The OFC scenarios' topology: two linked bridges, two hosts on each, with
- * addresses `<subnet>.1` to `.4`. Static neighbours (no ARP while a snapshot
- * holds packets) and one warm-up datagram between every pair (NORMAL learns
- * every MAC's port), so every frame in a test is one the test sent.
+ * addresses `<subnet>.1` to `.4`. Pinned neighbours and one warm-up datagram
+ * between every pair (NORMAL learns every MAC's port), so every frame in a
+ * test is one the test sent.
  */
 export async function startFourHostLab(
   name: string,
@@ -198,22 +198,7 @@ export async function startFourHostLab(
     const c = await lab.ovs.addHost('hostc', `${subnet}.3`, 'br1');
     const d = await lab.ovs.addHost('hostd', `${subnet}.4`, 'br1');
     const hosts = [a, b, c, d];
-    for (const host of hosts) {
-      for (const peer of hosts.filter((p) => p !== host)) {
-        await host.exec([
-          'ip',
-          'neigh',
-          'replace',
-          peer.ip,
-          'lladdr',
-          peer.mac,
-          'dev',
-          'eth0',
-          'nud',
-          'permanent',
-        ]);
-      }
-    }
+    await pinNeighbours(hosts);
     for (const host of hosts) {
       for (const peer of hosts.filter((p) => p !== host)) await sendUdp(host, peer, 9, 'warm-up', 1, 1);
     }

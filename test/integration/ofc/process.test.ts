@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { OfcControlClient } from '../../../src/ofc/control/client.js';
-import { startOvs } from '../../support/ovs.js';
+import { pinNeighbours, startOvs } from '../../support/ovs.js';
 import type { OvsHost, OvsInstance } from '../../support/ovs.js';
 import { UdpReceiver, dumpFlows, range, sendUdp, waitUntil } from './ofc-lab.js';
 
@@ -40,22 +40,11 @@ describe('violin ofc process', () => {
     await ovs.addBridge('br0', { controller, failMode: 'secure', protocols: ['OpenFlow13'] });
     a = await ovs.addHost('hosta', '10.78.0.1', 'br0');
     b = await ovs.addHost('hostb', '10.78.0.2', 'br0');
+    await pinNeighbours([a, b]);
     for (const [host, peer] of [
       [a, b],
       [b, a],
     ] as const) {
-      await host.exec([
-        'ip',
-        'neigh',
-        'replace',
-        peer.ip,
-        'lladdr',
-        peer.mac,
-        'dev',
-        'eth0',
-        'nud',
-        'permanent',
-      ]);
       await sendUdp(host, peer, 9, 'warm-up', 1, 1);
     }
   });

@@ -1,6 +1,7 @@
 // Numbered UDP datagrams between hosts of the OVS fixture, for tests that must
 // tell held, released, reordered and lost packets apart at the receiving
 // application (the sequence numbers) and at its kernel (/proc/net/snmp).
+import { pinNeighbours } from '../../support/ovs.js';
 import type { OvsHost } from '../../support/ovs.js';
 import { waitUntil } from '../ofc/ofc-lab.js';
 
@@ -97,22 +98,7 @@ export async function sendDatagrams(
 
 /** Static neighbours (no ARP while packets are held) and one datagram each way, so NORMAL knows both MACs. */
 export async function introduce(a: OvsHost, b: OvsHost): Promise<void> {
-  for (const [host, peer] of [
-    [a, b],
-    [b, a],
-  ] as const) {
-    await host.exec([
-      'ip',
-      'neigh',
-      'replace',
-      peer.ip,
-      'lladdr',
-      peer.mac,
-      'dev',
-      'eth0',
-      'nud',
-      'permanent',
-    ]);
-    await sendDatagrams(host, peer, 9, 1, 1, 16);
-  }
+  await pinNeighbours([a, b]);
+  await sendDatagrams(a, b, 9, 1, 1, 16);
+  await sendDatagrams(b, a, 9, 1, 1, 16);
 }
