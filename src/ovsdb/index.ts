@@ -10,11 +10,13 @@ export type { Monitor, OvsdbClientOptions } from './client.js';
 export { FramingError, JsonMessageScanner } from './framing.js';
 export {
   ATTACHED_MAC_KEY,
+  FAIL_MODE_BEFORE_KEY,
   LAB_VM_KEY,
   OPEN_VSWITCH_DB,
   OVS_CNI_IFACE_KEY,
   OVS_CNI_POD_UID_KEY,
   OpenVswitchDb,
+  SECURED_BY_KEY_PREFIX,
   attachmentsOf,
 } from './open-vswitch.js';
 export type {
@@ -24,6 +26,7 @@ export type {
   InterfaceInfo,
   OpenVswitchOptions,
   PortInfo,
+  ReleaseOutcome,
   VmAttachment,
 } from './open-vswitch.js';
 export type {

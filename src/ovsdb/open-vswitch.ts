@@ -26,6 +26,25 @@ export const OVS_CNI_IFACE_KEY = 'contIface';
 
 export type FailMode = 'secure' | 'standalone';
 
+/**
+ * Bridge `external_ids` that make a bridge secure while snapshots hold it:
+ * one `violin.dev/secured-by-<holder>` key per holder (a snapshot's UID), and
+ * `violin.dev/fail-mode-before`, the mode the first holder found (`unset` when
+ * the column was empty), which the last holder to let go puts back. Kept on the
+ * row itself, so any operator process (a restarted one too) sees who holds it.
+ */
+export const SECURED_BY_KEY_PREFIX = 'violin.dev/secured-by-';
+export const FAIL_MODE_BEFORE_KEY = 'violin.dev/fail-mode-before';
+const UNSET_FAIL_MODE = 'unset';
+/** Optimistic transactions retry when another client changed the row between our read and our write. */
+const MAX_CONFLICT_RETRIES = 20;
+
+/** What releaseBridge did: left it secure for other holders, restored a mode (undefined: cleared), or nothing. */
+export type ReleaseOutcome =
+  | { kind: 'held'; holders: string[] }
+  | { kind: 'restored'; failMode: FailMode | undefined }
+  | { kind: 'not-held' };
+
 export interface BridgeSettings {
   /** `netdev` for the userspace datapath; OVS's default (`system`) when absent. */
   datapathType?: string;
@@ -101,6 +120,30 @@ function text(value: Atom | undefined): string | undefined {
 
 function byName(name: string): Condition[] {
   return [['name', '==', name]];
+}
+
+/** A bridge's fail mode and external_ids, as secureBridge/releaseBridge read and write them. */
+interface SecuredRow {
+  failMode: FailMode | undefined;
+  externalIds: Record<string, string>;
+}
+
+function securedByKey(holder: string): string {
+  return `${SECURED_BY_KEY_PREFIX}${holder}`;
+}
+
+/** The holders named by `violin.dev/secured-by-*` keys. */
+function holdersOf(externalIds: Record<string, string>): string[] {
+  return Object.keys(externalIds)
+    .filter((key) => key.startsWith(SECURED_BY_KEY_PREFIX))
+    .map((key) => key.slice(SECURED_BY_KEY_PREFIX.length))
+    .sort();
+}
+
+function failModeOf(bridge: string, value: Row[string] | undefined): FailMode | undefined {
+  const mode = asOptional(value);
+  if (mode === undefined || mode === 'secure' || mode === 'standalone') return mode;
+  throw new Error(`bridge ${bridge} has an unknown fail_mode ${JSON.stringify(mode)}`);
 }
 
 /** Joins Bridge → Port → Interface rows into PortInfo records, bridges and ports sorted by name. */
@@ -282,11 +325,12 @@ export class OpenVswitchDb {
       .sort();
   }
 
-  async setFailMode(bridge: string, mode: FailMode): Promise<void> {
+  /** Sets the bridge's fail mode; undefined clears the column (OVS's default, which behaves as standalone). */
+  async setFailMode(bridge: string, mode: FailMode | undefined): Promise<void> {
     await this.write(
       [
         this.bridgeWait(bridge, 'present'),
-        { op: 'update', table: 'Bridge', where: byName(bridge), row: { fail_mode: mode } },
+        { op: 'update', table: 'Bridge', where: byName(bridge), row: { fail_mode: mode ?? [] } },
       ],
       `set fail mode of ${bridge}`,
     );
@@ -301,9 +345,75 @@ export class OpenVswitchDb {
       ],
       `read fail mode of ${bridge}`,
     );
-    const mode = asOptional(results[1]?.rows?.[0]?.fail_mode);
-    if (mode === undefined || mode === 'secure' || mode === 'standalone') return mode;
-    throw new Error(`bridge ${bridge} has an unknown fail_mode ${JSON.stringify(mode)}`);
+    return failModeOf(bridge, results[1]?.rows?.[0]?.fail_mode);
+  }
+
+  /**
+   * Puts the bridge in `secure` fail mode for `holder` (a snapshot's UID), so
+   * that a lost controller leaves its flows in place instead of failing open.
+   * The first holder records the mode it found; later holders only add their
+   * key. Idempotent: securing again for the same holder changes nothing.
+   */
+  async secureBridge(bridge: string, holder: string): Promise<void> {
+    const key = securedByKey(holder);
+    const what = `secure ${bridge} for ${holder}`;
+    const found = await this.updateSecuredRow(bridge, what, (row) => {
+      if (row.externalIds[key] !== undefined && row.failMode === 'secure') return undefined;
+      const externalIds = { ...row.externalIds, [key]: 'true' };
+      // The first holder records the mode to come back to; with holders already there, theirs stands.
+      if (holdersOf(row.externalIds).length === 0)
+        externalIds[FAIL_MODE_BEFORE_KEY] = row.failMode ?? UNSET_FAIL_MODE;
+      return { failMode: 'secure', externalIds };
+    });
+    if (!found) throw new Error(`cannot ${what}: bridge does not exist`);
+  }
+
+  /**
+   * Lets go of the bridge for `holder`. While other holders remain it stays
+   * secure; the last one restores the recorded mode (clearing the column when
+   * it was unset). A bridge this holder does not hold, or that no longer
+   * exists, is left alone: a retried release is harmless.
+   */
+  async releaseBridge(bridge: string, holder: string): Promise<ReleaseOutcome> {
+    const key = securedByKey(holder);
+    let outcome: ReleaseOutcome = { kind: 'not-held' };
+    await this.updateSecuredRow(bridge, `release ${bridge} for ${holder}`, (row) => {
+      if (row.externalIds[key] === undefined) {
+        outcome = { kind: 'not-held' };
+        return undefined;
+      }
+      const externalIds = { ...row.externalIds };
+      delete externalIds[key];
+      const others = holdersOf(externalIds);
+      if (others.length > 0) {
+        outcome = { kind: 'held', holders: others };
+        return { failMode: row.failMode, externalIds };
+      }
+      const before = externalIds[FAIL_MODE_BEFORE_KEY];
+      delete externalIds[FAIL_MODE_BEFORE_KEY];
+      // A record that is missing or not a mode (edited by hand) says nothing safe to go back to: stay secure.
+      const failMode =
+        before === UNSET_FAIL_MODE
+          ? undefined
+          : before === 'standalone' || before === 'secure'
+            ? before
+            : 'secure';
+      outcome = { kind: 'restored', failMode };
+      return { failMode, externalIds };
+    });
+    return outcome;
+  }
+
+  /** Bridges that `holder` has secured (and not released), sorted by name. */
+  async bridgesSecuredBy(holder: string): Promise<string[]> {
+    const [result] = await this.client.transact(OPEN_VSWITCH_DB, [
+      { op: 'select', table: 'Bridge', where: [], columns: ['name', 'external_ids'] },
+    ]);
+    const key = securedByKey(holder);
+    return (result?.rows ?? [])
+      .filter((row) => asStringMap(row.external_ids)[key] !== undefined)
+      .map((row) => String(row.name))
+      .sort();
   }
 
   async listBridges(): Promise<string[]> {
@@ -366,6 +476,60 @@ export class OpenVswitchDb {
     return { cancel: () => monitor.cancel() };
   }
 
+  /**
+   * Reads the bridge's fail mode and external_ids, lets `change` compute the
+   * new values (undefined: nothing to do), and writes them in one transaction
+   * guarded by a `wait` on the values read: if another client (another
+   * snapshot's reconcile, ovs-vsctl) changed them meanwhile, nothing is
+   * committed and the read is done again. Resolves false when the bridge does not exist.
+   */
+  private async updateSecuredRow(
+    bridge: string,
+    what: string,
+    change: (row: SecuredRow) => SecuredRow | undefined,
+  ): Promise<boolean> {
+    for (let attempt = 0; attempt < MAX_CONFLICT_RETRIES; attempt++) {
+      const [result] = await this.client.transact(OPEN_VSWITCH_DB, [
+        { op: 'select', table: 'Bridge', where: byName(bridge), columns: ['fail_mode', 'external_ids'] },
+      ]);
+      const found = result?.rows?.[0];
+      if (!found) return false;
+      const read: SecuredRow = {
+        failMode: failModeOf(bridge, found.fail_mode),
+        externalIds: asStringMap(found.external_ids),
+      };
+      const next = change(read);
+      if (!next) return true;
+      const asColumns = (row: SecuredRow): RowInput => ({
+        fail_mode: row.failMode ?? [],
+        external_ids: row.externalIds,
+      });
+      try {
+        await this.write(
+          [
+            {
+              op: 'wait',
+              table: 'Bridge',
+              where: byName(bridge),
+              columns: ['fail_mode', 'external_ids'],
+              until: '==',
+              rows: [asColumns(read)],
+              timeout: 0,
+            },
+            { op: 'update', table: 'Bridge', where: byName(bridge), row: asColumns(next) },
+          ],
+          what,
+        );
+        return true;
+      } catch (error) {
+        const conflict =
+          error instanceof OvsdbTransactionError && error.error === 'timed out' && error.operationIndex === 0;
+        if (!conflict) throw error;
+      }
+    }
+    throw new Error(`cannot ${what}: the bridge kept changing under ${MAX_CONFLICT_RETRIES} attempts`);
+  }
+
   /** Controller rows to insert and the named-uuid references to them. */
   private controllerInserts(targets: string[] | undefined): {
     operations: Operation[];
@@ -417,7 +581,7 @@ export class OpenVswitchDb {
     } catch (error) {
       if (error instanceof OvsdbTransactionError && error.error === 'timed out') {
         const failed = operations[error.operationIndex];
-        if (failed?.op === 'wait' && failed.table === 'Bridge') {
+        if (failed?.op === 'wait' && failed.table === 'Bridge' && failed.columns.join() === 'name') {
           const state = failed.rows.length === 0 ? 'exists already' : 'does not exist';
           throw new Error(`cannot ${what}: bridge ${state}`, { cause: error });
         }

@@ -4,7 +4,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { OpenVswitchDb, OvsdbClient } from '../../../src/ovsdb/index.js';
+import {
+  FAIL_MODE_BEFORE_KEY,
+  OpenVswitchDb,
+  OvsdbClient,
+  SECURED_BY_KEY_PREFIX,
+  asStringMap,
+} from '../../../src/ovsdb/index.js';
 import type { PortInfo } from '../../../src/ovsdb/index.js';
 import { startOvs } from '../../support/ovs.js';
 import type { OvsInstance } from '../../support/ovs.js';
@@ -98,6 +104,104 @@ describe('OpenVswitchDb against real OVS', () => {
     expect(await db.getFailMode('br0')).toBe('standalone');
     await ovs.vsctl(['del-fail-mode', 'br0']);
     expect(await db.getFailMode('br0')).toBeUndefined();
+  });
+
+  it('clears the fail mode back to unset', async () => {
+    await db.setFailMode('br0', 'standalone');
+    await db.setFailMode('br0', undefined);
+    expect(await ovs.vsctl(['get-fail-mode', 'br0'])).toBe('');
+    expect(await db.getFailMode('br0')).toBeUndefined();
+  });
+
+  describe('securing a bridge for snapshots', () => {
+    const externalIds = async (bridge: string): Promise<Record<string, string>> => {
+      const [result] = await client.transact('Open_vSwitch', [
+        { op: 'select', table: 'Bridge', where: [['name', '==', bridge]], columns: ['external_ids'] },
+      ]);
+      return asStringMap(result?.rows?.[0]?.external_ids);
+    };
+
+    it('secures a standalone bridge and restores standalone, keeping other external_ids', async () => {
+      await ovs.vsctl(['set-fail-mode', 'br0', 'standalone']);
+      await ovs.vsctl(['set', 'Bridge', 'br0', 'external_ids:owner=ovs-cni']);
+      await db.secureBridge('br0', 'uid-a');
+      expect(await ovs.vsctl(['get-fail-mode', 'br0'])).toBe('secure');
+      expect(await externalIds('br0')).toEqual({
+        owner: 'ovs-cni',
+        [`${SECURED_BY_KEY_PREFIX}uid-a`]: 'true',
+        [FAIL_MODE_BEFORE_KEY]: 'standalone',
+      });
+      expect(await db.bridgesSecuredBy('uid-a')).toEqual(['br0']);
+      // A retried reconcile secures again: nothing changes, the recorded mode is still the one before.
+      await db.secureBridge('br0', 'uid-a');
+      expect(await externalIds('br0')).toMatchObject({ [FAIL_MODE_BEFORE_KEY]: 'standalone' });
+
+      expect(await db.releaseBridge('br0', 'uid-a')).toEqual({ kind: 'restored', failMode: 'standalone' });
+      expect(await ovs.vsctl(['get-fail-mode', 'br0'])).toBe('standalone');
+      expect(await externalIds('br0')).toEqual({ owner: 'ovs-cni' });
+      expect(await db.bridgesSecuredBy('uid-a')).toEqual([]);
+      // Released twice: the second finds nothing to do and changes nothing.
+      expect(await db.releaseBridge('br0', 'uid-a')).toEqual({ kind: 'not-held' });
+      expect(await ovs.vsctl(['get-fail-mode', 'br0'])).toBe('standalone');
+      await ovs.vsctl(['remove', 'Bridge', 'br0', 'external_ids', 'owner']);
+    });
+
+    it('secures a bridge with no fail mode and clears the column again on release', async () => {
+      await ovs.vsctl(['del-fail-mode', 'br0']);
+      await db.secureBridge('br0', 'uid-a');
+      expect(await db.getFailMode('br0')).toBe('secure');
+      expect(await externalIds('br0')).toMatchObject({ [FAIL_MODE_BEFORE_KEY]: 'unset' });
+      expect(await db.releaseBridge('br0', 'uid-a')).toEqual({ kind: 'restored', failMode: undefined });
+      expect(await ovs.vsctl(['get-fail-mode', 'br0'])).toBe('');
+      expect(await externalIds('br0')).toEqual({});
+    });
+
+    it('with two holders, the first release keeps the bridge secure and the last restores', async () => {
+      await ovs.vsctl(['set-fail-mode', 'br0', 'standalone']);
+      await db.secureBridge('br0', 'uid-a');
+      await db.secureBridge('br0', 'uid-b');
+      // The second holder found it secure already, but the mode to come back to is still the first's record.
+      expect(await externalIds('br0')).toMatchObject({ [FAIL_MODE_BEFORE_KEY]: 'standalone' });
+      expect(await db.releaseBridge('br0', 'uid-a')).toEqual({ kind: 'held', holders: ['uid-b'] });
+      expect(await ovs.vsctl(['get-fail-mode', 'br0'])).toBe('secure');
+      expect(await db.releaseBridge('br0', 'uid-b')).toEqual({ kind: 'restored', failMode: 'standalone' });
+      expect(await ovs.vsctl(['get-fail-mode', 'br0'])).toBe('standalone');
+      expect(await externalIds('br0')).toEqual({});
+    });
+
+    it('holders securing and releasing at once over separate connections never lose the mode before', async () => {
+      await ovs.vsctl(['set-fail-mode', 'br0', 'standalone']);
+      const holders = ['h1', 'h2', 'h3', 'h4', 'h5'];
+      const clients = await Promise.all(holders.map(() => OvsdbClient.connect(`unix:${ovs.dbSocket}`)));
+      try {
+        const dbs = clients.map((c) => new OpenVswitchDb(c));
+        // Each read sees no holder yet, so each tries to record the mode before: the `wait` lets one win.
+        await Promise.all(dbs.map((each, i) => each.secureBridge('br0', holders[i] ?? '')));
+        const ids = await externalIds('br0');
+        expect(ids[FAIL_MODE_BEFORE_KEY]).toBe('standalone');
+        expect(
+          Object.keys(ids)
+            .filter((k) => k.startsWith(SECURED_BY_KEY_PREFIX))
+            .sort(),
+        ).toEqual(holders.map((h) => `${SECURED_BY_KEY_PREFIX}${h}`));
+        const outcomes = await Promise.all(dbs.map((each, i) => each.releaseBridge('br0', holders[i] ?? '')));
+        // Exactly one release was the last, and it restored.
+        expect(outcomes.filter((o) => o.kind === 'restored')).toEqual([
+          { kind: 'restored', failMode: 'standalone' },
+        ]);
+        expect(await ovs.vsctl(['get-fail-mode', 'br0'])).toBe('standalone');
+        expect(await externalIds('br0')).toEqual({});
+      } finally {
+        for (const c of clients) c.close();
+      }
+    });
+
+    it('refuses to secure a bridge that does not exist; releasing one is a no-op', async () => {
+      await expect(db.secureBridge('nobr', 'uid-a')).rejects.toThrow(
+        /cannot secure nobr for uid-a: bridge does not exist/,
+      );
+      expect(await db.releaseBridge('nobr', 'uid-a')).toEqual({ kind: 'not-held' });
+    });
   });
 
   it('refuses to touch a bridge that does not exist, and changes nothing', async () => {
