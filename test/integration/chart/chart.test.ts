@@ -3,7 +3,6 @@
 // every rendered manifest (strict server-side dry run), and the operator's own
 // client code works under the chart's ServiceAccount while anything outside its
 // RBAC is refused.
-import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,7 +12,6 @@ import { load, loadAll } from 'js-yaml';
 import { pino } from 'pino';
 import { inject } from 'vitest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { binaryCacheDir } from '../../../src/devenv/binaries.js';
 import { repoRoot } from '../../../src/devenv/repo.js';
 import { KubeVirtClient } from '../../../src/kubevirt/client.js';
 import { ApiEventRecorder } from '../../../src/operator/events.js';
@@ -24,41 +22,9 @@ import type { CustomResource } from '../../../src/reconcilers/shared/objects.js'
 import { ApiResourceStore } from '../../../src/reconcilers/shared/objects.js';
 import { createTestNamespace, kubeconfigForServiceAccount, testKubeConfig } from '../../support/kube.js';
 import type { TestNamespace } from '../../support/kube.js';
-import { requireTool } from '../../support/require-tool.js';
+import { chartDir, helm, kubectl, kubeVersion, run, succeeded, type Run } from './tools.js';
 
-const chartDir = join(repoRoot(), 'charts', 'violin');
 const everyOptionValues = join(chartDir, 'ci', 'every-option-values.yaml');
-// The API server the tests run against; helm's own default (v1.20) is older than the chart allows.
-const kubeVersion = '1.36.3';
-
-const helm = () =>
-  requireTool(
-    join(binaryCacheDir(), 'helm'),
-    "helm, built from its Go module by 'hack/build-go-binaries.sh helm'",
-  );
-const kubectl = () =>
-  requireTool(
-    join(binaryCacheDir(), 'kubectl'),
-    "kubectl, built from its Go module by 'hack/build-go-binaries.sh kubectl'",
-  );
-
-interface Run {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function run(command: string, args: string[], input?: string): Run {
-  const result = spawnSync(command, args, { input, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
-  if (result.error) throw result.error;
-  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
-}
-
-function succeeded(what: string, result: Run): string {
-  if (result.status !== 0)
-    throw new Error(`${what} failed (exit ${result.status}):\n${result.stderr}${result.stdout}`);
-  return result.stdout;
-}
 
 function template(release: string, namespace: string, ...extra: string[]): string {
   return succeeded(

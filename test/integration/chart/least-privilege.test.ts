@@ -5,15 +5,11 @@
 // recording fakes), then restore it into another namespace, and run a
 // SnapshotSchedule through a run and its retention. Any call the chart forgot
 // to grant would fail them.
-import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { loadAll } from 'js-yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
-import { binaryCacheDir } from '../../../src/devenv/binaries.js';
-import { repoRoot } from '../../../src/devenv/repo.js';
 import { createLogger } from '../../../src/operator/log.js';
 import { Manager } from '../../../src/operator/manager.js';
 import { API_VERSION, SNAPSHOT_SCHEDULE } from '../../../src/api/constants.js';
@@ -25,27 +21,8 @@ import {
   type SnapshotSchedule,
 } from '../../../src/reconcilers/snapshot-schedule/reconciler.js';
 import { kubeconfigForServiceAccount } from '../../support/kube.js';
-import { requireTool } from '../../support/require-tool.js';
 import { Harness, TEST_LABEL, VM_NAMES } from '../reconcilers/harness.js';
-
-const helm = () =>
-  requireTool(
-    join(binaryCacheDir(), 'helm'),
-    "helm, built from its Go module by 'hack/build-go-binaries.sh helm'",
-  );
-const kubectl = () =>
-  requireTool(
-    join(binaryCacheDir(), 'kubectl'),
-    "kubectl, built from its Go module by 'hack/build-go-binaries.sh kubectl'",
-  );
-
-function run(command: string, args: string[], input?: string): string {
-  const result = spawnSync(command, args, { input, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
-  if (result.error) throw result.error;
-  if (result.status !== 0)
-    throw new Error(`${command} ${args[0]} failed (exit ${result.status}):\n${result.stderr}`);
-  return result.stdout;
-}
+import { chartDir, helm, kubectl, kubeVersion, run, succeeded } from './tools.js';
 
 describe("the operator under the chart's ServiceAccount", () => {
   const release = `violin-${randomBytes(3).toString('hex')}`;
@@ -55,17 +32,20 @@ describe("the operator under the chart's ServiceAccount", () => {
   beforeAll(async () => {
     h = await Harness.create('chart-rbac');
     // The chart's accounts and RBAC, installed for real into the test's namespace.
-    const rendered = run(helm(), [
-      'template',
-      release,
-      join(repoRoot(), 'charts', 'violin'),
-      '--namespace',
-      h.ns.name,
-      '--kube-version',
-      '1.36.3',
-      '--set',
-      'crds.enabled=false',
-    ]);
+    const rendered = succeeded(
+      'helm template',
+      run(helm(), [
+        'template',
+        release,
+        chartDir,
+        '--namespace',
+        h.ns.name,
+        '--kube-version',
+        kubeVersion,
+        '--set',
+        'crds.enabled=false',
+      ]),
+    );
     const rbac = (loadAll(rendered) as (KubernetesObject | null)[])
       .filter((o) =>
         ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding'].includes(
@@ -74,19 +54,22 @@ describe("the operator under the chart's ServiceAccount", () => {
       )
       .map((o) => JSON.stringify(o))
       .join('\n---\n');
-    run(
-      kubectl(),
-      [
-        '--kubeconfig',
-        inject('kubeconfig'),
-        'apply',
-        '--server-side',
-        '--namespace',
-        h.ns.name,
-        '--filename',
-        '-',
-      ],
-      rbac,
+    succeeded(
+      'kubectl apply',
+      run(
+        kubectl(),
+        [
+          '--kubeconfig',
+          inject('kubeconfig'),
+          'apply',
+          '--server-side',
+          '--namespace',
+          h.ns.name,
+          '--filename',
+          '-',
+        ],
+        rbac,
+      ),
     );
 
     const operatorKubeConfig = await kubeconfigForServiceAccount(h.kc, h.ns.name, `${release}-operator`);
@@ -114,7 +97,7 @@ describe("the operator under the chart's ServiceAccount", () => {
 
   afterAll(async () => {
     await manager?.stop();
-    spawnSync(kubectl(), [
+    run(kubectl(), [
       '--kubeconfig',
       inject('kubeconfig'),
       'delete',

@@ -1,0 +1,44 @@
+// The command-line tools both chart tests drive (helm and kubectl, built by
+// hack/build-go-binaries.sh), and one way to run them and read the result.
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+
+import { binaryCacheDir } from '../../../src/devenv/binaries.js';
+import { repoRoot } from '../../../src/devenv/repo.js';
+import { requireTool } from '../../support/require-tool.js';
+
+export const chartDir = join(repoRoot(), 'charts', 'violin');
+// The API server the tests run against; helm's own default (v1.20) is older than the chart allows.
+export const kubeVersion = '1.36.3';
+
+export const helm = () =>
+  requireTool(
+    join(binaryCacheDir(), 'helm'),
+    "helm, built from its Go module by 'hack/build-go-binaries.sh helm'",
+  );
+
+export const kubectl = () =>
+  requireTool(
+    join(binaryCacheDir(), 'kubectl'),
+    "kubectl, built from its Go module by 'hack/build-go-binaries.sh kubectl'",
+  );
+
+export interface Run {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a tool to its end; the exit status is the caller's to judge (some tests expect a refusal). */
+export function run(command: string, args: string[], input?: string): Run {
+  const result = spawnSync(command, args, { input, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+  if (result.error) throw result.error;
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+/** The output of a run that had to succeed; otherwise an error with everything the tool said. */
+export function succeeded(what: string, result: Run): string {
+  if (result.status !== 0)
+    throw new Error(`${what} failed (exit ${result.status}):\n${result.stderr}${result.stdout}`);
+  return result.stdout;
+}
