@@ -5,8 +5,10 @@ import { readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { load } from 'js-yaml';
+import { afterAll, beforeAll } from 'vitest';
 import { GROUP, VERSION } from '../../../src/api/constants.js';
 import { repoRoot } from '../../../src/devenv/repo.js';
+import { createTestNamespace, testKubeConfig, type TestNamespace } from '../../support/kube.js';
 
 export type JsonObject = Record<string, unknown>;
 
@@ -89,22 +91,27 @@ export class Objects {
   }
 }
 
+/** The status code and the API server's own message out of a client error. */
+export function apiError(err: unknown): { code: number; message: string } {
+  const { code, body } = err as { code?: number; body?: unknown };
+  let message = String(err);
+  if (typeof body === 'string') {
+    try {
+      message = (JSON.parse(body) as { message?: string }).message ?? body;
+    } catch {
+      message = body;
+    }
+  }
+  return { code: code ?? 0, message };
+}
+
 /** The API server's message when a call is refused; fails the test when the call succeeded. */
 export async function refusal(call: Promise<unknown>): Promise<{ code: number; message: string }> {
   let outcome: unknown;
   try {
     outcome = await call;
   } catch (err) {
-    const { code, body } = err as { code?: number; body?: unknown };
-    let message = String(err);
-    if (typeof body === 'string') {
-      try {
-        message = (JSON.parse(body) as { message?: string }).message ?? body;
-      } catch {
-        message = body;
-      }
-    }
-    return { code: code ?? 0, message };
+    return apiError(err);
   }
   throw new Error(`the API server accepted what it should refuse: ${JSON.stringify(outcome).slice(0, 300)}`);
 }
@@ -135,4 +142,24 @@ export async function getAsTable(kc: KubeConfig, path: string): Promise<Table> {
     req.on('error', reject);
     req.end();
   });
+}
+
+export interface TestObjects {
+  kc: KubeConfig;
+  /** The file's own namespace, created before its tests and deleted after them. */
+  namespace: string;
+  objects: Objects;
+}
+
+/** A test file's namespace on the shared API server and an Objects client in it (set in beforeAll). */
+export function useTestObjects(prefix: string): TestObjects {
+  const fixture = { kc: testKubeConfig() } as TestObjects;
+  let namespace: TestNamespace | undefined;
+  beforeAll(async () => {
+    namespace = await createTestNamespace(fixture.kc, prefix);
+    fixture.namespace = namespace.name;
+    fixture.objects = new Objects(fixture.kc, namespace.name);
+  });
+  afterAll(() => namespace?.cleanup());
+  return fixture;
 }

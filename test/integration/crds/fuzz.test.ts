@@ -3,20 +3,11 @@
 // its parents or a field inside it. Never a 500, never a refusal that points
 // somewhere else.
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { DISTRIBUTED_SNAPSHOT, SNAPSHOT_RESTORE, SNAPSHOT_SCHEDULE } from '../../../src/api/constants.js';
-import { createTestNamespace, testKubeConfig, type TestNamespace } from '../../support/kube.js';
-import { loadExample, Objects, withField, type JsonObject } from './custom-objects.js';
+import { loadExample, useTestObjects, withField, type JsonObject } from './custom-objects.js';
 
-const kc = testKubeConfig();
-let namespace: TestNamespace;
-let objects: Objects;
-
-beforeAll(async () => {
-  namespace = await createTestNamespace(kc, 'crds-fuzz');
-  objects = new Objects(kc, namespace.name);
-});
-afterAll(() => namespace?.cleanup());
+const t = useTestObjects('crds-fuzz');
 
 /** Every dotted path to a value in `object`, below `prefix`; `objectsOnly` keeps the paths of objects (where a new key can go). */
 function paths(object: unknown, prefix: string, objectsOnly = false): string[] {
@@ -59,13 +50,13 @@ describe.each([
     await fc.assert(
       fc.asyncProperty(edit, async ({ path, value: newValue }) => {
         const object: JsonObject = withField(
-          withField(example, 'metadata.namespace', namespace.name),
+          withField(example, 'metadata.namespace', t.namespace),
           path,
           newValue,
         );
         let outcome: { code: number; message: string } = { code: 201, message: '' };
         try {
-          await objects.create(plural, object, { dryRun: 'All', fieldValidation: 'Strict' });
+          await t.objects.create(plural, object, { dryRun: 'All', fieldValidation: 'Strict' });
         } catch (err) {
           const { code, body } = err as { code?: number; body?: unknown };
           const message =

@@ -2,7 +2,7 @@
 // examples accepted, defaults filled in, printer columns served, and the status
 // subresource separating what users write (spec) from what the operator writes.
 import { ApiextensionsV1Api } from '@kubernetes/client-node';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   DISTRIBUTED_SNAPSHOT,
   GROUP,
@@ -10,21 +10,19 @@ import {
   SNAPSHOT_SCHEDULE,
   VERSION,
 } from '../../../src/api/constants.js';
-import { createTestNamespace, testKubeConfig, type TestNamespace } from '../../support/kube.js';
-import { getAsTable, loadExample, Objects, refusal, withField, type JsonObject } from './custom-objects.js';
+import {
+  getAsTable,
+  loadExample,
+  useTestObjects,
+  refusal,
+  withField,
+  type JsonObject,
+} from './custom-objects.js';
 
-const kc = testKubeConfig();
-let namespace: TestNamespace;
-let objects: Objects;
-
-beforeAll(async () => {
-  namespace = await createTestNamespace(kc, 'crds-install');
-  objects = new Objects(kc, namespace.name);
-});
-afterAll(() => namespace?.cleanup());
+const t = useTestObjects('crds-install');
 
 function inNamespace(object: JsonObject, name?: string): JsonObject {
-  const metadata: JsonObject = { ...(object.metadata as JsonObject), namespace: namespace.name };
+  const metadata: JsonObject = { ...(object.metadata as JsonObject), namespace: t.namespace };
   if (name) metadata.name = name;
   return { ...object, metadata };
 }
@@ -35,7 +33,7 @@ describe('violin.dev CRDs on the API server', () => {
     [SNAPSHOT_RESTORE, 'srestore'],
     [SNAPSHOT_SCHEDULE, 'dsched'],
   ])('$kind is Established, namespaced, with short name and category', async (names, shortName) => {
-    const crd = await kc
+    const crd = await t.kc
       .makeApiClient(ApiextensionsV1Api)
       .readCustomResourceDefinition({ name: `${names.plural}.${GROUP}` });
     const established = crd.status?.conditions?.find((c) => c.type === 'Established');
@@ -50,17 +48,17 @@ describe('violin.dev CRDs on the API server', () => {
 
   it('accepts examples/snapshot.yaml and examples/restore.yaml as written', async () => {
     const snapshot = loadExample('snapshot.yaml');
-    const created = await objects.create(DISTRIBUTED_SNAPSHOT.plural, inNamespace(snapshot));
+    const created = await t.objects.create(DISTRIBUTED_SNAPSHOT.plural, inNamespace(snapshot));
     expect(created.spec).toEqual(snapshot.spec);
 
     const restore = loadExample('restore.yaml');
-    const createdRestore = await objects.create(SNAPSHOT_RESTORE.plural, inNamespace(restore));
+    const createdRestore = await t.objects.create(SNAPSHOT_RESTORE.plural, inNamespace(restore));
     expect(createdRestore.spec).toEqual(restore.spec);
   });
 
   it('accepts examples/schedule.yaml as written', async () => {
     const schedule = loadExample('schedule.yaml');
-    const created = await objects.create(SNAPSHOT_SCHEDULE.plural, inNamespace(schedule));
+    const created = await t.objects.create(SNAPSHOT_SCHEDULE.plural, inNamespace(schedule));
     const { spec: createdSpec } = created as { spec: { template: { spec: JsonObject } } };
     // The template is defaulted like a DistributedSnapshot spec; everything written stays as written.
     expect(createdSpec).toMatchObject(schedule.spec as JsonObject);
@@ -68,10 +66,10 @@ describe('violin.dev CRDs on the API server', () => {
   });
 
   it('fills in the defaults of a minimal SnapshotSchedule', async () => {
-    const created = await objects.create(SNAPSHOT_SCHEDULE.plural, {
+    const created = await t.objects.create(SNAPSHOT_SCHEDULE.plural, {
       apiVersion: `${GROUP}/${VERSION}`,
       kind: SNAPSHOT_SCHEDULE.kind,
-      metadata: { name: 'minimal', namespace: namespace.name },
+      metadata: { name: 'minimal', namespace: t.namespace },
       spec: {
         schedule: '@daily',
         template: {
@@ -91,10 +89,10 @@ describe('violin.dev CRDs on the API server', () => {
   });
 
   it('serves the SnapshotSchedule printer columns', async () => {
-    await objects.create(SNAPSHOT_SCHEDULE.plural, inNamespace(loadExample('schedule.yaml'), 'columns'));
+    await t.objects.create(SNAPSHOT_SCHEDULE.plural, inNamespace(loadExample('schedule.yaml'), 'columns'));
     const table = await getAsTable(
-      kc,
-      `/apis/${GROUP}/${VERSION}/namespaces/${namespace.name}/${SNAPSHOT_SCHEDULE.plural}`,
+      t.kc,
+      `/apis/${GROUP}/${VERSION}/namespaces/${t.namespace}/${SNAPSHOT_SCHEDULE.plural}`,
     );
     expect(table.columnDefinitions.map((c) => c.name)).toEqual([
       'Name',
@@ -109,10 +107,10 @@ describe('violin.dev CRDs on the API server', () => {
   });
 
   it('fills in the defaults of a minimal DistributedSnapshot', async () => {
-    const created = await objects.create(DISTRIBUTED_SNAPSHOT.plural, {
+    const created = await t.objects.create(DISTRIBUTED_SNAPSHOT.plural, {
       apiVersion: `${GROUP}/${VERSION}`,
       kind: DISTRIBUTED_SNAPSHOT.kind,
-      metadata: { name: 'minimal', namespace: namespace.name },
+      metadata: { name: 'minimal', namespace: t.namespace },
       spec: { selector: { matchLabels: { app: 'bank' } }, storageLocation: 's3://bundles/bank' },
     });
     expect(created.spec).toEqual({
@@ -127,10 +125,10 @@ describe('violin.dev CRDs on the API server', () => {
   });
 
   it('fills in the defaults of a minimal SnapshotRestore', async () => {
-    const created = await objects.create(SNAPSHOT_RESTORE.plural, {
+    const created = await t.objects.create(SNAPSHOT_RESTORE.plural, {
       apiVersion: `${GROUP}/${VERSION}`,
       kind: SNAPSHOT_RESTORE.kind,
-      metadata: { name: 'minimal', namespace: namespace.name },
+      metadata: { name: 'minimal', namespace: t.namespace },
       spec: {
         source: { bundle: { storageLocation: 'file:///var/lib/violin/bundles', path: 'bank/bank-nightly' } },
       },
@@ -150,16 +148,16 @@ describe('violin.dev CRDs on the API server', () => {
       'spec.network.bufferLimit',
       1048576,
     );
-    const created = await objects.create(DISTRIBUTED_SNAPSHOT.plural, snapshot);
+    const created = await t.objects.create(DISTRIBUTED_SNAPSHOT.plural, snapshot);
     expect((created.spec as { network: { bufferLimit: unknown } }).network.bufferLimit).toBe(1048576);
   });
 
   it('serves the DistributedSnapshot printer columns, with the status values in the row', async () => {
-    const snapshot = await objects.create(
+    const snapshot = await t.objects.create(
       DISTRIBUTED_SNAPSHOT.plural,
       inNamespace(loadExample('snapshot.yaml'), 'columns'),
     );
-    await objects.replaceStatus(DISTRIBUTED_SNAPSHOT.plural, {
+    await t.objects.replaceStatus(DISTRIBUTED_SNAPSHOT.plural, {
       ...snapshot,
       status: {
         phase: 'Snapshotting',
@@ -171,8 +169,8 @@ describe('violin.dev CRDs on the API server', () => {
       },
     });
     const table = await getAsTable(
-      kc,
-      `/apis/${GROUP}/${VERSION}/namespaces/${namespace.name}/${DISTRIBUTED_SNAPSHOT.plural}`,
+      t.kc,
+      `/apis/${GROUP}/${VERSION}/namespaces/${t.namespace}/${DISTRIBUTED_SNAPSHOT.plural}`,
     );
     expect(table.columnDefinitions.map((c) => c.name)).toEqual([
       'Name',
@@ -187,10 +185,10 @@ describe('violin.dev CRDs on the API server', () => {
   });
 
   it('serves the SnapshotRestore printer columns, Bundle only in wide output', async () => {
-    await objects.create(SNAPSHOT_RESTORE.plural, inNamespace(loadExample('restore.yaml'), 'columns'));
+    await t.objects.create(SNAPSHOT_RESTORE.plural, inNamespace(loadExample('restore.yaml'), 'columns'));
     const table = await getAsTable(
-      kc,
-      `/apis/${GROUP}/${VERSION}/namespaces/${namespace.name}/${SNAPSHOT_RESTORE.plural}`,
+      t.kc,
+      `/apis/${GROUP}/${VERSION}/namespaces/${t.namespace}/${SNAPSHOT_RESTORE.plural}`,
     );
     expect(table.columnDefinitions.map((c) => c.name)).toEqual(['Name', 'Phase', 'Source', 'Bundle', 'Age']);
     expect(table.columnDefinitions.find((c) => c.name === 'Bundle')?.priority).toBe(1);
@@ -199,14 +197,14 @@ describe('violin.dev CRDs on the API server', () => {
   });
 
   it('keeps spec and status apart: the status subresource cannot change spec, the main resource cannot change status', async () => {
-    const created = await objects.create(
+    const created = await t.objects.create(
       DISTRIBUTED_SNAPSHOT.plural,
       inNamespace(loadExample('snapshot.yaml'), 'split'),
     );
     const originalSpec = structuredClone(created.spec);
 
     // A status write that also tries to change spec: status lands, spec does not move.
-    const viaStatus = await objects.replaceStatus(DISTRIBUTED_SNAPSHOT.plural, {
+    const viaStatus = await t.objects.replaceStatus(DISTRIBUTED_SNAPSHOT.plural, {
       ...withField(created, 'spec.timeout', '1h'),
       status: { phase: 'Planning', progress: '0/4' },
     });
@@ -214,24 +212,24 @@ describe('violin.dev CRDs on the API server', () => {
     expect(viaStatus.status).toEqual({ phase: 'Planning', progress: '0/4' });
 
     // A main-resource write that tries to change status: metadata lands, status does not move.
-    const viaMain = await objects.replace(DISTRIBUTED_SNAPSHOT.plural, {
+    const viaMain = await t.objects.replace(DISTRIBUTED_SNAPSHOT.plural, {
       ...withField(viaStatus, 'metadata.labels', { team: 'payments' }),
       status: { phase: 'Succeeded' },
     });
     expect((viaMain.metadata as JsonObject).labels).toEqual({ team: 'payments' });
     expect(viaMain.status).toEqual({ phase: 'Planning', progress: '0/4' });
 
-    const stored = await objects.get(DISTRIBUTED_SNAPSHOT.plural, 'split');
+    const stored = await t.objects.get(DISTRIBUTED_SNAPSHOT.plural, 'split');
     expect(stored.spec).toEqual(originalSpec);
   });
 
   it('validates status written by the operator too', async () => {
-    const created = await objects.create(
+    const created = await t.objects.create(
       DISTRIBUTED_SNAPSHOT.plural,
       inNamespace(loadExample('snapshot.yaml'), 'bad-status'),
     );
     const { code, message } = await refusal(
-      objects.replaceStatus(DISTRIBUTED_SNAPSHOT.plural, { ...created, status: { phase: 'Partial' } }),
+      t.objects.replaceStatus(DISTRIBUTED_SNAPSHOT.plural, { ...created, status: { phase: 'Partial' } }),
     );
     expect(code).toBe(422);
     expect(message).toContain('status.phase');

@@ -1,19 +1,10 @@
 // Bad input is refused by the API server itself, before any controller sees
 // it, with a message that names the field and says what is wrong.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { DISTRIBUTED_SNAPSHOT, SNAPSHOT_RESTORE, SNAPSHOT_SCHEDULE } from '../../../src/api/constants.js';
-import { createTestNamespace, testKubeConfig, type TestNamespace } from '../../support/kube.js';
-import { loadExample, Objects, refusal, withField, type JsonObject } from './custom-objects.js';
+import { loadExample, useTestObjects, refusal, withField, type JsonObject } from './custom-objects.js';
 
-const kc = testKubeConfig();
-let namespace: TestNamespace;
-let objects: Objects;
-
-beforeAll(async () => {
-  namespace = await createTestNamespace(kc, 'crds-validation');
-  objects = new Objects(kc, namespace.name);
-});
-afterAll(() => namespace?.cleanup());
+const t = useTestObjects('crds-validation');
 
 const snapshot = (): JsonObject => loadExample('snapshot.yaml');
 const restore = (): JsonObject => loadExample('restore.yaml');
@@ -283,8 +274,8 @@ const invalidSchedules: InvalidCase[] = [
 
 describe('the API server refuses invalid objects, naming the field and the problem', () => {
   it.each([...invalidSnapshots, ...invalidRestores, ...invalidSchedules])('$plural: $why', async (c) => {
-    const object = withField(c.object(), 'metadata.namespace', namespace.name);
-    const { code, message } = await refusal(objects.create(c.plural, object));
+    const object = withField(c.object(), 'metadata.namespace', t.namespace);
+    const { code, message } = await refusal(t.objects.create(c.plural, object));
     expect(code).toBe(422);
     expect(message).toContain(c.field);
     expect(message).toMatch(c.problem);
@@ -294,30 +285,30 @@ describe('the API server refuses invalid objects, naming the field and the probl
     [DISTRIBUTED_SNAPSHOT.plural, snapshot, 'spec.timeout', '1h', 'DistributedSnapshot'],
     [SNAPSHOT_RESTORE.plural, restore, 'spec.targetNamespace', 'elsewhere', 'SnapshotRestore'],
   ])('%s: spec cannot change after creation', async (plural, example, path, value, kind) => {
-    const created = await objects.create(plural, withField(example(), 'metadata.namespace', namespace.name));
-    const { code, message } = await refusal(objects.replace(plural, withField(created, path, value)));
+    const created = await t.objects.create(plural, withField(example(), 'metadata.namespace', t.namespace));
+    const { code, message } = await refusal(t.objects.replace(plural, withField(created, path, value)));
     expect(code).toBe(422);
     expect(message).toContain('spec');
     expect(message).toContain(`spec is immutable; a ${kind} cannot be changed after creation`);
   });
 
   it('refuses a misspelt field under strict field validation (as kubectl applies), naming it', async () => {
-    const typo = withField(withField(snapshot(), 'metadata.namespace', namespace.name), 'spec.netwrok', {
+    const typo = withField(withField(snapshot(), 'metadata.namespace', t.namespace), 'spec.netwrok', {
       mode: 'Drop',
     });
     const { code, message } = await refusal(
-      objects.create(DISTRIBUTED_SNAPSHOT.plural, typo, { dryRun: 'All', fieldValidation: 'Strict' }),
+      t.objects.create(DISTRIBUTED_SNAPSHOT.plural, typo, { dryRun: 'All', fieldValidation: 'Strict' }),
     );
     expect(code).toBe(400);
     expect(message).toContain('unknown field "spec.netwrok"');
   });
 
   it('a SnapshotSchedule may change after creation (its snapshots may not)', async () => {
-    const created = await objects.create(
+    const created = await t.objects.create(
       SNAPSHOT_SCHEDULE.plural,
-      withField(schedule(), 'metadata.namespace', namespace.name),
+      withField(schedule(), 'metadata.namespace', t.namespace),
     );
-    const updated = await objects.replace(
+    const updated = await t.objects.replace(
       SNAPSHOT_SCHEDULE.plural,
       withField(created, 'spec.schedule', '@hourly'),
     );

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 
 import fc from 'fast-check';
 import { load } from 'js-yaml';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import {
   DISTRIBUTED_SNAPSHOT,
@@ -25,8 +25,7 @@ import {
 import { durationToMs, quantityToBytes } from '../../../src/api/values.js';
 import { repoRoot } from '../../../src/devenv/repo.js';
 import { InvalidScheduleError, parseCron } from '../../../src/reconcilers/shared/cron.js';
-import { createTestNamespace, testKubeConfig, type TestNamespace } from '../../support/kube.js';
-import { loadExample, Objects, withField, type JsonObject } from '../crds/custom-objects.js';
+import { apiError, loadExample, useTestObjects, withField, type JsonObject } from '../crds/custom-objects.js';
 
 const OBJECTS_PER_KIND = 34;
 const FOUR_GI = 4 * 2 ** 30;
@@ -139,28 +138,7 @@ const kinds = [
   },
 ] as const;
 
-const kc = testKubeConfig();
-let namespace: TestNamespace;
-let objects: Objects;
-
-beforeAll(async () => {
-  namespace = await createTestNamespace(kc, 'malformed-crs');
-  objects = new Objects(kc, namespace.name);
-});
-afterAll(() => namespace?.cleanup());
-
-function apiError(err: unknown): { code: number; message: string } {
-  const { code, body } = err as { code?: number; body?: unknown };
-  let message = String(err);
-  if (typeof body === 'string') {
-    try {
-      message = (JSON.parse(body) as { message?: string }).message ?? body;
-    } catch {
-      message = body;
-    }
-  }
-  return { code: code ?? 0, message };
-}
+const t = useTestObjects('malformed-crs');
 
 let counter = 0;
 
@@ -178,7 +156,7 @@ async function submit(
   const name = `mal-${counter++}`;
   const object = withField(base, 'metadata.name', name);
   try {
-    await objects.create(plural, object, { fieldValidation: 'Strict' });
+    await t.objects.create(plural, object, { fieldValidation: 'Strict' });
   } catch (err) {
     const { code, message } = apiError(err);
     expect([400, 422], `${described}: HTTP ${code}: ${message.slice(0, 500)}`).toContain(code);
@@ -186,14 +164,14 @@ async function submit(
       /\b(spec|metadata)(\.|\[|:)|unknown field/,
     );
     // Nothing half-stored: the name is free.
-    const lookup = await objects.get(plural, name).then(
+    const lookup = await t.objects.get(plural, name).then(
       () => 200,
       (error: unknown) => apiError(error).code,
     );
     expect(lookup, `${described}: refused, yet stored`).toBe(404);
     return 'refused';
   }
-  const stored = await objects.get(plural, name);
+  const stored = await t.objects.get(plural, name);
   try {
     check(stored.spec as JsonObject);
   } catch (error) {
@@ -204,10 +182,10 @@ async function submit(
       },
     );
   }
-  await objects.api.deleteNamespacedCustomObject({
+  await t.objects.api.deleteNamespacedCustomObject({
     group: GROUP,
     version: VERSION,
-    namespace: namespace.name,
+    namespace: t.namespace,
     plural,
     name,
   });
@@ -229,11 +207,7 @@ describe.each(kinds)('generated malformed $plural', ({ file, crd, plural, check 
     await fc.assert(
       fc.asyncProperty(fc.array(edit, { minLength: 1, maxLength: 3 }), async (edits) => {
         const name = `mal-${counter++}`;
-        let object = withField(
-          withField(example, 'metadata.namespace', namespace.name),
-          'metadata.name',
-          name,
-        );
+        let object = withField(withField(example, 'metadata.namespace', t.namespace), 'metadata.name', name);
         for (const [path, value] of edits) {
           try {
             object = withField(object, path, value);
@@ -263,7 +237,7 @@ describe('edge values of the DistributedSnapshot fields our code parses', () => 
   ];
   it.each(edges)('%s = %j is refused naming a field, or accepted and valid', async (path, value) => {
     const object = withField(
-      withField(loadExample('snapshot.yaml'), 'metadata.namespace', namespace.name),
+      withField(loadExample('snapshot.yaml'), 'metadata.namespace', t.namespace),
       path,
       value,
     );
