@@ -93,6 +93,25 @@ describe('the OpenFlow codec against a real ovs-vswitchd', () => {
     of = new ControllerSocket(socket);
   });
 
+  /** The switch's flow-stats reply: every flow, or those of one table whose cookie matches under a mask. */
+  async function flowStats(
+    filter: { tableId: number; cookie: bigint; cookieMask: bigint } = {
+      tableId: OfTable.ALL,
+      cookie: 0n,
+      cookieMask: 0n,
+    },
+  ): Promise<MultipartReplyMessage> {
+    return reply(
+      await of.request({
+        type: 'multipart-request',
+        xid: of.xid(),
+        flags: 0,
+        body: { kind: 'flow', outPort: OfPort.ANY, outGroup: OfGroup.ANY, match: {}, ...filter },
+      }),
+      'multipart-reply',
+    );
+  }
+
   afterAll(async () => {
     of?.close();
     server?.close();
@@ -127,46 +146,14 @@ describe('the OpenFlow codec against a real ovs-vswitchd', () => {
   });
 
   it('decodes the switch’s flow-stats reply to the flows we sent', async () => {
-    const stats = reply(
-      await of.request({
-        type: 'multipart-request',
-        xid: of.xid(),
-        flags: 0,
-        body: {
-          kind: 'flow',
-          tableId: OfTable.ALL,
-          outPort: OfPort.ANY,
-          outGroup: OfGroup.ANY,
-          cookie: 0n,
-          cookieMask: 0n,
-          match: {},
-        },
-      }),
-      'multipart-reply',
-    );
+    const stats = await flowStats();
     if (stats.body.kind !== 'flow') throw new Error(`expected flow stats, got ${stats.body.kind}`);
     expect(stats.body.flows.map((f) => formatFlow(f)).sort()).toEqual(flows.map((f) => formatFlow(f)).sort());
     const timed = stats.body.flows.find((f) => f.cookie === 0xaan);
     expect(timed).toMatchObject({ idleTimeout: 600, hardTimeout: 1200, tableId: 4, priority: 300 });
 
     // The request's filters reach the switch: table 1 and a cookie under a mask.
-    const filtered = reply(
-      await of.request({
-        type: 'multipart-request',
-        xid: of.xid(),
-        flags: 0,
-        body: {
-          kind: 'flow',
-          tableId: 1,
-          outPort: OfPort.ANY,
-          outGroup: OfGroup.ANY,
-          cookie: 0x30n,
-          cookieMask: 0xf0n,
-          match: {},
-        },
-      }),
-      'multipart-reply',
-    ) as MultipartReplyMessage;
+    const filtered = await flowStats({ tableId: 1, cookie: 0x30n, cookieMask: 0xf0n });
     if (filtered.body.kind !== 'flow') throw new Error('expected flow stats');
     expect(filtered.body.flows.map((f) => f.cookie)).toEqual([0x33n]);
   });
@@ -216,23 +203,7 @@ describe('the OpenFlow codec against a real ovs-vswitchd', () => {
 
   it('re-installs flows from their ovs-ofctl text (a bundle’s saved flows) exactly as they were', async () => {
     const before = await dumpFlows(ovs);
-    const stats = reply(
-      await of.request({
-        type: 'multipart-request',
-        xid: of.xid(),
-        flags: 0,
-        body: {
-          kind: 'flow',
-          tableId: OfTable.ALL,
-          outPort: OfPort.ANY,
-          outGroup: OfGroup.ANY,
-          cookie: 0n,
-          cookieMask: 0n,
-          match: {},
-        },
-      }),
-      'multipart-reply',
-    );
+    const stats = await flowStats();
     if (stats.body.kind !== 'flow') throw new Error('expected flow stats');
     const saved = stats.body.flows.map((f) => ({
       ...f,
