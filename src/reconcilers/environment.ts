@@ -2,7 +2,9 @@
 // environment, so the operator process reaches the real parts:
 //   VIOLIN_OFC_ADDRESS     host:port of the OFC sidecar's control API (default 127.0.0.1:6654)
 //   VIOLIN_OVSDB_REMOTES   comma-separated OVSDB remotes (unix:/path, tcp:host:port), default
-//                          unix:/var/run/openvswitch/db.sock
+//                          unix:/var/run/openvswitch/db.sock: where VMs attach, and where the
+//                          bridges are put in secure fail mode while a snapshot is armed (so
+//                          the remotes must accept writes)
 //   VIOLIN_AGENTS          node=http://host:port,... : the agent of each node (the lab)
 //   VIOLIN_AGENT_PORT      otherwise, the agent listens on this port of the node's InternalIP
 //                          (the DaemonSet in a cluster; default 9464)
@@ -17,6 +19,7 @@ import type { VmAttachment } from '../ovsdb/open-vswitch.js';
 import { StoreBundles } from './bundles.js';
 import type { ReconcilerDeps } from './index.js';
 import { OvsdbNetworkMapper, type AttachmentSource } from './network-mapper.js';
+import { BridgeNotFoundError, type BridgeFailModes } from './ports.js';
 
 const DEFAULT_OVSDB_REMOTE = 'unix:/var/run/openvswitch/db.sock';
 const DEFAULT_AGENT_PORT = 9464;
@@ -29,10 +32,12 @@ export function createReconcilerDeps(
     .split(',')
     .map((r) => r.trim())
     .filter(Boolean);
+  const ovsdb = new OvsdbServers(remotes);
   return {
     ofc: new OfcControlClient(env.VIOLIN_OFC_ADDRESS ? { address: env.VIOLIN_OFC_ADDRESS } : {}),
     agents: new NodeAgentDirectory(manager.kubeConfig, parseAgentMap(env.VIOLIN_AGENTS), agentPort(env)),
-    network: new OvsdbNetworkMapper(new OvsdbServers(remotes)),
+    network: new OvsdbNetworkMapper(ovsdb),
+    failModes: ovsdb,
     bundles: new StoreBundles(),
   };
 }
@@ -86,20 +91,67 @@ export class NodeAgentDirectory implements AgentDirectory {
   }
 }
 
-/** Attachments from every OVSDB server, connecting per query: planning is rare, and no connection goes stale. */
-class OvsdbServers implements AttachmentSource {
+/**
+ * Every node's OVSDB server, connecting per call: planning, arming and
+ * releasing are rare, and no connection goes stale. A bridge is found by name
+ * on whichever servers have it (ovs-cni's bridges have the same name on every
+ * node, so securing one secures it on each of them).
+ */
+class OvsdbServers implements AttachmentSource, BridgeFailModes {
   constructor(private readonly remotes: string[]) {}
 
   async findVmAttachments(): Promise<VmAttachment[]> {
     const all: VmAttachment[] = [];
     for (const remote of this.remotes) {
-      const client = await OvsdbClient.connect(remote);
-      try {
-        all.push(...(await new OpenVswitchDb(client, { waitForSwitch: false }).findVmAttachments()));
-      } finally {
-        client.close();
-      }
+      all.push(...(await this.using(remote, false, (db) => db.findVmAttachments())));
     }
     return all;
+  }
+
+  async secure(holder: string, bridges: string[]): Promise<void> {
+    const where = new Map<string, string[]>();
+    for (const remote of this.remotes) {
+      const present = new Set(await this.using(remote, false, (db) => db.listBridges()));
+      where.set(
+        remote,
+        bridges.filter((bridge) => present.has(bridge)),
+      );
+    }
+    // Refused before anything changes, naming the bridge: a configuration error, not an outage.
+    const missing = bridges.find((bridge) => ![...where.values()].some((found) => found.includes(bridge)));
+    if (missing !== undefined) throw new BridgeNotFoundError(missing);
+    for (const [remote, found] of where) {
+      if (found.length === 0) continue;
+      // Waits for ovs-vswitchd to apply each change: when this returns, a lost controller no longer fails open.
+      await this.using(remote, true, async (db) => {
+        for (const bridge of found) await db.secureBridge(bridge, holder);
+      });
+    }
+  }
+
+  async release(holder: string): Promise<string[]> {
+    const released: string[] = [];
+    for (const remote of this.remotes) {
+      await this.using(remote, true, async (db) => {
+        for (const bridge of await db.bridgesSecuredBy(holder)) {
+          await db.releaseBridge(bridge, holder);
+          released.push(bridge);
+        }
+      });
+    }
+    return released.sort();
+  }
+
+  private async using<T>(
+    remote: string,
+    waitForSwitch: boolean,
+    use: (db: OpenVswitchDb) => Promise<T>,
+  ): Promise<T> {
+    const client = await OvsdbClient.connect(remote);
+    try {
+      return await use(new OpenVswitchDb(client, { waitForSwitch }));
+    } finally {
+      client.close();
+    }
   }
 }

@@ -22,7 +22,7 @@ import {
   SnapshotRestoreReconciler,
   type SnapshotRestore,
 } from './snapshot-restore/reconciler.js';
-import type { BundleReader, BundleWriter, NetworkMapper, NodeLister } from './ports.js';
+import type { BridgeFailModes, BundleReader, BundleWriter, NetworkMapper, NodeLister } from './ports.js';
 import { ApiResourceStore } from './shared/objects.js';
 import { registerSnapshotScheduleController } from './snapshot-schedule/register.js';
 
@@ -32,6 +32,8 @@ export interface ReconcilerDeps {
   ofc: OfcControl;
   agents: AgentDirectory;
   network: NetworkMapper;
+  /** Holds the armed bridges in `secure` fail mode for the snapshot's life. */
+  failModes: BridgeFailModes;
   bundles: BundleWriter & BundleReader;
   /** Defaults to KubeVirt through the API server. */
   kubevirt?: KubeVirtAccess;
@@ -94,6 +96,7 @@ export function registerControllers(manager: ControllerManager, deps: Reconciler
       kubevirt,
       nodes,
       network: deps.network,
+      failModes: deps.failModes,
       ofc: deps.ofc,
       agents: deps.agents,
       bundles: deps.bundles,

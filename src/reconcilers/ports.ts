@@ -23,6 +23,27 @@ export interface NetworkMapper {
   findVmAttachments(vmis: VirtualMachineInstance[]): Promise<Map<string, VmAttachment>>;
 }
 
+/** No OVSDB server the operator reaches has a bridge of this name. */
+export class BridgeNotFoundError extends Error {
+  override name = 'BridgeNotFoundError';
+  constructor(readonly bridge: string) {
+    super(`no OVSDB server (VIOLIN_OVSDB_REMOTES) has a bridge named ${bridge}`);
+  }
+}
+
+/**
+ * Holds bridges in `secure` fail mode while a snapshot is armed, so that a lost
+ * OpenFlow controller cannot fail them open; implemented over OVSDB in
+ * environment.ts. Who holds a bridge is kept on the bridge, so several
+ * snapshots can hold one at once and a restarted operator can release.
+ */
+export interface BridgeFailModes {
+  /** Secures each bridge for the holder (a snapshot's UID); BridgeNotFoundError when one exists nowhere. Idempotent. */
+  secure(holder: string, bridges: string[]): Promise<void>;
+  /** Releases every bridge the holder secured (the last holder restores its mode); their names. Idempotent. */
+  release(holder: string): Promise<string[]>;
+}
+
 export interface NodeLister {
   /** Names of the nodes matching an equality label selector, sorted. */
   listNodeNames(matchLabels: Record<string, string>): Promise<string[]>;

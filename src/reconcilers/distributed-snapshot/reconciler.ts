@@ -45,7 +45,13 @@ import type { EventRecorder, ObjectKey, ReconcileContext, Reconciler, Result } f
 import { imagePath } from '../../store/layout.js';
 import type { BundleVm } from '../../store/manifest.js';
 import type { TransactionMetrics } from '../metrics.js';
-import type { BundleWriter, NetworkMapper, NodeLister } from '../ports.js';
+import {
+  BridgeNotFoundError,
+  type BridgeFailModes,
+  type BundleWriter,
+  type NetworkMapper,
+  type NodeLister,
+} from '../ports.js';
 import { jsonEqual, lifecycleConditions } from '../shared/conditions.js';
 import type { ResourceStore, Stored } from '../shared/objects.js';
 import { durationToMs, quantityToBytes } from '../../api/values.js';
@@ -83,6 +89,7 @@ export interface DistributedSnapshotDeps {
   kubevirt: KubeVirtAccess;
   nodes: NodeLister;
   network: NetworkMapper;
+  failModes: BridgeFailModes;
   ofc: OfcControl;
   agents: AgentDirectory;
   bundles: BundleWriter;
@@ -259,7 +266,8 @@ export class DistributedSnapshotReconciler implements Reconciler {
       );
     }
 
-    const armed = await this.mapNetwork(vmis);
+    const { armed, bridges } = await this.mapNetwork(vmis);
+    await this.secureBridges(snap, bridges);
     // No `bridges`: every connected bridge carries the pipeline. A VM migrated to a snapshot host talks
     // from that host's bridge, which must enforce the epochs too (the VMs' own bridges were checked above).
     const result = await refusalIsFailure('NetworkRefused', 'the OpenFlow controller refused to arm', () =>
@@ -310,8 +318,11 @@ export class DistributedSnapshotReconciler implements Reconciler {
     })?.metadata.name;
   }
 
-  /** Every VM's MAC on the snapshot network, and its bridge and OpenFlow port from OVSDB. */
-  private async mapNetwork(vmis: VirtualMachineInstance[]): Promise<ArmedVm[]> {
+  /**
+   * Every VM's MAC on the snapshot network, and its bridge and OpenFlow port
+   * from OVSDB; and the bridges the arm will program (every connected one).
+   */
+  private async mapNetwork(vmis: VirtualMachineInstance[]): Promise<{ armed: ArmedVm[]; bridges: string[] }> {
     for (const vmi of vmis) {
       if (!vmMac(vmi)) {
         throw new SnapshotFailure(
@@ -322,7 +333,7 @@ export class DistributedSnapshotReconciler implements Reconciler {
     }
     const attachments = await this.deps.network.findVmAttachments(vmis);
     const bridges = new Map((await this.deps.ofc.bridges()).map((b) => [b.name, b]));
-    return vmis.map((vmi) => {
+    const armed = vmis.map((vmi) => {
       const mac = vmMac(vmi) ?? '';
       const name = `${vmi.metadata.namespace}/${vmi.metadata.name}`;
       const attachment = attachments.get(name);
@@ -340,6 +351,57 @@ export class DistributedSnapshotReconciler implements Reconciler {
       }
       return { name, mac, bridge: attachment.bridge, ofport: attachment.ofport };
     });
+    const connected = [...bridges.values()].filter((b) => b.connected).map((b) => b.name);
+    return { armed, bridges: connected.sort() };
+  }
+
+  /**
+   * Puts every bridge the arm will program in `secure` fail mode before the
+   * arm: a bridge that lost its controller while holding Type-3 packets must
+   * keep the epoch pipeline, not fail open into NORMAL forwarding and deliver
+   * them to a pre-snapshot VM. A bridge no OVSDB server has fails the snapshot;
+   * an OVSDB outage is retried (until spec.timeout). Bridges secured before a
+   * failure are released by the abort, which finds them by the snapshot's UID.
+   */
+  private async secureBridges(snap: DistributedSnapshot, bridges: string[]): Promise<void> {
+    try {
+      await this.deps.failModes.secure(snap.metadata.uid, bridges);
+    } catch (err) {
+      if (err instanceof BridgeNotFoundError) {
+        throw new SnapshotFailure(
+          'FailModeNotSecured',
+          `bridge ${err.bridge} carries the snapshot but cannot be put in secure fail mode: ${err.message}`,
+        );
+      }
+      throw err;
+    }
+    this.event(snap, 'Normal', 'BridgesSecured', `fail mode secure on ${bridges.join(', ')} while armed`);
+  }
+
+  /**
+   * Gives the bridges back their previous fail mode once the network is
+   * disarmed. Best-effort after a commit or an abort (an OVSDB outage must not
+   * turn a committed snapshot into a failed one, nor keep an aborted one from
+   * ending; a bridge left secure is safe). Strict on deletion, the last
+   * chance: the finalizer stays until every bridge is released.
+   */
+  private async releaseBridges(snap: DistributedSnapshot, mode: 'best-effort' | 'strict'): Promise<void> {
+    let released: string[];
+    try {
+      released = await this.deps.failModes.release(snap.metadata.uid);
+    } catch (err) {
+      if (mode === 'strict') throw err;
+      this.event(
+        snap,
+        'Warning',
+        'BridgesNotReleased',
+        `bridges stay in secure fail mode until the DistributedSnapshot is deleted: ${message(err)}`,
+      );
+      return;
+    }
+    if (released.length > 0) {
+      this.event(snap, 'Normal', 'BridgesReleased', `previous fail mode back on ${released.join(', ')}`);
+    }
   }
 
   // ---- Snapshotting -----------------------------------------------------------
@@ -618,7 +680,11 @@ export class DistributedSnapshotReconciler implements Reconciler {
 
   private async commit(snap: DistributedSnapshot, status: DistributedSnapshotStatus): Promise<Step> {
     let next = status;
-    if (!status.bundle?.manifestDigest) next = await this.writeBundle(snap, status);
+    if (!status.bundle?.manifestDigest) {
+      next = await this.writeBundle(snap, status);
+      // The OFC has disarmed (finish): the bridges need not stay secure for this snapshot.
+      await this.releaseBridges(snap, 'best-effort');
+    }
     if (snap.spec.afterSnapshot === 'ReturnToSource') {
       const returning = await this.returnToSource(snap, next);
       if (returning) return { status: returning, requeueAfterMs: this.pollMs };
@@ -869,6 +935,8 @@ export class DistributedSnapshotReconciler implements Reconciler {
         // Never armed (failed or deleted while planning): nothing is held. Anything else may hold packets: retry.
         if (!(err instanceof OfcError && err.code === 'NotFound')) throw err;
       }
+      // Only once nothing is held: a bridge failing open before the OFC released would leak.
+      await this.releaseBridges(snap, 'best-effort');
     }
     return (await this.deps.kubevirt.listMigrations(namespace, selector)).length;
   }
@@ -905,6 +973,8 @@ export class DistributedSnapshotReconciler implements Reconciler {
         'deleted while in progress: migrations stopped, images discarded, network released',
       );
     }
+    // Bridges are secured while planning: a snapshot deleted before that never held one.
+    if (status.phase !== undefined && status.phase !== 'Pending') await this.releaseBridges(snap, 'strict');
     await this.deps.snapshots.setFinalizers(
       snap,
       finalizers.filter((f) => f !== SNAPSHOT_PROTECTION_FINALIZER),

@@ -88,6 +88,7 @@ describe("the operator under the chart's ServiceAccount", () => {
       ofc: h.ofc,
       agents: h.agents,
       network: h.network,
+      failModes: h.failModes,
       bundles: h.bundles,
       namespace: h.ns.name,
       pollMs: 50,

@@ -87,6 +87,14 @@ describe('DistributedSnapshot reconciler', () => {
     );
     expect(h.log.indexOf('store', 'commit', id)).toBeGreaterThan(h.log.indexOf('ofc', 'finish', id));
     expect(h.log.count('ofc', 'abort')).toBe(0);
+    // Every bridge the arm programs is held in secure fail mode from before the arm until after the
+    // OFC has disarmed (finish), so a lost OFC can never fail a bridge open with packets held.
+    const uid = snap.metadata.uid;
+    expect(h.failModes.securedBridges).toEqual([['br-leaf1']]);
+    expect(h.log.indexOf('ovsdb', 'secure', uid)).toBeGreaterThanOrEqual(0);
+    expect(h.log.indexOf('ovsdb', 'secure', uid)).toBeLessThan(arm);
+    expect(h.log.indexOf('ovsdb', 'release', uid)).toBeGreaterThan(h.log.indexOf('ofc', 'finish', id));
+    expect(h.failModes.secured()).toEqual([]);
     // Every connected bridge is armed (no `bridges`): the snapshot hosts' bridges carry the VMs after migration.
     expect(h.ofc.armRequests[0]?.bridges).toBeUndefined();
     expect(h.ofc.armRequests[0]?.vms.map((vm) => vm.mac).sort()).toEqual(
@@ -121,12 +129,14 @@ describe('DistributedSnapshot reconciler', () => {
     for (const reason of [
       'Pending',
       'Planning',
+      'BridgesSecured',
       'Armed',
       'MigrationStarted',
       'Migrated',
       'Captured',
       'Committing',
       'Committed',
+      'BridgesReleased',
       'Succeeded',
     ]) {
       expect(reasons).toContain(reason);
@@ -215,6 +225,44 @@ describe('DistributedSnapshot reconciler', () => {
     expect(snap.status?.failureReason).toBe('NetworkRefused');
     expect(snap.status?.failureMessage).toContain("bufferTier 'datapath' is not available");
     expect(await h.migrations()).toEqual([]);
+    // Secured for the arm that was refused, and released by the abort.
+    expect(h.log.indexOf('ovsdb', 'secure', snap.metadata.uid)).toBeLessThan(h.log.indexOf('ofc', 'arm'));
+    expect(h.failModes.secured()).toEqual([]);
+  });
+
+  it('fails before arming when a bridge cannot be put in secure fail mode, naming the bridge', async () => {
+    h.failModes.removeBridge('br-leaf1');
+    await h.createSnapshot('insecure');
+    const snap = await h.waitForPhase('insecure', ['Succeeded', 'Failed']);
+    expect(snap.status?.failureReason).toBe('FailModeNotSecured');
+    expect(snap.status?.failureMessage).toContain('bridge br-leaf1');
+    expect(snap.status?.failureMessage).toContain('VIOLIN_OVSDB_REMOTES');
+    expect(h.log.count('ofc', 'arm')).toBe(0);
+    expect(await h.migrations()).toEqual([]);
+    expect(h.failModes.secured()).toEqual([]);
+  });
+
+  it('a release OVSDB refuses does not fail a committed snapshot; deleting it releases, and waits until it can', async () => {
+    h.failModes.releaseFailure = 'connect ECONNREFUSED 10.0.0.7:6640';
+    await h.createSnapshot('stuck-secure');
+    const snap = await h.waitForPhase('stuck-secure', ['Succeeded', 'Failed']);
+    expect(snap.status?.phase, JSON.stringify(snap.status)).toBe('Succeeded');
+    expect(await h.eventReasons('stuck-secure')).toContain('BridgesNotReleased');
+    expect(h.failModes.secured()).toEqual(['br-leaf1']);
+
+    await h.api.deleteObject(resourcePath(DISTRIBUTED_SNAPSHOT_RESOURCE, h.ns.name, 'stuck-secure'));
+    // The finalizer holds the object while the release keeps failing.
+    await h.waitFor('a release on deletion', async () =>
+      h.log.count('ovsdb', 'release', snap.metadata.uid) >= 2 ? true : undefined,
+    );
+    expect((await h.getSnapshot('stuck-secure'))?.metadata.finalizers).toContain(
+      SNAPSHOT_PROTECTION_FINALIZER,
+    );
+    h.failModes.releaseFailure = undefined;
+    await h.waitFor('the snapshot to be gone', async () =>
+      (await h.getSnapshot('stuck-secure')) ? undefined : true,
+    );
+    expect(h.failModes.secured()).toEqual([]);
   });
 
   it('lets go of a deleted snapshot that never armed the network', async () => {
@@ -244,6 +292,10 @@ describe('DistributedSnapshot reconciler', () => {
     );
     expect(h.log.count('ofc', 'abort', snapshotId(snap))).toBeGreaterThan(0);
     expect(await h.migrations()).toEqual([]);
+    expect(h.log.indexOf('ovsdb', 'release', snap.metadata.uid)).toBeGreaterThan(
+      h.log.indexOf('ofc', 'abort', snapshotId(snap)),
+    );
+    expect(h.failModes.secured()).toEqual([]);
   });
 
   it('a restarted operator finishes a snapshot whose captures were in flight', async () => {
@@ -336,6 +388,11 @@ async function expectCleanAbort(
   expect(snap.status?.network?.type3Reinjected).toBe(snap.status?.network?.type3Buffered);
   expect(snap.status?.network?.dropped).toBe(0);
   expect(h.log.count('ofc', 'finish', id)).toBe(0);
+  // The bridges go back to their fail mode only after the OFC has released what it held.
+  expect(h.log.indexOf('ovsdb', 'release', snap.metadata.uid)).toBeGreaterThan(
+    h.log.indexOf('ofc', 'abort', id),
+  );
+  expect(h.failModes.secured()).toEqual([]);
   expect(await h.migrations()).toEqual([]);
   expect(h.bundles.bundles.size).toBe(0);
   for (const vm of snap.status?.vms ?? []) {

@@ -1,6 +1,6 @@
 // One test's world: a namespace on the shared real API server, fake Nodes and
 // four Running VMIs played by the KubeVirt stand-in, recording fakes of the
-// OFC/agents/store/OVSDB, and the operator runtime (Manager) running our
+// OFC/agents/store/OVSDB (ports and fail modes), and the operator runtime (Manager) running our
 // controllers. `startOperator` can be called again after `stopOperator` to
 // play a restarted operator against the same world.
 import { Watch, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
@@ -27,7 +27,14 @@ import {
 import type { ResourceKind } from '../../../src/operator/types.js';
 import { createTestNamespace, testKubeConfig, type TestNamespace } from '../../support/kube.js';
 import { KubeVirtStandin } from '../../support/kubevirt-standin.js';
-import { CallLog, FixedNetwork, MemoryBundles, RecordingAgents, RecordingOfc } from './recording-fakes.js';
+import {
+  CallLog,
+  FixedNetwork,
+  MemoryBundles,
+  RecordingAgents,
+  RecordingFailModes,
+  RecordingOfc,
+} from './recording-fakes.js';
 
 export const VM_NAMES = ['bank-0', 'bank-1', 'bank-2', 'bank-3'];
 /** Never written to: the in-memory store keeps bundles by this location. */
@@ -46,6 +53,7 @@ export class Harness {
   readonly agents: RecordingAgents;
   readonly bundles = new MemoryBundles(this.log);
   readonly network = new FixedNetwork('br-leaf1');
+  readonly failModes = new RecordingFailModes(this.log, ['br-leaf1']);
   readonly api: KubeApi;
   readonly standin: KubeVirtStandin;
   readonly workers: string[];
@@ -104,6 +112,7 @@ export class Harness {
       ofc: this.ofc,
       agents: this.agents,
       network: this.network,
+      failModes: this.failModes,
       bundles: this.bundles,
       namespace: this.ns.name,
       pollMs: 50,

@@ -1,5 +1,5 @@
 // Recording fakes of the parts the transaction controller calls: the OFC, the
-// snapshot-host agents, the bundle store and OVSDB. They keep one ordered call
+// snapshot-host agents, the bundle store and OVSDB (ports and fail modes). They keep one ordered call
 // log, so tests check the protocol's order (arm before any capture, each
 // advance after its VM's capture), and they can be scripted to fail.
 import { AgentError } from '../../../src/agent/errors.js';
@@ -28,13 +28,15 @@ import type {
   SnapshotNetworkStatus,
 } from '../../../src/ofc/control/types.js';
 import { vmMac } from '../../../src/reconcilers/distributed-snapshot/reconciler.js';
-import type {
-  BundleCommit,
-  BundleReader,
-  BundleWriter,
-  NetworkMapper,
-  OpenedBundle,
-  VmAttachment,
+import {
+  BridgeNotFoundError,
+  type BridgeFailModes,
+  type BundleCommit,
+  type BundleReader,
+  type BundleWriter,
+  type NetworkMapper,
+  type OpenedBundle,
+  type VmAttachment,
 } from '../../../src/reconcilers/ports.js';
 import { OfcError } from '../../../src/ofc/control/errors.js';
 import { BundleIntegrityError } from '../../../src/store/errors.js';
@@ -42,7 +44,7 @@ import { openBundleWriter } from '../../../src/store/index.js';
 import { sealManifest, type BundleManifest } from '../../../src/store/manifest.js';
 
 export interface Call {
-  component: 'ofc' | 'agent' | 'store';
+  component: 'ofc' | 'agent' | 'store' | 'ovsdb';
   op: string;
   /** The VM (namespace/name) or snapshot the call is about. */
   subject: string;
@@ -393,5 +395,59 @@ export class FixedNetwork implements NetworkMapper {
       found.set(key, { bridge: this.bridge, ofport: this.ports.get(key) ?? 0, mac });
     }
     return found;
+  }
+}
+
+/**
+ * Bridge fail modes as OVSDB keeps them for the operator: the holders of each
+ * bridge, and what a release gives back. `secure`/`release` calls are logged
+ * with the holder (the snapshot's UID) as subject.
+ */
+export class RecordingFailModes implements BridgeFailModes {
+  /** Holders of each bridge; a bridge is secure while it has any. */
+  readonly holders = new Map<string, Set<string>>();
+  /** The bridges of each `secure` call, in order. */
+  readonly securedBridges: string[][] = [];
+
+  constructor(
+    private readonly log: CallLog,
+    /** The bridges OVSDB has; securing any other is refused as the real one refuses it. */
+    private known: string[],
+  ) {}
+
+  /** The bridge disappears from OVSDB (while the OFC may still list it). */
+  removeBridge(bridge: string): void {
+    this.known = this.known.filter((b) => b !== bridge);
+  }
+
+  /** Every release fails with this message (an OVSDB server that cannot be reached). */
+  releaseFailure: string | undefined;
+
+  async secure(holder: string, bridges: string[]): Promise<void> {
+    this.log.record({ component: 'ovsdb', op: 'secure', subject: holder });
+    this.securedBridges.push(bridges);
+    const missing = bridges.find((bridge) => !this.known.includes(bridge));
+    if (missing !== undefined) throw new BridgeNotFoundError(missing);
+    for (const bridge of bridges) {
+      const set = this.holders.get(bridge) ?? new Set<string>();
+      set.add(holder);
+      this.holders.set(bridge, set);
+    }
+  }
+
+  async release(holder: string): Promise<string[]> {
+    this.log.record({ component: 'ovsdb', op: 'release', subject: holder });
+    if (this.releaseFailure) throw new Error(this.releaseFailure);
+    const released: string[] = [];
+    for (const [bridge, set] of this.holders) {
+      if (set.delete(holder)) released.push(bridge);
+      if (set.size === 0) this.holders.delete(bridge);
+    }
+    return released.sort();
+  }
+
+  /** Bridges some snapshot still holds secure. */
+  secured(): string[] {
+    return [...this.holders.keys()].sort();
   }
 }
