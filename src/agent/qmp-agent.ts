@@ -17,12 +17,19 @@
 // the agent resumes it itself and the capture is from then on refused as
 // inconsistent.
 //
+// QEMU outlives the agent, and so does a stopped guest. Every capture that can
+// leave its guest stopped is recorded in the VM's folder first
+// (capture-record.ts), and a restarted agent recovers from those records before
+// it serves (recoverCaptures): it resumes what nobody will resume, re-arms the
+// deadlines of pauses still within them, and discards captures that never
+// reached T_i.
+//
 // Load starts the VM's QEMU again from its vm.json with `-incoming defer -S`,
 // feeds it the image (checked against its digest first) and leaves it paused;
 // resume is `cont`, so a restore can start every VM at the same moment.
 import { createConnection, createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
-import { rm } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { basename, dirname } from 'node:path';
@@ -36,6 +43,8 @@ import { QmpClient, QmpCommandError } from './qmp/client.js';
 import type { QmpEvent } from './qmp/client.js';
 import { startQemu, stopQemu } from './qemu/launch.js';
 import { checkVmRef, VmDir, VmRefError } from './vm-dir.js';
+import type { CaptureRecord, PauseEnd } from './capture-record.js';
+import { readCaptureRecord, removeCaptureRecord, writeCaptureRecord } from './capture-record.js';
 
 export interface QmpAgentOptions {
   /** The node's state dir (see vm-dir.ts). */
@@ -64,16 +73,20 @@ export interface QmpAgentOptions {
 
 export type LiveCaptureMethod = 'background-snapshot' | 'precopy';
 
-/** Who ended the pause of a `resume: OnRequest` capture. */
-type PauseEnd = 'operator' | 'deadline' | 'discard' | 'shutdown';
+interface PauseOutcome {
+  by: PauseEnd;
+  resumedAt: string;
+  downtimeMs: number;
+}
 
 interface PausedCapture {
   vm: VmRef;
-  /** QEMU's STOP: the downtime runs from here. */
-  stoppedAtMs: number;
-  deadline: NodeJS.Timeout;
+  /** Its record on disk, phase held (or later, for a pause a restarted agent found ended). */
+  record: CaptureRecord & { held: NonNullable<CaptureRecord['held']> };
+  deadline?: NodeJS.Timeout;
   /** Set by whichever ends the pause first; every later caller sees the same outcome. */
-  ended?: Promise<{ by: PauseEnd; resumedAt: string; downtimeMs: number }>;
+  ended?: Promise<PauseOutcome>;
+  /** Set once `ended` has settled, its record written. */
   endedAtMs?: number;
 }
 
@@ -123,12 +136,15 @@ export class QmpSnapshotAgent implements SnapshotAgent {
     }
     const dir = this.vmDir(req.vm);
     return this.exclusive(dir, async () => {
-      await this.requireRunningQemu(dir);
+      const qemuPid = await this.requireRunningQemu(dir);
+      // An earlier pause of this VM still ending writes its record last: let it, before ours.
+      await this.pauseEndingOf(dir.vm);
       const qmp = await QmpClient.connect(dir.qmpSocket);
       const events: QmpEvent[] = [];
       qmp.onEvent((event) => events.push(event));
       let receiver: Server | undefined;
       let migrating = false;
+      let recorded = false;
       try {
         const { status } = await qmp.execute<{ status: string }>('query-status');
         if (status !== 'running') {
@@ -173,6 +189,17 @@ export class QmpSnapshotAgent implements SnapshotAgent {
           FINAL_MIGRATION_STATES.has(String(e.data.status)),
         );
         const startedAt = new Date();
+        const record: CaptureRecord = {
+          phase: 'copying',
+          snapshotId: req.snapshotId,
+          storageLocation: req.storageLocation,
+          qemuPid,
+          startedAt: startedAt.toISOString(),
+        };
+        // From here on the guest may stop (ours, or QEMU's at the end of a precopy) and only we would
+        // resume it: a restarted agent must find out.
+        await writeCaptureRecord(dir.captureRecord, record);
+        recorded = true;
         migrating = true;
         if (method === 'stop-and-copy') await qmp.execute('stop');
         await qmp.execute('migrate', { uri: `unix:${dir.migrateSocket}` });
@@ -198,10 +225,23 @@ export class QmpSnapshotAgent implements SnapshotAgent {
         if (req.resume === 'OnRequest') {
           const image = await stored;
           const stoppedAtMs = stopEvent?.timestampMs ?? final.timestampMs;
-          this.holdPaused(pauseKey(req.snapshotId, dir.vm), dir.vm, stoppedAtMs);
+          const completedAt = new Date(final.timestampMs).toISOString();
+          const held = {
+            ...record,
+            phase: 'held' as const,
+            held: {
+              stoppedAtMs,
+              completedAt,
+              deadlineAt: new Date(Date.now() + this.pauseDeadlineMs).toISOString(),
+              deadlineMs: this.pauseDeadlineMs,
+            },
+          };
+          // Before the answer: a capture the operator was told about is one a restarted agent knows.
+          await writeCaptureRecord(dir.captureRecord, held);
+          this.holdPaused(pauseKey(req.snapshotId, dir.vm), dir.vm, held);
           return {
             startedAt: startedAt.toISOString(),
-            completedAt: new Date(final.timestampMs).toISOString(),
+            completedAt,
             downtimeMs: roundMs(Date.now() - stoppedAtMs),
             imageBytes: image.bytes,
             digest: image.digest,
@@ -222,6 +262,7 @@ export class QmpSnapshotAgent implements SnapshotAgent {
         }
         const image = await stored;
         const info = await qmp.execute<MigrationInfo>('query-migrate');
+        await removeCaptureRecord(dir.captureRecord);
         const downtimeMs = stopEvent
           ? resumedEvent.timestampMs - stopEvent.timestampMs
           : // No STOP seen (should not happen): QEMU's own figure, which ends before our cont.
@@ -235,8 +276,10 @@ export class QmpSnapshotAgent implements SnapshotAgent {
           image: image.path,
         };
       } catch (error) {
-        if (migrating) await this.keepRunning(qmp);
+        const running = migrating ? await this.keepRunning(qmp) : true;
         await this.images.discardImage(req.storageLocation, req.snapshotId, dir.vm).catch(() => undefined);
+        // Kept while the guest may still be stopped: a restarted agent then resumes it.
+        if (recorded && running) await removeCaptureRecord(dir.captureRecord).catch(() => undefined);
         throw toAgentError(error);
       } finally {
         receiver?.close();
@@ -258,6 +301,10 @@ export class QmpSnapshotAgent implements SnapshotAgent {
       this.paused.delete(key);
     }
     try {
+      const dir = this.vmDir(checked);
+      const record = await readCaptureRecord(dir.captureRecord).catch(() => undefined);
+      if (record?.snapshotId === snapshotId && record.phase !== 'copying')
+        await removeCaptureRecord(dir.captureRecord);
       await this.images.discardImage(storageLocation, snapshotId, checked);
     } catch (error) {
       throw toAgentError(error);
@@ -365,7 +412,7 @@ export class QmpSnapshotAgent implements SnapshotAgent {
       throw new AgentError(
         'NotFound',
         `no capture of ${ref(checked)} in snapshot ${snapshotId} waits to be resumed on this node ` +
-          `(it was not captured here with resume: OnRequest, or the agent restarted since)`,
+          `(it was not captured here with resume: OnRequest, or its QEMU is gone)`,
       );
     }
     let outcome;
@@ -377,7 +424,7 @@ export class QmpSnapshotAgent implements SnapshotAgent {
     if (outcome.by === 'operator') return { resumedAt: outcome.resumedAt, downtimeMs: outcome.downtimeMs };
     const why =
       outcome.by === 'deadline'
-        ? `was resumed by the agent after ${this.pauseDeadlineMs / 1000} s without the operator`
+        ? `was resumed by the agent after ${paused.record.held.deadlineMs / 1000} s without the operator`
         : outcome.by === 'discard'
           ? 'was resumed when its capture was discarded'
           : 'was resumed when the agent stopped';
@@ -395,7 +442,139 @@ export class QmpSnapshotAgent implements SnapshotAgent {
     );
   }
 
-  private holdPaused(key: string, vm: VmRef, stoppedAtMs: number): void {
+  /**
+   * Takes over what an agent that died left in the node's VM folders (their
+   * capture records): call it once, before serving. Never throws; says what it
+   * did, one line per VM, through `log`. Afterwards every VM with a record runs,
+   * except those held within their pause deadline, which wait for
+   * resumeCaptured as they did before, and those it could not reach, whose
+   * record stays for the next start.
+   */
+  async recoverCaptures(): Promise<void> {
+    let namespaces: string[];
+    try {
+      namespaces = await readdir(`${this.options.stateDir}/vms`);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT')
+        this.log(`agent: recovery cannot read ${this.options.stateDir}/vms: ${String(error)}`);
+      return;
+    }
+    const dirs: VmDir[] = [];
+    for (const namespace of namespaces) {
+      const names = await readdir(`${this.options.stateDir}/vms/${namespace}`).catch(() => []);
+      for (const name of names) {
+        try {
+          dirs.push(this.vmDir({ namespace, name }));
+        } catch {
+          // Not a VM folder (its name is no VM reference): nothing of ours.
+        }
+      }
+    }
+    // Each VM on its own: one QEMU that does not answer must not keep the others stopped.
+    await Promise.all(
+      dirs.map((dir) =>
+        this.recoverCapture(dir).catch((error: unknown) =>
+          this.log(
+            `agent: recovery of ${ref(dir.vm)} failed, its record stays for the next start: ${String(error)}`,
+          ),
+        ),
+      ),
+    );
+  }
+
+  private async recoverCapture(dir: VmDir): Promise<void> {
+    let record: CaptureRecord | undefined;
+    try {
+      record = await readCaptureRecord(dir.captureRecord);
+    } catch (error) {
+      // Records are replaced by rename, so this is not one of ours torn by a crash.
+      this.log(`agent: recovery of ${ref(dir.vm)}: removing ${String(error)}`);
+      await removeCaptureRecord(dir.captureRecord);
+      return;
+    }
+    if (!record) {
+      await removeCaptureRecord(dir.captureRecord); // a temp file from a write cut short
+      return;
+    }
+    const key = pauseKey(record.snapshotId, dir.vm);
+    if ((await dir.runningPid()) !== record.qemuPid) {
+      this.log(`agent: recovery: the QEMU of ${ref(dir.vm)} that ${key} captured is gone; record removed`);
+      await removeCaptureRecord(dir.captureRecord);
+      return;
+    }
+    if (record.phase === 'copying') return this.recoverUnfinishedCapture(dir, record);
+    const paused = { vm: dir.vm, record: record as PausedCapture['record'] };
+    if (record.phase === 'ended') {
+      const endedAtMs = Date.parse(record.end?.resumedAt ?? '');
+      if (!(Date.now() - endedAtMs < ENDED_PAUSE_MEMORY_MS)) {
+        await removeCaptureRecord(dir.captureRecord);
+        return;
+      }
+      this.paused.set(key, { ...paused, ended: Promise.resolve(outcomeOf(record)), endedAtMs });
+      return;
+    }
+    if (record.phase === 'resuming') {
+      // It died between deciding to resume and recording that it had: finish what it decided.
+      this.paused.set(key, paused);
+      await this.endPause(paused, record.end!.by);
+      this.log(
+        `agent: recovery: resumed ${ref(dir.vm)}, whose pause (${key}) was ending by ${record.end!.by}`,
+      );
+      return;
+    }
+    const remainingMs = Date.parse(record.held!.deadlineAt) - Date.now();
+    if (remainingMs > 0) {
+      this.holdPaused(key, dir.vm, paused.record, remainingMs);
+      this.log(
+        `agent: recovery: ${ref(dir.vm)} stays paused for ${key}, resumed by resumeCaptured or in ${Math.round(remainingMs)} ms`,
+      );
+      return;
+    }
+    this.paused.set(key, paused);
+    await this.endPause(paused, 'deadline');
+    this.log(
+      `agent: resumed ${ref(dir.vm)}: its pause deadline (${record.held!.deadlineMs} ms) passed while no agent ran; ` +
+        `its capture (${key}) is no longer consistent`,
+    );
+  }
+
+  /**
+   * A capture the agent died in before T_i: no answer was given, so nobody
+   * relies on it. Stop its migration, let the guest run, and remove the image
+   * if the store had finished it (a partial one is never under the image's
+   * name; the store removes it when the bundle is committed or aborted).
+   */
+  private async recoverUnfinishedCapture(dir: VmDir, record: CaptureRecord): Promise<void> {
+    const key = pauseKey(record.snapshotId, dir.vm);
+    const qmp = await QmpClient.connect(dir.qmpSocket);
+    let status: string;
+    try {
+      await cancelMigration(qmp);
+      status = (await qmp.execute<{ status: string }>('query-status')).status;
+      if (GUEST_STOPPED_BY_CAPTURE.has(status)) await contAfterMigration(qmp);
+    } finally {
+      qmp.close();
+    }
+    await this.images
+      .discardImage(record.storageLocation, record.snapshotId, dir.vm)
+      .catch((error: unknown) =>
+        this.log(`agent: recovery: could not discard the image of ${key}: ${String(error)}`),
+      );
+    await rm(dir.migrateSocket, { force: true });
+    await removeCaptureRecord(dir.captureRecord);
+    this.log(
+      `agent: recovery: the capture ${key} was cut short before T_i (guest ${status}` +
+        `${GUEST_STOPPED_BY_CAPTURE.has(status) ? ', resumed' : ''}); it is not a capture`,
+    );
+  }
+
+  /** Holds a VM paused at T_i for resumeCaptured, for at most `remainingMs`. */
+  private holdPaused(
+    key: string,
+    vm: VmRef,
+    record: PausedCapture['record'],
+    remainingMs = record.held.deadlineMs,
+  ): void {
     const now = Date.now();
     for (const [other, paused] of this.paused) {
       if (paused.endedAtMs !== undefined && now - paused.endedAtMs > ENDED_PAUSE_MEMORY_MS)
@@ -403,39 +582,62 @@ export class QmpSnapshotAgent implements SnapshotAgent {
     }
     const paused: PausedCapture = {
       vm,
-      stoppedAtMs,
+      record,
       deadline: setTimeout(() => {
         this.endPause(paused, 'deadline').then(
           () =>
             this.log(
-              `agent: resumed ${ref(vm)} after ${this.pauseDeadlineMs} ms paused without resumeCaptured; ` +
+              `agent: resumed ${ref(vm)} after ${record.held.deadlineMs} ms paused without resumeCaptured; ` +
                 `its capture (${key}) is no longer consistent`,
             ),
           (error: unknown) =>
             this.log(`agent: could not resume ${ref(vm)} at its pause deadline: ${String(error)}`),
         );
-      }, this.pauseDeadlineMs),
+      }, remainingMs),
     };
     this.paused.set(key, paused);
   }
 
-  /** Ends a pause once: the first caller resumes the VM, every caller gets that outcome. */
-  private endPause(
-    paused: PausedCapture,
-    by: PauseEnd,
-  ): Promise<{ by: PauseEnd; resumedAt: string; downtimeMs: number }> {
+  /**
+   * Ends a pause once: the first caller resumes the VM, every caller gets that
+   * outcome. Who ends it is on disk before the `cont`, and the outcome after
+   * it, so an agent that dies in between is followed by one that finishes the
+   * same decision and gives the same answer.
+   */
+  private endPause(paused: PausedCapture, by: PauseEnd): Promise<PauseOutcome> {
     if (!paused.ended) {
       clearTimeout(paused.deadline);
-      paused.ended = this.contPaused(paused).then((resumedAtMs) => {
-        paused.endedAtMs = Date.now();
-        return {
-          by,
-          resumedAt: new Date(resumedAtMs).toISOString(),
-          downtimeMs: roundMs(resumedAtMs - paused.stoppedAtMs),
-        };
-      });
+      const dir = this.vmDir(paused.vm);
+      paused.ended = (async () => {
+        // A record that cannot be written must not keep the guest stopped: say so and resume anyway.
+        const persist = (record: CaptureRecord) =>
+          writeCaptureRecord(dir.captureRecord, record).catch((error: unknown) =>
+            this.log(`agent: could not record the end of ${ref(paused.vm)}'s pause: ${String(error)}`),
+          );
+        await persist({ ...paused.record, phase: 'resuming', end: { by } });
+        try {
+          const resumedAtMs = await this.contPaused(paused);
+          const outcome = {
+            by,
+            resumedAt: new Date(resumedAtMs).toISOString(),
+            downtimeMs: roundMs(resumedAtMs - paused.record.held.stoppedAtMs),
+          };
+          await persist({ ...paused.record, phase: 'ended', end: outcome });
+          return outcome;
+        } finally {
+          paused.endedAtMs = Date.now();
+        }
+      })();
     }
     return paused.ended;
+  }
+
+  /** Whatever pause of this VM is being ended, once it has (its record written). */
+  private async pauseEndingOf(vm: VmRef): Promise<void> {
+    for (const paused of this.paused.values()) {
+      if (paused.ended && paused.endedAtMs === undefined && ref(paused.vm) === ref(vm))
+        await paused.ended.catch(() => undefined);
+    }
   }
 
   /** `cont` a VM a capture left paused; resolves with QEMU's RESUME time. */
@@ -468,13 +670,16 @@ export class QmpSnapshotAgent implements SnapshotAgent {
     return new VmDir(this.options.stateDir, this.checkRef(vm));
   }
 
-  private async requireRunningQemu(dir: VmDir): Promise<void> {
-    if ((await dir.runningPid()) === undefined) {
+  /** The PID of the VM's QEMU; NotFound when it does not run. */
+  private async requireRunningQemu(dir: VmDir): Promise<number> {
+    const pid = await dir.runningPid();
+    if (pid === undefined) {
       throw new AgentError(
         'NotFound',
         `VM ${ref(dir.vm)} has no running QEMU on this node (no live PID in ${dir.pidFile})`,
       );
     }
+    return pid;
   }
 
   /** One operation per VM at a time: two migrations of one QEMU cannot both succeed. */
@@ -502,21 +707,38 @@ export class QmpSnapshotAgent implements SnapshotAgent {
     return { server, connection };
   }
 
-  /** After a failed capture: no migration left running, and the guest running as before. */
-  private async keepRunning(qmp: QmpClient): Promise<void> {
+  /** After a failed capture: no migration left running, and the guest running as before. False when unsure. */
+  private async keepRunning(qmp: QmpClient): Promise<boolean> {
     try {
-      await qmp.execute('migrate_cancel');
+      await cancelMigration(qmp);
       const { status } = await qmp.execute<{ status: string }>('query-status');
-      if (status === 'postmigrate' || status === 'finish-migrate' || status === 'paused') {
-        await contAfterMigration(qmp);
-      }
+      if (GUEST_STOPPED_BY_CAPTURE.has(status)) await contAfterMigration(qmp);
+      return true;
     } catch {
-      // The connection is gone; QEMU resumes a guest itself when a migration fails.
+      // The connection is gone. QEMU resumes a guest it stopped itself when a migration fails, but
+      // not one we stopped: the capture record stays, for a restarted agent to resume it.
+      return false;
     }
   }
 }
 
 type CaptureMethod = LiveCaptureMethod | 'stop-and-copy';
+
+/** Run states a capture leaves its guest in: stopped by us, by the migration, or at its end. */
+const GUEST_STOPPED_BY_CAPTURE = new Set(['paused', 'finish-migrate', 'postmigrate']);
+
+/** Cancels the QEMU's migration, if one runs, and waits until it is over. */
+async function cancelMigration(qmp: QmpClient): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (let cancelled = false; ;) {
+    const { status } = await qmp.execute<MigrationInfo>('query-migrate');
+    if (status === undefined || status === 'none' || FINAL_MIGRATION_STATES.has(status)) return;
+    if (Date.now() > deadline) throw new Error(`its migration is still ${status} 10 s after migrate_cancel`);
+    if (!cancelled) await qmp.execute('migrate_cancel');
+    cancelled = true;
+    await sleep(20);
+  }
+}
 
 /**
  * How a capture copies the guest. A guest held paused at T_i is stopped before
@@ -546,6 +768,14 @@ async function contAfterMigration(qmp: QmpClient): Promise<void> {
       await sleep(1);
     }
   }
+}
+
+function outcomeOf(record: CaptureRecord): PauseOutcome {
+  return {
+    by: record.end!.by,
+    resumedAt: record.end!.resumedAt ?? '',
+    downtimeMs: record.end!.downtimeMs ?? 0,
+  };
 }
 
 function pauseKey(snapshotId: string, vm: VmRef): string {

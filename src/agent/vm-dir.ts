@@ -8,6 +8,7 @@
 //     serial.log    the guest's console
 //     qemu.log      QEMU's own stderr
 //     migrate.sock  transient: the migration stream of a capture or load
+//     capture.json  the agent's capture in flight or held pause (capture-record.ts)
 //
 // QEMU serves one QMP client at a time, so nobody keeps qmp.sock connected:
 // connect, do the job, disconnect.
@@ -42,6 +43,7 @@ export class VmDir implements QemuFiles {
   readonly stderrLog: string;
   readonly migrateSocket: string;
   readonly specFile: string;
+  readonly captureRecord: string;
 
   constructor(
     stateDir: string,
@@ -55,6 +57,7 @@ export class VmDir implements QemuFiles {
     this.stderrLog = join(this.dir, 'qemu.log');
     this.migrateSocket = join(this.dir, 'migrate.sock');
     this.specFile = join(this.dir, 'vm.json');
+    this.captureRecord = join(this.dir, 'capture.json');
   }
 
   /** Writes vm.json (atomically: an agent reading it never sees half a spec). */
@@ -93,8 +96,9 @@ export class VmDir implements QemuFiles {
     return Number.isInteger(pid) && pid > 0 && isAlive(pid) ? pid : undefined;
   }
 
-  /** Removes what a stopped QEMU left behind, keeping vm.json and the logs. */
+  /** Removes what a stopped QEMU left behind (a capture record is about that QEMU), keeping vm.json and the logs. */
   async clearRuntime(): Promise<void> {
-    for (const file of [this.qmpSocket, this.pidFile, this.migrateSocket]) await rm(file, { force: true });
+    for (const file of [this.qmpSocket, this.pidFile, this.migrateSocket, this.captureRecord])
+      await rm(file, { force: true });
   }
 }

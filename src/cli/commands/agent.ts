@@ -1,6 +1,8 @@
 // `violin agent`: the snapshot-host agent of one node (a DaemonSet pod in a
 // cluster, one process per lab node). It serves the agent API (src/agent/server.ts)
 // for the VMs registered in --state-dir (src/agent/vm-dir.ts, docs/lab.md).
+// Before it serves, it takes over what an earlier agent on the same state dir
+// left when it died: guests a capture stopped, pauses still held.
 import { mkdir } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 
@@ -21,6 +23,8 @@ const USAGE = `usage: violin agent --node NAME --state-dir DIR [options]
                        precopy (default) or background-snapshot
   --pause-deadline MS  how long a 'resume: OnRequest' capture may keep its VM paused
                        before the agent resumes it itself (default 10000)
+  --max-bandwidth MIB  cap on a capture's copy rate in MiB/s (default 8192): spares a
+                       snapshot host's disk, at the price of longer captures
   --log-level LEVEL    pino level (env LOG_LEVEL; default info)
 `;
 
@@ -33,12 +37,12 @@ function parseListen(value: string): { host: string; port: number } {
   return { host: match[1].replace(/^\[|\]$/g, ''), port };
 }
 
-function parseMilliseconds(flag: string, value: string | undefined): number | undefined {
+function parsePositiveInteger(flag: string, unit: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
-  const ms = Number(value);
-  if (!Number.isInteger(ms) || ms <= 0)
-    throw new Error(`${flag}: expected a positive number of milliseconds, got '${value}'`);
-  return ms;
+  const number = Number(value);
+  if (!Number.isInteger(number) || number <= 0)
+    throw new Error(`${flag}: expected a positive number of ${unit}, got '${value}'`);
+  return number;
 }
 
 export const command: Command = {
@@ -48,6 +52,7 @@ export const command: Command = {
     let listen;
     let downtimeLimitMs: number | undefined;
     let pauseDeadlineMs: number | undefined;
+    let maxBandwidthMiB: number | undefined;
     let liveMethod: LiveCaptureMethod | undefined;
     try {
       ({ values } = parseArgs({
@@ -58,6 +63,7 @@ export const command: Command = {
           listen: { type: 'string' },
           'downtime-limit': { type: 'string' },
           'pause-deadline': { type: 'string' },
+          'max-bandwidth': { type: 'string' },
           'live-method': { type: 'string' },
           'log-level': { type: 'string' },
           help: { type: 'boolean', short: 'h' },
@@ -71,8 +77,9 @@ export const command: Command = {
       if (!values.node) throw new Error('--node is required');
       if (!values['state-dir']) throw new Error('--state-dir is required');
       listen = parseListen(values.listen ?? '127.0.0.1:7443');
-      downtimeLimitMs = parseMilliseconds('--downtime-limit', values['downtime-limit']);
-      pauseDeadlineMs = parseMilliseconds('--pause-deadline', values['pause-deadline']);
+      downtimeLimitMs = parsePositiveInteger('--downtime-limit', 'milliseconds', values['downtime-limit']);
+      pauseDeadlineMs = parsePositiveInteger('--pause-deadline', 'milliseconds', values['pause-deadline']);
+      maxBandwidthMiB = parsePositiveInteger('--max-bandwidth', 'MiB/s', values['max-bandwidth']);
       const method = values['live-method'];
       if (method !== undefined && method !== 'precopy' && method !== 'background-snapshot')
         throw new Error(`--live-method: expected precopy or background-snapshot, got '${method}'`);
@@ -95,9 +102,12 @@ export const command: Command = {
         stateDir,
         downtimeLimitMs,
         pauseDeadlineMs,
+        maxBandwidthBytesPerSecond: maxBandwidthMiB === undefined ? undefined : maxBandwidthMiB * 1024 ** 2,
         liveMethod,
         log: (line) => logger.warn(line),
       });
+      // Before serving: a resumeCaptured must find the pauses an earlier agent held.
+      await agent.recoverCaptures();
       server = await startAgentServer(agent, {
         node: values.node,
         ...listen,

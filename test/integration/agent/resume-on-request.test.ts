@@ -4,90 +4,45 @@
 // reports the whole STOP→RESUME downtime, and the pause deadline resumes a VM
 // whose operator never came back, after which its capture is refused as
 // inconsistent. `Immediately` (the default) still resumes at T_i.
-import type { ChildProcess } from 'node:child_process';
-import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BankEndpoint, BankStatus } from '../../../lab/guest/checker.js';
 import { readStatus } from '../../../lab/guest/checker.js';
-import { AgentClient } from '../../../src/agent/client.js';
-import { QmpClient } from '../../../src/agent/qmp/client.js';
+import type { AgentClient } from '../../../src/agent/client.js';
 import type { VmRef } from '../../../src/agent/types.js';
-import { VmDir } from '../../../src/agent/vm-dir.js';
 import type { BankLab } from '../lab-vm/bank-lab.js';
 import { startBankLab } from '../lab-vm/bank-lab.js';
+import type { AgentProcess } from './agent-process.js';
+import { runState as vmRunState, startAgentProcess, waitUntil } from './agent-process.js';
 
 const VM_A: VmRef = { namespace: 'default', name: 'vm-a' };
 /** Long enough to watch a paused guest on a loaded machine, short enough for the test to wait it out. */
 const PAUSE_DEADLINE_MS = 8000;
 
-async function waitUntil(what: string, condition: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await sleep(200);
-  }
-}
-
 /** What b has applied of a's TCP transfers: it grows only while a runs. */
 const appliedFromA = (b: BankStatus): number =>
   b.channels.find((c) => c.peer === 'a' && c.transport === 'tcp')!.appliedUpTo;
 
-async function startAgent(
-  stateDir: string,
-): Promise<{ child: ChildProcess; url: string; log: () => string }> {
-  const child = spawn(
-    process.execPath,
-    [
-      ...['bin/violin.mjs', 'agent', '--node', 'lab-node-1', '--listen', '127.0.0.1:0'],
-      ...['--state-dir', stateDir, '--pause-deadline', String(PAUSE_DEADLINE_MS)],
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let output = '';
-  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    const url = /"url":"(http:\/\/[^"]+)"/.exec(output)?.[1];
-    if (url) return { child, url, log: () => output };
-    if (child.exitCode !== null || Date.now() > deadline)
-      throw new Error(`violin agent did not start: ${output}`);
-    await sleep(100);
-  }
-}
-
 describe('agent: capture with resume OnRequest on real QEMU', () => {
   let lab: BankLab;
-  let agent: { child: ChildProcess; url: string; log: () => string };
+  let agent: AgentProcess;
   let client: AgentClient;
   let storageLocation: string;
   let b: BankEndpoint;
 
   /** QEMU's own run state of vm-a, asked over its QMP socket. */
-  async function runState(): Promise<string> {
-    const qmp = await QmpClient.connect(new VmDir(lab.stateDir, VM_A).qmpSocket);
-    try {
-      return (await qmp.execute<{ status: string }>('query-status')).status;
-    } finally {
-      qmp.close();
-    }
-  }
+  const runState = () => vmRunState(lab.stateDir, VM_A);
 
   beforeAll(async () => {
     lab = await startBankLab('h14rq', '10.74.0');
     b = lab.endpoints[1]!;
     storageLocation = `file://${lab.stateDir}/bundles`;
-    agent = await startAgent(lab.stateDir);
-    client = new AgentClient(agent.url);
+    agent = await startAgentProcess(lab.stateDir, ['--pause-deadline', String(PAUSE_DEADLINE_MS)]);
+    client = agent.client;
     await waitUntil('the banks trade', async () => appliedFromA(await readStatus(b, 30_000)) > 20);
   });
   afterAll(async () => {
-    if (agent?.child.exitCode === null) {
-      const exited = new Promise((resolve) => agent.child.once('exit', resolve));
-      agent.child.kill('SIGTERM');
-      await exited;
-    }
+    await agent?.stop('SIGTERM');
     await lab?.stop();
   });
 
