@@ -97,7 +97,7 @@ export class NodeAgentDirectory implements AgentDirectory {
  * on whichever servers have it (ovs-cni's bridges have the same name on every
  * node, so securing one secures it on each of them).
  */
-class OvsdbServers implements AttachmentSource, BridgeFailModes {
+export class OvsdbServers implements AttachmentSource, BridgeFailModes {
   constructor(private readonly remotes: string[]) {}
 
   async findVmAttachments(): Promise<VmAttachment[]> {
