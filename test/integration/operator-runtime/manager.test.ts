@@ -193,24 +193,12 @@ describe('Manager against the real API server', () => {
     const manager = new Manager({ kubeConfig, log, metricsBindAddress: '0', healthProbeBindAddress: '0' });
     const target = await configMaps.create('evented');
     const recorder = manager.eventRecorder('violin-test');
-    recorder.event(
-      { ...target, apiVersion: 'v1', kind: 'ConfigMap' },
-      'Normal',
-      'Armed',
-      'network armed on 2 bridges',
-    );
-    recorder.event(
-      { ...target, apiVersion: 'v1', kind: 'ConfigMap' },
-      'Normal',
-      'Armed',
-      'network armed on 2 bridges',
-    );
-    recorder.event(
-      { ...target, apiVersion: 'v1', kind: 'ConfigMap' },
-      'Warning',
-      'CaptureFailed',
-      'agent: disk full',
-    );
+    const evented = { ...target, apiVersion: 'v1', kind: 'ConfigMap' };
+    const recordArmed = (r: typeof recorder) =>
+      r.event(evented, 'Normal', 'Armed', 'network armed on 2 bridges');
+    recordArmed(recorder);
+    recordArmed(recorder);
+    recorder.event(evented, 'Warning', 'CaptureFailed', 'agent: disk full');
     await manager.start();
     await manager.stop(); // flushes the recorder
     const core = kubeConfig.makeApiClient(CoreV1Api);
@@ -229,18 +217,8 @@ describe('Manager against the real API server', () => {
     await core.deleteNamespacedEvent({ namespace: namespace.name, name: byReason.Armed!.metadata!.name! });
     const again = new Manager({ kubeConfig, log, metricsBindAddress: '0', healthProbeBindAddress: '0' });
     const recorderAgain = again.eventRecorder('violin-test');
-    recorderAgain.event(
-      { ...target, apiVersion: 'v1', kind: 'ConfigMap' },
-      'Normal',
-      'Armed',
-      'network armed on 2 bridges',
-    );
-    recorder.event(
-      { ...target, apiVersion: 'v1', kind: 'ConfigMap' },
-      'Normal',
-      'Armed',
-      'network armed on 2 bridges',
-    );
+    recordArmed(recorderAgain);
+    recordArmed(recorder);
     await again.start();
     await again.stop();
     await recorder.flush();
