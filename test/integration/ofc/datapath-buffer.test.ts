@@ -229,6 +229,27 @@ describe('datapath buffer tier on real OVS bridges', () => {
     );
   });
 
+  it('holds and replays full-size frames, which the 802.1ad tag takes past a 1500-byte MTU', async () => {
+    // 1472 bytes of UDP payload make a 1514-byte frame, 1518 with the tag: a
+    // tap at MTU 1500 refuses it (every full TCP segment would be lost).
+    await arm();
+    const atB = await receiver(b, 6013);
+    await client.advance(snapshotId, 'ns/a');
+    await a.exec([process.execPath, '-e', BURST_SENDER, b.ip, '6013', 'fs', '20', '1472']);
+    let diverted = 0;
+    await waitUntil('the hold flow and the buffer to agree', async () => {
+      const matched = await holdFlowPackets('br0');
+      const settled = matched > 0 && matched === diverted;
+      diverted = matched;
+      return settled && (await client.status(snapshotId)).counters.type3Buffered === matched;
+    });
+    expect(atB.sequence('fs')).toEqual([]);
+    await client.advance(snapshotId, 'ns/b');
+    await waitUntil('the full-size frames at b', () => atB.sequence('fs').length >= diverted);
+    expect(atB.sequence('fs')).toHaveLength(diverted);
+    expect(atB.sequence('fs')).toEqual([...atB.sequence('fs')].sort((x, y) => x - y));
+  });
+
   it('loses nothing when the receiver advances in the middle of a stream', async () => {
     await arm();
     const atB = await receiver(b, 6041);

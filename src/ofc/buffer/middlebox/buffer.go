@@ -47,8 +47,11 @@ type buffer struct {
 	// ovs-vswitchd reads the port through a socket that drops what it cannot
 	// take in time, so a queue replayed faster than the bridge reads is lost.
 	replayPace time.Duration
-	lastFrame  map[mac]time.Time
-	counters   counters
+	// readerBacklog reports the bytes the bridge has not yet read from the
+	// tap (see backlog.go); nil: do not watch.
+	readerBacklog func() (int, bool)
+	lastFrame     map[mac]time.Time
+	counters      counters
 	// onLimit reports that the limit was reached; called once, without the lock.
 	onLimit func(line string)
 }
@@ -143,6 +146,7 @@ func (b *buffer) replay(dst mac) int {
 	queue := b.queues[dst]
 	delete(b.queues, dst)
 	started := time.Now()
+	sinceLook := 0
 	for i, frame := range queue {
 		// Paced in batches: sleeping per frame would cost more than the frame.
 		if b.replayPace > 0 && i%replayBatch == replayBatch-1 {
@@ -150,6 +154,11 @@ func (b *buffer) replay(dst mac) int {
 				time.Sleep(ahead)
 			}
 		}
+		if b.readerBacklog != nil && sinceLook+len(frame)+perFrameOverhead > replayStepBytes {
+			waitForReader(b.readerBacklog)
+			sinceLook = 0
+		}
+		sinceLook += len(frame) + perFrameOverhead
 		size := int64(len(frame))
 		b.heldBytes -= size
 		b.heldFrames--

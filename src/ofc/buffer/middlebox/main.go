@@ -15,6 +15,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -41,6 +42,11 @@ func main() {
 		pace = time.Second / time.Duration(*replayRate)
 	}
 	buffer := newBuffer(*limit, pace, tap)
+	if iface, err := net.InterfaceByName(*tapName); err == nil {
+		buffer.readerBacklog = func() (int, bool) { return readerBacklog(iface.Index) }
+	} else {
+		fmt.Fprintf(os.Stderr, "violin-middlebox: replaying without watching the bridge's backlog: %v\n", err)
+	}
 	server, err := listenControl(*control, buffer)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "violin-middlebox: %v\n", err)

@@ -11,10 +11,17 @@ const (
 	// txQueueLength is how many frames the kernel queues for us before it
 	// drops: a burst diverted at line rate must wait here while we read.
 	txQueueLength = 10000
-	iffTap        = 0x0002
-	iffNoPi       = 0x1000
-	tunSetIff     = 0x400454ca
-	ifNameSize    = 16
+	// tapMTU leaves room for the 802.1ad tag the hold flow pushes onto
+	// frames of up to 9000-byte (jumbo) MTUs. At the usual 1500, a full-size
+	// frame plus the tag exceeds the tap's MTU, and the kernel refuses to send
+	// it to the tap (a packet socket allows 4 extra bytes only for 802.1Q):
+	// ovs-vswitchd's output to the buffer port would lose every full-size
+	// frame, e.g. every full TCP segment, without a trace in our counters.
+	tapMTU     = 9216
+	iffTap     = 0x0002
+	iffNoPi    = 0x1000
+	tunSetIff  = 0x400454ca
+	ifNameSize = 16
 )
 
 // ifReq is struct ifreq as TUNSETIFF reads it: the name, then the flags.
@@ -41,7 +48,11 @@ func openTap(name string) (*os.File, error) {
 		syscall.Close(fd)
 		return nil, fmt.Errorf("TUNSETIFF %s: %w", name, errno)
 	}
-	if err := setQueueLength(name, txQueueLength); err != nil {
+	if err := setInterfaceInt(name, syscall.SIOCSIFTXQLEN, "txqueuelen", txQueueLength); err != nil {
+		syscall.Close(fd)
+		return nil, err
+	}
+	if err := setInterfaceInt(name, syscall.SIOCSIFMTU, "mtu", tapMTU); err != nil {
 		syscall.Close(fd)
 		return nil, err
 	}
@@ -71,25 +82,26 @@ func setUp(name string) error {
 	return nil
 }
 
-// ifReqQueueLength is struct ifreq with its ifr_qlen member.
-type ifReqQueueLength struct {
-	name   [ifNameSize]byte
-	length int32
-	_      [20]byte
+// ifReqInt is struct ifreq with one int member (ifr_qlen, ifr_mtu).
+type ifReqInt struct {
+	name  [ifNameSize]byte
+	value int32
+	_     [20]byte
 }
 
-// setQueueLength sets the interface's transmit queue length (`ip link set NAME txqueuelen N`).
-func setQueueLength(name string, length int32) error {
+// setInterfaceInt sets one int attribute of the interface, as
+// `ip link set NAME txqueuelen N` (SIOCSIFTXQLEN) or `mtu N` (SIOCSIFMTU) do.
+func setInterfaceInt(name string, request uintptr, what string, value int32) error {
 	sock, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_DGRAM, 0)
 	if err != nil {
-		return fmt.Errorf("socket for SIOCSIFTXQLEN: %w", err)
+		return fmt.Errorf("socket for setting %s: %w", what, err)
 	}
 	defer syscall.Close(sock)
-	var req ifReqQueueLength
+	var req ifReqInt
 	copy(req.name[:], name)
-	req.length = length
-	if _, _, errno := syscall.Syscall(syscall.SYS_IOCTL, uintptr(sock), syscall.SIOCSIFTXQLEN, uintptr(unsafe.Pointer(&req))); errno != 0 {
-		return fmt.Errorf("SIOCSIFTXQLEN %s: %w", name, errno)
+	req.value = value
+	if _, _, errno := syscall.Syscall(syscall.SYS_IOCTL, uintptr(sock), request, uintptr(unsafe.Pointer(&req))); errno != 0 {
+		return fmt.Errorf("setting %s of %s to %d: %w", what, name, value, errno)
 	}
 	return nil
 }
