@@ -27,6 +27,7 @@ export interface BundleBackend {
    * Streams `source` into the bundle's file `path`: durable (fsync) and visible
    * under its name only once complete (written aside, then renamed). Resolves to
    * the number of bytes written. An existing file of that name is replaced.
+   * Chunks may be held until written: a source must not reuse a chunk's memory.
    */
   putStream(bundleId: string, path: string, source: AsyncIterable<Uint8Array>): Promise<number>;
   /**

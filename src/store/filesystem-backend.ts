@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import type { BundleBackend, StoredBundle, StoredFile } from './backend.js';
 import { BundleError } from './errors.js';
 import { checkBundleId, checkRelativePath, MANIFEST_FILE } from './layout.js';
+import { StreamingFileWriter } from './streaming-file-writer.js';
 
 /** A file being written: `.<final name>.partial-<uuid>`. */
 const PARTIAL_FILE = /^\..+\.partial-[0-9a-f-]{36}$/;
@@ -48,7 +49,8 @@ export class FilesystemBackend implements BundleBackend {
   async putStream(bundleId: string, path: string, source: AsyncIterable<Uint8Array>): Promise<number> {
     const target = this.filePath(bundleId, path);
     const { handle, temp } = await this.createTemp(target);
-    let bytes = 0;
+    const file = new StreamingFileWriter(handle);
+    let bytes: number;
     try {
       for await (const chunk of source) {
         if (!(chunk instanceof Uint8Array)) {
@@ -58,12 +60,12 @@ export class FilesystemBackend implements BundleBackend {
             path,
           );
         }
-        await writeFully(handle, chunk);
-        bytes += chunk.byteLength;
+        await file.write(chunk);
       }
-      await handle.sync();
+      bytes = await file.finish();
       await handle.close();
     } catch (err) {
+      await file.abandon();
       await handle.close().catch(() => undefined);
       await rm(temp, { force: true });
       throw err;
