@@ -5,9 +5,9 @@
 // Figure 2) and its figures, and writes them to out/demo-summary.json.
 import { cp, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { CoreV1Api } from '@kubernetes/client-node';
 
+import { parseCommandFlags } from '../flags.js';
 import type { Command } from '../main.js';
 import type { DistributedSnapshot, SnapshotRestore } from '../../api/index.js';
 import { repoRoot } from '../../devenv/repo.js';
@@ -147,26 +147,13 @@ async function keepLogs(lab: LabCluster): Promise<void> {
 export const command: Command = {
   summary: 'the whole system on this machine: 4 VMs, snapshot, crash, restore, check (make demo)',
   async run(argv) {
-    let values;
-    try {
-      ({ values } = parseArgs({
-        args: argv,
-        options: {
-          vms: { type: 'string' },
-          keep: { type: 'boolean' },
-          mode: { type: 'string' },
-          help: { type: 'boolean', short: 'h' },
-        },
-        strict: true,
-      }));
-    } catch (error) {
-      process.stderr.write(`violin demo: ${(error as Error).message}\n${USAGE}`);
-      return 2;
-    }
-    if (values.help) {
-      process.stdout.write(USAGE);
-      return 0;
-    }
+    const flags = parseCommandFlags('demo', USAGE, argv, {
+      vms: { type: 'string' },
+      keep: { type: 'boolean' },
+      mode: { type: 'string' },
+    });
+    if (typeof flags === 'number') return flags;
+    const { values } = flags;
     const vms = Number(values.vms ?? 4);
     const mode = values.mode ?? 'Buffer';
     if (!Number.isInteger(vms) || vms < 2 || vms > 8 || !['Buffer', 'Drop', 'Off'].includes(mode)) {

@@ -2,11 +2,11 @@
 // installed) that the integration tests use, kept up for a person to poke at
 // with kubectl. Ctrl-C stops everything.
 import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 
 import type { Command } from '../main.js';
 import { binaryCacheDir } from '../../devenv/binaries.js';
 import { startLocalControlPlane } from '../../devenv/control-plane.js';
+import { parseCommandFlags } from '../flags.js';
 
 const USAGE = `usage: violin dev apiserver [options]
 
@@ -20,25 +20,12 @@ the kubeconfig and stays up until Ctrl-C.
 `;
 
 async function apiserver(argv: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        dir: { type: 'string' },
-        crds: { type: 'string', multiple: true },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-    }));
-  } catch (error) {
-    process.stderr.write(`violin dev apiserver: ${(error as Error).message}\n${USAGE}`);
-    return 2;
-  }
-  if (values.help) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
+  const flags = parseCommandFlags('dev apiserver', USAGE, argv, {
+    dir: { type: 'string' },
+    crds: { type: 'string', multiple: true },
+  });
+  if (typeof flags === 'number') return flags;
+  const { values } = flags;
 
   const log = (message: string): void => void process.stderr.write(`violin dev: ${message}\n`);
   // Handlers go in before anything starts: Ctrl-C during startup must still stop

@@ -1,8 +1,8 @@
 // `violin ofc`: the OpenFlow controller sidecar. Switches connect to --listen;
 // the transaction controller calls --control (docs/ofc-control-api.md).
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 
+import { parseCommandFlags } from '../flags.js';
 import type { Command } from '../main.js';
 import { untilSignal } from '../signals.js';
 import { createLogger } from '../../operator/log.js';
@@ -39,35 +39,22 @@ function seconds(flag: string, value: string | undefined, fallback: number): num
 export const command: Command = {
   summary: 'run the OpenFlow controller (switch sessions, epoch engine, control API)',
   async run(argv) {
-    let values;
-    try {
-      ({ values } = parseArgs({
-        args: argv,
-        options: {
-          listen: { type: 'string' },
-          control: { type: 'string' },
-          'tls-key': { type: 'string' },
-          'tls-cert': { type: 'string' },
-          'tls-ca': { type: 'string' },
-          'echo-interval': { type: 'string' },
-          'base-forwarding': { type: 'string' },
-          'datapath-buffer': { type: 'boolean' },
-          ovsdb: { type: 'string' },
-          'ovs-netns': { type: 'string' },
-          'echo-timeout': { type: 'string' },
-          'log-level': { type: 'string' },
-          help: { type: 'boolean', short: 'h' },
-        },
-        strict: true,
-      }));
-    } catch (error) {
-      process.stderr.write(`violin ofc: ${(error as Error).message}\n${USAGE}`);
-      return 2;
-    }
-    if (values.help) {
-      process.stdout.write(USAGE);
-      return 0;
-    }
+    const flags = parseCommandFlags('ofc', USAGE, argv, {
+      listen: { type: 'string' },
+      control: { type: 'string' },
+      'tls-key': { type: 'string' },
+      'tls-cert': { type: 'string' },
+      'tls-ca': { type: 'string' },
+      'echo-interval': { type: 'string' },
+      'base-forwarding': { type: 'string' },
+      'datapath-buffer': { type: 'boolean' },
+      ovsdb: { type: 'string' },
+      'ovs-netns': { type: 'string' },
+      'echo-timeout': { type: 'string' },
+      'log-level': { type: 'string' },
+    });
+    if (typeof flags === 'number') return flags;
+    const { values } = flags;
     const logger = createLogger({ component: 'violin-ofc', level: values['log-level'] });
     let ofc;
     try {

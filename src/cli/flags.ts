@@ -1,0 +1,33 @@
+// How every `violin` command reads its flags: strict parsing, `--help`/`-h`
+// printing the command's usage, and a bad flag answered with the problem and
+// the usage on stderr and exit status 2.
+import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
+
+type FlagValues<T extends ParseArgsOptionsConfig> = ReturnType<
+  typeof parseArgs<{ args: string[]; options: T; strict: true }>
+>['values'];
+
+/** The flags' values, or the exit status when the command ends here (usage shown, or a bad flag). */
+export function parseCommandFlags<T extends ParseArgsOptionsConfig>(
+  command: string,
+  usage: string,
+  argv: string[],
+  options: T,
+): { values: FlagValues<T> } | number {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      options: { ...options, help: { type: 'boolean', short: 'h' } },
+      strict: true,
+    });
+  } catch (error) {
+    process.stderr.write(`violin ${command}: ${(error as Error).message}\n${usage}`);
+    return 2;
+  }
+  if ((parsed.values as { help?: boolean }).help) {
+    process.stdout.write(usage);
+    return 0;
+  }
+  return { values: parsed.values as FlagValues<T> };
+}
