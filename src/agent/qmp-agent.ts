@@ -92,6 +92,8 @@ interface PausedCapture {
 
 /** Pauses that ended are remembered this long, so a retried resumeCaptured still gets its answer. */
 const ENDED_PAUSE_MEMORY_MS = 15 * 60_000;
+/** How soon a restarted agent tries again to recover a VM whose QEMU did not answer. */
+const RECOVERY_RETRY_MS = 5_000;
 
 interface MigrationInfo {
   status: string;
@@ -471,18 +473,15 @@ export class QmpSnapshotAgent implements SnapshotAgent {
       }
     }
     // Each VM on its own: one QEMU that does not answer must not keep the others stopped.
-    await Promise.all(
-      dirs.map((dir) =>
-        this.recoverCapture(dir).catch((error: unknown) =>
-          this.log(
-            `agent: recovery of ${ref(dir.vm)} failed, its record stays for the next start: ${String(error)}`,
-          ),
-        ),
-      ),
-    );
+    await Promise.all(dirs.map((dir) => this.recoverCapture(dir)));
   }
 
-  private async recoverCapture(dir: VmDir): Promise<void> {
+  /**
+   * Recovers one VM folder's record; on failure (QEMU busy or not answering)
+   * tries again every few seconds, in the background, for as long as that
+   * record is there and no newer capture replaced it.
+   */
+  private async recoverCapture(dir: VmDir, retrying?: CaptureRecord): Promise<void> {
     let record: CaptureRecord | undefined;
     try {
       record = await readCaptureRecord(dir.captureRecord);
@@ -496,6 +495,28 @@ export class QmpSnapshotAgent implements SnapshotAgent {
       await removeCaptureRecord(dir.captureRecord); // a temp file from a write cut short
       return;
     }
+    if (retrying && (record.snapshotId !== retrying.snapshotId || record.startedAt !== retrying.startedAt))
+      return; // a capture of this agent's own replaced it
+    try {
+      await this.recoverRecord(dir, record);
+    } catch (error) {
+      this.log(
+        `agent: recovery of ${ref(dir.vm)} failed, trying again in ${RECOVERY_RETRY_MS} ms: ${String(error)}`,
+      );
+      this.retryRecovery(dir, record);
+    }
+  }
+
+  private retryRecovery(dir: VmDir, record: CaptureRecord): void {
+    setTimeout(() => {
+      // Never beside a capture, load or resume of the same VM; those end soon, so try again.
+      this.exclusive(dir, () => this.recoverCapture(dir, record)).catch(() =>
+        this.retryRecovery(dir, record),
+      );
+    }, RECOVERY_RETRY_MS).unref();
+  }
+
+  private async recoverRecord(dir: VmDir, record: CaptureRecord): Promise<void> {
     const key = pauseKey(record.snapshotId, dir.vm);
     if ((await dir.runningPid()) !== record.qemuPid) {
       this.log(`agent: recovery: the QEMU of ${ref(dir.vm)} that ${key} captured is gone; record removed`);

@@ -123,7 +123,9 @@ export const command: Command = {
     // VMs are separate processes and keep running when the agent stops; none
     // may stay paused waiting for a resumeCaptured this agent can no longer serve.
     await untilSignal();
-    await Promise.all([running.close(), stopping.releasePausedVms()]);
+    // Requests in flight first: a capture that finishes meanwhile may hold its VM too.
+    await running.close();
+    await stopping.releasePausedVms();
     return 0;
   },
 };
