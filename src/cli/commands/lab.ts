@@ -2,8 +2,8 @@
 // person to explore with kubectl. `up` runs in the foreground (the KubeVirt
 // stand-in lives in this process) until Ctrl-C; `down` cleans up after an `up`
 // that was killed before it could (by the PIDs and names it recorded).
-import { parseArgs } from 'node:util';
 
+import { parseCommandFlags } from '../flags.js';
 import type { Command } from '../main.js';
 import { deployBank, type BankService } from '../../../lab/cluster/bank.js';
 import { startLabCluster, type LabCluster } from '../../../lab/cluster/cluster.js';
@@ -33,11 +33,12 @@ export function usageLines(lab: LabCluster): string[] {
 }
 
 async function up(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: { vms: { type: 'string' }, keep: { type: 'boolean' } },
-    strict: true,
+  const flags = parseCommandFlags('lab up', USAGE, argv, {
+    vms: { type: 'string' },
+    keep: { type: 'boolean' },
   });
+  if (typeof flags === 'number') return flags;
+  const { values } = flags;
   const vms = Number(values.vms ?? 4);
   if (!Number.isInteger(vms) || vms < 0 || vms > 16)
     throw new Error(`--vms: expected 0..16, got '${values.vms}'`);
