@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { stopQemu } from '../../src/agent/qemu/launch.js';
+import { OfcControlClient } from '../../src/ofc/control/client.js';
 import { VmDir } from '../../src/agent/vm-dir.js';
 import { binaryCacheDir } from '../../src/devenv/binaries.js';
 import { startLocalControlPlane, type LocalControlPlane } from '../../src/devenv/control-plane.js';
@@ -40,6 +41,13 @@ export const SPINE_BRIDGE = 'spine';
  * overrides it.
  */
 const AGENT_DOWNTIME_LIMIT_MS = process.env.VIOLIN_LAB_AGENT_DOWNTIME_LIMIT ?? '10000';
+
+/**
+ * A lab process that can be killed and restarted on purpose (lab/chaos): the operator, the OFC, one
+ * node's agent (`agent/<node>`), the API server (etcd keeps the objects) or ovs-vswitchd (ovsdb-server
+ * keeps the switch configuration).
+ */
+export type LabComponent = 'operator' | 'ofc' | 'kube-apiserver' | 'ovs-vswitchd' | `agent/${string}`;
 
 export interface LabNodeSpec {
   name: string;
@@ -89,7 +97,17 @@ export interface LabCluster {
   ofcControl: string;
   /** PIDs of the lab's own processes (VMs excluded), for a person who wants to kill one on purpose. */
   pids: Record<string, number | undefined>;
+  /** Every bridge of the lab: the spine and one per node. */
+  bridges: string[];
   node(name: string): LabNode;
+  /** Kills one component by PID with `signal` and waits until it is gone. */
+  kill(component: LabComponent, signal: NodeJS.Signals): Promise<void>;
+  /**
+   * Starts a killed component again with the same arguments, addresses and ports (so the others
+   * reconnect to it, and it to them) and waits until it is healthy: answering its health probe and,
+   * for the OFC and ovs-vswitchd, every bridge connected to the OFC again.
+   */
+  restart(component: LabComponent): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -119,6 +137,14 @@ function startViolin(
 ): ManagedProcess {
   const assignments = Object.entries(env).map(([k, v]) => `${k}=${v}`);
   return new ManagedProcess(name, 'env', [...assignments, ...violinCommand(), ...args], logPath);
+}
+
+/** A violin child of the lab, and how to start it again exactly as it was (restart after a kill). */
+interface ViolinChild {
+  process: ManagedProcess;
+  start(): ManagedProcess;
+  /** The URL that answers 200 once it is ready. */
+  healthUrl: string;
 }
 
 async function waitForHttp(url: string, process: ManagedProcess, timeoutMs = 120_000): Promise<void> {
@@ -157,6 +183,14 @@ export async function startLabCluster(options: LabClusterOptions): Promise<LabCl
   // Short: unix socket paths (QMP, migration) under it are limited to 107 bytes.
   const dir = await mkdtemp(join(tmpdir(), `vl-${options.name}-`));
   const processes: ManagedProcess[] = [];
+  const violinChildren = new Map<LabComponent, ViolinChild>();
+  /** Starts a violin child, keeping how to start it again; stop() stops whichever process is current. */
+  const launchViolin = (component: LabComponent, start: () => ManagedProcess, healthUrl: string) => {
+    const child = { process: start(), start, healthUrl };
+    processes.push(child.process);
+    violinChildren.set(component, child);
+    return child.process;
+  };
   let controlPlane: LocalControlPlane | undefined;
   let ovs: OvsInstance | undefined;
   let standin: KubeVirtLabStandin | undefined;
@@ -194,12 +228,16 @@ export async function startLabCluster(options: LabClusterOptions): Promise<LabCl
     await mkdir(logs, { recursive: true });
 
     log('starting the OFC (violin ofc)');
-    const ofc = startViolin(
-      'violin-ofc',
-      ['ofc', '--listen', switchListen, '--control', ofcControl],
-      join(logs, 'ofc.log'),
+    const ofc = launchViolin(
+      'ofc',
+      () =>
+        startViolin(
+          'violin-ofc',
+          ['ofc', '--listen', switchListen, '--control', ofcControl],
+          join(logs, 'ofc.log'),
+        ),
+      `http://${ofcControl}/readyz`,
     );
-    processes.push(ofc);
     await waitForHttp(`http://${ofcControl}/healthz`, ofc);
 
     const specs = options.nodes ?? DEFAULT_NODES;
@@ -240,15 +278,19 @@ export async function startLabCluster(options: LabClusterOptions): Promise<LabCl
       const stateDir = join(dir, 'n', spec.name);
       await mkdir(stateDir, { recursive: true });
       const listen = `127.0.0.1:${await freeLoopbackPort()}`;
-      const agent = startViolin(
-        `violin-agent-${spec.name}`,
-        [
-          ...['agent', '--node', spec.name, '--state-dir', stateDir, '--listen', listen],
-          ...['--downtime-limit', AGENT_DOWNTIME_LIMIT_MS],
-        ],
-        join(logs, `agent-${spec.name}.log`),
+      launchViolin(
+        `agent/${spec.name}`,
+        () =>
+          startViolin(
+            `violin-agent-${spec.name}`,
+            [
+              ...['agent', '--node', spec.name, '--state-dir', stateDir, '--listen', listen],
+              ...['--downtime-limit', AGENT_DOWNTIME_LIMIT_MS],
+            ],
+            join(logs, `agent-${spec.name}.log`),
+          ),
+        `http://${listen}/healthz`,
       );
-      processes.push(agent);
       const labels = { 'kubernetes.io/hostname': spec.name, 'kubernetes.io/os': 'linux', ...spec.labels };
       await core.createNode({ body: { metadata: { name: spec.name, labels } } });
       nodes.push({ name: spec.name, bridge, stateDir, labels, agentUrl: `http://${listen}` });
@@ -259,25 +301,21 @@ export async function startLabCluster(options: LabClusterOptions): Promise<LabCl
 
     log('starting the operator (violin operator)');
     const probes = `127.0.0.1:${await freeLoopbackPort()}`;
-    const operator = startViolin(
-      'violin-operator',
-      [
-        'operator',
-        '--kubeconfig',
-        controlPlane.kubeconfigPath,
-        '--metrics-bind-address',
-        `127.0.0.1:${await freeLoopbackPort()}`,
-        '--health-probe-bind-address',
-        probes,
-      ],
-      join(logs, 'operator.log'),
-      {
-        VIOLIN_OFC_ADDRESS: ofcControl,
-        VIOLIN_OVSDB_REMOTES: `unix:${ovs.dbSocket}`,
-        VIOLIN_AGENTS: nodes.map((n) => `${n.name}=${n.agentUrl}`).join(','),
-      },
+    const metrics = `127.0.0.1:${await freeLoopbackPort()}`;
+    const operatorArgs = [
+      ...['operator', '--kubeconfig', controlPlane.kubeconfigPath],
+      ...['--metrics-bind-address', metrics, '--health-probe-bind-address', probes],
+    ];
+    const operatorEnv = {
+      VIOLIN_OFC_ADDRESS: ofcControl,
+      VIOLIN_OVSDB_REMOTES: `unix:${ovs.dbSocket}`,
+      VIOLIN_AGENTS: nodes.map((n) => `${n.name}=${n.agentUrl}`).join(','),
+    };
+    const operator = launchViolin(
+      'operator',
+      () => startViolin('violin-operator', operatorArgs, join(logs, 'operator.log'), operatorEnv),
+      `http://${probes}/readyz`,
     );
-    processes.push(operator);
     await waitForHttp(`http://${probes}/readyz`, operator);
 
     log('starting the KubeVirt stand-in');
@@ -291,6 +329,36 @@ export async function startLabCluster(options: LabClusterOptions): Promise<LabCl
       log: (line) => log(`kubevirt-standin: ${line}`),
     });
     standin.start();
+
+    const bridges = [SPINE_BRIDGE, ...nodes.map((n) => n.bridge)];
+    const ofcClient = new OfcControlClient({ address: ofcControl });
+    /** After an OFC or ovs-vswitchd restart: every bridge has reconnected (OVS retries with back-off). */
+    const waitForBridges = async (timeoutMs = 120_000): Promise<void> => {
+      const deadline = Date.now() + timeoutMs;
+      let missing = bridges;
+      while (Date.now() < deadline) {
+        const connected = await ofcClient.bridges().catch(() => []);
+        missing = bridges.filter((b) => !connected.some((c) => c.name === b && c.connected));
+        if (missing.length === 0) return;
+        await sleep(250);
+      }
+      throw new Error(`bridges ${missing.join(', ')} did not reconnect to the OFC in ${timeoutMs} ms`);
+    };
+    const pids: Record<string, number | undefined> = {};
+    const refreshPids = () => {
+      Object.assign(pids, {
+        etcd: controlPlane!.pids.etcd,
+        'kube-apiserver': controlPlane!.pids.apiserver,
+        'ovs-vswitchd': ovs!.vswitchdPid,
+        ...Object.fromEntries(processes.map((p) => [p.name, p.pid])),
+      });
+    };
+    refreshPids();
+    const violinChild = (component: LabComponent): ViolinChild => {
+      const child = violinChildren.get(component);
+      if (!child) throw new Error(`lab ${options.name} has no component ${component}`);
+      return child;
+    };
 
     const cluster: LabCluster = {
       name: options.name,
@@ -306,15 +374,39 @@ export async function startLabCluster(options: LabClusterOptions): Promise<LabCl
       image,
       storageLocation: `file://${join(dir, 'bundles')}`,
       ofcControl,
-      pids: {
-        etcd: controlPlane.pids.etcd,
-        'kube-apiserver': controlPlane.pids.apiserver,
-        ...Object.fromEntries(processes.map((p) => [p.name, p.pid])),
-      },
+      pids,
+      bridges,
       node(name) {
         const node = nodes.find((n) => n.name === name);
         if (!node) throw new Error(`lab ${options.name} has no node ${name}`);
         return node;
+      },
+      async kill(component, signal) {
+        if (component === 'kube-apiserver') return controlPlane!.killApiserver(signal);
+        if (component === 'ovs-vswitchd') return ovs!.killVswitchd(signal);
+        const { process: child } = violinChild(component);
+        if (child.pid !== undefined && child.running) process.kill(child.pid, signal);
+        await child.exited;
+      },
+      async restart(component) {
+        log(`restarting ${component}`);
+        if (component === 'kube-apiserver') {
+          await controlPlane!.restartApiserver();
+        } else if (component === 'ovs-vswitchd') {
+          // A restarted ovs-vswitchd has no flows: the OFC puts its base forwarding (NORMAL) and the
+          // rules of any armed snapshot back on each bridge as it reconnects (src/ofc/epoch/pipeline.ts).
+          await ovs!.restartVswitchd();
+          await waitForBridges();
+        } else {
+          const child = violinChild(component);
+          if (child.process.running) throw new Error(`${component} is still running; kill it first`);
+          const index = processes.indexOf(child.process);
+          child.process = child.start();
+          processes[index] = child.process;
+          await waitForHttp(child.healthUrl, child.process);
+          if (component === 'ofc') await waitForBridges();
+        }
+        refreshPids();
       },
       stop,
     };

@@ -114,6 +114,15 @@ export interface OvsInstance {
   /** Runs `ovs-appctl -t <runDir>/<target>.ctl <args>` (target: ovs-vswitchd or ovsdb-server). */
   appctl(target: 'ovs-vswitchd' | 'ovsdb-server', args: readonly string[]): Promise<string>;
   addBridge(name: string, options?: BridgeOptions): Promise<void>;
+  /** Kills ovs-vswitchd (only) with `signal` and waits until it is gone; ovsdb-server keeps the configuration. */
+  killVswitchd(signal: NodeJS.Signals): Promise<void>;
+  /**
+   * Starts ovs-vswitchd again on the same database and waits until it has applied it. Its flow tables
+   * start empty, as after any restart: flows belong to whoever installed them (controllers, ovs-ofctl).
+   */
+  restartVswitchd(): Promise<void>;
+  /** PID of the running ovs-vswitchd. */
+  readonly vswitchdPid: number | undefined;
   /** `ip` is `a.b.c.d` (a /24) or `a.b.c.d/len`. */
   addHost(name: string, ip: string, bridge: string, options?: HostOptions): Promise<OvsHost>;
   stop(): Promise<void>;
@@ -183,6 +192,11 @@ class OvsFixture implements OvsInstance {
 
   private readonly tag = uniqueTag();
   private readonly daemons: ChildProcess[] = [];
+  private vswitchd?: ChildProcess;
+
+  get vswitchdPid(): number | undefined {
+    return this.vswitchd?.pid;
+  }
   private readonly hosts: OvsHost[] = [];
   private readonly hostNames = new Set<string>();
 
@@ -220,13 +234,34 @@ class OvsFixture implements OvsInstance {
     await this.waitFor(() => existsSync(this.dbSocket), 'ovsdb-server to create its socket');
     await this.vsctl(['--no-wait', 'init']);
 
-    this.startDaemon('ovs-vswitchd', [`unix:${this.dbSocket}`, '--disable-system']);
+    await this.startVswitchd();
+  }
+
+  private async startVswitchd(): Promise<void> {
+    this.vswitchd = this.startDaemon('ovs-vswitchd', [`unix:${this.dbSocket}`, '--disable-system']);
     // Without --no-wait, ovs-vsctl waits until ovs-vswitchd has applied the
     // database: when it returns, the switch is up.
     await this.vsctl(['--timeout=30', 'init']);
   }
 
-  private startDaemon(program: 'ovsdb-server' | 'ovs-vswitchd', args: string[]): void {
+  async killVswitchd(signal: NodeJS.Signals): Promise<void> {
+    const child = this.vswitchd;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill(signal);
+    await exited;
+    this.daemons.splice(this.daemons.indexOf(child), 1);
+  }
+
+  async restartVswitchd(): Promise<void> {
+    const child = this.vswitchd;
+    if (child && child.exitCode === null && child.signalCode === null) {
+      throw new Error('OVS fixture: ovs-vswitchd is still running; kill it first');
+    }
+    await this.startVswitchd();
+  }
+
+  private startDaemon(program: 'ovsdb-server' | 'ovs-vswitchd', args: string[]): ChildProcess {
     const files = [
       `--pidfile=${join(this.runDir, `${program}.pid`)}`,
       `--unixctl=${join(this.runDir, `${program}.ctl`)}`,
@@ -239,6 +274,7 @@ class OvsFixture implements OvsInstance {
       stdio: 'ignore',
     });
     this.daemons.push(child);
+    return child;
   }
 
   private async waitFor(condition: () => boolean, what: string): Promise<void> {

@@ -42,8 +42,12 @@ export interface LocalControlPlane {
   /** Admin kubeconfig (group system:masters) written to `dir`. */
   kubeconfigPath: string;
   kubeConfig: KubeConfig;
-  /** PIDs, for tests that kill the API server on purpose. */
+  /** PIDs, for tests that kill the API server on purpose (apiserver changes when it is restarted). */
   pids: { etcd: number | undefined; apiserver: number | undefined };
+  /** Kills kube-apiserver (only) with `signal` and waits until it is gone; etcd keeps every object. */
+  killApiserver(signal: NodeJS.Signals): Promise<void>;
+  /** Starts kube-apiserver again, same port, certificates and etcd, and waits until /readyz is ok. */
+  restartApiserver(): Promise<void>;
   /** Milliseconds from the call to ready with every CRD served. */
   startupMs: number;
   /** A kubeconfig acting as an existing ServiceAccount, with a token from the TokenRequest API. */
@@ -155,34 +159,36 @@ async function startOnce(
   );
   // kube-apiserver retries its etcd connection, so both start at once.
   log(`starting kube-apiserver on ${server}`);
-  const apiserver = new ManagedProcess(
-    'kube-apiserver',
-    binaries['kube-apiserver'],
-    [
-      `--etcd-servers=${etcdUrl}`,
-      '--bind-address=127.0.0.1',
-      '--advertise-address=127.0.0.1',
-      `--secure-port=${apiserverPort}`,
-      `--cert-dir=${join(dir, 'generated-certs')}`,
-      `--tls-cert-file=${credentials.servingCertPath}`,
-      `--tls-private-key-file=${credentials.servingKeyPath}`,
-      `--token-auth-file=${credentials.tokenFilePath}`,
-      '--authorization-mode=RBAC',
-      '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
-      `--service-account-key-file=${credentials.serviceAccountPublicKeyPath}`,
-      `--service-account-signing-key-file=${credentials.serviceAccountPrivateKeyPath}`,
-      '--service-cluster-ip-range=10.96.0.0/16',
-      // No kubelets, no Service endpoints to keep: skip the reconciler and its leases.
-      '--endpoint-reconciler-type=none',
-      '--enable-priority-and-fairness=false',
-      '--profiling=false',
-      // As kubeadm and kind do: the chart's snapshot-host agent is privileged, and a
-      // server-side dry run of it must be judged by RBAC and schema, not refused outright.
-      '--allow-privileged=true',
-      `--disable-admission-plugins=${UNUSED_ADMISSION_PLUGINS.join(',')}`,
-    ],
-    join(dir, 'kube-apiserver.log'),
-  );
+  const startApiserver = (): ManagedProcess =>
+    new ManagedProcess(
+      'kube-apiserver',
+      binaries['kube-apiserver'],
+      [
+        `--etcd-servers=${etcdUrl}`,
+        '--bind-address=127.0.0.1',
+        '--advertise-address=127.0.0.1',
+        `--secure-port=${apiserverPort}`,
+        `--cert-dir=${join(dir, 'generated-certs')}`,
+        `--tls-cert-file=${credentials.servingCertPath}`,
+        `--tls-private-key-file=${credentials.servingKeyPath}`,
+        `--token-auth-file=${credentials.tokenFilePath}`,
+        '--authorization-mode=RBAC',
+        '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
+        `--service-account-key-file=${credentials.serviceAccountPublicKeyPath}`,
+        `--service-account-signing-key-file=${credentials.serviceAccountPrivateKeyPath}`,
+        '--service-cluster-ip-range=10.96.0.0/16',
+        // No kubelets, no Service endpoints to keep: skip the reconciler and its leases.
+        '--endpoint-reconciler-type=none',
+        '--enable-priority-and-fairness=false',
+        '--profiling=false',
+        // As kubeadm and kind do: the chart's snapshot-host agent is privileged, and a
+        // server-side dry run of it must be judged by RBAC and schema, not refused outright.
+        '--allow-privileged=true',
+        `--disable-admission-plugins=${UNUSED_ADMISSION_PLUGINS.join(',')}`,
+      ],
+      join(dir, 'kube-apiserver.log'),
+    );
+  let apiserver = startApiserver();
   const processes = [apiserver, etcd];
   const killOnExit = (): void => processes.forEach((p) => p.killNow());
   process.on('exit', killOnExit);
@@ -215,15 +221,27 @@ async function startOnce(
 
     const startupMs = Date.now() - began;
     log(`control plane ready in ${startupMs} ms`);
+    const pids = { etcd: etcd.pid, apiserver: apiserver.pid };
     return {
       server,
       dir,
       kubeconfigPath,
       kubeConfig,
-      pids: { etcd: etcd.pid, apiserver: apiserver.pid },
+      pids,
       startupMs,
       kubeconfigForServiceAccount: (namespace, name, tokenOptions) =>
         kubeconfigForServiceAccount(kubeConfig, namespace, name, tokenOptions),
+      async killApiserver(signal) {
+        if (apiserver.pid !== undefined && apiserver.running) process.kill(apiserver.pid, signal);
+        await apiserver.exited;
+      },
+      async restartApiserver() {
+        if (apiserver.running) throw new Error('kube-apiserver is still running; kill it first');
+        apiserver = startApiserver();
+        processes[0] = apiserver;
+        pids.apiserver = apiserver.pid;
+        await waitForReadyz(server, credentials, apiserver, etcd, readyTimeoutMs);
+      },
       stop,
     };
   } catch (err) {
