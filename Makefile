@@ -7,7 +7,7 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 export VIOLIN_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/kubevirt-violin
 
-.PHONY: help deps build lint typecheck test test-unit test-integration test-e2e demo bench fuzz clean
+.PHONY: help deps build lint typecheck test test-unit test-integration test-e2e demo bench fuzz chaos clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -52,6 +52,9 @@ bench: deps ## benchmarks side by side with their baselines; writes out/bench an
 
 fuzz: deps ## fuzz the OpenFlow, OVSDB and bundle-manifest decoders (FUZZ_DURATION seconds, default 3600)
 	tsx test/fuzz/run.ts --duration $(or $(FUZZ_DURATION),3600) --target $(or $(FUZZ_TARGET),all) $(if $(FUZZ_SEED),--seed $(FUZZ_SEED))
+
+chaos: deps ## kill components during snapshots and restores on the lab (CHAOS_RUNS, default 30; CHAOS_SEED); writes out/chaos.{json,md}
+	tsx lab/chaos/main.ts --runs $(or $(CHAOS_RUNS),30) $(if $(CHAOS_SEED),--seed $(CHAOS_SEED))
 
 clean:
 	rm -rf dist out

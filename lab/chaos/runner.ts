@@ -1,0 +1,430 @@
+// The chaos runner: on one lab with the bank running, each run applies a
+// snapshot (or, for a restore run, snapshots without chaos, crashes the bank
+// and applies a restore), waits for the planned phase in the object's status,
+// kills the planned component by PID, restarts it after the planned outage,
+// waits for the end and checks what must hold after any failure: the object
+// Succeeded or Failed with a reason, every bank VM running, the bank's total
+// conserved, every held packet released, and nothing left behind (armed
+// snapshots, epoch rules, migrations).
+import { CustomObjectsApi } from '@kubernetes/client-node';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import {
+  DISTRIBUTED_SNAPSHOT,
+  GROUP,
+  SNAPSHOT_RESTORE,
+  VERSION,
+  type DistributedSnapshot,
+  type SnapshotRestore,
+} from '../../src/api/index.js';
+import { KubeVirtClient } from '../../src/kubevirt/client.js';
+import { isMigrationFinal } from '../../src/kubevirt/types.js';
+import { snapshotId } from '../../src/reconcilers/distributed-snapshot/reconciler.js';
+import { SNAPSHOT_HOST_LABEL } from '../kubevirt-standin/standin.js';
+import { createBankVmis, type BankOptions, type BankService } from '../cluster/bank.js';
+import { RESTORE_TARGET_LABEL, type LabCluster, type LabComponent } from '../cluster/cluster.js';
+import {
+  applyObject,
+  crashVms,
+  example,
+  placeRestoredVms,
+  runSnapshot,
+  runRestore,
+  stopNamespaceVms,
+} from '../cluster/scenario.js';
+import { checkBank, type CheckReport } from '../guest/checker.js';
+import {
+  flowLeftovers,
+  flowTables,
+  heldPackets,
+  ofcGauges,
+  runningMigrations,
+  vmProblems,
+  waitForVmsRunning,
+  type HeldPackets,
+} from './checks.js';
+import type { ChaosRunPlan } from './plan.js';
+import type { ChaosReport } from './report.js';
+
+/** The bank as the e2e tests run it: senders never stall, so every snapshot has transfers crossing it. */
+export const CHAOS_BANK: BankOptions = {
+  namespace: 'bank',
+  vms: 3,
+  labels: { app: 'bank' },
+  flags: ['-max-in-flight=1000000', '-interval=10ms'],
+};
+const PLACEMENT = { [RESTORE_TARGET_LABEL]: 'true' };
+/** The operator fails a snapshot or restore that runs longer; the runner waits a little more than that. */
+const OPERATION_TIMEOUT = '4m';
+const END_WAIT_MS = 330_000;
+const PHASE_ORDER: Record<string, number> = {
+  Pending: 0,
+  Planning: 1,
+  Validating: 1,
+  Snapshotting: 2,
+  Loading: 2,
+  Committing: 3,
+  Resuming: 3,
+  Succeeded: 4,
+  Failed: 4,
+};
+
+export type ChaosOutcome = 'Succeeded' | 'Failed' | 'Stuck' | 'Error';
+
+export interface ChaosRunResult extends ChaosRunPlan {
+  /** The lab component killed, e.g. agent/snap-1. */
+  target: string;
+  /** The phase the object was in when the kill came (it may have moved past the planned one). */
+  killedIn: string;
+  outcome: ChaosOutcome;
+  /** failureReason: failureMessage of a Failed object, or what went wrong for Stuck and Error. */
+  reason: string;
+  vmProblems: string[];
+  bank?: { ok: boolean; total: number; expected: number; violations: string[] };
+  held: HeldPackets;
+  leftovers: string[];
+  /** Bank VMs moved back to worker nodes before the run (a failed snapshot leaves them where they are). */
+  relocated: string[];
+  /** A failed restore is followed by a second one without chaos so the next run has a bank. */
+  recovery?: string;
+  durationMs: number;
+  /** Every check passed. */
+  ok: boolean;
+  problems: string[];
+}
+
+export interface ChaosContext {
+  lab: LabCluster;
+  bank: BankService;
+  /** Every bridge's flows before the first run: a run must leave exactly these. */
+  baselineFlows: Record<string, string[]>;
+  log: (line: string) => void;
+}
+
+export async function prepareChaos(
+  lab: LabCluster,
+  bank: BankService,
+  log: (line: string) => void,
+): Promise<ChaosContext> {
+  return { lab, bank, baselineFlows: await flowTables(lab), log };
+}
+
+type Tracked = DistributedSnapshot | SnapshotRestore;
+
+function labComponent(lab: LabCluster, plan: ChaosRunPlan): LabComponent {
+  if (plan.component !== 'agent') return plan.component;
+  // The agent that works in this operation: the snapshot host's captures, a restore target's loads.
+  const label = plan.operation === 'snapshot' ? SNAPSHOT_HOST_LABEL : RESTORE_TARGET_LABEL;
+  const node = lab.nodes
+    .filter((n) => n.labels[label] === 'true')
+    .sort((a, b) => a.name.localeCompare(b.name))[0];
+  if (!node) throw new Error(`the lab has no node labelled ${label}`);
+  return `agent/${node.name}`;
+}
+
+/** Reads the object; an API server that is down (or just restarted) is asked again. */
+async function read<T extends Tracked>(
+  lab: LabCluster,
+  plural: string,
+  namespace: string,
+  name: string,
+): Promise<T | undefined> {
+  try {
+    return (await lab.kubeConfig.makeApiClient(CustomObjectsApi).getNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      namespace,
+      plural,
+      name,
+    })) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+const phaseOf = (object: Tracked | undefined) => object?.status?.phase ?? 'Pending';
+
+/** Waits for the planned phase (or a later one), the planned delay, then kills and restarts. */
+async function strike(
+  context: ChaosContext,
+  plan: ChaosRunPlan,
+  target: LabComponent,
+  plural: string,
+  namespace: string,
+  name: string,
+): Promise<string> {
+  const { lab, log } = context;
+  const wanted = PHASE_ORDER[plan.phase] ?? 0;
+  const deadline = Date.now() + END_WAIT_MS;
+  while (Date.now() < deadline) {
+    const phase = phaseOf(await read(lab, plural, namespace, name));
+    if ((PHASE_ORDER[phase] ?? 0) >= wanted) break;
+    await sleep(50);
+  }
+  await sleep(plan.delayMs);
+  const killedIn = phaseOf(await read(lab, plural, namespace, name));
+  log(`run ${plan.index}: ${plan.signal} ${target} (${killedIn}), down for ${plan.outageMs} ms`);
+  await lab.kill(target, plan.signal);
+  await sleep(plan.outageMs);
+  await lab.restart(target);
+  log(`run ${plan.index}: ${target} is back`);
+  return killedIn;
+}
+
+async function waitForEnd<T extends Tracked>(
+  lab: LabCluster,
+  plural: string,
+  namespace: string,
+  name: string,
+): Promise<T | undefined> {
+  const deadline = Date.now() + END_WAIT_MS;
+  let last: T | undefined;
+  while (Date.now() < deadline) {
+    last = (await read<T>(lab, plural, namespace, name)) ?? last;
+    const phase = last?.status?.phase;
+    if (phase === 'Succeeded' || phase === 'Failed') return last;
+    await sleep(500);
+  }
+  return last;
+}
+
+function outcomeOf(object: Tracked | undefined): { outcome: ChaosOutcome; reason: string } {
+  const status = object?.status;
+  if (status?.phase === 'Succeeded') return { outcome: 'Succeeded', reason: '' };
+  if (status?.phase === 'Failed') {
+    return { outcome: 'Failed', reason: `${status.failureReason ?? ''}: ${status.failureMessage ?? ''}` };
+  }
+  return {
+    outcome: 'Stuck',
+    reason: `still ${status?.phase ?? 'without a phase'} after ${END_WAIT_MS / 1000} s`,
+  };
+}
+
+async function snapshotDoc(lab: LabCluster, name: string, afterSnapshot: 'Stay' | 'ReturnToSource') {
+  const doc = await example('snapshot.yaml');
+  doc.metadata = { name, namespace: CHAOS_BANK.namespace };
+  Object.assign(doc.spec, {
+    storageLocation: lab.storageLocation,
+    afterSnapshot,
+    skewAlignment: 'None',
+    timeout: OPERATION_TIMEOUT,
+  });
+  // Controller tier: the held frames live in the OFC, whose counters say whether each was released.
+  Object.assign(doc.spec.network as object, { mode: 'Buffer', bufferTier: 'controller' });
+  return doc;
+}
+
+async function restoreDoc(name: string, snapshotName: string) {
+  const doc = await example('restore.yaml');
+  doc.metadata = { name, namespace: CHAOS_BANK.namespace };
+  Object.assign(doc.spec, {
+    source: { snapshotName },
+    targetNamespace: CHAOS_BANK.namespace,
+    placement: { nodeSelector: PLACEMENT },
+    timeout: OPERATION_TIMEOUT,
+  });
+  return doc;
+}
+
+/** Moves bank VMs that a failed snapshot left on a snapshot host back to the workers, as an admin would. */
+async function relocateToWorkers(context: ChaosContext, index: number): Promise<string[]> {
+  const { lab } = context;
+  const kubevirt = new KubeVirtClient(lab.kubeConfig);
+  const namespace = CHAOS_BANK.namespace;
+  const away = (await kubevirt.listVmis(namespace)).filter(
+    (vmi) => lab.node(vmi.status?.nodeName ?? '').labels[RESTORE_TARGET_LABEL] !== 'true',
+  );
+  const moves = away.map((vmi) => ({
+    vmi: vmi.metadata.name ?? '',
+    name: `chaos-${index}-home-${vmi.metadata.name}`,
+    from: vmi.status?.nodeName ?? '',
+  }));
+  for (const move of moves) {
+    await kubevirt.createMigration({
+      metadata: { name: move.name, namespace },
+      spec: { vmiName: move.vmi, addedNodeSelector: PLACEMENT },
+    });
+  }
+  for (const move of moves) {
+    for (let i = 0; ; i++) {
+      const migration = await kubevirt.getMigration(namespace, move.name);
+      if (isMigrationFinal(migration?.status?.phase)) {
+        if (migration?.status?.phase === 'Failed') throw new Error(`moving ${move.vmi} back failed`);
+        break;
+      }
+      if (i > 600) throw new Error(`moving ${move.vmi} back did not finish in 5 min`);
+      await sleep(500);
+    }
+  }
+  return moves.map((m) => `${m.vmi} from ${m.from}`);
+}
+
+function bankSummary(check: CheckReport): ChaosRunResult['bank'] {
+  return { ok: check.ok, total: check.total, expected: check.expected, violations: check.violations };
+}
+
+/** What the run's checks found wrong; empty when the run passed. */
+function judge(result: Omit<ChaosRunResult, 'ok' | 'problems'>): string[] {
+  const problems: string[] = [];
+  if (result.outcome === 'Stuck' || result.outcome === 'Error')
+    problems.push(`${result.outcome}: ${result.reason}`);
+  if (result.outcome === 'Failed' && /^: /.test(result.reason))
+    problems.push('Failed without a failureReason');
+  problems.push(...result.vmProblems);
+  if (!result.bank) problems.push('the bank was not checked');
+  else if (!result.bank.ok) {
+    problems.push(
+      `bank total ${result.bank.total}/${result.bank.expected}: ${result.bank.violations.join('; ')}`,
+    );
+  }
+  const { held, released, dropped } = result.held;
+  if (held !== undefined && released !== held) problems.push(`held ${held} packets, released ${released}`);
+  if (dropped) problems.push(`${dropped} packets dropped`);
+  problems.push(...result.leftovers);
+  if (result.recovery?.startsWith('failed')) problems.push(`recovery ${result.recovery}`);
+  return problems;
+}
+
+async function leftovers(context: ChaosContext): Promise<string[]> {
+  const { lab } = context;
+  const gauges = await ofcGauges(lab);
+  return [
+    ...(gauges.armed > 0 ? [`OFC: ${gauges.armed} snapshot(s) still armed`] : []),
+    ...(gauges.held > 0 ? [`OFC: ${gauges.held} packet(s) still held`] : []),
+    ...flowLeftovers(context.baselineFlows, await flowTables(lab)),
+    ...(await runningMigrations(lab, CHAOS_BANK.namespace)),
+  ];
+}
+
+const memberNames = (bank: BankService) => bank.members.map((m) => m.name);
+
+export async function runChaos(context: ChaosContext, plan: ChaosRunPlan): Promise<ChaosRunResult> {
+  const began = Date.now();
+  const { lab, bank, log } = context;
+  const target = labComponent(lab, plan);
+  const base = { ...plan, target, killedIn: '', vmProblems: [], held: {}, leftovers: [], relocated: [] };
+  let partial: Omit<ChaosRunResult, 'ok' | 'problems' | 'durationMs'>;
+  try {
+    const relocated = await relocateToWorkers(context, plan.index);
+    partial =
+      plan.operation === 'snapshot'
+        ? await snapshotRun(context, plan, target)
+        : await restoreRun(context, plan, target);
+    partial.relocated = relocated;
+  } catch (error) {
+    // The run could not go on (a lab step broke): reported as such, with what can still be read.
+    log(`run ${plan.index}: error: ${(error as Error).stack ?? String(error)}`);
+    partial = { ...base, outcome: 'Error', reason: (error as Error).message };
+    partial.vmProblems = vmProblems(
+      await waitForVmsRunning(lab, CHAOS_BANK.namespace, memberNames(bank), 0).catch(() => []),
+    );
+    partial.leftovers = await leftovers(context).catch((e: unknown) => [`leftovers unknown: ${String(e)}`]);
+  }
+  const result = { ...partial, durationMs: Date.now() - began };
+  const problems = judge(result);
+  return { ...result, ok: problems.length === 0, problems };
+}
+
+async function snapshotRun(context: ChaosContext, plan: ChaosRunPlan, target: LabComponent) {
+  const { lab, bank } = context;
+  const name = `chaos-${plan.index}`;
+  const namespace = CHAOS_BANK.namespace;
+  await applyObject(lab, DISTRIBUTED_SNAPSHOT.plural, await snapshotDoc(lab, name, 'ReturnToSource'));
+  const killedIn = await strike(context, plan, target, DISTRIBUTED_SNAPSHOT.plural, namespace, name);
+  const snap = await waitForEnd<DistributedSnapshot>(lab, DISTRIBUTED_SNAPSHOT.plural, namespace, name);
+  // Every check, whatever the outcome: a Failed snapshot must leave the VMs running where they are.
+  const states = await waitForVmsRunning(lab, namespace, memberNames(bank));
+  const check = await checkBank(bank.endpoints);
+  const held = snap?.metadata?.uid
+    ? await heldPackets(lab, snapshotId(snap as Parameters<typeof snapshotId>[0]), target === 'ofc')
+    : { note: 'no snapshot object' };
+  return {
+    ...plan,
+    target,
+    killedIn,
+    ...outcomeOf(snap),
+    vmProblems: vmProblems(states),
+    bank: bankSummary(check),
+    held,
+    leftovers: await leftovers(context),
+    relocated: [],
+  };
+}
+
+async function restoreRun(context: ChaosContext, plan: ChaosRunPlan, target: LabComponent) {
+  const { lab, bank, log } = context;
+  const name = `chaos-${plan.index}`;
+  const namespace = CHAOS_BANK.namespace;
+  const snap = await runSnapshot(lab, await snapshotDoc(lab, name, 'Stay'));
+  if (snap.status?.phase !== 'Succeeded') {
+    throw new Error(`the snapshot to restore (no chaos) failed: ${outcomeOf(snap).reason}`);
+  }
+  const bundle = {
+    storageLocation: snap.status.bundle?.storageLocation ?? '',
+    path: snap.status.bundle?.path ?? '',
+  };
+  await crashVms(lab, namespace);
+  await placeRestoredVms(lab, bundle, namespace, PLACEMENT);
+  await applyObject(lab, SNAPSHOT_RESTORE.plural, await restoreDoc(`${name}-restore`, name));
+  const killedIn = await strike(context, plan, target, SNAPSHOT_RESTORE.plural, namespace, `${name}-restore`);
+  const restore = await waitForEnd<SnapshotRestore>(
+    lab,
+    SNAPSHOT_RESTORE.plural,
+    namespace,
+    `${name}-restore`,
+  );
+  const outcome = outcomeOf(restore);
+  let recovery: string | undefined;
+  if (outcome.outcome !== 'Succeeded') {
+    // The bank is down (crashed, partly loaded): a second restore without chaos brings it back.
+    log(`run ${plan.index}: restore ${outcome.outcome} (${outcome.reason}); restoring again without chaos`);
+    await stopNamespaceVms(lab, namespace, memberNames(bank));
+    await placeRestoredVms(lab, bundle, namespace, PLACEMENT);
+    const again = await runRestore(lab, await restoreDoc(`${name}-recover`, name));
+    recovery =
+      again.status?.phase === 'Succeeded'
+        ? 'a second restore Succeeded'
+        : `failed: the second restore ${outcomeOf(again).reason}`;
+  }
+  // Checked at once, as in the e2e cycles: the restored bank from the cut, before it runs on for long.
+  const states = await waitForVmsRunning(lab, namespace, memberNames(bank));
+  const check = await checkBank(bank.endpoints);
+  await createBankVmis(lab, CHAOS_BANK, bank.members);
+  return {
+    ...plan,
+    target,
+    killedIn,
+    ...outcome,
+    vmProblems: vmProblems(states),
+    bank: bankSummary(check),
+    held: { note: 'a restore holds none' },
+    leftovers: await leftovers(context),
+    relocated: [],
+    ...(recovery ? { recovery } : {}),
+  };
+}
+
+/**
+ * Runs every plan on one lab and bank, one after the other; `onRun` sees the report after each run
+ * (so a table is written even if a later run hangs).
+ */
+export async function runChaosTable(
+  context: ChaosContext,
+  seed: number,
+  plans: readonly ChaosRunPlan[],
+  onRun: (report: ChaosReport) => Promise<void> = async () => {},
+): Promise<ChaosReport> {
+  const report: ChaosReport = { seed, startedAt: new Date().toISOString(), runs: [] };
+  for (const plan of plans) {
+    context.log(
+      `run ${plan.index}/${plans.length}: kill ${plan.component} during ${plan.operation} phase ${plan.phase} + ${plan.delayMs} ms`,
+    );
+    const result = await runChaos(context, plan);
+    context.log(
+      `run ${plan.index}: ${result.outcome}${result.reason ? ` (${result.reason})` : ''}; ${result.ok ? 'every check passed' : `PROBLEMS: ${result.problems.join('; ')}`}`,
+    );
+    report.runs.push(result);
+    await onRun(report);
+  }
+  return report;
+}

@@ -1,0 +1,52 @@
+// Chaos on the lab (lab/chaos), the short form of `make chaos`: with the bank
+// running, each run kills one component by PID (operator, OFC, an agent,
+// kube-apiserver, ovs-vswitchd) at a random point of a snapshot or a restore,
+// restarts it, and checks that the object ended Succeeded or Failed with a
+// reason, every VM runs, the bank's total is conserved, every held packet was
+// released and nothing was left behind. Writes out/chaos-short.{json,md}.
+//
+//   VIOLIN_CHAOS_RUNS  runs (default 6; every five runs kill each component once)
+//   VIOLIN_CHAOS_SEED  seed (default: a fixed one, so `make test` is the same table every time)
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { deployBank, type BankService } from '../../lab/cluster/bank.js';
+import { startLabCluster, type LabCluster } from '../../lab/cluster/cluster.js';
+import { CHAOS_COMPONENTS, planRuns } from '../../lab/chaos/plan.js';
+import { markdownTable, writeReport } from '../../lab/chaos/report.js';
+import { CHAOS_BANK, prepareChaos, runChaosTable } from '../../lab/chaos/runner.js';
+import { repoRoot } from '../../src/devenv/repo.js';
+
+const RUNS = Number(process.env.VIOLIN_CHAOS_RUNS ?? 6);
+const SEED = Number(process.env.VIOLIN_CHAOS_SEED ?? 20261125);
+
+describe('chaos: components killed during snapshots and restores', () => {
+  let lab: LabCluster;
+  let bank: BankService;
+
+  beforeAll(async () => {
+    lab = await startLabCluster({ name: 'chaos', migrationStartJitterMs: 1000 });
+    bank = await deployBank(lab, CHAOS_BANK);
+  });
+
+  afterAll(async () => {
+    await bank?.stop();
+    await lab?.stop();
+  });
+
+  it(`${RUNS} runs (seed ${SEED}) end Succeeded or Failed with a reason, and leave the service whole`, async () => {
+    const plans = planRuns(SEED, RUNS);
+    if (RUNS >= CHAOS_COMPONENTS.length) {
+      expect(new Set(plans.map((p) => p.component))).toEqual(new Set(CHAOS_COMPONENTS));
+    }
+    const log = (line: string) => process.stdout.write(`${line}\n`);
+    const out = join(repoRoot(), 'out');
+    const report = await runChaosTable(await prepareChaos(lab, bank, log), SEED, plans, (partial) =>
+      writeReport(partial, join(out, 'chaos-short.json'), join(out, 'chaos-short.md')),
+    );
+    process.stdout.write(`\n${markdownTable(report)}\n`);
+    expect(report.runs.flatMap((r) => r.problems.map((p) => `run ${r.index} (${r.target}): ${p}`))).toEqual(
+      [],
+    );
+  });
+});
