@@ -21,10 +21,10 @@
 // dying, not the node (QEMU dies with the node).
 import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 
-/** Who ended the pause of a `resume: OnRequest` capture. */
-export type PauseEnd = 'operator' | 'deadline' | 'discard' | 'shutdown';
+/** Who ended the pause of a `resume: OnRequest` capture (`outside`: someone past the agent). */
+export type PauseEnd = 'operator' | 'deadline' | 'discard' | 'shutdown' | 'outside';
 
-const PAUSE_ENDS: readonly PauseEnd[] = ['operator', 'deadline', 'discard', 'shutdown'];
+const PAUSE_ENDS: readonly PauseEnd[] = ['operator', 'deadline', 'discard', 'shutdown', 'outside'];
 const PHASES = ['copying', 'held', 'resuming', 'ended'] as const;
 
 export interface CaptureRecord {

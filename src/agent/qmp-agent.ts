@@ -27,8 +27,7 @@
 // Load starts the VM's QEMU again from its vm.json with `-incoming defer -S`,
 // feeds it the image (checked against its digest first) and leaves it paused;
 // resume is `cont`, so a restore can start every VM at the same moment.
-import { createConnection, createServer } from 'node:net';
-import type { Server, Socket } from 'node:net';
+import { createConnection } from 'node:net';
 import { readdir, rm } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -38,6 +37,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { CaptureRequest, CaptureResult, LoadRequest, SnapshotAgent, VmRef } from './types.js';
 import type { ImageLocation, ImageStore } from './image-store.js';
 import { bundleImageStore } from './image-store.js';
+import type { CaptureSink } from './capture-sink.js';
+import { IncompleteStreamError, openCaptureSink } from './capture-sink.js';
 import { AgentError, toAgentError } from './errors.js';
 import { QmpClient, QmpCommandError } from './qmp/client.js';
 import type { QmpEvent } from './qmp/client.js';
@@ -144,7 +145,7 @@ export class QmpSnapshotAgent implements SnapshotAgent {
       const qmp = await QmpClient.connect(dir.qmpSocket);
       const events: QmpEvent[] = [];
       qmp.onEvent((event) => events.push(event));
-      let receiver: Server | undefined;
+      let sink: CaptureSink | undefined;
       let migrating = false;
       let recorded = false;
       try {
@@ -155,6 +156,7 @@ export class QmpSnapshotAgent implements SnapshotAgent {
             `VM ${ref(dir.vm)} is ${status}: only a running VM is captured live`,
           );
         }
+        this.settleOutrunPauses(dir.vm);
         // Someone else's migration (a live migration between nodes) is never ours to cancel.
         const current = await qmp.execute<MigrationInfo>('query-migrate');
         if (current.status !== undefined && !FINAL_MIGRATION_STATES.has(current.status)) {
@@ -175,21 +177,13 @@ export class QmpSnapshotAgent implements SnapshotAgent {
           'downtime-limit': this.downtimeLimitMs,
           'max-bandwidth': this.maxBandwidth,
         });
-        const stream = await this.receiveStream(dir);
-        receiver = stream.server;
-        const stored = stream.connection.then((socket) =>
-          this.images
-            .writeImage(req.storageLocation, req.snapshotId, dir.vm, socket)
-            .catch((error: unknown) => {
-              // QEMU notices the closed socket and fails the migration; the VM runs on.
-              socket.destroy();
-              throw error;
-            }),
-        );
-        stored.catch(() => undefined); // awaited below; a failure must not go unhandled meanwhile
         const finished = qmp.waitForEvent('MIGRATION', this.timeoutMs, (e) =>
           FINAL_MIGRATION_STATES.has(String(e.data.status)),
         );
+        finished.catch(() => undefined); // awaited below; a timeout must not go unhandled meanwhile
+        const target = { storageLocation: req.storageLocation, snapshotId: req.snapshotId, vm: dir.vm };
+        sink = await openCaptureSink(this.images, target, dir.migrateSocket, finished, this.log);
+        const stored = sink.stored;
         const startedAt = new Date();
         const record: CaptureRecord = {
           phase: 'copying',
@@ -204,7 +198,7 @@ export class QmpSnapshotAgent implements SnapshotAgent {
         recorded = true;
         migrating = true;
         if (method === 'stop-and-copy') await qmp.execute('stop');
-        await qmp.execute('migrate', { uri: `unix:${dir.migrateSocket}` });
+        await qmp.execute('migrate', { uri: sink.uri });
         const final = await finished;
         if (final.data.status !== 'completed') {
           const info = await qmp.execute<MigrationInfo>('query-migrate');
@@ -217,7 +211,7 @@ export class QmpSnapshotAgent implements SnapshotAgent {
             ),
             sleep(500),
           ]);
-          if (storeError) throw storeError;
+          if (storeError && !(storeError instanceof IncompleteStreamError)) throw storeError;
           throw new AgentError(
             'Internal',
             `capture of ${ref(dir.vm)} ${info.status}: ${info['error-desc'] ?? 'no reason given'}`,
@@ -284,7 +278,7 @@ export class QmpSnapshotAgent implements SnapshotAgent {
         if (recorded && running) await removeCaptureRecord(dir.captureRecord).catch(() => undefined);
         throw toAgentError(error);
       } finally {
-        receiver?.close();
+        await sink?.close();
         await rm(dir.migrateSocket, { force: true });
         qmp.close();
       }
@@ -429,7 +423,9 @@ export class QmpSnapshotAgent implements SnapshotAgent {
         ? `was resumed by the agent after ${paused.record.held.deadlineMs / 1000} s without the operator`
         : outcome.by === 'discard'
           ? 'was resumed when its capture was discarded'
-          : 'was resumed when the agent stopped';
+          : outcome.by === 'outside'
+            ? 'was found running, resumed past the agent, when it was captured again'
+            : 'was resumed when the agent stopped';
     throw new AgentError(
       'Conflict',
       `VM ${ref(checked)} ${why} (at ${outcome.resumedAt}), so its capture in snapshot ${snapshotId} ` +
@@ -449,8 +445,8 @@ export class QmpSnapshotAgent implements SnapshotAgent {
    * capture records): call it once, before serving. Never throws; says what it
    * did, one line per VM, through `log`. Afterwards every VM with a record runs,
    * except those held within their pause deadline, which wait for
-   * resumeCaptured as they did before, and those it could not reach, whose
-   * record stays for the next start.
+   * resumeCaptured as they did before, and those it could not reach, which it
+   * tries again in the background.
    */
   async recoverCaptures(): Promise<void> {
     let namespaces: string[];
@@ -653,6 +649,25 @@ export class QmpSnapshotAgent implements SnapshotAgent {
     return paused.ended;
   }
 
+  /**
+   * Pauses of this VM that never ended, though its guest runs (someone sent
+   * `cont` past the agent): their deadline must not fire into the capture that
+   * is about to start, and their capture may have sent before its epoch advanced.
+   */
+  private settleOutrunPauses(vm: VmRef): void {
+    for (const paused of this.paused.values()) {
+      if (paused.ended || ref(paused.vm) !== ref(vm)) continue;
+      clearTimeout(paused.deadline);
+      const now = Date.now();
+      paused.ended = Promise.resolve({
+        by: 'outside',
+        resumedAt: new Date(now).toISOString(),
+        downtimeMs: roundMs(now - paused.record.held.stoppedAtMs),
+      });
+      paused.endedAtMs = now;
+    }
+  }
+
   /** Whatever pause of this VM is being ended, once it has (its record written). */
   private async pauseEndingOf(vm: VmRef): Promise<void> {
     for (const paused of this.paused.values()) {
@@ -714,18 +729,6 @@ export class QmpSnapshotAgent implements SnapshotAgent {
     } finally {
       this.busy.delete(key);
     }
-  }
-
-  /** A unix socket QEMU's migration connects to; resolves once it listens. */
-  private async receiveStream(dir: VmDir): Promise<{ server: Server; connection: Promise<Socket> }> {
-    await rm(dir.migrateSocket, { force: true });
-    const server = createServer();
-    const connection = new Promise<Socket>((resolve) => server.once('connection', resolve));
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(dir.migrateSocket, resolve);
-    });
-    return { server, connection };
   }
 
   /** After a failed capture: no migration left running, and the guest running as before. False when unsure. */

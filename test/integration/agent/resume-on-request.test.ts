@@ -4,12 +4,16 @@
 // reports the whole STOP→RESUME downtime, and the pause deadline resumes a VM
 // whose operator never came back, after which its capture is refused as
 // inconsistent. `Immediately` (the default) still resumes at T_i.
+import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BankEndpoint, BankStatus } from '../../../lab/guest/checker.js';
 import { readStatus } from '../../../lab/guest/checker.js';
+import type { CaptureRecord } from '../../../src/agent/capture-record.js';
 import type { AgentClient } from '../../../src/agent/client.js';
+import { QmpClient } from '../../../src/agent/qmp/client.js';
 import type { VmRef } from '../../../src/agent/types.js';
+import { VmDir } from '../../../src/agent/vm-dir.js';
 import type { BankLab } from '../lab-vm/bank-lab.js';
 import { startBankLab } from '../lab-vm/bank-lab.js';
 import type { AgentProcess } from './agent-process.js';
@@ -107,6 +111,30 @@ describe('agent: capture with resume OnRequest on real QEMU', () => {
     await client.discard('held-3', VM_A, storageLocation);
     expect(await runState()).toBe('running');
     await expect(client.resumeCaptured('held-3', VM_A)).rejects.toMatchObject({ code: 'NotFound' });
+  });
+
+  it('a paused VM someone else resumed: the next capture settles that pause, whose deadline then never fires', async () => {
+    await client.capture({ snapshotId: 'held-4', vm: VM_A, storageLocation, resume: 'OnRequest' });
+    const dir = new VmDir(lab.stateDir, VM_A);
+    const { held } = JSON.parse(await readFile(dir.captureRecord, 'utf8')) as CaptureRecord;
+    const qmp = await QmpClient.connect(dir.qmpSocket);
+    try {
+      await qmp.execute('cont');
+    } finally {
+      qmp.close();
+    }
+    // The next capture's own deadline then comes well after held-4's.
+    await sleep(4000);
+    await client.capture({ snapshotId: 'held-5', vm: VM_A, storageLocation, resume: 'OnRequest' });
+    await expect(client.resumeCaptured('held-4', VM_A)).rejects.toMatchObject({
+      code: 'Conflict',
+      message: expect.stringMatching(/was found running, resumed past the agent, when it was captured again/),
+    });
+    // Past held-4's deadline, held-5 still holds its VM: the old deadline did not resume it.
+    await sleep(Math.max(0, Date.parse(held!.deadlineAt) + 1000 - Date.now()));
+    expect(['postmigrate', 'paused']).toContain(await runState());
+    expect((await client.resumeCaptured('held-5', VM_A)).downtimeMs).toBeGreaterThan(0);
+    expect(await runState()).toBe('running');
   });
 
   it('Immediately (the default) resumes at T_i as before', async () => {
