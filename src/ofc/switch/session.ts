@@ -158,16 +158,26 @@ export class SwitchSession extends EventEmitter<SwitchSessionEvents> {
   async applyBatch(flowMods: FlowModMessage[], timeoutMs = this.requestTimeoutMs): Promise<void> {
     if (this.closed) throw new Error(`connection closed: ${this.closedReason}`);
     const batch: PendingBatch = { xids: new Set(), errors: [] };
-    for (const flowMod of flowMods) {
-      const xid = this.allocateXid();
-      batch.xids.add(xid);
-      this.batchOfXid.set(xid, batch);
-      this.send({ ...flowMod, xid });
-    }
     const barrierXid = this.allocateXid();
-    this.batches.set(barrierXid, batch);
+    let barrier: Promise<unknown>;
+    // One write for the flow-mods and the barrier: the switch reads the whole
+    // batch at once instead of waking up per message (an epoch advance is on
+    // the snapshot's critical path).
+    this.socket.cork();
     try {
-      await this.track({ type: 'barrier-request', xid: barrierXid }, 'barrier', timeoutMs);
+      for (const flowMod of flowMods) {
+        const xid = this.allocateXid();
+        batch.xids.add(xid);
+        this.batchOfXid.set(xid, batch);
+        this.send({ ...flowMod, xid });
+      }
+      this.batches.set(barrierXid, batch);
+      barrier = this.track({ type: 'barrier-request', xid: barrierXid }, 'barrier', timeoutMs);
+    } finally {
+      this.socket.uncork();
+    }
+    try {
+      await barrier;
     } finally {
       this.batches.delete(barrierXid);
       for (const xid of batch.xids) this.batchOfXid.delete(xid);
