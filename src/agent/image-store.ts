@@ -2,6 +2,7 @@
 // into a snapshot's bundle, remove it, and read one back after checking it
 // against its digest. The bundle layout, durability and hashing are the store's
 // (src/store/); this file only adapts its API to the agent's requests.
+import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { backendFor } from '../store/backend.js';
 import { openBundleWriter } from '../store/bundle-writer.js';
@@ -31,6 +32,19 @@ export interface ImageStore {
     vm: VmRef,
     source: AsyncIterable<Uint8Array>,
   ): Promise<StoredImage>;
+  /** Whether writeImageFile can store into this location (it has local files). */
+  writesImageFiles(storageLocation: string): boolean;
+  /**
+   * Stores an image that a producer writes into a new local file itself:
+   * `fill` gets the file open for writing and resolves once it is complete;
+   * the store then hashes it and makes it durable.
+   */
+  writeImageFile(
+    storageLocation: string,
+    snapshotId: string,
+    vm: VmRef,
+    fill: (file: FileHandle) => Promise<void>,
+  ): Promise<StoredImage>;
   discardImage(storageLocation: string, snapshotId: string, vm: VmRef): Promise<void>;
   /** Throws ImageIntegrityError when the image is missing, truncated or not the one with `digest`. */
   verifyImage(image: ImageLocation, digest: string): Promise<void>;
@@ -46,6 +60,16 @@ export const bundleImageStore: ImageStore = {
   async writeImage(storageLocation, snapshotId, vm, source) {
     const writer = await openBundleWriter(storageLocation, snapshotId);
     const file = await writer.writeImage(vm, source);
+    return { path: file.path, bytes: file.size, digest: file.digest };
+  },
+
+  writesImageFiles(storageLocation) {
+    return backendFor(storageLocation).putFile !== undefined;
+  },
+
+  async writeImageFile(storageLocation, snapshotId, vm, fill) {
+    const writer = await openBundleWriter(storageLocation, snapshotId);
+    const file = await writer.writeImageFile(vm, fill);
     return { path: file.path, bytes: file.size, digest: file.digest };
   },
 

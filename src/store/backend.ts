@@ -1,6 +1,7 @@
 // One interface for every place bundles can live. The writer and reader speak
 // only to this, so a backend is storage and nothing else: hashing, validation
 // and layout stay in one place (bundle-writer.ts, bundle-reader.ts).
+import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { BundleError } from './errors.js';
 import { FilesystemBackend } from './filesystem-backend.js';
@@ -30,6 +31,20 @@ export interface BundleBackend {
    * Chunks may be held until written: a source must not reuse a chunk's memory.
    */
   putStream(bundleId: string, path: string, source: AsyncIterable<Uint8Array>): Promise<number>;
+  /**
+   * Like putStream, for a producer that writes the file itself (QEMU through a
+   * helper process, with no copy through this process): `fill` gets the new,
+   * empty file open for writing and resolves once the file is complete. Then
+   * the file is made durable while `alongside` reads it (the writer hashes it),
+   * and renamed into place. Resolves to its size. Only backends with local
+   * files have it.
+   */
+  putFile?(
+    bundleId: string,
+    path: string,
+    fill: (file: FileHandle) => Promise<void>,
+    alongside: (localPath: string) => Promise<void>,
+  ): Promise<number>;
   /**
    * Writes a small file durably and atomically. With `exclusive`, fails with
    * `Conflict` instead of replacing an existing file: that is how a manifest is

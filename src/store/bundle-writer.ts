@@ -5,6 +5,8 @@
 // last and only once: a bundle without manifest.json is partial, whatever else
 // it holds, so a writer killed at any moment leaves nothing that reads as a
 // snapshot.
+import { createReadStream } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import type { RecordedPacket, SavedFlow } from '../ofc/control/types.js';
 import type { BundleBackend } from './backend.js';
 import { backendFor } from './backend.js';
@@ -22,13 +24,23 @@ import type {
 } from './manifest.js';
 import { sealManifest, validateChannelState, validateFlows } from './manifest.js';
 import type { Digested } from './verifying-stream.js';
-import { digesting, storedFileProblem } from './verifying-stream.js';
+import { digestOf, digesting, storedFileProblem } from './verifying-stream.js';
+
+/** Reads of a just-written image for its digest: large, since it comes from the page cache. */
+const HASH_READ_BYTES = 4 * 2 ** 20;
 
 export interface BundleWriter {
   readonly location: string;
   readonly bundleId: string;
   /** Streams a VM's image into the bundle, hashing as it writes; replaces an earlier attempt. */
   writeImage(vm: BundleVmRef, source: AsyncIterable<Uint8Array>): Promise<BundleFile>;
+  /**
+   * Stores a VM's image that a producer writes into a new local file itself
+   * (`fill` resolves once it is complete), then hashes it from the page cache
+   * while it is made durable. `NotImplemented` for a location without local
+   * files (a backend without putFile).
+   */
+  writeImageFile(vm: BundleVmRef, fill: (file: FileHandle) => Promise<void>): Promise<BundleFile>;
   /** Removes a VM's image (the capture was aborted). Idempotent. */
   discardImage(vm: BundleVmRef): Promise<void>;
   writeChannelState(packets: RecordedPacket[]): Promise<ChannelStateFile>;
@@ -81,6 +93,33 @@ class Writer implements BundleWriter {
       throw new BundleError(
         'Integrity',
         `${path}: stored ${written} bytes but the stream gave ${digested.size}`,
+        path,
+      );
+    }
+    return { path, size: digested.size, digest: digested.digest };
+  }
+
+  async writeImageFile(vm: BundleVmRef, fill: (file: FileHandle) => Promise<void>): Promise<BundleFile> {
+    const path = imagePath(vm);
+    await refuseCommitted(this.backend, this.bundleId);
+    if (!this.backend.putFile) {
+      throw new BundleError(
+        'NotImplemented',
+        `storage location ${this.location} has no local files to write ${path} into; stream it instead`,
+        path,
+      );
+    }
+    const digested: Digested = { size: 0, digest: '' };
+    const written = await this.backend.putFile(this.bundleId, path, fill, async (localPath) => {
+      Object.assign(
+        digested,
+        await digestOf(createReadStream(localPath, { highWaterMark: HASH_READ_BYTES })),
+      );
+    });
+    if (written !== digested.size) {
+      throw new BundleError(
+        'Integrity',
+        `${path}: stored ${written} bytes but read back ${digested.size}`,
         path,
       );
     }

@@ -75,6 +75,30 @@ export class FilesystemBackend implements BundleBackend {
     return bytes;
   }
 
+  async putFile(
+    bundleId: string,
+    path: string,
+    fill: (file: FileHandle) => Promise<void>,
+    alongside: (localPath: string) => Promise<void>,
+  ): Promise<number> {
+    const target = this.filePath(bundleId, path);
+    const { handle, temp } = await this.createTemp(target);
+    let bytes: number;
+    try {
+      await fill(handle);
+      await Promise.all([handle.sync(), alongside(temp)]);
+      bytes = (await handle.stat()).size;
+      await handle.close();
+    } catch (err) {
+      await handle.close().catch(() => undefined);
+      await rm(temp, { force: true });
+      throw err;
+    }
+    await rename(temp, target);
+    await this.syncDirectories(dirname(target));
+    return bytes;
+  }
+
   async putBytes(
     bundleId: string,
     path: string,
