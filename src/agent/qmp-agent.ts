@@ -27,8 +27,7 @@
 // Load starts the VM's QEMU again from its vm.json with `-incoming defer -S`,
 // feeds it the image (checked against its digest first) and leaves it paused;
 // resume is `cont`, so a restore can start every VM at the same moment.
-import { createConnection, createServer } from 'node:net';
-import type { Server, Socket } from 'node:net';
+import { createConnection } from 'node:net';
 import { readdir, rm } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -38,6 +37,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { CaptureRequest, CaptureResult, LoadRequest, SnapshotAgent, VmRef } from './types.js';
 import type { ImageLocation, ImageStore } from './image-store.js';
 import { bundleImageStore } from './image-store.js';
+import type { CaptureSink } from './capture-sink.js';
+import { IncompleteStreamError, openCaptureSink } from './capture-sink.js';
 import { AgentError, toAgentError } from './errors.js';
 import { QmpClient, QmpCommandError } from './qmp/client.js';
 import type { QmpEvent } from './qmp/client.js';
@@ -144,7 +145,7 @@ export class QmpSnapshotAgent implements SnapshotAgent {
       const qmp = await QmpClient.connect(dir.qmpSocket);
       const events: QmpEvent[] = [];
       qmp.onEvent((event) => events.push(event));
-      let receiver: Server | undefined;
+      let sink: CaptureSink | undefined;
       let migrating = false;
       let recorded = false;
       try {
@@ -176,21 +177,13 @@ export class QmpSnapshotAgent implements SnapshotAgent {
           'downtime-limit': this.downtimeLimitMs,
           'max-bandwidth': this.maxBandwidth,
         });
-        const stream = await this.receiveStream(dir);
-        receiver = stream.server;
-        const stored = stream.connection.then((socket) =>
-          this.images
-            .writeImage(req.storageLocation, req.snapshotId, dir.vm, socket)
-            .catch((error: unknown) => {
-              // QEMU notices the closed socket and fails the migration; the VM runs on.
-              socket.destroy();
-              throw error;
-            }),
-        );
-        stored.catch(() => undefined); // awaited below; a failure must not go unhandled meanwhile
         const finished = qmp.waitForEvent('MIGRATION', this.timeoutMs, (e) =>
           FINAL_MIGRATION_STATES.has(String(e.data.status)),
         );
+        finished.catch(() => undefined); // awaited below; a timeout must not go unhandled meanwhile
+        const target = { storageLocation: req.storageLocation, snapshotId: req.snapshotId, vm: dir.vm };
+        sink = await openCaptureSink(this.images, target, dir.migrateSocket, finished, this.log);
+        const stored = sink.stored;
         const startedAt = new Date();
         const record: CaptureRecord = {
           phase: 'copying',
@@ -205,7 +198,7 @@ export class QmpSnapshotAgent implements SnapshotAgent {
         recorded = true;
         migrating = true;
         if (method === 'stop-and-copy') await qmp.execute('stop');
-        await qmp.execute('migrate', { uri: `unix:${dir.migrateSocket}` });
+        await qmp.execute('migrate', { uri: sink.uri });
         const final = await finished;
         if (final.data.status !== 'completed') {
           const info = await qmp.execute<MigrationInfo>('query-migrate');
@@ -218,7 +211,7 @@ export class QmpSnapshotAgent implements SnapshotAgent {
             ),
             sleep(500),
           ]);
-          if (storeError) throw storeError;
+          if (storeError && !(storeError instanceof IncompleteStreamError)) throw storeError;
           throw new AgentError(
             'Internal',
             `capture of ${ref(dir.vm)} ${info.status}: ${info['error-desc'] ?? 'no reason given'}`,
@@ -285,7 +278,7 @@ export class QmpSnapshotAgent implements SnapshotAgent {
         if (recorded && running) await removeCaptureRecord(dir.captureRecord).catch(() => undefined);
         throw toAgentError(error);
       } finally {
-        receiver?.close();
+        await sink?.close();
         await rm(dir.migrateSocket, { force: true });
         qmp.close();
       }
@@ -736,18 +729,6 @@ export class QmpSnapshotAgent implements SnapshotAgent {
     } finally {
       this.busy.delete(key);
     }
-  }
-
-  /** A unix socket QEMU's migration connects to; resolves once it listens. */
-  private async receiveStream(dir: VmDir): Promise<{ server: Server; connection: Promise<Socket> }> {
-    await rm(dir.migrateSocket, { force: true });
-    const server = createServer();
-    const connection = new Promise<Socket>((resolve) => server.once('connection', resolve));
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(dir.migrateSocket, resolve);
-    });
-    return { server, connection };
   }
 
   /** After a failed capture: no migration left running, and the guest running as before. False when unsure. */
