@@ -29,6 +29,8 @@ export interface BankOptions {
   labels: Record<string, string>;
   /** Extra bank flags (lab/guest/bank), e.g. ['-interval=10ms']. */
   flags?: string[];
+  /** Guest memory of each VM in member order, as KubeVirt quantities (default BANK_MEMORY for all). */
+  memory?: string[];
 }
 
 export interface BankMember {
@@ -38,6 +40,8 @@ export interface BankMember {
   node: string;
   ip: string;
   mac: string;
+  /** spec.domain.memory.guest of its VMI. */
+  memory: string;
 }
 
 export interface BankService {
@@ -48,12 +52,13 @@ export interface BankService {
   stop(): Promise<void>;
 }
 
-export function bankMembers(count: number): BankMember[] {
+export function bankMembers(count: number, memory: readonly string[] = []): BankMember[] {
   return Array.from({ length: count }, (_, i) => ({
     name: `bank-${i + 1}`,
     node: `b${i + 1}`,
     ip: `${BANK_SUBNET}.${i + 1}`,
     mac: `02:42:0a:4d:00:${(i + 1).toString(16).padStart(2, '0')}`,
+    memory: memory[i] ?? BANK_MEMORY,
   }));
 }
 
@@ -72,7 +77,7 @@ export function bankVmi(member: BankMember, all: BankMember[], options: BankOpti
     metadata: { name: member.name, namespace: options.namespace, labels: { ...options.labels } },
     spec: {
       domain: {
-        memory: { guest: BANK_MEMORY },
+        memory: { guest: member.memory },
         devices: { interfaces: [{ name: 'bank', macAddress: member.mac, bridge: {} } as never] },
         firmware: { kernelBoot: { kernelArgs } },
       },
@@ -89,7 +94,7 @@ export async function deployBank(
 ): Promise<BankService> {
   const deadline = Date.now() + timeoutMs;
   await ensureNamespace(lab.kubeConfig.makeApiClient(CoreV1Api), options.namespace);
-  const members = bankMembers(options.vms);
+  const members = bankMembers(options.vms, options.memory);
   await createBankVmis(lab, options, members, timeoutMs);
   const forwards = await forwardBank(lab, members);
   try {
@@ -140,7 +145,7 @@ export async function createBankVmis(
       if (Date.now() > deadline) {
         throw new Error(`VMI ${options.namespace}/${member.name} is not Running in time`);
       }
-      await sleep(500);
+      await sleep(200);
     }
   }
 }

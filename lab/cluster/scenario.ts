@@ -14,6 +14,7 @@ import {
   SNAPSHOT_RESTORE,
   VERSION,
   type DistributedSnapshot,
+  type DistributedSnapshotStatusVm,
   type SnapshotRestore,
 } from '../../src/api/index.js';
 import { stopQemu } from '../../src/agent/qemu/launch.js';
@@ -28,7 +29,9 @@ import {
 } from '../../src/kubevirt/types.js';
 import { openBundle } from '../../src/store/index.js';
 import type { CheckReport } from '../guest/checker.js';
+import { compareStalls, HeartbeatProbe, type Interval, type StallReport } from '../guest/stall-probe.js';
 import { qemuSpecFor } from '../kubevirt-standin/standin.js';
+import type { BankService } from './bank.js';
 import type { LabCluster } from './cluster.js';
 
 type Doc = Record<string, unknown> & {
@@ -105,7 +108,85 @@ async function waitForEnd<T extends { status?: { phase?: string } }>(
     if (Date.now() > deadline) {
       throw new Error(`${plural} ${body.metadata.name} did not finish in ${timeoutMs} ms (phase ${phase})`);
     }
-    await sleep(500);
+    await sleep(200);
+  }
+}
+
+/** What one VM went through in a snapshot: the pauses the system reported, and what a prober saw. */
+export interface VmStalls {
+  name: string;
+  /** The stand-in's stop-and-copy migrations to the snapshot host (KubeVirt reports no migration downtime). */
+  migrationPauses: Interval[];
+  /** The capture's pause, status.vms[].downtimeMs ending at status.vms[].resumedAt. */
+  capturePause: Interval | undefined;
+  stalls: StallReport;
+}
+
+/** The capture's pause of a VM as the snapshot's status reports it. */
+export function capturePause(vm: DistributedSnapshotStatusVm): Interval | undefined {
+  const resumedAt = ms(vm.resumedAt);
+  if (!Number.isFinite(resumedAt) || vm.downtimeMs === undefined) return undefined;
+  return { from: resumedAt - vm.downtimeMs, to: resumedAt };
+}
+
+/**
+ * Runs a snapshot while watching every bank VM's console for the heartbeat its bank writes (the bank
+ * must run with -heartbeat), polled every `pollMs`, and compares, per VM, the stalls seen between the
+ * apply and the VM's first beat after its resume with the pauses the system reported for it: its
+ * migrations' (the stand-in's measure) and its capture's (the snapshot's status).
+ */
+export async function runProbedSnapshot(
+  lab: LabCluster,
+  bank: BankService,
+  body: Doc,
+  pollMs: number,
+): Promise<{ snap: DistributedSnapshot; vms: VmStalls[] }> {
+  const consoles = Object.fromEntries(
+    bank.members.map((m) => [
+      m.name,
+      lab.nodes.map((n) => new VmDir(n.stateDir, { namespace: bank.namespace, name: m.name }).serialLog),
+    ]),
+  );
+  const probe = HeartbeatProbe.start(consoles, pollMs);
+  try {
+    const since = Date.now();
+    await probe.waitForBeats(Object.fromEntries(bank.members.map((m) => [m.name, since])), 60_000);
+    const silent = bank.members.filter((m) => (probe.beatsOf(m.name).at(-1)?.host ?? 0) <= since);
+    if (silent.length > 0) {
+      throw new Error(
+        `no heartbeat on the console of ${silent.map((m) => m.name).join(', ')} before the snapshot (is the bank run with -heartbeat?)`,
+      );
+    }
+    const window = { from: Date.now(), to: 0 };
+    const snap = await runSnapshot(lab, body);
+    const rows = new Map((snap.status?.vms ?? []).map((vm) => [vm.name, vm]));
+    const resumed = (name: string) => ms(rows.get(name)?.resumedAt);
+    // A VM beats once it runs again; one that does not is seen as a stall.
+    await probe.waitForBeats(
+      Object.fromEntries(bank.members.map((m) => [m.name, resumed(m.name) || Date.now()])),
+      15_000,
+    );
+    window.to = Date.now();
+    // A beat read late looks like a pause until a later beat shows the guest's clock ran: keep reading.
+    await sleep(1000);
+    const vms = bank.members.map((member): VmStalls => {
+      const migrationPauses = lab.standin
+        .migrationPauses({ namespace: bank.namespace, name: member.name })
+        .filter((p) => p.stoppedAt >= window.from)
+        .map((p) => ({ from: p.stoppedAt, to: p.runningAt }));
+      const row = rows.get(member.name);
+      const capture = row ? capturePause(row) : undefined;
+      const reported = capture ? [...migrationPauses, capture] : migrationPauses;
+      return {
+        name: member.name,
+        migrationPauses,
+        capturePause: capture,
+        stalls: compareStalls(probe.beatsOf(member.name), window, reported),
+      };
+    });
+    return { snap, vms };
+  } finally {
+    await probe.stop();
   }
 }
 

@@ -92,6 +92,22 @@ interface Migration {
   run?: Task<'completed' | 'failed' | 'cancelled'>;
 }
 
+/**
+ * How long a migration kept its guest from running and reachable: from the source's `stop` until the
+ * guest runs on the target with its tap on the target bridge (or, for a failed migration, runs again at
+ * its source). Wall-clock ms since the epoch.
+ */
+export interface MigrationPause {
+  source: string;
+  target: string;
+  outcome: string;
+  stoppedAt: number;
+  runningAt: number;
+}
+
+/** How many pauses the stand-in keeps per VM. */
+const MIGRATION_PAUSES_KEPT = 50;
+
 /** The guest's network facts the stand-in reports in status.interfaces, read from its kernel arguments. */
 export function guestAddress(kernelArgs: string): string | undefined {
   return /(?:^|\s)violin\.ip=([0-9.]+)/.exec(kernelArgs)?.[1];
@@ -137,6 +153,8 @@ export class KubeVirtLabStandin {
   private readonly schedulableAt = new Map<string, number>();
   /** VMs whose migrations wait a fixed time instead of the random jitter, by VMI name. */
   private readonly fixedStartDelays = new Map<string, number>();
+  /** The guest pauses of completed or failed migrations, by namespace/name. */
+  private readonly pauses = new Map<string, MigrationPause[]>();
   private readonly log: (line: string) => void;
   private tapCounter = 0;
   private roundRobin = 0;
@@ -148,6 +166,15 @@ export class KubeVirtLabStandin {
     this.kubevirt = new KubeVirtClient(options.kubeConfig);
     this.core = options.kubeConfig.makeApiClient(CoreV1Api);
     this.log = options.log ?? (() => {});
+  }
+
+  /**
+   * The guest pauses of this VM's latest migrations, oldest first. KubeVirt reports no migration
+   * downtime (status.migrationState has only the migration's start and end), so the stand-in keeps what
+   * it measured here, for the lab to compare with what the guest experienced.
+   */
+  migrationPauses(vm: VmRef): readonly MigrationPause[] {
+    return this.pauses.get(`${vm.namespace}/${vm.name}`) ?? [];
   }
 
   /**
@@ -625,6 +652,7 @@ export class KubeVirtLabStandin {
   private async migrate(ref: VmRef, migration: Migration): Promise<'completed' | 'failed' | 'cancelled'> {
     const source = new VmDir(migration.source.stateDir, ref);
     const target = new VmDir(migration.target.stateDir, ref);
+    const stoppedAt = Date.now();
     // QEMU serves one QMP client at a time: connect per call, so the agent is never locked out for long.
     // The guest is paused for the copy (stop-and-copy, not pre-copy): see docs/demo.md, "Why the
     // stand-in's migrations pause the guest": live pre-copy under TCG corrupted guests here.
@@ -640,14 +668,32 @@ export class KubeVirtLabStandin {
       );
       if (info.status === 'completed') {
         await this.handOver(ref, migration);
+        this.recordPause(ref, migration, stoppedAt, info.status);
         return info.status;
       }
       if (info.status === 'failed' || info.status === 'cancelled') {
         // The VM carries on where it was.
         await withQmp(source.qmpSocket, (qmp) => qmp.execute('cont'));
+        this.recordPause(ref, migration, stoppedAt, info.status);
         return info.status;
       }
     }
+  }
+
+  private recordPause(ref: VmRef, migration: Migration, stoppedAt: number, outcome: string): void {
+    const key = `${ref.namespace}/${ref.name}`;
+    const pause: MigrationPause = {
+      source: migration.source.name,
+      target: migration.target.name,
+      outcome,
+      stoppedAt,
+      runningAt: Date.now(),
+    };
+    // The last few are enough for whoever compares them with what the guest saw; a long-running lab stays small.
+    this.pauses.set(key, [...(this.pauses.get(key) ?? []), pause].slice(-MIGRATION_PAUSES_KEPT));
+    this.log(
+      `${key}: migration ${pause.source} → ${pause.target} ${outcome}, guest paused ${pause.runningAt - stoppedAt} ms`,
+    );
   }
 
   /** Deleting a VMIM before it finished: cancel QEMU's migration, drop the target, the VM stays at its source. */

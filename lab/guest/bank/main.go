@@ -33,6 +33,7 @@ func main() {
 	maxInFlight := flag.Int("max-in-flight", 32, "unacknowledged transfers per channel before the sender waits")
 	statusAddr := flag.String("status", ":7070", "address of the HTTP status endpoint")
 	transportsFlag := flag.String("transports", "tcp,udp", "transports to move money over")
+	heartbeat := flag.Duration("heartbeat", 0, "write the guest's clock to the console this often (0: never)")
 	flag.Parse()
 
 	peers, err := parsePeers(*peersFlag)
@@ -82,6 +83,9 @@ func main() {
 	}
 	go b.retransmit()
 	go b.transferLoop(*interval, *accounts)
+	if *heartbeat > 0 {
+		go beat(*heartbeat)
+	}
 
 	http.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -130,6 +134,19 @@ func (b *bank) transferLoop(interval time.Duration, accounts int) {
 		if ok {
 			b.send(ch, t)
 		}
+	}
+}
+
+// beat writes "hb <ms>" to stdout, the guest's console, per tick: milliseconds
+// of the guest's monotonic clock since the bank started. QEMU writes the console
+// to a file on the host, where the lab reads it as it grows. The host's clock
+// runs on while the guest is paused and the guest's does not, so the growth of
+// host time minus guest time between two beats is how long the guest was paused,
+// told apart from a guest that ran but was seen late.
+func beat(every time.Duration) {
+	start := time.Now()
+	for range time.Tick(every) {
+		_, _ = fmt.Fprintf(os.Stdout, "hb %d\n", time.Since(start).Milliseconds())
 	}
 }
 
