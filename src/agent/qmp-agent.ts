@@ -577,6 +577,7 @@ export class QmpSnapshotAgent implements SnapshotAgent {
       .catch((error: unknown) =>
         this.log(`agent: recovery: could not discard the image of ${key}: ${String(error)}`),
       );
+    await releaseLeftoverReceiver(dir.migrateSocket);
     await rm(dir.migrateSocket, { force: true });
     await removeCaptureRecord(dir.captureRecord);
     this.log(
@@ -750,6 +751,25 @@ type CaptureMethod = LiveCaptureMethod | 'stop-and-copy';
 
 /** Run states a capture leaves its guest in: stopped by us, by the migration, or at its end. */
 const GUEST_STOPPED_BY_CAPTURE = new Set(['paused', 'finish-migrate', 'postmigrate']);
+
+/**
+ * The dead agent's stream receiver (its socat child, capture-sink.ts) outlives
+ * it and may still listen for a stream that will never come: connect and hang
+ * up, so that it sees an empty stream and exits. Nothing listening is fine.
+ */
+function releaseLeftoverReceiver(socketPath: string): Promise<void> {
+  return new Promise((resolve) => {
+    const probe = createConnection(socketPath);
+    // Whatever listens there has 2 s to hang up too; we do not wait on it longer.
+    const giveUp = setTimeout(() => probe.destroy(), 2000);
+    probe.once('connect', () => probe.end());
+    probe.once('close', () => {
+      clearTimeout(giveUp);
+      resolve();
+    });
+    probe.once('error', () => undefined); // 'close' follows
+  });
+}
 
 /** Cancels the QEMU's migration, if one runs, and waits until it is over. */
 async function cancelMigration(qmp: QmpClient): Promise<void> {

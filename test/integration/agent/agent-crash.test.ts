@@ -28,6 +28,17 @@ import { runState, startAgentProcess, waitUntil } from './agent-process.js';
 const VM_A: VmRef = { namespace: 'default', name: 'vm-a' };
 const HELD = ['postmigrate', 'paused'];
 
+/** PIDs whose command line names `path` (a capture's stream receiver names its socket). */
+async function processesNaming(path: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
+    if (cmdline.includes(path)) pids.push(Number(entry));
+  }
+  return pids;
+}
+
 /** What b has applied of a's TCP transfers: it grows only while a runs. */
 const appliedFromA = (b: BankStatus): number =>
   b.channels.find((c) => c.peer === 'a' && c.transport === 'tcp')!.appliedUpTo;
@@ -169,6 +180,8 @@ describe('agent: SIGKILLed while a capture stops its VM, the next agent leaves n
     await expect(second.client.resumeCaptured('crash-copy', VM_A)).rejects.toMatchObject({
       code: 'NotFound',
     });
+    // The dead agent's stream receiver (a socat child, which outlives it) is gone too.
+    expect(await processesNaming(new VmDir(lab.stateDir, VM_A).migrateSocket)).toEqual([]);
     await expectGuestProgress();
 
     // No migration left behind in QEMU: the next capture of the VM works.
