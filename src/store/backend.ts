@@ -34,16 +34,17 @@ export interface BundleBackend {
   /**
    * Like putStream, for a producer that writes the file itself (QEMU through a
    * helper process, with no copy through this process): `fill` gets the new,
-   * empty file open for writing and resolves once the file is complete. Then
-   * the file is made durable while `alongside` reads it (the writer hashes it),
-   * and renamed into place. Resolves to its size. Only backends with local
-   * files have it.
+   * empty file open for writing and resolves once the file is complete. While
+   * it fills, what is written is flushed to disk in the background and
+   * `follow` reads the file as it grows (the writer hashes it; `complete` is
+   * `fill`'s outcome); once both are done the file is fsynced and renamed
+   * into place. Resolves to its size. Only backends with local files have it.
    */
   putFile?(
     bundleId: string,
     path: string,
     fill: (file: FileHandle) => Promise<void>,
-    alongside: (localPath: string) => Promise<void>,
+    follow: (localPath: string, complete: Promise<void>) => Promise<void>,
   ): Promise<number>;
   /**
    * Writes a small file durably and atomically. With `exclusive`, fails with

@@ -5,7 +5,6 @@
 // last and only once: a bundle without manifest.json is partial, whatever else
 // it holds, so a writer killed at any moment leaves nothing that reads as a
 // snapshot.
-import { createReadStream } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import type { RecordedPacket, SavedFlow } from '../ofc/control/types.js';
 import type { BundleBackend } from './backend.js';
@@ -24,10 +23,7 @@ import type {
 } from './manifest.js';
 import { sealManifest, validateChannelState, validateFlows } from './manifest.js';
 import type { Digested } from './verifying-stream.js';
-import { digestOf, digesting, storedFileProblem } from './verifying-stream.js';
-
-/** Reads of a just-written image for its digest: large, since it comes from the page cache. */
-const HASH_READ_BYTES = 4 * 2 ** 20;
+import { digesting, digestOfGrowingFile, storedFileProblem } from './verifying-stream.js';
 
 export interface BundleWriter {
   readonly location: string;
@@ -36,8 +32,8 @@ export interface BundleWriter {
   writeImage(vm: BundleVmRef, source: AsyncIterable<Uint8Array>): Promise<BundleFile>;
   /**
    * Stores a VM's image that a producer writes into a new local file itself
-   * (`fill` resolves once it is complete), then hashes it from the page cache
-   * while it is made durable. `NotImplemented` for a location without local
+   * (`fill` resolves once it is complete), hashing it from the page cache as
+   * it grows and making it durable. `NotImplemented` for a location without local
    * files (a backend without putFile).
    */
   writeImageFile(vm: BundleVmRef, fill: (file: FileHandle) => Promise<void>): Promise<BundleFile>;
@@ -110,11 +106,8 @@ class Writer implements BundleWriter {
       );
     }
     const digested: Digested = { size: 0, digest: '' };
-    const written = await this.backend.putFile(this.bundleId, path, fill, async (localPath) => {
-      Object.assign(
-        digested,
-        await digestOf(createReadStream(localPath, { highWaterMark: HASH_READ_BYTES })),
-      );
+    const written = await this.backend.putFile(this.bundleId, path, fill, async (localPath, complete) => {
+      Object.assign(digested, await digestOfGrowingFile(localPath, complete));
     });
     if (written !== digested.size) {
       throw new BundleError(

@@ -9,6 +9,7 @@ import { constants } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { link, lstat, mkdir, open, readdir, rename, rm, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type { BundleBackend, StoredBundle, StoredFile } from './backend.js';
@@ -79,14 +80,15 @@ export class FilesystemBackend implements BundleBackend {
     bundleId: string,
     path: string,
     fill: (file: FileHandle) => Promise<void>,
-    alongside: (localPath: string) => Promise<void>,
+    follow: (localPath: string, complete: Promise<void>) => Promise<void>,
   ): Promise<number> {
     const target = this.filePath(bundleId, path);
     const { handle, temp } = await this.createTemp(target);
     let bytes: number;
     try {
-      await fill(handle);
-      await Promise.all([handle.sync(), alongside(temp)]);
+      const filled = fill(handle);
+      await Promise.all([filled, follow(temp, filled), flushWhileFilling(handle, filled)]);
+      await handle.sync();
       bytes = (await handle.stat()).size;
       await handle.close();
     } catch (err) {
@@ -268,6 +270,33 @@ export class FilesystemBackend implements BundleBackend {
         await handle.close();
       }
       if (current === stop || current === dirname(current)) return;
+    }
+  }
+}
+
+/** How often a file filled by someone else is looked at for what to flush. */
+const FLUSH_CHECK_MS = 20;
+/** A background fdatasync starts once this much was written since the last one. */
+const FLUSH_EVERY_BYTES = 16 * 2 ** 20;
+
+/**
+ * While another process fills `handle`'s file, flushes what it wrote to disk
+ * every so often (we hear nothing of its writes, so look at the size), so that
+ * the closing fsync has only the tail left. Ends with `filled`, whatever its outcome.
+ */
+async function flushWhileFilling(handle: FileHandle, filled: Promise<void>): Promise<void> {
+  let done = false;
+  const ended = filled.then(
+    () => (done = true),
+    () => (done = true),
+  );
+  let flushedUpTo = 0;
+  while (!done) {
+    await Promise.race([ended, sleep(FLUSH_CHECK_MS)]);
+    const { size } = await handle.stat();
+    if (!done && size - flushedUpTo >= FLUSH_EVERY_BYTES) {
+      flushedUpTo = size;
+      await handle.datasync();
     }
   }
 }

@@ -1,6 +1,8 @@
 // Hashing while bytes pass, so that no file is read twice: the writer digests
 // an image as it stores it, the reader as it hands it to QEMU.
 import { createHash } from 'node:crypto';
+import { open } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Readable } from 'node:stream';
 import { pipeline, Transform } from 'node:stream';
 import type { BundleBackend } from './backend.js';
@@ -35,6 +37,49 @@ export async function digestOf(source: AsyncIterable<Uint8Array>): Promise<Diges
     // only the digest is wanted
   }
   return result;
+}
+
+/** Reads of a file being written: large (page cache), and short enough to hash without stalling the agent. */
+const GROWING_FILE_READ_BYTES = 2 ** 20;
+/** How long to wait for more when the reader has caught up with the writer. */
+const GROWING_FILE_WAIT_MS = 5;
+
+/**
+ * The size and digest of a file that another process is still appending to,
+ * read as it grows so that little is left to hash once `complete` settles.
+ * Only bytes below the file's size are read, and a buffered write copies its
+ * data into the page before it extends the size, so no byte is read before it
+ * is written. Ends (after reading everything) when `complete` settles, either
+ * way; the caller judges the outcome.
+ */
+export async function digestOfGrowingFile(path: string, complete: Promise<unknown>): Promise<Digested> {
+  let done = false;
+  const ended = complete.then(
+    () => (done = true),
+    () => (done = true),
+  );
+  const hash = createHash('sha256');
+  const buffer = Buffer.allocUnsafe(GROWING_FILE_READ_BYTES);
+  let size = 0;
+  const file = await open(path, 'r');
+  try {
+    for (;;) {
+      // Taken before the read: if the writer was done by then, this read sees its last byte.
+      const writerDone = done;
+      const { bytesRead } = await file.read(buffer, 0, buffer.length, size);
+      if (bytesRead > 0) {
+        hash.update(buffer.subarray(0, bytesRead));
+        size += bytesRead;
+      } else if (writerDone) {
+        break;
+      } else {
+        await Promise.race([ended, sleep(GROWING_FILE_WAIT_MS)]);
+      }
+    }
+  } finally {
+    await file.close();
+  }
+  return { size, digest: `sha256:${hash.digest('hex')}` };
 }
 
 /** Why a file with `actual` size and digest is not the file the manifest describes, if it is not. */
