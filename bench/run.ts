@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { epochAdvance } from './epoch-advance/epoch-advance.js';
 import type { Benchmark, FigureResult } from './lib/figure.js';
 import { describeMachine } from './lib/machine.js';
-import { writeReport } from './lib/report.js';
+import { readEarlierFigures, writeReport } from './lib/report.js';
 import type { RunRecord } from './lib/report.js';
 import { memory } from './memory/memory.js';
 import { packetIn } from './packet-in/packet-in.js';
@@ -46,6 +46,8 @@ export async function runBenchmarks(options: RunOptions): Promise<{ record: RunR
       failures.push({ id: benchmark.id, title: benchmark.title, error: message });
     }
   }
+  const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
+  const outDir = join(repoRoot, 'out', 'bench');
   const record: RunRecord = {
     startedAt,
     finishedAt: new Date().toISOString(),
@@ -53,8 +55,13 @@ export async function runBenchmarks(options: RunOptions): Promise<{ record: RunR
     machine,
     figures,
     failures,
+    // `--only`: the other figures as the last run of each left them, so the report stays whole.
+    earlier: await readEarlierFigures(
+      outDir,
+      BENCHMARKS.filter((b) => !selected.includes(b)).map((b) => b.id),
+    ),
+    order: BENCHMARKS.map((b) => b.id),
   };
-  const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
-  const written = await writeReport(record, { repoRoot, outDir: join(repoRoot, 'out', 'bench') });
+  const written = await writeReport(record, { repoRoot, outDir });
   return { record, written };
 }

@@ -2,7 +2,7 @@
 // under docs/benchmarks/, and docs/benchmarks.md with the machine, each
 // figure's method, tables, plots and reproduce command, and the closing goal
 // table with met / not met.
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import * as prettier from 'prettier';
@@ -16,6 +16,13 @@ export interface RunRecord {
   quick: boolean;
   machine: MachineInfo;
   figures: FigureResult[];
+  /**
+   * Figures this run did not measure (`--only`), as an earlier run left them
+   * in out/bench, so that docs/benchmarks.md always shows every figure.
+   */
+  earlier?: EarlierFigure[];
+  /** Figure ids in the order the report shows them; as listed when absent. */
+  order?: string[];
   /** Figures that failed, with the reason: reported, never hidden. */
   failures: Array<{ id: string; title: string; error: string }>;
 }
@@ -23,6 +30,25 @@ export interface RunRecord {
 export interface ReportPaths {
   repoRoot: string;
   outDir: string;
+}
+
+/** When and how a figure's JSON was measured, stored beside it. */
+interface Provenance {
+  measuredAt?: string;
+  quick?: boolean;
+  loadAverage?: number[];
+}
+
+export type EarlierFigure = FigureResult & Provenance;
+
+/** The figures of `ids` that out/bench holds from earlier runs (none for ids never run). */
+export async function readEarlierFigures(outDir: string, ids: string[]): Promise<EarlierFigure[]> {
+  const figures: EarlierFigure[] = [];
+  for (const id of ids) {
+    const text = await readFile(join(outDir, `${id}.json`), 'utf8').catch(() => undefined);
+    if (text !== undefined) figures.push(JSON.parse(text) as EarlierFigure);
+  }
+  return figures;
 }
 
 export async function writeReport(record: RunRecord, paths: ReportPaths): Promise<string[]> {
@@ -34,7 +60,12 @@ export async function writeReport(record: RunRecord, paths: ReportPaths): Promis
     const file = join(paths.outDir, `${figure.id}.json`);
     // The SVG itself goes to docs/benchmarks/; the JSON keeps where it is and what it shows.
     const plots = figure.plots.map(({ file, caption }) => ({ file, caption }));
-    await writeFile(file, JSON.stringify({ ...figure, plots }, null, 2) + '\n');
+    const provenance: Provenance = {
+      measuredAt: record.startedAt,
+      quick: record.quick,
+      loadAverage: record.machine.loadAverage,
+    };
+    await writeFile(file, JSON.stringify({ ...figure, plots, ...provenance }, null, 2) + '\n');
     written.push(file);
     for (const plot of figure.plots) {
       const plotFile = join(plotDir, plot.file);
@@ -43,8 +74,12 @@ export async function writeReport(record: RunRecord, paths: ReportPaths): Promis
     }
   }
   const summary = join(paths.outDir, 'run.json');
-  const { figures, ...rest } = record;
-  await writeFile(summary, JSON.stringify({ ...rest, figures: figures.map((f) => f.id) }, null, 2) + '\n');
+  const { figures, earlier, ...rest } = record;
+  const ids = (list: FigureResult[] = []) => list.map((f) => f.id);
+  await writeFile(
+    summary,
+    JSON.stringify({ ...rest, figures: ids(figures), earlierFigures: ids(earlier) }, null, 2) + '\n',
+  );
   written.push(summary);
   const doc = join(paths.repoRoot, 'docs', 'benchmarks.md');
   // Formatted like every other file of the repository, so `make lint` (prettier --check) passes on it.
@@ -88,13 +123,17 @@ export function renderMarkdown(record: RunRecord): string {
       'one figure with `npx tsx src/cli/main.ts bench --only <id>`. Raw samples are written to `out/bench/<id>.json`.',
     '',
   ];
-  for (const figure of record.figures) {
+  const earlier = record.earlier ?? [];
+  const rank = (f: FigureResult) => record.order?.indexOf(f.id) ?? 0;
+  const figures: EarlierFigure[] = [...record.figures, ...earlier].sort((a, b) => rank(a) - rank(b));
+  for (const figure of figures) {
     lines.push(
       `## ${figure.title}`,
       '',
       `Reproduce: \`npx tsx src/cli/main.ts bench --only ${figure.id}\``,
       '',
     );
+    if (earlier.includes(figure)) lines.push(earlierRunLine(figure), '');
     lines.push(figure.method, '');
     for (const t of figure.tables) lines.push(table(t), '');
     for (const plot of figure.plots) lines.push(`![${plot.caption}](benchmarks/${plot.file})`, '');
@@ -105,8 +144,17 @@ export function renderMarkdown(record: RunRecord): string {
     lines.push(`## ${failure.title}: FAILED in this run`, '', '```', failure.error, '```', '');
   }
   lines.push('## Goals: measured against the bar', '');
-  lines.push(goalTable(record.figures.flatMap((f) => f.goals)), '');
+  lines.push(goalTable(figures.flatMap((f) => f.goals)), '');
   return lines.join('\n');
+}
+
+/** Says that a figure comes from an earlier run than the one described at the top, and its load. */
+function earlierRunLine(figure: EarlierFigure): string {
+  const when = figure.measuredAt ? ` (${figure.measuredAt}` : ' (';
+  const load = figure.loadAverage ? `, load average ${figure.loadAverage.join(' / ')} at its start` : '';
+  const quick = figure.quick ? ', **--quick**' : '';
+  const detail = `${when}${load}${quick})`.replace(' ()', '');
+  return `_Measured in an earlier run${detail}; this run measured other figures._`;
 }
 
 /** Says so in bold when the run shared the machine: tails and absolute times are then inflated. */

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import * as prettier from 'prettier';
 import { describe, expect, it } from 'vitest';
 
-import { renderMarkdown, table, writeReport } from '../../../bench/lib/report.js';
+import { readEarlierFigures, renderMarkdown, table, writeReport } from '../../../bench/lib/report.js';
 import { percentile, summarize } from '../../../bench/lib/stats.js';
 import { barPlotSvg, linePlotSvg } from '../../../bench/lib/svg.js';
 
@@ -190,6 +190,29 @@ describe('report', () => {
       const markdown = await readFile(doc, 'utf8');
       expect(markdown).toContain('![one](benchmarks/f1.svg)');
       expect(await prettier.format(markdown, { filepath: doc })).toBe(markdown);
+
+      // A later run of another figure only (--only f2) keeps f1 as the first run left it, in order.
+      const f2 = { ...record.figures[0]!, id: 'f2', title: 'Figure two', plots: [] };
+      f2.goals = [{ figure: 'g2', baseline: 'b', goal: '≤ 1', measured: '3', met: false }];
+      expect(await readEarlierFigures(join(root, 'out'), ['f1', 'never-run'])).toHaveLength(1);
+      await writeReport(
+        {
+          ...record,
+          startedAt: 's2',
+          figures: [f2],
+          earlier: await readEarlierFigures(join(root, 'out'), ['f1']),
+          order: ['f1', 'f2'],
+        },
+        { repoRoot: root, outDir: join(root, 'out') },
+      );
+      const merged = await readFile(doc, 'utf8');
+      expect(merged.indexOf('## Figure one')).toBeLessThan(merged.indexOf('## Figure two'));
+      expect(merged).toContain(
+        '_Measured in an earlier run (s, load average 0 / 0 / 0 at its start, **--quick**); this run measured other figures._',
+      );
+      expect(merged).toContain('![one](benchmarks/f1.svg)');
+      expect(merged).toMatch(/\| g +\| b +\| ≤ 1 +\| 0\.5 +\| yes +\|/);
+      expect(merged).toMatch(/\| g2 +\| b +\| ≤ 1 +\| 3 +\| \*\*no\*\* +\|/);
     } finally {
       await rm(root, { recursive: true, force: true });
     }
