@@ -68,6 +68,8 @@ export interface QmpAgentOptions {
   liveMethod?: LiveCaptureMethod;
   /** How long a `resume: OnRequest` capture may keep its VM paused before the agent resumes it itself. */
   pauseDeadlineMs?: number;
+  /** How soon recovery tries again a VM whose QEMU did not answer (default 5 s). */
+  recoveryRetryMs?: number;
   /** Where the agent says what it did on its own (a VM resumed at its pause deadline). */
   log?: (line: string) => void;
 }
@@ -93,8 +95,6 @@ interface PausedCapture {
 
 /** Pauses that ended are remembered this long, so a retried resumeCaptured still gets its answer. */
 const ENDED_PAUSE_MEMORY_MS = 15 * 60_000;
-/** How soon a restarted agent tries again to recover a VM whose QEMU did not answer. */
-const RECOVERY_RETRY_MS = 5_000;
 
 interface MigrationInfo {
   status: string;
@@ -114,6 +114,7 @@ export class QmpSnapshotAgent implements SnapshotAgent {
   private readonly timeoutMs: number;
   private readonly liveMethod: LiveCaptureMethod;
   private readonly pauseDeadlineMs: number;
+  private readonly recoveryRetryMs: number;
   private readonly log: (line: string) => void;
   /** `resume: OnRequest` captures by `snapshotId/namespace/name`. */
   private readonly paused = new Map<string, PausedCapture>();
@@ -125,6 +126,7 @@ export class QmpSnapshotAgent implements SnapshotAgent {
     this.timeoutMs = options.timeoutMs ?? 300_000;
     this.liveMethod = options.liveMethod ?? 'precopy';
     this.pauseDeadlineMs = options.pauseDeadlineMs ?? 10_000;
+    this.recoveryRetryMs = options.recoveryRetryMs ?? 5_000;
     this.log = options.log ?? (() => undefined);
   }
 
@@ -497,7 +499,7 @@ export class QmpSnapshotAgent implements SnapshotAgent {
       await this.recoverRecord(dir, record);
     } catch (error) {
       this.log(
-        `agent: recovery of ${ref(dir.vm)} failed, trying again in ${RECOVERY_RETRY_MS} ms: ${String(error)}`,
+        `agent: recovery of ${ref(dir.vm)} failed, trying again in ${this.recoveryRetryMs} ms: ${String(error)}`,
       );
       this.retryRecovery(dir, record);
     }
@@ -509,7 +511,7 @@ export class QmpSnapshotAgent implements SnapshotAgent {
       this.exclusive(dir, () => this.recoverCapture(dir, record)).catch(() =>
         this.retryRecovery(dir, record),
       );
-    }, RECOVERY_RETRY_MS).unref();
+    }, this.recoveryRetryMs).unref();
   }
 
   private async recoverRecord(dir: VmDir, record: CaptureRecord): Promise<void> {
