@@ -696,22 +696,40 @@ export class KubeVirtLabStandin {
     );
   }
 
-  /** Deleting a VMIM before it finished: cancel QEMU's migration, drop the target, the VM stays at its source. */
+  /**
+   * Deleting a VMIM before it finished: cancel QEMU's migration, drop the target, the VM stays at its
+   * source. A cancel that comes too late (QEMU completed, the guest already runs on the target) cannot
+   * undo it: as in KubeVirt the abort fails (abortStatus Failed) and the migration completes, the VMI
+   * on the target and the paused source gone. Keeping the source's node then left two QEMUs, the VMI
+   * pointing at the paused one (found by a chaos run: an agent killed mid-snapshot).
+   */
   private async abort(
     vmim: VirtualMachineInstanceMigration,
     ref: VmRef,
     migration: Migration | undefined,
   ): Promise<void> {
+    let completed = false;
     if (migration) {
       const source = new VmDir(migration.source.stateDir, ref);
       await withQmp(source.qmpSocket, (qmp) => qmp.execute('migrate_cancel')).catch(() => undefined);
       await waitFor(migration.prepare);
       if (migration.run) await waitFor(migration.run);
-      if (migration.run?.result !== 'completed') await this.stopOn(ref, migration.target);
+      completed = migration.run?.result === 'completed';
+      await this.stopOn(ref, completed ? migration.source : migration.target);
     }
     const vmi = await this.kubevirt.getVmi(ref.namespace, ref.name);
     const state = vmi?.status?.migrationState;
     if (!vmi || !state || state.migrationUid !== vmim.metadata.uid) return;
+    if (completed && migration) {
+      const end = { endTimestamp: new Date().toISOString(), completed: true };
+      await this.setVmiMigrationState(
+        vmi,
+        { ...state, ...end, abortRequested: true, abortStatus: 'Failed' },
+        migration.target.name,
+      );
+      this.log(`${ref.namespace}/${ref.name}: migration ${vmim.metadata.name} completed before its abort`);
+      return;
+    }
     await this.setVmiMigrationState(vmi, {
       ...state,
       abortRequested: true,
