@@ -53,6 +53,12 @@ export class IncompleteStreamError extends Error {
 
 /** socat's read size: one read takes whatever the socket holds, up to this. */
 const SOCAT_BUFFER_BYTES = 1024 * 1024;
+/**
+ * How long socat waits for QEMU to connect. QEMU connects as soon as `migrate`
+ * runs; this only ends a socat whose agent died before that, instead of it
+ * listening for good.
+ */
+const SOCAT_ACCEPT_TIMEOUT_S = 120;
 /** Characters socat's address syntax reads as such (options, parameters, dual addresses, quoting). */
 const SOCAT_SPECIAL = /[,:!"'\\{}[\]\s]/;
 
@@ -90,7 +96,15 @@ async function openSocatSink(
   const fill = async (file: FileHandle) => {
     const socat = spawn(
       'socat',
-      ['-d', '-d', '-u', '-b', String(SOCAT_BUFFER_BYTES), `UNIX-LISTEN:${socketPath}`, 'STDOUT'],
+      [
+        '-d',
+        '-d',
+        '-u',
+        '-b',
+        String(SOCAT_BUFFER_BYTES),
+        `UNIX-LISTEN:${socketPath},accept-timeout=${SOCAT_ACCEPT_TIMEOUT_S}`,
+        'STDOUT',
+      ],
       { stdio: ['ignore', file.fd, 'pipe'] },
     );
     child = socat;
