@@ -2,14 +2,16 @@
 // cont) against a bare QEMU save of the same VM in the same run, across VM
 // sizes; and a whole-service snapshot (live, one VM after another) against
 // stop-the-world (pause all, save all, resume all) for service downtime.
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, open, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { guestImage } from '../../lab/guest/image.js';
+import { guestImage, kernelMinimumMemoryMiB } from '../../lab/guest/image.js';
 import { requireTool } from '../../lab/ovs/require-tool.js';
 import { stopLabVm } from '../../lab/vm/lab-vm.js';
+import { bundleImageStore } from '../../src/agent/image-store.js';
+import type { ImageStore } from '../../src/agent/image-store.js';
 import { QmpSnapshotAgent } from '../../src/agent/qmp-agent.js';
 import { qemuBinary, startQemu } from '../../src/agent/qemu/launch.js';
 import type { QemuVmSpec } from '../../src/agent/qemu/launch.js';
@@ -73,6 +75,20 @@ export interface CaptureSample {
   totalMs: number;
   downtimeMs: number;
   imageBytes: number;
+  /** Bare saves: an fsync of the saved file right after, so that it is as durable as the agent's image. */
+  fsyncMs?: number;
+  /** Agent captures: where the time went, each from the capture request. */
+  phases?: CapturePhases;
+}
+
+/** Milliseconds from the capture request to each step of the agent's capture. */
+export interface CapturePhases {
+  /** QEMU's RESUME: the guest runs again. */
+  resumedMs: number;
+  /** The whole stream is in the image file (socat has written it, QEMU said it was all). */
+  streamEndMs: number;
+  /** The store is done: hashed, fsynced, renamed into place. */
+  storedMs: number;
 }
 
 export interface SizeResult {
@@ -185,10 +201,18 @@ async function bareSave(vm: BenchVm, file: string, parameters: MigrationParamete
     const resume = await resumed;
     const stop = events.find((e) => e.event === 'STOP');
     if (!stop) throw new Error(`bare save of ${vm.ref.name}: QEMU sent no STOP event`);
+    const fsyncStarted = performance.now();
+    const saved = await open(file, 'r');
+    try {
+      await saved.sync();
+    } finally {
+      await saved.close();
+    }
     return {
       totalMs: resume.timestampMs - started,
       downtimeMs: resume.timestampMs - stop.timestampMs,
       imageBytes: (await stat(file)).size,
+      fsyncMs: performance.now() - fsyncStarted,
     };
   } finally {
     qmp.close();
@@ -196,13 +220,41 @@ async function bareSave(vm: BenchVm, file: string, parameters: MigrationParamete
   }
 }
 
+/** The agent's own store, with the moments its image file was complete and stored. */
+interface TimedImageStore extends ImageStore {
+  marks: { streamEnd?: number; stored?: number };
+}
+
+function timedImageStore(): TimedImageStore {
+  const marks: TimedImageStore['marks'] = {};
+  return {
+    ...bundleImageStore,
+    marks,
+    async writeImage(storageLocation) {
+      throw new Error(
+        `the benchmark expects the agent to capture through socat into ${storageLocation}; it streamed instead`,
+      );
+    },
+    async writeImageFile(storageLocation, snapshotId, vm, fill) {
+      const stored = await bundleImageStore.writeImageFile(storageLocation, snapshotId, vm, async (file) => {
+        await fill(file);
+        marks.streamEnd = performance.now();
+      });
+      marks.stored = performance.now();
+      return stored;
+    },
+  };
+}
+
 async function agentCapture(
   agent: QmpSnapshotAgent,
+  images: TimedImageStore,
   vm: BenchVm,
   stateDir: string,
   id: string,
 ): Promise<CaptureSample> {
   const storageLocation = `file://${stateDir}/bundles`;
+  for (const key of Object.keys(images.marks)) delete images.marks[key as keyof TimedImageStore['marks']];
   // Capture time is until the agent answers, with the image in the store: its
   // completedAt is T_i, which a copy-on-write capture reaches long before the
   // image is written.
@@ -210,10 +262,16 @@ async function agentCapture(
   const result = await agent.capture({ snapshotId: id, vm: vm.ref, storageLocation });
   const totalMs = performance.now() - started;
   await rm(join(stateDir, 'bundles', id), { recursive: true, force: true });
+  const since = (mark: number | undefined) => (mark === undefined ? Number.NaN : mark - started);
   return {
     totalMs,
     downtimeMs: result.downtimeMs,
     imageBytes: result.imageBytes,
+    phases: {
+      resumedMs: Date.parse(result.completedAt) - (performance.timeOrigin + started),
+      streamEndMs: since(images.marks.streamEnd),
+      storedMs: since(images.marks.stored),
+    },
   };
 }
 
@@ -299,6 +357,7 @@ export async function measureCaptures(
   context: BenchContext,
 ): Promise<{ sizes: SizeResult[]; service: ServiceResult; restore: RestoreResult; bootFailures: string[] }> {
   requireTool(qemuBinary(), 'Debian package qemu-system-x86');
+  requireTool('socat', 'Debian package socat; the agent captures through it');
   const size = SIZES[context.size];
   const image = await guestImage();
   // Short path: QMP socket paths must fit in 107 bytes.
@@ -310,9 +369,18 @@ export async function measureCaptures(
       size.memoryMiB.map((mib) => bootVm(stateDir, image, `cap-${mib}`, mib)),
     );
     const bootFailures: string[] = [];
+    const kernelNeedsMiB = kernelMinimumMemoryMiB(image.kernel);
     booted.forEach((result, i) => {
+      const mib = size.memoryMiB[i]!;
       if (result.status === 'fulfilled') vms.push(result.value);
-      else bootFailures.push(`${size.memoryMiB[i]} MiB: ${(result.reason as Error).message}`);
+      else {
+        const why =
+          mib < kernelNeedsMiB
+            ? ` (expected: ${image.kernel} decompresses itself at its preferred address into its init_size, ` +
+              `${round(kernelNeedsMiB)} MiB together by its boot header, more than the guest's ${mib} MiB)`
+            : '';
+        bootFailures.push(`${mib} MiB${why}: ${(result.reason as Error).message}`);
+      }
     });
     if (vms.length === 0) throw new Error(`no VM booted:\n${bootFailures.join('\n')}`);
     const extras = Array.from({ length: Math.max(0, size.serviceVms - vms.length) }, (_, i) => `svc-${i}`);
@@ -321,13 +389,14 @@ export async function measureCaptures(
       ...(await Promise.all(extras.map((name) => bootVm(stateDir, image, name, 128)))),
     ];
     vms.splice(0, vms.length, ...service);
-    const agent = new QmpSnapshotAgent({ stateDir });
+    const images = timedImageStore();
+    const agent = new QmpSnapshotAgent({ stateDir, images });
     const sizes: SizeResult[] = [];
     for (const vm of vms.filter((v) => v.ref.name.startsWith('cap-'))) {
       const result: SizeResult = { memoryMiB: vm.memoryMiB, agent: [], bareDefault: [], bareTuned: [] };
       // The three methods alternate, so a noisy moment on the shared machine hits all of them.
       for (let rep = 0; rep < size.repetitions; rep++) {
-        result.agent.push(await agentCapture(agent, vm, stateDir, `cap-${vm.memoryMiB}-${rep}`));
+        result.agent.push(await agentCapture(agent, images, vm, stateDir, `cap-${vm.memoryMiB}-${rep}`));
         result.bareDefault.push(await bareSave(vm, join(stateDir, 'bare.img'), vm.defaults));
         result.bareTuned.push(await bareSave(vm, join(stateDir, 'bare.img'), AGENT_PARAMETERS));
       }
@@ -337,7 +406,7 @@ export async function measureCaptures(
     const liveStarted = performance.now();
     let liveDowntimeMs = 0;
     for (const vm of vms)
-      liveDowntimeMs += (await agentCapture(agent, vm, stateDir, `svc-${vm.ref.name}`)).downtimeMs;
+      liveDowntimeMs += (await agentCapture(agent, images, vm, stateDir, `svc-${vm.ref.name}`)).downtimeMs;
     const liveTotalMs = performance.now() - liveStarted;
     let liveBareDowntimeMs = 0;
     for (const vm of vms)
@@ -359,6 +428,11 @@ export async function measureCaptures(
 
 const downtimes = (samples: CaptureSample[]): Summary => summarize(samples.map((s) => s.downtimeMs));
 const totals = (samples: CaptureSample[]): Summary => summarize(samples.map((s) => s.totalMs));
+/** A bare save plus the fsync that makes its file as durable as the agent's image. */
+const durableTotals = (samples: CaptureSample[]): Summary =>
+  summarize(samples.map((s) => s.totalMs + (s.fsyncMs ?? Number.NaN)));
+const phaseP50 = (samples: CaptureSample[], phase: keyof CapturePhases): number =>
+  summarize(samples.map((s) => s.phases![phase])).p50;
 /** Image bytes per second of capture time, median: what bounds a capture once downtime is small. */
 const throughputMiBs = (samples: CaptureSample[]) =>
   summarize(samples.map((s) => s.imageBytes / 2 ** 20 / (s.totalMs / 1000))).p50;
@@ -379,6 +453,7 @@ export const vmCapture: Benchmark = {
     const largest = sizes[sizes.length - 1]!;
     const reference = judged ?? largest;
     const captureRatio = totals(reference.agent).p50 / totals(reference.bareTuned).p50;
+    const durableRatio = totals(reference.agent).p50 / durableTotals(reference.bareTuned).p50;
     const serviceRatio = service.stopTheWorldDowntimeMs / service.liveDowntimeMs;
     return {
       id: 'vm-capture',
@@ -388,10 +463,15 @@ export const vmCapture: Benchmark = {
         `workload running, so most guest memory is untouched zero pages, which QEMU's stream sends as flags). Per ` +
         `size, ${reps} repetition(s) of three methods alternating on the same VM: the agent's capture with its ` +
         `default options (capture time = the call until the image is in the store) ` +
-        `(QmpSnapshotAgent: QEMU's migration stream into the store over a unix socket, hashed on the way; ` +
+        `(QmpSnapshotAgent: QEMU migrates to a unix socket where a socat child writes the stream straight into ` +
+        `the store's new file, which the agent hashes from the page cache as it grows and flushes in the ` +
+        `background; once socat has the end of the stream and QEMU says completed, the file is fsynced and ` +
+        `renamed, and only then does the agent answer; ` +
         `downtime = QEMU's STOP to RESUME events), a bare QEMU save with QEMU's default migration parameters ` +
         `(migrate to \`exec:cat > file\`, then cont), and the same bare save with the agent's parameters ` +
-        `(downtime-limit ${AGENT_PARAMETERS['downtime-limit']} ms, max-bandwidth 8 GiB/s). Service: the ` +
+        `(downtime-limit ${AGENT_PARAMETERS['downtime-limit']} ms, max-bandwidth 8 GiB/s). Each bare save's file ` +
+        `is then fsynced, timed apart: "bare (tuned) + fsync" is the bare save made as durable as the agent's ` +
+        `image (neither bare column hashes anything). Service: the ` +
         `${service.vms} VMs captured live one after another (service downtime = sum of pauses) vs stop-the-world ` +
         `(stop all, save all with the agent's parameters, cont all; downtime = first stop to last cont). The ` +
         `service VMs are the sweep's plus 128 MiB VMs up to ${SIZES[context.size].serviceVms}. Restore: the ` +
@@ -403,31 +483,69 @@ export const vmCapture: Benchmark = {
           columns: [
             'VM MiB',
             'agent downtime p50',
+            'agent downtime p95',
             'agent downtime max',
             'bare (defaults) downtime p50',
             'bare (tuned) downtime p50',
+          ],
+          rows: sizes.map((s) => [
+            s.memoryMiB,
+            ms(downtimes(s.agent).p50),
+            ms(p95(s.agent)),
+            ms(downtimes(s.agent).max),
+            ms(downtimes(s.bareDefault).p50),
+            ms(downtimes(s.bareTuned).p50),
+          ]),
+        },
+        {
+          columns: [
+            'VM MiB',
             'agent capture p50',
             'bare (defaults) p50',
             'bare (tuned) p50',
+            'bare (tuned) + fsync p50',
             'agent / bare tuned',
+            'agent / (bare tuned + fsync)',
             'image MiB',
             'agent MiB/s',
             'bare (tuned) MiB/s',
           ],
           rows: sizes.map((s) => [
             s.memoryMiB,
-            ms(downtimes(s.agent).p50),
-            ms(downtimes(s.agent).max),
-            ms(downtimes(s.bareDefault).p50),
-            ms(downtimes(s.bareTuned).p50),
             ms(totals(s.agent).p50),
             ms(totals(s.bareDefault).p50),
             ms(totals(s.bareTuned).p50),
+            ms(durableTotals(s.bareTuned).p50),
             `${round(totals(s.agent).p50 / totals(s.bareTuned).p50)}×`,
+            `${round(totals(s.agent).p50 / durableTotals(s.bareTuned).p50)}×`,
             round(s.agent[0]!.imageBytes / 2 ** 20),
             round(throughputMiBs(s.agent)),
             round(throughputMiBs(s.bareTuned)),
           ]),
+        },
+        {
+          columns: [
+            'VM MiB',
+            'agent: RESUME',
+            'stream in the file',
+            'stored (hash tail, fsync, rename)',
+            'stream MiB/s',
+            'bare (tuned): fsync alone',
+          ],
+          rows: sizes.map((s) => {
+            const at = (phase: keyof CapturePhases) => phaseP50(s.agent, phase);
+            const streamMiBs = summarize(
+              s.agent.map((c) => c.imageBytes / 2 ** 20 / (c.phases!.streamEndMs / 1000)),
+            ).p50;
+            return [
+              s.memoryMiB,
+              ms(at('resumedMs')),
+              ms(at('streamEndMs')),
+              ms(at('storedMs')),
+              round(streamMiBs),
+              ms(summarize(s.bareTuned.map((b) => b.fsyncMs!)).p50),
+            ];
+          }),
         },
         {
           columns: ['service snapshot', 'VMs', 'service downtime', 'ratio'],
@@ -490,7 +608,10 @@ export const vmCapture: Benchmark = {
           figure: `capture time, ${reference.memoryMiB} MB`,
           baseline: `paper ${PAPER_CAPTURE_S} s for 256 MB; bare QEMU save here: ${ms(totals(reference.bareTuned).p50)} (agent's parameters), ${ms(totals(reference.bareDefault).p50)} (defaults)`,
           goal: '≤ 1.2 × a bare QEMU save',
-          measured: `${ms(totals(reference.agent).p50)} = ${round(captureRatio)}× the tuned bare save, ${round(totals(reference.agent).p50 / totals(reference.bareDefault).p50)}× the default one`,
+          measured:
+            `${ms(totals(reference.agent).p50)} = ${round(captureRatio)}× the tuned bare save, ` +
+            `${round(durableRatio)}× the tuned bare save + fsync (${ms(durableTotals(reference.bareTuned).p50)}), ` +
+            `${round(totals(reference.agent).p50 / totals(reference.bareDefault).p50)}× the default one`,
           met: judged ? captureRatio <= 1.2 : undefined,
         },
         {
@@ -569,11 +690,21 @@ export const vmCapture: Benchmark = {
           : [
               `No 256 MB VM in this run: the per-VM goals are not judged (shown for ${reference.memoryMiB} MB).`,
             ]),
-        "Where the agent's capture is slower than the tuned bare save, the difference is its store path: QEMU's " +
-          'stream goes through the agent process (unix socket, sha256 on the way, written into the bundle and ' +
-          'fsynced), while the bare save is `cat` into the page cache; compare the MiB/s columns.',
-        "The agent's downtime is judged (it is the product's); where it exceeds the bare save's with the same " +
-          'parameters, the stop-and-copy is waiting on the same store path that bounds its capture time.',
+        'The goal compares the agent with the bare save, as the issue says, but the two do not promise the same: the ' +
+          'agent answers only once the image is durable (fsync, rename, directory fsync) and its sha256 is known; ' +
+          'the bare save is `cat` into the page cache, so its file can still be lost in a crash. The "+ fsync" ' +
+          'column is the fair baseline for a durable image; neither bare column pays for a hash.',
+        "Where the agent's time goes (third table, p50 from the capture request): QEMU's stream runs from its " +
+          'socket through socat into the file, as fast as a bare save into a pipe (stream MiB/s); the agent ' +
+          'hashes the file behind the writer (sha256 at ~2 GB/s with SHA-NI, reading the page cache) and ' +
+          "fdatasyncs it every 16 MiB, so 'stored' follows 'stream in the file' by the hash's tail, the last " +
+          'fsync, the rename and the directory fsyncs. Before this, the stream went through the agent process ' +
+          '(64 KiB socket reads, hash and write on its one thread): ~400 MiB/s on a quiet machine, 15–60 MiB/s ' +
+          'on a loaded one, where QEMU waited for the agent to get a core.',
+        'A bare save is no proof of a complete file: QEMU 7.2 reports `completed` once it has written into the ' +
+          'pipe, and on closing the channel SIGTERMs the `exec:` child if it has not exited yet (io/channel-command.c), ' +
+          "so the file's tail can be lost; the agent waits for its socat to exit, which it does only after " +
+          'writing the end of the stream.',
         'The guest is idle apart from its init loop, so these are best-case images; a guest dirtying memory fast needs more pre-copy rounds and a longer stop-and-copy.',
       ],
       raw: { sizes, service, restore, bootFailures },

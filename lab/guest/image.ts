@@ -4,7 +4,7 @@
 // committed.
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -68,4 +68,28 @@ export async function guestImage(): Promise<GuestImage> {
     }
   }
   return { kernel: kernel.path, initrd, kernelVersion: kernel.version };
+}
+
+/**
+ * The least guest memory `kernelPath` can start in, in MiB. A relocatable x86
+ * bzImage decompresses itself at its preferred address (CONFIG_PHYSICAL_START,
+ * also the lowest it accepts) into `init_size` bytes, so a guest with less RAM
+ * than their sum resets before printing anything. Debian 12's kernel: 16 MiB
+ * + 63.6 MiB, which is why the lab guest cannot boot in 64 MiB.
+ */
+export function kernelMinimumMemoryMiB(kernelPath: string): number {
+  const header = Buffer.alloc(0x270);
+  const fd = openSync(kernelPath, 'r');
+  try {
+    readSync(fd, header, 0, header.length, 0);
+  } finally {
+    closeSync(fd);
+  }
+  // The boot protocol header (Documentation/arch/x86/boot.rst): "HdrS" at 0x202,
+  // version at 0x206; pref_address (0x258) and init_size (0x260) since 2.10.
+  if (header.toString('latin1', 0x202, 0x206) !== 'HdrS' || header.readUInt16LE(0x206) < 0x20a) {
+    throw new Error(`${kernelPath} is not an x86 bzImage with boot protocol 2.10 or later`);
+  }
+  const bytes = Number(header.readBigUInt64LE(0x258)) + header.readUInt32LE(0x260);
+  return bytes / 2 ** 20;
 }
