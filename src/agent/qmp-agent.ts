@@ -93,6 +93,8 @@ interface PausedCapture {
   endedAtMs?: number;
 }
 
+/** How long an agent's start waits for one VM's recovery before it serves anyway. */
+const RECOVERY_WAIT_MS = 30_000;
 /** Pauses that ended are remembered this long, so a retried resumeCaptured still gets its answer. */
 const ENDED_PAUSE_MEMORY_MS = 15 * 60_000;
 
@@ -470,8 +472,20 @@ export class QmpSnapshotAgent implements SnapshotAgent {
         }
       }
     }
-    // Each VM on its own: one QEMU that does not answer must not keep the others stopped.
-    await Promise.all(dirs.map((dir) => this.recoverCapture(dir)));
+    // Each VM on its own: one QEMU that does not answer must not keep the others stopped, nor,
+    // past a while, the agent from serving.
+    await Promise.all(
+      dirs.map(async (dir) => {
+        let waiting: NodeJS.Timeout | undefined;
+        const slow = new Promise<void>((resolve) => {
+          waiting = setTimeout(() => {
+            this.log(`agent: recovery of ${ref(dir.vm)} still waits for its QEMU; serving meanwhile`);
+            resolve();
+          }, RECOVERY_WAIT_MS);
+        });
+        await Promise.race([this.recoverCapture(dir).finally(() => clearTimeout(waiting)), slow]);
+      }),
+    );
   }
 
   /**
