@@ -40,6 +40,7 @@ import {
   ofcGauges,
   runningMigrations,
   vmProblems,
+  vmStates,
   waitForVmsRunning,
   type HeldPackets,
 } from './checks.js';
@@ -281,7 +282,7 @@ function judge(result: Omit<ChaosRunResult, 'ok' | 'problems'>): string[] {
   if (held !== undefined && released !== held) problems.push(`held ${held} packets, released ${released}`);
   if (dropped) problems.push(`${dropped} packets dropped`);
   problems.push(...result.leftovers);
-  if (result.recovery?.startsWith('failed')) problems.push(`recovery ${result.recovery}`);
+  if (result.recovery?.startsWith('failed:')) problems.push(`recovery ${result.recovery}`);
   return problems;
 }
 
@@ -378,13 +379,19 @@ async function restoreRun(context: ChaosContext, plan: ChaosRunPlan, target: Lab
   if (outcome.outcome !== 'Succeeded') {
     // The bank is down (crashed, partly loaded): a second restore without chaos brings it back.
     log(`run ${plan.index}: restore ${outcome.outcome} (${outcome.reason}); restoring again without chaos`);
+    // What the failed restore left: VMs it had loaded stay paused (the agent contract has no unload).
+    const left = (await vmStates(lab, namespace, memberNames(bank)))
+      .map((s) =>
+        s.nodes.length === 0 ? `${s.name} not loaded` : `${s.name} ${s.status} on ${s.nodes.join('+')}`,
+      )
+      .join(', ');
     await stopNamespaceVms(lab, namespace, memberNames(bank));
     await placeRestoredVms(lab, bundle, namespace, PLACEMENT);
     const again = await runRestore(lab, await restoreDoc(`${name}-recover`, name));
     recovery =
       again.status?.phase === 'Succeeded'
-        ? 'a second restore Succeeded'
-        : `failed: the second restore ${outcomeOf(again).reason}`;
+        ? `left ${left}; stopped them, a second restore Succeeded`
+        : `failed: left ${left}; the second restore ${outcomeOf(again).reason}`;
   }
   // Checked at once, as in the e2e cycles: the restored bank from the cut, before it runs on for long.
   const states = await waitForVmsRunning(lab, namespace, memberNames(bank));

@@ -6,7 +6,9 @@
 // released and nothing was left behind. Writes out/chaos-short.{json,md}.
 //
 //   VIOLIN_CHAOS_RUNS  runs (default 6; every five runs kill each component once)
-//   VIOLIN_CHAOS_SEED  seed (default: a fixed one, so `make test` is the same table every time)
+//   VIOLIN_CHAOS_SEED  seed (default 487: a fixed table, chosen among the first seeds as one whose six
+//                      runs hit the long phases: OFC, agent and ovs-vswitchd while Snapshotting, a
+//                      restore while Loading, the operator in both)
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -18,7 +20,7 @@ import { CHAOS_BANK, prepareChaos, runChaosTable } from '../../lab/chaos/runner.
 import { repoRoot } from '../../src/devenv/repo.js';
 
 const RUNS = Number(process.env.VIOLIN_CHAOS_RUNS ?? 6);
-const SEED = Number(process.env.VIOLIN_CHAOS_SEED ?? 20261125);
+const SEED = Number(process.env.VIOLIN_CHAOS_SEED ?? 487);
 
 describe('chaos: components killed during snapshots and restores', () => {
   let lab: LabCluster;
