@@ -49,9 +49,14 @@ export interface CaptureRecord {
   end?: { by: PauseEnd; resumedAt?: string; downtimeMs?: number };
 }
 
-export async function writeCaptureRecord(path: string, record: CaptureRecord): Promise<void> {
+export function writeCaptureRecord(path: string, record: CaptureRecord): Promise<void> {
+  return writeRecord(path, record);
+}
+
+/** Replaces `path` with `value` as JSON: a reader sees the old file or the new one, never half of one. */
+export async function writeRecord(path: string, value: unknown): Promise<void> {
   const temp = `${path}.tmp`;
-  await writeFile(temp, `${JSON.stringify(record)}\n`);
+  await writeFile(temp, `${JSON.stringify(value)}\n`);
   await rename(temp, path);
 }
 

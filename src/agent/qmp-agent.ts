@@ -28,7 +28,7 @@
 // feeds it the image (checked against its digest first) and leaves it paused;
 // resume is `cont`, so a restore can start every VM at the same moment.
 import { createConnection } from 'node:net';
-import { readdir, rm } from 'node:fs/promises';
+import { access, readdir, rm } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { basename, dirname } from 'node:path';
@@ -45,7 +45,7 @@ import type { QmpEvent } from './qmp/client.js';
 import { startQemu, stopQemu } from './qemu/launch.js';
 import { checkVmRef, VmDir, VmRefError } from './vm-dir.js';
 import type { CaptureRecord, PauseEnd } from './capture-record.js';
-import { readCaptureRecord, removeCaptureRecord, writeCaptureRecord } from './capture-record.js';
+import { readCaptureRecord, removeCaptureRecord, writeCaptureRecord, writeRecord } from './capture-record.js';
 
 export interface QmpAgentOptions {
   /** The node's state dir (see vm-dir.ts). */
@@ -343,36 +343,42 @@ export class QmpSnapshotAgent implements SnapshotAgent {
         throw toAgentError(error);
       }
       await dir.clearRuntime();
-      const pid = await startQemu(spec, dir, { incoming: true, paused: true });
-      let qmp: QmpClient | undefined;
+      // Until it answers, this load is undone by a restarted agent: nobody was told the VM is loaded.
+      await writeRecord(dir.loadRecord, { restoreId: req.restoreId, startedAt: new Date().toISOString() });
       try {
-        qmp = await QmpClient.connect(dir.qmpSocket);
-        await qmp.execute('migrate-set-capabilities', {
-          capabilities: [{ capability: 'events', state: true }],
-        });
-        const finished = qmp.waitForEvent('MIGRATION', this.timeoutMs, (e) =>
-          FINAL_MIGRATION_STATES.has(String(e.data.status)),
-        );
-        await qmp.execute('migrate-incoming', { uri: `unix:${dir.migrateSocket}` });
-        const socket = createConnection(dir.migrateSocket);
-        const sent = pipeline(await this.images.openImage(image), socket);
-        sent.catch(() => undefined); // a failed load shows as QEMU's MIGRATION failed (or its exit)
-        const final = await finished;
-        if (final.data.status !== 'completed')
-          throw new Error(`QEMU reported the incoming migration ${String(final.data.status)}`);
-        const { status } = await qmp.execute<{ status: string }>('query-status');
-        if (status !== 'paused') throw new Error(`after loading, the VM is ${status}, not paused`);
-        return { loadedAt: new Date().toISOString() };
-      } catch (error) {
-        await stopQemu(pid);
-        await dir.clearRuntime();
-        throw new AgentError(
-          'Internal',
-          `loading ${ref(dir.vm)} from ${req.image} failed: ${(error as Error).message}; QEMU said: ${tail(dir.stderrLog)}`,
-        );
+        const pid = await startQemu(spec, dir, { incoming: true, paused: true });
+        let qmp: QmpClient | undefined;
+        try {
+          qmp = await QmpClient.connect(dir.qmpSocket);
+          await qmp.execute('migrate-set-capabilities', {
+            capabilities: [{ capability: 'events', state: true }],
+          });
+          const finished = qmp.waitForEvent('MIGRATION', this.timeoutMs, (e) =>
+            FINAL_MIGRATION_STATES.has(String(e.data.status)),
+          );
+          await qmp.execute('migrate-incoming', { uri: `unix:${dir.migrateSocket}` });
+          const socket = createConnection(dir.migrateSocket);
+          const sent = pipeline(await this.images.openImage(image), socket);
+          sent.catch(() => undefined); // a failed load shows as QEMU's MIGRATION failed (or its exit)
+          const final = await finished;
+          if (final.data.status !== 'completed')
+            throw new Error(`QEMU reported the incoming migration ${String(final.data.status)}`);
+          const { status } = await qmp.execute<{ status: string }>('query-status');
+          if (status !== 'paused') throw new Error(`after loading, the VM is ${status}, not paused`);
+          return { loadedAt: new Date().toISOString() };
+        } catch (error) {
+          await stopQemu(pid);
+          await dir.clearRuntime();
+          throw new AgentError(
+            'Internal',
+            `loading ${ref(dir.vm)} from ${req.image} failed: ${(error as Error).message}; QEMU said: ${tail(dir.stderrLog)}`,
+          );
+        } finally {
+          qmp?.close();
+          await rm(dir.migrateSocket, { force: true });
+        }
       } finally {
-        qmp?.close();
-        await rm(dir.migrateSocket, { force: true });
+        await rm(dir.loadRecord, { force: true });
       }
     });
   }
@@ -483,9 +489,34 @@ export class QmpSnapshotAgent implements SnapshotAgent {
             resolve();
           }, RECOVERY_WAIT_MS);
         });
-        await Promise.race([this.recoverCapture(dir).finally(() => clearTimeout(waiting)), slow]);
+        const recovered = this.recoverLoad(dir).then(() => this.recoverCapture(dir));
+        await Promise.race([recovered.finally(() => clearTimeout(waiting)), slow]);
       }),
     );
+  }
+
+  /**
+   * A load the agent died in was never answered, so its restore failed: stop
+   * the QEMU it started (it never ran the guest), as a failed load does, so
+   * that the VM's folder takes the next load.
+   */
+  private async recoverLoad(dir: VmDir): Promise<void> {
+    try {
+      const cutShort = await access(dir.loadRecord).then(
+        () => true,
+        () => false,
+      );
+      if (!cutShort) return;
+      const pid = await dir.runningPid();
+      if (pid !== undefined) await stopQemu(pid);
+      await dir.clearRuntime();
+      await rm(dir.loadRecord, { force: true });
+      this.log(
+        `agent: recovery: a load of ${ref(dir.vm)} was cut short${pid === undefined ? '' : `; its QEMU (PID ${pid}) stopped`}`,
+      );
+    } catch (error) {
+      this.log(`agent: recovery of a load of ${ref(dir.vm)} failed: ${String(error)}`);
+    }
   }
 
   /**

@@ -1,9 +1,10 @@
-// What a restarted agent does with each capture record a dead one left
+// What a restarted agent does with each record a dead one left
 // (recoverCaptures), against a scripted QEMU on the VM's QMP socket: every
-// phase, a record whose QEMU is gone, one that is not a record, and a QEMU that
-// answers only later. test/integration/agent/agent-crash.test.ts does the same
-// with real QEMU and a SIGKILLed `violin agent`, for the phases a test can stop
-// it in.
+// capture phase, a record whose QEMU is gone, one that is not a record, a QEMU
+// that answers only later, and a load cut short.
+// test/integration/agent/agent-crash.test.ts does the same with real QEMU and a
+// SIGKILLed `violin agent`, for the phases a test can stop it in.
+import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
@@ -272,6 +273,29 @@ describe('agent recovery from capture records', () => {
     for (let i = 0; i < 100 && qemu.status !== 'running'; i++) await sleep(20);
     expect(qemu.status).toBe('running');
     expect(await record()).toBeNull();
+  });
+
+  it('a load cut short: the QEMU it started is stopped and the folder takes the next load', async () => {
+    // Stands in for the QEMU a load started (-incoming defer -S): a process the agent must stop.
+    const started = spawn('sleep', ['60'], { stdio: 'ignore' });
+    const exited = new Promise((resolve) => started.once('exit', resolve));
+    await writeFile(dir.pidFile, `${started.pid}\n`);
+    await writeFile(
+      dir.loadRecord,
+      JSON.stringify({ restoreId: 'r-1', startedAt: new Date().toISOString() }),
+    );
+    try {
+      await agent.recoverCaptures();
+      await exited;
+      expect(await dir.runningPid()).toBeUndefined();
+      await expect(readFile(dir.loadRecord)).rejects.toMatchObject({ code: 'ENOENT' });
+      await expect(readFile(dir.pidFile)).rejects.toMatchObject({ code: 'ENOENT' });
+      expect(logged).toEqual([
+        `agent: recovery: a load of default/vm-a was cut short; its QEMU (PID ${started.pid}) stopped`,
+      ]);
+    } finally {
+      started.kill('SIGKILL');
+    }
   });
 
   it('no vms folder at all: nothing to do', async () => {

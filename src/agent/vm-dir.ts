@@ -9,6 +9,7 @@
 //     qemu.log      QEMU's own stderr
 //     migrate.sock  transient: the migration stream of a capture or load
 //     capture.json  the agent's capture in flight or held pause (capture-record.ts)
+//     load.json     a load in flight: a restarted agent undoes it
 //
 // QEMU serves one QMP client at a time, so nobody keeps qmp.sock connected:
 // connect, do the job, disconnect.
@@ -44,6 +45,7 @@ export class VmDir implements QemuFiles {
   readonly migrateSocket: string;
   readonly specFile: string;
   readonly captureRecord: string;
+  readonly loadRecord: string;
 
   constructor(
     stateDir: string,
@@ -58,6 +60,7 @@ export class VmDir implements QemuFiles {
     this.migrateSocket = join(this.dir, 'migrate.sock');
     this.specFile = join(this.dir, 'vm.json');
     this.captureRecord = join(this.dir, 'capture.json');
+    this.loadRecord = join(this.dir, 'load.json');
   }
 
   /** Writes vm.json (atomically: an agent reading it never sees half a spec). */
