@@ -22,7 +22,7 @@
 // (capture-record.ts), and a restarted agent recovers from those records before
 // it serves (recoverCaptures): it resumes what nobody will resume, re-arms the
 // deadlines of pauses still within them, and discards captures that never
-// reached T_i.
+// reached T_i. A load it died in is undone the same way (load.json).
 //
 // Load starts the VM's QEMU again from its vm.json with `-incoming defer -S`,
 // feeds it the image (checked against its digest first) and leaves it paused;
@@ -452,7 +452,7 @@ export class QmpSnapshotAgent implements SnapshotAgent {
 
   /**
    * Takes over what an agent that died left in the node's VM folders (their
-   * capture records): call it once, before serving. Never throws; says what it
+   * capture and load records): call it once, before serving. Never throws; says what it
    * did, one line per VM, through `log`. Afterwards every VM with a record runs,
    * except those held within their pause deadline, which wait for
    * resumeCaptured as they did before, and those it could not reach, which it
