@@ -182,6 +182,8 @@ async function setDefaultCapabilities(qmp: QmpClient, vm: BenchVm): Promise<void
 
 /** A file save as a QEMU user would do it: migrate to `exec:cat > file`, wait, cont. */
 async function bareSave(vm: BenchVm, file: string, parameters: MigrationParameters): Promise<CaptureSample> {
+  // Timed from the request, as the agent's capture is: connecting and setting up QEMU count too.
+  const started = Date.now();
   const qmp = await QmpClient.connect(vm.dir.qmpSocket);
   const events: QmpEvent[] = [];
   qmp.onEvent((event) => events.push(event));
@@ -191,7 +193,6 @@ async function bareSave(vm: BenchVm, file: string, parameters: MigrationParamete
     const finished = qmp.waitForEvent('MIGRATION', 600_000, (e) =>
       ['completed', 'failed', 'cancelled'].includes(String(e.data.status)),
     );
-    const started = Date.now();
     await qmp.execute('migrate', { uri: `exec:cat > ${file}` });
     const final = await finished;
     if (final.data.status !== 'completed')
@@ -468,7 +469,8 @@ export const vmCapture: Benchmark = {
         `background; once socat has the end of the stream and QEMU says completed, the file is fsynced and ` +
         `renamed, and only then does the agent answer; ` +
         `downtime = QEMU's STOP to RESUME events), a bare QEMU save with QEMU's default migration parameters ` +
-        `(migrate to \`exec:cat > file\`, then cont), and the same bare save with the agent's parameters ` +
+        `(connect to QMP, set it up, migrate to \`exec:cat > file\`, then cont: timed from the connect, as the ` +
+        `agent's capture is from its request), and the same bare save with the agent's parameters ` +
         `(downtime-limit ${AGENT_PARAMETERS['downtime-limit']} ms, max-bandwidth 8 GiB/s). Each bare save's file ` +
         `is then fsynced, timed apart: "bare (tuned) + fsync" is the bare save made as durable as the agent's ` +
         `image (neither bare column hashes anything). Service: the ` +

@@ -39,8 +39,8 @@ export async function digestOf(source: AsyncIterable<Uint8Array>): Promise<Diges
   return result;
 }
 
-/** Reads of a file being written: large (page cache), and short enough to hash without stalling the agent. */
-const GROWING_FILE_READ_BYTES = 2 ** 20;
+/** Reads of a file being written: each is hashed in one synchronous step (~0.1 ms), short enough not to delay the agent's `cont` when QEMU stops the guest. */
+const GROWING_FILE_READ_BYTES = 256 * 1024;
 /** How long to wait for more when the reader has caught up with the writer. */
 const GROWING_FILE_WAIT_MS = 5;
 

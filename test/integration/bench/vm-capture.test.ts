@@ -25,6 +25,13 @@ describe('vm-capture benchmark (smoke size)', () => {
       // 128 MiB of guest, mostly zero pages: the stream is smaller, but never empty.
       expect(sample.imageBytes).toBeGreaterThan(1 << 20);
     }
+    for (const capture of raw.sizes[0]!.agent) {
+      // The agent answered after its image was stored, which was after the stream ended in the file.
+      expect(capture.phases!.streamEndMs).toBeGreaterThan(0);
+      expect(capture.phases!.storedMs).toBeGreaterThanOrEqual(capture.phases!.streamEndMs);
+      expect(capture.totalMs).toBeGreaterThanOrEqual(capture.phases!.storedMs);
+    }
+    for (const save of raw.sizes[0]!.bareTuned) expect(save.fsyncMs).toBeGreaterThanOrEqual(0);
     expect(raw.service.stopTheWorldDowntimeMs).toBeGreaterThan(0);
     expect(raw.service.liveDowntimeMs).toBeGreaterThan(0);
     expect(raw.restore.vms).toBe(1);
