@@ -39,7 +39,10 @@ export async function digestOf(source: AsyncIterable<Uint8Array>): Promise<Diges
   return result;
 }
 
-/** Reads of a file being written: each is hashed in one synchronous step (~0.1 ms), short enough not to delay the agent's `cont` when QEMU stops the guest. */
+/**
+ * Reads of a file being written. Each is hashed in one synchronous step
+ * (~0.1 ms), short enough not to delay the agent's `cont` when QEMU stops the guest.
+ */
 const GROWING_FILE_READ_BYTES = 256 * 1024;
 /** How long to wait for more when the reader has caught up with the writer. */
 const GROWING_FILE_WAIT_MS = 5;
