@@ -12,7 +12,7 @@
 // What the system reports as the guest's pauses (the migration's stop-and-copy,
 // the capture's) must explain every pause the probe measures: what a pause has
 // beyond the reported pauses overlapping the gap it happened in is unexplained.
-import { open, stat } from 'node:fs/promises';
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 /** A span of wall-clock time, in ms since the epoch. */
@@ -125,11 +125,15 @@ class ConsoleReader {
 
   constructor(private readonly files: readonly string[]) {}
 
-  /** The guest clock of the newest beat written since the last call, if any. */
-  async newestBeat(skip: boolean): Promise<number | undefined> {
+  /**
+   * The guest clock of the newest beat written since the last call, if any. Synchronous on purpose:
+   * a few small files in the page cache take microseconds, and each await on the thread pool of a
+   * loaded host would make the beat look later than it was written.
+   */
+  newestBeat(skip: boolean): number | undefined {
     let newest: number | undefined;
     for (const file of this.files) {
-      const stats = await stat(file).catch(() => undefined);
+      const stats = statSync(file, { throwIfNoEntry: false });
       if (!stats) continue;
       let state = this.read.get(file);
       // A new or truncated file was (re)opened by a QEMU: read it from its start.
@@ -138,21 +142,20 @@ class ConsoleReader {
         this.read.set(file, state);
       }
       if (stats.size === state.offset) continue;
-      const handle = await open(file, 'r');
+      const buffer = Buffer.alloc(stats.size - state.offset);
+      const fd = openSync(file, 'r');
+      let bytesRead: number;
       try {
-        const { buffer, bytesRead } = await handle.read({
-          buffer: Buffer.alloc(stats.size - state.offset),
-          position: state.offset,
-        });
-        state.offset += bytesRead;
-        const lines = (state.partial + buffer.subarray(0, bytesRead).toString('latin1')).split('\n');
-        state.partial = lines.pop() ?? '';
-        for (const line of lines) {
-          const match = BEAT.exec(line.trim());
-          if (match) newest = Math.max(newest ?? 0, Number(match[1]));
-        }
+        bytesRead = readSync(fd, buffer, 0, buffer.length, state.offset);
       } finally {
-        await handle.close();
+        closeSync(fd);
+      }
+      state.offset += bytesRead;
+      const lines = (state.partial + buffer.subarray(0, bytesRead).toString('latin1')).split('\n');
+      state.partial = lines.pop() ?? '';
+      for (const line of lines) {
+        const match = BEAT.exec(line.trim());
+        if (match) newest = Math.max(newest ?? 0, Number(match[1]));
       }
     }
     return newest;
@@ -183,10 +186,10 @@ export class HeartbeatProbe {
 
   private async poll(readers: { vm: string; reader: ConsoleReader }[]): Promise<void> {
     // What the consoles hold already is history: only beats written from now on count.
-    for (const { reader } of readers) await reader.newestBeat(true);
+    for (const { reader } of readers) reader.newestBeat(true);
     while (this.running) {
       for (const { vm, reader } of readers) {
-        const guest = await reader.newestBeat(false);
+        const guest = reader.newestBeat(false);
         // Stamped after reading: a beat is never dated before it was written.
         if (guest !== undefined) this.beats.get(vm)?.push({ host: Date.now(), guest });
       }
