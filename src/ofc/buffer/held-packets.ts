@@ -48,6 +48,11 @@ export class HeldPackets {
     return queue;
   }
 
+  /** The bridges a receiver's frames go back out on. */
+  bridgesOf(receiver: string): string[] {
+    return [...new Set((this.queues.get(receiver) ?? []).map((packet) => packet.bridge))];
+  }
+
   receivers(): string[] {
     return [...this.queues.keys()];
   }

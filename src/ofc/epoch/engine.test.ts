@@ -350,14 +350,29 @@ describe('EpochEngine', () => {
     expect(br0.flows.size).toBe(0);
   });
 
-  it('counts a held frame whose bridge is gone as dropped, never silently', async () => {
+  it("waits for a held frame's bridge before re-injecting; one that stays away fails the advance, frames kept", async () => {
     await engine.arm(request({ bridges: ['br0'] }));
     await engine.advance('snap-1', A.name);
     fabric.sendPacketIn('br1', cookieFor(1, FlowRole.Hold), 7, frame(B.mac, A.mac, 'stranded'));
     fabric.sendPacketIn('br0', cookieFor(1, FlowRole.Hold), 7, frame(B.mac, A.mac, 'fine'));
     fabric.disconnect('br1');
-    await engine.advance('snap-1', B.name);
+    await expect(engine.advance('snap-1', B.name)).rejects.toMatchObject({ code: 'Unavailable' });
+    expect(engine.heldPackets()).toBe(2);
+    // br1 comes back (an ovs-vswitchd restart): the retried advance releases both frames.
+    const advancing = engine.advance('snap-1', B.name);
+    await fabric.connect(br1);
+    expect((await advancing).reinjected).toBe(2);
     const { counters } = await engine.status('snap-1');
+    expect(counters).toMatchObject({ type3Buffered: 2, type3Reinjected: 2, dropped: 0 });
+  });
+
+  it('counts a held frame whose bridge is gone when the snapshot aborts as dropped, never silently', async () => {
+    await engine.arm(request({ bridges: ['br0'] }));
+    await engine.advance('snap-1', A.name);
+    fabric.sendPacketIn('br1', cookieFor(1, FlowRole.Hold), 7, frame(B.mac, A.mac, 'stranded'));
+    fabric.sendPacketIn('br0', cookieFor(1, FlowRole.Hold), 7, frame(B.mac, A.mac, 'fine'));
+    fabric.disconnect('br1');
+    const counters = await engine.abort('snap-1', 'test');
     expect(counters).toMatchObject({ type3Buffered: 2, type3Reinjected: 1, dropped: 1 });
   });
 
