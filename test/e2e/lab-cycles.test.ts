@@ -54,7 +54,7 @@ const PROBE_POLL_MS = 10;
 /**
  * How far a measured pause may exceed the reported pauses covering its gap: the probe's polling
  * period, and how late a beat is read when no later beat corrects it (see stall-probe.ts): the vCPU
- * thread or this process waiting for a core. On this 2-core machine, 60 VM snapshots showed 1-161 ms
+ * thread or this process waiting for a core. On this 2-core machine, 90 VM snapshots showed 1-161 ms
  * at load 20-36, and 269 and 380 ms at load 40 (docs/demo.md). An unreported pause of the size of the
  * reported ones (0.7-7 s) is far above it; a 1.5 s one injected by hand was caught.
  */
