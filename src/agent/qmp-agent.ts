@@ -28,7 +28,7 @@
 // feeds it the image (checked against its digest first) and leaves it paused;
 // resume is `cont`, so a restore can start every VM at the same moment.
 import { createConnection } from 'node:net';
-import { access, readdir, rm } from 'node:fs/promises';
+import { readFile, readdir, rm } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { basename, dirname } from 'node:path';
@@ -324,6 +324,10 @@ export class QmpSnapshotAgent implements SnapshotAgent {
     const dir = this.vmDir(req.vm);
     return this.exclusive(dir, async () => {
       if ((await dir.runningPid()) !== undefined) {
+        // The same restore asking again for a VM this agent loaded for it (its operator restarted, or
+        // could not record the first answer): the same answer. Without it, that restore failed.
+        const loaded = await readLoadRecord(dir);
+        if (loaded?.restoreId === req.restoreId && loaded.loadedAt) return { loadedAt: loaded.loadedAt };
         throw new AgentError(
           'Conflict',
           `VM ${ref(dir.vm)} already runs on this node; stop it before loading it from an image`,
@@ -344,7 +348,9 @@ export class QmpSnapshotAgent implements SnapshotAgent {
       }
       await dir.clearRuntime();
       // Until it answers, this load is undone by a restarted agent: nobody was told the VM is loaded.
-      await writeRecord(dir.loadRecord, { restoreId: req.restoreId, startedAt: new Date().toISOString() });
+      const startedAt = new Date().toISOString();
+      await writeRecord(dir.loadRecord, { restoreId: req.restoreId, startedAt });
+      let loaded = false;
       try {
         const pid = await startQemu(spec, dir, { incoming: true, paused: true });
         let qmp: QmpClient | undefined;
@@ -365,7 +371,12 @@ export class QmpSnapshotAgent implements SnapshotAgent {
             throw new Error(`QEMU reported the incoming migration ${String(final.data.status)}`);
           const { status } = await qmp.execute<{ status: string }>('query-status');
           if (status !== 'paused') throw new Error(`after loading, the VM is ${status}, not paused`);
-          return { loadedAt: new Date().toISOString() };
+          const loadedAt = new Date().toISOString();
+          // Kept until the VM is resumed: a restarted agent leaves a loaded VM alone, and a repeated
+          // load of the same restore gets this answer again.
+          await writeRecord(dir.loadRecord, { restoreId: req.restoreId, startedAt, loadedAt });
+          loaded = true;
+          return { loadedAt };
         } catch (error) {
           await stopQemu(pid);
           await dir.clearRuntime();
@@ -378,7 +389,7 @@ export class QmpSnapshotAgent implements SnapshotAgent {
           await rm(dir.migrateSocket, { force: true });
         }
       } finally {
-        await rm(dir.loadRecord, { force: true });
+        if (!loaded) await rm(dir.loadRecord, { force: true });
       }
     });
   }
@@ -392,7 +403,10 @@ export class QmpSnapshotAgent implements SnapshotAgent {
       try {
         const { status } = await qmp.execute<{ status: string }>('query-status');
         // Idempotent: a retried resume of a running VM succeeds.
-        if (status === 'running') return { resumedAt: new Date().toISOString() };
+        if (status === 'running') {
+          await rm(dir.loadRecord, { force: true });
+          return { resumedAt: new Date().toISOString() };
+        }
         if (status !== 'paused' && status !== 'prelaunch') {
           throw new AgentError(
             'Conflict',
@@ -401,7 +415,9 @@ export class QmpSnapshotAgent implements SnapshotAgent {
         }
         const resumed = qmp.waitForEvent('RESUME', 10_000);
         await qmp.execute('cont');
-        return { resumedAt: new Date((await resumed).timestampMs).toISOString() };
+        const resumedAt = new Date((await resumed).timestampMs).toISOString();
+        await rm(dir.loadRecord, { force: true });
+        return { resumedAt };
       } catch (error) {
         throw toAgentError(error);
       } finally {
@@ -502,12 +518,14 @@ export class QmpSnapshotAgent implements SnapshotAgent {
    */
   private async recoverLoad(dir: VmDir): Promise<void> {
     try {
-      const cutShort = await access(dir.loadRecord).then(
-        () => true,
-        () => false,
-      );
-      if (!cutShort) return;
+      const record = await readLoadRecord(dir);
+      if (!record) return;
       const pid = await dir.runningPid();
+      if (record.loadedAt) {
+        // Answered: the VM stays loaded for its resume; a record whose QEMU is gone is dropped.
+        if (pid === undefined) await rm(dir.loadRecord, { force: true });
+        return;
+      }
       if (pid !== undefined) await stopQemu(pid);
       await dir.clearRuntime();
       await rm(dir.loadRecord, { force: true });
@@ -914,5 +932,27 @@ function tail(path: string): string {
     return readFileSync(path, 'utf8').trim().split('\n').slice(-3).join(' | ') || '(nothing)';
   } catch {
     return '(nothing)';
+  }
+}
+
+/** load.json: a load in flight (no loadedAt), or answered and waiting for its resume (loadedAt). */
+interface LoadRecord {
+  restoreId: string;
+  startedAt: string;
+  loadedAt?: string;
+}
+
+async function readLoadRecord(dir: VmDir): Promise<LoadRecord | undefined> {
+  let text: string;
+  try {
+    text = await readFile(dir.loadRecord, 'utf8');
+  } catch {
+    return undefined;
+  }
+  try {
+    return JSON.parse(text) as LoadRecord;
+  } catch {
+    // Half-written by an agent that died mid-write: a load in flight, undone like one.
+    return { restoreId: '', startedAt: '' };
   }
 }

@@ -275,6 +275,25 @@ describe('agent recovery from capture records', () => {
     expect(await record()).toBeNull();
   });
 
+  it('a load that was answered: a restarted agent leaves the loaded VM for its resume', async () => {
+    const loaded = spawn('sleep', ['60'], { stdio: 'ignore' });
+    await writeFile(dir.pidFile, `${loaded.pid}\n`);
+    const record = {
+      restoreId: 'r-1',
+      startedAt: new Date().toISOString(),
+      loadedAt: new Date().toISOString(),
+    };
+    await writeFile(dir.loadRecord, JSON.stringify(record));
+    try {
+      await agent.recoverCaptures();
+      expect(await dir.runningPid()).toBe(loaded.pid);
+      expect(JSON.parse(await readFile(dir.loadRecord, 'utf8'))).toEqual(record);
+      expect(logged).toEqual([]);
+    } finally {
+      loaded.kill('SIGKILL');
+    }
+  });
+
   it('a load cut short: the QEMU it started is stopped and the folder takes the next load', async () => {
     // Stands in for the QEMU a load started (-incoming defer -S): a process the agent must stop.
     const started = spawn('sleep', ['60'], { stdio: 'ignore' });

@@ -9,7 +9,7 @@
 //     qemu.log      QEMU's own stderr
 //     migrate.sock  transient: the migration stream of a capture or load
 //     capture.json  the agent's capture in flight or held pause (capture-record.ts)
-//     load.json     a load in flight: a restarted agent undoes it
+//     load.json     a load in flight (a restarted agent undoes it), or loaded until its resume
 //
 // QEMU serves one QMP client at a time, so nobody keeps qmp.sock connected:
 // connect, do the job, disconnect.

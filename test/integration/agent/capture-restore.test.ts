@@ -133,18 +133,26 @@ describe('snapshot-host agent (QMP backend) on real QEMU', () => {
     for (const vm of lab.vms) await stopLabVm(vm.dir);
 
     const started = Date.now();
-    for (const vm of [VM_A, VM_B]) {
+    const loads = [VM_A, VM_B].map((vm) => {
       const image = images.get(vm.name)!;
-      await client.load({
+      return {
         restoreId: 'r-1',
         vm,
         storageLocation,
         snapshotId: 'cut-1',
         image: image.image,
         digest: image.digest,
-      });
-    }
+      };
+    });
+    const answers = [];
+    for (const load of loads) answers.push(await client.load(load));
     const loadedMs = Date.now() - started;
+    // The same restore asking again (an operator that restarted before recording the answer): the same answer.
+    expect(await client.load(loads[0]!)).toEqual(answers[0]);
+    // Another restore may not take a loaded VM.
+    await expect(client.load({ ...loads[0]!, restoreId: 'r-other' })).rejects.toMatchObject({
+      code: 'Conflict',
+    });
     const resumed = await Promise.all([VM_A, VM_B].map((vm) => client.resume('r-1', vm)));
     process.stderr.write(
       `[agent] restore of 2 VMs: loaded in ${loadedMs} ms, resumed at ${resumed.map((r) => r.resumedAt).join(', ')}\n`,
