@@ -82,13 +82,13 @@ export class AgentClient implements SnapshotAgent {
             );
           });
           res.on('error', (error) =>
-            reject(new AgentError('Internal', `agent ${this.baseUrl}${path}: ${error.message}`)),
+            reject(new AgentError('Unavailable', `agent ${this.baseUrl}${path}: ${error.message}`)),
           );
         },
       );
       req.on('timeout', () => req.destroy(new Error(`no answer within ${this.timeoutMs} ms`)));
       req.on('error', (error) =>
-        reject(new AgentError('Internal', `agent ${this.baseUrl}${path}: ${error.message}`)),
+        reject(new AgentError('Unavailable', `agent ${this.baseUrl}${path}: ${error.message}`)),
       );
       req.end(payload);
     });

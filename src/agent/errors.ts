@@ -3,7 +3,12 @@
 import { BundleError } from '../store/errors.js';
 import { ImageIntegrityError } from './image-store.js';
 
-export type AgentErrorCode = 'BadRequest' | 'NotFound' | 'Conflict' | 'Integrity' | 'Internal';
+/**
+ * `Unavailable` never travels from an agent: the client gives it when the agent
+ * could not be reached or its answer was lost (refused, reset, timed out).
+ */
+export type AgentErrorCode =
+  'BadRequest' | 'NotFound' | 'Conflict' | 'Integrity' | 'Internal' | 'Unavailable';
 
 const HTTP_STATUS: Record<AgentErrorCode, number> = {
   BadRequest: 400,
@@ -11,6 +16,7 @@ const HTTP_STATUS: Record<AgentErrorCode, number> = {
   Conflict: 409,
   Integrity: 422,
   Internal: 500,
+  Unavailable: 503,
 };
 
 export class AgentError extends Error {

@@ -78,9 +78,13 @@ export class OfcControlClient implements OfcControl {
         body === undefined ? undefined : JSON.stringify(body),
       ));
     } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
       throw new OfcError(
         'Unavailable',
         `OFC control API at ${this.base} unreachable: ${(error as Error).message}`,
+        {
+          notDelivered: code === 'ECONNREFUSED' || code === 'ENOENT',
+        },
       );
     }
     let parsed: unknown;

@@ -19,12 +19,20 @@ export class OfcError extends Error {
   override readonly name = 'OfcError';
   readonly status: number;
 
+  /**
+   * True only when the request certainly never reached the OFC (the connection
+   * was refused): a call that must not run twice may then be retried.
+   */
+  readonly notDelivered: boolean;
+
   constructor(
     readonly code: OfcErrorCode,
     message: string,
+    options: { notDelivered?: boolean } = {},
   ) {
     super(message);
     this.status = statusOf[code];
+    this.notDelivered = options.notDelivered ?? false;
   }
 
   static fromStatus(status: number, message: string): OfcError {

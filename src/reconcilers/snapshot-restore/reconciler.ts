@@ -22,8 +22,10 @@ import {
   type SnapshotRestoreStatus,
   type SnapshotRestoreStatusVm,
 } from '../../api/index.js';
+import { AgentError } from '../../agent/errors.js';
 import type { AgentDirectory } from '../../agent/types.js';
 import type { KubeVirtAccess } from '../../kubevirt/client.js';
+import { OfcError } from '../../ofc/control/errors.js';
 import type { OfcControl } from '../../ofc/control/types.js';
 import type { EventRecorder, ObjectKey, ReconcileContext, Reconciler, Result } from '../../operator/types.js';
 import { BundleError } from '../../store/errors.js';
@@ -284,6 +286,9 @@ export class SnapshotRestoreReconciler implements Reconciler {
           });
           return { ...row, phase: 'Loaded', loadedAt, message: 'loaded, paused' };
         } catch (err) {
+          // An agent that cannot be reached (restarting, node busy) is waited for until spec.timeout:
+          // a load is answered again for the same restore, so asking twice is harmless.
+          if (err instanceof AgentError && err.code === 'Unavailable') throw err;
           throw new RestoreFailure(
             'LoadFailed',
             `loading ${row.name} on ${row.node} failed: ${message(err)}`,
@@ -299,6 +304,9 @@ export class SnapshotRestoreReconciler implements Reconciler {
       try {
         await this.deps.ofc.restoreNetwork(flows, packets);
       } catch (err) {
+        // Only a call the OFC never received is retried (until spec.timeout): one it may have
+        // started could have replayed recorded packets already, and a second replay delivers them twice.
+        if (err instanceof OfcError && err.notDelivered) throw err;
         throw new RestoreFailure(
           'NetworkRestoreFailed',
           `restoring the network state failed: ${message(err)}`,

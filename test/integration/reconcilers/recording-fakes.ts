@@ -199,8 +199,13 @@ export class RecordingOfc implements OfcControl {
     return snapshot.counters;
   }
 
+  /** The next restoreNetwork calls fail with these errors, one each, in order. */
+  readonly restoreNetworkFailures: OfcError[] = [];
+
   async restoreNetwork(flows: SavedFlow[], channelState: RecordedPacket[]): Promise<void> {
     this.log.record({ component: 'ofc', op: 'restoreNetwork', subject: `${flows.length} flows` });
+    const failure = this.restoreNetworkFailures.shift();
+    if (failure) throw failure;
     this.restored.push({ flows, channelState });
   }
 
@@ -238,6 +243,9 @@ export class RecordingAgents implements AgentDirectory {
 
   /** Every discard fails with this message (an agent whose node is gone). */
   discardFailure: string | undefined;
+
+  /** The next loads fail with these errors, one each, in order (whatever their VM). */
+  readonly loadFailures: AgentError[] = [];
 
   failCaptureOf(vm: string, message: string): void {
     this.failures.set(vm, message);
@@ -314,6 +322,8 @@ export class RecordingAgents implements AgentDirectory {
       load: async (req: LoadRequest): Promise<{ loadedAt: string }> => {
         log.record({ component: 'agent', op: 'load', subject: `${req.vm.namespace}/${req.vm.name}`, node });
         this.loadRequests.push(req);
+        const failure = this.loadFailures.shift();
+        if (failure) throw failure;
         const loadedAt = new Date().toISOString();
         this.loaded.set(`${req.vm.namespace}/${req.vm.name}`, { node, at: loadedAt });
         return { loadedAt };

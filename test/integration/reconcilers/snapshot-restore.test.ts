@@ -3,6 +3,8 @@
 // fakes), then restored from its name or from its bundle alone.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
+import { AgentError } from '../../../src/agent/errors.js';
+import { OfcError } from '../../../src/ofc/control/errors.js';
 import type { DistributedSnapshot } from '../../../src/reconcilers/distributed-snapshot/reconciler.js';
 import { KubeVirtStandin } from '../../support/kubevirt-standin.js';
 import { Harness, STORAGE, TEST_LABEL, VM_NAMES } from './harness.js';
@@ -119,5 +121,37 @@ describe('SnapshotRestore reconciler', () => {
     expect(restore.status?.failureReason).toBe('DigestMismatch');
     expect(restore.status?.failureMessage).toContain('sha256 differs');
     expect(h.log.count('agent', 'load')).toBe(0);
+  });
+
+  it('waits for an agent or an OFC it cannot reach while loading, and asks again', async () => {
+    const target = await h.extraNamespace('outage');
+    h.agents.loadFailures.push(new AgentError('Unavailable', 'agent http://node-1: connect ECONNREFUSED'));
+    h.ofc.restoreNetworkFailures.push(
+      new OfcError('Unavailable', 'OFC control API unreachable: connect ECONNREFUSED', {
+        notDelivered: true,
+      }),
+    );
+    await h.createRestore('outage', { source: { snapshotName: 'nightly' }, targetNamespace: target });
+    const restore = await h.waitForRestore('outage');
+    expect(restore.status?.phase, JSON.stringify(restore.status)).toBe('Succeeded');
+    // Three passes: a load unreachable; every load answered, the OFC unreachable; both answered.
+    // Each pass asks every agent again (a load is answered again for the same restore).
+    expect(h.log.count('agent', 'load')).toBe(3 * VM_NAMES.length);
+    expect(h.log.count('ofc', 'restoreNetwork')).toBe(2);
+    expect(h.ofc.restored).toHaveLength(1);
+  });
+
+  it('fails, never replays twice, when the OFC may have received the network restore', async () => {
+    const target = await h.extraNamespace('lost-answer');
+    h.ofc.restoreNetworkFailures.push(
+      new OfcError('Unavailable', 'OFC control API unreachable: socket hang up'),
+    );
+    await h.createRestore('lost', { source: { snapshotName: 'nightly' }, targetNamespace: target });
+    const restore = await h.waitForRestore('lost');
+    expect(restore.status?.phase).toBe('Failed');
+    expect(restore.status?.failureReason).toBe('NetworkRestoreFailed');
+    expect(restore.status?.failureMessage).toContain('socket hang up');
+    expect(h.log.count('ofc', 'restoreNetwork')).toBe(1);
+    expect(h.log.count('agent', 'resume')).toBe(0);
   });
 });
