@@ -6,14 +6,11 @@
 // Succeeded or Failed with a reason, every bank VM running, the bank's total
 // conserved, every held packet released, and nothing left behind (armed
 // snapshots, epoch rules, migrations).
-import { CustomObjectsApi } from '@kubernetes/client-node';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import {
   DISTRIBUTED_SNAPSHOT,
-  GROUP,
   SNAPSHOT_RESTORE,
-  VERSION,
   type DistributedSnapshot,
   type SnapshotRestore,
 } from '../../src/api/index.js';
@@ -27,6 +24,7 @@ import {
   applyObject,
   crashVms,
   example,
+  getObject,
   placeRestoredVms,
   runSnapshot,
   runRestore,
@@ -131,13 +129,7 @@ async function read<T extends Tracked>(
   name: string,
 ): Promise<T | undefined> {
   try {
-    return (await lab.kubeConfig.makeApiClient(CustomObjectsApi).getNamespacedCustomObject({
-      group: GROUP,
-      version: VERSION,
-      namespace,
-      plural,
-      name,
-    })) as T;
+    return await getObject<T>(lab, plural, namespace, name);
   } catch {
     return undefined;
   }

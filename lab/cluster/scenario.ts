@@ -58,7 +58,12 @@ export async function applyObject(lab: LabCluster, plural: string, body: Doc): P
   });
 }
 
-async function getObject<T>(lab: LabCluster, plural: string, namespace: string, name: string): Promise<T> {
+export async function getObject<T>(
+  lab: LabCluster,
+  plural: string,
+  namespace: string,
+  name: string,
+): Promise<T> {
   return (await customObjects(lab).getNamespacedCustomObject({
     group: GROUP,
     version: VERSION,
