@@ -47,7 +47,7 @@ test-e2e: deps
 demo: deps ## run the whole system on the local lab: snapshot, crash, restore, check
 	tsx src/cli/main.ts demo
 
-bench: deps ## benchmarks side by side with their baselines; writes out/bench and docs/benchmarks.md
+bench: deps build ## benchmarks side by side with their baselines; writes out/bench and docs/benchmarks.md
 	tsx src/cli/main.ts bench
 
 fuzz: deps ## fuzz the OpenFlow, OVSDB and bundle-manifest decoders (FUZZ_DURATION seconds, default 3600)

@@ -6,7 +6,6 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 
 import { startOvs } from '../../lab/ovs/ovs.js';
 import { freeLoopbackPort } from '../../src/devenv/free-port.js';
@@ -18,9 +17,8 @@ import { ms } from '../lib/figure.js';
 import { round, summarize } from '../lib/stats.js';
 import { barPlotSvg } from '../lib/svg.js';
 import { measureOperatorMemory } from './operator-memory.js';
-import { rssMiB } from './rss.js';
+import { rssMiB, violinNodeArgs } from './rss.js';
 
-const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 const GOAL_MIB = 200;
 
 const SIZES: Record<BenchSize, { vms: number; bridges: number; vmis: number }> = {
@@ -59,9 +57,7 @@ export async function measureOfcMemory(
   const ofc = spawn(
     process.execPath,
     [
-      '--import',
-      'tsx',
-      CLI,
+      ...violinNodeArgs().args,
       'ofc',
       '--listen',
       listen,
@@ -167,11 +163,15 @@ export async function runMemory(context: BenchContext, options: MemoryOptions): 
     measureOperatorMemory(kubeconfig, `violin-bench-mem-${Date.now().toString(36)}`, size.vmis, context.log),
   );
   const peak = Math.max(r.rssIdleMiB, r.rssArmedMiB, r.rssAdvancedMiB);
+  const { compiled } = violinNodeArgs();
+  const form = compiled
+    ? 'the compiled CLI in dist/, as the image runs it'
+    : 'the sources through the tsx loader: no dist/ build here';
   return {
     id: 'memory',
     title: MEMORY_TITLE,
     method:
-      `\`violin ofc\` as its own process (through tsx, as \`make bench\` runs it), ${r.bridges} real OVS bridges ` +
+      `\`violin ofc\` as its own process (${form}), ${r.bridges} real OVS bridges ` +
       `connected over unix sockets; ${r.vms} VMs armed in one snapshot (Buffer, controller tier, channel ` +
       `state recorded) over the HTTP API, then every VM advanced one by one. RSS from /proc/PID/status ` +
       `(VmRSS) idle, armed and after the last advance. Operator: \`violin operator\` as its own process ` +
@@ -258,7 +258,9 @@ export async function runMemory(context: BenchContext, options: MemoryOptions): 
       },
     ],
     notes: [
-      'RSS includes the tsx loader that `make bench` runs the sources through; a compiled dist/ build would be somewhat smaller.',
+      compiled
+        ? 'Both processes ran the compiled CLI (dist/, built by `make bench`), as the container image runs it.'
+        : 'No dist/ build was there: both processes ran the sources through the tsx loader, whose own memory is in these figures (`make bench` builds dist/ first).',
     ],
     raw: { ofc: r, operator: op },
   };

@@ -3,16 +3,14 @@
 // watching one namespace, started once with no VMI (baseline) and once with N.
 // RSS is read when /readyz says every informer has synced.
 import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
 
 import { freeLoopbackPort } from '../../src/devenv/free-port.js';
 import { KUBEVIRT_GROUP, KUBEVIRT_VERSION, VMI_PLURAL } from '../../src/kubevirt/types.js';
-import { rssMiB } from './rss.js';
+import { rssMiB, violinNodeArgs } from './rss.js';
 
-const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 /** Parallel creates: enough to be quick, few enough for a loaded API server. */
 const CREATE_CONCURRENCY = 10;
 
@@ -34,7 +32,8 @@ async function operatorRss(
   const child = spawn(
     process.execPath,
     [
-      ...['--import', 'tsx', CLI, 'operator', '--kubeconfig', kubeconfigPath, '--namespace', namespace],
+      ...violinNodeArgs().args,
+      ...['operator', '--kubeconfig', kubeconfigPath, '--namespace', namespace],
       ...['--metrics-bind-address', `127.0.0.1:${metricsPort}`],
       ...['--health-probe-bind-address', `127.0.0.1:${probePort}`],
     ],
