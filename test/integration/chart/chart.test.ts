@@ -22,7 +22,7 @@ import type { CustomResource } from '../../../src/reconcilers/shared/objects.js'
 import { ApiResourceStore } from '../../../src/reconcilers/shared/objects.js';
 import { createTestNamespace, kubeconfigForServiceAccount, testKubeConfig } from '../../support/kube.js';
 import type { TestNamespace } from '../../support/kube.js';
-import { chartDir, helm, kubectl, kubeVersion, run, succeeded, type Run } from './tools.js';
+import { chartDir, helm, installChartRbac, kubectl, kubeVersion, run, succeeded, type Run } from './tools.js';
 
 const everyOptionValues = join(chartDir, 'ci', 'every-option-values.yaml');
 
@@ -385,28 +385,7 @@ describe('on the real API server', () => {
 
     beforeAll(async () => {
       // The release's accounts and RBAC for real (not a dry run): operator and workloads need no cluster.
-      const rbacKinds = ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding'];
-      const yaml = manifests(template(release, namespace.name, '--set', 'crds.enabled=false'))
-        .filter((o) => rbacKinds.includes(o.kind ?? ''))
-        .map((o) => JSON.stringify(o))
-        .join('\n---\n');
-      succeeded(
-        'kubectl apply',
-        run(
-          kubectl(),
-          [
-            '--kubeconfig',
-            inject('kubeconfig'),
-            'apply',
-            '--server-side',
-            '--namespace',
-            namespace.name,
-            '--filename',
-            '-',
-          ],
-          yaml,
-        ),
-      );
+      installChartRbac(inject('kubeconfig'), release, namespace.name);
       operator = await kubeconfigForServiceAccount(kc, namespace.name, `${release}-operator`);
       // A snapshot object to work on, created by the admin as a user would.
       const snapshot = load(

@@ -6,8 +6,6 @@
 // SnapshotSchedule through a run and its retention. Any call the chart forgot
 // to grant would fail them.
 import { randomBytes } from 'node:crypto';
-import type { KubernetesObject } from '@kubernetes/client-node';
-import { loadAll } from 'js-yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { createLogger } from '../../../src/operator/log.js';
@@ -22,7 +20,7 @@ import {
 } from '../../../src/reconcilers/snapshot-schedule/reconciler.js';
 import { kubeconfigForServiceAccount } from '../../support/kube.js';
 import { Harness, TEST_LABEL, VM_NAMES } from '../reconcilers/harness.js';
-import { chartDir, helm, kubectl, kubeVersion, run, succeeded } from './tools.js';
+import { installChartRbac, kubectl, run } from './tools.js';
 
 describe("the operator under the chart's ServiceAccount", () => {
   const release = `violin-${randomBytes(3).toString('hex')}`;
@@ -32,45 +30,7 @@ describe("the operator under the chart's ServiceAccount", () => {
   beforeAll(async () => {
     h = await Harness.create('chart-rbac');
     // The chart's accounts and RBAC, installed for real into the test's namespace.
-    const rendered = succeeded(
-      'helm template',
-      run(helm(), [
-        'template',
-        release,
-        chartDir,
-        '--namespace',
-        h.ns.name,
-        '--kube-version',
-        kubeVersion,
-        '--set',
-        'crds.enabled=false',
-      ]),
-    );
-    const rbac = (loadAll(rendered) as (KubernetesObject | null)[])
-      .filter((o) =>
-        ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding'].includes(
-          o?.kind ?? '',
-        ),
-      )
-      .map((o) => JSON.stringify(o))
-      .join('\n---\n');
-    succeeded(
-      'kubectl apply',
-      run(
-        kubectl(),
-        [
-          '--kubeconfig',
-          inject('kubeconfig'),
-          'apply',
-          '--server-side',
-          '--namespace',
-          h.ns.name,
-          '--filename',
-          '-',
-        ],
-        rbac,
-      ),
-    );
+    installChartRbac(inject('kubeconfig'), release, h.ns.name);
 
     const operatorKubeConfig = await kubeconfigForServiceAccount(h.kc, h.ns.name, `${release}-operator`);
     manager = new Manager({

@@ -2,6 +2,8 @@
 // hack/build-go-binaries.sh), and one way to run them and read the result.
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { loadAll } from 'js-yaml';
 
 import { binaryCacheDir } from '../../../src/devenv/binaries.js';
 import { repoRoot } from '../../../src/devenv/repo.js';
@@ -41,4 +43,32 @@ export function succeeded(what: string, result: Run): string {
   if (result.status !== 0)
     throw new Error(`${what} failed (exit ${result.status}):\n${result.stderr}${result.stdout}`);
   return result.stdout;
+}
+
+const RBAC_KINDS = ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding'];
+
+/**
+ * Installs the release's accounts and RBAC for real (server-side apply, not a dry run) into
+ * `namespace`: what a test needs to act as the chart's ServiceAccounts without their workloads.
+ */
+export function installChartRbac(kubeconfigPath: string, release: string, namespace: string): void {
+  const rendered = succeeded(
+    'helm template',
+    run(helm(), [
+      ...['template', release, chartDir, '--namespace', namespace, '--kube-version', kubeVersion],
+      ...['--set', 'crds.enabled=false'],
+    ]),
+  );
+  const rbac = (loadAll(rendered) as (KubernetesObject | null)[])
+    .filter((o) => RBAC_KINDS.includes(o?.kind ?? ''))
+    .map((o) => JSON.stringify(o))
+    .join('\n---\n');
+  succeeded(
+    'kubectl apply',
+    run(
+      kubectl(),
+      ['--kubeconfig', kubeconfigPath, 'apply', '--server-side', '--namespace', namespace, '--filename', '-'],
+      rbac,
+    ),
+  );
 }
