@@ -412,4 +412,29 @@ describe('EpochEngine', () => {
     expect(status).toMatchObject({ state: 'Aborted', abortReason: 'OFC shutting down' });
     expect(status.counters.type3Reinjected).toBe(1);
   });
+
+  describe('restoreNetwork without saved flows', () => {
+    const recorded = [
+      { from: A.name, to: B.name, atMs: 1, frame: frame(B.mac, A.mac, 'in-flight').toString('base64') },
+    ];
+
+    it('waits for a bridge to replay recorded frames from (an OFC just restarted has none yet)', async () => {
+      fabric.disconnect('br0');
+      fabric.disconnect('br1');
+      const back = new MemoryBridge('br0', '0000000000000001');
+      const restored = engine.restoreNetwork([], recorded);
+      setTimeout(() => void fabric.connect(back), 10);
+      await restored;
+      const floods = back.events.filter((e) => e.kind === 'packetOut' && e.inPort === 'flood');
+      expect(floods).toHaveLength(1);
+    });
+
+    it('answers Unavailable, having replayed nothing, when no bridge comes within the wait', async () => {
+      fabric.disconnect('br0');
+      fabric.disconnect('br1');
+      const error = await engine.restoreNetwork([], recorded).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(OfcError);
+      expect(error).toMatchObject({ code: 'Unavailable', message: expect.stringContaining('waited 50 ms') });
+    });
+  });
 });

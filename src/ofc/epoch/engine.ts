@@ -364,9 +364,13 @@ export class EpochEngine implements OfcControl, FabricObserver {
     // Recorded frames are replayed once, flooded from one bridge of the
     // restore: the fabric carries each to its receiver's MAC wherever that VM
     // now runs. They go out in recording order.
-    const [first] = byBridge.size > 0 ? [...byBridge.keys()] : this.connectedBridgeNames();
-    if (first === undefined)
-      throw new OfcError('Unavailable', 'no bridge is connected to replay channel state');
+    const first = byBridge.size > 0 ? [...byBridge.keys()][0] : await this.anyConnectedBridge();
+    if (first === undefined) {
+      throw new OfcError(
+        'Unavailable',
+        `no bridge is connected to replay channel state (waited ${this.bridgeWaitMs} ms)`,
+      );
+    }
     const bridge = await this.readyBridge(first);
     const ordered = [...channelState].sort((a, b) => a.atMs - b.atMs);
     for (const packet of ordered) {
@@ -705,6 +709,19 @@ export class EpochEngine implements OfcControl, FabricObserver {
       throw new OfcError('Unavailable', 'no bridge is connected to the OFC');
     }
     return all;
+  }
+
+  /**
+   * The first connected bridge, waiting for one as long as for a named bridge: a restarted OFC
+   * (a restore retries a call that found it down) has no switch until they reconnect.
+   */
+  private async anyConnectedBridge(): Promise<string | undefined> {
+    const deadline = Date.now() + this.bridgeWaitMs;
+    for (;;) {
+      const [first] = this.connectedBridgeNames();
+      if (first !== undefined || Date.now() >= deadline) return first;
+      await sleep(50);
+    }
   }
 
   private connectedBridgeNames(): string[] {
