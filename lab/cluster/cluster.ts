@@ -5,7 +5,6 @@
 // the OFC and the KubeVirt stand-in. Every process is a child stopped by PID;
 // stop() leaves nothing behind (processes, namespaces, taps, temp dirs).
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
-import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { get } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -121,10 +120,13 @@ export function requireLabTools(): void {
   requireTool('ethtool', 'Debian package ethtool');
 }
 
-/** How to run a `violin` subcommand as a child: node with tsx on the sources, or node on dist/. */
+/**
+ * How to run a `violin` subcommand as a child, in the lab's own form: the compiled CLI when the lab
+ * runs from dist/, the sources through tsx otherwise (never a dist/ that may be older than them).
+ */
 function violinCommand(): string[] {
-  const built = join(repoRoot(), 'src', 'cli', 'main.js');
-  if (existsSync(built)) return [process.execPath, built];
+  if (import.meta.url.endsWith('.js'))
+    return [process.execPath, join(repoRoot(), 'dist', 'src', 'cli', 'main.js')];
   return [process.execPath, '--import', 'tsx', join(repoRoot(), 'src', 'cli', 'main.ts')];
 }
 
