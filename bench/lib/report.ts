@@ -119,7 +119,7 @@ export function renderMarkdown(record: RunRecord): string {
     }),
     '',
     ...loadWarning(m),
-    'Reproduce everything with `make bench` (about 30 min) or a smoke run with `npx tsx src/cli/main.ts bench --quick`; ' +
+    'Reproduce everything with `make bench` (about 7 min here) or a smoke run with `npx tsx src/cli/main.ts bench --quick`; ' +
       'one figure with `npx tsx src/cli/main.ts bench --only <id>`. Raw samples are written to `out/bench/<id>.json`.',
     '',
   ];
