@@ -48,32 +48,25 @@ export class FilesystemBackend implements BundleBackend {
   }
 
   async putStream(bundleId: string, path: string, source: AsyncIterable<Uint8Array>): Promise<number> {
-    const target = this.filePath(bundleId, path);
-    const { handle, temp } = await this.createTemp(target);
-    const file = new StreamingFileWriter(handle);
-    let bytes: number;
-    try {
-      for await (const chunk of source) {
-        if (!(chunk instanceof Uint8Array)) {
-          throw new BundleError(
-            'InvalidName',
-            `the stream for ${path} yielded ${typeof chunk} chunks: it must yield bytes`,
-            path,
-          );
+    return this.writeThroughTemp(this.filePath(bundleId, path), async (handle) => {
+      const file = new StreamingFileWriter(handle);
+      try {
+        for await (const chunk of source) {
+          if (!(chunk instanceof Uint8Array)) {
+            throw new BundleError(
+              'InvalidName',
+              `the stream for ${path} yielded ${typeof chunk} chunks: it must yield bytes`,
+              path,
+            );
+          }
+          await file.write(chunk);
         }
-        await file.write(chunk);
+        return await file.finish();
+      } catch (err) {
+        await file.abandon();
+        throw err;
       }
-      bytes = await file.finish();
-      await handle.close();
-    } catch (err) {
-      await file.abandon();
-      await handle.close().catch(() => undefined);
-      await rm(temp, { force: true });
-      throw err;
-    }
-    await rename(temp, target);
-    await this.syncDirectories(dirname(target));
-    return bytes;
+    });
   }
 
   async putFile(
@@ -82,14 +75,27 @@ export class FilesystemBackend implements BundleBackend {
     fill: (file: FileHandle) => Promise<void>,
     follow: (localPath: string, complete: Promise<void>) => Promise<void>,
   ): Promise<number> {
-    const target = this.filePath(bundleId, path);
-    const { handle, temp } = await this.createTemp(target);
-    let bytes: number;
-    try {
+    return this.writeThroughTemp(this.filePath(bundleId, path), async (handle, temp) => {
       const filled = fill(handle);
       await Promise.all([filled, follow(temp, filled), flushWhileFilling(handle, filled)]);
       await handle.sync();
-      bytes = (await handle.stat()).size;
+      return (await handle.stat()).size;
+    });
+  }
+
+  /**
+   * Writes a file under a temporary name beside `target` and renames it into place only once
+   * `write` has finished and the file is closed; on any failure the temporary file is removed, so a
+   * reader never sees a partial file under the real name.
+   */
+  private async writeThroughTemp(
+    target: string,
+    write: (handle: FileHandle, temp: string) => Promise<number>,
+  ): Promise<number> {
+    const { handle, temp } = await this.createTemp(target);
+    let bytes: number;
+    try {
+      bytes = await write(handle, temp);
       await handle.close();
     } catch (err) {
       await handle.close().catch(() => undefined);
