@@ -125,6 +125,7 @@ describe('DistributedSnapshot reconciler', () => {
     expect(metrics).toContain('violin_snapshot_vm_downtime_seconds_count 4');
     expect(metrics).toContain('violin_snapshot_type3_packets_held_total 8');
 
+    await h.waitForEvent('nightly', 'Succeeded');
     const reasons = await h.eventReasons('nightly');
     for (const reason of [
       'Pending',
@@ -160,7 +161,7 @@ describe('DistributedSnapshot reconciler', () => {
       reason: 'MigrationFailed',
     });
     await expectCleanAbort(h, snap);
-    expect(await h.eventReasons('broken-migration')).toContain('MigrationFailed');
+    await h.waitForEvent('broken-migration', 'MigrationFailed');
     expect(await h.metricsText()).toContain('violin_snapshots_total{result="Failed"} 1');
   });
 
@@ -193,7 +194,7 @@ describe('DistributedSnapshot reconciler', () => {
     expect(snap.status?.failureReason).toBe('CaptureFailed');
     expect(await h.migrations()).toEqual([]);
     expect(h.ofc.snapshots.get(snapshotId(snap))?.state).toBe('Aborted');
-    expect(await h.eventReasons('orphans')).toContain('CleanupIncomplete');
+    await h.waitForEvent('orphans', 'CleanupIncomplete');
   });
 
   it('fails cleanly on timeout while a migration hangs', async () => {
@@ -247,7 +248,7 @@ describe('DistributedSnapshot reconciler', () => {
     await h.createSnapshot('stuck-secure');
     const snap = await h.waitForPhase('stuck-secure', ['Succeeded', 'Failed']);
     expect(snap.status?.phase, JSON.stringify(snap.status)).toBe('Succeeded');
-    expect(await h.eventReasons('stuck-secure')).toContain('BridgesNotReleased');
+    await h.waitForEvent('stuck-secure', 'BridgesNotReleased');
     expect(h.failModes.secured()).toEqual(['br-leaf1']);
 
     await h.api.deleteObject(resourcePath(DISTRIBUTED_SNAPSHOT_RESOURCE, h.ns.name, 'stuck-secure'));

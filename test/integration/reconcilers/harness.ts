@@ -256,6 +256,13 @@ export class Harness {
       .map((e) => e.reason ?? '');
   }
 
+  /** Events are written in the background: one recorded just before a status change may land after it. */
+  async waitForEvent(name: string, reason: string): Promise<void> {
+    await this.waitFor(`event ${reason} on ${name}`, async () =>
+      (await this.eventReasons(name)).includes(reason) ? true : undefined,
+    );
+  }
+
   async close(): Promise<void> {
     for (const watch of this.watches) watch.abort();
     await this.stopOperator();

@@ -71,6 +71,7 @@ describe('SnapshotRestore reconciler', () => {
     // The saved flows and the recorded channel state went back to the OFC.
     expect(h.ofc.restored[0]?.flows).toHaveLength(1);
     expect(h.ofc.restored[0]?.channelState).toHaveLength(1);
+    await h.waitForEvent('back', 'Succeeded');
     expect(await h.eventReasons('back')).toEqual(
       expect.arrayContaining(['Validated', 'NetworkRestored', 'Loaded', 'Succeeded']),
     );
