@@ -92,6 +92,21 @@ describe('datapath buffer tier on real OVS bridges', () => {
     return Number(/n_packets=(\d+)/.exec(hold ?? '')?.[1] ?? 0);
   }
 
+  /**
+   * How many frames br0's hold flow diverted, once every one is in the buffer. The flow's packet
+   * counter reaches OpenFlow with the revalidators, so it is read until it stops moving.
+   */
+  async function heldByHoldFlow(): Promise<number> {
+    let diverted = 0;
+    await waitUntil('the hold flow and the buffer to agree', async () => {
+      const matched = await holdFlowPackets('br0');
+      const settled = matched > 0 && matched === diverted;
+      diverted = matched;
+      return settled && (await client.status(snapshotId)).counters.type3Buffered === matched;
+    });
+    return diverted;
+  }
+
   async function bufferPorts(bridge: string) {
     return (await lab.ovs.vsctl(['list-ports', bridge])).split('\n').filter((p) => p.startsWith('vbuf'));
   }
@@ -184,15 +199,8 @@ describe('datapath buffer tier on real OVS bridges', () => {
     await client.advance(snapshotId, 'ns/a');
     await a.exec([process.execPath, '-e', BURST_SENDER, b.ip, '6011', 'bu', String(count), '512']);
     // The switch itself may miss some of a burst at its ingress (the veth's
-    // socket); every frame the hold flow diverted must be held. Its packet
-    // counter reaches OpenFlow with the revalidators, so wait until both agree.
-    let diverted = 0;
-    await waitUntil('the hold flow and the buffer to agree', async () => {
-      const matched = await holdFlowPackets('br0');
-      const settled = matched > 0 && matched === diverted;
-      diverted = matched;
-      return settled && (await client.status(snapshotId)).counters.type3Buffered === matched;
-    });
+    // socket); every frame the hold flow diverted must be held.
+    const diverted = await heldByHoldFlow();
     expect(atB.sequence('bu')).toEqual([]);
     const advanced = await client.advance(snapshotId, 'ns/b');
     expect(advanced.reinjected).toBe(diverted);
@@ -236,13 +244,7 @@ describe('datapath buffer tier on real OVS bridges', () => {
     const atB = await receiver(b, 6013);
     await client.advance(snapshotId, 'ns/a');
     await a.exec([process.execPath, '-e', BURST_SENDER, b.ip, '6013', 'fs', '20', '1472']);
-    let diverted = 0;
-    await waitUntil('the hold flow and the buffer to agree', async () => {
-      const matched = await holdFlowPackets('br0');
-      const settled = matched > 0 && matched === diverted;
-      diverted = matched;
-      return settled && (await client.status(snapshotId)).counters.type3Buffered === matched;
-    });
+    const diverted = await heldByHoldFlow();
     expect(atB.sequence('fs')).toEqual([]);
     await client.advance(snapshotId, 'ns/b');
     await waitUntil('the full-size frames at b', () => atB.sequence('fs').length >= diverted);
