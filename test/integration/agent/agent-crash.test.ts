@@ -57,6 +57,11 @@ describe('agent: SIGKILLed while a capture stops its VM, the next agent leaves n
   }
   const state = () => runState(lab.stateDir, VM_A);
   const readRecord = async () => JSON.parse(await readFile(record, 'utf8')) as CaptureRecord;
+  /** A capture of VM_A that leaves it paused at T_i until resumeCaptured. */
+  function captureHeld(agent: AgentProcess, snapshotId: string) {
+    return agent.client.capture({ snapshotId, vm: VM_A, storageLocation, resume: 'OnRequest' });
+  }
+
   async function expectGuestProgress(): Promise<void> {
     const before = appliedFromA(await readStatus(b));
     await waitUntil('b receives from a again', async () => appliedFromA(await readStatus(b)) > before + 5);
@@ -79,12 +84,7 @@ describe('agent: SIGKILLed while a capture stops its VM, the next agent leaves n
 
   it('(a) held within its deadline: the new agent keeps it paused and resumeCaptured resumes it', async () => {
     const first = await startAgent('--pause-deadline', '120000');
-    const captured = await first.client.capture({
-      snapshotId: 'crash-held',
-      vm: VM_A,
-      storageLocation,
-      resume: 'OnRequest',
-    });
+    const captured = await captureHeld(first, 'crash-held');
     expect(captured.paused).toBe(true);
     await first.stop('SIGKILL');
     expect(HELD).toContain(await state());
@@ -119,12 +119,7 @@ describe('agent: SIGKILLed while a capture stops its VM, the next agent leaves n
 
   it('(b) held past its deadline while no agent ran: the new agent resumes it at start', async () => {
     const first = await startAgent('--pause-deadline', '4000');
-    const captured = await first.client.capture({
-      snapshotId: 'crash-expired',
-      vm: VM_A,
-      storageLocation,
-      resume: 'OnRequest',
-    });
+    const captured = await captureHeld(first, 'crash-expired');
     await first.stop('SIGKILL');
     const held = await readRecord();
     expect(held.phase).toBe('held');
@@ -151,12 +146,7 @@ describe('agent: SIGKILLed while a capture stops its VM, the next agent leaves n
   it('(c) killed in the copy, before T_i: the new agent resumes the VM and nothing reads as a capture', async () => {
     // A slow copy, so that the test can kill the agent in the middle of it.
     const first = await startAgent('--max-bandwidth', '4');
-    const capture = first.client.capture({
-      snapshotId: 'crash-copy',
-      vm: VM_A,
-      storageLocation,
-      resume: 'OnRequest',
-    });
+    const capture = captureHeld(first, 'crash-copy');
     capture.catch(() => undefined); // asserted below
     const images = join(lab.stateDir, 'bundles', 'crash-copy', 'images', 'default');
     const partialBytes = async () => {
