@@ -418,9 +418,13 @@ describe('EpochEngine', () => {
       { from: A.name, to: B.name, atMs: 1, frame: frame(B.mac, A.mac, 'in-flight').toString('base64') },
     ];
 
-    it('waits for a bridge to replay recorded frames from (an OFC just restarted has none yet)', async () => {
+    // An OFC just restarted: no switch has reconnected yet.
+    beforeEach(() => {
       fabric.disconnect('br0');
       fabric.disconnect('br1');
+    });
+
+    it('waits for a bridge to replay recorded frames from (an OFC just restarted has none yet)', async () => {
       const back = new MemoryBridge('br0', '0000000000000001');
       const restored = engine.restoreNetwork([], recorded);
       setTimeout(() => void fabric.connect(back), 10);
@@ -430,8 +434,6 @@ describe('EpochEngine', () => {
     });
 
     it('answers Unavailable, having replayed nothing, when no bridge comes within the wait', async () => {
-      fabric.disconnect('br0');
-      fabric.disconnect('br1');
       const error = await engine.restoreNetwork([], recorded).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(OfcError);
       expect(error).toMatchObject({ code: 'Unavailable', message: expect.stringContaining('waited 50 ms') });
