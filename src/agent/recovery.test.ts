@@ -270,7 +270,8 @@ describe('agent recovery from capture records', () => {
       expect.stringMatching(/recovery of default\/vm-a failed, trying again in 100 ms/),
     ]);
     qemu = await ScriptedQemu.start(dir.qmpSocket, 'paused', 'failed');
-    for (let i = 0; i < 100 && qemu.status !== 'running'; i++) await sleep(20);
+    // The retry resumes the guest, then removes the record: wait for both.
+    for (let i = 0; i < 100 && (qemu.status !== 'running' || (await record()) !== null); i++) await sleep(20);
     expect(qemu.status).toBe('running');
     expect(await record()).toBeNull();
   });
