@@ -9,7 +9,7 @@ import { CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node
 
 import { freeLoopbackPort } from '../../src/devenv/free-port.js';
 import { KUBEVIRT_GROUP, KUBEVIRT_VERSION, VMI_PLURAL } from '../../src/kubevirt/types.js';
-import { rssMiB, violinNodeArgs } from './rss.js';
+import { chartNodeOptions, rssMiB, violinNodeArgs } from './rss.js';
 
 /** Parallel creates: enough to be quick, few enough for a loaded API server. */
 const CREATE_CONCURRENCY = 10;
@@ -32,7 +32,7 @@ async function operatorRss(
   const child = spawn(
     process.execPath,
     [
-      ...violinNodeArgs().args,
+      ...violinNodeArgs(chartNodeOptions('operator')).args,
       ...['operator', '--kubeconfig', kubeconfigPath, '--namespace', namespace],
       ...['--metrics-bind-address', `127.0.0.1:${metricsPort}`],
       ...['--health-probe-bind-address', `127.0.0.1:${probePort}`],

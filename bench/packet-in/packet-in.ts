@@ -20,6 +20,7 @@ import type { BenchContext, BenchSize, Benchmark, FigureResult } from '../lib/fi
 import { round, summarize } from '../lib/stats.js';
 import type { Summary } from '../lib/stats.js';
 import { barPlotSvg } from '../lib/svg.js';
+import { chartNodeOptions } from '../memory/rss.js';
 import { RECEIVER, SENDER } from '../lib/udp-probe.js';
 
 const BRIDGE = 'bpi0';
@@ -45,9 +46,13 @@ interface ControllerUnderTest {
 const violinStack: ControllerUnderTest = {
   name: 'violin OFC stack',
   async start(host, port) {
-    const child = spawn(process.execPath, ['--import', 'tsx', VIOLIN_PEER, `tcp:${host}:${port}`], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    // With the Node.js options the chart gives the OFC, whose stack this is.
+    const nodeOptions = chartNodeOptions('ofc');
+    const child = spawn(
+      process.execPath,
+      [...nodeOptions, '--import', 'tsx', VIOLIN_PEER, `tcp:${host}:${port}`],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let out = '';
     child.stdout?.on('data', (chunk: Buffer) => (out += chunk.toString()));
     const running = watchedChild(child, 'violin-packet-echo');
@@ -348,7 +353,7 @@ export const packetIn: Benchmark = {
         `netns host to the controller, which answers each PACKET_IN with a PACKET_OUT output:NORMAL to the other ` +
         `host. The controllers take turns on the same switch over TCP, each as its own process: the OFC's own ` +
         `OpenFlow stack (src/ofc/switch: listener, sessions, codec) with a 3-line observer ` +
-        `(bench/peers/violin-packet-echo.ts), an os-ken app (bench/peers/osken_packet_echo.py under ` +
+        `(bench/peers/violin-packet-echo.ts, run with the chart's \`ofc.nodeOptions\`), an os-ken app (bench/peers/osken_packet_echo.py under ` +
         `osken-manager) and \`ovs-testcontroller -n -N\`. Latency: ${size.latencyPackets} datagrams at ` +
         `${size.latencyRatePps}/s, one-way (sender stamp to receiver, one monotonic clock). Rate: a burst of ` +
         `${size.burstPackets} datagrams as fast as the sender goes; "delivered pkt/s" counts them at the receiver ` +

@@ -7,6 +7,7 @@ import { describe, expect, inject, it } from 'vitest';
 import { runMemory } from '../../../bench/memory/memory.js';
 import type { OfcMemoryResult } from '../../../bench/memory/memory.js';
 import type { OperatorMemoryResult } from '../../../bench/memory/operator-memory.js';
+import { chartNodeOptions } from '../../../bench/memory/rss.js';
 import { expectWellFormed } from './well-formed.js';
 
 describe('memory benchmark (smoke size)', () => {
@@ -16,10 +17,19 @@ describe('memory benchmark (smoke size)', () => {
       { kubeconfigPath: inject('kubeconfig') },
     );
     expectWellFormed(figure);
-    const { ofc, operator } = figure.raw as { ofc: OfcMemoryResult; operator: OperatorMemoryResult };
-    expect(ofc).toMatchObject({ vms: 50, bridges: 2 });
-    for (const rss of [ofc.rssIdleMiB, ofc.rssArmedMiB, ofc.rssAdvancedMiB]) expect(rss).toBeGreaterThan(1);
-    expect(ofc.advanceP50Ms).toBeGreaterThan(0);
+    const { ofc, ofcNodeDefaults, operator } = figure.raw as {
+      ofc: OfcMemoryResult;
+      ofcNodeDefaults: OfcMemoryResult;
+      operator: OperatorMemoryResult;
+    };
+    // The chart's Node.js options, and Node's defaults beside them.
+    expect(ofc).toMatchObject({ nodeOptions: chartNodeOptions('ofc'), vms: 50, bridges: 2 });
+    expect(ofc.nodeOptions).not.toEqual([]);
+    expect(ofcNodeDefaults).toMatchObject({ nodeOptions: [], vms: 50, bridges: 2 });
+    for (const m of [ofc, ofcNodeDefaults]) {
+      for (const rss of [m.rssIdleMiB, m.rssArmedMiB, m.rssAdvancedMiB]) expect(rss).toBeGreaterThan(1);
+      expect(m.advanceP50Ms).toBeGreaterThan(0);
+    }
     expect(operator.vmis).toBe(20);
     expect(operator.rssEmptyMiB).toBeGreaterThan(1);
     expect(operator.rssWatchingMiB).toBeGreaterThan(1);

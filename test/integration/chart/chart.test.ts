@@ -122,8 +122,13 @@ describe('helm lint and template', () => {
     // The operator reaches the OFC on loopback and the agents at their node's address and port.
     expect(envOf(spec.containers[0]!)).toEqual({
       LOG_LEVEL: 'info',
+      NODE_OPTIONS: '--max-semi-space-size=4',
       VIOLIN_OFC_ADDRESS: '127.0.0.1:6654',
       VIOLIN_AGENT_PORT: '9464',
+    });
+    expect(envOf(spec.containers[1]!)).toEqual({
+      LOG_LEVEL: 'info',
+      NODE_OPTIONS: '--max-semi-space-size=4',
     });
   });
 
@@ -225,7 +230,10 @@ describe('helm lint and template', () => {
       VIOLIN_OFC_ADDRESS: '127.0.0.1:7654',
       VIOLIN_AGENT_PORT: '7655',
       VIOLIN_OVSDB_REMOTES: 'tcp:10.0.0.11:6640,ssl:10.0.0.12:6640',
+      NODE_OPTIONS: '--max-semi-space-size=8 --max-old-space-size=384',
     });
+    // An empty nodeOptions leaves Node's defaults: no NODE_OPTIONS at all.
+    expect(envOf(spec.containers[1]!)).toEqual({ LOG_LEVEL: 'debug' });
     expect(podSpec(one(objects, 'DaemonSet', '-agent')).containers[0]!.ports?.[0]).toMatchObject({
       hostPort: 7655,
     });
@@ -254,6 +262,7 @@ describe('values.schema.json', () => {
     [['--set', 'agent.nodeSelector.violin\\.dev/snapshot-host=null'], "at '/agent/nodeSelector'"],
     [['--set', 'agent.hostPaths.bundles=relative/path'], "at '/agent/hostPaths/bundles'"],
     [['--set', 'ovsdb.remotes={http://node-1:6640}'], "at '/ovsdb/remotes/0'"],
+    [['--set', 'ofc.nodeOptions=max-semi-space-size=4'], "at '/ofc/nodeOptions'"],
   ])('refuses %j naming the value', (args, message) => {
     const result = run(helm(), ['template', 'violin', chartDir, '--kube-version', kubeVersion, ...args]);
     expect(result.status).not.toBe(0);
