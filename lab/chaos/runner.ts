@@ -371,7 +371,8 @@ async function restoreRun(context: ChaosContext, plan: ChaosRunPlan, target: Lab
   if (outcome.outcome !== 'Succeeded') {
     // The bank is down (crashed, partly loaded): a second restore without chaos brings it back.
     log(`run ${plan.index}: restore ${outcome.outcome} (${outcome.reason}); restoring again without chaos`);
-    // What the failed restore left: VMs it had loaded stay paused (the agent contract has no unload).
+    // What the failed restore left: it unloads what it loaded, but a VM whose agent it could not reach
+    // stays loaded and paused.
     const left = (await vmStates(lab, namespace, memberNames(bank)))
       .map((s) =>
         s.nodes.length === 0 ? `${s.name} not loaded` : `${s.name} ${s.status} on ${s.nodes.join('+')}`,

@@ -13,6 +13,8 @@ import type {
 } from './types.js';
 import { AgentError, isAgentErrorCode } from './errors.js';
 
+const UNLOAD_TIMEOUT_MS = 30_000;
+
 export class AgentClient implements SnapshotAgent {
   /** `baseUrl`: the agent's `http://host:port`. */
   constructor(
@@ -40,7 +42,12 @@ export class AgentClient implements SnapshotAgent {
     return this.post('/v1/resume', { restoreId, vm });
   }
 
-  private post<T>(path: string, body: unknown): Promise<T> {
+  unload(restoreId: string, vm: VmRef): Promise<{ unloaded: boolean }> {
+    // Stopping a QEMU takes seconds at most; a failed restore is not held up for the load timeout.
+    return this.post('/v1/unload', { restoreId, vm }, UNLOAD_TIMEOUT_MS);
+  }
+
+  private post<T>(path: string, body: unknown, timeoutMs = this.timeoutMs): Promise<T> {
     const url = new URL(path, this.baseUrl);
     const payload = JSON.stringify(body);
     return new Promise<T>((resolve, reject) => {
@@ -48,7 +55,7 @@ export class AgentClient implements SnapshotAgent {
         url,
         {
           method: 'POST',
-          timeout: this.timeoutMs,
+          timeout: timeoutMs,
           headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
         },
         (res) => {
@@ -86,7 +93,7 @@ export class AgentClient implements SnapshotAgent {
           );
         },
       );
-      req.on('timeout', () => req.destroy(new Error(`no answer within ${this.timeoutMs} ms`)));
+      req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
       req.on('error', (error) =>
         reject(new AgentError('Unavailable', `agent ${this.baseUrl}${path}: ${error.message}`)),
       );

@@ -426,6 +426,44 @@ export class QmpSnapshotAgent implements SnapshotAgent {
     });
   }
 
+  async unload(restoreId: string, vm: VmRef): Promise<{ unloaded: boolean }> {
+    requireString(restoreId, 'restoreId');
+    const dir = this.vmDir(vm);
+    return this.exclusive(dir, async () => {
+      // load.json names the restore that loaded the VM, from the load until its resume: a VM loaded by
+      // another restore, or one that runs on its own, is never stopped here.
+      const record = await readLoadRecord(dir);
+      if (record?.restoreId !== restoreId) return { unloaded: false };
+      const pid = await dir.runningPid();
+      if (pid !== undefined && (await this.guestRuns(dir))) {
+        // Resumed, and the agent died before it removed the record: the VM is the restore's result.
+        await rm(dir.loadRecord, { force: true });
+        return { unloaded: false };
+      }
+      if (pid !== undefined) await stopQemu(pid);
+      await dir.clearRuntime();
+      await rm(dir.loadRecord, { force: true });
+      this.log(
+        `agent: unloaded ${ref(dir.vm)} for restore ${restoreId}${pid === undefined ? '' : ` (QEMU PID ${pid} stopped)`}`,
+      );
+      return { unloaded: pid !== undefined };
+    });
+  }
+
+  /** True when the VM's QEMU reports its guest running; an unanswering QEMU counts as not running. */
+  private async guestRuns(dir: VmDir): Promise<boolean> {
+    let qmp: QmpClient | undefined;
+    try {
+      qmp = await QmpClient.connect(dir.qmpSocket);
+      const { status } = await qmp.execute<{ status: string }>('query-status');
+      return status === 'running';
+    } catch {
+      return false;
+    } finally {
+      qmp?.close();
+    }
+  }
+
   async resumeCaptured(snapshotId: string, vm: VmRef): Promise<{ resumedAt: string; downtimeMs: number }> {
     requireString(snapshotId, 'snapshotId');
     const checked = this.checkRef(vm);

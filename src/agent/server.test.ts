@@ -47,6 +47,10 @@ class ScriptedAgent implements SnapshotAgent {
     this.calls.push(['resume', restoreId, vm]);
     return { resumedAt: 'now' };
   }
+  async unload(restoreId: string, vm: VmRef): Promise<{ unloaded: boolean }> {
+    this.calls.push(['unload', restoreId, vm]);
+    return { unloaded: true };
+  }
 }
 
 function raw(
@@ -92,12 +96,14 @@ describe('agent API', () => {
     };
     expect(await client.load(load)).toEqual({ loadedAt: 'then' });
     expect(await client.resume('r1', VM)).toEqual({ resumedAt: 'now' });
+    expect(await client.unload('r1', VM)).toEqual({ unloaded: true });
     expect(agent.calls).toEqual([
       ['capture', capture],
       ['resumeCaptured', 's1', VM],
       ['discard', 's1', VM, 'file:///b'],
       ['load', load],
       ['resume', 'r1', VM],
+      ['unload', 'r1', VM],
     ]);
   });
 

@@ -7,6 +7,7 @@
 //   POST /v1/discard           {snapshotId, vm, storageLocation}   → {}
 //   POST /v1/load              LoadRequest                         → {loadedAt}
 //   POST /v1/resume            {restoreId, vm}                     → {resumedAt}
+//   POST /v1/unload            {restoreId, vm}                     → {unloaded}
 //   GET  /healthz                                                  → {node}
 //
 // A body that is not JSON, too large, or of the wrong shape is a 400 and
@@ -30,6 +31,7 @@ const ROUTES: Record<string, Route> = {
   },
   '/v1/load': (agent, body) => agent.load(body as unknown as LoadRequest),
   '/v1/resume': (agent, body) => agent.resume(body.restoreId as string, body.vm as VmRef),
+  '/v1/unload': (agent, body) => agent.unload(body.restoreId as string, body.vm as VmRef),
 };
 
 export interface AgentServer {

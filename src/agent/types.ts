@@ -70,6 +70,11 @@ export interface SnapshotAgent {
   load(req: LoadRequest): Promise<{ loadedAt: string }>;
   /** Resume a loaded VM; returns when it runs. */
   resume(restoreId: string, vm: VmRef): Promise<{ resumedAt: string }>;
+  /**
+   * Undo a load of a restore that failed: stop the VM's QEMU when this restore loaded it and nobody
+   * resumed it. Idempotent: `unloaded` is false when nothing of this restore was there to stop.
+   */
+  unload(restoreId: string, vm: VmRef): Promise<{ unloaded: boolean }>;
 }
 
 /** Finds the agent serving a node (the lab: a local port per node; a cluster: the DaemonSet pod on that node). */

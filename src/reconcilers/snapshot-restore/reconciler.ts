@@ -67,6 +67,8 @@ class RestoreFailure extends Error {
   constructor(
     readonly reason: string,
     message: string,
+    /** The VMs as the failing step left them, when it got that far. */
+    readonly vms?: SnapshotRestoreStatusVm[],
   ) {
     super(message);
   }
@@ -139,8 +141,9 @@ export class SnapshotRestoreReconciler implements Reconciler {
       if (!(err instanceof RestoreFailure)) throw err;
       ctx.log.warn({ reason: err.reason, message: err.message }, 'restore failed');
       this.opened.delete(restore.metadata.uid);
-      // The agent contract has no "unload": VMs already loaded stay paused, never half-resumed.
       this.event(restore, 'Warning', err.reason, err.message);
+      const rows = err.vms ?? status.vms ?? [];
+      const unloads = await this.unloadUnresumed(restore, rows);
       const completion = this.now().toISOString();
       return {
         status: {
@@ -149,10 +152,62 @@ export class SnapshotRestoreReconciler implements Reconciler {
           failureReason: err.reason,
           failureMessage: err.message,
           completionTime: completion,
-          vms: (status.vms ?? []).map((vm) => (vm.phase === 'Resumed' ? vm : { ...vm, phase: 'Failed' })),
+          vms: rows.map((vm) =>
+            vm.phase === 'Resumed'
+              ? vm
+              : { ...vm, phase: 'Failed', message: unloads.get(vm.name) ?? vm.message },
+          ),
         },
       };
     }
+  }
+
+  /**
+   * A failed restore stops every VM it loaded and did not resume, so none is left paused on its node.
+   * Each agent is asked (it knows what this restore loaded: a VM it did not load, or one running, is
+   * left alone), whatever the row's phase: an operator that died mid-load left rows Pending that were
+   * loaded. Returns each VM's note for its status row.
+   */
+  private async unloadUnresumed(
+    restore: SnapshotRestore,
+    rows: SnapshotRestoreStatusVm[],
+  ): Promise<Map<string, string>> {
+    const namespace = targetNamespace(restore);
+    const notes = new Map<string, string>();
+    const unloaded: string[] = [];
+    const left: string[] = [];
+    await Promise.all(
+      rows
+        .filter((row) => row.phase !== 'Resumed' && row.node)
+        .map(async (row) => {
+          try {
+            const agent = await this.deps.agents.forNode(row.node ?? '');
+            const result = await agent.unload(restoreId(restore), { namespace, name: row.name });
+            if (result.unloaded) unloaded.push(row.name);
+            notes.set(row.name, result.unloaded ? 'unloaded: its QEMU was stopped' : 'not loaded');
+          } catch (err) {
+            left.push(`${row.name} on ${row.node}: ${message(err)}`);
+            notes.set(row.name, `may still be loaded, paused: unloading failed: ${message(err)}`);
+          }
+        }),
+    );
+    if (unloaded.length > 0) {
+      this.event(
+        restore,
+        'Normal',
+        'Unloaded',
+        `stopped ${unloaded.length} VM(s) this restore had loaded: ${unloaded.sort().join(', ')}`,
+      );
+    }
+    if (left.length > 0) {
+      this.event(
+        restore,
+        'Warning',
+        'UnloadFailed',
+        `could not unload ${left.sort().join('; ')}; such a VM stays loaded and paused on its node until it is stopped there`,
+      );
+    }
+    return notes;
   }
 
   private checkTimeout(restore: SnapshotRestore, status: SnapshotRestoreStatus): void {
@@ -268,8 +323,11 @@ export class SnapshotRestoreReconciler implements Reconciler {
     const bundle = await this.openBundle(restore);
     const { storageLocation, path } = await this.bundleLocation(restore);
     const namespace = targetNamespace(restore);
-    const vms = await Promise.all(
-      (status.vms ?? []).map(async (row): Promise<SnapshotRestoreStatusVm> => {
+    const rows = status.vms ?? [];
+    // Every load finishes before the step decides, so a failure knows which VMs are loaded (to unload
+    // them) and none of this restore's loads still runs when they are unloaded.
+    const settled = await Promise.allSettled(
+      rows.map(async (row): Promise<SnapshotRestoreStatusVm> => {
         if (row.phase === 'Loaded') return row;
         const saved = bundle.manifest.vms.find((vm) => vm.name === row.name);
         if (!saved) throw new RestoreFailure('InvalidBundle', `VM ${row.name} is not in bundle ${path}`);
@@ -296,6 +354,7 @@ export class SnapshotRestoreReconciler implements Reconciler {
         }
       }),
     );
+    const vms = outcomes(rows, settled);
     const restoreFlows = restore.spec.network?.restoreFlows ?? true;
     const replay = restore.spec.network?.replayChannelState ?? true;
     if (restoreFlows || replay) {
@@ -327,12 +386,11 @@ export class SnapshotRestoreReconciler implements Reconciler {
 
   private async resume(restore: SnapshotRestore, status: SnapshotRestoreStatus): Promise<Step> {
     const namespace = targetNamespace(restore);
-    const agents = await Promise.all(
-      (status.vms ?? []).map((row) => this.deps.agents.forNode(row.node ?? '')),
-    );
+    const rows = status.vms ?? [];
+    const agents = await Promise.all(rows.map((row) => this.deps.agents.forNode(row.node ?? '')));
     // Every agent is resolved before the first resume, so the resumes leave together.
-    const vms = await Promise.all(
-      (status.vms ?? []).map(async (row, i): Promise<SnapshotRestoreStatusVm> => {
+    const settled = await Promise.allSettled(
+      rows.map(async (row, i): Promise<SnapshotRestoreStatusVm> => {
         if (row.phase === 'Resumed') return row;
         try {
           const { resumedAt } = await (agents[i] as (typeof agents)[number]).resume(restoreId(restore), {
@@ -348,6 +406,7 @@ export class SnapshotRestoreReconciler implements Reconciler {
         }
       }),
     );
+    const vms = outcomes(rows, settled);
     const times = vms.map((vm) => Date.parse(vm.restoredAt ?? ''));
     const resumeSkewMs = Math.max(...times) - Math.min(...times);
     this.opened.delete(restore.metadata.uid);
@@ -366,6 +425,24 @@ export class SnapshotRestoreReconciler implements Reconciler {
   private event(restore: SnapshotRestore, type: 'Normal' | 'Warning', reason: string, text: string): void {
     this.deps.events.event(restore as KubernetesObject, type, reason, text);
   }
+}
+
+/**
+ * The rows after one step's calls, one per VM: the new row of each call that succeeded. The first
+ * failure is thrown, a RestoreFailure carrying those rows (another error, an outage, is retried).
+ */
+function outcomes(
+  rows: SnapshotRestoreStatusVm[],
+  settled: PromiseSettledResult<SnapshotRestoreStatusVm>[],
+): SnapshotRestoreStatusVm[] {
+  const vms = settled.map((result, i) => (result.status === 'fulfilled' ? result.value : rows[i]!));
+  const failures = settled.flatMap((result) =>
+    result.status === 'rejected' ? [result.reason as unknown] : [],
+  );
+  const failure = failures.find((reason) => reason instanceof RestoreFailure) ?? failures[0];
+  if (failure instanceof RestoreFailure) throw new RestoreFailure(failure.reason, failure.message, vms);
+  if (failure !== undefined) throw failure;
+  return vms;
 }
 
 function targetNamespace(restore: SnapshotRestore): string {

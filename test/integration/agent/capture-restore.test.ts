@@ -149,16 +149,18 @@ describe('snapshot-host agent (QMP backend) on real QEMU', () => {
     const loadedMs = Date.now() - started;
     // The same restore asking again (an operator that restarted before recording the answer): the same answer.
     expect(await client.load(loads[0]!)).toEqual(answers[0]);
-    // Another restore may not take a loaded VM.
+    // Another restore may not take a loaded VM, nor unload it.
     await expect(client.load({ ...loads[0]!, restoreId: 'r-other' })).rejects.toMatchObject({
       code: 'Conflict',
     });
+    expect(await client.unload('r-other', VM_A)).toEqual({ unloaded: false });
     const resumed = await Promise.all([VM_A, VM_B].map((vm) => client.resume('r-1', vm)));
     process.stderr.write(
       `[agent] restore of 2 VMs: loaded in ${loadedMs} ms, resumed at ${resumed.map((r) => r.resumedAt).join(', ')}\n`,
     );
-    // Resume is idempotent.
+    // Resume is idempotent, and a resumed VM is the restore's result: unloading leaves it running.
     await client.resume('r-1', VM_A);
+    expect(await client.unload('r-1', VM_A)).toEqual({ unloaded: false });
 
     const restored = await Promise.all(endpoints.map((e) => readStatus(e, 30_000)));
     // The banks come back exactly as they were captured (still paused), then trade again.
@@ -184,14 +186,20 @@ describe('snapshot-host agent (QMP backend) on real QEMU', () => {
     );
     const dirA = lab.vms[0]!.dir;
     await stopLabVm(dirA);
-    await client.load({
+    const load = {
       restoreId: 'r-2',
       vm: VM_A,
       storageLocation,
       snapshotId: 'torn-1',
       image: early.image,
       digest: early.digest,
-    });
+    };
+    // A failed restore unloads what it loaded: the paused QEMU is stopped, and the VM takes a new load.
+    await client.load(load);
+    expect(await client.unload('r-2', VM_A)).toEqual({ unloaded: true });
+    await expect(client.resume('r-2', VM_A)).rejects.toMatchObject({ code: 'NotFound' });
+    expect(await client.unload('r-2', VM_A)).toEqual({ unloaded: false });
+    await client.load(load);
     await client.resume('r-2', VM_A);
 
     const report = checkInvariant(await Promise.all([readStatus(a, 30_000), readStatus(b)]));

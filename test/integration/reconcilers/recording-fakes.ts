@@ -247,6 +247,15 @@ export class RecordingAgents implements AgentDirectory {
   /** The next loads fail with these errors, one each, in order (whatever their VM). */
   readonly loadFailures: AgentError[] = [];
 
+  /** Resumes of these VMs (by name) fail with their error. */
+  readonly resumeFailures = new Map<string, AgentError>();
+
+  /** Every unload fails with this error (an agent that cannot be reached). */
+  unloadFailure: AgentError | undefined;
+
+  /** VMs (namespace/name) resumed after a load. */
+  readonly resumed = new Set<string>();
+
   failCaptureOf(vm: string, message: string): void {
     this.failures.set(vm, message);
   }
@@ -329,8 +338,21 @@ export class RecordingAgents implements AgentDirectory {
         return { loadedAt };
       },
       resume: async (_restoreId: string, vm: VmRef): Promise<{ resumedAt: string }> => {
-        log.record({ component: 'agent', op: 'resume', subject: `${vm.namespace}/${vm.name}`, node });
+        const subject = `${vm.namespace}/${vm.name}`;
+        log.record({ component: 'agent', op: 'resume', subject, node });
+        const failure = this.resumeFailures.get(vm.name);
+        if (failure) throw failure;
+        this.resumed.add(subject);
         return { resumedAt: new Date().toISOString() };
+      },
+      unload: async (_restoreId: string, vm: VmRef): Promise<{ unloaded: boolean }> => {
+        const subject = `${vm.namespace}/${vm.name}`;
+        log.record({ component: 'agent', op: 'unload', subject, node });
+        if (this.unloadFailure) throw this.unloadFailure;
+        // As the real agent: only a VM loaded here and not resumed is stopped.
+        const loadedHere = this.loaded.get(subject)?.node === node && !this.resumed.has(subject);
+        if (loadedHere) this.loaded.delete(subject);
+        return { unloaded: loadedHere };
       },
     };
     return agent;

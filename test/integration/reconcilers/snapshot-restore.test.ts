@@ -154,5 +154,55 @@ describe('SnapshotRestore reconciler', () => {
     expect(restore.status?.failureMessage).toContain('socket hang up');
     expect(h.log.count('ofc', 'restoreNetwork')).toBe(1);
     expect(h.log.count('agent', 'resume')).toBe(0);
+    // Every VM it loaded is unloaded: none is left paused on its node.
+    expect(unloadedSubjects()).toEqual(VM_NAMES.map((vm) => `${target}/${vm}`));
+    expect(VM_NAMES.filter((vm) => h.agents.loaded.has(`${target}/${vm}`))).toEqual([]);
+    expect(restore.status?.vms?.map((vm) => [vm.phase, vm.message])).toEqual(
+      VM_NAMES.map(() => ['Failed', 'unloaded: its QEMU was stopped']),
+    );
+    await h.waitForEvent('lost', 'Unloaded');
   });
+
+  it('unloads the VMs it loaded when another VM fails to load', async () => {
+    const target = await h.extraNamespace('load-failed');
+    h.agents.loadFailures.push(new AgentError('Internal', 'QEMU reported the incoming migration failed'));
+    await h.createRestore('half', { source: { snapshotName: 'nightly' }, targetNamespace: target });
+    const restore = await h.waitForRestore('half');
+    expect(restore.status?.failureReason).toBe('LoadFailed');
+    // Every load was let finish before the failure; each agent is asked to unload its VM.
+    expect(h.log.count('agent', 'load')).toBe(VM_NAMES.length);
+    expect(unloadedSubjects()).toEqual(VM_NAMES.map((vm) => `${target}/${vm}`));
+    expect(VM_NAMES.filter((vm) => h.agents.loaded.has(`${target}/${vm}`))).toEqual([]);
+    const messages = (restore.status?.vms ?? []).map((vm) => vm.message).sort();
+    expect(messages).toEqual([
+      'not loaded',
+      ...VM_NAMES.slice(1).map(() => 'unloaded: its QEMU was stopped'),
+    ]);
+    expect(h.log.count('ofc', 'restoreNetwork')).toBe(0);
+    await h.waitForEvent('half', 'Unloaded');
+  });
+
+  it('keeps the VMs that resumed, and says which VM may be left paused when its agent cannot unload it', async () => {
+    const target = await h.extraNamespace('resume-failed');
+    const [stuck, ...others] = VM_NAMES;
+    h.agents.resumeFailures.set(stuck!, new AgentError('Internal', 'QMP cont failed'));
+    h.agents.unloadFailure = new AgentError('Unavailable', 'agent http://node-1: connect ECONNREFUSED');
+    await h.createRestore('partial', { source: { snapshotName: 'nightly' }, targetNamespace: target });
+    const restore = await h.waitForRestore('partial');
+    expect(restore.status?.failureReason).toBe('ResumeFailed');
+    const rows = new Map((restore.status?.vms ?? []).map((vm) => [vm.name, vm]));
+    for (const vm of others) expect(rows.get(vm)?.phase).toBe('Resumed');
+    expect(rows.get(stuck!)).toMatchObject({ phase: 'Failed' });
+    expect(rows.get(stuck!)?.message).toContain('may still be loaded, paused');
+    // Only the VM that did not resume is unloaded; the running ones are left alone.
+    expect(unloadedSubjects()).toEqual([`${target}/${stuck}`]);
+    await h.waitForEvent('partial', 'UnloadFailed');
+  });
+
+  function unloadedSubjects(): string[] {
+    return h.log.calls
+      .filter((c) => c.component === 'agent' && c.op === 'unload')
+      .map((c) => c.subject ?? '')
+      .sort();
+  }
 });
