@@ -15,6 +15,7 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import {
   DISTRIBUTED_SNAPSHOT,
   GROUP,
+  RESTORE_PROTECTION_FINALIZER,
   SNAPSHOT_RESTORE,
   VERSION,
   type DistributedSnapshot,
@@ -89,11 +90,16 @@ export class SnapshotRestoreReconciler implements Reconciler {
   }
 
   async reconcile(key: ObjectKey, ctx: ReconcileContext): Promise<Result> {
-    const restore = await this.deps.restores.get(key.namespace, key.name);
+    let restore = await this.deps.restores.get(key.namespace, key.name);
     if (!restore) return {};
-    if (restore.metadata.deletionTimestamp) {
-      this.opened.delete(restore.metadata.uid);
-      return {};
+    if (restore.metadata.deletionTimestamp) return this.finalize(restore);
+    // Held while the restore may load VMs, so that deleting it mid-way unloads them.
+    const finalizers = restore.metadata.finalizers ?? [];
+    if (!isFinal(restore.status?.phase) && !finalizers.includes(RESTORE_PROTECTION_FINALIZER)) {
+      restore = await this.deps.restores.setFinalizers(restore, [
+        ...finalizers,
+        RESTORE_PROTECTION_FINALIZER,
+      ]);
     }
     const before = restore.status ?? {};
     const step = await this.step(restore, structuredClone(before), ctx);
@@ -107,12 +113,38 @@ export class SnapshotRestoreReconciler implements Reconciler {
       observedGeneration: generation,
     };
     if (!jsonEqual(before, status)) {
-      await this.deps.restores.replaceStatus(restore, status);
-      if (before.phase !== status.phase && (status.phase === 'Succeeded' || status.phase === 'Failed')) {
-        this.deps.metrics?.restoreEnded(status);
-      }
+      restore = await this.deps.restores.replaceStatus(restore, status);
+      if (before.phase !== status.phase && isFinal(status.phase)) this.deps.metrics?.restoreEnded(status);
     }
+    // Ended: every VM it loaded is running or unloaded, so deleting it needs nothing from the operator.
+    if (isFinal(status.phase)) await this.release(restore);
     return step.requeueAfterMs === undefined ? {} : { requeueAfterMs: step.requeueAfterMs };
+  }
+
+  /** A restore deleted before it ended unloads what it loaded and did not resume, as a failed one does. */
+  private async finalize(restore: SnapshotRestore): Promise<Result> {
+    this.opened.delete(restore.metadata.uid);
+    if (!(restore.metadata.finalizers ?? []).includes(RESTORE_PROTECTION_FINALIZER)) return {};
+    if (!isFinal(restore.status?.phase)) {
+      await this.unloadUnresumed(restore, restore.status?.vms ?? []);
+      this.event(
+        restore,
+        'Normal',
+        'Aborted',
+        'deleted while in progress: the VMs it had loaded and not resumed are unloaded',
+      );
+    }
+    await this.release(restore);
+    return {};
+  }
+
+  private async release(restore: SnapshotRestore): Promise<void> {
+    const finalizers = restore.metadata.finalizers ?? [];
+    if (!finalizers.includes(RESTORE_PROTECTION_FINALIZER)) return;
+    await this.deps.restores.setFinalizers(
+      restore,
+      finalizers.filter((f) => f !== RESTORE_PROTECTION_FINALIZER),
+    );
   }
 
   private async step(
@@ -120,7 +152,7 @@ export class SnapshotRestoreReconciler implements Reconciler {
     status: SnapshotRestoreStatus,
     ctx: ReconcileContext,
   ): Promise<Step> {
-    if (status.phase === 'Succeeded' || status.phase === 'Failed') return { status };
+    if (isFinal(status.phase)) return { status };
     try {
       if (status.phase !== undefined) this.checkTimeout(restore, status);
       switch (status.phase) {
@@ -443,6 +475,10 @@ function outcomes(
   if (failure instanceof RestoreFailure) throw new RestoreFailure(failure.reason, failure.message, vms);
   if (failure !== undefined) throw failure;
   return vms;
+}
+
+function isFinal(phase: SnapshotRestoreStatus['phase']): phase is 'Succeeded' | 'Failed' {
+  return phase === 'Succeeded' || phase === 'Failed';
 }
 
 function targetNamespace(restore: SnapshotRestore): string {

@@ -155,6 +155,10 @@ export class Harness {
     return this.get<DistributedSnapshot>(DISTRIBUTED_SNAPSHOT_RESOURCE, name);
   }
 
+  getRestore(name: string): Promise<SnapshotRestore | undefined> {
+    return this.get<SnapshotRestore>(SNAPSHOT_RESTORE_RESOURCE, name);
+  }
+
   async createRestore(name: string, spec: SnapshotRestoreSpec): Promise<SnapshotRestore> {
     return this.api.createObject<SnapshotRestore>(resourcePath(SNAPSHOT_RESTORE_RESOURCE, this.ns.name), {
       apiVersion: API_VERSION,

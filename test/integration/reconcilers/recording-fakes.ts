@@ -234,6 +234,7 @@ export class RecordingAgents implements AgentDirectory {
   private readonly failures = new Map<string, string>();
   private readonly expiredPauses = new Set<string>();
   private readonly gates = new Map<string, Promise<void>>();
+  private readonly loadGates = new Map<string, Promise<void>>();
 
   /** With `writeImages`, captures write a real image into the store, as the real agent does. */
   constructor(
@@ -267,14 +268,12 @@ export class RecordingAgents implements AgentDirectory {
 
   /** Captures of this VM wait until the returned function is called. */
   holdCaptureOf(vm: string): () => void {
-    let release = (): void => undefined;
-    this.gates.set(
-      vm,
-      new Promise<void>((resolve) => {
-        release = resolve;
-      }),
-    );
-    return () => release();
+    return hold(this.gates, vm);
+  }
+
+  /** Loads of this VM wait until the returned function is called. */
+  holdLoadOf(vm: string): () => void {
+    return hold(this.loadGates, vm);
   }
 
   async forNode(node: string): Promise<SnapshotAgent> {
@@ -331,6 +330,7 @@ export class RecordingAgents implements AgentDirectory {
       load: async (req: LoadRequest): Promise<{ loadedAt: string }> => {
         log.record({ component: 'agent', op: 'load', subject: `${req.vm.namespace}/${req.vm.name}`, node });
         this.loadRequests.push(req);
+        await this.loadGates.get(req.vm.name);
         const failure = this.loadFailures.shift();
         if (failure) throw failure;
         const loadedAt = new Date().toISOString();
@@ -357,6 +357,18 @@ export class RecordingAgents implements AgentDirectory {
     };
     return agent;
   }
+}
+
+/** Puts a gate on `key` in `gates`; the returned function opens it. */
+function hold(gates: Map<string, Promise<void>>, key: string): () => void {
+  let release = (): void => undefined;
+  gates.set(
+    key,
+    new Promise<void>((resolve) => {
+      release = resolve;
+    }),
+  );
+  return () => release();
 }
 
 /** Bundles in memory, sealed by the store's own manifest code so they are real manifests. */

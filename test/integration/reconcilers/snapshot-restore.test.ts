@@ -3,7 +3,10 @@
 // fakes), then restored from its name or from its bundle alone.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
+import { RESTORE_PROTECTION_FINALIZER } from '../../../src/api/constants.js';
 import { AgentError } from '../../../src/agent/errors.js';
+import { resourcePath } from '../../../src/operator/kube-api.js';
+import { SNAPSHOT_RESTORE_RESOURCE } from '../../../src/reconcilers/snapshot-restore/reconciler.js';
 import { OfcError } from '../../../src/ofc/control/errors.js';
 import type { DistributedSnapshot } from '../../../src/reconcilers/distributed-snapshot/reconciler.js';
 import { KubeVirtStandin } from '../../support/kubevirt-standin.js';
@@ -197,6 +200,38 @@ describe('SnapshotRestore reconciler', () => {
     // Only the VM that did not resume is unloaded; the running ones are left alone.
     expect(unloadedSubjects()).toEqual([`${target}/${stuck}`]);
     await h.waitForEvent('partial', 'UnloadFailed');
+  });
+
+  it('unloads what it loaded when it is deleted mid-way, then lets the deletion finish', async () => {
+    const target = await h.extraNamespace('deleted');
+    const [slow] = VM_NAMES;
+    const release = h.agents.holdLoadOf(slow!);
+    await h.createRestore('doomed', { source: { snapshotName: 'nightly' }, targetNamespace: target });
+    await h.waitFor(
+      'the slow load to start',
+      async () => h.log.count('agent', 'load', `${target}/${slow}`) || undefined,
+    );
+    const inFlight = await h.getRestore('doomed');
+    expect(inFlight?.metadata.finalizers).toEqual([RESTORE_PROTECTION_FINALIZER]);
+    await h.api.deleteObject(resourcePath(SNAPSHOT_RESTORE_RESOURCE, h.ns.name, 'doomed'));
+    release();
+    await h.waitFor('the deleted restore to go', async () =>
+      (await h.getRestore('doomed')) ? undefined : true,
+    );
+    expect(unloadedSubjects()).toEqual(VM_NAMES.map((vm) => `${target}/${vm}`));
+    expect(VM_NAMES.filter((vm) => h.agents.loaded.has(`${target}/${vm}`))).toEqual([]);
+    expect(h.log.count('agent', 'resume')).toBe(0);
+    await h.waitForEvent('doomed', 'Aborted');
+  });
+
+  it('holds its finalizer only while it runs', async () => {
+    const target = await h.extraNamespace('ended');
+    await h.createRestore('done', { source: { snapshotName: 'nightly' }, targetNamespace: target });
+    const restore = await h.waitForRestore('done');
+    expect(restore.status?.phase).toBe('Succeeded');
+    await h.waitFor('the finalizer to go', async () =>
+      (await h.getRestore('done'))?.metadata.finalizers?.length ? undefined : true,
+    );
   });
 
   function unloadedSubjects(): string[] {
