@@ -17,7 +17,7 @@ import type { ImageStore } from '../../src/agent/image-store.js';
 import { QmpSnapshotAgent } from '../../src/agent/qmp-agent.js';
 import { qemuBinary, startQemu } from '../../src/agent/qemu/launch.js';
 import type { QemuVmSpec } from '../../src/agent/qemu/launch.js';
-import { QmpClient, QmpCommandError } from '../../src/agent/qmp/client.js';
+import { contAfterMigration, QmpClient } from '../../src/agent/qmp/client.js';
 import type { QmpEvent } from '../../src/agent/qmp/client.js';
 import type { CaptureResult, VmRef } from '../../src/agent/types.js';
 import { VmDir } from '../../src/agent/vm-dir.js';
@@ -160,21 +160,6 @@ async function waitForInit(dir: VmDir): Promise<void> {
   throw new Error(`VM ${dir.vm.name} did not reach init within ${BOOT_TIMEOUT_MS / 1000} s`);
 }
 
-/** `cont` as soon as QEMU has left finish-migrate (it refuses "not finalized yet" until then). */
-async function contWhenFinalized(qmp: QmpClient): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    try {
-      await qmp.execute('cont');
-      return;
-    } catch (error) {
-      const finalizing = error instanceof QmpCommandError && /not finalized/i.test(error.description);
-      if (!finalizing || Date.now() > deadline) throw error;
-      await sleep(1);
-    }
-  }
-}
-
 /** QEMU's capabilities as they were at boot, plus migration events (which change nothing but what we hear). */
 async function setDefaultCapabilities(qmp: QmpClient, vm: BenchVm): Promise<void> {
   const capabilities = vm.defaultCapabilities.map(({ capability, state }) => ({
@@ -242,7 +227,7 @@ async function bareSave(
     if (final.data.status !== 'completed')
       throw new Error(`bare save of ${vm.ref.name} ${String(final.data.status)}`);
     const resumed = qmp.waitForEvent('RESUME', 10_000);
-    await contWhenFinalized(qmp);
+    await contAfterMigration(qmp);
     const resume = await resumed;
     const stop = events.find((e) => e.event === 'STOP');
     if (!stop) throw new Error(`bare save of ${vm.ref.name}: QEMU sent no STOP event`);
@@ -341,7 +326,7 @@ async function stopTheWorld(vms: BenchVm[], stateDir: string): Promise<number> {
         throw new Error(`stop-the-world save ${String(final.data.status)}`);
       await rm(file, { force: true });
     }
-    for (const qmp of clients) await contWhenFinalized(qmp);
+    for (const qmp of clients) await contAfterMigration(qmp);
     return performance.now() - firstStop;
   } finally {
     for (const qmp of clients) qmp.close();

@@ -40,7 +40,7 @@ import { bundleImageStore } from './image-store.js';
 import type { CaptureSink } from './capture-sink.js';
 import { IncompleteStreamError, openCaptureSink } from './capture-sink.js';
 import { AgentError, toAgentError } from './errors.js';
-import { QmpClient, QmpCommandError } from './qmp/client.js';
+import { contAfterMigration, QmpClient } from './qmp/client.js';
 import type { QmpEvent } from './qmp/client.js';
 import { startQemu, stopQemu } from './qemu/launch.js';
 import { checkVmRef, VmDir, VmRefError } from './vm-dir.js';
@@ -895,26 +895,6 @@ async function cancelMigration(qmp: QmpClient): Promise<void> {
  */
 function captureMethod(resume: 'Immediately' | 'OnRequest', live: LiveCaptureMethod): CaptureMethod {
   return resume === 'OnRequest' ? 'stop-and-copy' : live;
-}
-
-/**
- * `cont` right after a migration completed. QEMU announces `completed` from
- * the migration thread and leaves the finish-migrate run state a moment later
- * in its main loop; a `cont` in between is refused as "not finalized yet".
- * Retry at once until it is accepted: this gap is part of the downtime anyway.
- */
-async function contAfterMigration(qmp: QmpClient): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    try {
-      await qmp.execute('cont');
-      return;
-    } catch (error) {
-      const finalizing = error instanceof QmpCommandError && /not finalized/i.test(error.description);
-      if (!finalizing || Date.now() > deadline) throw error;
-      await sleep(1);
-    }
-  }
 }
 
 function outcomeOf(record: CaptureRecord): PauseOutcome {

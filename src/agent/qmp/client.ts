@@ -8,6 +8,7 @@
 // and leaves the rest of the process alone.
 import { connect } from 'node:net';
 import type { Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /** Longest line QEMU sends in practice is a few KiB (query-migrate, query-status); 1 MiB is generous. */
 const MAX_LINE_BYTES = 1024 * 1024;
@@ -224,5 +225,25 @@ export class QmpClient {
     this.pending.clear();
     for (const waiter of [...this.closeWaiters]) waiter(error);
     this.closeWaiters.clear();
+  }
+}
+
+/**
+ * `cont` right after a migration completed. QEMU announces `completed` from
+ * the migration thread and leaves the finish-migrate run state a moment later
+ * in its main loop; a `cont` in between is refused as "not finalized yet".
+ * Retry at once until it is accepted: this gap is part of the downtime anyway.
+ */
+export async function contAfterMigration(qmp: QmpClient): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    try {
+      await qmp.execute('cont');
+      return;
+    } catch (error) {
+      const finalizing = error instanceof QmpCommandError && /not finalized/i.test(error.description);
+      if (!finalizing || Date.now() > deadline) throw error;
+      await sleep(1);
+    }
   }
 }
