@@ -3,13 +3,15 @@
 // kube-apiserver, ovs-vswitchd) at a random point of a snapshot or a restore,
 // restarts it, and checks that the object ended Succeeded or Failed with a
 // reason, every VM runs, the bank's total is conserved, every held packet was
-// released and nothing was left behind. Writes out/chaos-short.{json,md}.
+// released and nothing was left behind. Writes out/chaos-short.{json,md} and the lab's log,
+// out/chaos-short-lab.log.
 //
 //   VIOLIN_CHAOS_RUNS  runs (default 6; every five runs kill each component once)
 //   VIOLIN_CHAOS_SEED  seed (default 487: a fixed table, chosen among the first seeds as one whose six
 //                      runs hit the long phases: OFC, agent and ovs-vswitchd while Snapshotting, a
 //                      restore while Loading, the operator in both)
-import { join } from 'node:path';
+import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { deployBank, type BankService } from '../../lab/cluster/bank.js';
@@ -20,6 +22,8 @@ import { CHAOS_BANK, prepareChaos, runChaosTable } from '../../lab/chaos/runner.
 import { repoRoot } from '../../src/devenv/repo.js';
 
 const RUNS = Number(process.env.VIOLIN_CHAOS_RUNS ?? 6);
+const LAB_LOG = join(repoRoot(), 'out', 'chaos-short-lab.log');
+const toLabLog = (line: string) => appendFileSync(LAB_LOG, `[${new Date().toISOString()}] ${line}\n`);
 const SEED = Number(process.env.VIOLIN_CHAOS_SEED ?? 487);
 
 describe('chaos: components killed during snapshots and restores', () => {
@@ -27,7 +31,11 @@ describe('chaos: components killed during snapshots and restores', () => {
   let bank: BankService;
 
   beforeAll(async () => {
-    lab = await startLabCluster({ name: 'chaos', migrationStartJitterMs: 1000 });
+    // The lab's own log (KubeVirt stand-in, agents' recoveries) goes to a file: a run that fails is
+    // read there, beside the table.
+    mkdirSync(dirname(LAB_LOG), { recursive: true });
+    writeFileSync(LAB_LOG, '');
+    lab = await startLabCluster({ name: 'chaos', migrationStartJitterMs: 1000, log: toLabLog });
     bank = await deployBank(lab, CHAOS_BANK);
   });
 
@@ -41,7 +49,10 @@ describe('chaos: components killed during snapshots and restores', () => {
     if (RUNS >= CHAOS_COMPONENTS.length) {
       expect(new Set(plans.map((p) => p.component))).toEqual(new Set(CHAOS_COMPONENTS));
     }
-    const log = (line: string) => process.stdout.write(`${line}\n`);
+    const log = (line: string) => {
+      process.stdout.write(`${line}\n`);
+      toLabLog(line);
+    };
     const out = join(repoRoot(), 'out');
     const report = await runChaosTable(await prepareChaos(lab, bank, log), SEED, plans, (partial) =>
       writeReport(partial, join(out, 'chaos-short.json'), join(out, 'chaos-short.md')),
