@@ -31,7 +31,7 @@ describe('chaos: components killed during snapshots and restores', () => {
   let bank: BankService;
 
   beforeAll(async () => {
-    // The lab's own log (KubeVirt stand-in, agents' recoveries) goes to a file: a run that fails is
+    // The lab's own log (its steps, the KubeVirt stand-in's migrations) goes to a file: a run that fails is
     // read there, beside the table.
     mkdirSync(dirname(LAB_LOG), { recursive: true });
     writeFileSync(LAB_LOG, '');
