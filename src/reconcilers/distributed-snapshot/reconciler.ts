@@ -53,7 +53,7 @@ import {
   type NodeLister,
 } from '../ports.js';
 import { jsonEqual, lifecycleConditions } from '../shared/conditions.js';
-import type { ResourceStore, Stored } from '../shared/objects.js';
+import { addFinalizer, removeFinalizer, type ResourceStore, type Stored } from '../shared/objects.js';
 import { durationToMs, quantityToBytes } from '../../api/values.js';
 import { formatDurationMs } from '../shared/units.js';
 import { alignStarts, type CaptureSample } from './skew.js';
@@ -141,10 +141,7 @@ export class DistributedSnapshotReconciler implements Reconciler {
     let snap = await this.deps.snapshots.get(key.namespace, key.name);
     if (!snap) return {};
     if (snap.metadata.deletionTimestamp) return this.finalize(snap, ctx);
-    const finalizers = snap.metadata.finalizers ?? [];
-    if (!finalizers.includes(SNAPSHOT_PROTECTION_FINALIZER)) {
-      snap = await this.deps.snapshots.setFinalizers(snap, [...finalizers, SNAPSHOT_PROTECTION_FINALIZER]);
-    }
+    snap = await addFinalizer(this.deps.snapshots, snap, SNAPSHOT_PROTECTION_FINALIZER);
     const before = snap.status ?? {};
     const step = await this.step(snap, structuredClone(before), ctx);
     const status: DistributedSnapshotStatus = {
@@ -942,8 +939,7 @@ export class DistributedSnapshotReconciler implements Reconciler {
   }
 
   private async finalize(snap: DistributedSnapshot, ctx: ReconcileContext): Promise<Result> {
-    const finalizers = snap.metadata.finalizers ?? [];
-    if (!finalizers.includes(SNAPSHOT_PROTECTION_FINALIZER)) return {};
+    if (!(snap.metadata.finalizers ?? []).includes(SNAPSHOT_PROTECTION_FINALIZER)) return {};
     const status = snap.status ?? {};
     if (status.phase === 'Succeeded') {
       const policy = snap.metadata.annotations?.[BUNDLE_RETENTION_ANNOTATION] ?? 'Retain';
@@ -975,10 +971,7 @@ export class DistributedSnapshotReconciler implements Reconciler {
     }
     // Bridges are secured while planning: a snapshot deleted before that never held one.
     if (status.phase !== undefined && status.phase !== 'Pending') await this.releaseBridges(snap, 'strict');
-    await this.deps.snapshots.setFinalizers(
-      snap,
-      finalizers.filter((f) => f !== SNAPSHOT_PROTECTION_FINALIZER),
-    );
+    await removeFinalizer(this.deps.snapshots, snap, SNAPSHOT_PROTECTION_FINALIZER);
     return {};
   }
 

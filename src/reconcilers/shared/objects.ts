@@ -68,3 +68,27 @@ export class ApiResourceStore<T extends Resource> implements ResourceStore<T> {
     );
   }
 }
+
+/** The object with `finalizer` added: one write, only when it is missing. */
+export async function addFinalizer<T extends Resource>(
+  store: ResourceStore<T>,
+  obj: T,
+  finalizer: string,
+): Promise<T> {
+  const finalizers = obj.metadata.finalizers ?? [];
+  return finalizers.includes(finalizer) ? obj : store.setFinalizers(obj, [...finalizers, finalizer]);
+}
+
+/** Takes `finalizer` off the object: one write, only when it is there. */
+export async function removeFinalizer<T extends Resource>(
+  store: ResourceStore<T>,
+  obj: T,
+  finalizer: string,
+): Promise<void> {
+  const finalizers = obj.metadata.finalizers ?? [];
+  if (!finalizers.includes(finalizer)) return;
+  await store.setFinalizers(
+    obj,
+    finalizers.filter((f) => f !== finalizer),
+  );
+}

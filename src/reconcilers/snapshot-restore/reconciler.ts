@@ -34,7 +34,7 @@ import { vmMac } from '../distributed-snapshot/reconciler.js';
 import type { TransactionMetrics } from '../metrics.js';
 import type { BundleReader, NodeLister, OpenedBundle } from '../ports.js';
 import { jsonEqual, lifecycleConditions } from '../shared/conditions.js';
-import type { ResourceStore, Stored } from '../shared/objects.js';
+import { addFinalizer, removeFinalizer, type ResourceStore, type Stored } from '../shared/objects.js';
 import { durationToMs } from '../../api/values.js';
 import { formatDurationMs } from '../shared/units.js';
 
@@ -94,12 +94,8 @@ export class SnapshotRestoreReconciler implements Reconciler {
     if (!restore) return {};
     if (restore.metadata.deletionTimestamp) return this.finalize(restore);
     // Held while the restore may load VMs, so that deleting it mid-way unloads them.
-    const finalizers = restore.metadata.finalizers ?? [];
-    if (!isFinal(restore.status?.phase) && !finalizers.includes(RESTORE_PROTECTION_FINALIZER)) {
-      restore = await this.deps.restores.setFinalizers(restore, [
-        ...finalizers,
-        RESTORE_PROTECTION_FINALIZER,
-      ]);
+    if (!isFinal(restore.status?.phase)) {
+      restore = await addFinalizer(this.deps.restores, restore, RESTORE_PROTECTION_FINALIZER);
     }
     const before = restore.status ?? {};
     const step = await this.step(restore, structuredClone(before), ctx);
@@ -117,7 +113,8 @@ export class SnapshotRestoreReconciler implements Reconciler {
       if (before.phase !== status.phase && isFinal(status.phase)) this.deps.metrics?.restoreEnded(status);
     }
     // Ended: every VM it loaded is running or unloaded, so deleting it needs nothing from the operator.
-    if (isFinal(status.phase)) await this.release(restore);
+    if (isFinal(status.phase))
+      await removeFinalizer(this.deps.restores, restore, RESTORE_PROTECTION_FINALIZER);
     return step.requeueAfterMs === undefined ? {} : { requeueAfterMs: step.requeueAfterMs };
   }
 
@@ -134,17 +131,8 @@ export class SnapshotRestoreReconciler implements Reconciler {
         'deleted while in progress: the VMs it had loaded and not resumed are unloaded',
       );
     }
-    await this.release(restore);
+    await removeFinalizer(this.deps.restores, restore, RESTORE_PROTECTION_FINALIZER);
     return {};
-  }
-
-  private async release(restore: SnapshotRestore): Promise<void> {
-    const finalizers = restore.metadata.finalizers ?? [];
-    if (!finalizers.includes(RESTORE_PROTECTION_FINALIZER)) return;
-    await this.deps.restores.setFinalizers(
-      restore,
-      finalizers.filter((f) => f !== RESTORE_PROTECTION_FINALIZER),
-    );
   }
 
   private async step(
