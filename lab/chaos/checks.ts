@@ -43,7 +43,7 @@ async function queryStatus(socket: string): Promise<string> {
   // QEMU serves one QMP client at a time: an agent or the stand-in may hold it for a moment.
   const qmp = await QmpClient.connect(socket, 20_000);
   try {
-    return (await qmp.execute<{ status: string }>('query-status')).status;
+    return await qmp.runState();
   } finally {
     qmp.close();
   }

@@ -628,14 +628,12 @@ export class KubeVirtLabStandin {
   private async handOver(ref: VmRef, migration: Migration): Promise<void> {
     const target = new VmDir(migration.target.stateDir, ref);
     for (let attempt = 0; ; attempt++) {
-      const status = await withQmp(target.qmpSocket, (qmp) =>
-        qmp.execute<{ status: string }>('query-status'),
-      );
-      if (status.status === 'running') break;
+      const status = await withQmp(target.qmpSocket, (qmp) => qmp.runState());
+      if (status === 'running') break;
       // The stream is in: the guest runs again, now on the target.
-      if (status.status === 'paused') await withQmp(target.qmpSocket, (qmp) => qmp.execute('cont'));
+      if (status === 'paused') await withQmp(target.qmpSocket, (qmp) => qmp.execute('cont'));
       else if (attempt > 300)
-        throw new Error(`the target QEMU is ${status.status} after the migration, not running`);
+        throw new Error(`the target QEMU is ${status} after the migration, not running`);
       await sleep(100);
     }
     const nic = migration.targetSpec.nic;

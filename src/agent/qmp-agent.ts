@@ -153,7 +153,7 @@ export class QmpSnapshotAgent implements SnapshotAgent {
       let migrating = false;
       let recorded = false;
       try {
-        const { status } = await qmp.execute<{ status: string }>('query-status');
+        const status = await qmp.runState();
         if (status !== 'running') {
           throw new AgentError(
             'Conflict',
@@ -369,7 +369,7 @@ export class QmpSnapshotAgent implements SnapshotAgent {
           const final = await finished;
           if (final.data.status !== 'completed')
             throw new Error(`QEMU reported the incoming migration ${String(final.data.status)}`);
-          const { status } = await qmp.execute<{ status: string }>('query-status');
+          const status = await qmp.runState();
           if (status !== 'paused') throw new Error(`after loading, the VM is ${status}, not paused`);
           const loadedAt = new Date().toISOString();
           // Kept until the VM is resumed: a restarted agent leaves a loaded VM alone, and a repeated
@@ -401,7 +401,7 @@ export class QmpSnapshotAgent implements SnapshotAgent {
       await this.requireRunningQemu(dir);
       const qmp = await QmpClient.connect(dir.qmpSocket);
       try {
-        const { status } = await qmp.execute<{ status: string }>('query-status');
+        const status = await qmp.runState();
         // Idempotent: a retried resume of a running VM succeeds.
         if (status === 'running') {
           await rm(dir.loadRecord, { force: true });
@@ -455,7 +455,7 @@ export class QmpSnapshotAgent implements SnapshotAgent {
     let qmp: QmpClient | undefined;
     try {
       qmp = await QmpClient.connect(dir.qmpSocket);
-      const { status } = await qmp.execute<{ status: string }>('query-status');
+      const status = await qmp.runState();
       return status === 'running';
     } catch {
       return false;
@@ -670,7 +670,7 @@ export class QmpSnapshotAgent implements SnapshotAgent {
     let status: string;
     try {
       await cancelMigration(qmp);
-      status = (await qmp.execute<{ status: string }>('query-status')).status;
+      status = await qmp.runState();
       if (GUEST_STOPPED_BY_CAPTURE.has(status)) await contAfterMigration(qmp);
     } finally {
       qmp.close();
@@ -786,7 +786,7 @@ export class QmpSnapshotAgent implements SnapshotAgent {
     await this.requireRunningQemu(dir);
     const qmp = await QmpClient.connect(dir.qmpSocket);
     try {
-      const { status } = await qmp.execute<{ status: string }>('query-status');
+      const status = await qmp.runState();
       // Someone else (a restore's resume, a person) already let it run.
       if (status === 'running') return Date.now();
       const resumed = qmp.waitForEvent('RESUME', 10_000);
@@ -839,7 +839,7 @@ export class QmpSnapshotAgent implements SnapshotAgent {
   private async keepRunning(qmp: QmpClient): Promise<boolean> {
     try {
       await cancelMigration(qmp);
-      const { status } = await qmp.execute<{ status: string }>('query-status');
+      const status = await qmp.runState();
       if (GUEST_STOPPED_BY_CAPTURE.has(status)) await contAfterMigration(qmp);
       return true;
     } catch {

@@ -100,6 +100,11 @@ export class QmpClient {
     });
   }
 
+  /** The VM's run state as `query-status` reports it: running, paused, postmigrate, inmigrate, ... */
+  async runState(): Promise<string> {
+    return (await this.execute<{ status: string }>('query-status')).status;
+  }
+
   /** Calls `listener` for every event until the returned function is called. */
   onEvent(listener: (event: QmpEvent) => void): () => void {
     this.listeners.add(listener);
