@@ -48,6 +48,8 @@ describe('cron next run', () => {
     // 29 March 2026: 02:00 CET jumps to 03:00 CEST; 02:30 does not exist and runs at 03:30 CEST.
     ['30 2 * * *', '2026-03-28T12:00:00Z', 'Europe/Amsterdam', '2026-03-29T01:30:00.000Z'],
     ['30 2 * * *', '2026-03-29T01:30:00Z', 'Europe/Amsterdam', '2026-03-30T00:30:00.000Z'],
+    // Asked from just before that shifted run (03:29:59 CEST), it is still the next one.
+    ['30 2 * * *', '2026-03-29T01:29:59.999Z', 'Europe/Amsterdam', '2026-03-29T01:30:00.000Z'],
     // Hourly across the jump: 01:00 CET, then 03:00 CEST (02:00 is 03:00), then 04:00 CEST.
     ['0 * * * *', '2026-03-29T00:00:00Z', 'Europe/Amsterdam', '2026-03-29T01:00:00.000Z'],
     ['0 * * * *', '2026-03-29T01:00:00Z', 'Europe/Amsterdam', '2026-03-29T02:00:00.000Z'],
@@ -62,6 +64,10 @@ describe('cron next run', () => {
     ['15 2 8 3 *', '2026-03-01T00:00:00Z', 'America/New_York', '2026-03-08T07:15:00.000Z'],
     ['0 0 * * *', '2026-11-01T03:00:00Z', 'America/New_York', '2026-11-01T04:00:00.000Z'],
     ['0 0 * * *', '2026-11-01T04:00:00Z', 'America/New_York', '2026-11-02T05:00:00.000Z'],
+    // Lord Howe moves by half an hour: 1 October 2023 02:00 (+10:30) jumps to 02:30 (+11),
+    // so 02:01 runs at 02:31, also when asked from 02:30:59.
+    ['1 2 * * *', '2023-09-30T15:00:00Z', 'Australia/Lord_Howe', '2023-09-30T15:31:00.000Z'],
+    ['1 2 * * *', '2023-09-30T15:30:59.999Z', 'Australia/Lord_Howe', '2023-09-30T15:31:00.000Z'],
     // Half-hour offsets, no DST.
     ['0 9 * * *', '2026-06-01T00:00:00Z', 'Asia/Kolkata', '2026-06-01T03:30:00.000Z'],
     ['@daily', '2026-06-01T00:00:00Z', 'Pacific/Chatham', '2026-06-01T11:15:00.000Z'],

@@ -249,9 +249,16 @@ class ParsedSchedule implements CronSchedule {
   next(after: Date): Date {
     const afterMs = after.getTime();
     if (!Number.isFinite(afterMs)) throw new RangeError('next() needs a valid date');
-    // Where the zone's offset drops soon after `after` (autumn), wall-clock times
-    // just before after's own can still be ahead of it: look back by the drop.
-    const slack = Math.max(0, this.offset(afterMs) - this.offset(afterMs + 6 * HOUR_MS));
+    // Near a change of the zone's offset, wall-clock times just before after's
+    // own can still be ahead of it: a repeated hour soon after `after` (autumn),
+    // or a skipped time shortly before it, which runs as far after the jump
+    // (spring). Look back by the size of the change; it also bounds how far
+    // wall-clock order and real order can disagree.
+    const here = this.offset(afterMs);
+    const slack = Math.max(
+      Math.abs(here - this.offset(afterMs + 6 * HOUR_MS)),
+      Math.abs(here - this.offset(afterMs - 6 * HOUR_MS)),
+    );
     const startWall = Math.floor(this.wallClock(afterMs) / MINUTE_MS) * MINUTE_MS - slack;
     const firstDay = Math.floor(startWall / DAY_MS) * DAY_MS;
     let best: { instant: number; wall: number } | undefined;
