@@ -4,10 +4,13 @@
 //   Σ balances + Σ transfers a sender still holds unacknowledged that the
 //   receiver has not applied = Σ initial balances
 //
-// and no receiver has applied a sequence number its sender never issued. A
-// restore from a cut that is not causally consistent breaks the second rule at
-// once (a receipt without its send: money created) and the first one after the
-// service quiesces; the bank also counts a "conflict" when a sender reuses a
+// no receiver has applied a sequence number its sender never issued, and every
+// transfer a sender saw acknowledged was applied by its receiver (it acknowledges
+// only after applying). A restore from a cut that is not causally consistent
+// breaks the second rule at once (a receipt without its send: money created)
+// and the first one after the service quiesces; a receiver that ran on from an
+// older state than one it acknowledged from (two copies of a VM running, say)
+// breaks the third; the bank also counts a "conflict" when a sender reuses a
 // sequence number for a different transfer.
 import { request } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -89,6 +92,16 @@ export function checkInvariant(statuses: readonly BankStatus[], expected?: numbe
           `${channel.peer} applied ${status.node}→${channel.peer} ${channel.transport} transfer ${highestApplied}, but ${status.node} has issued only up to ${issued}: a receipt without its send (inconsistent cut)`,
         );
       }
+      const unacked = new Set(channel.unacked.map((t) => t.seq));
+      const lost: number[] = [];
+      for (let seq = receiver.appliedUpTo + 1; seq <= issued; seq++) {
+        if (!unacked.has(seq) && !applied(seq)) lost.push(seq);
+      }
+      if (lost.length > 0) {
+        violations.push(
+          `${channel.peer} has not applied ${status.node}→${channel.peer} ${channel.transport} transfer(s) ${ranges(lost)}, which ${status.node} saw acknowledged: an acknowledgement without its receipt (${channel.peer} lost state)`,
+        );
+      }
     }
   }
   const total = balances + inFlight;
@@ -99,6 +112,18 @@ export function checkInvariant(statuses: readonly BankStatus[], expected?: numbe
     );
   }
   return { ok: violations.length === 0, total, expected: want, inFlight, violations };
+}
+
+/** Ascending numbers as ranges: 3-5, 9. */
+function ranges(numbers: readonly number[]): string {
+  const parts: string[] = [];
+  for (let i = 0; i < numbers.length;) {
+    let j = i;
+    while (j + 1 < numbers.length && numbers[j + 1] === (numbers[j] as number) + 1) j++;
+    parts.push(i === j ? `${numbers[i]}` : `${numbers[i]}-${numbers[j]}`);
+    i = j + 1;
+  }
+  return parts.join(', ');
 }
 
 /** How to reach one VM's bank status endpoint (port 7070). */

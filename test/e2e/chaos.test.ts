@@ -3,14 +3,14 @@
 // kube-apiserver, ovs-vswitchd) at a random point of a snapshot or a restore,
 // restarts it, and checks that the object ended Succeeded or Failed with a
 // reason, every VM runs, the bank's total is conserved, every held packet was
-// released and nothing was left behind. Writes out/chaos-short.{json,md} and the lab's log,
-// out/chaos-short-lab.log.
+// released and nothing was left behind. Writes out/chaos-short.{json,md}, the lab's log,
+// out/chaos-short-lab.log, and its components' own logs (operator, OFC, agents), out/chaos-short-logs/.
 //
 //   VIOLIN_CHAOS_RUNS  runs (default 6; every five runs kill each component once)
 //   VIOLIN_CHAOS_SEED  seed (default 487: a fixed table, chosen among the first seeds as one whose six
 //                      runs hit the long phases: OFC, agent and ovs-vswitchd while Snapshotting, a
 //                      restore while Loading, the operator in both)
-import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -23,6 +23,7 @@ import { repoRoot } from '../../src/devenv/repo.js';
 
 const RUNS = Number(process.env.VIOLIN_CHAOS_RUNS ?? 6);
 const LAB_LOG = join(repoRoot(), 'out', 'chaos-short-lab.log');
+const COMPONENT_LOGS = join(repoRoot(), 'out', 'chaos-short-logs');
 const toLabLog = (line: string) => appendFileSync(LAB_LOG, `[${new Date().toISOString()}] ${line}\n`);
 const SEED = Number(process.env.VIOLIN_CHAOS_SEED ?? 487);
 
@@ -35,11 +36,14 @@ describe('chaos: components killed during snapshots and restores', () => {
     // read there, beside the table.
     mkdirSync(dirname(LAB_LOG), { recursive: true });
     writeFileSync(LAB_LOG, '');
+    rmSync(COMPONENT_LOGS, { recursive: true, force: true });
     lab = await startLabCluster({ name: 'chaos', migrationStartJitterMs: 1000, log: toLabLog });
     bank = await deployBank(lab, CHAOS_BANK);
   });
 
   afterAll(async () => {
+    // The lab's folder goes with it: keep what its components wrote (killed and restarted ones append).
+    if (lab) cpSync(join(lab.dir, 'logs'), COMPONENT_LOGS, { recursive: true });
     await bank?.stop();
     await lab?.stop();
   });

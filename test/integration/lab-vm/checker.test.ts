@@ -59,12 +59,28 @@ describe('bank invariant checker', () => {
     expect(reordered).toMatchObject({ ok: true, total: 400, inFlight: 30 });
   });
 
-  it('reports money destroyed, receipts without sends and reused sequence numbers', () => {
+  it('reports money destroyed, acknowledgements without receipts, receipts without sends and reused sequence numbers', () => {
     const destroyed = checkInvariant([bank('a', [70, 100], { nextSeq: 2 }), bank('b', [100, 100], {})]);
     expect(destroyed.ok).toBe(false);
     expect(destroyed.violations).toEqual([
+      'b has not applied a→b udp transfer(s) 1, which a saw acknowledged: an acknowledgement without its receipt (b lost state)',
       'total is 370 (balances 370 + in flight 0), expected 400: money destroyed',
     ]);
+
+    // b lost transfers 2-4 and 7 of 8, after a had its acknowledgements; 5 and 6 are still in flight.
+    const forgotten = checkInvariant([
+      bank('a', [100, 100], {
+        nextSeq: 9,
+        unacked: [
+          { seq: 5, account: 0, amount: 1 },
+          { seq: 6, account: 0, amount: 1 },
+        ],
+      }),
+      bank('b', [100, 100], { appliedUpTo: 1, appliedAbove: [8] }),
+    ]);
+    expect(forgotten.violations[0]).toBe(
+      'b has not applied a→b udp transfer(s) 2-4, 7, which a saw acknowledged: an acknowledgement without its receipt (b lost state)',
+    );
 
     const torn = checkInvariant([
       bank('a', [100, 100], { nextSeq: 1 }),
