@@ -193,20 +193,37 @@ export async function setPaused(endpoints: readonly BankEndpoint[], paused: bool
   await Promise.all(endpoints.map((e) => call(e, 'POST', paused ? '/pause' : '/unpause')));
 }
 
+/** What a settled bank's state is: its balances and channels (its counters still count late duplicates). */
+const ledgerOf = (statuses: readonly BankStatus[]) =>
+  JSON.stringify(statuses.map((s) => [s.node, s.balances, s.channels]));
+
 /**
  * Brings the service to a cut that is consistent by construction: no new
  * transfers, and every transfer in flight either acknowledged or visibly stuck.
- * Waits until no sender holds unacknowledged transfers or `timeoutMs` passes;
- * then reads every status. Leaves the banks paused.
+ * Waits until no sender holds unacknowledged transfers in two rounds of reads
+ * in a row that find the same state, or until `timeoutMs` passes; returns the
+ * last round. Leaves the banks paused.
+ *
+ * One settled round is not enough: the reads of a round are served at
+ * different moments, so a receiver read just before it applied the last
+ * transfer and its sender read just after the acknowledgement came make a round
+ * that looks settled with that transfer in neither place (money "destroyed").
+ * Once a round is settled nothing moves any more (paused senders with nothing
+ * to resend), so the next round sees every receipt, and finding it unchanged
+ * shows that the first one was whole.
  */
 export async function quiesce(endpoints: readonly BankEndpoint[], timeoutMs = 30_000): Promise<BankStatus[]> {
   await setPaused(endpoints, true);
   const deadline = Date.now() + timeoutMs;
+  let settledBefore: string | undefined;
   for (;;) {
     const statuses = await Promise.all(endpoints.map((e) => readStatus(e, 5000)));
     const settled = statuses.every((s) => s.channels.every((c) => c.unacked.length === 0));
-    if (settled || Date.now() >= deadline) return statuses;
-    await sleep(500);
+    const ledger = settled ? ledgerOf(statuses) : undefined;
+    if ((ledger !== undefined && ledger === settledBefore) || Date.now() >= deadline) return statuses;
+    settledBefore = ledger;
+    // A round that just settled is confirmed at once; one still moving is given time.
+    if (!settled) await sleep(500);
   }
 }
 

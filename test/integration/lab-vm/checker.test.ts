@@ -1,9 +1,13 @@
 // The checker's arithmetic on statuses built by hand, for the cases a running
 // lab produces only by chance: money in flight on either side of the receipt,
-// money destroyed, reused sequence numbers. bank.test.ts checks it on real VMs.
-import { describe, expect, it } from 'vitest';
-import type { BankStatus, ChannelStatus } from '../../../lab/guest/checker.js';
-import { checkInvariant } from '../../../lab/guest/checker.js';
+// money destroyed, reused sequence numbers; and quiesce() against banks that
+// answer from a script, for a round of reads that only looks settled.
+// bank.test.ts checks it on real VMs.
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { BankEndpoint, BankStatus, ChannelStatus } from '../../../lab/guest/checker.js';
+import { checkBank, checkInvariant } from '../../../lab/guest/checker.js';
 
 function bank(node: string, balances: number[], channel: Partial<ChannelStatus>, conflicts = 0): BankStatus {
   return {
@@ -91,5 +95,38 @@ describe('bank invariant checker', () => {
       'b refused 2 transfer(s) reusing a sequence number it had applied for a different transfer',
       'total is 430 (balances 430 + in flight 0), expected 400: money created',
     ]);
+  });
+});
+
+describe('quiesce', () => {
+  const servers: Server[] = [];
+  afterEach(() => {
+    for (const server of servers.splice(0)) server.close();
+  });
+
+  /** A bank on loopback whose GET /status answers each status in turn, then the last one for good. */
+  async function scriptedBank(node: string, script: BankStatus[]): Promise<BankEndpoint> {
+    let reads = 0;
+    const server = createServer((req, res) => {
+      if (req.method === 'GET' && req.url === '/status') {
+        const status = script[Math.min(reads++, script.length - 1)];
+        res.setHeader('Content-Type', 'application/json');
+        res.end(JSON.stringify(status));
+        return;
+      }
+      res.statusCode = 204;
+      res.end();
+    });
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return { node, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+  }
+
+  it('does not take a round that only looks settled: the receiver was read before its last receipt', async () => {
+    // a's transfer 1 (30) is acknowledged before a is read; b was read just before applying it.
+    const a = await scriptedBank('a', [bank('a', [70, 100], { nextSeq: 2 })]);
+    const b = await scriptedBank('b', [bank('b', [100, 100], {}), bank('b', [130, 100], { appliedUpTo: 1 })]);
+    const report = await checkBank([a, b]);
+    expect(report).toMatchObject({ ok: true, total: 400, inFlight: 0 });
   });
 });
