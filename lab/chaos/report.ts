@@ -26,8 +26,10 @@ export function markdownTable(report: ChaosReport): string {
     '| - | --------- | -------------------------- | ------------- | ------- | ------ | ----------- | --------------- | ------------- | --------- | -------- | -- |',
   ];
   const rows = report.runs.map((run) => {
+    // A check that had to read again (a round only looked settled) says so: it is how often a single read would have been wrong.
+    const reread = run.bank?.unconfirmedRounds ? `, ${run.bank.unconfirmedRounds} round(s) read again` : '';
     const bank = run.bank
-      ? `${run.bank.ok ? 'yes' : 'NO'} (${run.bank.total}/${run.bank.expected})`
+      ? `${run.bank.ok ? 'yes' : 'NO'} (${run.bank.total}/${run.bank.expected})${reread}`
       : 'not checked';
     const vms = run.vmProblems.length === 0 ? 'yes' : `NO: ${run.vmProblems.join('; ')}`;
     const extra = [...run.leftovers, ...(run.recovery ? [`recovery: ${run.recovery}`] : [])];

@@ -79,7 +79,14 @@ export interface ChaosRunResult extends ChaosRunPlan {
   /** failureReason: failureMessage of a Failed object, or what went wrong for Stuck and Error. */
   reason: string;
   vmProblems: string[];
-  bank?: { ok: boolean; total: number; expected: number; violations: string[] };
+  bank?: {
+    ok: boolean;
+    total: number;
+    expected: number;
+    violations: string[];
+    /** Rounds of the check that looked settled but were not (see quiesce): a read taken early is not a loss. */
+    unconfirmedRounds: number;
+  };
   held: HeldPackets;
   leftovers: string[];
   /** Bank VMs moved back to worker nodes before the run (a failed snapshot leaves them where they are). */
@@ -253,7 +260,13 @@ async function relocateToWorkers(context: ChaosContext, index: number): Promise<
 }
 
 function bankSummary(check: CheckReport): ChaosRunResult['bank'] {
-  return { ok: check.ok, total: check.total, expected: check.expected, violations: check.violations };
+  return {
+    ok: check.ok,
+    total: check.total,
+    expected: check.expected,
+    violations: check.violations,
+    unconfirmedRounds: check.unconfirmedRounds ?? 0,
+  };
 }
 
 /** What the run's checks found wrong; empty when the run passed. */

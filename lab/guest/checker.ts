@@ -55,6 +55,11 @@ export interface CheckReport {
   expected: number;
   inFlight: number;
   violations: string[];
+  /**
+   * Rounds of reads (checkBank) that looked settled and were not: the round
+   * after found another state, a receipt that came after its receiver was read.
+   */
+  unconfirmedRounds?: number;
 }
 
 /** Checks statuses read at one consistent cut (e.g. after quiesce()). */
@@ -213,14 +218,24 @@ const ledgerOf = (statuses: readonly BankStatus[]) =>
  * shows that the first one was whole.
  */
 export async function quiesce(endpoints: readonly BankEndpoint[], timeoutMs = 30_000): Promise<BankStatus[]> {
+  return (await settle(endpoints, timeoutMs)).statuses;
+}
+
+async function settle(
+  endpoints: readonly BankEndpoint[],
+  timeoutMs: number,
+): Promise<{ statuses: BankStatus[]; unconfirmedRounds: number }> {
   await setPaused(endpoints, true);
   const deadline = Date.now() + timeoutMs;
   let settledBefore: string | undefined;
+  let unconfirmedRounds = 0;
   for (;;) {
     const statuses = await Promise.all(endpoints.map((e) => readStatus(e, 5000)));
     const settled = statuses.every((s) => s.channels.every((c) => c.unacked.length === 0));
     const ledger = settled ? ledgerOf(statuses) : undefined;
-    if ((ledger !== undefined && ledger === settledBefore) || Date.now() >= deadline) return statuses;
+    if (ledger !== undefined && ledger === settledBefore) return { statuses, unconfirmedRounds };
+    if (settledBefore !== undefined) unconfirmedRounds++;
+    if (Date.now() >= deadline) return { statuses, unconfirmedRounds };
     settledBefore = ledger;
     // A round that just settled is confirmed at once; one still moving is given time.
     if (!settled) await sleep(500);
@@ -229,9 +244,9 @@ export async function quiesce(endpoints: readonly BankEndpoint[], timeoutMs = 30
 
 /** Quiesces, checks, and lets the banks carry on. */
 export async function checkBank(endpoints: readonly BankEndpoint[], expected?: number): Promise<CheckReport> {
-  const statuses = await quiesce(endpoints);
+  const { statuses, unconfirmedRounds } = await settle(endpoints, 30_000);
   try {
-    return checkInvariant(statuses, expected);
+    return { ...checkInvariant(statuses, expected), unconfirmedRounds };
   } finally {
     await setPaused(endpoints, false);
   }

@@ -127,6 +127,6 @@ describe('quiesce', () => {
     const a = await scriptedBank('a', [bank('a', [70, 100], { nextSeq: 2 })]);
     const b = await scriptedBank('b', [bank('b', [100, 100], {}), bank('b', [130, 100], { appliedUpTo: 1 })]);
     const report = await checkBank([a, b]);
-    expect(report).toMatchObject({ ok: true, total: 400, inFlight: 0 });
+    expect(report).toMatchObject({ ok: true, total: 400, inFlight: 0, unconfirmedRounds: 1 });
   });
 });
