@@ -39,6 +39,10 @@ function bank(node: string, balances: number[], channel: Partial<ChannelStatus>,
   };
 }
 
+/** Transfers into account 0, as [seq, amount]. */
+const unacked = (...transfers: [number, number][]) =>
+  transfers.map(([seq, amount]) => ({ seq, account: 0, amount }));
+
 describe('bank invariant checker', () => {
   it('counts an unacknowledged transfer as in flight only until the receiver has applied it', () => {
     const sent = { nextSeq: 2, unacked: [{ seq: 1, account: 0, amount: 30 }] };
@@ -53,10 +57,7 @@ describe('bank invariant checker', () => {
     const reordered = checkInvariant([
       bank('a', [50, 100], {
         nextSeq: 3,
-        unacked: [
-          { seq: 1, account: 0, amount: 30 },
-          { seq: 2, account: 0, amount: 20 },
-        ],
+        unacked: unacked([1, 30], [2, 20]),
       }),
       bank('b', [120, 100], { appliedAbove: [2] }),
     ]);
@@ -75,10 +76,7 @@ describe('bank invariant checker', () => {
     const forgotten = checkInvariant([
       bank('a', [100, 100], {
         nextSeq: 9,
-        unacked: [
-          { seq: 5, account: 0, amount: 1 },
-          { seq: 6, account: 0, amount: 1 },
-        ],
+        unacked: unacked([5, 1], [6, 1]),
       }),
       bank('b', [100, 100], { appliedUpTo: 1, appliedAbove: [8] }),
     ]);
