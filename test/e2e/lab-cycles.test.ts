@@ -3,13 +3,16 @@
 // through the API server the way kubectl would. Every snapshot is watched from
 // outside the guests (lab/guest/stall-probe.ts): no VM may stall longer than
 // the pauses the system reported for it. The figures of the Buffer cycles go to
-// out/e2e-figures.json.
+// out/e2e-figures.json, the lab's log (its steps, the stand-in's migrations) to
+// out/e2e-lab.log; a cycle whose bank check fails leaves its evidence in
+// out/e2e-broken-<cycle>/ (see keepEvidence).
 //
 //   VIOLIN_E2E_CYCLES  snapshot + crash + restore cycles in Buffer mode (default 10)
 //   VIOLIN_E2E_VMS     bank VMs (default 3), of 128, 192 and 256 MiB in turn
 //   VIOLIN_E2E_JITTER_MS  random start skew: the most a migration waits for its target (default 3000)
 import { CoreV1Api } from '@kubernetes/client-node';
-import { cp, mkdir, writeFile } from 'node:fs/promises';
+import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { cp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -34,7 +37,7 @@ import {
   runSnapshot,
   type VmStalls,
 } from '../../lab/cluster/scenario.js';
-import { checkBank, type CheckReport } from '../../lab/guest/checker.js';
+import { checkBank, quiesce, setPaused, type CheckReport } from '../../lab/guest/checker.js';
 
 const CYCLES = Number(process.env.VIOLIN_E2E_CYCLES ?? 10);
 const VMS = Number(process.env.VIOLIN_E2E_VMS ?? 3);
@@ -72,6 +75,38 @@ const BANK = {
   flags: ['-max-in-flight=1000000', '-interval=10ms', `-heartbeat=${HEARTBEAT_MS}ms`],
   memory: Array.from({ length: VMS }, (_, i) => MEMORY_SIZES[i % MEMORY_SIZES.length] ?? '128Mi'),
 };
+
+const OUT = join(repoRoot(), 'out');
+const LAB_LOG = join(OUT, 'e2e-lab.log');
+const toLabLog = (line: string) => appendFileSync(LAB_LOG, `[${new Date().toISOString()}] ${line}\n`);
+
+/**
+ * What a broken cycle leaves for whoever traces it, in out/e2e-broken-<cycle>/: the snapshot and
+ * restore objects (per-VM S_i, T_i, epochs, resumes), the bundle without its images (manifest,
+ * recorded channel state, flows), the check, every bank's ledger read again, and the logs of the
+ * operator, the OFC and the agents as they are now.
+ */
+async function keepEvidence(
+  lab: LabCluster,
+  bank: BankService,
+  cycle: number,
+  snap: DistributedSnapshot,
+  restore: SnapshotRestore,
+  check: CheckReport,
+): Promise<void> {
+  const dir = join(OUT, `e2e-broken-${cycle}`);
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true });
+  const json = (name: string, value: unknown) =>
+    writeFile(join(dir, name), `${JSON.stringify(value, null, 2)}\n`);
+  await json('snapshot.json', snap);
+  await json('restore.json', restore);
+  await json('check.json', check);
+  await json('statuses.json', await quiesce(bank.endpoints).finally(() => setPaused(bank.endpoints, false)));
+  const bundle = fileURLToPath(`${lab.storageLocation}/${snap.status?.bundle?.path ?? ''}`);
+  await cp(bundle, join(dir, 'bundle'), { recursive: true, filter: (source) => !source.endsWith('.img') });
+  await cp(join(lab.dir, 'logs'), join(dir, 'logs'), { recursive: true });
+}
 
 async function snapshotDoc(
   lab: LabCluster,
@@ -237,8 +272,6 @@ function bySize(cycles: CycleFigures[]) {
 }
 
 async function writeFigures(cycles: CycleFigures[]): Promise<void> {
-  const out = join(repoRoot(), 'out');
-  await mkdir(out, { recursive: true });
   const summary = {
     cycles: cycles.length,
     vms: VMS,
@@ -251,7 +284,7 @@ async function writeFigures(cycles: CycleFigures[]): Promise<void> {
     by_size: bySize(cycles),
     per_cycle: cycles,
   };
-  await writeFile(join(out, 'e2e-figures.json'), `${JSON.stringify(summary, null, 2)}\n`);
+  await writeFile(join(OUT, 'e2e-figures.json'), `${JSON.stringify(summary, null, 2)}\n`);
 }
 
 /** Snapshot (watched by the stall probe), kill every VM, restore in place, give the restored VMs their VMIs back; the bank's check. */
@@ -281,7 +314,9 @@ describe('the lab: live snapshot, crash, restore', () => {
   beforeAll(async () => {
     // Random start skew: each migration to the snapshot host waits up to JITTER_MS for its target, so
     // VMs are captured while others still run pre-snapshot and transfers cross the cut.
-    lab = await startLabCluster({ name: 'e2e', migrationStartJitterMs: JITTER_MS });
+    mkdirSync(OUT, { recursive: true });
+    writeFileSync(LAB_LOG, '');
+    lab = await startLabCluster({ name: 'e2e', migrationStartJitterMs: JITTER_MS, log: toLabLog });
     bank = await deployBank(lab, BANK);
   });
 
@@ -307,7 +342,10 @@ describe('the lab: live snapshot, crash, restore', () => {
       if (f.dropped > 0) problems.push(`${f.dropped} packet(s) dropped`);
       if (problems.length > 0) broken.push(`cycle ${i}: ${problems.join('; ')}`);
       // A broken bank stays broken: later cycles would only repeat the first failure.
-      if (!check.ok) break;
+      if (!check.ok) {
+        await keepEvidence(lab, bank, i, snap, restore, check);
+        break;
+      }
     }
     await writeFigures(figures);
     expect(broken).toEqual([]);
