@@ -225,6 +225,7 @@ export async function startLabCluster(options: LabClusterOptions): Promise<LabCl
     const labSwitch: LabSwitch = { netnsName: ovs.netns.name, vsctl: (args) => ovs!.vsctl(args) };
     // ovs-vswitchd connects only to unix sockets inside its own run directory.
     const switchListen = `unix:${join(ovs.runDir, 'ofc.sock')}`;
+    const vswitchdControl = join(ovs.runDir, 'ovs-vswitchd.ctl');
     const ofcControl = `127.0.0.1:${await freeLoopbackPort()}`;
     const logs = join(dir, 'logs');
     await mkdir(logs, { recursive: true });
@@ -235,7 +236,11 @@ export async function startLabCluster(options: LabClusterOptions): Promise<LabCl
       () =>
         startViolin(
           'violin-ofc',
-          ['ofc', '--listen', switchListen, '--control', ofcControl],
+          [
+            ...['ofc', '--listen', switchListen, '--control', ofcControl],
+            // Every bridge of the lab is on this one ovs-vswitchd: an advance waits for its datapath.
+            ...['--datapath-sync', vswitchdControl],
+          ],
           join(logs, 'ofc.log'),
         ),
       `http://${ofcControl}/readyz`,

@@ -6,6 +6,7 @@ import type { BufferPortFactory } from './buffer/buffer-port.js';
 import { ControlServer, DEFAULT_CONTROL_ADDRESS } from './control/server.js';
 import { EpochEngine } from './epoch/engine.js';
 import { OfcMetrics } from './metrics.js';
+import type { DatapathSync } from './switch/datapath-sync.js';
 import { SwitchListener } from './switch/listener.js';
 import type { TlsMaterial } from './switch/listener.js';
 import { SwitchRegistry } from './switch/registry.js';
@@ -27,6 +28,8 @@ export interface OfcOptions {
   baseForwarding?: 'normal' | 'none';
   /** The datapath buffer tier's ports (e.g. MiddleboxBufferPorts); without it that tier answers 501. */
   bufferPorts?: BufferPortFactory;
+  /** What an advance waits for after its barrier (OvsRevalidatorSync); see datapath-sync.ts. */
+  datapathSync?: DatapathSync;
 }
 
 export interface RunningOfc {
@@ -63,6 +66,7 @@ export async function startOfc(options: OfcOptions): Promise<RunningOfc> {
     bridgeWaitMs: options.bridgeWaitMs,
     baseForwarding: options.baseForwarding,
     bufferPorts: options.bufferPorts,
+    datapathSync: options.datapathSync,
   });
   const switches = await SwitchListener.listen(
     options.listen ?? DEFAULT_SWITCH_LISTEN,

@@ -9,6 +9,7 @@ import { createLogger } from '../../operator/log.js';
 import { MiddleboxBufferPorts } from '../../ofc/buffer/middlebox.js';
 import { DEFAULT_CONTROL_ADDRESS } from '../../ofc/control/server.js';
 import { DEFAULT_SWITCH_LISTEN, startOfc } from '../../ofc/ofc.js';
+import { OvsRevalidatorSync } from '../../ofc/switch/datapath-sync.js';
 
 const USAGE = `usage: violin ofc [options]
 
@@ -23,6 +24,10 @@ const USAGE = `usage: violin ofc [options]
                        bridge holds Type-3 frames (needs ovs-vsctl on this host; Go builds the middlebox once)
   --ovsdb REMOTE       ovs-vsctl --db remote for the buffer ports (default: ovs-vsctl's own)
   --ovs-netns NAME     network namespace where ovs-vswitchd runs, when not this one (the lab)
+  --datapath-sync CTL  ovs-vswitchd control sockets (comma-separated paths, e.g. /var/run/openvswitch/
+                       ovs-vswitchd.<pid>.ctl) of the bridges' switches, on this host: an epoch advance then
+                       waits for \`ovs-appctl revalidator/wait\` on each, since a barrier confirms the flow
+                       tables but not the flows OVS has cached in its datapath (docs/ofc.md, "Datapath sync")
   --echo-interval S    seconds of silence before probing a switch with ECHO_REQUEST (default 5)
   --echo-timeout S     seconds of silence after which a switch connection is closed (default 15)
   --log-level LEVEL    pino level (env LOG_LEVEL; default info)
@@ -50,6 +55,7 @@ export const command: Command = {
       'datapath-buffer': { type: 'boolean' },
       ovsdb: { type: 'string' },
       'ovs-netns': { type: 'string' },
+      'datapath-sync': { type: 'string' },
       'echo-timeout': { type: 'string' },
       'log-level': { type: 'string' },
     });
@@ -77,6 +83,9 @@ export const command: Command = {
         control: values.control,
         bufferPorts: values['datapath-buffer']
           ? new MiddleboxBufferPorts({ logger, ovsdb: values.ovsdb, netns: values['ovs-netns'] })
+          : undefined,
+        datapathSync: values['datapath-sync']
+          ? new OvsRevalidatorSync(values['datapath-sync'].split(',').filter((p) => p !== ''))
           : undefined,
         echoIntervalMs: seconds('echo-interval', values['echo-interval'], 5),
         echoTimeoutMs: seconds('echo-timeout', values['echo-timeout'], 15),

@@ -51,6 +51,7 @@ import type { OfcMetrics } from '../metrics.js';
 import type { FlowChange, FlowRule } from '../switch/flow-rule.js';
 import { ruleKey } from '../switch/flow-rule.js';
 import type { BridgeHandle, FabricObserver, PacketIn, SwitchFabric } from '../switch/fabric.js';
+import type { DatapathSync } from '../switch/datapath-sync.js';
 import {
   COOKIE_PREFIX,
   COOKIE_PREFIX_MASK,
@@ -100,6 +101,12 @@ export interface EpochEngineOptions {
   baseForwarding?: 'normal' | 'none';
   /** The datapath buffer tier's ports; without it, bufferTier 'datapath' is refused (501). */
   bufferPorts?: BufferPortFactory;
+  /**
+   * Waits, after an advance's barrier, until the switches' datapaths forward by
+   * the new tags (datapath-sync.ts). Without it an advance is confirmed by the
+   * barrier alone, and a sender's first frames after it can still leak.
+   */
+  datapathSync?: DatapathSync;
 }
 
 interface LocalCounters {
@@ -286,6 +293,11 @@ export class EpochEngine implements OfcControl, FabricObserver {
           { op: 'add', rule: receiverTagRule(snapshot.slot, mac, true) },
         ];
         await this.applyEverywhere(snapshot, changes);
+        // The barrier confirms the tables; the sender may run again only once the datapath's cached
+        // flows follow them too (datapath-sync.ts). Failing here leaves the flip unconfirmed: retried.
+        await this.options.datapathSync?.wait().catch((error: unknown) => {
+          throw new OfcError('SwitchError', `datapath not confirmed: ${(error as Error).message}`);
+        });
       }
       const confirmedAt = new Date().toISOString();
       snapshot.confirmedAt.set(vm, confirmedAt);
@@ -301,7 +313,14 @@ export class EpochEngine implements OfcControl, FabricObserver {
       snapshotId,
       mode: snapshot.request.mode,
       state: snapshot.state,
-      epochs: Object.fromEntries(snapshot.epochs),
+      // A flip not yet confirmed everywhere is reported as not done: the operator then advances again
+      // (which redoes it) instead of resuming a VM the network may still treat as pre-snapshot.
+      epochs: Object.fromEntries(
+        [...snapshot.epochs].map(([vm, epoch]) => [
+          vm,
+          epoch === 'Post' && !snapshot.confirmedAt.has(vm) ? 'Pre' : epoch,
+        ]),
+      ),
       counters: await this.counters(snapshot),
     };
     if (snapshot.abortReason !== undefined) status.abortReason = snapshot.abortReason;

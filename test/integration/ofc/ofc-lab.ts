@@ -10,6 +10,7 @@ import { pino } from 'pino';
 
 import { MiddleboxBufferPorts } from '../../../src/ofc/buffer/middlebox.js';
 import { startOfc } from '../../../src/ofc/ofc.js';
+import { OvsRevalidatorSync } from '../../../src/ofc/switch/datapath-sync.js';
 import type { RunningOfc } from '../../../src/ofc/ofc.js';
 import { pinNeighbours, startOvs } from '../../support/ovs.js';
 import type { OvsHost, OvsInstance } from '../../support/ovs.js';
@@ -27,7 +28,13 @@ export interface OfcLab {
 
 export async function startOfcLab(
   name: string,
-  options: { echoIntervalMs?: number; echoTimeoutMs?: number; datapathBuffer?: boolean } = {},
+  options: {
+    echoIntervalMs?: number;
+    echoTimeoutMs?: number;
+    datapathBuffer?: boolean;
+    /** Advances wait for ovs-vswitchd's revalidators, as in the lab (default true). */
+    datapathSync?: boolean;
+  } = {},
 ): Promise<OfcLab> {
   const ovs = await startOvs({ name });
   // ovs-vswitchd connects only to unix sockets inside its own run directory.
@@ -51,6 +58,10 @@ export async function startOfcLab(
             replayFramesPerSecond: 5000,
           })
         : undefined,
+      datapathSync:
+        options.datapathSync === false
+          ? undefined
+          : new OvsRevalidatorSync([join(ovs.runDir, 'ovs-vswitchd.ctl')]),
       echoIntervalMs: options.echoIntervalMs,
       echoTimeoutMs: options.echoTimeoutMs,
       bridgeWaitMs: 15_000,

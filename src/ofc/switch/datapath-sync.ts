@@ -1,0 +1,55 @@
+// Why an epoch advance waits for Open vSwitch's datapath, not only for a
+// barrier.
+//
+// An OpenFlow barrier reply says that the switch has applied the flow-mods to
+// its flow tables. Open vSwitch forwards most frames from the flows it has
+// cached in its datapath (megaflows), and its revalidator threads bring those
+// in line with the tables afterwards, on their own time. Until they have, a VM
+// whose sender tag was just flipped to post still has its frames forwarded by
+// a cached "pre → pre: NORMAL" flow, straight to a receiver that is still
+// pre-snapshot: a Type-3 frame leaks, and the receiver's image holds a receipt
+// whose send is in no image. On the lab's userspace datapath, with the machine
+// loaded, 3 of 20 advances let the frames a sender sent right after the
+// barrier-confirmed advance through for 150 ms (test/integration/ofc/
+// advance-datapath.test.ts); one such frame once broke a bank snapshot.
+//
+// `ovs-appctl revalidator/wait` returns once the revalidators have been
+// through every datapath flow since the call: after it, no cached flow
+// predates the flip. It talks to ovs-vswitchd's control socket, so the OFC
+// must run beside the switches it waits for (the lab). A remote OFC has no
+// such call in OpenFlow; see docs/limits.md.
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+/** Waits until the switches' datapaths forward by the flow tables as they are now. */
+export interface DatapathSync {
+  wait(): Promise<void>;
+}
+
+/** `revalidator/wait` on each ovs-vswitchd control socket (`<rundir>/ovs-vswitchd.ctl`). */
+export class OvsRevalidatorSync implements DatapathSync {
+  constructor(
+    private readonly controlSockets: readonly string[],
+    private readonly timeoutMs = 10_000,
+  ) {
+    if (controlSockets.length === 0) throw new Error('datapath sync needs at least one control socket');
+  }
+
+  async wait(): Promise<void> {
+    const seconds = String(Math.max(1, Math.ceil(this.timeoutMs / 1000)));
+    await Promise.all(
+      this.controlSockets.map(async (socket) => {
+        try {
+          await run('ovs-appctl', ['--timeout', seconds, '-t', socket, 'revalidator/wait']);
+        } catch (error) {
+          const { stderr, message } = error as { stderr?: string; message: string };
+          throw new Error(`revalidator/wait on ${socket} failed: ${(stderr || message).trim()}`, {
+            cause: error,
+          });
+        }
+      }),
+    );
+  }
+}
