@@ -276,6 +276,38 @@ describe('EpochEngine', () => {
     expect(tagOf(br1, SENDER_TABLE, A.mac)).toBe(tagValue(1, true));
   });
 
+  it('confirms an advance only once the datapath follows; until then the status says Pre', async () => {
+    const waits: string[] = [];
+    let failNext = true;
+    engine = new EpochEngine(fabric, {
+      logger: pino({ level: 'silent' }),
+      bridgeWaitMs: 50,
+      baseForwarding: 'none',
+      datapathSync: {
+        wait: async () => {
+          waits.push(
+            `after ${tagOf(br0, SENDER_TABLE, A.mac) === tagValue(1, true) ? 'the flip' : 'nothing'}`,
+          );
+          if (failNext) {
+            failNext = false;
+            throw new Error('revalidator/wait timed out');
+          }
+        },
+      },
+    });
+    await engine.arm(request());
+    await expect(engine.advance('snap-1', A.name)).rejects.toMatchObject({
+      code: 'SwitchError',
+      message: 'datapath not confirmed: revalidator/wait timed out',
+    });
+    // The tables carry the flip, but it is not confirmed: the operator must advance again, not resume.
+    expect((await engine.status('snap-1')).epochs[A.name]).toBe('Pre');
+    const retried = await engine.advance('snap-1', A.name);
+    expect(retried.confirmedAt).not.toBe('');
+    expect((await engine.status('snap-1')).epochs[A.name]).toBe('Post');
+    expect(waits).toEqual(['after the flip', 'after the flip']);
+  });
+
   it('puts a bridge that joins later under a snapshot armed for every bridge', async () => {
     await engine.arm(request());
     await engine.advance('snap-1', A.name);
