@@ -26,7 +26,7 @@ const USAGE = `usage: violin ofc [options]
   --ovs-netns NAME     network namespace where ovs-vswitchd runs, when not this one (the lab)
   --datapath-sync CTL  ovs-vswitchd control sockets (comma-separated paths, e.g. /var/run/openvswitch/
                        ovs-vswitchd.<pid>.ctl) of the bridges' switches, on this host: an epoch advance then
-                       waits for \`ovs-appctl revalidator/wait\` on each, since a barrier confirms the flow
+                       purges each one's datapath flows (\`ovs-appctl revalidator/purge\`): a barrier confirms the flow
                        tables but not the flows OVS has cached in its datapath (docs/ofc.md, "Datapath sync")
   --echo-interval S    seconds of silence before probing a switch with ECHO_REQUEST (default 5)
   --echo-timeout S     seconds of silence after which a switch connection is closed (default 15)

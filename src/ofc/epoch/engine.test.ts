@@ -290,7 +290,7 @@ describe('EpochEngine', () => {
           );
           if (failNext) {
             failNext = false;
-            throw new Error('revalidator/wait timed out');
+            throw new Error('revalidator/purge timed out');
           }
         },
       },
@@ -298,7 +298,7 @@ describe('EpochEngine', () => {
     await engine.arm(request());
     await expect(engine.advance('snap-1', A.name)).rejects.toMatchObject({
       code: 'SwitchError',
-      message: 'datapath not confirmed: revalidator/wait timed out',
+      message: 'datapath not confirmed: revalidator/purge timed out',
     });
     // The tables carry the flip, but it is not confirmed: the operator must advance again, not resume.
     expect((await engine.status('snap-1')).epochs[A.name]).toBe('Pre');
