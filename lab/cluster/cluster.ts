@@ -5,10 +5,11 @@
 // the OFC and the KubeVirt stand-in. Every process is a child stopped by PID;
 // stop() leaves nothing behind (processes, namespaces, taps, temp dirs).
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { get } from 'node:http';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -63,6 +64,17 @@ export const DEFAULT_NODES: LabNodeSpec[] = [
 export interface LabNode extends StandinNode {
   labels: Record<string, string>;
   agentUrl: string;
+}
+
+/**
+ * A lab log kept in a file (LabClusterOptions.log): emptied now, then one
+ * timestamped line per call, written at once so a run that hangs or dies
+ * still leaves it.
+ */
+export function fileLog(path: string): (line: string) => void {
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, '');
+  return (line) => appendFileSync(path, `[${new Date().toISOString()}] ${line}\n`);
 }
 
 export interface LabClusterOptions {
@@ -225,7 +237,7 @@ export async function startLabCluster(options: LabClusterOptions): Promise<LabCl
     const labSwitch: LabSwitch = { netnsName: ovs.netns.name, vsctl: (args) => ovs!.vsctl(args) };
     // ovs-vswitchd connects only to unix sockets inside its own run directory.
     const switchListen = `unix:${join(ovs.runDir, 'ofc.sock')}`;
-    const vswitchdControl = join(ovs.runDir, 'ovs-vswitchd.ctl');
+    const vswitchdControl = ovs.controlSocket('ovs-vswitchd');
     const ofcControl = `127.0.0.1:${await freeLoopbackPort()}`;
     const logs = join(dir, 'logs');
     await mkdir(logs, { recursive: true });

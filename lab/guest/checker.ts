@@ -198,6 +198,9 @@ export async function setPaused(endpoints: readonly BankEndpoint[], paused: bool
   await Promise.all(endpoints.map((e) => call(e, 'POST', paused ? '/pause' : '/unpause')));
 }
 
+/** How long a check waits for the banks to settle before it reads them as they are. */
+const SETTLE_TIMEOUT_MS = 30_000;
+
 /** What a settled bank's state is: its balances and channels (its counters still count late duplicates). */
 const ledgerOf = (statuses: readonly BankStatus[]) =>
   JSON.stringify(statuses.map((s) => [s.node, s.balances, s.channels]));
@@ -217,7 +220,10 @@ const ledgerOf = (statuses: readonly BankStatus[]) =>
  * to resend), so the next round sees every receipt, and finding it unchanged
  * shows that the first one was whole.
  */
-export async function quiesce(endpoints: readonly BankEndpoint[], timeoutMs = 30_000): Promise<BankStatus[]> {
+export async function quiesce(
+  endpoints: readonly BankEndpoint[],
+  timeoutMs = SETTLE_TIMEOUT_MS,
+): Promise<BankStatus[]> {
   return (await settle(endpoints, timeoutMs)).statuses;
 }
 
@@ -244,7 +250,7 @@ async function settle(
 
 /** Quiesces, checks, and lets the banks carry on. */
 export async function checkBank(endpoints: readonly BankEndpoint[], expected?: number): Promise<CheckReport> {
-  const { statuses, unconfirmedRounds } = await settle(endpoints, 30_000);
+  const { statuses, unconfirmedRounds } = await settle(endpoints, SETTLE_TIMEOUT_MS);
   try {
     return { ...checkInvariant(statuses, expected), unconfirmedRounds };
   } finally {

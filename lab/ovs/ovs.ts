@@ -111,7 +111,9 @@ export interface OvsInstance {
   vsctl(args: readonly string[]): Promise<string>;
   /** Runs `ovs-ofctl <args>` with OVS_RUNDIR set so that it finds `<runDir>/<bridge>.mgmt`. */
   ofctl(args: readonly string[]): Promise<string>;
-  /** Runs `ovs-appctl -t <runDir>/<target>.ctl <args>` (target: ovs-vswitchd or ovsdb-server). */
+  /** `<runDir>/<target>.ctl`: the daemon's control socket, for ovs-appctl -t (or the OFC's --datapath-sync). */
+  controlSocket(target: 'ovs-vswitchd' | 'ovsdb-server'): string;
+  /** Runs `ovs-appctl -t <controlSocket(target)> <args>`. */
   appctl(target: 'ovs-vswitchd' | 'ovsdb-server', args: readonly string[]): Promise<string>;
   addBridge(name: string, options?: BridgeOptions): Promise<void>;
   /** Kills ovs-vswitchd (only) with `signal` and waits until it is gone; ovsdb-server keeps the configuration. */
@@ -264,7 +266,7 @@ class OvsFixture implements OvsInstance {
   private startDaemon(program: 'ovsdb-server' | 'ovs-vswitchd', args: string[]): ChildProcess {
     const files = [
       `--pidfile=${join(this.runDir, `${program}.pid`)}`,
-      `--unixctl=${join(this.runDir, `${program}.ctl`)}`,
+      `--unixctl=${this.controlSocket(program)}`,
       `--log-file=${join(this.runDir, `${program}.log`)}`,
     ];
     // `ip netns exec` execs the program in place, so the child's PID is the
@@ -342,8 +344,12 @@ class OvsFixture implements OvsInstance {
     return (await run('ovs-ofctl', [...args], { env: this.env })).stdout.trim();
   }
 
+  controlSocket(target: 'ovs-vswitchd' | 'ovsdb-server'): string {
+    return join(this.runDir, `${target}.ctl`);
+  }
+
   async appctl(target: 'ovs-vswitchd' | 'ovsdb-server', args: readonly string[]): Promise<string> {
-    const ctl = join(this.runDir, `${target}.ctl`);
+    const ctl = this.controlSocket(target);
     return (await run('ovs-appctl', ['-t', ctl, ...args], { env: this.env })).stdout.trim();
   }
 

@@ -10,32 +10,30 @@
 //   VIOLIN_CHAOS_SEED  seed (default 487: a fixed table, chosen among the first seeds as one whose six
 //                      runs hit the long phases: OFC, agent and ovs-vswitchd while Snapshotting, a
 //                      restore while Loading, the operator in both)
-import { appendFileSync, cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { cpSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { deployBank, type BankService } from '../../lab/cluster/bank.js';
-import { startLabCluster, type LabCluster } from '../../lab/cluster/cluster.js';
+import { fileLog, startLabCluster, type LabCluster } from '../../lab/cluster/cluster.js';
 import { CHAOS_COMPONENTS, planRuns } from '../../lab/chaos/plan.js';
 import { markdownTable, writeReport } from '../../lab/chaos/report.js';
 import { CHAOS_BANK, prepareChaos, runChaosTable } from '../../lab/chaos/runner.js';
 import { repoRoot } from '../../src/devenv/repo.js';
 
 const RUNS = Number(process.env.VIOLIN_CHAOS_RUNS ?? 6);
-const LAB_LOG = join(repoRoot(), 'out', 'chaos-short-lab.log');
 const COMPONENT_LOGS = join(repoRoot(), 'out', 'chaos-short-logs');
-const toLabLog = (line: string) => appendFileSync(LAB_LOG, `[${new Date().toISOString()}] ${line}\n`);
 const SEED = Number(process.env.VIOLIN_CHAOS_SEED ?? 487);
 
 describe('chaos: components killed during snapshots and restores', () => {
   let lab: LabCluster;
   let bank: BankService;
+  let toLabLog: (line: string) => void;
 
   beforeAll(async () => {
     // The lab's own log (its steps, the KubeVirt stand-in's migrations) goes to a file: a run that fails is
     // read there, beside the table.
-    mkdirSync(dirname(LAB_LOG), { recursive: true });
-    writeFileSync(LAB_LOG, '');
+    toLabLog = fileLog(join(repoRoot(), 'out', 'chaos-short-lab.log'));
     rmSync(COMPONENT_LOGS, { recursive: true, force: true });
     lab = await startLabCluster({ name: 'chaos', migrationStartJitterMs: 1000, log: toLabLog });
     bank = await deployBank(lab, CHAOS_BANK);

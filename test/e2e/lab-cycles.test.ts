@@ -11,7 +11,6 @@
 //   VIOLIN_E2E_VMS     bank VMs (default 3), of 128, 192 and 256 MiB in turn
 //   VIOLIN_E2E_JITTER_MS  random start skew: the most a migration waits for its target (default 3000)
 import { CoreV1Api } from '@kubernetes/client-node';
-import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { cp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,7 +26,12 @@ import {
   type BankMember,
   type BankService,
 } from '../../lab/cluster/bank.js';
-import { RESTORE_TARGET_LABEL, startLabCluster, type LabCluster } from '../../lab/cluster/cluster.js';
+import {
+  fileLog,
+  RESTORE_TARGET_LABEL,
+  startLabCluster,
+  type LabCluster,
+} from '../../lab/cluster/cluster.js';
 import {
   crashVms,
   example,
@@ -77,8 +81,6 @@ const BANK = {
 };
 
 const OUT = join(repoRoot(), 'out');
-const LAB_LOG = join(OUT, 'e2e-lab.log');
-const toLabLog = (line: string) => appendFileSync(LAB_LOG, `[${new Date().toISOString()}] ${line}\n`);
 
 /**
  * What a broken cycle leaves for whoever traces it, in out/e2e-broken-<cycle>/: the snapshot and
@@ -314,9 +316,11 @@ describe('the lab: live snapshot, crash, restore', () => {
   beforeAll(async () => {
     // Random start skew: each migration to the snapshot host waits up to JITTER_MS for its target, so
     // VMs are captured while others still run pre-snapshot and transfers cross the cut.
-    mkdirSync(OUT, { recursive: true });
-    writeFileSync(LAB_LOG, '');
-    lab = await startLabCluster({ name: 'e2e', migrationStartJitterMs: JITTER_MS, log: toLabLog });
+    lab = await startLabCluster({
+      name: 'e2e',
+      migrationStartJitterMs: JITTER_MS,
+      log: fileLog(join(OUT, 'e2e-lab.log')),
+    });
     bank = await deployBank(lab, BANK);
   });
 

@@ -32,7 +32,7 @@ export async function startOfcLab(
     echoIntervalMs?: number;
     echoTimeoutMs?: number;
     datapathBuffer?: boolean;
-    /** Advances wait for ovs-vswitchd's revalidators, as in the lab (default true). */
+    /** Advances purge ovs-vswitchd's datapath flows (--datapath-sync), as in the lab (default true). */
     datapathSync?: boolean;
   } = {},
 ): Promise<OfcLab> {
@@ -61,7 +61,7 @@ export async function startOfcLab(
       datapathSync:
         options.datapathSync === false
           ? undefined
-          : new OvsRevalidatorSync([join(ovs.runDir, 'ovs-vswitchd.ctl')]),
+          : new OvsRevalidatorSync([ovs.controlSocket('ovs-vswitchd')]),
       echoIntervalMs: options.echoIntervalMs,
       echoTimeoutMs: options.echoTimeoutMs,
       bridgeWaitMs: 15_000,
