@@ -31,6 +31,15 @@ describe('DistributedSnapshot reconciler', () => {
     const snap = await h.waitForPhase('nightly', ['Succeeded', 'Failed']);
     const status = snap.status ?? {};
     expect(status.phase, JSON.stringify(status)).toBe('Succeeded');
+    // The poll above can see the last phase before the watch's event for it arrives (a CI run once had
+    // the list end at Committing): let the watch catch up before comparing.
+    await h
+      .waitFor(
+        'the watch to see the last phase',
+        async () => phases.at(-1) === status.phase || undefined,
+        10_000,
+      )
+      .catch(() => undefined);
     expect(phases).toEqual(['Pending', 'Planning', 'Snapshotting', 'Committing', 'Succeeded']);
 
     // Per-VM rows: each VM migrated to one of this test's snapshot hosts, S_i before T_i.
