@@ -23,9 +23,10 @@ typecheck:
 	@hack/deps.sh npm
 	tsc -p tsconfig.test.json
 
-lint: ## eslint, prettier, shellcheck
+lint: ## eslint, import rules (no cycles; src/ never imports lab/, bench/, test/), prettier, shellcheck
 	@hack/deps.sh npm apt
 	eslint .
+	depcruise src lab bench test --config .dependency-cruiser.mjs --output-type err
 	prettier --check .
 	shellcheck -x hack/*.sh .ci/run
 

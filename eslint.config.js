@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'out/', 'charts/', '.cache/'] },
+  { ignores: ['dist/', 'node_modules/', 'out/', 'charts/', '.cache/', 'test/fixtures/import-rules/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
