@@ -46,10 +46,10 @@ test-e2e: deps
 	vitest run --project e2e
 
 demo: deps ## run the whole system on the local lab: snapshot, crash, restore, check
-	tsx src/cli/main.ts demo
+	tsx lab/cli/main.ts demo
 
 bench: deps build ## benchmarks side by side with their baselines; writes out/bench and docs/benchmarks.md
-	tsx src/cli/main.ts bench
+	tsx bench/main.ts
 
 fuzz: deps ## fuzz the OpenFlow, OVSDB and bundle-manifest decoders (FUZZ_DURATION seconds, default 3600)
 	tsx test/fuzz/run.ts --duration $(or $(FUZZ_DURATION),3600) --target $(or $(FUZZ_TARGET),all) $(if $(FUZZ_SEED),--seed $(FUZZ_SEED))

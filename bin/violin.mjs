@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The `violin` command. Runs the compiled CLI from dist/ when it exists (the
-// image, `make build`; the lab is compiled too, under dist/lab), otherwise the TypeScript sources through tsx (a
-// development checkout).
+// image, `make build`: src/ alone), otherwise the TypeScript sources through tsx
+// (a development checkout).
 import { existsSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { dirname, join } from 'node:path';

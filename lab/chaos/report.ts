@@ -2,13 +2,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
-import type { ChaosRunResult } from './runner.js';
-
-export interface ChaosReport {
-  seed: number;
-  startedAt: string;
-  runs: ChaosRunResult[];
-}
+import type { ChaosReport, ChaosRunResult } from './results.js';
 
 function heldCell(run: ChaosRunResult): string {
   const { held, released, dropped, note } = run.held;

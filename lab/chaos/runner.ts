@@ -40,10 +40,9 @@ import {
   vmProblems,
   vmStates,
   waitForVmsRunning,
-  type HeldPackets,
 } from './checks.js';
 import type { ChaosRunPlan } from './plan.js';
-import type { ChaosReport } from './report.js';
+import type { ChaosOutcome, ChaosReport, ChaosRunResult } from './results.js';
 
 /** The bank as the e2e tests run it: senders never stall, so every snapshot has transfers crossing it. */
 export const CHAOS_BANK: BankOptions = {
@@ -67,37 +66,6 @@ const PHASE_ORDER: Record<string, number> = {
   Succeeded: 4,
   Failed: 4,
 };
-
-export type ChaosOutcome = 'Succeeded' | 'Failed' | 'Stuck' | 'Error';
-
-export interface ChaosRunResult extends ChaosRunPlan {
-  /** The lab component killed, e.g. agent/snap-1. */
-  target: string;
-  /** The phase the object was in when the kill came (it may have moved past the planned one). */
-  killedIn: string;
-  outcome: ChaosOutcome;
-  /** failureReason: failureMessage of a Failed object, or what went wrong for Stuck and Error. */
-  reason: string;
-  vmProblems: string[];
-  bank?: {
-    ok: boolean;
-    total: number;
-    expected: number;
-    violations: string[];
-    /** Rounds of the check that looked settled but were not (see quiesce): a read taken early is not a loss. */
-    unconfirmedRounds: number;
-  };
-  held: HeldPackets;
-  leftovers: string[];
-  /** Bank VMs moved back to worker nodes before the run (a failed snapshot leaves them where they are). */
-  relocated: string[];
-  /** A failed restore is followed by a second one without chaos so the next run has a bank. */
-  recovery?: string;
-  durationMs: number;
-  /** Every check passed. */
-  ok: boolean;
-  problems: string[];
-}
 
 export interface ChaosContext {
   lab: LabCluster;

@@ -1,5 +1,5 @@
-// What a running lab leaves on the machine, recorded so that `violin lab down`
-// can clean up after a `violin lab up` that was killed before its own teardown:
+// What a running lab leaves on the machine, recorded so that `violin-lab down`
+// can clean up after a `violin-lab up` that was killed before its own teardown:
 // PIDs (each checked against its command line before it is signalled, since a
 // PID may have been reused), the OVS namespace and its hosts, the lab dir.
 import { existsSync } from 'node:fs';

@@ -14,7 +14,7 @@ describe('parseCommandFlags', () => {
   });
 
   it('returns the values of the flags given', () => {
-    expect(parseCommandFlags('thing', USAGE, ['--name', 'x', '--on'], OPTIONS)).toEqual({
+    expect(parseCommandFlags('violin thing', USAGE, ['--name', 'x', '--on'], OPTIONS)).toEqual({
       values: { name: 'x', on: true },
     });
     expect(out).not.toHaveBeenCalled();
@@ -23,15 +23,15 @@ describe('parseCommandFlags', () => {
 
   it('prints the usage on stdout and ends with 0 for --help and -h', () => {
     for (const flag of ['--help', '-h']) {
-      expect(parseCommandFlags('thing', USAGE, [flag], OPTIONS)).toBe(0);
+      expect(parseCommandFlags('violin thing', USAGE, [flag], OPTIONS)).toBe(0);
       expect(out).toHaveBeenLastCalledWith(USAGE);
     }
   });
 
   it('names the bad flag and the command on stderr, with the usage, and ends with 2', () => {
-    expect(parseCommandFlags('thing', USAGE, ['--nmae', 'x'], OPTIONS)).toBe(2);
+    expect(parseCommandFlags('violin thing', USAGE, ['--nmae', 'x'], OPTIONS)).toBe(2);
     expect(err).toHaveBeenCalledWith(`violin thing: Unknown option '--nmae'\n${USAGE}`);
-    expect(parseCommandFlags('thing', USAGE, ['stray'], OPTIONS)).toBe(2);
+    expect(parseCommandFlags('violin thing', USAGE, ['stray'], OPTIONS)).toBe(2);
     expect(String(err.mock.lastCall?.[0])).toMatch(/^violin thing: .*stray/);
   });
 });

@@ -1,4 +1,4 @@
-// How every `violin` command reads its flags: strict parsing, `--help`/`-h`
+// How every `violin` and `violin-lab` command reads its flags: strict parsing, `--help`/`-h`
 // printing the command's usage, and a bad flag answered with the problem and
 // the usage on stderr and exit status 2.
 import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
@@ -7,7 +7,10 @@ type FlagValues<T extends ParseArgsOptionsConfig> = ReturnType<
   typeof parseArgs<{ args: string[]; options: T; strict: true }>
 >['values'];
 
-/** The flags' values, or the exit status when the command ends here (usage shown, or a bad flag). */
+/**
+ * The flags' values, or the exit status when the command ends here (usage shown, or a bad flag).
+ * `command` is how errors name it: the program and the subcommand ('violin ofc').
+ */
 export function parseCommandFlags<T extends ParseArgsOptionsConfig>(
   command: string,
   usage: string,
@@ -22,7 +25,7 @@ export function parseCommandFlags<T extends ParseArgsOptionsConfig>(
       strict: true,
     });
   } catch (error) {
-    process.stderr.write(`violin ${command}: ${(error as Error).message}\n${usage}`);
+    process.stderr.write(`${command}: ${(error as Error).message}\n${usage}`);
     return 2;
   }
   if ((parsed.values as { help?: boolean }).help) {

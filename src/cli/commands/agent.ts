@@ -6,7 +6,7 @@
 import { mkdir } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 
-import type { Command } from '../main.js';
+import type { Command } from '../dispatch.js';
 import { untilSignal } from '../signals.js';
 import { createLogger } from '../../operator/log.js';
 import { QmpSnapshotAgent } from '../../agent/qmp-agent.js';

@@ -3,7 +3,7 @@
 // with kubectl. Ctrl-C stops everything.
 import { resolve } from 'node:path';
 
-import type { Command } from '../main.js';
+import type { Command } from '../dispatch.js';
 import { binaryCacheDir } from '../../devenv/binaries.js';
 import { startLocalControlPlane } from '../../devenv/control-plane.js';
 import { parseCommandFlags } from '../flags.js';
@@ -20,7 +20,7 @@ the kubeconfig and stays up until Ctrl-C.
 `;
 
 async function apiserver(argv: string[]): Promise<number> {
-  const flags = parseCommandFlags('dev apiserver', USAGE, argv, {
+  const flags = parseCommandFlags('violin dev apiserver', USAGE, argv, {
     dir: { type: 'string' },
     crds: { type: 'string', multiple: true },
   });

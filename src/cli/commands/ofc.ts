@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 
 import { parseCommandFlags } from '../flags.js';
-import type { Command } from '../main.js';
+import type { Command } from '../dispatch.js';
 import { untilSignal } from '../signals.js';
 import { createLogger } from '../../operator/log.js';
 import { MiddleboxBufferPorts } from '../../ofc/buffer/middlebox.js';
@@ -44,7 +44,7 @@ function seconds(flag: string, value: string | undefined, fallback: number): num
 export const command: Command = {
   summary: 'run the OpenFlow controller (switch sessions, epoch engine, control API)',
   async run(argv) {
-    const flags = parseCommandFlags('ofc', USAGE, argv, {
+    const flags = parseCommandFlags('violin ofc', USAGE, argv, {
       listen: { type: 'string' },
       control: { type: 'string' },
       'tls-key': { type: 'string' },

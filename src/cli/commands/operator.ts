@@ -5,7 +5,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
-import type { Command } from '../main.js';
+import type { Command } from '../dispatch.js';
 import { createLogger } from '../../operator/log.js';
 import { Manager } from '../../operator/manager.js';
 import { parseBindAddress } from '../../operator/server.js';

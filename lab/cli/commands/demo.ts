@@ -1,4 +1,4 @@
-// `violin demo` (`make demo`): the whole system on this machine. Brings the lab
+// `violin-lab demo` (`make demo`): the whole system on this machine. Brings the lab
 // up with 4 VMs running the bank over 2 nodes, applies examples/snapshot.yaml,
 // shows each VM's progress, kills every VM, applies examples/restore.yaml,
 // checks the bank's total, prints the snapshot's timeline (the paper's
@@ -7,12 +7,13 @@ import { cp, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CoreV1Api } from '@kubernetes/client-node';
 
-import { parseCommandFlags } from '../flags.js';
-import type { Command } from '../main.js';
-import type { DistributedSnapshot, SnapshotRestore } from '../../api/index.js';
-import { repoRoot } from '../../devenv/repo.js';
-import { deployBank, ensureNamespace, type BankService } from '../../../lab/cluster/bank.js';
-import { startLabCluster, type LabCluster } from '../../../lab/cluster/cluster.js';
+import type { DistributedSnapshot, SnapshotRestore } from '../../../src/api/index.js';
+import type { Command } from '../../../src/cli/dispatch.js';
+import { parseCommandFlags } from '../../../src/cli/flags.js';
+import { untilSignal } from '../../../src/cli/signals.js';
+import { repoRoot } from '../../../src/devenv/repo.js';
+import { deployBank, ensureNamespace, type BankService } from '../../cluster/bank.js';
+import { startLabCluster, type LabCluster } from '../../cluster/cluster.js';
 import {
   crashVms,
   example,
@@ -21,12 +22,11 @@ import {
   runRestore,
   runSnapshot,
   timeline,
-} from '../../../lab/cluster/scenario.js';
-import { checkBank } from '../../../lab/guest/checker.js';
-import { untilSignal } from '../signals.js';
-import { usageLines } from './lab.js';
+} from '../../cluster/scenario.js';
+import { checkBank } from '../../guest/checker.js';
+import { kubectlHints } from '../kubectl-hints.js';
 
-const USAGE = `usage: violin demo [--vms N] [--keep] [--mode Buffer|Drop|Off]
+const USAGE = `usage: violin-lab demo [--vms N] [--keep] [--mode Buffer|Drop|Off]
 
   --vms N    bank VMs (default 4), spread over node-1 and node-2
   --keep     leave the lab running afterwards for kubectl, until Ctrl-C
@@ -147,7 +147,7 @@ async function keepLogs(lab: LabCluster): Promise<void> {
 export const command: Command = {
   summary: 'the whole system on this machine: 4 VMs, snapshot, crash, restore, check (make demo)',
   async run(argv) {
-    const flags = parseCommandFlags('demo', USAGE, argv, {
+    const flags = parseCommandFlags('violin-lab demo', USAGE, argv, {
       vms: { type: 'string' },
       keep: { type: 'boolean' },
       mode: { type: 'string' },
@@ -157,7 +157,7 @@ export const command: Command = {
     const vms = Number(values.vms ?? 4);
     const mode = values.mode ?? 'Buffer';
     if (!Number.isInteger(vms) || vms < 2 || vms > 8 || !['Buffer', 'Drop', 'Off'].includes(mode)) {
-      process.stderr.write(`violin demo: --vms must be 2..8 and --mode Buffer, Drop or Off\n${USAGE}`);
+      process.stderr.write(`violin-lab demo: --vms must be 2..8 and --mode Buffer, Drop or Off\n${USAGE}`);
       return 2;
     }
     let lab: LabCluster | undefined;
@@ -175,13 +175,13 @@ export const command: Command = {
       say(ok ? '\nDEMO OK: the restored bank conserved its total' : '\nDEMO FAILED');
       if (!ok) await keepLogs(lab);
       if (values.keep) {
-        for (const line of usageLines(lab)) say(line);
+        for (const line of kubectlHints(lab)) say(line);
         say('press Ctrl-C to stop the lab');
         await interrupted;
       }
       return ok ? 0 : 1;
     } catch (error) {
-      process.stderr.write(`violin demo: ${(error as Error).message}\n`);
+      process.stderr.write(`violin-lab demo: ${(error as Error).message}\n`);
       if (lab) await keepLogs(lab);
       return 1;
     } finally {

@@ -8,10 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { requireTool } from '../../test/support/require-tool.js';
-import { IncompleteStreamError, openCaptureSink } from './capture-sink.js';
-import { bundleImageStore } from './image-store.js';
-import type { QmpEvent } from './qmp/client.js';
+import { requireTool } from '../../support/require-tool.js';
+import { IncompleteStreamError, openCaptureSink } from '../../../src/agent/capture-sink.js';
+import { bundleImageStore } from '../../../src/agent/image-store.js';
+import type { QmpEvent } from '../../../src/agent/qmp/client.js';
 
 const vm = { namespace: 'default', name: 'vm-a' };
 

@@ -1,0 +1,65 @@
+// `violin-lab up`: the whole system on this machine (lab/cluster), for a person
+// to explore with kubectl. It runs in the foreground (the KubeVirt stand-in
+// lives in this process) until Ctrl-C; `violin-lab down` cleans up after an `up`
+// that was killed before it could.
+
+import type { Command } from '../../../src/cli/dispatch.js';
+import { parseCommandFlags } from '../../../src/cli/flags.js';
+import { untilSignal } from '../../../src/cli/signals.js';
+import { deployBank, type BankService } from '../../cluster/bank.js';
+import { startLabCluster } from '../../cluster/cluster.js';
+import { forgetLab, recordLab } from '../../cluster/record.js';
+import { kubectlHints } from '../kubectl-hints.js';
+
+const USAGE = `usage: violin-lab up [--vms N] [--keep]
+
+  start the lab: API server + etcd, OVS fabric, OFC, operator, agents, KubeVirt stand-in,
+  and N VMs running the bank (namespace bank, labels app=bank); runs until Ctrl-C
+
+  --vms N   bank VMs to start (default 4; 0 starts none)
+  --keep    keep the lab dir (logs, bundles) after Ctrl-C
+`;
+
+async function up(argv: string[]): Promise<number> {
+  const flags = parseCommandFlags('violin-lab up', USAGE, argv, {
+    vms: { type: 'string' },
+    keep: { type: 'boolean' },
+  });
+  if (typeof flags === 'number') return flags;
+  const { values } = flags;
+  const vms = Number(values.vms ?? 4);
+  if (!Number.isInteger(vms) || vms < 0 || vms > 16)
+    throw new Error(`--vms: expected 0..16, got '${values.vms}'`);
+  const say = (line: string) => process.stdout.write(`${line}\n`);
+  const lab = await startLabCluster({ name: 'lab', keepDir: values.keep ?? false, log: say });
+  await recordLab(lab);
+  let bank: BankService | undefined;
+  try {
+    if (vms > 0) {
+      say(`deploying the bank: ${vms} VMs`);
+      bank = await deployBank(lab, { namespace: 'bank', vms, labels: { app: 'bank' } });
+      say(`bank running: ${bank.members.map((m) => `${m.name} ${m.ip}`).join(', ')}`);
+    }
+    for (const line of kubectlHints(lab)) say(line);
+    say('press Ctrl-C to stop the lab');
+    await untilSignal();
+  } finally {
+    say('stopping the lab');
+    await bank?.stop();
+    await lab.stop();
+    await forgetLab(lab.name);
+  }
+  return 0;
+}
+
+export const command: Command = {
+  summary: 'run the local lab (API server, OVS fabric, OFC, operator, agents, KubeVirt stand-in, VMs)',
+  async run(argv) {
+    try {
+      return await up(argv);
+    } catch (error) {
+      process.stderr.write(`violin-lab up: ${(error as Error).message}\n`);
+      return 1;
+    }
+  },
+};
