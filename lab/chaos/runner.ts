@@ -17,7 +17,7 @@ import {
 import { KubeVirtClient } from '../../src/kubevirt/client.js';
 import { isMigrationFinal } from '../../src/kubevirt/types.js';
 import { snapshotId } from '../../src/reconcilers/distributed-snapshot/reconciler.js';
-import { SNAPSHOT_HOST_LABEL } from '../kubevirt-standin/standin.js';
+import { SNAPSHOT_HOST_LABEL } from '../kubevirt-standin/names.js';
 import { createBankVmis, type BankOptions, type BankService } from '../cluster/bank.js';
 import { RESTORE_TARGET_LABEL, type LabCluster, type LabComponent } from '../cluster/cluster.js';
 import {

@@ -30,7 +30,7 @@ import {
 import { openBundle } from '../../src/store/index.js';
 import type { CheckReport } from '../guest/checker.js';
 import { compareStalls, HeartbeatProbe, type Interval, type StallReport } from '../guest/stall-probe.js';
-import { qemuSpecFor } from '../kubevirt-standin/standin.js';
+import { qemuSpecFor } from '../kubevirt-standin/qemu-spec.js';
 import type { BankService } from './bank.js';
 import type { LabCluster } from './cluster.js';
 

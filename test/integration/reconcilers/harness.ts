@@ -26,7 +26,7 @@ import {
 } from '../../../src/reconcilers/snapshot-restore/reconciler.js';
 import type { ResourceKind } from '../../../src/operator/types.js';
 import { createTestNamespace, testKubeConfig, type TestNamespace } from '../../support/kube.js';
-import { KubeVirtStandin } from '../../support/kubevirt-standin.js';
+import { ScriptedKubeVirtStandin } from '../../../lab/kubevirt-standin/scripted-standin.js';
 import {
   CallLog,
   FixedNetwork,
@@ -55,7 +55,7 @@ export class Harness {
   readonly network = new FixedNetwork('br-leaf1');
   readonly failModes = new RecordingFailModes(this.log, ['br-leaf1']);
   readonly api: KubeApi;
-  readonly standin: KubeVirtStandin;
+  readonly standin: ScriptedKubeVirtStandin;
   readonly workers: string[];
   readonly snapshotHosts: string[];
   private manager: Manager | undefined;
@@ -70,7 +70,7 @@ export class Harness {
   ) {
     this.agents = new RecordingAgents(this.log, storage !== STORAGE);
     this.api = KubeApi.forConfig(kc);
-    this.standin = new KubeVirtStandin(kc, ns.name, 30);
+    this.standin = new ScriptedKubeVirtStandin(kc, ns.name, 30);
     this.workers = [`${ns.name}-w1`, `${ns.name}-w2`];
     this.snapshotHosts = [`${ns.name}-s1`, `${ns.name}-s2`];
   }

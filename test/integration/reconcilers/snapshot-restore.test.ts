@@ -9,7 +9,7 @@ import { resourcePath } from '../../../src/operator/kube-api.js';
 import { SNAPSHOT_RESTORE_RESOURCE } from '../../../src/reconcilers/snapshot-restore/reconciler.js';
 import { OfcError } from '../../../src/ofc/control/errors.js';
 import type { DistributedSnapshot } from '../../../src/reconcilers/distributed-snapshot/reconciler.js';
-import { KubeVirtStandin } from '../../support/kubevirt-standin.js';
+import { ScriptedKubeVirtStandin } from '../../../lab/kubevirt-standin/scripted-standin.js';
 import { Harness, STORAGE, TEST_LABEL, VM_NAMES } from './harness.js';
 
 describe('SnapshotRestore reconciler', () => {
@@ -107,7 +107,7 @@ describe('SnapshotRestore reconciler', () => {
 
   it('refuses to restore where a MAC is taken', async () => {
     const target = await h.extraNamespace('mac-clash');
-    const other = new KubeVirtStandin(h.kc, target);
+    const other = new ScriptedKubeVirtStandin(h.kc, target);
     await other.createRunningVmi({ name: 'squatter', node: h.workers[0] ?? '', mac: '52:54:00:00:00:02' });
     await h.createRestore('mac', { source: { snapshotName: 'nightly' }, targetNamespace: target });
     const restore = await h.waitForRestore('mac');

@@ -1,0 +1,166 @@
+// virt-controller and virt-handler for VirtualMachineInstances in the lab: each
+// tick moves every VMI one step (Pending, Scheduling, Scheduled, Running, or
+// Failed), booting its QEMU on the chosen node, adopting a VM that already runs
+// (restored from a snapshot), and noticing a QEMU that died.
+import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+
+import type { VmRef } from '../../src/agent/types.js';
+import type { KubeVirtClient } from '../../src/kubevirt/client.js';
+import {
+  KUBEVIRT_GROUP,
+  KUBEVIRT_VERSION,
+  VMI_PLURAL,
+  type VirtualMachineInstance,
+} from '../../src/kubevirt/types.js';
+import { NODE_NAME_LABEL, SNAPSHOT_HOST_LABEL, VMI_FINALIZER } from './names.js';
+import { guestAddress } from './qemu-spec.js';
+import type { QemuRuntime, StandinNode } from './qemu-runtime.js';
+import { track, type Task } from './tasks.js';
+import { vmRef, type KubeVirtWrites } from './writes.js';
+
+export class VmiController {
+  private readonly core: CoreV1Api;
+  private readonly boots = new Map<string, Task<void>>();
+  private roundRobin = 0;
+
+  constructor(
+    kubeConfig: KubeConfig,
+    private readonly kubevirt: KubeVirtClient,
+    private readonly writes: KubeVirtWrites,
+    private readonly qemu: QemuRuntime,
+    /** A migration of this VM is under way (its QEMU may be between two nodes). */
+    private readonly migrating: (ref: VmRef) => boolean,
+    private readonly log: (line: string) => void,
+  ) {
+    this.core = kubeConfig.makeApiClient(CoreV1Api);
+  }
+
+  /** Boots still running, for a stop that waits for them. */
+  pendingTasks(): Task<unknown>[] {
+    return [...this.boots.values()];
+  }
+
+  async tick(): Promise<void> {
+    const list = (await this.kubevirt.customObjects.listClusterCustomObject({
+      group: KUBEVIRT_GROUP,
+      version: KUBEVIRT_VERSION,
+      plural: VMI_PLURAL,
+    })) as { items: VirtualMachineInstance[] };
+    for (const vmi of list.items) await this.step(vmi);
+  }
+
+  private async step(vmi: VirtualMachineInstance): Promise<void> {
+    const ref = vmRef(vmi);
+    const key = `${ref.namespace}/${ref.name}`;
+    const finalizers = vmi.metadata.finalizers ?? [];
+    if (vmi.metadata.deletionTimestamp) {
+      if (!finalizers.includes(VMI_FINALIZER)) return;
+      await this.qemu.stopVm(ref);
+      this.boots.delete(key);
+      await this.writes.patchMeta(VMI_PLURAL, ref, {
+        finalizers: finalizers.filter((f) => f !== VMI_FINALIZER),
+      });
+      this.log(`${key}: deleted, its VM stopped`);
+      return;
+    }
+    const phase = vmi.status?.phase ?? '';
+    if (phase === '' || phase === 'Pending') {
+      if (!finalizers.includes(VMI_FINALIZER)) {
+        await this.writes.patchMeta(VMI_PLURAL, ref, { finalizers: [...finalizers, VMI_FINALIZER] });
+      }
+      await this.writes.patchVmiStatus(ref, { phase: 'Scheduling' });
+      return;
+    }
+    if (phase === 'Scheduling') {
+      // A VM already running in the lab (e.g. restored from a snapshot) is adopted where it runs,
+      // the way virt-handler reconnects to a domain it finds on its node.
+      const running = await this.qemu.locate(ref);
+      const node = running ?? (await this.schedule(vmi));
+      if (!node) return;
+      await this.writes.patchVmiStatus(ref, { phase: 'Scheduled', nodeName: node.name });
+      await this.writes.patchMeta(VMI_PLURAL, ref, { labels: { [NODE_NAME_LABEL]: node.name } });
+      if (!running) {
+        this.boots.set(key, track(this.qemu.boot(vmi, node, ref)));
+        this.log(`${key}: scheduled on ${node.name}, booting`);
+      } else {
+        this.boots.set(key, { done: true });
+        this.log(`${key}: adopted on ${node.name}, where it already runs`);
+      }
+      return;
+    }
+    if (phase === 'Scheduled') {
+      const boot = this.boots.get(key);
+      if (!boot) {
+        // The stand-in restarted mid-boot: a VM that runs is Running, one that does not has failed.
+        const node = await this.qemu.locate(ref);
+        if (node) await this.markRunning(vmi, node);
+        else await this.writes.patchVmiStatus(ref, { phase: 'Failed', reason: 'the stand-in lost its boot' });
+        return;
+      }
+      if (!boot.done) return;
+      if (boot.error) {
+        this.log(`${key}: boot failed: ${boot.error.message}`);
+        await this.writes.patchVmiStatus(ref, { phase: 'Failed', reason: boot.error.message });
+        return;
+      }
+      const node = this.qemu.node(vmi.status?.nodeName ?? '');
+      if (node) await this.markRunning(vmi, node);
+      return;
+    }
+    if (phase === 'Running') {
+      // virt-handler notices a domain that died underneath it.
+      const node = this.qemu.node(vmi.status?.nodeName ?? '');
+      if (node && !(await this.qemu.runsOn(ref, node)) && !this.migrating(ref)) {
+        await this.writes.patchVmiStatus(ref, { phase: 'Failed', reason: 'the VM process exited' });
+        this.log(`${key}: its QEMU on ${node.name} is gone: Failed`);
+      }
+    }
+  }
+
+  private async markRunning(vmi: VirtualMachineInstance, node: StandinNode): Promise<void> {
+    const ref = vmRef(vmi);
+    const spec = await this.qemu.readSpec(ref, node);
+    const ip = guestAddress(spec?.append ?? '');
+    const now = new Date().toISOString();
+    const ifaceName = vmi.spec.domain?.devices?.interfaces?.[0]?.name ?? 'default';
+    await this.writes.patchVmiStatus(ref, {
+      phase: 'Running',
+      nodeName: node.name,
+      conditions: [
+        { type: 'Ready', status: 'True', lastProbeTime: null, lastTransitionTime: now },
+        { type: 'LiveMigratable', status: 'True', lastProbeTime: null, lastTransitionTime: now },
+      ],
+      interfaces: [
+        {
+          name: ifaceName,
+          mac: spec?.nic?.mac,
+          interfaceName: 'eth0',
+          infoSource: 'domain, guest-agent',
+          ...(ip ? { ipAddress: ip, ipAddresses: [ip] } : {}),
+        },
+      ],
+      memory: {
+        guestAtBoot: `${spec?.memoryMiB ?? 0}Mi`,
+        guestCurrent: `${spec?.memoryMiB ?? 0}Mi`,
+      },
+      migrationMethod: 'LiveMigration',
+    });
+    this.log(`${ref.namespace}/${ref.name}: Running on ${node.name}`);
+  }
+
+  /** virt-controller's scheduling: the VMI's nodeSelector, else a spread over the nodes that are not snapshot hosts. */
+  private async schedule(vmi: VirtualMachineInstance): Promise<StandinNode | undefined> {
+    const selector = vmi.spec.nodeSelector ?? {};
+    const labelSelector = Object.entries(selector)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(',');
+    const nodes = await this.core.listNode(labelSelector ? { labelSelector } : {});
+    const candidates = nodes.items
+      .filter((n) => vmi.spec.nodeSelector || n.metadata?.labels?.[SNAPSHOT_HOST_LABEL] !== 'true')
+      .map((n) => n.metadata?.name ?? '')
+      .filter((name) => this.qemu.node(name))
+      .sort((a, b) => a.localeCompare(b));
+    if (candidates.length === 0) return undefined;
+    return this.qemu.node(candidates[this.roundRobin++ % candidates.length] ?? '');
+  }
+}
