@@ -15,7 +15,7 @@ import { repoRoot } from '../../../src/devenv/repo.js';
 const run = promisify(execFile);
 
 /** The sources of the Dockerfile's `build` stage: its COPY lines that copy from the build context. */
-export function buildStageCopies(dockerfile: string): string[] {
+function buildStageCopies(dockerfile: string): string[] {
   const stage = /^FROM\s+\S+\s+AS\s+build\s*$([\s\S]*?)(?=^FROM\s)/im.exec(dockerfile)?.[1];
   if (!stage) throw new Error('the Dockerfile has no `build` stage');
   return stage
