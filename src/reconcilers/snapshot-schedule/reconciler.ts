@@ -27,7 +27,7 @@ import type {
 } from '../../api/index.js';
 import { apiStatusCode, describeApiError } from '../../operator/kube-api.js';
 import type { EventRecorder, ObjectKey, ReconcileContext, Reconciler, Result } from '../../operator/types.js';
-import type { DistributedSnapshot } from '../distributed-snapshot/reconciler.js';
+import type { DistributedSnapshot } from '../distributed-snapshot/resource.js';
 import { jsonEqual, setCondition, type ConditionInput } from '../shared/conditions.js';
 import { InvalidScheduleError, parseCron, type CronSchedule } from '../shared/cron.js';
 import type { ResourceStore, Stored } from '../shared/objects.js';
