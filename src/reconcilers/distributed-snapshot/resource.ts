@@ -8,21 +8,14 @@ import {
   GROUP,
   SNAPSHOT_HOST_LABEL,
   SNAPSHOT_NAME_LABEL,
-  VERSION,
 } from '../../api/constants.js';
 import type { DistributedSnapshot as DistributedSnapshotObject } from '../../api/index.js';
 import type { VirtualMachineInstanceMigration } from '../../kubevirt/types.js';
-import type { Stored } from '../shared/objects.js';
+import { violinResource, type Stored } from '../shared/objects.js';
 
 export type DistributedSnapshot = Stored<DistributedSnapshotObject>;
 
-export const DISTRIBUTED_SNAPSHOT_RESOURCE = {
-  group: GROUP,
-  version: VERSION,
-  plural: DISTRIBUTED_SNAPSHOT.plural,
-  kind: DISTRIBUTED_SNAPSHOT.kind,
-  namespaced: true,
-} as const;
+export const DISTRIBUTED_SNAPSHOT_RESOURCE = violinResource(DISTRIBUTED_SNAPSHOT);
 
 /**
  * What deleting a finished snapshot does to its bundle: Retain (default; the

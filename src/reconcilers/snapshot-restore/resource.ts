@@ -1,17 +1,11 @@
 // The SnapshotRestore resource and the names derived from one.
-import { GROUP, SNAPSHOT_RESTORE, VERSION } from '../../api/constants.js';
+import { SNAPSHOT_RESTORE } from '../../api/constants.js';
 import type { SnapshotRestore as SnapshotRestoreObject } from '../../api/index.js';
-import type { Stored } from '../shared/objects.js';
+import { violinResource, type Stored } from '../shared/objects.js';
 
 export type SnapshotRestore = Stored<SnapshotRestoreObject>;
 
-export const SNAPSHOT_RESTORE_RESOURCE = {
-  group: GROUP,
-  version: VERSION,
-  plural: SNAPSHOT_RESTORE.plural,
-  kind: SNAPSHOT_RESTORE.kind,
-  namespaced: true,
-} as const;
+export const SNAPSHOT_RESTORE_RESOURCE = violinResource(SNAPSHOT_RESTORE);
 
 /** Where the VMs are loaded: spec.targetNamespace, else the restore's own. */
 export function targetNamespace(restore: SnapshotRestore): string {
