@@ -7,8 +7,10 @@
 // size, digest) by the pass that takes the answer, before its epoch advances.
 // An operator that restarts has no call open, asks the agent again, and waits
 // out the agent's Conflict while the earlier call's capture holds the VM
-// (docs/transaction-controller.md). An entry lives from the call's start to
-// the pass that takes its answer: this is the open socket, not a record.
+// (docs/transaction-controller.md). An entry lives from the call's start
+// until its answer is in status (the row is Captured, or the snapshot ended):
+// a pass that took the answer and then failed to write leaves it for the next
+// pass, instead of asking the agent for a capture it already made.
 import type { CaptureResult } from '../../agent/types.js';
 import { message, SnapshotFailure } from './failure.js';
 
@@ -24,8 +26,9 @@ export class CaptureCalls {
   private readonly calls = new Map<string, { answer: CaptureAnswer }>();
 
   /**
-   * The answer of the call open for `key`, once; `running` while it runs.
-   * Starts `call` when no call is open for `key`.
+   * The answer of the call for `key`; `running` while it runs. Starts `call`
+   * when there is none. A busy answer is handed out once (the next pass asks
+   * again); any other stays until `forget`.
    */
   take(key: string, call: () => Promise<CaptureAnswer>): CaptureAnswer {
     const open = this.calls.get(key);
@@ -42,11 +45,11 @@ export class CaptureCalls {
         });
       return started.answer;
     }
-    if (open.answer.state !== 'running') this.calls.delete(key);
+    if (open.answer.state === 'busy') this.calls.delete(key);
     return open.answer;
   }
 
-  /** Drops the calls of a snapshot that ended: their answers are no longer wanted. */
+  /** Drops calls whose answers are recorded in status, or no longer wanted (the snapshot ended). */
   forget(keys: string[]): void {
     for (const key of keys) this.calls.delete(key);
   }

@@ -53,6 +53,8 @@ class World {
   readonly events: string[] = [];
   readonly calls: string[] = [];
   readonly failures = new Map<Op, Error>();
+  /** Status writes that fail (409) before one goes through. */
+  failingWrites = 0;
   hosts = ['snap-1'];
   migrationEnd: 'Succeeded' | 'Failed' = 'Succeeded';
   unattached = new Set<string>();
@@ -128,7 +130,10 @@ class World {
     return {
       get: async () => structuredClone(this.snap),
       list: async () => [structuredClone(this.snap), ...this.others],
-      replaceStatus: async (obj, status) => (this.snap = { ...obj, status }),
+      replaceStatus: async (obj, status) => {
+        if (this.failingWrites > 0 && this.failingWrites--) throw new Error('409 Conflict');
+        return (this.snap = { ...obj, status });
+      },
       setFinalizers: async (obj, finalizers) =>
         (this.snap = { ...obj, metadata: { ...obj.metadata, finalizers } }),
     };
@@ -326,6 +331,18 @@ describe('DistributedSnapshot reconciler', () => {
     world.newReconciler();
     expect((await world.run()).at(-1)).toBe('Succeeded');
     expect(world.calls.filter((c) => c === 'capture a@snap-1')).toHaveLength(2);
+  });
+
+  it('does not ask again for a capture whose answer a failed status write did not record', async () => {
+    const world = new World();
+    await world.run(6); // the captures are asked for and answered, not yet recorded
+    world.failingWrites = 1;
+    await expect(world.reconciler.reconcile({ namespace: 'ns', name: 's' }, CTX)).rejects.toThrow('409');
+    expect((await world.run()).at(-1)).toBe('Succeeded');
+    expect(world.calls.filter((c) => c.startsWith('capture '))).toEqual([
+      'capture a@snap-1',
+      'capture b@snap-1',
+    ]);
   });
 
   const refused = (op: string): OfcError => new OfcError('Conflict', `${op} refused`);

@@ -50,6 +50,8 @@ export async function advanceVm(
     case 'Capturing':
       return takeCapture(pass, row);
     case 'Captured': {
+      // Recorded in status (this row was read from it): the capture's answer is no longer needed.
+      pass.captures.forget([captureKey(pass.snap.metadata.uid, row.name)]);
       if (row.resumedAt) return row;
       // The VM waits, paused at T_i, until the network treats it as post-snapshot: only then may it
       // send again. Advance (barrier-confirmed on every bridge), then resume.
