@@ -16,7 +16,7 @@ import {
 } from '../../src/api/index.js';
 import { KubeVirtClient } from '../../src/kubevirt/client.js';
 import { isMigrationFinal } from '../../src/kubevirt/types.js';
-import { snapshotId } from '../../src/reconcilers/distributed-snapshot/reconciler.js';
+import { snapshotId } from '../../src/reconcilers/distributed-snapshot/resource.js';
 import { SNAPSHOT_HOST_LABEL } from '../kubevirt-standin/names.js';
 import { createBankVmis, type BankOptions, type BankService } from '../cluster/bank.js';
 import { RESTORE_TARGET_LABEL, type LabCluster, type LabComponent } from '../cluster/cluster.js';

@@ -173,3 +173,8 @@ export function vmiCondition(vmi: VirtualMachineInstance, type: string): VmiCond
 export function isLiveMigratable(vmi: VirtualMachineInstance): boolean {
   return vmiCondition(vmi, LIVE_MIGRATABLE_CONDITION)?.status === 'True';
 }
+
+/** The MAC of the VM's first reported interface, lower-case (the form OVSDB and the OFC use). */
+export function vmMac(vmi: VirtualMachineInstance): string | undefined {
+  return vmi.status?.interfaces?.find((i) => i.mac)?.mac?.toLowerCase();
+}

@@ -17,9 +17,8 @@ import type { ControllerManager } from '../operator/types.js';
 import { OpenVswitchDb, OvsdbClient } from '../ovsdb/index.js';
 import type { VmAttachment } from '../ovsdb/open-vswitch.js';
 import { StoreBundles } from './bundles.js';
-import type { ReconcilerDeps } from './index.js';
 import { OvsdbNetworkMapper, type AttachmentSource } from './network-mapper.js';
-import { BridgeNotFoundError, type BridgeFailModes } from './ports.js';
+import { BridgeNotFoundError, type BridgeFailModes, type ReconcilerDeps } from './ports.js';
 
 const DEFAULT_OVSDB_REMOTE = 'unix:/var/run/openvswitch/db.sock';
 const DEFAULT_AGENT_PORT = 9464;

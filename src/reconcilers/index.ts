@@ -2,48 +2,23 @@
 // `violin operator` calls registerControllers(manager, createReconcilerDeps(manager)).
 // The parts they talk to (OFC, agents, OVSDB, store) are passed in, so the
 // operator's entrypoint decides how to reach them and tests can record calls.
-import type { AgentDirectory } from '../agent/types.js';
-import { KubeVirtClient, type KubeVirtAccess } from '../kubevirt/client.js';
+import { KubeVirtClient } from '../kubevirt/client.js';
 import { KUBEVIRT_GROUP, KUBEVIRT_VERSION, VMI_PLURAL, VMIM_PLURAL } from '../kubevirt/types.js';
-import type { OfcControl } from '../ofc/control/types.js';
 import { KubeApi } from '../operator/kube-api.js';
 import { mapByLabel } from '../operator/mapping.js';
 import type { ControllerManager, InformerOptions, ObjectKey, ResourceKind } from '../operator/types.js';
 import { SNAPSHOT_NAME_LABEL } from '../api/constants.js';
-import {
-  DISTRIBUTED_SNAPSHOT_RESOURCE,
-  DistributedSnapshotReconciler,
-  type DistributedSnapshot,
-} from './distributed-snapshot/reconciler.js';
+import { DistributedSnapshotReconciler } from './distributed-snapshot/reconciler.js';
+import { DISTRIBUTED_SNAPSHOT_RESOURCE, type DistributedSnapshot } from './distributed-snapshot/resource.js';
 import { TransactionMetrics } from './metrics.js';
 import { ApiNodeLister } from './nodes.js';
-import {
-  SNAPSHOT_RESTORE_RESOURCE,
-  SnapshotRestoreReconciler,
-  type SnapshotRestore,
-} from './snapshot-restore/reconciler.js';
-import type { BridgeFailModes, BundleReader, BundleWriter, NetworkMapper, NodeLister } from './ports.js';
+import { SnapshotRestoreReconciler } from './snapshot-restore/reconciler.js';
+import { SNAPSHOT_RESTORE_RESOURCE, type SnapshotRestore } from './snapshot-restore/resource.js';
+import type { ReconcilerDeps } from './ports.js';
 import { ApiResourceStore } from './shared/objects.js';
 import { registerSnapshotScheduleController } from './snapshot-schedule/register.js';
 
 export { createReconcilerDeps } from './environment.js';
-
-export interface ReconcilerDeps {
-  ofc: OfcControl;
-  agents: AgentDirectory;
-  network: NetworkMapper;
-  /** Holds the armed bridges in `secure` fail mode for the snapshot's life. */
-  failModes: BridgeFailModes;
-  bundles: BundleWriter & BundleReader;
-  /** Defaults to KubeVirt through the API server. */
-  kubevirt?: KubeVirtAccess;
-  /** Defaults to Nodes from the API server. */
-  nodes?: NodeLister;
-  /** Watch one namespace only (a namespace-scoped operator, or a test). */
-  namespace?: string;
-  /** Poll interval while waiting on migrations and captures. */
-  pollMs?: number;
-}
 
 /**
  * Retries of a failed reconcile back off to 10 s at most, not controller-runtime's 1000 s: a snapshot

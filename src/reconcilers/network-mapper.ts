@@ -3,9 +3,8 @@
 // (the lab's external_ids), when its attached MAC is the VM's MAC, or when it
 // belongs to one of the VM's virt-launcher pods (ovs-cni records the pod UID;
 // KubeVirt lists a VMI's pods in status.activePods).
-import type { VirtualMachineInstance } from '../kubevirt/types.js';
+import { vmMac, type VirtualMachineInstance } from '../kubevirt/types.js';
 import type { VmAttachment as OvsdbAttachment } from '../ovsdb/open-vswitch.js';
-import { vmMac } from './distributed-snapshot/reconciler.js';
 import type { NetworkMapper, VmAttachment } from './ports.js';
 
 export interface AttachmentSource {

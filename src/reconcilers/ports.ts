@@ -3,8 +3,10 @@
 // store writes and reads bundles, the core API lists nodes. Each is the least
 // the reconcilers need, so tests can record calls and the real parts can
 // change underneath without touching the state machines.
+import type { AgentDirectory } from '../agent/types.js';
+import type { KubeVirtAccess } from '../kubevirt/client.js';
 import type { VirtualMachineInstance } from '../kubevirt/types.js';
-import type { RecordedPacket, SavedFlow } from '../ofc/control/types.js';
+import type { OfcControl, RecordedPacket, SavedFlow } from '../ofc/control/types.js';
 import type { BundleManifest, BundleManifestContent } from '../store/manifest.js';
 
 /** Where a VM attaches to the snapshot network, as OVSDB knows it. */
@@ -79,4 +81,22 @@ export interface OpenedBundle {
 export interface BundleReader {
   /** Reads the manifest and checks every file against its digest; throws an error naming what is wrong. */
   openVerified(storageLocation: string, bundleId: string): Promise<OpenedBundle>;
+}
+
+/** What registerControllers (index.ts) needs from the operator's entrypoint (environment.ts) or a test. */
+export interface ReconcilerDeps {
+  ofc: OfcControl;
+  agents: AgentDirectory;
+  network: NetworkMapper;
+  /** Holds the armed bridges in `secure` fail mode for the snapshot's life. */
+  failModes: BridgeFailModes;
+  bundles: BundleWriter & BundleReader;
+  /** Defaults to KubeVirt through the API server. */
+  kubevirt?: KubeVirtAccess;
+  /** Defaults to Nodes from the API server. */
+  nodes?: NodeLister;
+  /** Watch one namespace only (a namespace-scoped operator, or a test). */
+  namespace?: string;
+  /** Poll interval while waiting on migrations and captures. */
+  pollMs?: number;
 }

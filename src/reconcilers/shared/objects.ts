@@ -7,7 +7,13 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 
 import type { KubeApi } from '../../operator/kube-api.js';
 import { apiStatusCode, resourcePath } from '../../operator/kube-api.js';
+import { GROUP, VERSION } from '../../api/constants.js';
 import type { ResourceKind } from '../../operator/types.js';
+
+/** One of our namespaced kinds (violin.dev), as the API server serves it. */
+export function violinResource(names: { plural: string; kind: string }): ResourceKind {
+  return { group: GROUP, version: VERSION, plural: names.plural, kind: names.kind, namespaced: true };
+}
 
 /** An object of ours as the API server returns it: name, namespace and uid are always set. */
 export type Stored<T extends { metadata: object; status?: unknown }> = T & {

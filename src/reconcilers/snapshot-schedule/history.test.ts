@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 
 import type { DistributedSnapshotStatusPhase } from '../../api/index.js';
-import type { DistributedSnapshot } from '../distributed-snapshot/reconciler.js';
+import type { DistributedSnapshot } from '../distributed-snapshot/resource.js';
 import { SCHEDULED_TIME_ANNOTATION, summarize } from './history.js';
 
 function snapshot(

@@ -2,7 +2,7 @@
 // last one succeeded, whether the latest finished one failed, and which ones
 // retention removes. Pure, so the rules are unit-tested without an API server.
 import { GROUP } from '../../api/constants.js';
-import type { DistributedSnapshot } from '../distributed-snapshot/reconciler.js';
+import type { DistributedSnapshot } from '../distributed-snapshot/resource.js';
 
 /** On each snapshot a schedule creates: the run it was taken for (CronJob's scheduled-timestamp annotation). */
 export const SCHEDULED_TIME_ANNOTATION = `${GROUP}/scheduled-time`;

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import type { DistributedSnapshot as DistributedSnapshotObject } from '../../api/index.js';
 import { createLogger } from '../../operator/log.js';
 import type { EventRecorder, ReconcileContext } from '../../operator/types.js';
-import type { DistributedSnapshot } from '../distributed-snapshot/reconciler.js';
+import type { DistributedSnapshot } from '../distributed-snapshot/resource.js';
 import type { ResourceStore } from '../shared/objects.js';
 import {
   MAX_REQUEUE_MS,

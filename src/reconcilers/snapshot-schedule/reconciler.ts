@@ -15,10 +15,8 @@ import {
   CONDITION_PROGRESSING,
   CONDITION_READY,
   DISTRIBUTED_SNAPSHOT,
-  GROUP,
   SCHEDULE_NAME_LABEL,
   SNAPSHOT_SCHEDULE,
-  VERSION,
 } from '../../api/constants.js';
 import type {
   DistributedSnapshot as DistributedSnapshotObject,
@@ -27,10 +25,10 @@ import type {
 } from '../../api/index.js';
 import { apiStatusCode, describeApiError } from '../../operator/kube-api.js';
 import type { EventRecorder, ObjectKey, ReconcileContext, Reconciler, Result } from '../../operator/types.js';
-import type { DistributedSnapshot } from '../distributed-snapshot/reconciler.js';
+import type { DistributedSnapshot } from '../distributed-snapshot/resource.js';
 import { jsonEqual, setCondition, type ConditionInput } from '../shared/conditions.js';
 import { InvalidScheduleError, parseCron, type CronSchedule } from '../shared/cron.js';
-import type { ResourceStore, Stored } from '../shared/objects.js';
+import { violinResource, type ResourceStore, type Stored } from '../shared/objects.js';
 import {
   DEFAULT_KEEP_FAILED,
   DEFAULT_KEEP_LAST,
@@ -42,13 +40,7 @@ import { MISSED_RUNS_COUNTED, scheduleTiming, type Timing } from './timing.js';
 
 export type SnapshotSchedule = Stored<SnapshotScheduleObject>;
 
-export const SNAPSHOT_SCHEDULE_RESOURCE = {
-  group: GROUP,
-  version: VERSION,
-  plural: SNAPSHOT_SCHEDULE.plural,
-  kind: SNAPSHOT_SCHEDULE.kind,
-  namespaced: true,
-} as const;
+export const SNAPSHOT_SCHEDULE_RESOURCE = violinResource(SNAPSHOT_SCHEDULE);
 
 /**
  * The longest a reconcile waits for the next run: the wall clock can jump (NTP,

@@ -7,10 +7,7 @@ import type { DistributedSnapshot as DistributedSnapshotObject } from '../../api
 import { apiStatusCode, KubeApi, resourcePath } from '../../operator/kube-api.js';
 import { mapByOwner } from '../../operator/mapping.js';
 import type { ControllerManager, Informer, InformerOptions, WatchSpec } from '../../operator/types.js';
-import {
-  DISTRIBUTED_SNAPSHOT_RESOURCE,
-  type DistributedSnapshot,
-} from '../distributed-snapshot/reconciler.js';
+import { DISTRIBUTED_SNAPSHOT_RESOURCE, type DistributedSnapshot } from '../distributed-snapshot/resource.js';
 import { ApiResourceStore } from '../shared/objects.js';
 import {
   SNAPSHOT_SCHEDULE_RESOURCE,

@@ -8,7 +8,7 @@ import {
   BUNDLE_RETENTION_ANNOTATION,
   DISTRIBUTED_SNAPSHOT_RESOURCE,
   snapshotId,
-} from '../../../src/reconcilers/distributed-snapshot/reconciler.js';
+} from '../../../src/reconcilers/distributed-snapshot/resource.js';
 import { DEFAULT_MS_PER_MIB } from '../../../src/reconcilers/distributed-snapshot/skew.js';
 import { resourcePath } from '../../../src/operator/kube-api.js';
 import { Harness, VM_NAMES } from './harness.js';

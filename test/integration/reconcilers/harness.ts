@@ -18,12 +18,12 @@ import type { DistributedSnapshotSpec, SnapshotRestoreSpec } from '../../../src/
 import {
   DISTRIBUTED_SNAPSHOT_RESOURCE,
   type DistributedSnapshot,
-} from '../../../src/reconcilers/distributed-snapshot/reconciler.js';
+} from '../../../src/reconcilers/distributed-snapshot/resource.js';
 import { registerControllers } from '../../../src/reconcilers/index.js';
 import {
   SNAPSHOT_RESTORE_RESOURCE,
   type SnapshotRestore,
-} from '../../../src/reconcilers/snapshot-restore/reconciler.js';
+} from '../../../src/reconcilers/snapshot-restore/resource.js';
 import type { ResourceKind } from '../../../src/operator/types.js';
 import { createTestNamespace, testKubeConfig, type TestNamespace } from '../../support/kube.js';
 import { ScriptedKubeVirtStandin } from '../../../lab/kubevirt-standin/scripted-standin.js';

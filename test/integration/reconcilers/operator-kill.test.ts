@@ -20,7 +20,7 @@ import { resourcePath } from '../../../src/operator/kube-api.js';
 import {
   DISTRIBUTED_SNAPSHOT_RESOURCE,
   snapshotId,
-} from '../../../src/reconcilers/distributed-snapshot/reconciler.js';
+} from '../../../src/reconcilers/distributed-snapshot/resource.js';
 import { startOvs, type OvsInstance } from '../../support/ovs.js';
 import { requireRoot } from '../../support/require-tool.js';
 import { Harness, VM_NAMES } from './harness.js';

@@ -13,7 +13,7 @@ import type {
   SnapshotAgent,
   VmRef,
 } from '../../../src/agent/types.js';
-import type { VirtualMachineInstance } from '../../../src/kubevirt/types.js';
+import { vmMac, type VirtualMachineInstance } from '../../../src/kubevirt/types.js';
 import type {
   AdvanceResult,
   ArmRequest,
@@ -27,7 +27,6 @@ import type {
   SavedFlow,
   SnapshotNetworkStatus,
 } from '../../../src/ofc/control/types.js';
-import { vmMac } from '../../../src/reconcilers/distributed-snapshot/reconciler.js';
 import {
   BridgeNotFoundError,
   type BridgeFailModes,

@@ -6,9 +6,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RESTORE_PROTECTION_FINALIZER } from '../../../src/api/constants.js';
 import { AgentError } from '../../../src/agent/errors.js';
 import { resourcePath } from '../../../src/operator/kube-api.js';
-import { SNAPSHOT_RESTORE_RESOURCE } from '../../../src/reconcilers/snapshot-restore/reconciler.js';
+import { SNAPSHOT_RESTORE_RESOURCE } from '../../../src/reconcilers/snapshot-restore/resource.js';
 import { OfcError } from '../../../src/ofc/control/errors.js';
-import type { DistributedSnapshot } from '../../../src/reconcilers/distributed-snapshot/reconciler.js';
+import type { DistributedSnapshot } from '../../../src/reconcilers/distributed-snapshot/resource.js';
 import { ScriptedKubeVirtStandin } from '../../../lab/kubevirt-standin/scripted-standin.js';
 import { Harness, STORAGE, TEST_LABEL, VM_NAMES } from './harness.js';
 

@@ -19,7 +19,7 @@ import type { ReconcileContext, Result } from '../../../src/operator/types.js';
 import {
   DISTRIBUTED_SNAPSHOT_RESOURCE,
   type DistributedSnapshot,
-} from '../../../src/reconcilers/distributed-snapshot/reconciler.js';
+} from '../../../src/reconcilers/distributed-snapshot/resource.js';
 import { ApiResourceStore, type ResourceStore } from '../../../src/reconcilers/shared/objects.js';
 import { SCHEDULED_TIME_ANNOTATION } from '../../../src/reconcilers/snapshot-schedule/history.js';
 import {

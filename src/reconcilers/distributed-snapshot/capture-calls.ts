@@ -1,0 +1,61 @@
+// The agents' capture calls this operator process has open. A capture is one
+// HTTP call that answers at T_i, seconds after it was asked, and captures of
+// different VMs must overlap for their T_i to line up: a pass starts the call
+// and a later pass takes its answer. What the snapshot's progress depends on
+// is in its status, not here: a row in phase Capturing says a capture is due
+// on its snapshot host, and a row's capture is recorded (phase Captured, T_i,
+// size, digest) by the pass that takes the answer, before its epoch advances.
+// An operator that restarts has no call open, asks the agent again, and waits
+// out the agent's Conflict while the earlier call's capture holds the VM
+// (docs/transaction-controller.md). An entry lives from the call's start
+// until its answer is in status (the row is Captured, or the snapshot ended):
+// a pass that took the answer and then failed to write leaves it for the next
+// pass, instead of asking the agent for a capture it already made.
+import type { CaptureResult } from '../../agent/types.js';
+import { message, SnapshotFailure } from './failure.js';
+
+export type CaptureAnswer =
+  | { state: 'running' }
+  /** The agent answered Conflict (busy with this VM): the capture is asked for again on a later pass. */
+  | { state: 'busy'; reason: string }
+  | { state: 'captured'; result: CaptureResult }
+  | { state: 'failed'; failure: SnapshotFailure };
+
+export class CaptureCalls {
+  /** Each open call's answer, filled in when it settles (a call forgotten meanwhile fills in nothing anyone reads). */
+  private readonly calls = new Map<string, { answer: CaptureAnswer }>();
+
+  /**
+   * The answer of the call for `key`; `running` while it runs. Starts `call`
+   * when there is none. A busy answer is handed out once (the next pass asks
+   * again); any other stays until `forget`.
+   */
+  take(key: string, call: () => Promise<CaptureAnswer>): CaptureAnswer {
+    const open = this.calls.get(key);
+    if (open === undefined) {
+      const started: { answer: CaptureAnswer } = { answer: { state: 'running' } };
+      this.calls.set(key, started);
+      void call()
+        .catch((err: unknown) => ({
+          state: 'failed' as const,
+          failure: err instanceof SnapshotFailure ? err : new SnapshotFailure('CaptureFailed', message(err)),
+        }))
+        .then((answer) => {
+          started.answer = answer;
+        });
+      return started.answer;
+    }
+    if (open.answer.state === 'busy') this.calls.delete(key);
+    return open.answer;
+  }
+
+  /** Drops calls whose answers are recorded in status, or no longer wanted (the snapshot ended). */
+  forget(keys: string[]): void {
+    for (const key of keys) this.calls.delete(key);
+  }
+}
+
+/** The key of one VM's capture in one snapshot: the snapshot's UID, so a recreated namesake is another. */
+export function captureKey(snapshotUid: string, vm: string): string {
+  return `${snapshotUid}/${vm}`;
+}

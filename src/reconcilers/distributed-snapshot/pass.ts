@@ -1,0 +1,57 @@
+// What every step of a DistributedSnapshot reconcile shares: the parts it
+// talks to, the object being reconciled, the clock, and how a step says that
+// the snapshot must fail. One Pass per reconcile.
+import type { KubernetesObject } from '@kubernetes/client-node';
+
+import type { DistributedSnapshotStatus } from '../../api/index.js';
+import type { AgentDirectory } from '../../agent/types.js';
+import type { KubeVirtAccess } from '../../kubevirt/client.js';
+import type { OfcControl } from '../../ofc/control/types.js';
+import type { EventRecorder } from '../../operator/types.js';
+import type { TransactionMetrics } from '../metrics.js';
+import type { BridgeFailModes, BundleWriter, NetworkMapper, NodeLister } from '../ports.js';
+import type { ResourceStore } from '../shared/objects.js';
+import type { CaptureCalls } from './capture-calls.js';
+import type { DistributedSnapshot } from './resource.js';
+
+export interface DistributedSnapshotDeps {
+  snapshots: ResourceStore<DistributedSnapshot>;
+  kubevirt: KubeVirtAccess;
+  nodes: NodeLister;
+  network: NetworkMapper;
+  failModes: BridgeFailModes;
+  ofc: OfcControl;
+  agents: AgentDirectory;
+  bundles: BundleWriter;
+  events: EventRecorder;
+  /** Observes each snapshot once, when it ends. */
+  metrics?: Pick<TransactionMetrics, 'snapshotEnded'>;
+  /** How often to look again while waiting on migrations and captures. Default 250 ms. */
+  pollMs?: number;
+  now?: () => Date;
+}
+
+/** A step's outcome: the status to write, and when to look again. */
+export interface Step {
+  status: DistributedSnapshotStatus;
+  requeueAfterMs?: number;
+}
+
+/** One reconcile of one snapshot. */
+export class Pass {
+  constructor(
+    readonly deps: DistributedSnapshotDeps,
+    readonly snap: DistributedSnapshot,
+    readonly captures: CaptureCalls,
+    readonly pollMs: number,
+    readonly now: () => Date,
+  ) {}
+
+  get namespace(): string {
+    return this.snap.metadata.namespace;
+  }
+
+  event(type: 'Normal' | 'Warning', reason: string, text: string): void {
+    this.deps.events.event(this.snap as KubernetesObject, type, reason, text);
+  }
+}

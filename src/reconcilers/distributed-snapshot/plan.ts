@@ -1,0 +1,108 @@
+// Planning: resolve the selected VMs, the snapshot hosts and the VMs' switch
+// ports, secure the bridges and arm the network. Ends with every VM
+// pre-snapshot and one status row per VM.
+import { quantityToBytes } from '../../api/values.js';
+import { vmMac, type VirtualMachineInstance } from '../../kubevirt/types.js';
+import type { ArmedVm } from '../../ofc/control/types.js';
+import { labelSelectorString } from '../shared/label-selector.js';
+import type { DistributedSnapshotStatus } from '../../api/index.js';
+import { secureBridges } from './fail-modes.js';
+import { refusalIsFailure, SnapshotFailure } from './failure.js';
+import { blockingSnapshot, plannedStatus, unreadyVmis } from './next-status.js';
+import type { Pass, Step } from './pass.js';
+import { snapshotHostSelector, snapshotId } from './resource.js';
+
+const DEFAULT_BUFFER_LIMIT = '64Mi';
+
+export async function plan(pass: Pass, status: DistributedSnapshotStatus): Promise<Step> {
+  const { snap, namespace } = pass;
+  const selector = labelSelectorString(snap.spec.selector);
+  const vmis = await pass.deps.kubevirt.listVmis(namespace, selector);
+  if (vmis.length === 0) {
+    throw new SnapshotFailure(
+      'NoVMsSelected',
+      `spec.selector (${selector}) matches no VirtualMachineInstance in namespace ${namespace}`,
+    );
+  }
+  const busy = blockingSnapshot(snap, await pass.deps.snapshots.list(namespace), vmis);
+  if (busy) {
+    pass.event(
+      'Normal',
+      'Queued',
+      `waiting for DistributedSnapshot ${busy}, which snapshots some of the same VMs`,
+    );
+    return { status, requeueAfterMs: pass.pollMs * 4 };
+  }
+  const unready = unreadyVmis(vmis);
+  if (unready) throw unready;
+  const hostSelector = snapshotHostSelector(snap);
+  const hosts = await pass.deps.nodes.listNodeNames(hostSelector);
+  if (hosts.length === 0) {
+    throw new SnapshotFailure(
+      'NoSnapshotHosts',
+      `no node matches spec.snapshotHosts.nodeSelector ${labelSelectorString({ matchLabels: hostSelector })}`,
+    );
+  }
+  const { armed, bridges } = await mapNetwork(pass, vmis);
+  await secureBridges(pass, bridges);
+  // No `bridges`: every connected bridge carries the pipeline. A VM migrated to a snapshot host talks
+  // from that host's bridge, which must enforce the epochs too (the VMs' own bridges were checked above).
+  const network = snap.spec.network;
+  const result = await refusalIsFailure('NetworkRefused', 'the OpenFlow controller refused to arm', () =>
+    pass.deps.ofc.arm({
+      snapshotId: snapshotId(snap),
+      mode: network?.mode ?? 'Buffer',
+      bufferTier: network?.bufferTier ?? 'datapath',
+      bufferLimitBytes: quantityToBytes(network?.bufferLimit ?? DEFAULT_BUFFER_LIMIT),
+      recordChannelState: network?.recordChannelState ?? false,
+      vms: armed,
+    }),
+  );
+  pass.event(
+    'Normal',
+    'Armed',
+    `network armed on ${result.bridges.length} bridge(s) at ${result.armedAt}: every VM is pre-snapshot; ` +
+      `${vmis.length} VM(s), snapshot hosts ${hosts.join(', ')}`,
+  );
+  return { status: plannedStatus(status, vmis), requeueAfterMs: 1 };
+}
+
+/**
+ * Every VM's MAC on the snapshot network, and its bridge and OpenFlow port
+ * from OVSDB; and the bridges the arm will program (every connected one).
+ */
+async function mapNetwork(
+  pass: Pass,
+  vmis: VirtualMachineInstance[],
+): Promise<{ armed: ArmedVm[]; bridges: string[] }> {
+  for (const vmi of vmis) {
+    if (!vmMac(vmi)) {
+      throw new SnapshotFailure(
+        'NoNetworkInterface',
+        `${vmi.metadata.name} reports no interface MAC in status.interfaces; the network cannot classify its packets`,
+      );
+    }
+  }
+  const attachments = await pass.deps.network.findVmAttachments(vmis);
+  const bridges = new Map((await pass.deps.ofc.bridges()).map((b) => [b.name, b]));
+  const armed = vmis.map((vmi) => {
+    const mac = vmMac(vmi) ?? '';
+    const name = `${vmi.metadata.namespace}/${vmi.metadata.name}`;
+    const attachment = attachments.get(name);
+    if (!attachment) {
+      throw new SnapshotFailure(
+        'VMNotOnSwitch',
+        `${name} (MAC ${mac}) is not attached to any Open vSwitch bridge`,
+      );
+    }
+    if (!bridges.get(attachment.bridge)?.connected) {
+      throw new SnapshotFailure(
+        'BridgeNotConnected',
+        `bridge ${attachment.bridge} carrying ${name} is not connected to the OpenFlow controller`,
+      );
+    }
+    return { name, mac, bridge: attachment.bridge, ofport: attachment.ofport };
+  });
+  const connected = [...bridges.values()].filter((b) => b.connected).map((b) => b.name);
+  return { armed, bridges: connected.sort() };
+}

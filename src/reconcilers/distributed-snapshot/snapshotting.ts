@@ -1,0 +1,43 @@
+// Snapshotting: check that the OFC still holds the snapshot, then move every
+// VM along by one step (vm-steps.ts), in order of their skew-aligned starts.
+// Ends when every VM is post-snapshot and running again.
+import type { DistributedSnapshotStatus } from '../../api/index.js';
+import { formatDurationMs } from '../shared/units.js';
+import { refusalIsFailure } from './failure.js';
+import { firstSnapshotStart, networkAbortFailure, snapshottingStep, startOrder } from './next-status.js';
+import type { Pass, Step } from './pass.js';
+import { snapshotId } from './resource.js';
+import { startOffsets } from './start-offsets.js';
+import { advanceVm } from './vm-steps.js';
+
+export async function snapshot(pass: Pass, status: DistributedSnapshotStatus): Promise<Step> {
+  const network = await refusalIsFailure(
+    'NetworkLost',
+    'the OpenFlow controller no longer knows the snapshot',
+    () => pass.deps.ofc.status(snapshotId(pass.snap)),
+  );
+  const aborted = networkAbortFailure(network);
+  if (aborted) throw aborted;
+  const vms = [...(status.vms ?? [])];
+  const offsets = await startOffsets(pass, vms);
+  const firstStart = firstSnapshotStart(vms);
+  for (const index of startOrder(vms, offsets)) {
+    const row = vms[index];
+    if (row) {
+      vms[index] = await advanceVm(pass, row, {
+        startOffsetMs: offsets.get(row.name) ?? 0,
+        firstStart,
+        epochs: network.epochs,
+      });
+    }
+  }
+  const step = snapshottingStep(status, vms, pass.pollMs);
+  if (step.status.phase === 'Committing') {
+    pass.event(
+      'Normal',
+      'Committing',
+      `every VM is post-snapshot; T_i skew ${formatDurationMs(step.status.skewMs ?? 0)}`,
+    );
+  }
+  return step;
+}

@@ -1,0 +1,170 @@
+// One VM's steps while Snapshotting, one per pass: start its migration (S_i),
+// see it land on a snapshot host, capture it (T_i, the VM then waits paused),
+// advance its epoch on every bridge, resume it. Each step either is idempotent
+// or is recorded in the row before the next relies on it.
+import type { DistributedSnapshotStatusVm as SnapshotVmStatus } from '../../api/index.js';
+import { AgentError } from '../../agent/errors.js';
+import type { VmRef } from '../../agent/types.js';
+import type { Epoch } from '../../ofc/control/types.js';
+import { captureKey, type CaptureAnswer } from './capture-calls.js';
+import { message, refusalIsFailure, SnapshotFailure } from './failure.js';
+import {
+  advancedRow,
+  capturedRow,
+  capturingRow,
+  landedOn,
+  migratingRow,
+  msUntilStart,
+  resumedRow,
+  waitingRow,
+} from './next-status.js';
+import type { Pass } from './pass.js';
+import { migrationName, snapshotHostSelector, snapshotId, snapshotMigration } from './resource.js';
+
+/** Where the pass stands: each VM's skew-aligned start, the first S_i, and the epochs the OFC reports. */
+export interface VmStepContext {
+  startOffsetMs: number;
+  firstStart: number | undefined;
+  epochs: Record<string, Epoch>;
+}
+
+/** Moves one VM along by one step; its row as it stands afterwards. */
+export async function advanceVm(
+  pass: Pass,
+  row: SnapshotVmStatus,
+  at: VmStepContext,
+): Promise<SnapshotVmStatus> {
+  switch (row.phase) {
+    case 'Pending':
+      return startMigration(pass, row, at);
+    case 'Migrating': {
+      const landed = landedOn(
+        row,
+        await pass.deps.kubevirt.getMigration(pass.namespace, row.migration ?? ''),
+        await pass.deps.kubevirt.getVmi(pass.namespace, row.name),
+      );
+      if (!landed) return row;
+      pass.event('Normal', 'Migrated', `${row.name} is on snapshot host ${landed}; capturing`);
+      return capturingRow(row, landed);
+    }
+    case 'Capturing':
+      return takeCapture(pass, row);
+    case 'Captured': {
+      // Recorded in status (this row was read from it): the capture's answer is no longer needed.
+      pass.captures.forget([captureKey(pass.snap.metadata.uid, row.name)]);
+      if (row.resumedAt) return row;
+      // The VM waits, paused at T_i, until the network treats it as post-snapshot: only then may it
+      // send again. Advance (barrier-confirmed on every bridge), then resume.
+      const advanced = row.epoch === 'Post' ? row : await advanceEpoch(pass, row, at.epochs);
+      return resumeCaptured(pass, advanced);
+    }
+    default:
+      return row;
+  }
+}
+
+async function startMigration(
+  pass: Pass,
+  row: SnapshotVmStatus,
+  at: VmStepContext,
+): Promise<SnapshotVmStatus> {
+  const wait = msUntilStart(at.startOffsetMs, at.firstStart, pass.now());
+  if (wait > 0) return waitingRow(row, wait);
+  const migration = await pass.deps.kubevirt.createMigration(
+    snapshotMigration(
+      pass.snap,
+      row.name,
+      migrationName(pass.snap, row.name),
+      snapshotHostSelector(pass.snap),
+    ),
+  );
+  const startedAt = pass.now();
+  pass.event(
+    'Normal',
+    'MigrationStarted',
+    `S_${row.name}: migrating to a snapshot host with ${migration.metadata.name}`,
+  );
+  return migratingRow(row, migration.metadata.name ?? '', startedAt);
+}
+
+/** The capture of a row in phase Capturing: asked of its snapshot host's agent if no call is open. */
+function takeCapture(pass: Pass, row: SnapshotVmStatus): SnapshotVmStatus {
+  const answer = pass.captures.take(captureKey(pass.snap.metadata.uid, row.name), () =>
+    callCapture(pass, row),
+  );
+  switch (answer.state) {
+    case 'running':
+      return row;
+    case 'busy':
+      return { ...row, message: `capture waits for the agent: ${answer.reason}` };
+    case 'failed':
+      throw answer.failure;
+    case 'captured': {
+      const capture = answer.result;
+      pass.event(
+        'Normal',
+        'Captured',
+        `T_${row.name} ${capture.completedAt}: ${capture.imageBytes} bytes, downtime ${capture.downtimeMs} ms`,
+      );
+      return capturedRow(row, capture);
+    }
+  }
+}
+
+async function callCapture(pass: Pass, row: SnapshotVmStatus): Promise<CaptureAnswer> {
+  const vm: VmRef = { namespace: pass.namespace, name: row.name };
+  try {
+    const agent = await pass.deps.agents.forNode(row.snapshotHost ?? '');
+    const result = await agent.capture({
+      snapshotId: snapshotId(pass.snap),
+      vm,
+      storageLocation: pass.snap.spec.storageLocation,
+      resume: 'OnRequest',
+    });
+    return { state: 'captured', result };
+  } catch (err) {
+    // The agent is still busy with this VM (a capture an earlier operator asked for): ask again later.
+    if (err instanceof AgentError && err.code === 'Conflict') return { state: 'busy', reason: err.message };
+    const failure = new SnapshotFailure(
+      'CaptureFailed',
+      `capture of ${row.name} on ${row.snapshotHost} failed: ${message(err)}`,
+    );
+    return { state: 'failed', failure };
+  }
+}
+
+async function advanceEpoch(
+  pass: Pass,
+  row: SnapshotVmStatus,
+  epochs: Record<string, Epoch>,
+): Promise<SnapshotVmStatus> {
+  const vm = `${pass.namespace}/${row.name}`;
+  // An earlier operator may have advanced it and died before recording that: advancing is done.
+  if (epochs[vm] === 'Post') return advancedRow(row);
+  const advance = await refusalIsFailure('AdvanceFailed', `advancing the epoch of ${row.name} failed`, () =>
+    pass.deps.ofc.advance(snapshotId(pass.snap), vm),
+  );
+  pass.event(
+    'Normal',
+    'EpochAdvanced',
+    `${row.name} post-snapshot at ${advance.confirmedAt}, ${advance.reinjected} held packet(s) re-injected`,
+  );
+  return advancedRow(row, advance.reinjected);
+}
+
+/** Lets a VM paused at T_i run again; its downtime is then known in full. */
+async function resumeCaptured(pass: Pass, row: SnapshotVmStatus): Promise<SnapshotVmStatus> {
+  const vm: VmRef = { namespace: pass.namespace, name: row.name };
+  let resumed: { resumedAt: string; downtimeMs: number };
+  try {
+    const agent = await pass.deps.agents.forNode(row.snapshotHost ?? '');
+    resumed = await agent.resumeCaptured(snapshotId(pass.snap), vm);
+  } catch (err) {
+    // Conflict: the agent resumed the VM itself at its pause deadline, so the VM may have sent as
+    // post-snapshot before the network knew; this capture cannot be part of a consistent cut.
+    const reason = err instanceof AgentError && err.code === 'Conflict' ? 'CaptureExpired' : 'ResumeFailed';
+    throw new SnapshotFailure(reason, `resuming ${row.name} after its capture failed: ${message(err)}`);
+  }
+  pass.event('Normal', 'Resumed', `${row.name} runs again; downtime ${Math.round(resumed.downtimeMs)} ms`);
+  return resumedRow(row, resumed);
+}

@@ -1,0 +1,172 @@
+// The SnapshotRestore's next status, as pure functions of what a pass
+// observed: each phase's transition and each failure is decided here, from
+// the status, the spec, the clock, the bundle's manifest and the answers of
+// the agents, so every one can be checked without a cluster
+// (next-status.test.ts). The steps around them (validate.ts, load.ts,
+// resume.ts, teardown.ts) make the calls and send the events.
+import type { SnapshotRestoreStatus, SnapshotRestoreStatusVm } from '../../api/index.js';
+import { durationToMs } from '../../api/values.js';
+import { vmMac, type VirtualMachine, type VirtualMachineInstance } from '../../kubevirt/types.js';
+import type { BundleVm } from '../../store/manifest.js';
+import { lifecycleConditions } from '../shared/conditions.js';
+import { RestoreFailure } from './failure.js';
+
+type Status = SnapshotRestoreStatus;
+type Row = SnapshotRestoreStatusVm;
+
+export const DEFAULT_TIMEOUT = '10m';
+
+// ---- Phase predicates -----------------------------------------------------------
+
+export function isFinal(phase: Status['phase']): phase is 'Succeeded' | 'Failed' {
+  return phase === 'Succeeded' || phase === 'Failed';
+}
+
+/** The write from `before` to `after` ends the restore: counted once, after that write. */
+export function endsWith(before: Status, after: Status): boolean {
+  return before.phase !== after.phase && isFinal(after.phase);
+}
+
+function isResumed(row: Row): boolean {
+  return row.phase === 'Resumed';
+}
+
+// ---- Status around every step ---------------------------------------------------
+
+/** The status as written: conditions and observedGeneration derived from the rest. */
+export function withConditions(status: Status, generation: number, now: Date): Status {
+  return {
+    ...status,
+    conditions: lifecycleConditions(status, generation, now, {
+      succeeded: `${status.vms?.length ?? 0} VM(s) restored and running`,
+      aborted: 'restore stopped',
+    }),
+    observedGeneration: generation,
+  };
+}
+
+export function timeoutFailure(
+  timeout: string | undefined,
+  status: Status,
+  now: Date,
+): RestoreFailure | undefined {
+  const limit = timeout ?? DEFAULT_TIMEOUT;
+  const started = Date.parse(status.startTime ?? '');
+  if (Number.isNaN(started) || now.getTime() - started <= durationToMs(limit)) return undefined;
+  return new RestoreFailure(
+    'Timeout',
+    `restore did not complete within spec.timeout ${limit} (phase ${status.phase})`,
+  );
+}
+
+export function acceptedStatus(now: Date): Status {
+  return { phase: 'Pending', startTime: now.toISOString() };
+}
+
+export function validatingStatus(status: Status): Status {
+  return { ...status, phase: 'Validating' };
+}
+
+/**
+ * A failed restore: every VM it did not resume is Failed, with what unloading
+ * it did (`unloads`, by VM name); the VMs that resumed keep running.
+ */
+export function failedStatus(
+  status: Status,
+  failure: RestoreFailure,
+  rows: Row[],
+  unloads: Map<string, string>,
+  now: Date,
+): Status {
+  return {
+    ...status,
+    phase: 'Failed',
+    failureReason: failure.reason,
+    failureMessage: failure.message,
+    completionTime: now.toISOString(),
+    vms: rows.map((vm) =>
+      isResumed(vm) ? vm : { ...vm, phase: 'Failed', message: unloads.get(vm.name) ?? vm.message },
+    ),
+  };
+}
+
+// ---- Validating -----------------------------------------------------------------
+
+/** A VM name or MAC of the bundle already in use in the target namespace. */
+export function collisionFailure(
+  bundleVms: BundleVm[],
+  namespace: string,
+  vmis: VirtualMachineInstance[],
+  vms: VirtualMachine[],
+): RestoreFailure | undefined {
+  const names = new Set(bundleVms.map((vm) => vm.name));
+  const macs = new Map(bundleVms.map((vm) => [vm.mac.toLowerCase(), vm.name]));
+  const takenNames = [...vmis, ...vms]
+    .map((obj) => obj.metadata.name ?? '')
+    .filter((name) => names.has(name));
+  if (takenNames.length > 0) {
+    return new RestoreFailure(
+      'NameCollision',
+      `namespace ${namespace} already has VM(s) named ${[...new Set(takenNames)].sort().join(', ')}; ` +
+        'restore into another namespace (spec.targetNamespace) or delete them first',
+    );
+  }
+  const takenMacs = vmis.flatMap((vmi) => {
+    const mac = vmMac(vmi);
+    const wanted = mac ? macs.get(mac) : undefined;
+    return wanted ? [`${mac} (${vmi.metadata.name}, wanted by ${wanted})`] : [];
+  });
+  if (takenMacs.length > 0) {
+    return new RestoreFailure(
+      'MacCollision',
+      `namespace ${namespace} already uses MAC(s) ${takenMacs.join(', ')}; two VMs with one MAC break the network`,
+    );
+  }
+  return undefined;
+}
+
+/** One row per VM of the bundle, spread over `nodes` in a stable order (a retried step picks the same nodes). */
+export function validatedStatus(status: Status, bundleVms: BundleVm[], nodes: string[]): Status {
+  const vms: Row[] = bundleVms.map((vm, i) => ({
+    name: vm.name,
+    node: nodes[i % nodes.length] ?? '',
+    phase: 'Pending',
+  }));
+  return { ...status, phase: 'Loading', vms };
+}
+
+// ---- Loading and Resuming -------------------------------------------------------
+
+export function loadedRow(row: Row, loadedAt: string): Row {
+  return { ...row, phase: 'Loaded', loadedAt, message: 'loaded, paused' };
+}
+
+export function loadedStatus(status: Status, vms: Row[]): Status {
+  return { ...status, phase: 'Resuming', vms };
+}
+
+export function resumedRow(row: Row, resumedAt: string): Row {
+  return { ...row, phase: 'Resumed', restoredAt: resumedAt, message: 'running' };
+}
+
+/** Every VM runs: the spread of their resume times is the restore's resume skew. */
+export function succeededStatus(status: Status, vms: Row[], now: Date): Status {
+  const times = vms.map((vm) => Date.parse(vm.restoredAt ?? ''));
+  const resumeSkewMs = Math.max(...times) - Math.min(...times);
+  return { ...status, phase: 'Succeeded', vms, resumeSkewMs, completionTime: now.toISOString() };
+}
+
+/**
+ * The rows after one step's calls, one per VM: the new row of each call that succeeded. The first
+ * failure is thrown, a RestoreFailure carrying those rows (another error, an outage, is retried).
+ */
+export function outcomes(rows: Row[], settled: PromiseSettledResult<Row>[]): Row[] {
+  const vms = settled.map((result, i) => (result.status === 'fulfilled' ? result.value : rows[i]!));
+  const failures = settled.flatMap((result) =>
+    result.status === 'rejected' ? [result.reason as unknown] : [],
+  );
+  const failure = failures.find((reason) => reason instanceof RestoreFailure) ?? failures[0];
+  if (failure instanceof RestoreFailure) throw new RestoreFailure(failure.reason, failure.message, vms);
+  if (failure !== undefined) throw failure;
+  return vms;
+}

@@ -1,0 +1,49 @@
+// What every step of a SnapshotRestore reconcile shares: the parts it talks
+// to, the object being reconciled, the clock, and how a step says that the
+// restore must fail. One Pass per reconcile.
+import type { KubernetesObject } from '@kubernetes/client-node';
+
+import type { DistributedSnapshot, SnapshotRestoreStatus } from '../../api/index.js';
+import type { AgentDirectory } from '../../agent/types.js';
+import type { KubeVirtAccess } from '../../kubevirt/client.js';
+import type { OfcControl } from '../../ofc/control/types.js';
+import type { EventRecorder } from '../../operator/types.js';
+import type { TransactionMetrics } from '../metrics.js';
+import type { BundleReader, NodeLister } from '../ports.js';
+import type { ResourceStore, Stored } from '../shared/objects.js';
+import type { SnapshotRestore } from './resource.js';
+import type { VerifiedBundles } from './verified-bundles.js';
+
+export interface SnapshotRestoreDeps {
+  restores: ResourceStore<SnapshotRestore>;
+  snapshots: ResourceStore<Stored<DistributedSnapshot>>;
+  kubevirt: KubeVirtAccess;
+  nodes: NodeLister;
+  ofc: OfcControl;
+  agents: AgentDirectory;
+  bundles: BundleReader;
+  events: EventRecorder;
+  /** Observes each restore once, when it ends. */
+  metrics?: Pick<TransactionMetrics, 'restoreEnded'>;
+  now?: () => Date;
+}
+
+/** A step's outcome: the status to write, and when to look again. */
+export interface Step {
+  status: SnapshotRestoreStatus;
+  requeueAfterMs?: number;
+}
+
+/** One reconcile of one restore. */
+export class Pass {
+  constructor(
+    readonly deps: SnapshotRestoreDeps,
+    readonly restore: SnapshotRestore,
+    readonly bundles: VerifiedBundles,
+    readonly now: () => Date,
+  ) {}
+
+  event(type: 'Normal' | 'Warning', reason: string, text: string): void {
+    this.deps.events.event(this.restore as KubernetesObject, type, reason, text);
+  }
+}

@@ -1,0 +1,298 @@
+// The restore reconciler's wiring against fake clients: a restore goes through
+// every phase, each failure a part can cause ends in Failed with its reason
+// (the VMs it loaded unloaded), an outage is retried, and deletion unloads.
+// The real API server and parts are in test/integration/reconcilers.
+import { describe, expect, it } from 'vitest';
+
+import { RESTORE_PROTECTION_FINALIZER } from '../../api/constants.js';
+import type { DistributedSnapshot, SnapshotRestoreStatus } from '../../api/index.js';
+import { AgentError } from '../../agent/errors.js';
+import type { SnapshotAgent } from '../../agent/types.js';
+import type { KubeVirtAccess } from '../../kubevirt/client.js';
+import type { VirtualMachine, VirtualMachineInstance } from '../../kubevirt/types.js';
+import { OfcError } from '../../ofc/control/errors.js';
+import type { OfcControl } from '../../ofc/control/types.js';
+import { createLogger } from '../../operator/log.js';
+import type { ReconcileContext } from '../../operator/types.js';
+import { BundleError } from '../../store/errors.js';
+import type { BundleReader, OpenedBundle } from '../ports.js';
+import type { ResourceStore, Stored } from '../shared/objects.js';
+import { SnapshotRestoreReconciler } from './reconciler.js';
+import type { SnapshotRestore } from './resource.js';
+
+const CTX: ReconcileContext = {
+  log: createLogger({ level: 'silent' }),
+  reconcileID: 'unit',
+  signal: new AbortController().signal,
+};
+
+type Op = 'openVerified' | 'load' | 'resume' | 'unload' | 'restoreNetwork';
+
+/** Every part the reconciler talks to, in memory, with a script of what fails. */
+class World {
+  clock = Date.UTC(2026, 0, 1);
+  restore: SnapshotRestore;
+  snapshot: Stored<DistributedSnapshot> | undefined;
+  readonly vmis: VirtualMachineInstance[] = [];
+  readonly vms: VirtualMachine[] = [];
+  readonly events: string[] = [];
+  readonly calls: string[] = [];
+  readonly failures = new Map<Op, Error>();
+  /** VM names whose load fails. */
+  readonly failingLoads = new Set<string>();
+  nodes = ['n1', 'n2'];
+  bundleVms = ['a', 'b'];
+  ended = 0;
+  reconciler: SnapshotRestoreReconciler;
+
+  constructor(spec: Partial<SnapshotRestore['spec']> = {}) {
+    this.restore = {
+      apiVersion: 'violin.dev/v1alpha1',
+      kind: 'SnapshotRestore',
+      metadata: { name: 'r', namespace: 'ns', uid: 'uid-r-0123', generation: 1 },
+      spec: { source: { snapshotName: 's' }, ...spec },
+    };
+    this.snapshot = {
+      apiVersion: 'violin.dev/v1alpha1',
+      kind: 'DistributedSnapshot',
+      metadata: { name: 's', namespace: 'ns', uid: 'uid-s' },
+      spec: { selector: {}, storageLocation: 'file:///b' },
+      status: { phase: 'Succeeded', bundle: { storageLocation: 'file:///b', path: 'ns.s.uid-s' } },
+    };
+    this.reconciler = this.newReconciler();
+  }
+
+  /** A restarted operator: a new reconciler (nothing verified yet) over the same world. */
+  newReconciler(): SnapshotRestoreReconciler {
+    this.reconciler = new SnapshotRestoreReconciler({
+      restores: this.store(),
+      snapshots: {
+        get: async () => structuredClone(this.snapshot),
+        list: async () => [],
+        replaceStatus: async (obj) => obj,
+        setFinalizers: async (obj) => obj,
+      },
+      kubevirt: this.kubevirt(),
+      nodes: { listNodeNames: async () => this.nodes },
+      ofc: { restoreNetwork: async () => this.call('restoreNetwork') } as unknown as OfcControl,
+      agents: { forNode: async (node) => this.agent(node) },
+      bundles: this.bundles(),
+      events: { event: (_obj, type, reason, text) => this.events.push(`${type} ${reason}: ${text}`) },
+      metrics: { restoreEnded: () => void this.ended++ },
+      now: () => new Date(this.clock),
+    });
+    return this.reconciler;
+  }
+
+  get status(): SnapshotRestoreStatus {
+    return this.restore.status ?? {};
+  }
+
+  async reconcile(): Promise<void> {
+    await this.reconciler.reconcile({ namespace: 'ns', name: 'r' }, CTX);
+    this.clock += 10;
+  }
+
+  /** Reconciles until the restore is final, at most `passes` times; the phases it went through. */
+  async run(passes = 10): Promise<string[]> {
+    const phases: string[] = [];
+    for (let i = 0; i < passes && !['Succeeded', 'Failed'].includes(this.status.phase ?? ''); i++) {
+      await this.reconcile();
+      if (phases.at(-1) !== this.status.phase) phases.push(this.status.phase ?? '');
+    }
+    return phases;
+  }
+
+  private call(op: Op, subject = ''): void {
+    this.calls.push(`${op} ${subject}`.trim());
+    const failure = this.failures.get(op);
+    if (failure) throw failure;
+  }
+
+  private store(): ResourceStore<SnapshotRestore> {
+    return {
+      get: async () => structuredClone(this.restore),
+      list: async () => [structuredClone(this.restore)],
+      replaceStatus: async (obj, status) => (this.restore = { ...obj, status }),
+      setFinalizers: async (obj, finalizers) =>
+        (this.restore = { ...obj, metadata: { ...obj.metadata, finalizers } }),
+    };
+  }
+
+  private kubevirt(): KubeVirtAccess {
+    return {
+      listVmis: async () => this.vmis,
+      listVms: async () => this.vms,
+    } as unknown as KubeVirtAccess;
+  }
+
+  private agent(node: string): SnapshotAgent {
+    return {
+      load: async (req) => {
+        this.call('load', `${req.vm.name}@${node}`);
+        if (this.failingLoads.has(req.vm.name)) throw new AgentError('Integrity', 'image digest differs');
+        return { loadedAt: new Date(this.clock).toISOString() };
+      },
+      resume: async (_id, vm) => {
+        this.call('resume', vm.name);
+        return { resumedAt: new Date(this.clock).toISOString() };
+      },
+      unload: async (_id, vm) => {
+        this.call('unload', vm.name);
+        return { unloaded: true };
+      },
+    } as SnapshotAgent;
+  }
+
+  private bundles(): BundleReader {
+    return {
+      openVerified: async (location, path): Promise<OpenedBundle> => {
+        this.call('openVerified', `${location}/${path}`);
+        const vms = this.bundleVms.map((name, i) => ({
+          name,
+          mac: `52:54:00:00:00:0${i}`,
+          image: { path: `images/ns/${name}.img`, digest: 'sha256:0', size: 1 },
+        }));
+        return {
+          manifest: { snapshot: { namespace: 'ns', name: 's' }, vms },
+          flows: [],
+          channelState: [],
+        } as never;
+      },
+    };
+  }
+}
+
+describe('SnapshotRestore reconciler', () => {
+  it('goes through every phase to Succeeded, every VM resumed, the bundle verified once', async () => {
+    const world = new World();
+    expect(await world.run()).toEqual(['Pending', 'Validating', 'Loading', 'Resuming', 'Succeeded']);
+    expect(world.status.vms?.map((vm) => [vm.name, vm.node, vm.phase])).toEqual([
+      ['a', 'n1', 'Resumed'],
+      ['b', 'n2', 'Resumed'],
+    ]);
+    expect(world.calls.filter((c) => c.startsWith('openVerified'))).toEqual([
+      'openVerified file:///b/ns.s.uid-s',
+    ]);
+    expect(world.calls.indexOf('restoreNetwork')).toBeLessThan(world.calls.indexOf('resume a'));
+    expect(world.restore.metadata.finalizers).toEqual([]);
+    expect(world.ended).toBe(1);
+  });
+
+  it('restores from a bundle named directly, without the snapshot object', async () => {
+    const world = new World({ source: { bundle: { storageLocation: 's3://x/y', path: 'p' } } });
+    world.snapshot = undefined;
+    expect((await world.run()).at(-1)).toBe('Succeeded');
+    expect(world.calls).toContain('openVerified s3://x/y/p');
+  });
+
+  it('leaves the network alone when spec.network asks for neither flows nor channel state', async () => {
+    const world = new World({ network: { restoreFlows: false, replayChannelState: false } });
+    await world.run();
+    expect(world.calls).not.toContain('restoreNetwork');
+  });
+
+  it.each([
+    {
+      what: 'an unreachable agent',
+      op: 'load' as const,
+      error: new AgentError('Unavailable', 'connection refused'),
+    },
+    {
+      what: 'an OFC that never got the call',
+      op: 'restoreNetwork' as const,
+      error: new OfcError('Unavailable', 'refused', { notDelivered: true }),
+    },
+  ])('retries $what while Loading', async ({ op, error }) => {
+    const world = new World();
+    await world.run(3);
+    world.failures.set(op, error);
+    await expect(world.reconcile()).rejects.toThrow(error.message);
+    expect(world.status.phase).toBe('Loading');
+    world.failures.delete(op);
+    expect((await world.run()).at(-1)).toBe('Succeeded');
+  });
+
+  it.each([
+    { reason: 'SnapshotNotFound', script: (w: World) => (w.snapshot = undefined) },
+    {
+      reason: 'SnapshotNotSucceeded',
+      script: (w: World) => (w.snapshot!.status = { phase: 'Snapshotting' }),
+    },
+    {
+      reason: 'DigestMismatch',
+      script: (w: World) => w.failures.set('openVerified', new BundleError('Integrity', 'x')),
+    },
+    {
+      reason: 'InvalidBundle',
+      script: (w: World) => w.failures.set('openVerified', new BundleError('NotFound', 'x')),
+    },
+    { reason: 'NameCollision', script: (w: World) => w.vms.push({ metadata: { name: 'a' }, spec: {} }) },
+    {
+      reason: 'MacCollision',
+      script: (w: World) =>
+        w.vmis.push({
+          metadata: { name: 'z' },
+          spec: {},
+          status: { interfaces: [{ mac: '52:54:00:00:00:01' }] },
+        }),
+    },
+    { reason: 'NoTargetNodes', script: (w: World) => (w.nodes = []) },
+    { reason: 'LoadFailed', script: (w: World) => w.failingLoads.add('b') },
+    {
+      reason: 'NetworkRestoreFailed',
+      script: (w: World) => w.failures.set('restoreNetwork', new OfcError('SwitchError', 'x')),
+    },
+    {
+      reason: 'ResumeFailed',
+      script: (w: World) => w.failures.set('resume', new AgentError('Internal', 'QMP gone')),
+    },
+  ])('fails with $reason, unloading what it loaded', async ({ reason, script }) => {
+    const world = new World();
+    script(world);
+    expect((await world.run()).at(-1)).toBe('Failed');
+    expect(world.status.failureReason).toBe(reason);
+    expect(world.events.some((e) => e.startsWith(`Warning ${reason}: `))).toBe(true);
+    const loaded = world.calls.filter((c) => c.startsWith('load ')).map((c) => c.split(/[ @]/)[1]);
+    expect(world.calls.filter((c) => c.startsWith('unload ')).map((c) => c.split(' ')[1])).toEqual(
+      expect.arrayContaining(loaded),
+    );
+    expect(world.status.vms?.every((vm) => vm.phase === 'Failed')).toBe(true);
+    expect(world.restore.metadata.finalizers).toEqual([]);
+    expect(world.ended).toBe(1);
+  });
+
+  it('fails with InvalidBundle when a row names a VM the bundle, verified again after a restart, lacks', async () => {
+    const world = new World();
+    await world.run(3);
+    expect(world.status.phase).toBe('Loading');
+    world.bundleVms = ['a'];
+    world.newReconciler();
+    await world.run();
+    expect(world.status.failureReason).toBe('InvalidBundle');
+    expect(world.status.failureMessage).toBe('VM b is not in bundle ns.s.uid-s');
+    expect(world.calls.filter((c) => c.startsWith('unload'))).toEqual(['unload a', 'unload b']);
+  });
+
+  it('fails with Timeout past spec.timeout', async () => {
+    const world = new World({ timeout: '1s' });
+    await world.run(2);
+    world.clock += 2_000;
+    await world.run();
+    expect(world.status.failureReason).toBe('Timeout');
+  });
+
+  it('deleted in flight: unloads what it loaded and lets the object go', async () => {
+    const world = new World();
+    await world.run(4);
+    expect(world.status.phase).toBe('Resuming');
+    expect(world.restore.metadata.finalizers).toEqual([RESTORE_PROTECTION_FINALIZER]);
+    world.restore.metadata.deletionTimestamp = new Date(world.clock);
+    await world.reconcile();
+    expect(world.calls.filter((c) => c.startsWith('unload'))).toEqual(['unload a', 'unload b']);
+    expect(world.events).toContain(
+      'Normal Aborted: deleted while in progress: the VMs it had loaded and not resumed are unloaded',
+    );
+    expect(world.restore.metadata.finalizers).toEqual([]);
+  });
+});

@@ -1,0 +1,38 @@
+// Validating: the bundle passes its digests, the target namespace has no VM of
+// the same name or MAC, and there are nodes to place the VMs on.
+import type { SnapshotRestoreStatus } from '../../api/index.js';
+import { openBundle } from './bundle-source.js';
+import { RestoreFailure } from './failure.js';
+import { collisionFailure, validatedStatus } from './next-status.js';
+import type { Pass, Step } from './pass.js';
+import { targetNamespace } from './resource.js';
+
+export async function validate(pass: Pass, status: SnapshotRestoreStatus): Promise<Step> {
+  const { restore } = pass;
+  const bundle = await openBundle(pass);
+  const target = targetNamespace(restore);
+  const collision = collisionFailure(
+    bundle.manifest.vms,
+    target,
+    await pass.deps.kubevirt.listVmis(target),
+    await pass.deps.kubevirt.listVms(target),
+  );
+  if (collision) throw collision;
+  const nodeSelector = restore.spec.placement?.nodeSelector ?? {};
+  const nodes = await pass.deps.nodes.listNodeNames(nodeSelector);
+  if (nodes.length === 0) {
+    throw new RestoreFailure(
+      'NoTargetNodes',
+      `no node matches spec.placement.nodeSelector ${JSON.stringify(nodeSelector)}`,
+    );
+  }
+  const next = validatedStatus(status, bundle.manifest.vms, nodes);
+  const source = bundle.manifest.snapshot;
+  pass.event(
+    'Normal',
+    'Validated',
+    `bundle ${source.namespace}/${source.name} verified (${next.vms?.length ?? 0} VM(s), every digest matches); ` +
+      `no name or MAC collision in ${target}`,
+  );
+  return { status: next, requeueAfterMs: 1 };
+}
