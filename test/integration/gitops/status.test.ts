@@ -11,20 +11,38 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../../../src/devenv/repo.js';
 import { resourcePath } from '../../../src/operator/kube-api.js';
 import type { ResourceKind } from '../../../src/operator/types.js';
-import { API_VERSION, SNAPSHOT_SCHEDULE } from '../../../src/api/constants.js';
-import { DISTRIBUTED_SNAPSHOT_RESOURCE } from '../../../src/reconcilers/distributed-snapshot/reconciler.js';
+import {
+  API_VERSION,
+  DISTRIBUTED_SNAPSHOT,
+  SCHEDULE_NAME_LABEL,
+  SNAPSHOT_SCHEDULE,
+} from '../../../src/api/constants.js';
+import {
+  DISTRIBUTED_SNAPSHOT_RESOURCE,
+  type DistributedSnapshot,
+} from '../../../src/reconcilers/distributed-snapshot/reconciler.js';
 import { SNAPSHOT_RESTORE_RESOURCE } from '../../../src/reconcilers/snapshot-restore/reconciler.js';
 import {
   SNAPSHOT_SCHEDULE_RESOURCE,
   type SnapshotSchedule,
 } from '../../../src/reconcilers/snapshot-schedule/reconciler.js';
 import { argoHealthOf, buildStatusHarness, kstatusOf } from '../../support/status-harness.js';
-import { Harness, TEST_LABEL } from '../reconcilers/harness.js';
+import { Harness, STORAGE, TEST_LABEL } from '../reconcilers/harness.js';
 
 interface Seen {
   metadata: { name: string; generation?: number };
-  status?: { phase?: string; failureReason?: string; observedGeneration?: number };
+  status?: {
+    phase?: string;
+    failureReason?: string;
+    observedGeneration?: number;
+    conditions?: { type: string; status: string; reason: string }[];
+  };
 }
+
+const degradedBy = (o: Seen, reason: string): boolean =>
+  Boolean(
+    o.status?.conditions?.some((c) => c.type === 'Degraded' && c.status === 'True' && c.reason === reason),
+  );
 
 /** Every version of every object of one kind in the namespace, in the order the watch delivered them. */
 class Recorder {
@@ -95,8 +113,10 @@ describe('GitOps status of real objects: Flux (kstatus) and Argo CD (Lua health 
     await h.createRestore('clash', { source: { snapshotName: 'ok' } });
     expect((await h.waitForRestore('clash')).status?.phase).toBe('Failed');
 
+    // The failed snapshot is one of schedule `failing`'s, as if it had taken it: the schedule reports its failure.
+    const failing = await createSchedule(h, 'failing', { schedule: '@yearly' });
     h.standin.failMigrationOf('bank-2', 'target virt-launcher pod failed: no space left on device');
-    await h.createSnapshot('broken');
+    await createScheduledSnapshot(h, 'broken', failing);
     expect((await h.waitForPhase('broken', ['Succeeded', 'Failed'])).status?.phase).toBe('Failed');
 
     await createSchedule(h, 'paused', { schedule: '@yearly', suspend: true });
@@ -167,21 +187,69 @@ describe('GitOps status of real objects: Flux (kstatus) and Argo CD (Lua health 
     expect(argo[3]?.message).toMatch(/^NameCollision: /);
   });
 
-  it('SnapshotSchedule: not yet observed is InProgress; scheduled and suspended Current; a bad cron Failed', () => {
+  it('SnapshotSchedule: not yet observed is InProgress; scheduled, suspended and with a failed snapshot Current; a bad cron Failed', async () => {
     const observed = (name: string) =>
       schedules.first(name, 'observed', (o) => o.status?.observedGeneration === o.metadata.generation);
-    const objects = [unobserved.schedule, observed('yearly'), observed('paused'), observed('bad-cron')];
+    const lastFailed = await h.waitFor('schedule failing to report its failed snapshot', async () =>
+      schedules.versions.find((o) => o.metadata.name === 'failing' && degradedBy(o, 'LastSnapshotFailed')),
+    );
+    const objects = [
+      unobserved.schedule,
+      observed('yearly'),
+      observed('paused'),
+      lastFailed,
+      observed('bad-cron'),
+    ];
     expect(kstatusOf(binary, objects).map((v) => v.status)).toEqual([
       'InProgress',
+      'Current',
       'Current',
       'Current',
       'Failed',
     ]);
     const argo = argoHealthOf(binary, SCHEDULE_HEALTH, objects);
-    expect(argo.map((v) => v.status)).toEqual(['Progressing', 'Healthy', 'Suspended', 'Degraded']);
-    expect(argo[3]?.message).toMatch(/^InvalidSchedule: /);
+    expect(argo.map((v) => v.status)).toEqual([
+      'Progressing',
+      'Healthy',
+      'Suspended',
+      'Degraded',
+      'Degraded',
+    ]);
+    expect(argo[3]?.message).toMatch(/^LastSnapshotFailed: snapshot broken failed: MigrationFailed/);
+    expect(argo[4]?.message).toMatch(/^InvalidSchedule: /);
   });
 });
+
+/** A snapshot as schedule `owner` creates one: labelled with its name and owned by it. */
+function createScheduledSnapshot(
+  h: Harness,
+  name: string,
+  owner: SnapshotSchedule,
+): Promise<DistributedSnapshot> {
+  return h.api.createObject<DistributedSnapshot>(resourcePath(DISTRIBUTED_SNAPSHOT_RESOURCE, h.ns.name), {
+    apiVersion: API_VERSION,
+    kind: DISTRIBUTED_SNAPSHOT.kind,
+    metadata: {
+      name,
+      namespace: h.ns.name,
+      labels: { [SCHEDULE_NAME_LABEL]: owner.metadata.name },
+      ownerReferences: [
+        {
+          apiVersion: API_VERSION,
+          kind: SNAPSHOT_SCHEDULE.kind,
+          name: owner.metadata.name,
+          uid: owner.metadata.uid,
+          controller: true,
+        },
+      ],
+    },
+    spec: {
+      selector: { matchLabels: { app: 'bank' } },
+      snapshotHosts: { nodeSelector: h.hostSelector() },
+      storageLocation: STORAGE,
+    },
+  });
+}
 
 function createSchedule(
   h: Harness,
@@ -198,7 +266,7 @@ function createSchedule(
         spec: {
           selector: { matchLabels: { app: 'bank' } },
           snapshotHosts: { nodeSelector: h.hostSelector() },
-          storageLocation: 'file:///var/lib/violin/bundles',
+          storageLocation: STORAGE,
         },
       },
     },
