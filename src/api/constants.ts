@@ -47,3 +47,9 @@ export const SNAPSHOT_HOST_LABEL = `${GROUP}/snapshot-host`;
 export const CONDITION_READY = 'Ready';
 export const CONDITION_PROGRESSING = 'Progressing';
 export const CONDITION_DEGRADED = 'Degraded';
+/**
+ * kstatus's abnormal-true pair (sigs.k8s.io/cli-utils/pkg/kstatus), which Flux and
+ * kpt read for custom resources: work under way, and a failure that needs a person.
+ */
+export const CONDITION_RECONCILING = 'Reconciling';
+export const CONDITION_STALLED = 'Stalled';

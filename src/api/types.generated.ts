@@ -185,7 +185,7 @@ export type ConditionStatus = 'True' | 'False' | 'Unknown';
 
 /** A metav1.Condition. */
 export interface Condition {
-  /** Condition type in CamelCase (Ready, Progressing, Degraded). */
+  /** Condition type in CamelCase (Ready, Progressing, Degraded, Reconciling, Stalled). */
   type: string;
   status: ConditionStatus;
   /** The metadata.generation the condition was set for. */
@@ -274,9 +274,15 @@ export interface DistributedSnapshotStatus {
    * atomic.
    */
   phase?: DistributedSnapshotStatusPhase;
-  /** The metadata.generation this status describes. */
+  /**
+   * The metadata.generation this status describes. 0 until the operator first writes status (a default),
+   * so GitOps tools see a new object as not yet observed rather than done.
+   */
   observedGeneration?: number;
-  /** Ready, Progressing and Degraded, in the metav1.Condition shape. */
+  /**
+   * Ready, Progressing and Degraded, and beside them kstatus's Reconciling and Stalled (read by Flux and
+   * other GitOps tools; docs/gitops.md), in the metav1.Condition shape.
+   */
   conditions?: Condition[];
   /** VMs captured / VMs selected, such as 3/4 (the VMs printer column). */
   progress?: string;
@@ -420,9 +426,15 @@ export interface SnapshotRestoreStatus {
    * Succeeded or Failed.
    */
   phase?: SnapshotRestoreStatusPhase;
-  /** The metadata.generation this status describes. */
+  /**
+   * The metadata.generation this status describes. 0 until the operator first writes status (a default),
+   * so GitOps tools see a new object as not yet observed rather than done.
+   */
   observedGeneration?: number;
-  /** Ready, Progressing and Degraded, in the metav1.Condition shape. */
+  /**
+   * Ready, Progressing and Degraded, and beside them kstatus's Reconciling and Stalled (read by Flux and
+   * other GitOps tools; docs/gitops.md), in the metav1.Condition shape.
+   */
   conditions?: Condition[];
   /** One row per VM in the bundle. */
   vms?: SnapshotRestoreStatusVm[];
@@ -496,7 +508,10 @@ export interface SnapshotScheduleSpec {
 
 /** What the operator observed and did. */
 export interface SnapshotScheduleStatus {
-  /** The metadata.generation this status describes. */
+  /**
+   * The metadata.generation this status describes. 0 until the operator first writes status (a default),
+   * so GitOps tools see a new object as not yet observed rather than done.
+   */
   observedGeneration?: number;
   /** The DistributedSnapshot of this schedule in progress, if any. */
   active?: string;
@@ -506,6 +521,9 @@ export interface SnapshotScheduleStatus {
   lastSuccessfulTime?: string;
   /** When the next snapshot is due. */
   nextScheduleTime?: string;
-  /** Ready, Progressing and Degraded, in the metav1.Condition shape. */
+  /**
+   * Ready, Progressing and Degraded, and beside them kstatus's Reconciling and Stalled (read by Flux and
+   * other GitOps tools; docs/gitops.md), in the metav1.Condition shape.
+   */
   conditions?: Condition[];
 }

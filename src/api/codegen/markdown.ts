@@ -17,6 +17,13 @@ Velero Schedule). Everything below is enforced by the API server itself (OpenAPI
 an invalid object is refused at \`kubectl apply\` with a message naming the field, and never
 half-processed. The \`spec\` of a DistributedSnapshot and of a SnapshotRestore is immutable: to change
 one, delete it and create another. A SnapshotSchedule may change; the snapshots it already created do not.
+
+Conditions: every kind reports \`Ready\`, \`Progressing\` and \`Degraded\` (for people, alerts and
+\`kubectl wait\`) and, beside them rather than instead of them, kstatus's \`Reconciling\` and \`Stalled\`
+(abnormal-true: for Flux and other tools built on sigs.k8s.io/cli-utils), each with its
+\`observedGeneration\`. A snapshot or restore is \`Reconciling\` until it ends, and \`Stalled\` once it
+ended \`Failed\`; a schedule is \`Stalled\` while it cannot take its runs. What Flux and Argo CD make of
+them, and the Argo CD health checks: [gitops.md](gitops.md).
 `;
 
 // Subtrees documented once elsewhere on the page: a row that points there instead of repeating every field.

@@ -2,7 +2,13 @@
 // lastTransitionTime moves (only when status flips), as apimachinery's
 // meta.SetStatusCondition does, so that rewriting the same condition is a no-op.
 
-import { CONDITION_DEGRADED, CONDITION_PROGRESSING, CONDITION_READY } from '../../api/constants.js';
+import {
+  CONDITION_DEGRADED,
+  CONDITION_PROGRESSING,
+  CONDITION_READY,
+  CONDITION_RECONCILING,
+  CONDITION_STALLED,
+} from '../../api/constants.js';
 
 export interface Condition {
   type: string;
@@ -62,6 +68,9 @@ export interface LifecycleStatus {
  * Ready, Progressing and Degraded, derived from phase and failure so they can
  * never disagree with them. A failure recorded before the phase turns Failed
  * means the reconciler is still cleaning up: Progressing (Aborting) and Degraded.
+ * Beside them, kstatus's Reconciling (the same as Progressing) and Stalled (True
+ * once Failed), so that Flux and other kstatus readers see a running object as
+ * InProgress, a Failed one as Failed and a Succeeded one, by Ready, as Current.
  */
 export function lifecycleConditions(
   status: LifecycleStatus,
@@ -76,25 +85,44 @@ export function lifecycleConditions(
   const set = (input: Omit<ConditionInput, 'observedGeneration'>): void => {
     conditions = setCondition(conditions, { ...input, observedGeneration: generation }, now);
   };
+  type Facet = Omit<ConditionInput, 'type' | 'observedGeneration'>;
+  let ready: Facet;
+  let progress: Facet;
   if (phase === 'Succeeded') {
-    set({ type: CONDITION_READY, status: 'True', reason: 'Succeeded', message: messages.succeeded });
-    set({ type: CONDITION_PROGRESSING, status: 'False', reason: 'Succeeded', message: 'complete' });
+    ready = { status: 'True', reason: 'Succeeded', message: messages.succeeded };
+    progress = { status: 'False', reason: 'Succeeded', message: 'complete' };
   } else if (phase === 'Failed') {
-    set({ type: CONDITION_READY, status: 'False', reason: failed ?? 'Failed', message });
-    set({ type: CONDITION_PROGRESSING, status: 'False', reason: 'Failed', message: messages.aborted });
+    ready = { status: 'False', reason: failed ?? 'Failed', message };
+    progress = { status: 'False', reason: 'Failed', message: messages.aborted };
   } else {
-    set({ type: CONDITION_READY, status: 'False', reason: phase, message: `${phase}` });
-    set({
-      type: CONDITION_PROGRESSING,
-      status: 'True',
-      reason: failed ? 'Aborting' : phase,
-      message: failed ? `aborting: ${message}` : phase,
-    });
+    ready = { status: 'False', reason: phase, message: phase };
+    progress = failed
+      ? { status: 'True', reason: 'Aborting', message: `aborting: ${message}` }
+      : { status: 'True', reason: phase, message: phase };
   }
+  set({ type: CONDITION_READY, ...ready });
+  set({ type: CONDITION_PROGRESSING, ...progress });
+  set({ type: CONDITION_RECONCILING, ...progress });
   set(
     failed
       ? { type: CONDITION_DEGRADED, status: 'True', reason: failed, message }
       : { type: CONDITION_DEGRADED, status: 'False', reason: 'AsExpected', message: 'no failure' },
   );
+  // Only the end state stalls: a failed object still aborting has VMs not yet
+  // settled, so a pipeline keeps waiting (Reconciling) until the abort is done.
+  set(
+    phase === 'Failed'
+      ? {
+          type: CONDITION_STALLED,
+          status: 'True',
+          reason: failed ?? 'Failed',
+          message: stalledMessage(messages.aborted, message),
+        }
+      : { type: CONDITION_STALLED, status: 'False', reason: 'AsExpected', message: 'not failed' },
+  );
   return conditions ?? [];
+}
+
+function stalledMessage(aborted: string, failure: string): string {
+  return failure ? `${aborted}: ${failure}` : aborted;
 }

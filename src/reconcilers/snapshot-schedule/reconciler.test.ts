@@ -121,4 +121,32 @@ describe('SnapshotSchedule reconciler', () => {
       'Warning MissedSchedules: 100 or more earlier runs were missed (operator down or schedule suspended); only the latest, at 2026-01-03T00:00:00.000Z, is taken',
     );
   });
+
+  // kstatus (Flux): Stalled only for what needs a person, never Reconciling once observed.
+  it.each([
+    ['a valid schedule', {}, undefined, 'False', 'Scheduled'],
+    ['a cron that does not parse', { schedule: '61 * * * *' }, undefined, 'True', 'InvalidSchedule'],
+    ['a run the API server refuses', {}, 422, 'True', 'FailedCreate'],
+  ] as const)('%s: Stalled %s', async (_name, spec, refusal, stalled, reason) => {
+    const world = new World(spec);
+    if (refusal) world.createFailure = new ApiException(refusal, 'invalid', 'spec.template is invalid', {});
+    await world.reconcile('2026-01-01T01:00:10Z');
+    const condition = (type: string) => world.schedule.status?.conditions?.find((c) => c.type === type);
+    expect(condition('Reconciling')?.status).toBe('False');
+    expect(condition('Stalled')?.status).toBe(stalled);
+    expect(stalled === 'True' ? condition('Stalled')?.reason : condition('Reconciling')?.reason).toBe(reason);
+  });
+
+  it('a failed snapshot degrades the schedule but does not stall it: the next run is taken as usual', async () => {
+    const world = new World({});
+    await world.reconcile('2026-01-01T01:00:10Z');
+    const [name] = [...world.snapshots.keys()];
+    const snapshot = world.snapshots.get(name ?? '');
+    if (!snapshot) throw new Error('no snapshot was taken');
+    snapshot.status = { phase: 'Failed', failureReason: 'CaptureFailed', failureMessage: 'disk full' };
+    await world.reconcile('2026-01-01T01:10:00Z');
+    const condition = (type: string) => world.schedule.status?.conditions?.find((c) => c.type === type);
+    expect(condition('Degraded')).toMatchObject({ status: 'True', reason: 'LastSnapshotFailed' });
+    expect(condition('Stalled')?.status).toBe('False');
+  });
 });

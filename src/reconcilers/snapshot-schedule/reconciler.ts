@@ -14,6 +14,8 @@ import {
   CONDITION_DEGRADED,
   CONDITION_PROGRESSING,
   CONDITION_READY,
+  CONDITION_RECONCILING,
+  CONDITION_STALLED,
   DISTRIBUTED_SNAPSHOT,
   SCHEDULE_NAME_LABEL,
   SNAPSHOT_SCHEDULE,
@@ -75,6 +77,8 @@ export function snapshotNameFor(scheduleName: string, run: Date): string {
 /** Reasons for a run the API server would not take (Events and the Degraded condition). */
 const REFUSED_NAME_TAKEN = 'SnapshotNameTaken';
 const REFUSED_CREATE = 'FailedCreate';
+/** The Degraded reason for the newest finished snapshot having failed: the schedule itself still works. */
+const LAST_SNAPSHOT_FAILED = 'LastSnapshotFailed';
 
 /** What this reconcile did about the run that came due, for status and conditions. */
 type RunOutcome =
@@ -268,23 +272,23 @@ export class SnapshotScheduleReconciler implements Reconciler {
     const set = (input: Omit<ConditionInput, 'observedGeneration'>): void => {
       conditions = setCondition(conditions, { ...input, observedGeneration: generation }, now);
     };
-    if (cron instanceof InvalidScheduleError) {
-      set({ type: CONDITION_READY, status: 'False', reason: cron.reason, message: cron.message });
-    } else if (schedule.spec.suspend) {
-      set({
-        type: CONDITION_READY,
-        status: 'True',
-        reason: 'Suspended',
-        message: 'suspended: no new snapshots are taken',
-      });
-    } else {
-      set({
-        type: CONDITION_READY,
-        status: 'True',
-        reason: 'Scheduled',
-        message: `snapshots are taken at "${cron.expression}" (${cron.timeZone})`,
-      });
-    }
+    const ready: Omit<ConditionInput, 'observedGeneration'> =
+      cron instanceof InvalidScheduleError
+        ? { type: CONDITION_READY, status: 'False', reason: cron.reason, message: cron.message }
+        : schedule.spec.suspend
+          ? {
+              type: CONDITION_READY,
+              status: 'True',
+              reason: 'Suspended',
+              message: 'suspended: no new snapshots are taken',
+            }
+          : {
+              type: CONDITION_READY,
+              status: 'True',
+              reason: 'Scheduled',
+              message: `snapshots are taken at "${cron.expression}" (${cron.timeZone})`,
+            };
+    set(ready);
     const active = history.active?.metadata.name;
     set(
       active
@@ -301,7 +305,14 @@ export class SnapshotScheduleReconciler implements Reconciler {
             message: 'no snapshot in progress',
           },
     );
-    set(this.degraded(cron, history, outcome, before));
+    const degraded = this.degraded(cron, history, outcome, before);
+    set(degraded);
+    // kstatus: one reconcile puts a schedule's spec in effect, so it is never
+    // Reconciling once observed (observedGeneration covers the moment before);
+    // a snapshot in progress is the snapshot's work, and a pipeline that applied
+    // the schedule should not wait for it.
+    set({ type: CONDITION_RECONCILING, status: 'False', reason: ready.reason, message: ready.message });
+    set(stalled(degraded));
     return {
       observedGeneration: generation,
       ...(active ? { active } : {}),
@@ -340,7 +351,7 @@ export class SnapshotScheduleReconciler implements Reconciler {
       return {
         type: CONDITION_DEGRADED,
         status: 'True',
-        reason: 'LastSnapshotFailed',
+        reason: LAST_SNAPSHOT_FAILED,
         message: `snapshot ${failed.metadata.name} failed${why ? `: ${why}` : ''}`,
       };
     }
@@ -351,6 +362,24 @@ export class SnapshotScheduleReconciler implements Reconciler {
       message: 'the last snapshot did not fail',
     };
   }
+}
+
+/**
+ * kstatus's Stalled: what needs a person before the schedule can take its runs
+ * (a cron that does not parse, a run the API server refuses). A failed snapshot
+ * does not stall the schedule: the next run is taken as usual.
+ */
+function stalled(
+  degraded: Omit<ConditionInput, 'observedGeneration'>,
+): Omit<ConditionInput, 'observedGeneration'> {
+  return degraded.status === 'True' && degraded.reason !== LAST_SNAPSHOT_FAILED
+    ? { ...degraded, type: CONDITION_STALLED }
+    : {
+        type: CONDITION_STALLED,
+        status: 'False',
+        reason: 'AsExpected',
+        message: 'nothing blocks the schedule',
+      };
 }
 
 function latest(a: string | undefined, b: string | undefined): string | undefined {
