@@ -20,8 +20,8 @@ import {
 import {
   DISTRIBUTED_SNAPSHOT_RESOURCE,
   type DistributedSnapshot,
-} from '../../../src/reconcilers/distributed-snapshot/reconciler.js';
-import { SNAPSHOT_RESTORE_RESOURCE } from '../../../src/reconcilers/snapshot-restore/reconciler.js';
+} from '../../../src/reconcilers/distributed-snapshot/resource.js';
+import { SNAPSHOT_RESTORE_RESOURCE } from '../../../src/reconcilers/snapshot-restore/resource.js';
 import {
   SNAPSHOT_SCHEDULE_RESOURCE,
   type SnapshotSchedule,
