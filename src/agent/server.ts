@@ -123,7 +123,7 @@ async function readJsonObject(req: IncomingMessage): Promise<Record<string, unkn
 }
 
 function fail(res: ServerResponse, error: AgentError): void {
-  reply(res, error.httpStatus, { error: { code: error.code, message: error.message } });
+  reply(res, error.status, error.toBody());
 }
 
 function reply(res: ServerResponse, status: number, body: unknown): void {
