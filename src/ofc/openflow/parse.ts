@@ -6,7 +6,8 @@ import { BASIC_FIELDS, KIND_SIZE } from './match.js';
 import type { ScalarKey } from './match.js';
 import { PORT_BY_NAME, PROTOCOL_SHORTHANDS, SET_FIELD_NAMES } from './ofctl-names.js';
 import type { Action, Instruction, Match, RegisterIndex } from './types.js';
-import { OFPCML_NO_BUFFER, OFPVID_PRESENT, OfPort, OpenFlowSyntaxError } from './types.js';
+import { OpenFlowSyntaxError } from './types.js';
+import { OFPCML_NO_BUFFER, OFPVID_PRESENT, OfPort } from './numbers.js';
 import { bytesToIpv4, bytesToIpv6, checkUint, ipv4ToBytes, ipv6ToBytes, macToBytes } from './wire.js';
 
 type AddressKey = 'ipv4Src' | 'ipv4Dst' | 'arpSpa' | 'arpTpa' | 'ipv6Src' | 'ipv6Dst';
