@@ -8,27 +8,18 @@ export {
 } from './client.js';
 export type { Monitor, OvsdbClientOptions } from './client.js';
 export { FramingError, JsonMessageScanner } from './framing.js';
+export { OPEN_VSWITCH_DB, OpenVswitchDb } from './open-vswitch.js';
+export type { BridgeSettings, OpenVswitchOptions } from './open-vswitch.js';
+export { FAIL_MODE_BEFORE_KEY, SECURED_BY_KEY_PREFIX } from './bridge-holders.js';
+export type { FailMode, ReleaseOutcome } from './bridge-holders.js';
 export {
   ATTACHED_MAC_KEY,
-  FAIL_MODE_BEFORE_KEY,
   LAB_VM_KEY,
-  OPEN_VSWITCH_DB,
   OVS_CNI_IFACE_KEY,
   OVS_CNI_POD_UID_KEY,
-  OpenVswitchDb,
-  SECURED_BY_KEY_PREFIX,
   attachmentsOf,
-} from './open-vswitch.js';
-export type {
-  AttachmentOwner,
-  BridgeSettings,
-  FailMode,
-  InterfaceInfo,
-  OpenVswitchOptions,
-  PortInfo,
-  ReleaseOutcome,
-  VmAttachment,
-} from './open-vswitch.js';
+} from './ports.js';
+export type { AttachmentOwner, InterfaceInfo, PortInfo, VmAttachment } from './ports.js';
 export type {
   Condition,
   MonitorRequest,
