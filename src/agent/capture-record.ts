@@ -20,6 +20,7 @@
 // new one, never half of one. No fsync: the record guards against the agent
 // dying, not the node (QEMU dies with the node).
 import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { errorMessage } from '../errors.js';
 
 /** Who ended the pause of a `resume: OnRequest` capture (`outside`: someone past the agent). */
 export type PauseEnd = 'operator' | 'deadline' | 'discard' | 'shutdown' | 'outside';
@@ -73,7 +74,7 @@ export async function readCaptureRecord(path: string): Promise<CaptureRecord | u
   try {
     record = JSON.parse(text);
   } catch (error) {
-    throw new Error(`${path} is not JSON: ${(error as Error).message}`, { cause: error });
+    throw new Error(`${path} is not JSON: ${errorMessage(error)}`, { cause: error });
   }
   const problem = recordProblem(record);
   if (problem) throw new Error(`${path} is not a capture record: ${problem}`);

@@ -2,6 +2,7 @@
 // printing the command's usage, and a bad flag answered with the problem and
 // the usage on stderr and exit status 2.
 import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
+import { errorMessage } from '../errors.js';
 
 type FlagValues<T extends ParseArgsOptionsConfig> = ReturnType<
   typeof parseArgs<{ args: string[]; options: T; strict: true }>
@@ -22,7 +23,7 @@ export function parseCommandFlags<T extends ParseArgsOptionsConfig>(
       strict: true,
     });
   } catch (error) {
-    process.stderr.write(`violin ${command}: ${(error as Error).message}\n${usage}`);
+    process.stderr.write(`violin ${command}: ${errorMessage(error)}\n${usage}`);
     return 2;
   }
   if ((parsed.values as { help?: boolean }).help) {

@@ -2,6 +2,7 @@
 // controllers on this machine) and writes out/bench/*.json and
 // docs/benchmarks.md. Needs root, like the lab.
 import type { Command } from '../main.js';
+import { errorMessage } from '../../errors.js';
 
 /** The shape of bench/run.ts's entry point. */
 type RunBenchmarks = (options: {
@@ -45,7 +46,7 @@ export const command: Command = {
       process.stdout.write(`wrote:\n${written.map((f) => `  ${f}`).join('\n')}\n`);
       return record.failures.length > 0 ? 1 : 0;
     } catch (error) {
-      process.stderr.write(`violin bench: ${(error as Error).message}\n`);
+      process.stderr.write(`violin bench: ${errorMessage(error)}\n`);
       return 2;
     }
   },

@@ -25,6 +25,7 @@ import {
 import { checkBank } from '../../../lab/guest/checker.js';
 import { untilSignal } from '../signals.js';
 import { usageLines } from './lab.js';
+import { errorMessage } from '../../errors.js';
 
 const USAGE = `usage: violin demo [--vms N] [--keep] [--mode Buffer|Drop|Off]
 
@@ -181,7 +182,7 @@ export const command: Command = {
       }
       return ok ? 0 : 1;
     } catch (error) {
-      process.stderr.write(`violin demo: ${(error as Error).message}\n`);
+      process.stderr.write(`violin demo: ${errorMessage(error)}\n`);
       if (lab) await keepLogs(lab);
       return 1;
     } finally {

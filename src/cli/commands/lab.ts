@@ -9,6 +9,7 @@ import { deployBank, type BankService } from '../../../lab/cluster/bank.js';
 import { startLabCluster, type LabCluster } from '../../../lab/cluster/cluster.js';
 import { forgetLab, recordLab, tearDownRecordedLab } from '../../../lab/cluster/record.js';
 import { untilSignal } from '../signals.js';
+import { errorMessage } from '../../errors.js';
 
 const USAGE = `usage: violin lab up [--vms N] [--keep]
        violin lab down
@@ -78,7 +79,7 @@ export const command: Command = {
       process.stdout.write(USAGE);
       return sub === '--help' || sub === '-h' || sub === 'help' ? 0 : 2;
     } catch (error) {
-      process.stderr.write(`violin lab: ${(error as Error).message}\n`);
+      process.stderr.write(`violin lab: ${errorMessage(error)}\n`);
       return 1;
     }
   },

@@ -10,6 +10,7 @@ import { MiddleboxBufferPorts } from '../../ofc/buffer/middlebox.js';
 import { DEFAULT_CONTROL_ADDRESS } from '../../ofc/control/server.js';
 import { DEFAULT_SWITCH_LISTEN, startOfc } from '../../ofc/ofc.js';
 import { OvsRevalidatorSync } from '../../ofc/switch/datapath-sync.js';
+import { errorMessage } from '../../errors.js';
 
 const USAGE = `usage: violin ofc [options]
 
@@ -92,7 +93,7 @@ export const command: Command = {
         logger,
       });
     } catch (error) {
-      process.stderr.write(`violin ofc: ${(error as Error).message}\n`);
+      process.stderr.write(`violin ofc: ${errorMessage(error)}\n`);
       return 1;
     }
     const running = ofc;
@@ -100,7 +101,7 @@ export const command: Command = {
     // released while the switches are still connected, then close.
     const signal = await untilSignal();
     await running.stop(`OFC received ${signal}`).catch((error: unknown) => {
-      logger.error({ error: (error as Error).message }, 'unclean stop');
+      logger.error({ error: errorMessage(error) }, 'unclean stop');
     });
     return 0;
   },

@@ -9,6 +9,7 @@ import type { Command } from '../main.js';
 import { createLogger } from '../../operator/log.js';
 import { Manager } from '../../operator/manager.js';
 import { parseBindAddress } from '../../operator/server.js';
+import { errorMessage } from '../../errors.js';
 
 const SERVICE_ACCOUNT_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 const DEFAULT_LEADER_ELECTION_ID = 'violin-operator.violin.dev';
@@ -186,7 +187,7 @@ async function run(argv: string[]): Promise<number> {
         'running the runtime with no controllers (--no-controllers, or src/reconcilers/index is absent)',
       );
   } catch (err) {
-    process.stderr.write(`violin operator: ${err instanceof Error ? err.message : String(err)}\n\n${USAGE}`);
+    process.stderr.write(`violin operator: ${errorMessage(err)}\n\n${USAGE}`);
     return 2;
   }
   manager.stopOnSignals();

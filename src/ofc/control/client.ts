@@ -16,6 +16,7 @@ import type {
   SavedFlow,
   SnapshotNetworkStatus,
 } from './types.js';
+import { errorBodyOf, errorMessage } from '../../errors.js';
 
 export interface OfcControlClientOptions {
   /** host:port of the OFC's control API; default 127.0.0.1:6654. */
@@ -81,7 +82,7 @@ export class OfcControlClient implements OfcControl {
       const code = (error as NodeJS.ErrnoException).code;
       throw new OfcError(
         'Unavailable',
-        `OFC control API at ${this.base} unreachable: ${(error as Error).message}`,
+        `OFC control API at ${this.base} unreachable: ${errorMessage(error)}`,
         {
           notDelivered: code === 'ECONNREFUSED' || code === 'ENOENT',
         },
@@ -94,8 +95,7 @@ export class OfcControlClient implements OfcControl {
       throw OfcError.fromStatus(status, `OFC answered ${status} with non-JSON: ${text.slice(0, 200)}`);
     }
     if (status < 200 || status > 299) {
-      const error = (parsed as { error?: { message?: string } } | undefined)?.error;
-      throw OfcError.fromStatus(status, error?.message ?? `OFC answered ${status}`);
+      throw OfcError.fromStatus(status, errorBodyOf(parsed).message ?? `OFC answered ${status}`);
     }
     return parsed as T;
   }
