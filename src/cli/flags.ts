@@ -32,3 +32,17 @@ export function parseCommandFlags<T extends ParseArgsOptionsConfig>(
   }
   return { values: parsed.values as FlagValues<T> };
 }
+
+/** Flags that each take one value, by name: most of a command's flags. */
+export function stringFlags<N extends string>(...names: N[]): Record<N, { type: 'string' }> {
+  return Object.fromEntries(names.map((name) => [name, { type: 'string' }])) as Record<N, { type: 'string' }>;
+}
+
+/** A flag given in seconds (a positive number), in milliseconds; `fallback` seconds when absent. */
+export function seconds(flag: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback * 1000;
+  const parsed = Number(value);
+  if (!Number.isFinite(parsed) || parsed <= 0)
+    throw new Error(`--${flag}: expected a positive number of seconds, got '${value}'`);
+  return parsed * 1000;
+}

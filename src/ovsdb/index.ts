@@ -1,12 +1,6 @@
 // The OVSDB component: an RFC 7047 client and a typed view of Open_vSwitch.
-export {
-  OvsdbClient,
-  OvsdbConnectionError,
-  OvsdbRpcError,
-  OvsdbTransactionError,
-  parseRemote,
-} from './client.js';
-export type { Monitor, OvsdbClientOptions } from './client.js';
+// All the client and the value notation export is part of the component's API.
+export * from './client.js';
 export { FramingError, JsonMessageScanner } from './framing.js';
 export { OPEN_VSWITCH_DB, OpenVswitchDb } from './open-vswitch.js';
 export type { BridgeSettings, OpenVswitchOptions } from './open-vswitch.js';
@@ -31,15 +25,4 @@ export type {
   RowUpdate,
   TableUpdates,
 } from './protocol.js';
-export {
-  NamedUuid,
-  OvsdbValueError,
-  Uuid,
-  asOptional,
-  asSet,
-  asStringMap,
-  asUuids,
-  decodeValue,
-  encodeValue,
-} from './values.js';
-export type { Atom, OvsdbValue, OvsdbValueInput, WireValue } from './values.js';
+export * from './values.js';

@@ -2,7 +2,7 @@
 // the transaction controller calls --control (docs/ofc-control-api.md).
 import { readFileSync } from 'node:fs';
 
-import { parseCommandFlags } from '../flags.js';
+import { parseCommandFlags, seconds, stringFlags } from '../flags.js';
 import type { Command } from '../main.js';
 import { untilSignal } from '../signals.js';
 import { createLogger } from '../../operator/log.js';
@@ -34,31 +34,25 @@ const USAGE = `usage: violin ofc [options]
   --log-level LEVEL    pino level (env LOG_LEVEL; default info)
 `;
 
-function seconds(flag: string, value: string | undefined, fallback: number): number {
-  if (value === undefined) return fallback * 1000;
-  const parsed = Number(value);
-  if (!Number.isFinite(parsed) || parsed <= 0)
-    throw new Error(`--${flag}: expected a positive number of seconds, got '${value}'`);
-  return parsed * 1000;
-}
-
 export const command: Command = {
   summary: 'run the OpenFlow controller (switch sessions, epoch engine, control API)',
   async run(argv) {
     const flags = parseCommandFlags('ofc', USAGE, argv, {
-      listen: { type: 'string' },
-      control: { type: 'string' },
-      'tls-key': { type: 'string' },
-      'tls-cert': { type: 'string' },
-      'tls-ca': { type: 'string' },
-      'echo-interval': { type: 'string' },
-      'base-forwarding': { type: 'string' },
+      ...stringFlags(
+        'listen',
+        'control',
+        'tls-key',
+        'tls-cert',
+        'tls-ca',
+        'echo-interval',
+        'base-forwarding',
+        'ovsdb',
+        'ovs-netns',
+        'datapath-sync',
+        'echo-timeout',
+        'log-level',
+      ),
       'datapath-buffer': { type: 'boolean' },
-      ovsdb: { type: 'string' },
-      'ovs-netns': { type: 'string' },
-      'datapath-sync': { type: 'string' },
-      'echo-timeout': { type: 'string' },
-      'log-level': { type: 'string' },
     });
     if (typeof flags === 'number') return flags;
     const { values } = flags;

@@ -10,6 +10,7 @@ import { createLogger } from '../../operator/log.js';
 import { Manager } from '../../operator/manager.js';
 import { parseBindAddress } from '../../operator/server.js';
 import { errorMessage } from '../../errors.js';
+import { seconds, stringFlags } from '../flags.js';
 
 const SERVICE_ACCOUNT_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 const DEFAULT_LEADER_ELECTION_ID = 'violin-operator.violin.dev';
@@ -45,14 +46,6 @@ export interface OperatorFlags {
   controllers: boolean;
 }
 
-function seconds(flag: string, value: string | undefined, fallback: number): number {
-  if (value === undefined) return fallback * 1000;
-  const parsed = Number(value);
-  if (!Number.isFinite(parsed) || parsed <= 0)
-    throw new Error(`--${flag}: expected a positive number of seconds, got '${value}'`);
-  return parsed * 1000;
-}
-
 function boolean(name: string, value: string | undefined): boolean {
   if (value === undefined || value === '' || value === 'false' || value === '0') return false;
   if (value === 'true' || value === '1') return true;
@@ -66,17 +59,19 @@ export function parseOperatorFlags(argv: string[], env: NodeJS.ProcessEnv = proc
     strict: true,
     allowPositionals: false,
     options: {
-      kubeconfig: { type: 'string' },
-      'metrics-bind-address': { type: 'string' },
-      'health-probe-bind-address': { type: 'string' },
+      ...stringFlags(
+        'kubeconfig',
+        'metrics-bind-address',
+        'health-probe-bind-address',
+        'leader-election-namespace',
+        'leader-election-id',
+        'leader-election-lease-duration',
+        'leader-election-renew-deadline',
+        'leader-election-retry-period',
+        'namespace',
+        'graceful-shutdown-timeout',
+      ),
       'leader-elect': { type: 'boolean' },
-      'leader-election-namespace': { type: 'string' },
-      'leader-election-id': { type: 'string' },
-      'leader-election-lease-duration': { type: 'string' },
-      'leader-election-renew-deadline': { type: 'string' },
-      'leader-election-retry-period': { type: 'string' },
-      namespace: { type: 'string' },
-      'graceful-shutdown-timeout': { type: 'string' },
       'no-controllers': { type: 'boolean' },
     },
   });

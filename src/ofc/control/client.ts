@@ -4,18 +4,7 @@ import { Agent, request } from 'node:http';
 
 import { DEFAULT_CONTROL_ADDRESS } from './server.js';
 import { OfcError } from './errors.js';
-import type {
-  AdvanceResult,
-  ArmRequest,
-  ArmResult,
-  BridgeInfo,
-  FinishResult,
-  NetworkCounters,
-  OfcControl,
-  RecordedPacket,
-  SavedFlow,
-  SnapshotNetworkStatus,
-} from './types.js';
+import type * as api from './types.js';
 import { errorBodyOf, errorMessage } from '../../errors.js';
 
 export interface OfcControlClientOptions {
@@ -25,7 +14,7 @@ export interface OfcControlClientOptions {
   timeoutMs?: number;
 }
 
-export class OfcControlClient implements OfcControl {
+export class OfcControlClient implements api.OfcControl {
   private readonly base: string;
   private readonly timeoutMs: number;
   /**
@@ -41,31 +30,31 @@ export class OfcControlClient implements OfcControl {
     this.timeoutMs = options.timeoutMs ?? 30_000;
   }
 
-  bridges(): Promise<BridgeInfo[]> {
+  bridges(): Promise<api.BridgeInfo[]> {
     return this.call('GET', '/v1/bridges');
   }
 
-  arm(req: ArmRequest): Promise<ArmResult> {
+  arm(req: api.ArmRequest): Promise<api.ArmResult> {
     return this.call('POST', '/v1/snapshots', req);
   }
 
-  advance(snapshotId: string, vm: string): Promise<AdvanceResult> {
+  advance(snapshotId: string, vm: string): Promise<api.AdvanceResult> {
     return this.call('POST', `/v1/snapshots/${encodeURIComponent(snapshotId)}/advance`, { vm });
   }
 
-  status(snapshotId: string): Promise<SnapshotNetworkStatus> {
+  status(snapshotId: string): Promise<api.SnapshotNetworkStatus> {
     return this.call('GET', `/v1/snapshots/${encodeURIComponent(snapshotId)}`);
   }
 
-  finish(snapshotId: string): Promise<FinishResult> {
+  finish(snapshotId: string): Promise<api.FinishResult> {
     return this.call('POST', `/v1/snapshots/${encodeURIComponent(snapshotId)}/finish`, {});
   }
 
-  abort(snapshotId: string, reason: string): Promise<NetworkCounters> {
+  abort(snapshotId: string, reason: string): Promise<api.NetworkCounters> {
     return this.call('POST', `/v1/snapshots/${encodeURIComponent(snapshotId)}/abort`, { reason });
   }
 
-  async restoreNetwork(flows: SavedFlow[], channelState: RecordedPacket[]): Promise<void> {
+  async restoreNetwork(flows: api.SavedFlow[], channelState: api.RecordedPacket[]): Promise<void> {
     await this.call('POST', '/v1/restore', { flows, channelState });
   }
 

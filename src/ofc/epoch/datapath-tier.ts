@@ -10,7 +10,8 @@ import type { BufferPortFactory, BufferPortStats } from '../buffer/buffer-port.j
 import { errorMessage } from '../../errors.js';
 import type { ArmedSnapshot } from './armed-snapshot.js';
 
-const NO_PORT_STATS: BufferPortStats = {
+/** A port that has counted nothing. */
+export const NO_PORT_STATS: BufferPortStats = {
   heldFrames: 0,
   heldBytes: 0,
   peakBytes: 0,

@@ -1,14 +1,7 @@
 // Decoding of OpenFlow 1.3 messages: the inverse of encode.ts.
 import { decodeActions, decodeInstructions } from './actions.js';
 import { decodeMatch } from './match.js';
-import type {
-  FlowStats,
-  MultipartReplyBody,
-  MultipartRequestBody,
-  OfMessage,
-  PortDesc,
-  PortStats,
-} from './types.js';
+import type * as of from './types.js';
 import { MultipartType, OFP_VERSION, OfType } from './numbers.js';
 import { Reader, bytesToMac } from './wire.js';
 
@@ -27,7 +20,7 @@ import {
  * OpenFlowDecodeError, and nothing else, on bytes that are not a valid OpenFlow
  * 1.3 message; unknown message types decode to `{ type: 'unknown' }`.
  */
-export function decodeMessage(buf: Buffer): OfMessage {
+export function decodeMessage(buf: Buffer): of.OfMessage {
   const r = new Reader(buf);
   const version = r.u8('header version');
   const ofType = r.u8('header type');
@@ -49,7 +42,7 @@ export function decodeMessage(buf: Buffer): OfMessage {
   return msg;
 }
 
-function decodeBody(ofType: number, xid: number, r: Reader): OfMessage {
+function decodeBody(ofType: number, xid: number, r: Reader): of.OfMessage {
   switch (ofType) {
     case OfType.ECHO_REQUEST:
       return { type: 'echo-request', xid, data: r.rest() };
@@ -221,7 +214,7 @@ function decodeHelloElements(r: Reader): number[] {
   return versions;
 }
 
-function decodePortDesc(r: Reader): PortDesc {
+function decodePortDesc(r: Reader): of.PortDesc {
   const portNo = r.u32('port port_no');
   r.skip(4, 'port padding');
   const hwAddr = bytesToMac(r.bytes(6, 'port hw_addr'));
@@ -242,7 +235,7 @@ function decodePortDesc(r: Reader): PortDesc {
   };
 }
 
-function decodeMultipartRequest(multipartType: number, r: Reader): MultipartRequestBody {
+function decodeMultipartRequest(multipartType: number, r: Reader): of.MultipartRequestBody {
   switch (multipartType) {
     case MultipartType.DESC:
       return { kind: 'desc' };
@@ -268,7 +261,7 @@ function decodeMultipartRequest(multipartType: number, r: Reader): MultipartRequ
   }
 }
 
-function decodeMultipartReply(multipartType: number, r: Reader): MultipartReplyBody {
+function decodeMultipartReply(multipartType: number, r: Reader): of.MultipartReplyBody {
   switch (multipartType) {
     case MultipartType.DESC:
       return {
@@ -280,17 +273,17 @@ function decodeMultipartReply(multipartType: number, r: Reader): MultipartReplyB
         dpDesc: r.fixedString(DESC_STR_LEN, 'desc dp_desc'),
       };
     case MultipartType.FLOW: {
-      const flows: FlowStats[] = [];
+      const flows: of.FlowStats[] = [];
       while (r.remaining > 0) flows.push(decodeFlowStats(r));
       return { kind: 'flow', flows };
     }
     case MultipartType.PORT_STATS: {
-      const ports: PortStats[] = [];
+      const ports: of.PortStats[] = [];
       while (r.remaining > 0) ports.push(decodePortStats(r));
       return { kind: 'port-stats', ports };
     }
     case MultipartType.PORT_DESC: {
-      const ports: PortDesc[] = [];
+      const ports: of.PortDesc[] = [];
       while (r.remaining > 0) ports.push(decodePortDesc(r));
       return { kind: 'port-desc', ports };
     }
@@ -299,7 +292,7 @@ function decodeMultipartReply(multipartType: number, r: Reader): MultipartReplyB
   }
 }
 
-function decodeFlowStats(outer: Reader): FlowStats {
+function decodeFlowStats(outer: Reader): of.FlowStats {
   const at = outer.offset;
   const length = outer.u16('flow stats length');
   if (length < FLOW_STATS_FIXED_LEN)
@@ -335,7 +328,7 @@ function decodeFlowStats(outer: Reader): FlowStats {
   };
 }
 
-function decodePortStats(r: Reader): PortStats {
+function decodePortStats(r: Reader): of.PortStats {
   const portNo = r.u32('port stats port_no');
   r.skip(4, 'port stats padding');
   const counters = {} as Record<(typeof PORT_STATS_COUNTERS)[number], bigint>;
