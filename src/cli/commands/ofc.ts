@@ -7,18 +7,18 @@ import type { Command } from '../main.js';
 import { untilSignal } from '../signals.js';
 import { createLogger } from '../../operator/log.js';
 import { MiddleboxBufferPorts } from '../../ofc/buffer/middlebox.js';
-import { DEFAULT_CONTROL_ADDRESS } from '../../ofc/control/server.js';
-import { DEFAULT_SWITCH_LISTEN, startOfc } from '../../ofc/ofc.js';
+import { DEFAULT_OFC_CONTROL_ADDRESS, DEFAULT_OFC_SWITCH_LISTEN } from '../../api/constants.js';
+import { startOfc } from '../../ofc/ofc.js';
 import { OvsRevalidatorSync } from '../../ofc/switch/datapath-sync.js';
 import { errorMessage } from '../../errors.js';
 
 const USAGE = `usage: violin ofc [options]
 
-  --listen ADDR        where switches connect: tcp:HOST:PORT, ssl:HOST:PORT or unix:PATH (default ${DEFAULT_SWITCH_LISTEN})
+  --listen ADDR        where switches connect: tcp:HOST:PORT, ssl:HOST:PORT or unix:PATH (default ${DEFAULT_OFC_SWITCH_LISTEN})
   --tls-key PATH       PEM private key of the OFC (ssl:)
   --tls-cert PATH      PEM certificate of the OFC (ssl:)
   --tls-ca PATH        PEM CA certificate that signs the switches' certificates (ssl:)
-  --control ADDR       control API and /healthz, /readyz, /metrics: HOST:PORT (default ${DEFAULT_CONTROL_ADDRESS})
+  --control ADDR       control API and /healthz, /readyz, /metrics: HOST:PORT (default ${DEFAULT_OFC_CONTROL_ADDRESS})
   --base-forwarding M  normal: keep a table-0 NORMAL miss flow on every bridge (OVS flushes flows when
                        a bridge gains or loses its controller); none: leave forwarding to the bridge's owner (default normal)
   --datapath-buffer    enable the datapath buffer tier (bufferTier: datapath): a middlebox tap on every

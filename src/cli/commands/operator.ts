@@ -11,6 +11,7 @@ import { Manager } from '../../operator/manager.js';
 import { parseBindAddress } from '../../operator/server.js';
 import { errorMessage } from '../../errors.js';
 import { seconds, stringFlags } from '../flags.js';
+import { DEFAULT_HEALTH_PROBE_BIND_ADDRESS, DEFAULT_METRICS_BIND_ADDRESS } from '../../api/constants.js';
 
 const SERVICE_ACCOUNT_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 const DEFAULT_LEADER_ELECTION_ID = 'violin-operator.violin.dev';
@@ -75,9 +76,10 @@ export function parseOperatorFlags(argv: string[], env: NodeJS.ProcessEnv = proc
       'no-controllers': { type: 'boolean' },
     },
   });
-  const metricsBindAddress = values['metrics-bind-address'] ?? env.METRICS_BIND_ADDRESS ?? ':8080';
+  const metricsBindAddress =
+    values['metrics-bind-address'] ?? env.METRICS_BIND_ADDRESS ?? DEFAULT_METRICS_BIND_ADDRESS;
   const healthProbeBindAddress =
-    values['health-probe-bind-address'] ?? env.HEALTH_PROBE_BIND_ADDRESS ?? ':8081';
+    values['health-probe-bind-address'] ?? env.HEALTH_PROBE_BIND_ADDRESS ?? DEFAULT_HEALTH_PROBE_BIND_ADDRESS;
   // Checked now, so that a typo is reported before anything connects or listens.
   parseBindAddress(metricsBindAddress);
   parseBindAddress(healthProbeBindAddress);

@@ -2,7 +2,7 @@
 // HTTP/JSON. Errors come back as OfcError with the server's code and message.
 import { Agent, request } from 'node:http';
 
-import { DEFAULT_CONTROL_ADDRESS } from './server.js';
+import { DEFAULT_OFC_CONTROL_ADDRESS } from '../../api/constants.js';
 import { OfcError } from './errors.js';
 import type * as api from './types.js';
 import { errorBodyOf, errorMessage } from '../../errors.js';
@@ -26,7 +26,7 @@ export class OfcControlClient implements api.OfcControl {
   private readonly agent = new Agent({ keepAlive: true });
 
   constructor(options: OfcControlClientOptions = {}) {
-    this.base = `http://${options.address ?? DEFAULT_CONTROL_ADDRESS}`;
+    this.base = `http://${options.address ?? DEFAULT_OFC_CONTROL_ADDRESS}`;
     this.timeoutMs = options.timeoutMs ?? 30_000;
   }
 

@@ -13,7 +13,6 @@ import { OfcError } from './errors.js';
 import type { OfcControl } from './types.js';
 import { validateArmRequest, validateChannelState, validateSavedFlows } from './validate.js';
 
-export const DEFAULT_CONTROL_ADDRESS = '127.0.0.1:6654';
 /** Restores carry channel state; anything bigger than this is not a request we should buffer. */
 const MAX_BODY_BYTES = 64 * 1024 * 1024;
 
