@@ -2,8 +2,7 @@
 // the guest stopped: `capture.json` (vm-dir.ts). The agent's memory does not
 // survive a SIGKILL, but QEMU does, and a guest stopped for a capture stays
 // stopped until someone sends `cont`. A restarted agent reads this record to
-// know which guests are its to resume and when (recoverCaptures in
-// qmp-agent.ts).
+// know which guests are its to resume and when (recovery.ts).
 //
 // A record goes through these phases, each written before the step that makes
 // it true, so that a crash between two steps always leaves the earlier one:
