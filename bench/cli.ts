@@ -3,6 +3,7 @@
 // out/bench/*.json and docs/benchmarks.md. Needs root, like the lab. Not a
 // `violin` command: the image ships src/ alone, without bench/ or the lab.
 import { runBenchmarks } from './run.js';
+import { errorMessage } from '../src/errors.js';
 
 const USAGE = 'usage: bench/main.ts [--quick] [--only ID[,ID...]]\n';
 
@@ -32,7 +33,7 @@ export async function runBenchCli(argv: string[]): Promise<number> {
     process.stdout.write(`wrote:\n${written.map((f) => `  ${f}`).join('\n')}\n`);
     return record.failures.length > 0 ? 1 : 0;
   } catch (error) {
-    process.stderr.write(`bench: ${(error as Error).message}\n`);
+    process.stderr.write(`bench: ${errorMessage(error)}\n`);
     return 2;
   }
 }

@@ -7,6 +7,7 @@
 // conserved, every held packet released, and nothing left behind (armed
 // snapshots, epoch rules, migrations).
 import { setTimeout as sleep } from 'node:timers/promises';
+import { errorMessage } from '../../src/errors.js';
 
 import {
   DISTRIBUTED_SNAPSHOT,
@@ -288,7 +289,7 @@ export async function runChaos(context: ChaosContext, plan: ChaosRunPlan): Promi
   } catch (error) {
     // The run could not go on (a lab step broke): reported as such, with what can still be read.
     log(`run ${plan.index}: error: ${(error as Error).stack ?? String(error)}`);
-    partial = { ...base, outcome: 'Error', reason: (error as Error).message };
+    partial = { ...base, outcome: 'Error', reason: errorMessage(error) };
     partial.vmProblems = vmProblems(
       await waitForVmsRunning(lab, CHAOS_BANK.namespace, memberNames(bank), 0).catch(() => []),
     );

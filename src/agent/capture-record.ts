@@ -2,8 +2,7 @@
 // the guest stopped: `capture.json` (vm-dir.ts). The agent's memory does not
 // survive a SIGKILL, but QEMU does, and a guest stopped for a capture stays
 // stopped until someone sends `cont`. A restarted agent reads this record to
-// know which guests are its to resume and when (recoverCaptures in
-// qmp-agent.ts).
+// know which guests are its to resume and when (recovery.ts).
 //
 // A record goes through these phases, each written before the step that makes
 // it true, so that a crash between two steps always leaves the earlier one:
@@ -20,6 +19,7 @@
 // new one, never half of one. No fsync: the record guards against the agent
 // dying, not the node (QEMU dies with the node).
 import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { errorMessage } from '../errors.js';
 
 /** Who ended the pause of a `resume: OnRequest` capture (`outside`: someone past the agent). */
 export type PauseEnd = 'operator' | 'deadline' | 'discard' | 'shutdown' | 'outside';
@@ -73,7 +73,7 @@ export async function readCaptureRecord(path: string): Promise<CaptureRecord | u
   try {
     record = JSON.parse(text);
   } catch (error) {
-    throw new Error(`${path} is not JSON: ${(error as Error).message}`, { cause: error });
+    throw new Error(`${path} is not JSON: ${errorMessage(error)}`, { cause: error });
   }
   const problem = recordProblem(record);
   if (problem) throw new Error(`${path} is not a capture record: ${problem}`);

@@ -12,6 +12,7 @@ import type {
   VmRef,
 } from './types.js';
 import { AgentError, isAgentErrorCode } from './errors.js';
+import { errorBodyOf } from '../errors.js';
 
 const UNLOAD_TIMEOUT_MS = 30_000;
 
@@ -79,14 +80,9 @@ export class AgentClient implements SnapshotAgent {
               resolve(parsed as T);
               return;
             }
-            const error = (parsed as { error?: { code?: unknown; message?: unknown } }).error;
-            const code = isAgentErrorCode(error?.code) ? error.code : 'Internal';
-            reject(
-              new AgentError(
-                code,
-                typeof error?.message === 'string' ? error.message : `agent answered ${res.statusCode}`,
-              ),
-            );
+            const error = errorBodyOf(parsed);
+            const code = isAgentErrorCode(error.code) ? error.code : 'Internal';
+            reject(new AgentError(code, error.message ?? `agent answered ${res.statusCode}`));
           });
           res.on('error', (error) =>
             reject(new AgentError('Unavailable', `agent ${this.baseUrl}${path}: ${error.message}`)),

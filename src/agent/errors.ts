@@ -1,5 +1,6 @@
 // Errors the agent returns, each with the HTTP status the server maps it to, so
 // that the transaction controller can tell "retry later" from "never works".
+import { errorMessage, HttpError } from '../errors.js';
 import { BundleError } from '../store/errors.js';
 import { ImageIntegrityError } from './image-store.js';
 
@@ -19,17 +20,10 @@ const HTTP_STATUS: Record<AgentErrorCode, number> = {
   Unavailable: 503,
 };
 
-export class AgentError extends Error {
+export class AgentError extends HttpError<AgentErrorCode> {
   override readonly name = 'AgentError';
-  constructor(
-    readonly code: AgentErrorCode,
-    message: string,
-  ) {
-    super(message);
-  }
-
-  get httpStatus(): number {
-    return HTTP_STATUS[this.code];
+  constructor(code: AgentErrorCode, message: string) {
+    super(code, HTTP_STATUS[code], message);
   }
 }
 
@@ -55,5 +49,5 @@ export function toAgentError(error: unknown): AgentError {
         return new AgentError('Integrity', error.message);
     }
   }
-  return new AgentError('Internal', error instanceof Error ? error.message : String(error));
+  return new AgentError('Internal', errorMessage(error));
 }

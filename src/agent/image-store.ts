@@ -4,7 +4,7 @@
 // (src/store/); this file only adapts its API to the agent's requests.
 import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import { backendFor } from '../store/backend.js';
+import { backendFor } from '../store/backend-for.js';
 import { openBundleWriter } from '../store/bundle-writer.js';
 import { BundleError } from '../store/errors.js';
 import { digestOf } from '../store/verifying-stream.js';

@@ -81,61 +81,62 @@ class ScriptedQemu {
   }
 }
 
-describe('agent recovery from capture records', () => {
-  let stateDir: string;
-  let dir: VmDir;
-  let qemu: ScriptedQemu | undefined;
-  let agent: QmpSnapshotAgent;
-  let logged: string[];
-  let discarded: string[];
+// Every test gets a fresh state dir with one VM folder and an agent over it.
+let stateDir: string;
+let dir: VmDir;
+let qemu: ScriptedQemu | undefined;
+let agent: QmpSnapshotAgent;
+let logged: string[];
+let discarded: string[];
 
-  const base = (): CaptureRecord => ({
-    phase: 'copying',
-    snapshotId: 'snap-1',
-    storageLocation: `file://${stateDir}/bundles`,
-    qemuPid: process.pid,
-    startedAt: new Date(Date.now() - 5000).toISOString(),
-  });
-  const held = (deadlineInMs: number): CaptureRecord => ({
-    ...base(),
-    phase: 'held',
-    held: {
-      stoppedAtMs: Date.now() - 3000,
-      completedAt: new Date(Date.now() - 2000).toISOString(),
-      deadlineAt: new Date(Date.now() + deadlineInMs).toISOString(),
-      deadlineMs: 4000,
-    },
-  });
-  const record = async () =>
-    JSON.parse(await readFile(dir.captureRecord, 'utf8').catch(() => 'null')) as CaptureRecord | null;
+const base = (): CaptureRecord => ({
+  phase: 'copying',
+  snapshotId: 'snap-1',
+  storageLocation: `file://${stateDir}/bundles`,
+  qemuPid: process.pid,
+  startedAt: new Date(Date.now() - 5000).toISOString(),
+});
+const held = (deadlineInMs: number): CaptureRecord => ({
+  ...base(),
+  phase: 'held',
+  held: {
+    stoppedAtMs: Date.now() - 3000,
+    completedAt: new Date(Date.now() - 2000).toISOString(),
+    deadlineAt: new Date(Date.now() + deadlineInMs).toISOString(),
+    deadlineMs: 4000,
+  },
+});
+const record = async () =>
+  JSON.parse(await readFile(dir.captureRecord, 'utf8').catch(() => 'null')) as CaptureRecord | null;
 
-  beforeEach(async () => {
-    stateDir = await mkdtemp(join(tmpdir(), 'recovery-'));
-    dir = new VmDir(stateDir, VM);
-    await mkdir(dir.dir, { recursive: true });
-    // The test process stands in for QEMU's PID: alive for as long as the test runs.
-    await writeFile(dir.pidFile, `${process.pid}\n`);
-    logged = [];
-    discarded = [];
-    agent = new QmpSnapshotAgent({
-      stateDir,
-      images: {
-        ...bundleImageStore,
-        discardImage: async (_location, snapshotId, vm) => {
-          discarded.push(`${snapshotId}/${vm.namespace}/${vm.name}`);
-        },
+beforeEach(async () => {
+  stateDir = await mkdtemp(join(tmpdir(), 'recovery-'));
+  dir = new VmDir(stateDir, VM);
+  await mkdir(dir.dir, { recursive: true });
+  // The test process stands in for QEMU's PID: alive for as long as the test runs.
+  await writeFile(dir.pidFile, `${process.pid}\n`);
+  logged = [];
+  discarded = [];
+  agent = new QmpSnapshotAgent({
+    stateDir,
+    images: {
+      ...bundleImageStore,
+      discardImage: async (_location, snapshotId, vm) => {
+        discarded.push(`${snapshotId}/${vm.namespace}/${vm.name}`);
       },
-      recoveryRetryMs: 100,
-      log: (line) => logged.push(line),
-    });
+    },
+    recoveryRetryMs: 100,
+    log: (line) => logged.push(line),
   });
-  afterEach(async () => {
-    await agent.releasePausedVms();
-    await qemu?.stop();
-    qemu = undefined;
-    await rm(stateDir, { recursive: true, force: true });
-  });
+});
+afterEach(async () => {
+  await agent.releasePausedVms();
+  await qemu?.stop();
+  qemu = undefined;
+  await rm(stateDir, { recursive: true, force: true });
+});
 
+describe('a capture cut short before T_i', () => {
   it('copying: cancels the migration still running, resumes the guest and discards the image', async () => {
     qemu = await ScriptedQemu.start(dir.qmpSocket, 'paused', 'active');
     await writeCaptureRecord(dir.captureRecord, base());
@@ -164,7 +165,9 @@ describe('agent recovery from capture records', () => {
     expect(discarded).toEqual(['snap-1/default/vm-a']);
     expect(await record()).toBeNull();
   });
+});
 
+describe('a capture held at T_i', () => {
   it('held within its deadline: stays paused until resumeCaptured, which answers as before the crash', async () => {
     qemu = await ScriptedQemu.start(dir.qmpSocket, 'postmigrate');
     const before = held(60_000);
@@ -239,7 +242,9 @@ describe('agent recovery from capture records', () => {
     expect(await record()).toBeNull();
     await expect(agent.resumeCaptured('snap-0', VM)).rejects.toMatchObject({ code: 'NotFound' });
   });
+});
 
+describe('records that are not a live capture', () => {
   it('a record whose QEMU is gone, or was replaced, is removed without a word to any QEMU', async () => {
     qemu = await ScriptedQemu.start(dir.qmpSocket, 'paused');
     await writeCaptureRecord(dir.captureRecord, { ...held(60_000), qemuPid: DEAD_PID });
@@ -275,7 +280,9 @@ describe('agent recovery from capture records', () => {
     expect(qemu.status).toBe('running');
     expect(await record()).toBeNull();
   });
+});
 
+describe('load records', () => {
   it('a load that was answered: a restarted agent leaves the loaded VM for its resume', async () => {
     const loaded = spawn('sleep', ['60'], { stdio: 'ignore' });
     await writeFile(dir.pidFile, `${loaded.pid}\n`);

@@ -17,6 +17,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { CaptureRequest, LoadRequest, SnapshotAgent, VmRef } from './types.js';
 import { AgentError, toAgentError } from './errors.js';
+import { errorMessage } from '../errors.js';
 
 const MAX_BODY_BYTES = 64 * 1024;
 
@@ -48,8 +49,8 @@ export async function startAgentServer(
   const log = options.log ?? (() => undefined);
   const server = createServer((req, res) => {
     handle(agent, options.node, req, res, log).catch((error: unknown) => {
-      log(`agent: unexpected failure: ${String(error)}`);
-      if (!res.headersSent) reply(res, 500, { error: { code: 'Internal', message: String(error) } });
+      log(`agent: unexpected failure: ${errorMessage(error)}`);
+      if (!res.headersSent) reply(res, 500, { error: { code: 'Internal', message: errorMessage(error) } });
     });
   });
   await new Promise<void>((resolve, reject) => {
@@ -114,7 +115,7 @@ async function readJsonObject(req: IncomingMessage): Promise<Record<string, unkn
   try {
     parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'));
   } catch (error) {
-    throw new AgentError('BadRequest', `request body is not JSON: ${(error as Error).message}`);
+    throw new AgentError('BadRequest', `request body is not JSON: ${errorMessage(error)}`);
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     throw new AgentError('BadRequest', 'request body must be a JSON object');
@@ -123,7 +124,7 @@ async function readJsonObject(req: IncomingMessage): Promise<Record<string, unkn
 }
 
 function fail(res: ServerResponse, error: AgentError): void {
-  reply(res, error.httpStatus, { error: { code: error.code, message: error.message } });
+  reply(res, error.status, error.toBody());
 }
 
 function reply(res: ServerResponse, status: number, body: unknown): void {

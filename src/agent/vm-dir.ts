@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import type { VmRef } from './types.js';
 import type { QemuFiles, QemuVmSpec } from './qemu/launch.js';
 import { checkVmSpec, isAlive } from './qemu/launch.js';
+import { errorMessage } from '../errors.js';
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
@@ -83,7 +84,7 @@ export class VmDir implements QemuFiles {
     try {
       return checkVmSpec(JSON.parse(text));
     } catch (error) {
-      throw new Error(`${this.specFile}: ${(error as Error).message}`, { cause: error });
+      throw new Error(`${this.specFile}: ${errorMessage(error)}`, { cause: error });
     }
   }
 

@@ -53,3 +53,18 @@ export const CONDITION_DEGRADED = 'Degraded';
  */
 export const CONDITION_RECONCILING = 'Reconciling';
 export const CONDITION_STALLED = 'Stalled';
+
+// Where violin's processes listen unless told otherwise. The chart passes its
+// own values (charts/violin/values.yaml) as flags; its defaults are these, and
+// src/api/constants.test.ts keeps the two equal.
+
+/** The operator's /metrics (controller-runtime's bind address form; the chart's operator.metricsPort). */
+export const DEFAULT_METRICS_BIND_ADDRESS = ':8080';
+/** The operator's /healthz and /readyz (the chart's operator.healthPort). */
+export const DEFAULT_HEALTH_PROBE_BIND_ADDRESS = ':8081';
+/** Where the OFC listens for switches (OpenFlow 1.3; 6653 is IANA's; the chart's ofc.openflowPort). */
+export const DEFAULT_OFC_SWITCH_LISTEN = 'tcp:0.0.0.0:6653';
+/** The OFC's control API, beside the operator in its pod (the chart's ofc.controlPort). */
+export const DEFAULT_OFC_CONTROL_ADDRESS = '127.0.0.1:6654';
+/** The port of each node's snapshot-host agent (the DaemonSet; the chart's agent.port). */
+export const DEFAULT_AGENT_PORT = 9464;

@@ -2,6 +2,7 @@
 // printing the command's usage, and a bad flag answered with the problem and
 // the usage on stderr and exit status 2.
 import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
+import { errorMessage } from '../errors.js';
 
 type FlagValues<T extends ParseArgsOptionsConfig> = ReturnType<
   typeof parseArgs<{ args: string[]; options: T; strict: true }>
@@ -25,7 +26,7 @@ export function parseCommandFlags<T extends ParseArgsOptionsConfig>(
       strict: true,
     });
   } catch (error) {
-    process.stderr.write(`${command}: ${(error as Error).message}\n${usage}`);
+    process.stderr.write(`${command}: ${errorMessage(error)}\n${usage}`);
     return 2;
   }
   if ((parsed.values as { help?: boolean }).help) {
@@ -33,4 +34,18 @@ export function parseCommandFlags<T extends ParseArgsOptionsConfig>(
     return 0;
   }
   return { values: parsed.values as FlagValues<T> };
+}
+
+/** Flags that each take one value, by name: most of a command's flags. */
+export function stringFlags<N extends string>(...names: N[]): Record<N, { type: 'string' }> {
+  return Object.fromEntries(names.map((name) => [name, { type: 'string' }])) as Record<N, { type: 'string' }>;
+}
+
+/** A flag given in seconds (a positive number), in milliseconds; `fallback` seconds when absent. */
+export function seconds(flag: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback * 1000;
+  const parsed = Number(value);
+  if (!Number.isFinite(parsed) || parsed <= 0)
+    throw new Error(`--${flag}: expected a positive number of seconds, got '${value}'`);
+  return parsed * 1000;
 }

@@ -19,6 +19,7 @@ import {
 } from './kubeconfig.js';
 import { ManagedProcess } from './managed-process.js';
 import { repoRoot } from './repo.js';
+import { errorMessage } from '../errors.js';
 
 export interface LocalControlPlaneOptions {
   /**
@@ -251,10 +252,10 @@ async function startOnce(
     await etcd.stop();
     process.off('exit', killOnExit);
     if (/address already in use/.test(apiserverTail + etcdTail)) {
-      throw new PortRaceError(`port taken: ${String(err)}`, { cause: err });
+      throw new PortRaceError(`port taken: ${errorMessage(err)}`, { cause: err });
     }
     throw new Error(
-      `local control plane did not start: ${(err as Error).message}\n` +
+      `local control plane did not start: ${errorMessage(err)}\n` +
         `--- kube-apiserver log (tail of ${apiserver.logPath}) ---\n${apiserverTail}\n` +
         `--- etcd log (tail of ${etcd.logPath}) ---\n${etcdTail}`,
       { cause: err },
@@ -280,7 +281,7 @@ async function waitForReadyz(
   while (Date.now() < deadline) {
     if (!apiserver.running) throw new Error('kube-apiserver exited during startup');
     if (!etcd.running) throw new Error('etcd exited during startup');
-    last = await getReadyz(server, credentials).catch((err: Error) => err.message);
+    last = await getReadyz(server, credentials).catch((err: unknown) => errorMessage(err));
     if (last === 'ok') return;
     await new Promise((r) => setTimeout(r, 100));
   }

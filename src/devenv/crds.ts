@@ -8,6 +8,7 @@ import {
 import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { errorMessage } from '../errors.js';
 
 /** Every CustomResourceDefinition in the *.yaml / *.yml files of `dirs` (missing directories are ignored). */
 export async function readCrdManifests(dirs: string[]): Promise<V1CustomResourceDefinition[]> {
@@ -23,7 +24,7 @@ export async function readCrdManifests(dirs: string[]): Promise<V1CustomResource
         // `x-kubernetes-validations` when sending, and would silently drop raw YAML keys.
         docs = loadAllYaml(await readFile(path, 'utf8'));
       } catch (err) {
-        throw new Error(`${path}: not valid YAML: ${(err as Error).message}`, { cause: err });
+        throw new Error(`${path}: not valid YAML: ${errorMessage(err)}`, { cause: err });
       }
       for (const doc of docs) {
         const object = doc as V1CustomResourceDefinition | null;

@@ -3,6 +3,7 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { errorMessage } from '../errors.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -52,7 +53,7 @@ export async function writeControlPlaneCredentials(dir: string): Promise<Control
     ]);
   } catch (err) {
     const reason =
-      (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'openssl is not installed' : String(err);
+      (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'openssl is not installed' : errorMessage(err);
     throw new Error(
       `cannot create the API server's serving certificate: ${reason} (install the Debian package openssl)`,
       { cause: err },

@@ -3,15 +3,14 @@
 import type { Logger } from 'pino';
 
 import type { BufferPortFactory } from './buffer/buffer-port.js';
-import { ControlServer, DEFAULT_CONTROL_ADDRESS } from './control/server.js';
+import { ControlServer } from './control/server.js';
+import { DEFAULT_OFC_CONTROL_ADDRESS, DEFAULT_OFC_SWITCH_LISTEN } from '../api/constants.js';
 import { EpochEngine } from './epoch/engine.js';
 import { OfcMetrics } from './metrics.js';
 import type { DatapathSync } from './switch/datapath-sync.js';
 import { SwitchListener } from './switch/listener.js';
 import type { TlsMaterial } from './switch/listener.js';
 import { SwitchRegistry } from './switch/registry.js';
-
-export const DEFAULT_SWITCH_LISTEN = 'tcp:0.0.0.0:6653';
 
 export interface OfcOptions {
   /** Where switches connect: `tcp:HOST:PORT`, `ssl:HOST:PORT` or `unix:PATH`. */
@@ -69,13 +68,13 @@ export async function startOfc(options: OfcOptions): Promise<RunningOfc> {
     datapathSync: options.datapathSync,
   });
   const switches = await SwitchListener.listen(
-    options.listen ?? DEFAULT_SWITCH_LISTEN,
+    options.listen ?? DEFAULT_OFC_SWITCH_LISTEN,
     (socket) => registry.accept(socket),
     options.tls,
   );
   let control: ControlServer;
   try {
-    control = await ControlServer.listen(options.control ?? DEFAULT_CONTROL_ADDRESS, {
+    control = await ControlServer.listen(options.control ?? DEFAULT_OFC_CONTROL_ADDRESS, {
       control: engine,
       logger,
       registry: metrics.registry,

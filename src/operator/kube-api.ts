@@ -6,6 +6,7 @@
 import { ApiException, HttpMethod, KubernetesObjectApi } from '@kubernetes/client-node';
 import type { KubeConfig, KubernetesListObject, KubernetesObject } from '@kubernetes/client-node';
 import type { ResourceKind } from './types.js';
+import { errorMessage } from '../errors.js';
 
 /** Path of a collection or object: /api/v1/namespaces/ns/configmaps/name, /apis/g/v/plural, ... */
 export function resourcePath(resource: ResourceKind, namespace?: string, name?: string): string {
@@ -33,7 +34,7 @@ export function describeApiError(err: unknown): string {
       typeof body === 'object' && body && typeof body.message === 'string' ? body.message : body;
     return `HTTP ${err.code}: ${typeof message === 'string' ? message : err.message}`;
   }
-  return err instanceof Error ? err.message : String(err);
+  return errorMessage(err);
 }
 
 interface RequestOptions {

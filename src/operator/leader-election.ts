@@ -13,6 +13,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import type { Gauge } from 'prom-client';
 import type { Logger } from 'pino';
 import { apiStatusCode, describeApiError, KubeApi } from './kube-api.js';
+import { errorMessage } from '../errors.js';
 
 export interface LeaderElectionConfig {
   /** Lease namespace and name: the lock. */
@@ -137,9 +138,7 @@ export class LeaderElector {
       this.leading = false;
       this.deps.status?.set({ name: this.config.name }, 0);
       this.leaderAbort?.abort(err);
-      this.callbacks.onLostLeading(
-        `leader election failed: ${err instanceof Error ? err.message : String(err)}`,
-      );
+      this.callbacks.onLostLeading(`leader election failed: ${errorMessage(err)}`);
     });
   }
 

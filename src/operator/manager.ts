@@ -25,6 +25,7 @@ import type {
   ResourceKind,
   Runnable,
 } from './types.js';
+import { DEFAULT_HEALTH_PROBE_BIND_ADDRESS, DEFAULT_METRICS_BIND_ADDRESS } from '../api/constants.js';
 
 export interface ManagerOptions {
   kubeConfig: KubeConfig;
@@ -181,8 +182,8 @@ export class Manager implements ControllerManager {
     if (this.state !== 'new') throw new Error(`the manager cannot start twice (it is ${this.state})`);
     this.state = 'starting';
     try {
-      const metricsBind = this.options.metricsBindAddress ?? ':8080';
-      const probeBind = this.options.healthProbeBindAddress ?? ':8081';
+      const metricsBind = this.options.metricsBindAddress ?? DEFAULT_METRICS_BIND_ADDRESS;
+      const probeBind = this.options.healthProbeBindAddress ?? DEFAULT_HEALTH_PROBE_BIND_ADDRESS;
       this.metricsEndpoint = await HttpEndpoint.listen(metricsBind, metricsHandler(this.metrics));
       this.probeEndpoint = await HttpEndpoint.listen(
         probeBind,

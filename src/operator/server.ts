@@ -5,6 +5,7 @@ import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
+import { errorMessage } from '../errors.js';
 
 /** A named check: returns undefined when fine, or why it is not. */
 export type Check = () => string | undefined;
@@ -40,7 +41,7 @@ export class HttpEndpoint {
     const server = createServer((req, res) => {
       Promise.resolve(handle(req, res)).catch((err: unknown) => {
         if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
-        res.end(`internal error: ${err instanceof Error ? err.message : String(err)}\n`);
+        res.end(`internal error: ${errorMessage(err)}\n`);
       });
     });
     await new Promise<void>((resolve, reject) => {

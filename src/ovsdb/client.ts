@@ -14,6 +14,7 @@ import type { ConnectionOptions } from 'node:tls';
 import { JsonMessageScanner } from './framing.js';
 import { decodeOperationResult, decodeTableUpdates, encodeOperation } from './protocol.js';
 import type { MonitorRequest, Operation, OperationResult, TableUpdates } from './protocol.js';
+import { errorMessage } from '../errors.js';
 
 /** The connection is gone (closed by either side, or closed for breaking the protocol). */
 export class OvsdbConnectionError extends Error {
@@ -191,7 +192,7 @@ export class OvsdbClient {
     try {
       return operations.map((_operation, index) => decodeOperationResult(result[index], `result[${index}]`));
     } catch (error) {
-      throw this.protocolViolation(`transact result: ${(error as Error).message}`);
+      throw this.protocolViolation(`transact result: ${errorMessage(error)}`);
     }
   }
 
@@ -252,9 +253,7 @@ export class OvsdbClient {
         this.dispatch(message);
       }
     } catch (error) {
-      this.fail(
-        error instanceof OvsdbConnectionError ? error : this.protocolViolation((error as Error).message),
-      );
+      this.fail(error instanceof OvsdbConnectionError ? error : this.protocolViolation(errorMessage(error)));
     }
   }
 
@@ -282,7 +281,7 @@ export class OvsdbClient {
       const reason =
         error instanceof OvsdbConnectionError
           ? error
-          : this.protocolViolation(`${call.method} result: ${(error as Error).message}`);
+          : this.protocolViolation(`${call.method} result: ${errorMessage(error)}`);
       call.reject(reason);
       throw reason;
     }
@@ -314,7 +313,7 @@ export class OvsdbClient {
     } catch (error) {
       // Not the server's fault, but the subscriber has now missed an update
       // and its view is wrong: end the connection loudly rather than carry on.
-      throw new OvsdbConnectionError(`OVSDB monitor subscriber failed, closing: ${(error as Error).message}`);
+      throw new OvsdbConnectionError(`OVSDB monitor subscriber failed, closing: ${errorMessage(error)}`);
     }
   }
 

@@ -5,6 +5,7 @@
 //
 // Working on bytes is safe for UTF-8: every byte of a multi-byte character is
 // >= 0x80, so it can never be mistaken for a quote, backslash or bracket.
+import { errorMessage } from '../errors.js';
 
 /** A broken stream: the connection that produced it must be closed. */
 export class FramingError extends Error {
@@ -115,7 +116,7 @@ export class JsonMessageScanner {
       return JSON.parse(text);
     } catch (error) {
       // The brackets balanced but the text inside is not JSON (e.g. `{]`, `{a}`).
-      throw new FramingError(`JSON-RPC message is not valid JSON: ${(error as Error).message}`);
+      throw new FramingError(`JSON-RPC message is not valid JSON: ${errorMessage(error)}`);
     }
   }
 }

@@ -1,34 +1,19 @@
 // The OVSDB component: an RFC 7047 client and a typed view of Open_vSwitch.
-export {
-  OvsdbClient,
-  OvsdbConnectionError,
-  OvsdbRpcError,
-  OvsdbTransactionError,
-  parseRemote,
-} from './client.js';
-export type { Monitor, OvsdbClientOptions } from './client.js';
+// All the client and the value notation export is part of the component's API.
+export * from './client.js';
 export { FramingError, JsonMessageScanner } from './framing.js';
+export { OPEN_VSWITCH_DB, OpenVswitchDb } from './open-vswitch.js';
+export type { BridgeSettings, OpenVswitchOptions } from './open-vswitch.js';
+export { FAIL_MODE_BEFORE_KEY, SECURED_BY_KEY_PREFIX } from './bridge-holders.js';
+export type { FailMode, ReleaseOutcome } from './bridge-holders.js';
 export {
   ATTACHED_MAC_KEY,
-  FAIL_MODE_BEFORE_KEY,
   LAB_VM_KEY,
-  OPEN_VSWITCH_DB,
   OVS_CNI_IFACE_KEY,
   OVS_CNI_POD_UID_KEY,
-  OpenVswitchDb,
-  SECURED_BY_KEY_PREFIX,
   attachmentsOf,
-} from './open-vswitch.js';
-export type {
-  AttachmentOwner,
-  BridgeSettings,
-  FailMode,
-  InterfaceInfo,
-  OpenVswitchOptions,
-  PortInfo,
-  ReleaseOutcome,
-  VmAttachment,
-} from './open-vswitch.js';
+} from './ports.js';
+export type { AttachmentOwner, InterfaceInfo, PortInfo, VmAttachment } from './ports.js';
 export type {
   Condition,
   MonitorRequest,
@@ -40,15 +25,4 @@ export type {
   RowUpdate,
   TableUpdates,
 } from './protocol.js';
-export {
-  NamedUuid,
-  OvsdbValueError,
-  Uuid,
-  asOptional,
-  asSet,
-  asStringMap,
-  asUuids,
-  decodeValue,
-  encodeValue,
-} from './values.js';
-export type { Atom, OvsdbValue, OvsdbValueInput, WireValue } from './values.js';
+export * from './values.js';

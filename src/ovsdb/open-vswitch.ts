@@ -1,6 +1,6 @@
 // A typed view of the Open_vSwitch database (ovs-vswitchd.conf.db(5)) for what
 // the operator and the OpenFlow controller need: bridges with their controller
-// targets and fail mode, and which workload sits behind which OpenFlow port.
+// targets and fail mode, and their ports (ports.ts).
 //
 // Every write bumps Open_vSwitch.next_cfg in its transaction and, by default,
 // waits until ovs-vswitchd reports the same cur_cfg, as ovs-vsctl does: when a
@@ -8,42 +8,20 @@
 // controller target is being dialled).
 import type { OvsdbClient } from './client.js';
 import { OvsdbTransactionError } from './client.js';
-import type { Condition, Operation, Row, RowInput, TableUpdates } from './protocol.js';
+import type { Condition, Operation, RowInput, TableUpdates } from './protocol.js';
 import { NamedUuid, Uuid, asOptional, asStringMap, asUuids } from './values.js';
-import type { Atom } from './values.js';
+import type { FailMode, ReleaseOutcome, SecuredRow } from './bridge-holders.js';
+import { failModeOf, releasedFor, securedByKey, securedFor } from './bridge-holders.js';
+import type { PortInfo, PortTables, VmAttachment } from './ports.js';
+import { attachmentsOf, joinPorts, PORT_COLUMNS } from './ports.js';
+
+// The reconcilers name a workload's attachment by this module.
+export type { VmAttachment } from './ports.js';
 
 export const OPEN_VSWITCH_DB = 'Open_vSwitch';
 
-/**
- * The lab's own marker: Port `external_ids:violin-vm=<namespace/name>`, with the
- * guest's MAC in Interface `external_ids:attached-mac` (libvirt's key).
- */
-export const LAB_VM_KEY = 'violin-vm';
-export const ATTACHED_MAC_KEY = 'attached-mac';
-/** ovs-cni's markers on the Port row (pkg/ovsdb in k8snetworkplumbingwg/ovs-cni). */
-export const OVS_CNI_POD_UID_KEY = 'contPodUid';
-export const OVS_CNI_IFACE_KEY = 'contIface';
-
-export type FailMode = 'secure' | 'standalone';
-
-/**
- * Bridge `external_ids` that make a bridge secure while snapshots hold it:
- * one `violin.dev/secured-by-<holder>` key per holder (a snapshot's UID), and
- * `violin.dev/fail-mode-before`, the mode the first holder found (`unset` when
- * the column was empty), which the last holder to let go puts back. Kept on the
- * row itself, so any operator process (a restarted one too) sees who holds it.
- */
-export const SECURED_BY_KEY_PREFIX = 'violin.dev/secured-by-';
-export const FAIL_MODE_BEFORE_KEY = 'violin.dev/fail-mode-before';
-const UNSET_FAIL_MODE = 'unset';
 /** Optimistic transactions retry when another client changed the row between our read and our write. */
 const MAX_CONFLICT_RETRIES = 20;
-
-/** What releaseBridge did: left it secure for other holders, restored a mode (undefined: cleared), or nothing. */
-export type ReleaseOutcome =
-  | { kind: 'held'; holders: string[] }
-  | { kind: 'restored'; failMode: FailMode | undefined }
-  | { kind: 'not-held' };
 
 export interface BridgeSettings {
   /** `netdev` for the userspace datapath; OVS's default (`system`) when absent. */
@@ -57,43 +35,6 @@ export interface BridgeSettings {
   otherConfig?: Record<string, string>;
 }
 
-export interface InterfaceInfo {
-  uuid: string;
-  name: string;
-  type: string;
-  /** Absent until ovs-vswitchd has assigned one; -1 when the interface failed. */
-  ofport?: number;
-  /** The port's own MAC as ovs-vswitchd sees it (for a veth or tap: the host side, not the guest). */
-  macInUse?: string;
-  externalIds: Record<string, string>;
-}
-
-export interface PortInfo {
-  uuid: string;
-  name: string;
-  bridge: string;
-  externalIds: Record<string, string>;
-  interfaces: InterfaceInfo[];
-}
-
-export type AttachmentOwner = { kind: 'vm'; vm: string } | { kind: 'pod'; podUid: string; iface: string };
-
-/** Where a workload plugs into a bridge. */
-export interface VmAttachment {
-  owner: AttachmentOwner;
-  bridge: string;
-  port: string;
-  ifaceName: string;
-  /** Absent until ovs-vswitchd has assigned one, and while the interface is failed. */
-  ofport?: number;
-  /**
-   * The workload's MAC when OVSDB records it (the lab's attached-mac). ovs-cni
-   * does not: the caller takes it from the VMI's status.interfaces instead.
-   */
-  mac?: string;
-  macInUse?: string;
-}
-
 export interface OpenVswitchOptions {
   /** Wait for ovs-vswitchd to apply each write; off for a bare ovsdb-server. Default true. */
   waitForSwitch?: boolean;
@@ -101,111 +42,8 @@ export interface OpenVswitchOptions {
   switchTimeoutMs?: number;
 }
 
-/** Rows of the three tables that describe ports, keyed by UUID. */
-interface PortTables {
-  Bridge: Map<string, Row>;
-  Port: Map<string, Row>;
-  Interface: Map<string, Row>;
-}
-
-const PORT_COLUMNS = {
-  Bridge: ['name', 'ports'],
-  Port: ['name', 'interfaces', 'external_ids'],
-  Interface: ['name', 'type', 'ofport', 'mac_in_use', 'external_ids'],
-} as const;
-
-function text(value: Atom | undefined): string | undefined {
-  return typeof value === 'string' ? value : undefined;
-}
-
 function byName(name: string): Condition[] {
   return [['name', '==', name]];
-}
-
-/** A bridge's fail mode and external_ids, as secureBridge/releaseBridge read and write them. */
-interface SecuredRow {
-  failMode: FailMode | undefined;
-  externalIds: Record<string, string>;
-}
-
-function securedByKey(holder: string): string {
-  return `${SECURED_BY_KEY_PREFIX}${holder}`;
-}
-
-/** The holders named by `violin.dev/secured-by-*` keys. */
-function holdersOf(externalIds: Record<string, string>): string[] {
-  return Object.keys(externalIds)
-    .filter((key) => key.startsWith(SECURED_BY_KEY_PREFIX))
-    .map((key) => key.slice(SECURED_BY_KEY_PREFIX.length))
-    .sort();
-}
-
-function failModeOf(bridge: string, value: Row[string] | undefined): FailMode | undefined {
-  const mode = asOptional(value);
-  if (mode === undefined || mode === 'secure' || mode === 'standalone') return mode;
-  throw new Error(`bridge ${bridge} has an unknown fail_mode ${JSON.stringify(mode)}`);
-}
-
-/** Joins Bridge → Port → Interface rows into PortInfo records, bridges and ports sorted by name. */
-function joinPorts(tables: PortTables): PortInfo[] {
-  const ports: PortInfo[] = [];
-  for (const bridge of tables.Bridge.values()) {
-    for (const portUuid of asUuids(bridge.ports)) {
-      const port = tables.Port.get(portUuid);
-      if (!port) continue; // referenced before the Port row reached us (monitor ordering); next update fills it
-      const interfaces: InterfaceInfo[] = [];
-      for (const ifaceUuid of asUuids(port.interfaces)) {
-        const iface = tables.Interface.get(ifaceUuid);
-        if (!iface) continue;
-        const ofport = asOptional(iface.ofport);
-        const macInUse = text(asOptional(iface.mac_in_use));
-        interfaces.push({
-          uuid: ifaceUuid,
-          name: String(iface.name),
-          type: String(iface.type ?? ''),
-          ...(typeof ofport === 'number' ? { ofport } : {}),
-          ...(macInUse === undefined ? {} : { macInUse }),
-          externalIds: asStringMap(iface.external_ids),
-        });
-      }
-      ports.push({
-        uuid: portUuid,
-        name: String(port.name),
-        bridge: String(bridge.name),
-        externalIds: asStringMap(port.external_ids),
-        interfaces,
-      });
-    }
-  }
-  return ports.sort((a, b) => a.bridge.localeCompare(b.bridge) || a.name.localeCompare(b.name));
-}
-
-/** The attachments that ports with an owner marker describe (lab first, then ovs-cni). */
-export function attachmentsOf(ports: PortInfo[]): VmAttachment[] {
-  const attachments: VmAttachment[] = [];
-  for (const port of ports) {
-    const vm = port.externalIds[LAB_VM_KEY];
-    const podUid = port.externalIds[OVS_CNI_POD_UID_KEY];
-    const podIface = port.externalIds[OVS_CNI_IFACE_KEY];
-    let owner: AttachmentOwner;
-    if (vm) owner = { kind: 'vm', vm };
-    else if (podUid && podIface) owner = { kind: 'pod', podUid, iface: podIface };
-    else continue;
-    for (const iface of port.interfaces) {
-      const mac = iface.externalIds[ATTACHED_MAC_KEY]?.toLowerCase();
-      attachments.push({
-        owner,
-        bridge: port.bridge,
-        port: port.name,
-        ifaceName: iface.name,
-        // -1 means ovs-vswitchd could not open the interface: no port to program.
-        ...(iface.ofport !== undefined && iface.ofport > 0 ? { ofport: iface.ofport } : {}),
-        ...(mac === undefined ? {} : { mac }),
-        ...(iface.macInUse === undefined ? {} : { macInUse: iface.macInUse }),
-      });
-    }
-  }
-  return attachments;
 }
 
 export class OpenVswitchDb {
@@ -355,16 +193,8 @@ export class OpenVswitchDb {
    * key. Idempotent: securing again for the same holder changes nothing.
    */
   async secureBridge(bridge: string, holder: string): Promise<void> {
-    const key = securedByKey(holder);
     const what = `secure ${bridge} for ${holder}`;
-    const found = await this.updateSecuredRow(bridge, what, (row) => {
-      if (row.externalIds[key] !== undefined && row.failMode === 'secure') return undefined;
-      const externalIds = { ...row.externalIds, [key]: 'true' };
-      // The first holder records the mode to come back to; with holders already there, theirs stands.
-      if (holdersOf(row.externalIds).length === 0)
-        externalIds[FAIL_MODE_BEFORE_KEY] = row.failMode ?? UNSET_FAIL_MODE;
-      return { failMode: 'secure', externalIds };
-    });
+    const found = await this.updateSecuredRow(bridge, what, (row) => securedFor(row, holder));
     if (!found) throw new Error(`cannot ${what}: bridge does not exist`);
   }
 
@@ -375,31 +205,11 @@ export class OpenVswitchDb {
    * exists, is left alone: a retried release is harmless.
    */
   async releaseBridge(bridge: string, holder: string): Promise<ReleaseOutcome> {
-    const key = securedByKey(holder);
     let outcome: ReleaseOutcome = { kind: 'not-held' };
     await this.updateSecuredRow(bridge, `release ${bridge} for ${holder}`, (row) => {
-      if (row.externalIds[key] === undefined) {
-        outcome = { kind: 'not-held' };
-        return undefined;
-      }
-      const externalIds = { ...row.externalIds };
-      delete externalIds[key];
-      const others = holdersOf(externalIds);
-      if (others.length > 0) {
-        outcome = { kind: 'held', holders: others };
-        return { failMode: row.failMode, externalIds };
-      }
-      const before = externalIds[FAIL_MODE_BEFORE_KEY];
-      delete externalIds[FAIL_MODE_BEFORE_KEY];
-      // A record that is missing or not a mode (edited by hand) says nothing safe to go back to: stay secure.
-      const failMode =
-        before === UNSET_FAIL_MODE
-          ? undefined
-          : before === 'standalone' || before === 'secure'
-            ? before
-            : 'secure';
-      outcome = { kind: 'restored', failMode };
-      return { failMode, externalIds };
+      const released = releasedFor(row, holder);
+      outcome = released.outcome;
+      return released.next;
     });
     return outcome;
   }

@@ -1,11 +1,9 @@
 // One interface for every place bundles can live. The writer and reader speak
 // only to this, so a backend is storage and nothing else: hashing, validation
-// and layout stay in one place (bundle-writer.ts, bundle-reader.ts).
+// and layout stay in one place (bundle-writer.ts, bundle-reader.ts). Which
+// backend serves a location: backend-for.ts.
 import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import { BundleError } from './errors.js';
-import { FilesystemBackend } from './filesystem-backend.js';
-import { S3Backend } from './s3-backend.js';
 
 export interface StoredBundle {
   id: string;
@@ -69,32 +67,4 @@ export interface BundleBackend {
   deleteBundle(bundleId: string): Promise<void>;
   /** A local path to the file when the backend has one (QEMU can load an image from it directly). */
   localPath(bundleId: string, path: string): string | undefined;
-}
-
-/**
- * The backend for a storage location URL:
- *   file:///var/lib/violin/bundles   a directory (hostPath, PVC)
- *   s3://bucket/prefix               S3-compatible object storage (declared, not implemented yet)
- */
-export function backendFor(location: string): BundleBackend {
-  let url: URL;
-  try {
-    url = new URL(location);
-  } catch {
-    throw new BundleError(
-      'InvalidLocation',
-      `storage location ${JSON.stringify(location)} is not a URL: use file:///absolute/path or s3://bucket/prefix`,
-    );
-  }
-  switch (url.protocol) {
-    case 'file:':
-      return new FilesystemBackend(location, url);
-    case 's3:':
-      return new S3Backend(location, url);
-    default:
-      throw new BundleError(
-        'InvalidLocation',
-        `storage location ${JSON.stringify(location)} has scheme '${url.protocol.replace(/:$/, '')}': supported are file:// and s3://`,
-      );
-  }
 }

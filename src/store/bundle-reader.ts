@@ -5,7 +5,7 @@
 import type { Readable } from 'node:stream';
 import type { RecordedPacket, SavedFlow } from '../ofc/control/types.js';
 import type { BundleBackend } from './backend.js';
-import { backendFor } from './backend.js';
+import { backendFor } from './backend-for.js';
 import { sha256Digest } from './digest.js';
 import type { IntegrityProblem } from './errors.js';
 import { BundleError, BundleIntegrityError } from './errors.js';
@@ -14,6 +14,7 @@ import { checkBundleId, MANIFEST_FILE, vmKey } from './layout.js';
 import type { BundleFile, BundleManifest, BundleVm } from './manifest.js';
 import { MAX_MANIFEST_BYTES, parseManifest, validateChannelState, validateFlows } from './manifest.js';
 import { digestOf, mismatch, storedFileProblem, verifying } from './verifying-stream.js';
+import { errorMessage } from '../errors.js';
 
 /** Channel state and flows are read whole; a file claiming more than this is refused, not loaded. */
 const MAX_SIDE_FILE_BYTES = 512 * 1024 * 1024;
@@ -156,7 +157,7 @@ class Reader implements Bundle {
     } catch (err) {
       throw new BundleError(
         'InvalidManifest',
-        `${file.path} is not valid JSON (${(err as Error).message})`,
+        `${file.path} is not valid JSON (${errorMessage(err)})`,
         file.path,
       );
     }

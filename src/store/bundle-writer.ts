@@ -8,7 +8,7 @@
 import type { FileHandle } from 'node:fs/promises';
 import type { RecordedPacket, SavedFlow } from '../ofc/control/types.js';
 import type { BundleBackend } from './backend.js';
-import { backendFor } from './backend.js';
+import { backendFor } from './backend-for.js';
 import { sha256Digest } from './digest.js';
 import type { IntegrityProblem } from './errors.js';
 import { BundleError, BundleIntegrityError } from './errors.js';

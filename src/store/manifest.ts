@@ -7,6 +7,7 @@ import type { NetworkCounters, NetworkMode, RecordedPacket, SavedFlow } from '..
 import { canonicalJson, DIGEST_PATTERN, sha256Digest } from './digest.js';
 import { BundleError } from './errors.js';
 import { MANIFEST_FILE, relativePathProblem, vmKey } from './layout.js';
+import { errorMessage } from '../errors.js';
 
 export const BUNDLE_API_VERSION = 'violin.dev/bundle/v1';
 export const BUNDLE_KIND = 'SnapshotBundle';
@@ -105,10 +106,7 @@ export function sealManifest(content: BundleManifestContent, committedAt: Date):
   try {
     digest = sha256Digest(canonicalJson(unsealed));
   } catch (err) {
-    throw new BundleError(
-      'InvalidManifest',
-      `manifest content cannot be serialized: ${(err as Error).message}`,
-    );
+    throw new BundleError('InvalidManifest', `manifest content cannot be serialized: ${errorMessage(err)}`);
   }
   const manifest: BundleManifest = { ...unsealed, integrity: { algorithm: INTEGRITY_ALGORITHM, digest } };
   // The same validation readers apply, so that nothing unreadable is ever committed.
@@ -123,7 +121,7 @@ export function parseManifest(bytes: Uint8Array | string): BundleManifest {
   try {
     value = JSON.parse(text);
   } catch (err) {
-    throw manifestError(`is not valid JSON (${(err as Error).message})`);
+    throw manifestError(`is not valid JSON (${errorMessage(err)})`);
   }
   const manifest = validateManifest(value);
   const { integrity, ...unsealed } = manifest;

@@ -2,7 +2,7 @@
 // keep the newest N committed bundles; remove partial bundles once they are old
 // enough that no writer can still be working on them.
 import type { StoredBundle } from './backend.js';
-import { backendFor } from './backend.js';
+import { backendFor } from './backend-for.js';
 import { checkBundleId } from './layout.js';
 
 export type { StoredBundle } from './backend.js';

@@ -25,6 +25,7 @@ import {
 } from '../../cluster/scenario.js';
 import { checkBank } from '../../guest/checker.js';
 import { kubectlHints } from '../kubectl-hints.js';
+import { errorMessage } from '../../../src/errors.js';
 
 const USAGE = `usage: violin-lab demo [--vms N] [--keep] [--mode Buffer|Drop|Off]
 
@@ -181,7 +182,7 @@ export const command: Command = {
       }
       return ok ? 0 : 1;
     } catch (error) {
-      process.stderr.write(`violin-lab demo: ${(error as Error).message}\n`);
+      process.stderr.write(`violin-lab demo: ${errorMessage(error)}\n`);
       if (lab) await keepLogs(lab);
       return 1;
     } finally {

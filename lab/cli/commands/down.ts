@@ -1,6 +1,7 @@
 // `violin-lab down`: cleans up after a `violin-lab up` that was killed before
 // its own teardown could run (kill -9, a crash), by the PIDs and names it recorded.
 import type { Command } from '../../../src/cli/dispatch.js';
+import { errorMessage } from '../../../src/errors.js';
 import { tearDownRecordedLab } from '../../cluster/record.js';
 
 export const command: Command = {
@@ -15,7 +16,7 @@ export const command: Command = {
       process.stdout.write(`${await tearDownRecordedLab('lab')}\n`);
       return 0;
     } catch (error) {
-      process.stderr.write(`violin-lab down: ${(error as Error).message}\n`);
+      process.stderr.write(`violin-lab down: ${errorMessage(error)}\n`);
       return 1;
     }
   },

@@ -4,6 +4,7 @@
 // that was killed before it could.
 
 import type { Command } from '../../../src/cli/dispatch.js';
+import { errorMessage } from '../../../src/errors.js';
 import { parseCommandFlags } from '../../../src/cli/flags.js';
 import { untilSignal } from '../../../src/cli/signals.js';
 import { deployBank, type BankService } from '../../cluster/bank.js';
@@ -58,7 +59,7 @@ export const command: Command = {
     try {
       return await up(argv);
     } catch (error) {
-      process.stderr.write(`violin-lab up: ${(error as Error).message}\n`);
+      process.stderr.write(`violin-lab up: ${errorMessage(error)}\n`);
       return 1;
     }
   },

@@ -110,7 +110,9 @@ describe('QmpClient', () => {
     expect(seen).toEqual(['MIGRATION', 'RESUME']);
     qmp.close();
   });
+});
 
+describe('QmpClient with a peer that breaks the protocol or goes away', () => {
   it('closes the connection on a malformed line and fails pending commands and waiters with the reason', async () => {
     onCommand = (command, peer) =>
       command.execute === 'qmp_capabilities'

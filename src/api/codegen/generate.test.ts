@@ -8,7 +8,7 @@ import { generateApiFiles } from './generate.js';
 import { generateTypes } from './typescript.js';
 
 describe('generated API files', () => {
-  it('src/api/types.generated.ts and docs/api.md match crds/ (run `npx tsx src/api/codegen/generate.ts` if not)', async () => {
+  it('src/api/types.generated.ts, src/api/types/ and docs/api.md match crds/ (run `npx tsx src/api/codegen/generate.ts` if not)', async () => {
     for (const file of await generateApiFiles()) {
       expect(readFileSync(file.path, 'utf8'), `${file.path} is stale`).toBe(file.content);
     }
@@ -94,8 +94,13 @@ describe('type generation', () => {
     },
   });
 
+  const allText = (crds: Crd[]): string =>
+    generateTypes(crds)
+      .map((f) => f.text)
+      .join('\n');
+
   it('maps required, int-or-string, maps, arrays of objects and enums', () => {
-    const out = generateTypes([crd('Widget', ['Up', 'Down'])]);
+    const out = allText([crd('Widget', ['Up', 'Down'])]);
     expect(out).toContain("apiVersion: 'example.dev/v1';");
     expect(out).toContain('size: number | string;');
     expect(out).toContain('labels?: Record<string, string>;');
@@ -113,5 +118,19 @@ describe('type generation', () => {
     expect(() => generateTypes([a, b])).toThrow(
       /two different schemas would both generate the type ConditionPhase/,
     );
+  });
+
+  it('declares a shared type once, in the first kind that needs it, and imports it in the others', () => {
+    const files = generateTypes([crd('DistributedSnapshot', ['Up']), crd('SnapshotRestore', ['Up'])]);
+    expect(files.map((f) => f.file)).toEqual([
+      'types.generated.ts',
+      'types/distributed-snapshot.generated.ts',
+      'types/snapshot-restore.generated.ts',
+    ]);
+    const [barrel, first, second] = files.map((f) => f.text);
+    expect(barrel).toContain("export type * from './types/snapshot-restore.generated.js';");
+    expect(first).toContain('export interface Condition {');
+    expect(second).not.toContain('export interface Condition {');
+    expect(second).toContain("import type { Condition } from './distributed-snapshot.generated.js';");
   });
 });

@@ -1,10 +1,11 @@
-// Generates src/api/types.generated.ts and docs/api.md from crds/*.yaml, the
+// Generates src/api/types.generated.ts (with src/api/types/, one file per
+// kind) and docs/api.md from crds/*.yaml, the
 // one source of truth for the violin.dev API, so the TypeScript types and the
 // reference cannot drift from what the API server enforces.
-//   npx tsx src/api/codegen/generate.ts           write both files
-//   npx tsx src/api/codegen/generate.ts --check   exit 1 if either is stale
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+//   npx tsx src/api/codegen/generate.ts           write the files
+//   npx tsx src/api/codegen/generate.ts --check   exit 1 if any is stale
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { load } from 'js-yaml';
 import { format, resolveConfig } from 'prettier';
@@ -35,13 +36,18 @@ function examplesByKind(dir: string): Record<string, Example[]> {
   return byKind;
 }
 
-/** Both generated files, formatted exactly as prettier would leave them. */
+/** Every generated file, formatted exactly as prettier would leave them. */
 export async function generateApiFiles(root = repoRoot()): Promise<GeneratedFile[]> {
   const crds = readCrds(join(root, 'crds'));
-  const typesPath = join(root, 'src', 'api', 'types.generated.ts');
   const docsPath = join(root, 'docs', 'api.md');
+  const types = await Promise.all(
+    generateTypes(crds).map(async ({ file, text }) => {
+      const path = join(root, 'src', 'api', file);
+      return { path, content: await prettified(path, text) };
+    }),
+  );
   return [
-    { path: typesPath, content: await prettified(typesPath, generateTypes(crds)) },
+    ...types,
     {
       path: docsPath,
       content: await prettified(docsPath, generateApiReference(crds, examplesByKind(join(root, 'examples')))),
@@ -64,6 +70,7 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`${file.path} is stale: run npx tsx src/api/codegen/generate.ts\n`);
       stale++;
     } else {
+      mkdirSync(dirname(file.path), { recursive: true });
       writeFileSync(file.path, file.content);
       process.stdout.write(`wrote ${file.path}\n`);
     }

@@ -16,19 +16,40 @@ const pascal = (s: string): string => s.charAt(0).toUpperCase() + s.slice(1);
 /** vms -> Vm, conditions -> Condition, matchExpressions -> MatchExpression: names for one array element. */
 const singular = (s: string): string => pascal(s.endsWith('s') ? s.slice(0, -1) : s);
 
+/**
+ * Every named type, each declared once, in the file of the kind that first
+ * needs it; a later kind that needs it too imports it from there.
+ */
 class Declarations {
-  private readonly byName = new Map<string, string>();
+  private readonly byName = new Map<string, { text: string; kind: string }>();
+  /** The kind whose schema is being walked: new names are declared in its file. */
+  kind = '';
 
   add(name: string, text: string): void {
     const existing = this.byName.get(name);
-    if (existing !== undefined && existing !== text) {
+    if (existing !== undefined && existing.text !== text) {
       throw new Error(`two different schemas would both generate the type ${name}`);
     }
-    this.byName.set(name, text);
+    if (!existing) this.byName.set(name, { text, kind: this.kind });
   }
 
-  render(): string {
-    return [...this.byName.values()].join('\n');
+  /** The declarations of `kind`'s file. */
+  render(kind: string): string {
+    return [...this.byName.values()]
+      .filter((d) => d.kind === kind)
+      .map((d) => d.text)
+      .join('\n');
+  }
+
+  /** Names declared in another kind's file that `text` (of `kind`'s file) uses, by the file that declares them. */
+  importsOf(kind: string, text: string): Map<string, string[]> {
+    const code = text.replace(/\/\*\*[\s\S]*?\*\//g, '');
+    const byKind = new Map<string, string[]>();
+    for (const [name, declared] of this.byName) {
+      if (declared.kind === kind || !new RegExp(`\\b${name}\\b`).test(code)) continue;
+      byKind.set(declared.kind, [...(byKind.get(declared.kind) ?? []), name]);
+    }
+    return byKind;
   }
 }
 
@@ -106,12 +127,32 @@ function wrapUnion(type: string): string {
   return type.includes(' | ') ? `(${type})` : type;
 }
 
-/** src/api/types.generated.ts: one interface per object in the schemas, plus the top-level kinds and their lists. */
-export function generateTypes(crds: Crd[]): string {
+/** One generated TypeScript file, by its path under src/api/. */
+export interface GeneratedTypeFile {
+  file: string;
+  text: string;
+}
+
+const HEADER =
+  '// GENERATED from crds/*.yaml by src/api/codegen/generate.ts: do not edit. Change the CRD, then run\n' +
+  '// `npx tsx src/api/codegen/generate.ts`; src/api/codegen/generate.test.ts fails while this file is stale.\n';
+
+/** types/<kind>.generated.ts: the file of a kind's types. */
+export function kindFile(kind: string): string {
+  return `types/${kind.replace(/(?<=[a-z0-9])(?=[A-Z])/g, '-').toLowerCase()}.generated.ts`;
+}
+
+/**
+ * The API's types: per kind, types/<kind>.generated.ts with the kind, its
+ * list and one interface per object in its schema (a type two kinds share is
+ * declared in the first one's file); types.generated.ts exports them all.
+ */
+export function generateTypes(crds: Crd[]): GeneratedTypeFile[] {
   const out = new Declarations();
-  const kinds: string[] = [];
+  const kinds: { kind: string; text: string }[] = [];
   for (const crd of crds) {
     const { kind, listKind } = crd.spec.names;
+    out.kind = kind;
     const version = onlyVersion(crd);
     const root = version.schema.openAPIV3Schema;
     const apiVersion = `${crd.spec.group}/${version.name}`;
@@ -120,20 +161,33 @@ export function generateTypes(crds: Crd[]): string {
     if (!spec || !status) throw new Error(`${crd.file}: the schema needs spec and status`);
     const specType = typeOf(spec, `${kind}Spec`, out);
     const statusType = typeOf(status, `${kind}Status`, out);
-    kinds.push(
-      `${jsDoc(root, '')}export interface ${kind} {\n` +
+    kinds.push({
+      kind,
+      text:
+        `${jsDoc(root, '')}export interface ${kind} {\n` +
         `  apiVersion: '${apiVersion}';\n  kind: '${kind}';\n  metadata: V1ObjectMeta;\n` +
-        `  spec: ${specType};\n  status?: ${statusType};\n}\n`,
-      `export interface ${listKind} {\n  apiVersion: '${apiVersion}';\n  kind: '${listKind}';\n` +
+        `  spec: ${specType};\n  status?: ${statusType};\n}\n\n` +
+        `export interface ${listKind} {\n  apiVersion: '${apiVersion}';\n  kind: '${listKind}';\n` +
         `  metadata: V1ListMeta;\n  items: ${kind}[];\n}\n`,
-    );
+    });
   }
-  return (
-    '// GENERATED from crds/*.yaml by src/api/codegen/generate.ts: do not edit. Change the CRD, then run\n' +
-    '// `npx tsx src/api/codegen/generate.ts`; src/api/codegen/generate.test.ts fails while this file is stale.\n' +
-    "import type { V1ListMeta, V1ObjectMeta } from '@kubernetes/client-node';\n\n" +
-    kinds.join('\n') +
-    '\n' +
-    out.render()
-  );
+  const files = kinds.map(({ kind, text }) => {
+    const body = `${text}\n${out.render(kind)}`;
+    const imports = [...out.importsOf(kind, body)].map(
+      ([from, names]) =>
+        `import type { ${names.sort().join(', ')} } from './${kindFile(from)
+          .replace(/^types\//, '')
+          .replace(/\.ts$/, '.js')}';\n`,
+    );
+    return {
+      file: kindFile(kind),
+      text:
+        HEADER +
+        "import type { V1ListMeta, V1ObjectMeta } from '@kubernetes/client-node';\n" +
+        imports.join('') +
+        `\n${body}`,
+    };
+  });
+  const barrel = files.map((f) => `export type * from './${f.file.replace(/\.ts$/, '.js')}';\n`).join('');
+  return [{ file: 'types.generated.ts', text: HEADER + barrel }, ...files];
 }

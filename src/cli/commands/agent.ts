@@ -12,6 +12,7 @@ import { createLogger } from '../../operator/log.js';
 import { QmpSnapshotAgent } from '../../agent/qmp-agent.js';
 import type { LiveCaptureMethod } from '../../agent/qmp-agent.js';
 import { startAgentServer } from '../../agent/server.js';
+import { errorMessage } from '../../errors.js';
 
 const USAGE = `usage: violin agent --node NAME --state-dir DIR [options]
 
@@ -85,7 +86,7 @@ export const command: Command = {
         throw new Error(`--live-method: expected precopy or background-snapshot, got '${method}'`);
       liveMethod = method;
     } catch (error) {
-      process.stderr.write(`violin agent: ${(error as Error).message}\n${USAGE}`);
+      process.stderr.write(`violin agent: ${errorMessage(error)}\n${USAGE}`);
       return 2;
     }
     const logger = createLogger({
@@ -114,7 +115,7 @@ export const command: Command = {
         log: (line) => logger.info(line),
       });
     } catch (error) {
-      process.stderr.write(`violin agent: ${(error as Error).message}\n`);
+      process.stderr.write(`violin agent: ${errorMessage(error)}\n`);
       return 1;
     }
     logger.info({ url: server.url, stateDir }, 'agent listening');

@@ -7,6 +7,7 @@ import type { Command } from '../dispatch.js';
 import { binaryCacheDir } from '../../devenv/binaries.js';
 import { startLocalControlPlane } from '../../devenv/control-plane.js';
 import { parseCommandFlags } from '../flags.js';
+import { errorMessage } from '../../errors.js';
 
 const USAGE = `usage: violin dev apiserver [options]
 
@@ -42,7 +43,7 @@ async function apiserver(argv: string[]): Promise<number> {
       log,
     });
   } catch (error) {
-    process.stderr.write(`violin dev apiserver: ${(error as Error).message}\n`);
+    process.stderr.write(`violin dev apiserver: ${errorMessage(error)}\n`);
     return 1;
   }
   const { kubeconfigPath, server, startupMs } = controlPlane;

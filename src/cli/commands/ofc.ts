@@ -2,22 +2,23 @@
 // the transaction controller calls --control (docs/ofc-control-api.md).
 import { readFileSync } from 'node:fs';
 
-import { parseCommandFlags } from '../flags.js';
+import { parseCommandFlags, seconds, stringFlags } from '../flags.js';
 import type { Command } from '../dispatch.js';
 import { untilSignal } from '../signals.js';
 import { createLogger } from '../../operator/log.js';
 import { MiddleboxBufferPorts } from '../../ofc/buffer/middlebox.js';
-import { DEFAULT_CONTROL_ADDRESS } from '../../ofc/control/server.js';
-import { DEFAULT_SWITCH_LISTEN, startOfc } from '../../ofc/ofc.js';
+import { DEFAULT_OFC_CONTROL_ADDRESS, DEFAULT_OFC_SWITCH_LISTEN } from '../../api/constants.js';
+import { startOfc } from '../../ofc/ofc.js';
 import { OvsRevalidatorSync } from '../../ofc/switch/datapath-sync.js';
+import { errorMessage } from '../../errors.js';
 
 const USAGE = `usage: violin ofc [options]
 
-  --listen ADDR        where switches connect: tcp:HOST:PORT, ssl:HOST:PORT or unix:PATH (default ${DEFAULT_SWITCH_LISTEN})
+  --listen ADDR        where switches connect: tcp:HOST:PORT, ssl:HOST:PORT or unix:PATH (default ${DEFAULT_OFC_SWITCH_LISTEN})
   --tls-key PATH       PEM private key of the OFC (ssl:)
   --tls-cert PATH      PEM certificate of the OFC (ssl:)
   --tls-ca PATH        PEM CA certificate that signs the switches' certificates (ssl:)
-  --control ADDR       control API and /healthz, /readyz, /metrics: HOST:PORT (default ${DEFAULT_CONTROL_ADDRESS})
+  --control ADDR       control API and /healthz, /readyz, /metrics: HOST:PORT (default ${DEFAULT_OFC_CONTROL_ADDRESS})
   --base-forwarding M  normal: keep a table-0 NORMAL miss flow on every bridge (OVS flushes flows when
                        a bridge gains or loses its controller); none: leave forwarding to the bridge's owner (default normal)
   --datapath-buffer    enable the datapath buffer tier (bufferTier: datapath): a middlebox tap on every
@@ -33,31 +34,25 @@ const USAGE = `usage: violin ofc [options]
   --log-level LEVEL    pino level (env LOG_LEVEL; default info)
 `;
 
-function seconds(flag: string, value: string | undefined, fallback: number): number {
-  if (value === undefined) return fallback * 1000;
-  const parsed = Number(value);
-  if (!Number.isFinite(parsed) || parsed <= 0)
-    throw new Error(`--${flag}: expected a positive number of seconds, got '${value}'`);
-  return parsed * 1000;
-}
-
 export const command: Command = {
   summary: 'run the OpenFlow controller (switch sessions, epoch engine, control API)',
   async run(argv) {
     const flags = parseCommandFlags('violin ofc', USAGE, argv, {
-      listen: { type: 'string' },
-      control: { type: 'string' },
-      'tls-key': { type: 'string' },
-      'tls-cert': { type: 'string' },
-      'tls-ca': { type: 'string' },
-      'echo-interval': { type: 'string' },
-      'base-forwarding': { type: 'string' },
+      ...stringFlags(
+        'listen',
+        'control',
+        'tls-key',
+        'tls-cert',
+        'tls-ca',
+        'echo-interval',
+        'base-forwarding',
+        'ovsdb',
+        'ovs-netns',
+        'datapath-sync',
+        'echo-timeout',
+        'log-level',
+      ),
       'datapath-buffer': { type: 'boolean' },
-      ovsdb: { type: 'string' },
-      'ovs-netns': { type: 'string' },
-      'datapath-sync': { type: 'string' },
-      'echo-timeout': { type: 'string' },
-      'log-level': { type: 'string' },
     });
     if (typeof flags === 'number') return flags;
     const { values } = flags;
@@ -92,7 +87,7 @@ export const command: Command = {
         logger,
       });
     } catch (error) {
-      process.stderr.write(`violin ofc: ${(error as Error).message}\n`);
+      process.stderr.write(`violin ofc: ${errorMessage(error)}\n`);
       return 1;
     }
     const running = ofc;
@@ -100,7 +95,7 @@ export const command: Command = {
     // released while the switches are still connected, then close.
     const signal = await untilSignal();
     await running.stop(`OFC received ${signal}`).catch((error: unknown) => {
-      logger.error({ error: (error as Error).message }, 'unclean stop');
+      logger.error({ error: errorMessage(error) }, 'unclean stop');
     });
     return 0;
   },

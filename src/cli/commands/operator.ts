@@ -9,6 +9,9 @@ import type { Command } from '../dispatch.js';
 import { createLogger } from '../../operator/log.js';
 import { Manager } from '../../operator/manager.js';
 import { parseBindAddress } from '../../operator/server.js';
+import { errorMessage } from '../../errors.js';
+import { seconds, stringFlags } from '../flags.js';
+import { DEFAULT_HEALTH_PROBE_BIND_ADDRESS, DEFAULT_METRICS_BIND_ADDRESS } from '../../api/constants.js';
 
 const SERVICE_ACCOUNT_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 const DEFAULT_LEADER_ELECTION_ID = 'violin-operator.violin.dev';
@@ -44,14 +47,6 @@ export interface OperatorFlags {
   controllers: boolean;
 }
 
-function seconds(flag: string, value: string | undefined, fallback: number): number {
-  if (value === undefined) return fallback * 1000;
-  const parsed = Number(value);
-  if (!Number.isFinite(parsed) || parsed <= 0)
-    throw new Error(`--${flag}: expected a positive number of seconds, got '${value}'`);
-  return parsed * 1000;
-}
-
 function boolean(name: string, value: string | undefined): boolean {
   if (value === undefined || value === '' || value === 'false' || value === '0') return false;
   if (value === 'true' || value === '1') return true;
@@ -65,23 +60,26 @@ export function parseOperatorFlags(argv: string[], env: NodeJS.ProcessEnv = proc
     strict: true,
     allowPositionals: false,
     options: {
-      kubeconfig: { type: 'string' },
-      'metrics-bind-address': { type: 'string' },
-      'health-probe-bind-address': { type: 'string' },
+      ...stringFlags(
+        'kubeconfig',
+        'metrics-bind-address',
+        'health-probe-bind-address',
+        'leader-election-namespace',
+        'leader-election-id',
+        'leader-election-lease-duration',
+        'leader-election-renew-deadline',
+        'leader-election-retry-period',
+        'namespace',
+        'graceful-shutdown-timeout',
+      ),
       'leader-elect': { type: 'boolean' },
-      'leader-election-namespace': { type: 'string' },
-      'leader-election-id': { type: 'string' },
-      'leader-election-lease-duration': { type: 'string' },
-      'leader-election-renew-deadline': { type: 'string' },
-      'leader-election-retry-period': { type: 'string' },
-      namespace: { type: 'string' },
-      'graceful-shutdown-timeout': { type: 'string' },
       'no-controllers': { type: 'boolean' },
     },
   });
-  const metricsBindAddress = values['metrics-bind-address'] ?? env.METRICS_BIND_ADDRESS ?? ':8080';
+  const metricsBindAddress =
+    values['metrics-bind-address'] ?? env.METRICS_BIND_ADDRESS ?? DEFAULT_METRICS_BIND_ADDRESS;
   const healthProbeBindAddress =
-    values['health-probe-bind-address'] ?? env.HEALTH_PROBE_BIND_ADDRESS ?? ':8081';
+    values['health-probe-bind-address'] ?? env.HEALTH_PROBE_BIND_ADDRESS ?? DEFAULT_HEALTH_PROBE_BIND_ADDRESS;
   // Checked now, so that a typo is reported before anything connects or listens.
   parseBindAddress(metricsBindAddress);
   parseBindAddress(healthProbeBindAddress);
@@ -186,7 +184,7 @@ async function run(argv: string[]): Promise<number> {
         'running the runtime with no controllers (--no-controllers, or src/reconcilers/index is absent)',
       );
   } catch (err) {
-    process.stderr.write(`violin operator: ${err instanceof Error ? err.message : String(err)}\n\n${USAGE}`);
+    process.stderr.write(`violin operator: ${errorMessage(err)}\n\n${USAGE}`);
     return 2;
   }
   manager.stopOnSignals();

@@ -19,6 +19,7 @@ import type { Logger } from 'pino';
 import { cacheDir, goToolchain } from '../../devenv/cache.js';
 import { MAX_CARRIED_PORT } from '../epoch/pipeline.js';
 import type { BufferPort, BufferPortFactory, BufferPortStats } from './buffer-port.js';
+import { errorMessage } from '../../errors.js';
 
 const run = promisify(execFile);
 const sourceDir = join(dirname(fileURLToPath(import.meta.url)), 'middlebox');
@@ -227,7 +228,7 @@ class MiddleboxPort implements BufferPort {
       await run('ovs-vsctl', [...db, '--timeout=10', '--if-exists', 'del-port', this.bridge, this.tap]).catch(
         (error: unknown) =>
           this.options.logger.warn(
-            { bridge: this.bridge, error: (error as Error).message },
+            { bridge: this.bridge, error: errorMessage(error) },
             'removing the buffer port failed',
           ),
       );

@@ -2,20 +2,10 @@
 // HTTP/JSON. Errors come back as OfcError with the server's code and message.
 import { Agent, request } from 'node:http';
 
-import { DEFAULT_CONTROL_ADDRESS } from './server.js';
+import { DEFAULT_OFC_CONTROL_ADDRESS } from '../../api/constants.js';
 import { OfcError } from './errors.js';
-import type {
-  AdvanceResult,
-  ArmRequest,
-  ArmResult,
-  BridgeInfo,
-  FinishResult,
-  NetworkCounters,
-  OfcControl,
-  RecordedPacket,
-  SavedFlow,
-  SnapshotNetworkStatus,
-} from './types.js';
+import type * as api from './types.js';
+import { errorBodyOf, errorMessage } from '../../errors.js';
 
 export interface OfcControlClientOptions {
   /** host:port of the OFC's control API; default 127.0.0.1:6654. */
@@ -24,7 +14,7 @@ export interface OfcControlClientOptions {
   timeoutMs?: number;
 }
 
-export class OfcControlClient implements OfcControl {
+export class OfcControlClient implements api.OfcControl {
   private readonly base: string;
   private readonly timeoutMs: number;
   /**
@@ -36,35 +26,35 @@ export class OfcControlClient implements OfcControl {
   private readonly agent = new Agent({ keepAlive: true });
 
   constructor(options: OfcControlClientOptions = {}) {
-    this.base = `http://${options.address ?? DEFAULT_CONTROL_ADDRESS}`;
+    this.base = `http://${options.address ?? DEFAULT_OFC_CONTROL_ADDRESS}`;
     this.timeoutMs = options.timeoutMs ?? 30_000;
   }
 
-  bridges(): Promise<BridgeInfo[]> {
+  bridges(): Promise<api.BridgeInfo[]> {
     return this.call('GET', '/v1/bridges');
   }
 
-  arm(req: ArmRequest): Promise<ArmResult> {
+  arm(req: api.ArmRequest): Promise<api.ArmResult> {
     return this.call('POST', '/v1/snapshots', req);
   }
 
-  advance(snapshotId: string, vm: string): Promise<AdvanceResult> {
+  advance(snapshotId: string, vm: string): Promise<api.AdvanceResult> {
     return this.call('POST', `/v1/snapshots/${encodeURIComponent(snapshotId)}/advance`, { vm });
   }
 
-  status(snapshotId: string): Promise<SnapshotNetworkStatus> {
+  status(snapshotId: string): Promise<api.SnapshotNetworkStatus> {
     return this.call('GET', `/v1/snapshots/${encodeURIComponent(snapshotId)}`);
   }
 
-  finish(snapshotId: string): Promise<FinishResult> {
+  finish(snapshotId: string): Promise<api.FinishResult> {
     return this.call('POST', `/v1/snapshots/${encodeURIComponent(snapshotId)}/finish`, {});
   }
 
-  abort(snapshotId: string, reason: string): Promise<NetworkCounters> {
+  abort(snapshotId: string, reason: string): Promise<api.NetworkCounters> {
     return this.call('POST', `/v1/snapshots/${encodeURIComponent(snapshotId)}/abort`, { reason });
   }
 
-  async restoreNetwork(flows: SavedFlow[], channelState: RecordedPacket[]): Promise<void> {
+  async restoreNetwork(flows: api.SavedFlow[], channelState: api.RecordedPacket[]): Promise<void> {
     await this.call('POST', '/v1/restore', { flows, channelState });
   }
 
@@ -81,7 +71,7 @@ export class OfcControlClient implements OfcControl {
       const code = (error as NodeJS.ErrnoException).code;
       throw new OfcError(
         'Unavailable',
-        `OFC control API at ${this.base} unreachable: ${(error as Error).message}`,
+        `OFC control API at ${this.base} unreachable: ${errorMessage(error)}`,
         {
           notDelivered: code === 'ECONNREFUSED' || code === 'ENOENT',
         },
@@ -94,8 +84,7 @@ export class OfcControlClient implements OfcControl {
       throw OfcError.fromStatus(status, `OFC answered ${status} with non-JSON: ${text.slice(0, 200)}`);
     }
     if (status < 200 || status > 299) {
-      const error = (parsed as { error?: { message?: string } } | undefined)?.error;
-      throw OfcError.fromStatus(status, error?.message ?? `OFC answered ${status}`);
+      throw OfcError.fromStatus(status, errorBodyOf(parsed).message ?? `OFC answered ${status}`);
     }
     return parsed as T;
   }

@@ -3,6 +3,8 @@
 // the client turns them back into the same class, so the transaction
 // controller can tell "retry later" (503) from "you asked for nonsense" (4xx).
 
+import { HttpError } from '../../errors.js';
+
 export type OfcErrorCode =
   'BadRequest' | 'NotFound' | 'Conflict' | 'Unavailable' | 'SwitchError' | 'NotImplemented';
 
@@ -15,9 +17,8 @@ const statusOf: Record<OfcErrorCode, number> = {
   NotImplemented: 501,
 };
 
-export class OfcError extends Error {
+export class OfcError extends HttpError<OfcErrorCode> {
   override readonly name = 'OfcError';
-  readonly status: number;
 
   /**
    * True only when the request certainly never reached the OFC (the connection
@@ -25,13 +26,8 @@ export class OfcError extends Error {
    */
   readonly notDelivered: boolean;
 
-  constructor(
-    readonly code: OfcErrorCode,
-    message: string,
-    options: { notDelivered?: boolean } = {},
-  ) {
-    super(message);
-    this.status = statusOf[code];
+  constructor(code: OfcErrorCode, message: string, options: { notDelivered?: boolean } = {}) {
+    super(code, statusOf[code], message);
     this.notDelivered = options.notDelivered ?? false;
   }
 

@@ -89,6 +89,45 @@ describe('control API over HTTP', () => {
     expect(tier).toMatchObject({ code: 'NotImplemented', status: 501 });
   });
 
+  it('checks arm and restore bodies before the engine sees them, naming the field', async () => {
+    const arm = {
+      snapshotId: 's',
+      mode: 'Buffer',
+      bufferTier: 'controller',
+      bufferLimitBytes: 4096,
+      recordChannelState: false,
+      vms: [{ name: 'a', mac: '52:54:00:00:00:09' }],
+    };
+    const refusal = (body: unknown) =>
+      client.arm(body as Parameters<OfcControlClient['arm']>[0]).catch((e: unknown) => e);
+    expect(await refusal({ ...arm, bufferLimitBytes: -1 })).toMatchObject({
+      code: 'BadRequest',
+      message: expect.stringMatching(/bufferLimitBytes/),
+    });
+    expect(
+      await refusal({ ...arm, vms: [...arm.vms, { name: 'b', mac: '52:54:00:00:00:09' }] }),
+    ).toMatchObject({ code: 'BadRequest', message: expect.stringMatching(/appears twice/) });
+    expect(await refusal({ ...arm, mode: 'Sometimes' })).toMatchObject({
+      code: 'BadRequest',
+      message: expect.stringMatching(/mode must be one of/),
+    });
+    const restore = await client.restoreNetwork([{ bridge: 'br0' } as never], []).catch((e: unknown) => e);
+    expect(restore).toMatchObject({
+      code: 'BadRequest',
+      message: expect.stringMatching(/flows\[0\]\.tableId/),
+    });
+    const replay = await client
+      .restoreNetwork([], [{ atMs: 0, from: 'a', to: 'b', frame: 'not base64!' }])
+      .catch((e: unknown) => e);
+    expect(replay).toMatchObject({
+      code: 'BadRequest',
+      message: expect.stringMatching(/channelState\[0\]\.frame/),
+    });
+    // A MAC in capitals is the same MAC: the engine gets it as the server normalised it.
+    await client.arm({ ...arm, vms: [{ name: 'a', mac: '52:54:00:00:00:0A' }] } as never);
+    expect((await client.advance('s', 'a')).epoch).toBe('Post');
+  });
+
   it('serves probes and metrics', async () => {
     expect(await (await fetch(`${base}/healthz`)).text()).toBe('ok\n');
     expect((await fetch(`${base}/readyz`)).status).toBe(200);

@@ -1,16 +1,18 @@
 // The control API over HTTP/JSON (docs/ofc-control-api.md), plus the probes
-// and metrics every operator component exposes. It only translates: every
-// decision is the OfcControl implementation's.
+// and metrics every operator component exposes. It checks every request
+// (validate.ts) and translates: every decision is the OfcControl
+// implementation's, which takes only checked requests.
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 
+import { errorMessage } from '../../errors.js';
 import { OfcError } from './errors.js';
-import type { ArmRequest, OfcControl, RecordedPacket, SavedFlow } from './types.js';
+import type { OfcControl } from './types.js';
+import { validateArmRequest, validateChannelState, validateSavedFlows } from './validate.js';
 
-export const DEFAULT_CONTROL_ADDRESS = '127.0.0.1:6654';
 /** Restores carry channel state; anything bigger than this is not a request we should buffer. */
 const MAX_BODY_BYTES = 64 * 1024 * 1024;
 
@@ -46,7 +48,11 @@ function routes(control: OfcControl): Route[] {
   const id = '([^/]+)';
   return [
     { method: 'GET', pattern: /^\/v1\/bridges$/, handler: () => control.bridges() },
-    { method: 'POST', pattern: /^\/v1\/snapshots$/, handler: (body) => control.arm(body as ArmRequest) },
+    {
+      method: 'POST',
+      pattern: /^\/v1\/snapshots$/,
+      handler: (body) => control.arm(validateArmRequest(body)),
+    },
     {
       method: 'GET',
       pattern: new RegExp(`^/v1/snapshots/${id}$`),
@@ -72,8 +78,8 @@ function routes(control: OfcControl): Route[] {
       pattern: /^\/v1\/restore$/,
       handler: async (body) => {
         await control.restoreNetwork(
-          (field(body, 'flows') ?? []) as SavedFlow[],
-          (field(body, 'channelState') ?? []) as RecordedPacket[],
+          validateSavedFlows(field(body, 'flows') ?? []),
+          validateChannelState(field(body, 'channelState') ?? []),
         );
         return { restored: true };
       },
@@ -95,9 +101,8 @@ export class ControlServer {
     const table = routes(options.control);
     const server = createServer((req, res) => {
       handle(req, res, table, options).catch((error: unknown) => {
-        options.logger.error({ error: (error as Error).message }, 'control request failed unexpectedly');
-        if (!res.headersSent)
-          send(res, 500, { error: { code: 'Internal', message: (error as Error).message } });
+        options.logger.error({ error: errorMessage(error) }, 'control request failed unexpectedly');
+        if (!res.headersSent) send(res, 500, { error: { code: 'Internal', message: errorMessage(error) } });
       });
     });
     await new Promise<void>((resolve, reject) => {
@@ -149,7 +154,7 @@ async function handle(
     send(res, 200, await route.handler(body, params));
   } catch (error) {
     if (error instanceof OfcError) {
-      send(res, error.status, { error: { code: error.code, message: error.message } });
+      send(res, error.status, error.toBody());
       return;
     }
     throw error;
@@ -170,7 +175,7 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   try {
     return JSON.parse(text) as unknown;
   } catch (error) {
-    throw new OfcError('BadRequest', `request body is not valid JSON: ${(error as Error).message}`);
+    throw new OfcError('BadRequest', `request body is not valid JSON: ${errorMessage(error)}`);
   }
 }
 

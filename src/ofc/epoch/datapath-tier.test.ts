@@ -8,6 +8,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import type { BufferPort, BufferPortFactory, BufferPortStats } from '../buffer/buffer-port.js';
 import type { ArmRequest } from '../control/types.js';
 import { MemoryBridge, MemoryFabric } from '../switch/memory-fabric.js';
+import { NO_PORT_STATS } from './datapath-tier.js';
 import { EpochEngine } from './engine.js';
 import {
   BUFFER_PORT_TAG_ETHERTYPE,
@@ -24,15 +25,7 @@ const B = { name: 'ns/b', mac: '02:00:00:00:00:0b' };
 class FakePort implements BufferPort {
   readonly calls: string[] = [];
   closed = false;
-  stats_: BufferPortStats = {
-    heldFrames: 0,
-    heldBytes: 0,
-    peakBytes: 0,
-    framesHeld: 0,
-    framesReplayed: 0,
-    framesPassed: 0,
-    writeErrors: 0,
-  };
+  stats_: BufferPortStats = { ...NO_PORT_STATS };
 
   constructor(
     readonly bridge: string,

@@ -205,15 +205,8 @@ describe('EpochEngine', () => {
     expect((await engine.status('snap-1')).state).toBe('Finished');
   });
 
-  it('refuses unknown snapshots, unknown VMs, bad requests and VMs armed twice', async () => {
+  it('refuses unknown snapshots, unknown VMs and VMs armed twice', async () => {
     await expect(engine.status('nope')).rejects.toMatchObject({ code: 'NotFound', status: 404 });
-    await expect(engine.arm({ ...request(), bufferLimitBytes: -1 })).rejects.toThrow(/bufferLimitBytes/);
-    await expect(engine.arm({ ...request(), vms: [A, { ...B, mac: A.mac }] })).rejects.toThrow(
-      /appears twice/,
-    );
-    await expect(engine.arm({ ...request(), mode: 'Sometimes' } as unknown as ArmRequest)).rejects.toThrow(
-      /mode must be one of/,
-    );
     await engine.arm(request());
     await expect(engine.advance('snap-1', 'ns/zz')).rejects.toMatchObject({ code: 'NotFound' });
     await expect(engine.arm(request({ snapshotId: 'snap-2', vms: [C] }))).rejects.toThrow(/already armed/);

@@ -1,7 +1,7 @@
 // The epoch engine: the OFC's side of the snapshot protocol (DESIGN section 5,
 // steps 2, 4 and 5). It keeps, per armed snapshot, every VM's epoch and the
 // Type-3 frames held for it; the rules a bridge should carry are computed from
-// that state alone (desiredRules), which is what makes a reconnecting switch's
+// that state alone (bridge-flows.ts, desiredRules), which is what makes a reconnecting switch's
 // resync exact.
 //
 // Ordering of re-injected frames (the one subtle part). Held frames for a
@@ -23,10 +23,8 @@
 // that queue's latency. Two things narrow it: the flip waits for a lull in
 // the receiver's Type-3 PACKET_INs (settle), and frames reported after the
 // flip are counted (violin_ofc_type3_late_total) so it is visible. The
-// datapath tier (releaseFromBufferPorts) moves the window from the packet-in
+// datapath tier (datapath-tier.ts, release) moves the window from the packet-in
 // queue to the buffer port's tap queue; it does not close it either.
-import { setTimeout as sleep } from 'node:timers/promises';
-
 import type { Logger } from 'pino';
 
 import { OfcError } from '../control/errors.js';
@@ -35,7 +33,6 @@ import type {
   ArmRequest,
   ArmResult,
   BridgeInfo,
-  Epoch,
   FinishResult,
   NetworkCounters,
   OfcControl,
@@ -43,48 +40,30 @@ import type {
   SavedFlow,
   SnapshotNetworkStatus,
 } from '../control/types.js';
-import { validateArmRequest, validateChannelState, validateSavedFlows } from '../control/validate.js';
-import type { BufferPort, BufferPortFactory, BufferPortStats } from '../buffer/buffer-port.js';
-import { HeldPackets } from '../buffer/held-packets.js';
-import type { HeldPacket } from '../buffer/held-packets.js';
+import type { BufferPortFactory } from '../buffer/buffer-port.js';
 import type { OfcMetrics } from '../metrics.js';
-import type { FlowChange, FlowRule } from '../switch/flow-rule.js';
-import { ruleKey } from '../switch/flow-rule.js';
+import type { FlowChange } from '../switch/flow-rule.js';
 import type { BridgeHandle, FabricObserver, PacketIn, SwitchFabric } from '../switch/fabric.js';
 import type { DatapathSync } from '../switch/datapath-sync.js';
+import { errorMessage } from '../../errors.js';
+import { ArmedSnapshot } from './armed-snapshot.js';
+import { BridgeFlows } from './bridge-flows.js';
+import { DatapathTier } from './datapath-tier.js';
+import { SnapshotFrames } from './frames.js';
+import { restoreNetwork } from './network-restore.js';
+import { ReadyBridges } from './ready-bridges.js';
 import {
   COOKIE_PREFIX,
   COOKIE_PREFIX_MASK,
-  EXACT_COOKIE_MASK,
   FlowRole,
   MAX_SLOT,
-  SLOT_COOKIE_MASK,
-  baseForwardingRule,
-  cookieFor,
-  decisionRules,
   parseCookie,
   receiverTagRule,
-  replayRule,
   senderTagRule,
-  sharedRules,
 } from './pipeline.js';
-
-const NO_PORT_STATS: BufferPortStats = {
-  heldFrames: 0,
-  heldBytes: 0,
-  peakBytes: 0,
-  framesHeld: 0,
-  framesReplayed: 0,
-  framesPassed: 0,
-  writeErrors: 0,
-};
 
 /** Ended snapshots kept for status and idempotent finish/abort; older ones are forgotten. */
 const ENDED_SNAPSHOTS_KEPT = 256;
-
-/** Tearing down a datapath-tier snapshot waits for this long a lull in the middleboxes' frames (at most DRAIN_MAX_MS). */
-const DRAIN_QUIET_MS = 20;
-const DRAIN_MAX_MS = 500;
 
 export interface EpochEngineOptions {
   logger: Logger;
@@ -109,84 +88,48 @@ export interface EpochEngineOptions {
   datapathSync?: DatapathSync;
 }
 
-interface LocalCounters {
-  type2Recorded: number;
-  type3Buffered: number;
-  type3Reinjected: number;
-  /** Held frames that could not be re-injected because their bridge was gone. */
-  lost: number;
-}
-
-class ArmedSnapshot {
-  state: SnapshotNetworkStatus['state'] = 'Armed';
-  abortReason?: string;
-  readonly epochs = new Map<string, Epoch>();
-  readonly confirmedAt = new Map<string, string>();
-  readonly vmByMac = new Map<string, string>();
-  readonly held: HeldPackets;
-  /** Receivers whose frames pass straight through: advancing or advanced. */
-  readonly passThrough = new Set<string>();
-  /** When the last Type-3 PACKET_IN for each receiver arrived (performance.now()). */
-  readonly lastHoldAt = new Map<string, number>();
-  readonly local: LocalCounters = { type2Recorded: 0, type3Buffered: 0, type3Reinjected: 0, lost: 0 };
-  readonly channelState: RecordedPacket[] = [];
-  /** The datapath tier's buffer port on each bridge. */
-  readonly bufferPorts = new Map<string, BufferPort>();
-  recordedBytes = 0;
-  finalCounters?: NetworkCounters;
-  finalPortStats?: BufferPortStats;
-  finishResult?: FinishResult;
-  /** Serialises advance, finish and abort of this snapshot. */
-  private tail: Promise<unknown> = Promise.resolve();
-  /** Settles when the pipeline of an aborted snapshot has been removed. */
-  teardown?: Promise<void>;
-
-  constructor(
-    readonly request: ArmRequest,
-    readonly slot: number,
-    readonly bridges: string[],
-    readonly armedAtMs: number,
-    readonly armResult: ArmResult,
-  ) {
-    this.held = new HeldPackets(request.bufferLimitBytes);
-    for (const vm of request.vms) {
-      this.epochs.set(vm.name, 'Pre');
-      this.vmByMac.set(vm.mac, vm.name);
-    }
-  }
-
-  get installsPipeline(): boolean {
-    return this.state === 'Armed' && this.request.mode !== 'Off';
-  }
-
-  get usesBufferPorts(): boolean {
-    return this.request.mode === 'Buffer' && this.request.bufferTier === 'datapath';
-  }
-
-  serial<T>(operation: () => Promise<T>): Promise<T> {
-    const run = this.tail.then(operation, operation);
-    this.tail = run.catch(() => undefined);
-    return run;
-  }
-}
-
 export class EpochEngine implements OfcControl, FabricObserver {
   private readonly snapshots = new Map<string, ArmedSnapshot>();
   private readonly bySlot = new Map<number, ArmedSnapshot>();
   private nextSlot = 1;
   private readonly logger: Logger;
-  private readonly bridgeWaitMs: number;
-  private readonly settleQuietMs: number;
-  private readonly settleMaxMs: number;
+  private readonly readyBridges: ReadyBridges;
+  private readonly frames: SnapshotFrames;
+  private readonly datapathTier: DatapathTier;
+  private readonly flows: BridgeFlows;
 
   constructor(
     private readonly fabric: SwitchFabric,
     private readonly options: EpochEngineOptions,
   ) {
     this.logger = options.logger;
-    this.bridgeWaitMs = options.bridgeWaitMs ?? 10_000;
-    this.settleQuietMs = options.settleQuietMs ?? 3;
-    this.settleMaxMs = options.settleMaxMs ?? 25;
+    this.readyBridges = new ReadyBridges(fabric, options.bridgeWaitMs ?? 10_000);
+    const settleQuietMs = options.settleQuietMs ?? 3;
+    const settleMaxMs = options.settleMaxMs ?? 25;
+    const abort = (snapshot: ArmedSnapshot, reason: string) => this.beginAbort(snapshot, reason);
+    this.frames = new SnapshotFrames({
+      fabric,
+      logger: this.logger,
+      metrics: options.metrics,
+      settleQuietMs,
+      settleMaxMs,
+      abort,
+    });
+    this.datapathTier = new DatapathTier({
+      factory: options.bufferPorts,
+      logger: this.logger,
+      settleQuietMs,
+      settleMaxMs,
+      abort,
+    });
+    this.flows = new BridgeFlows({
+      fabric,
+      readyBridges: this.readyBridges,
+      datapathTier: this.datapathTier,
+      logger: this.logger,
+      baseForwarding: options.baseForwarding ?? 'normal',
+      snapshots: () => this.snapshots.values(),
+    });
     fabric.observe(this);
   }
 
@@ -197,8 +140,8 @@ export class EpochEngine implements OfcControl, FabricObserver {
     return this.fabric.bridges();
   }
 
-  async arm(body: ArmRequest): Promise<ArmResult> {
-    const request = validateArmRequest(body);
+  /** `request` was checked by the control server (control/validate.ts). */
+  async arm(request: ArmRequest): Promise<ArmResult> {
     const existing = this.snapshots.get(request.snapshotId);
     if (existing) {
       // The transaction controller may retry an arm whose answer it lost.
@@ -207,7 +150,7 @@ export class EpochEngine implements OfcControl, FabricObserver {
       }
       throw new OfcError('Conflict', `snapshot ${request.snapshotId} exists already (${existing.state})`);
     }
-    if (request.mode === 'Buffer' && request.bufferTier === 'datapath' && !this.options.bufferPorts) {
+    if (request.mode === 'Buffer' && request.bufferTier === 'datapath' && !this.datapathTier.available) {
       throw new OfcError(
         'NotImplemented',
         "bufferTier 'datapath' needs buffer ports, which this OFC was started without; use bufferTier 'controller'",
@@ -235,13 +178,13 @@ export class EpochEngine implements OfcControl, FabricObserver {
       try {
         await Promise.all(
           bridges.map(async (name) => {
-            const bridge = await this.readyBridge(name);
-            await this.openBufferPort(snapshot, name);
-            await bridge.apply(this.snapshotRules(snapshot, name).map((rule) => ({ op: 'add', rule })));
+            const bridge = await this.readyBridges.ready(name);
+            await this.datapathTier.open(snapshot, name);
+            await bridge.apply(snapshot.rulesFor(name).map((rule) => ({ op: 'add', rule })));
           }),
         );
       } catch (error) {
-        const reason = `arming failed: ${(error as Error).message}`;
+        const reason = `arming failed: ${errorMessage(error)}`;
         this.beginAbort(snapshot, reason);
         await snapshot.teardown;
         throw error instanceof OfcError ? error : new OfcError('SwitchError', reason);
@@ -257,10 +200,7 @@ export class EpochEngine implements OfcControl, FabricObserver {
     const snapshot = this.find(snapshotId);
     return snapshot.serial(async () => {
       if (snapshot.state !== 'Armed') {
-        throw new OfcError(
-          'Conflict',
-          `snapshot ${snapshotId} is ${snapshot.state}${reasonSuffix(snapshot)}`,
-        );
+        throw new OfcError('Conflict', `snapshot ${snapshotId} is ${snapshot.state}${snapshot.reasonSuffix}`);
       }
       const epoch = snapshot.epochs.get(vm);
       if (epoch === undefined)
@@ -275,28 +215,28 @@ export class EpochEngine implements OfcControl, FabricObserver {
       // restart drops every connection for seconds) is waited for; still away, the advance fails as an
       // outage (retried) with the frames still held. Re-injecting at once lost them: a chaos run with
       // ovs-vswitchd killed mid-snapshot counted 72 of 77 held frames dropped.
-      for (const bridge of snapshot.held.bridgesOf(vm)) await this.readyBridge(bridge);
+      for (const bridge of snapshot.held.bridgesOf(vm)) await this.readyBridges.ready(bridge);
       const before = snapshot.local.type3Reinjected;
       // Step 1 of the ordering argument at the top of this file.
       snapshot.passThrough.add(vm);
-      for (const packet of snapshot.held.take(vm)) this.reinject(snapshot, packet);
-      await this.settle(snapshot, vm);
+      for (const packet of snapshot.held.take(vm)) this.frames.reinject(snapshot, packet);
+      await this.frames.settle(snapshot, vm);
       let reinjected = snapshot.local.type3Reinjected - before;
-      if (snapshot.usesBufferPorts) reinjected += await this.releaseFromBufferPorts(snapshot, vm);
+      if (snapshot.usesBufferPorts) reinjected += await this.datapathTier.release(snapshot, vm);
       // Step 2: flip the tags. The state changes first, so a bridge that
       // reconnects meanwhile is resynced to the new epoch.
       snapshot.epochs.set(vm, 'Post');
       if (snapshot.request.mode !== 'Off') {
-        const mac = this.macOf(snapshot, vm);
+        const mac = snapshot.macOf(vm);
         const changes: FlowChange[] = [
           { op: 'add', rule: senderTagRule(snapshot.slot, mac, true) },
           { op: 'add', rule: receiverTagRule(snapshot.slot, mac, true) },
         ];
-        await this.applyEverywhere(snapshot, changes);
+        await this.flows.applyEverywhere(snapshot, changes);
         // The barrier confirms the tables; the sender may run again only once the datapath's cached
         // flows follow them too (datapath-sync.ts). Failing here leaves the flip unconfirmed: retried.
         await this.options.datapathSync?.wait().catch((error: unknown) => {
-          throw new OfcError('SwitchError', `datapath not confirmed: ${(error as Error).message}`);
+          throw new OfcError('SwitchError', `datapath not confirmed: ${errorMessage(error)}`);
         });
       }
       const confirmedAt = new Date().toISOString();
@@ -321,7 +261,7 @@ export class EpochEngine implements OfcControl, FabricObserver {
           epoch === 'Post' && !snapshot.confirmedAt.has(vm) ? 'Pre' : epoch,
         ]),
       ),
-      counters: await this.counters(snapshot),
+      counters: await this.flows.counters(snapshot),
     };
     if (snapshot.abortReason !== undefined) status.abortReason = snapshot.abortReason;
     return status;
@@ -332,7 +272,7 @@ export class EpochEngine implements OfcControl, FabricObserver {
     return snapshot.serial(async () => {
       if (snapshot.finishResult) return snapshot.finishResult;
       if (snapshot.state === 'Aborted') {
-        throw new OfcError('Conflict', `snapshot ${snapshotId} was aborted${reasonSuffix(snapshot)}`);
+        throw new OfcError('Conflict', `snapshot ${snapshotId} was aborted${snapshot.reasonSuffix}`);
       }
       const pre = [...snapshot.epochs].filter(([, epoch]) => epoch !== 'Post').map(([vm]) => vm);
       if (pre.length > 0) {
@@ -341,12 +281,12 @@ export class EpochEngine implements OfcControl, FabricObserver {
           `cannot finish ${snapshotId}: not post-snapshot yet: ${pre.join(', ')}`,
         );
       }
-      const counters = await this.counters(snapshot);
-      const flows = await this.saveFlows(snapshot);
+      const counters = await this.flows.counters(snapshot);
+      const flows = await this.flows.saveFlows(snapshot);
       snapshot.finalCounters = counters;
       snapshot.state = 'Finished';
-      await this.removePipeline(snapshot);
-      await this.closeBufferPorts(snapshot);
+      await this.flows.removePipeline(snapshot);
+      await this.datapathTier.close(snapshot);
       snapshot.finishResult = { counters, channelState: snapshot.channelState, flows };
       this.logger.info({ snapshot: snapshotId, counters }, 'snapshot finished');
       return snapshot.finishResult;
@@ -355,48 +295,14 @@ export class EpochEngine implements OfcControl, FabricObserver {
 
   async abort(snapshotId: string, reason: string): Promise<NetworkCounters> {
     const snapshot = this.find(snapshotId);
-    if (typeof reason !== 'string' || reason.length === 0) {
-      throw new OfcError('BadRequest', 'reason must be a non-empty string');
-    }
     this.beginAbort(snapshot, reason);
     await snapshot.teardown;
-    return snapshot.finalCounters ?? (await this.counters(snapshot));
+    return snapshot.finalCounters ?? (await this.flows.counters(snapshot));
   }
 
-  async restoreNetwork(flowsBody: SavedFlow[], channelStateBody: RecordedPacket[]): Promise<void> {
-    const flows = validateSavedFlows(flowsBody);
-    const channelState = validateChannelState(channelStateBody);
-    const byBridge = new Map<string, SavedFlow[]>();
-    for (const flow of flows) byBridge.set(flow.bridge, [...(byBridge.get(flow.bridge) ?? []), flow]);
-    await Promise.all(
-      [...byBridge].map(async ([name, bridgeFlows]) => {
-        const bridge = await this.readyBridge(name);
-        try {
-          await bridge.installFlows(bridgeFlows);
-        } catch (error) {
-          if (error instanceof OfcError) throw error;
-          throw new OfcError('SwitchError', `bridge ${name}: ${(error as Error).message}`);
-        }
-      }),
-    );
-    if (channelState.length === 0) return;
-    // Recorded frames are replayed once, flooded from one bridge of the
-    // restore: the fabric carries each to its receiver's MAC wherever that VM
-    // now runs. They go out in recording order.
-    const first = byBridge.size > 0 ? [...byBridge.keys()][0] : await this.anyConnectedBridge();
-    if (first === undefined) {
-      throw new OfcError(
-        'Unavailable',
-        `no bridge is connected to replay channel state (waited ${this.bridgeWaitMs} ms)`,
-      );
-    }
-    const bridge = await this.readyBridge(first);
-    const ordered = [...channelState].sort((a, b) => a.atMs - b.atMs);
-    for (const packet of ordered) {
-      if (!bridge.flood(Buffer.from(packet.frame, 'base64'))) {
-        throw new OfcError('Unavailable', `bridge ${first} disconnected while replaying channel state`);
-      }
-    }
+  /** The flows and channel state of a finished snapshot, back on the switches (network-restore.ts). */
+  async restoreNetwork(flows: SavedFlow[], channelState: RecordedPacket[]): Promise<void> {
+    await restoreNetwork(this.readyBridges, flows, channelState);
   }
 
   // -------------------------------------------------------------------------
@@ -416,16 +322,16 @@ export class EpochEngine implements OfcControl, FabricObserver {
       }
       if (snapshot.installsPipeline && snapshot.bridges.includes(bridge.name)) {
         try {
-          await this.openBufferPort(snapshot, bridge.name);
+          await this.datapathTier.open(snapshot, bridge.name);
         } catch (error) {
           this.beginAbort(
             snapshot,
-            `opening the buffer port on ${bridge.name} failed: ${(error as Error).message}`,
+            `opening the buffer port on ${bridge.name} failed: ${errorMessage(error)}`,
           );
         }
       }
     }
-    const desired = this.desiredRules(bridge.name);
+    const desired = this.flows.desiredRules(bridge.name);
     // Delete everything violin ever set on this bridge and reinstall what it
     // should carry now: the switch may have kept stale flows (fail mode
     // secure) or lost them (restart).
@@ -465,7 +371,7 @@ export class EpochEngine implements OfcControl, FabricObserver {
     const src = formatMac(packet.frame.subarray(6, 12));
     if (owner.role === FlowRole.Hold) {
       this.options.metrics?.packetIns.inc({ role: 'hold' });
-      this.holdOrPass(snapshot, snapshot.vmByMac.get(dst) ?? dst, {
+      this.frames.hold(snapshot, snapshot.vmByMac.get(dst) ?? dst, {
         bridge: packet.bridge,
         source: packet.source,
         inPort: packet.inPort,
@@ -473,7 +379,7 @@ export class EpochEngine implements OfcControl, FabricObserver {
       });
     } else if (owner.role === FlowRole.Record) {
       this.options.metrics?.packetIns.inc({ role: 'record' });
-      this.record(snapshot, src, dst, packet.frame);
+      this.frames.record(snapshot, src, dst, packet.frame);
     }
   }
 
@@ -502,76 +408,6 @@ export class EpochEngine implements OfcControl, FabricObserver {
   // -------------------------------------------------------------------------
   // Internals
 
-  private holdOrPass(snapshot: ArmedSnapshot, receiver: string, packet: HeldPacket): void {
-    snapshot.local.type3Buffered += 1;
-    snapshot.lastHoldAt.set(receiver, performance.now());
-    if (snapshot.confirmedAt.has(receiver)) {
-      // Reported after the receiver's flip was confirmed: the frame may be
-      // overtaken by one forwarded directly (the window described above).
-      this.options.metrics?.type3Late.inc();
-      this.logger.debug(
-        { snapshot: snapshot.request.snapshotId, receiver },
-        'Type-3 frame reported after the flip',
-      );
-    }
-    if (snapshot.state !== 'Armed' || snapshot.passThrough.has(receiver)) {
-      this.reinject(snapshot, packet);
-      return;
-    }
-    if (!snapshot.held.hold(receiver, packet)) {
-      this.beginAbort(snapshot, `buffer limit of ${snapshot.request.bufferLimitBytes} bytes reached`);
-    }
-  }
-
-  private record(snapshot: ArmedSnapshot, src: string, dst: string, frame: Buffer): void {
-    if (snapshot.state !== 'Armed') return;
-    snapshot.local.type2Recorded += 1;
-    snapshot.recordedBytes += frame.length;
-    snapshot.channelState.push({
-      atMs: Date.now() - snapshot.armedAtMs,
-      from: snapshot.vmByMac.get(src) ?? src,
-      to: snapshot.vmByMac.get(dst) ?? dst,
-      frame: frame.toString('base64'),
-    });
-    if (snapshot.recordedBytes > snapshot.request.bufferLimitBytes) {
-      this.beginAbort(
-        snapshot,
-        `recorded channel state exceeds the buffer limit of ${snapshot.request.bufferLimitBytes} bytes`,
-      );
-    }
-  }
-
-  private reinject(snapshot: ArmedSnapshot, packet: HeldPacket): void {
-    // The bridge's current connection if it is ready, else the one the frame
-    // came on (a bridge being resynced still forwards).
-    const bridge = this.fabric.bridge(packet.bridge) ?? packet.source;
-    if (!bridge.packetOut(packet.inPort, packet.frame)) {
-      snapshot.local.lost += 1;
-      this.logger.error(
-        { snapshot: snapshot.request.snapshotId, bridge: packet.bridge },
-        'held frame lost: its bridge is not connected (counted as dropped)',
-      );
-      return;
-    }
-    snapshot.local.type3Reinjected += 1;
-  }
-
-  /**
-   * Waits until no Type-3 frame for the receiver has been reported for
-   * settleQuietMs, or settleMaxMs have passed. Frames arrive in bursts when
-   * the switch's packet-in queue is backed up; flipping in a lull makes it
-   * likely that the queue is empty, which narrows the ordering window.
-   */
-  private async settle(snapshot: ArmedSnapshot, receiver: string): Promise<void> {
-    const started = performance.now();
-    for (;;) {
-      const now = performance.now();
-      const silentFor = now - (snapshot.lastHoldAt.get(receiver) ?? 0);
-      if (silentFor >= this.settleQuietMs || now - started >= this.settleMaxMs) return;
-      await sleep(this.settleQuietMs - silentFor);
-    }
-  }
-
   /**
    * Aborts at once (synchronously): frames held are released and later ones
    * pass straight through, so memory stops growing even while an advance
@@ -584,331 +420,36 @@ export class EpochEngine implements OfcControl, FabricObserver {
     this.options.metrics?.snapshotsAborted.inc();
     this.logger.warn({ snapshot: snapshot.request.snapshotId, reason }, 'snapshot aborted');
     for (const receiver of snapshot.held.receivers()) {
-      for (const packet of snapshot.held.take(receiver)) this.reinject(snapshot, packet);
+      for (const packet of snapshot.held.take(receiver)) this.frames.reinject(snapshot, packet);
     }
     snapshot.teardown = snapshot.serial(async () => {
-      await this.releaseAllBufferPorts(snapshot);
-      snapshot.finalCounters = await this.counters(snapshot);
-      await this.removePipeline(snapshot);
-      await this.closeBufferPorts(snapshot);
+      await this.datapathTier.releaseAll(snapshot);
+      snapshot.finalCounters = await this.flows.counters(snapshot);
+      await this.flows.removePipeline(snapshot);
+      await this.datapathTier.close(snapshot);
     });
-  }
-
-  private async removePipeline(snapshot: ArmedSnapshot): Promise<void> {
-    if (snapshot.request.mode === 'Off') return;
-    if (snapshot.bufferPorts.size > 0) {
-      // Datapath tier: stop diverting first, then let the middleboxes write back what they
-      // still have while the replay flow is there to deliver it; only then remove the rest.
-      await this.removeFromConnectedBridges(snapshot, () => [
-        { op: 'deleteByCookie', cookie: cookieFor(snapshot.slot, FlowRole.Hold), mask: EXACT_COOKIE_MASK },
-      ]);
-      await this.drainBufferPorts(snapshot);
-    }
-    await this.removeFromConnectedBridges(snapshot, (name) => {
-      const changes: FlowChange[] = [
-        { op: 'deleteByCookie', cookie: cookieFor(snapshot.slot, FlowRole.Tag), mask: SLOT_COOKIE_MASK },
-      ];
-      if (!this.bridgeInUse(name)) {
-        changes.push({ op: 'deleteByCookie', cookie: cookieFor(0, FlowRole.Miss), mask: EXACT_COOKIE_MASK });
-      }
-      return changes;
-    });
-  }
-
-  /** Best effort: a disconnected bridge is cleaned by its resync when it returns. */
-  private async removeFromConnectedBridges(
-    snapshot: ArmedSnapshot,
-    changesFor: (bridge: string) => FlowChange[],
-  ): Promise<void> {
-    await Promise.all(
-      snapshot.bridges.map(async (name) => {
-        const bridge = this.fabric.bridge(name);
-        if (!bridge) return;
-        try {
-          await bridge.apply(changesFor(name));
-        } catch (error) {
-          this.logger.error(
-            { bridge: name, error: (error as Error).message },
-            'removing the pipeline failed',
-          );
-        }
-      }),
-    );
-  }
-
-  private bridgeInUse(name: string): boolean {
-    return [...this.snapshots.values()].some((s) => s.installsPipeline && s.bridges.includes(name));
-  }
-
-  /** Everything violin should have on a bridge right now. */
-  private desiredRules(name: string): FlowRule[] {
-    const rules = new Map<string, FlowRule>();
-    if (this.options.baseForwarding !== 'none') {
-      const base = baseForwardingRule();
-      rules.set(ruleKey(base), base);
-    }
-    for (const snapshot of this.snapshots.values()) {
-      if (!snapshot.installsPipeline || !snapshot.bridges.includes(name)) continue;
-      for (const rule of this.snapshotRules(snapshot, name)) rules.set(ruleKey(rule), rule);
-    }
-    return [...rules.values()];
-  }
-
-  private snapshotRules(snapshot: ArmedSnapshot, bridge: string): FlowRule[] {
-    const { slot, request } = snapshot;
-    const bufferPort = snapshot.bufferPorts.get(bridge);
-    const rules = sharedRules();
-    if (snapshot.usesBufferPorts) {
-      // Without its port (not yet open on a bridge that just joined) the
-      // bridge holds nothing: its Type-3 frames go to the controller tier.
-      if (bufferPort) rules.push(replayRule(slot, bufferPort.ofport));
-      rules.push(
-        ...decisionRules(
-          slot,
-          request.mode,
-          request.recordChannelState,
-          bufferPort ? { tier: 'datapath', bufferPort: bufferPort.ofport } : { tier: 'controller' },
-        ),
-      );
-    } else {
-      rules.push(...decisionRules(slot, request.mode, request.recordChannelState));
-    }
-    for (const vm of request.vms) {
-      const post = snapshot.epochs.get(vm.name) === 'Post';
-      // Tagged by source MAC on every bridge, not by ingress port: the VM
-      // live-migrates to a snapshot host during the snapshot, and its MAC is
-      // what moves with it.
-      rules.push(senderTagRule(slot, vm.mac, post), receiverTagRule(slot, vm.mac, post));
-    }
-    return rules;
-  }
-
-  private async applyEverywhere(snapshot: ArmedSnapshot, changes: FlowChange[]): Promise<void> {
-    await Promise.all(
-      snapshot.bridges.map(async (name) => {
-        const bridge = await this.readyBridge(name);
-        try {
-          await bridge.apply(changes);
-        } catch (error) {
-          // A bridge lost mid-batch is resynced from the (already updated)
-          // state when it reconnects; waiting for that is confirmation enough.
-          if (this.fabric.bridge(name) === bridge) {
-            throw new OfcError('SwitchError', `bridge ${name}: ${(error as Error).message}`);
-          }
-          await this.readyBridge(name);
-        }
-      }),
-    );
-  }
-
-  private async readyBridge(name: string): Promise<BridgeHandle> {
-    const bridge = this.fabric.bridge(name);
-    if (bridge) return bridge;
-    try {
-      return await this.fabric.waitForBridge(name, this.bridgeWaitMs);
-    } catch {
-      throw new OfcError(
-        'Unavailable',
-        `bridge ${name} is not connected to the OFC (waited ${this.bridgeWaitMs} ms)`,
-      );
-    }
   }
 
   private resolveBridges(request: ArmRequest): string[] {
     if (request.bridges && request.bridges.length > 0) {
-      const known = new Set(this.connectedBridgeNames());
+      const known = new Set(this.readyBridges.connectedNames());
       const missing = request.bridges.filter((b) => !known.has(b));
       if (missing.length > 0 && request.mode !== 'Off') {
         throw new OfcError('Unavailable', `bridges not connected to the OFC: ${missing.join(', ')}`);
       }
       return [...new Set(request.bridges)];
     }
-    const all = this.connectedBridgeNames();
+    const all = this.readyBridges.connectedNames();
     if (all.length === 0 && request.mode !== 'Off') {
       throw new OfcError('Unavailable', 'no bridge is connected to the OFC');
     }
     return all;
   }
 
-  /**
-   * The first connected bridge, waiting for one as long as for a named bridge: a restarted OFC
-   * (a restore retries a call that found it down) has no switch until they reconnect.
-   */
-  private async anyConnectedBridge(): Promise<string | undefined> {
-    const deadline = Date.now() + this.bridgeWaitMs;
-    for (;;) {
-      const [first] = this.connectedBridgeNames();
-      if (first !== undefined || Date.now() >= deadline) return first;
-      await sleep(50);
-    }
-  }
-
-  private connectedBridgeNames(): string[] {
-    return this.fabric
-      .bridges()
-      .filter((b) => b.connected)
-      .map((b) => b.name);
-  }
-
-  private async counters(snapshot: ArmedSnapshot): Promise<NetworkCounters> {
-    if (snapshot.finalCounters) return snapshot.finalCounters;
-    let type1 = 0;
-    let droppedByFlows = 0;
-    if (snapshot.request.mode !== 'Off') {
-      const perBridge = await Promise.all(
-        snapshot.bridges.map(async (name) => {
-          const bridge = this.fabric.bridge(name);
-          if (!bridge) return [];
-          try {
-            return await bridge.flowCounters(cookieFor(snapshot.slot, FlowRole.Tag), SLOT_COOKIE_MASK);
-          } catch (error) {
-            this.logger.warn(
-              { bridge: name, error: (error as Error).message },
-              'reading flow counters failed',
-            );
-            return [];
-          }
-        }),
-      );
-      for (const counter of perBridge.flat()) {
-        const role = parseCookie(counter.cookie)?.role;
-        if (role === FlowRole.Type1) type1 += counter.packetCount;
-        if (role === FlowRole.Hold && snapshot.request.mode === 'Drop') droppedByFlows += counter.packetCount;
-      }
-    }
-    const ports = await this.bufferPortStats(snapshot);
-    return {
-      type1,
-      type2Recorded: snapshot.local.type2Recorded,
-      type3Buffered: snapshot.local.type3Buffered + ports.framesHeld + ports.framesPassed,
-      type3Reinjected: snapshot.local.type3Reinjected + ports.framesReplayed + ports.framesPassed,
-      bufferedBytes: snapshot.held.bytes + ports.heldBytes,
-      peakBufferBytes: snapshot.held.peakBytes + ports.peakBytes,
-      dropped: droppedByFlows + snapshot.local.lost + ports.writeErrors,
-    };
-  }
-
-  // -------------------------------------------------------------------------
-  // The datapath buffer tier
-
-  private async openBufferPort(snapshot: ArmedSnapshot, bridge: string): Promise<void> {
-    const factory = this.options.bufferPorts;
-    if (!snapshot.usesBufferPorts || !factory || snapshot.bufferPorts.has(bridge)) return;
-    const port = await factory.open(bridge, snapshot.request.bufferLimitBytes, (reason) =>
-      this.beginAbort(snapshot, reason),
-    );
-    if (snapshot.state !== 'Armed') {
-      await port.close();
-      return;
-    }
-    snapshot.bufferPorts.set(bridge, port);
-  }
-
-  /**
-   * Advance, datapath tier: every bridge's middlebox replays the receiver's
-   * queue in order and then passes its later frames, while the hold flow
-   * still diverts them; the flip comes after a lull in those frames. What a
-   * bridge diverted just before the flip but the middlebox had not yet read
-   * can still be passed through behind a frame forwarded directly after it
-   * (docs/ofc.md, "Ordering").
-   */
-  private async releaseFromBufferPorts(snapshot: ArmedSnapshot, vm: string): Promise<number> {
-    const mac = this.macOf(snapshot, vm);
-    const ports = [...snapshot.bufferPorts.values()];
-    try {
-      const counts = await Promise.all(ports.map((port) => port.release(mac)));
-      await Promise.all(ports.map((port) => port.idle(mac, this.settleQuietMs, this.settleMaxMs)));
-      return counts.reduce((a, b) => a + b, 0);
-    } catch (error) {
-      const reason = `releasing ${vm} from the buffer ports failed: ${(error as Error).message}`;
-      this.beginAbort(snapshot, reason);
-      throw new OfcError('SwitchError', reason);
-    }
-  }
-
-  private async releaseAllBufferPorts(snapshot: ArmedSnapshot): Promise<void> {
-    await Promise.all(
-      [...snapshot.bufferPorts.values()].map((port) =>
-        port.releaseAll().catch((error: unknown) => {
-          this.logger.error(
-            { bridge: port.bridge, error: (error as Error).message },
-            'releasing the buffer port failed',
-          );
-        }),
-      ),
-    );
-  }
-
-  /**
-   * Waits for a lull in every armed VM's frames at every middlebox. Once the
-   * hold flows are gone nothing new is diverted, but a frame diverted just
-   * before may still sit in a tap's queue; it must be written back while the
-   * replay flow is there, or it comes back tagged and is lost.
-   */
-  private async drainBufferPorts(snapshot: ArmedSnapshot): Promise<void> {
-    const macs = snapshot.request.vms.map((vm) => vm.mac);
-    await Promise.all(
-      [...snapshot.bufferPorts.values()].flatMap((port) =>
-        macs.map((mac) =>
-          port.idle(mac, DRAIN_QUIET_MS, DRAIN_MAX_MS).catch((error: unknown) => {
-            this.logger.error(
-              { bridge: port.bridge, error: (error as Error).message },
-              'waiting for the buffer port to drain failed',
-            );
-          }),
-        ),
-      ),
-    );
-  }
-
-  private async closeBufferPorts(snapshot: ArmedSnapshot): Promise<void> {
-    // Counters are read before the ports go; keep their last values.
-    snapshot.finalPortStats ??= await this.bufferPortStats(snapshot);
-    await Promise.all([...snapshot.bufferPorts.values()].map((port) => port.close()));
-    snapshot.bufferPorts.clear();
-  }
-
-  private async bufferPortStats(snapshot: ArmedSnapshot): Promise<BufferPortStats> {
-    const total: BufferPortStats = { ...(snapshot.finalPortStats ?? NO_PORT_STATS) };
-    if (snapshot.finalPortStats) return total;
-    const all = await Promise.all(
-      [...snapshot.bufferPorts.values()].map((port) =>
-        port.stats().catch((error: unknown) => {
-          this.logger.warn(
-            { bridge: port.bridge, error: (error as Error).message },
-            'reading buffer port stats failed',
-          );
-          return NO_PORT_STATS;
-        }),
-      ),
-    );
-    for (const stats of all) {
-      for (const key of Object.keys(total) as (keyof BufferPortStats)[]) total[key] += stats[key];
-    }
-    return total;
-  }
-
-  private async saveFlows(snapshot: ArmedSnapshot): Promise<SavedFlow[]> {
-    const perBridge = await Promise.all(
-      snapshot.bridges.map(async (name) => {
-        const bridge = this.fabric.bridge(name);
-        return bridge ? bridge.dumpFlows(COOKIE_PREFIX, COOKIE_PREFIX_MASK) : [];
-      }),
-    );
-    return perBridge.flat();
-  }
-
   private find(snapshotId: string): ArmedSnapshot {
     const snapshot = this.snapshots.get(snapshotId);
     if (!snapshot) throw new OfcError('NotFound', `unknown snapshot ${snapshotId}`);
     return snapshot;
-  }
-
-  private macOf(snapshot: ArmedSnapshot, vm: string): string {
-    const armed = snapshot.request.vms.find((v) => v.name === vm);
-    if (!armed)
-      throw new OfcError('NotFound', `VM ${vm} is not armed in snapshot ${snapshot.request.snapshotId}`);
-    return armed.mac;
   }
 
   private forgetOldSnapshots(): void {
@@ -933,10 +474,6 @@ export class EpochEngine implements OfcControl, FabricObserver {
     for (const snapshot of this.snapshots.values()) total += of(snapshot);
     return total;
   }
-}
-
-function reasonSuffix(snapshot: ArmedSnapshot): string {
-  return snapshot.abortReason ? `: ${snapshot.abortReason}` : '';
 }
 
 function formatMac(bytes: Buffer): string {

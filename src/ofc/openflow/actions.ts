@@ -1,6 +1,7 @@
 import { decodeSetFieldTlv, encodeSetFieldTlv } from './match.js';
 import type { Action, Instruction } from './types.js';
-import { OFPCML_NO_BUFFER, OpenFlowEncodeError } from './types.js';
+import { OpenFlowEncodeError } from './types.js';
+import { OFPCML_NO_BUFFER } from './numbers.js';
 import type { Reader } from './wire.js';
 import { Writer, pad8 } from './wire.js';
 

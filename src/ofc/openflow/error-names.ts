@@ -1,6 +1,6 @@
 // Readable names for the errors a switch sends, so a refused flow-mod is
 // logged as "BAD_ACTION/BAD_OUT_GROUP" rather than "error 2/9".
-import { ErrorType } from './types.js';
+import { ErrorType } from './numbers.js';
 
 /** Codes per error type, indexed by code (OpenFlow 1.3.5 section 7.4.4). */
 const CODES: Partial<Record<number, readonly string[]>> = {

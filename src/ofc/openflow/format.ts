@@ -7,7 +7,8 @@ import { BASIC_FIELDS, REGISTER_COUNT } from './match.js';
 import type { ScalarKey } from './match.js';
 import { RESERVED_PORT_NAMES, SET_FIELD_NAMES, portName, protocolShorthand } from './ofctl-names.js';
 import type { Action, Instruction, Match } from './types.js';
-import { FlowModFlags, OFPCML_NO_BUFFER, OFPVID_PRESENT, OfPort, OpenFlowEncodeError } from './types.js';
+import { OpenFlowEncodeError } from './types.js';
+import { FlowModFlags, OFPCML_NO_BUFFER, OFPVID_PRESENT, OfPort } from './numbers.js';
 import { bytesToIpv4, bytesToIpv6, bytesToMac, ipv4ToBytes, ipv6ToBytes, macToBytes } from './wire.js';
 
 /** OVS's default flow priority, which dump-flows leaves out. */

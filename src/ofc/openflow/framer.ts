@@ -1,4 +1,5 @@
-import { OFP_HEADER_LEN, OpenFlowDecodeError } from './types.js';
+import { OpenFlowDecodeError } from './types.js';
+import { OFP_HEADER_LEN } from './numbers.js';
 
 /**
  * Splits an OpenFlow byte stream (TCP, TLS or a unix socket) into whole

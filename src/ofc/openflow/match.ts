@@ -1,5 +1,6 @@
 import type { Match, RawOxmField, RegisterIndex } from './types.js';
-import { OFPVID_PRESENT, OpenFlowEncodeError } from './types.js';
+import { OpenFlowEncodeError } from './types.js';
+import { OFPVID_PRESENT } from './numbers.js';
 import type { Reader } from './wire.js';
 import {
   Writer,

@@ -2,7 +2,7 @@
 // directions cannot drift apart.
 import type { ScalarKey } from './match.js';
 import type { Match } from './types.js';
-import { OfPort } from './types.js';
+import { OfPort } from './numbers.js';
 
 export const RESERVED_PORT_NAMES: ReadonlyMap<number, string> = new Map([
   [OfPort.IN_PORT, 'IN_PORT'],

@@ -6,8 +6,10 @@ import { BASIC_FIELDS, KIND_SIZE } from './match.js';
 import type { ScalarKey } from './match.js';
 import { PORT_BY_NAME, PROTOCOL_SHORTHANDS, SET_FIELD_NAMES } from './ofctl-names.js';
 import type { Action, Instruction, Match, RegisterIndex } from './types.js';
-import { OFPCML_NO_BUFFER, OFPVID_PRESENT, OfPort, OpenFlowSyntaxError } from './types.js';
+import { OpenFlowSyntaxError } from './types.js';
+import { OFPCML_NO_BUFFER, OFPVID_PRESENT, OfPort } from './numbers.js';
 import { bytesToIpv4, bytesToIpv6, checkUint, ipv4ToBytes, ipv6ToBytes, macToBytes } from './wire.js';
+import { errorMessage } from '../../errors.js';
 
 type AddressKey = 'ipv4Src' | 'ipv4Dst' | 'arpSpa' | 'arpTpa' | 'ipv6Src' | 'ipv6Dst';
 const ADDRESS_FIELDS: Record<string, { key: AddressKey; v6: boolean }> = {
@@ -85,7 +87,7 @@ function address(
     return [canonical, print(parse(mask, token))];
   } catch (error) {
     if (error instanceof OpenFlowSyntaxError) throw error;
-    return fail(token, (error as Error).message);
+    return fail(token, errorMessage(error));
   }
 }
 
@@ -93,7 +95,7 @@ function mac(text: string, token: string): string {
   try {
     macToBytes(text, token);
   } catch (error) {
-    fail(token, (error as Error).message);
+    fail(token, errorMessage(error));
   }
   return text.toLowerCase();
 }

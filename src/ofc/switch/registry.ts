@@ -9,6 +9,7 @@ import { OpenFlowBridge } from './bridge.js';
 import type { BridgeHandle, FabricObserver, SwitchFabric } from './fabric.js';
 import { SwitchSession } from './session.js';
 import type { SessionOptions } from './session.js';
+import { errorMessage } from '../../errors.js';
 
 interface Waiter {
   name: string;
@@ -73,7 +74,7 @@ export class SwitchRegistry implements SwitchFabric {
       for (const waiter of [...this.waiters].filter((w) => w.name === identity.bridgeName))
         waiter.resolve(bridge);
     } catch (error) {
-      session.close(`handshake or resync failed: ${(error as Error).message}`);
+      session.close(`handshake or resync failed: ${errorMessage(error)}`);
     }
   }
 

@@ -28,6 +28,7 @@ import type {
   OfMessage,
   PacketInMessage,
 } from '../openflow/index.js';
+import { errorMessage } from '../../errors.js';
 
 export interface SessionOptions {
   logger: Logger;
@@ -249,7 +250,7 @@ export class SwitchSession extends EventEmitter<SwitchSessionEvents> {
     try {
       frames = this.framer.push(chunk);
     } catch (error) {
-      this.close(`undecodable stream: ${(error as Error).message}`);
+      this.close(`undecodable stream: ${errorMessage(error)}`);
       return;
     }
     for (const bytes of frames) {
@@ -259,14 +260,14 @@ export class SwitchSession extends EventEmitter<SwitchSessionEvents> {
         message = decodeMessage(bytes);
       } catch (error) {
         const reason =
-          error instanceof OpenFlowDecodeError ? error.message : `decoder failed: ${String(error)}`;
+          error instanceof OpenFlowDecodeError ? error.message : `decoder failed: ${errorMessage(error)}`;
         this.close(`malformed message from switch: ${reason}`);
         return;
       }
       try {
         this.dispatch(message);
       } catch (error) {
-        this.close(`protocol violation: ${(error as Error).message}`);
+        this.close(`protocol violation: ${errorMessage(error)}`);
         return;
       }
     }

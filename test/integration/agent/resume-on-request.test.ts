@@ -102,7 +102,10 @@ describe('agent: capture with resume OnRequest on real QEMU', () => {
         /VM default\/vm-a was resumed by the agent after 8 s without the operator .*snapshot held-2 is no longer consistent with the network/,
       ),
     });
-    expect(agent.log()).toMatch(/resumed default\/vm-a after 8000 ms paused without resumeCaptured/);
+    // The agent's stdout reaches this process on its own pipe, not in step with its HTTP answers.
+    await waitUntil('the agent logs that it resumed vm-a at its deadline', async () =>
+      /resumed default\/vm-a after 8000 ms paused without resumeCaptured/.test(agent.log()),
+    );
   });
 
   it('discarding a paused capture lets the VM run; a capture never held is NotFound', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { backendFor } from '../../../src/store/backend.js';
+import { backendFor } from '../../../src/store/backend-for.js';
 import { BundleError } from '../../../src/store/errors.js';
 import { FilesystemBackend } from '../../../src/store/filesystem-backend.js';
 import { checkBundleId, imagePath, relativePathProblem } from '../../../src/store/layout.js';

@@ -1,0 +1,157 @@
+// GENERATED from crds/*.yaml by src/api/codegen/generate.ts: do not edit. Change the CRD, then run
+// `npx tsx src/api/codegen/generate.ts`; src/api/codegen/generate.test.ts fails while this file is stale.
+import type { V1ListMeta, V1ObjectMeta } from '@kubernetes/client-node';
+import type { Condition } from './distributed-snapshot.generated.js';
+
+/** Restores a DistributedSnapshot, in this cluster or another one. */
+export interface SnapshotRestore {
+  apiVersion: 'violin.dev/v1alpha1';
+  kind: 'SnapshotRestore';
+  metadata: V1ObjectMeta;
+  spec: SnapshotRestoreSpec;
+  status?: SnapshotRestoreStatus;
+}
+
+export interface SnapshotRestoreList {
+  apiVersion: 'violin.dev/v1alpha1';
+  kind: 'SnapshotRestoreList';
+  metadata: V1ListMeta;
+  items: SnapshotRestore[];
+}
+
+/** A bundle written by a DistributedSnapshot, possibly in another cluster. */
+export interface SnapshotRestoreSpecSourceBundle {
+  /** The storage location the bundle was written to, file:///absolute/path or s3://bucket/prefix. */
+  storageLocation: string;
+  /** The bundle's path inside the storage location (status.bundle.path of the snapshot). */
+  path: string;
+}
+
+/**
+ * Exactly one of snapshotName (a DistributedSnapshot in this namespace) or bundle (how another cluster
+ * restores).
+ */
+export interface SnapshotRestoreSpecSource {
+  /** A Succeeded DistributedSnapshot in this namespace. */
+  snapshotName?: string;
+  /** A bundle written by a DistributedSnapshot, possibly in another cluster. */
+  bundle?: SnapshotRestoreSpecSourceBundle;
+}
+
+/** Where the VMs are loaded. */
+export interface SnapshotRestoreSpecPlacement {
+  /** Labels a node must carry to receive a restored VM. Empty, any schedulable node. */
+  nodeSelector?: Record<string, string>;
+}
+
+/** What the restore does with the network state saved in the bundle. */
+export interface SnapshotRestoreSpecNetwork {
+  /**
+   * Install the saved flow tables on the bridges before the VMs resume (proactive network state).
+   * Default: `true`.
+   */
+  restoreFlows?: boolean;
+  /**
+   * Replay the messages recorded in flight across the cut (when the snapshot recorded channel state).
+   * Default: `true`.
+   */
+  replayChannelState?: boolean;
+}
+
+/**
+ * How the loaded VMs resume; Simultaneous waits until every VM is loaded paused, then resumes all at
+ * once.
+ */
+export type SnapshotRestoreSpecResume = 'Simultaneous';
+
+/** What to restore and where. Immutable once created. */
+export interface SnapshotRestoreSpec {
+  /**
+   * Exactly one of snapshotName (a DistributedSnapshot in this namespace) or bundle (how another cluster
+   * restores).
+   */
+  source: SnapshotRestoreSpecSource;
+  /**
+   * Where the VMs are recreated. Default, the SnapshotRestore's own namespace. Names or MACs that
+   * collide there make the restore fail.
+   */
+  targetNamespace?: string;
+  /**
+   * Where the VMs are loaded.
+   * Default: `{}`.
+   */
+  placement?: SnapshotRestoreSpecPlacement;
+  /**
+   * What the restore does with the network state saved in the bundle.
+   * Default: `{}`.
+   */
+  network?: SnapshotRestoreSpecNetwork;
+  /**
+   * How the loaded VMs resume; Simultaneous waits until every VM is loaded paused, then resumes all at
+   * once.
+   * Default: `"Simultaneous"`.
+   */
+  resume?: SnapshotRestoreSpecResume;
+  /**
+   * How long the restore may take before it fails and removes what it loaded. A duration between 10s and
+   * 24h, such as 10m.
+   * Default: `"10m"`.
+   */
+  timeout?: string;
+}
+
+/**
+ * Pending, Validating (bundle and digests checked, collisions refused), Loading, Resuming, then
+ * Succeeded or Failed.
+ */
+export type SnapshotRestoreStatusPhase =
+  'Pending' | 'Validating' | 'Loading' | 'Resuming' | 'Succeeded' | 'Failed';
+
+/** Where this VM is in the restore. */
+export type SnapshotRestoreStatusVmPhase = 'Pending' | 'Loading' | 'Loaded' | 'Resumed' | 'Failed';
+
+export interface SnapshotRestoreStatusVm {
+  /** The VirtualMachineInstance, as named in the target namespace. */
+  name: string;
+  /** The node it was loaded on. */
+  node?: string;
+  /** Where this VM is in the restore. */
+  phase?: SnapshotRestoreStatusVmPhase;
+  /** When its image was loaded and the VM waited paused (RFC 3339, with milliseconds). */
+  loadedAt?: string;
+  /** When it resumed (RFC 3339, with milliseconds). */
+  restoredAt?: string;
+  /** What went wrong, or what it is waiting for. */
+  message?: string;
+}
+
+/** What the operator observed and did. */
+export interface SnapshotRestoreStatus {
+  /**
+   * Pending, Validating (bundle and digests checked, collisions refused), Loading, Resuming, then
+   * Succeeded or Failed.
+   */
+  phase?: SnapshotRestoreStatusPhase;
+  /**
+   * The metadata.generation this status describes. 0 until the operator first writes status (a default),
+   * so GitOps tools see a new object as not yet observed rather than done.
+   */
+  observedGeneration?: number;
+  /**
+   * Ready, Progressing and Degraded, and beside them kstatus's Reconciling and Stalled (read by Flux and
+   * other GitOps tools; docs/gitops.md), in the metav1.Condition shape.
+   */
+  conditions?: Condition[];
+  /** One row per VM in the bundle. */
+  vms?: SnapshotRestoreStatusVm[];
+  /** Spread of the VMs' restoredAt, in milliseconds. */
+  resumeSkewMs?: number;
+  /** When the operator began the restore. */
+  startTime?: string;
+  /** When it reached Succeeded or Failed. */
+  completionTime?: string;
+  /** Why it failed, in CamelCase (DigestMismatch, NameCollision, Timeout, ...). */
+  failureReason?: string;
+  /** Why it failed, in plain words. */
+  failureMessage?: string;
+}
