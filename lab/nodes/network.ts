@@ -16,7 +16,7 @@ export interface NodesNetwork {
   netns: NetworkNamespace;
   /** The host end of the veth: where the API server listens for kubelets and pods. */
   hostAddress: string;
-  /** The address of the index-th node (from 1), on a dummy link inside the namespace. */
+  /** The address of the index-th node (from 1), on the namespace's loopback (this kernel has no dummy links). */
   nodeAddress(index: number): string;
   /** Pods of the index-th node get addresses from this range of POD_SUBNET. */
   podRange(index: number): { rangeStart: string; rangeEnd: string };
@@ -44,8 +44,6 @@ export async function createNodesNetwork(): Promise<NodesNetwork> {
     await netns.exec(['ip', 'addr', 'add', '10.213.254.2/30', 'dev', nsEnd]);
     await netns.exec(['ip', 'link', 'set', nsEnd, 'up']);
     await netns.exec(['ip', 'route', 'add', 'default', 'via', hostAddress]);
-    await netns.exec(['ip', 'link', 'add', 'nodes', 'type', 'dummy']);
-    await netns.exec(['ip', 'link', 'set', 'nodes', 'up']);
     // Pods on the bridge reach the API server and each other's hostPorts through the namespace.
     await netns.exec(['sysctl', '-qw', 'net.ipv4.ip_forward=1']);
   } catch (error) {
@@ -62,9 +60,9 @@ export async function createNodesNetwork(): Promise<NodesNetwork> {
   };
 }
 
-/** Gives the namespace's dummy link the node's address, which its kubelet binds and reports as InternalIP. */
+/** Gives the namespace's loopback the node's address, which its kubelet binds and reports as InternalIP. */
 export async function addNodeAddress(network: NodesNetwork, index: number): Promise<string> {
   const address = network.nodeAddress(index);
-  await network.netns.exec(['ip', 'addr', 'add', `${address}/32`, 'dev', 'nodes']);
+  await network.netns.exec(['ip', 'addr', 'add', `${address}/32`, 'dev', 'lo']);
   return address;
 }
