@@ -50,9 +50,11 @@ debian_rootfs() {
   local tar="$cache/debian-$DEBIAN_SUITE-$key.tar"
   if [ ! -f "$tar" ]; then
     log "building the Debian $DEBIAN_SUITE root filesystem with mmdebstrap (first run only, 2-5 minutes)"
+    # mmdebstrap picks its output format by the name's extension: keep .tar.
+    local partial="${tar%.tar}.partial.tar"
     mmdebstrap --quiet --variant=minbase --include=ca-certificates --mode=root \
-      "$DEBIAN_SUITE" "$tar.partial" /etc/apt/sources.list.d/debian.sources >&2
-    mv "$tar.partial" "$tar"
+      "$DEBIAN_SUITE" "$partial" /etc/apt/sources.list.d/debian.sources >&2
+    mv "$partial" "$tar"
   fi
   echo "$tar"
 }
