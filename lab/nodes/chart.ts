@@ -17,6 +17,17 @@ export interface ChartInstall {
   hostPaths: { kubevirtRuntime: string; bundles: string; openvswitchRuntime: string };
 }
 
+/**
+ * A node's root filesystem is a shared mount (systemd makes it so), and the
+ * agent's `mountPropagation: HostToContainer` needs that of its hostPath; this
+ * machine's is private. A bind mount of the lab's host directory onto itself,
+ * made shared, stands for it (the cluster's stop() unmounts it).
+ */
+async function makeSharedMount(dir: string): Promise<void> {
+  await run('mount', ['--bind', dir, dir]);
+  await run('mount', ['--make-rshared', dir]);
+}
+
 export async function helmInstallViolin(
   cluster: NodesCluster,
   image: string,
@@ -32,6 +43,7 @@ export async function helmInstallViolin(
     openvswitchRuntime: join(hostRoot, 'openvswitch'),
   };
   for (const path of Object.values(hostPaths)) await mkdir(path, { recursive: true });
+  await makeSharedMount(hostRoot);
   const at = image.lastIndexOf(':');
   await run(helm, [
     'install',

@@ -111,6 +111,8 @@ export async function startNodesCluster(options: NodesClusterOptions): Promise<N
     controlPlane = await startLocalControlPlane({
       dir: join(dir, 'control-plane'),
       kubelets: { address: net.hostAddress },
+      // KubeVirt's CRDs, as a cluster with KubeVirt has them; violin's own come with the chart.
+      crdDirs: [join(repoRoot(), 'test', 'fixtures', 'crds')],
       log,
     });
     const cp = controlPlane;
