@@ -28,7 +28,8 @@ describe('charts/violin installed by helm on lab nodes', () => {
     });
     await cluster.importImage(image.archive);
     install = await helmInstallViolin(cluster, image.ref);
-  });
+    // The first image build on a fresh machine takes about 10 minutes of this (README).
+  }, 1_800_000);
 
   afterAll(async () => {
     await cluster?.stop();
