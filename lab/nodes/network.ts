@@ -24,6 +24,15 @@ export interface NodesNetwork {
 }
 
 export async function createNodesNetwork(): Promise<NodesNetwork> {
+  // The range is fixed (the API server's address is in its certificate, the
+  // docs name it): one nodes lab per machine, and a clear word if one is there.
+  const existing = (await run('ip', ['route', 'show', LAB_RANGE])).stdout.trim();
+  if (existing) {
+    throw new Error(
+      `${LAB_RANGE} is already routed (${existing}): another lab-nodes cluster runs on this machine, ` +
+        'or a killed one left its veth (ip link del <dev> removes it and its namespace end)',
+    );
+  }
   const tag = uniqueTag();
   const netns = await NetworkNamespace.create(`violin-nodes-${tag}`);
   const hostEnd = `vln${tag}h`;
