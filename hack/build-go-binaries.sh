@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver, kubectl, etcd (and, on request, helm and kind) from
-# their Go modules into a cache keyed by version. Prebuilt downloads are not an
+# Builds kube-apiserver, kubectl, etcd, helm, the lab nodes' kubelet,
+# kube-proxy, kube-controller-manager and kube-scheduler (and, on request,
+# kind) from their Go modules into a cache keyed by version. Prebuilt downloads are not an
 # option on every machine this project runs on, the Go module proxy is.
 #
-# usage: hack/build-go-binaries.sh [kube-apiserver|kubectl|etcd|helm|kind ...]
+# usage: hack/build-go-binaries.sh [kube-apiserver|kubectl|kubelet|kube-proxy|
+#   kube-controller-manager|kube-scheduler|etcd|helm|kind ...]
 #   (no arguments: kube-apiserver kubectl etcd)
 # Prints nothing but progress on stderr; the binaries land in
 #   $VIOLIN_CACHE/bin/<name>-<version>  and a stable link $VIOLIN_CACHE/bin/<name>.
@@ -89,7 +91,8 @@ targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(kube-apiserver kubectl etcd)
 for t in "${targets[@]}"; do
   case $t in
-    kube-apiserver | kubectl) build_kubernetes "$t"; version=$KUBERNETES_VERSION ;;
+    kube-apiserver | kubectl | kubelet | kube-proxy | kube-controller-manager | kube-scheduler)
+      build_kubernetes "$t"; version=$KUBERNETES_VERSION ;;
     etcd) build_etcd; version=$ETCD_VERSION ;;
     helm) build_plain helm helm.sh/helm/v3 "$HELM_VERSION" helm.sh/helm/v3/cmd/helm; version=$HELM_VERSION ;;
     kind) build_plain kind sigs.k8s.io/kind "$KIND_VERSION" sigs.k8s.io/kind; version=$KIND_VERSION ;;

@@ -27,6 +27,11 @@ apt_packages=(
   socat
   openssl                     # the local control plane's serving certificate
   jq
+  containerd                  # the lab nodes' container runtime (one per node, own socket and root), ctr imports images
+  runc                        # the OCI runtime containerd runs the chart's pods with
+  containernetworking-plugins # bridge, host-local, loopback, portmap: the lab nodes' pod networks (CNI)
+  buildah                     # builds the project's image from its Dockerfile, without a daemon or a registry
+  mmdebstrap                  # the image's base root filesystem, from Debian packages (no registry to pull node:24-slim)
 )
 
 apt_deps() {
@@ -56,8 +61,17 @@ npm_deps() {
   cp package-lock.json "$stamp"
 }
 
+# One binary per line: other targets are added here.
 go_deps() {
-  "$here/build-go-binaries.sh" kube-apiserver kubectl etcd
+  "$here/build-go-binaries.sh" \
+    kube-apiserver \
+    kubectl \
+    etcd \
+    helm \
+    kubelet \
+    kube-proxy \
+    kube-controller-manager \
+    kube-scheduler
 }
 
 what=("$@")

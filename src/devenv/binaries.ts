@@ -4,7 +4,16 @@ import { delimiter, join } from 'node:path';
 import { cacheDir } from './cache.js';
 import { repoRoot } from './repo.js';
 
-export type ControlPlaneBinary = 'etcd' | 'kube-apiserver' | 'kubectl';
+export type ControlPlaneBinary =
+  | 'etcd'
+  | 'kube-apiserver'
+  | 'kubectl'
+  | 'helm'
+  // The lab nodes' (lab/nodes).
+  | 'kubelet'
+  | 'kube-proxy'
+  | 'kube-controller-manager'
+  | 'kube-scheduler';
 
 /** Where hack/build-go-binaries.sh puts the binaries it builds (same rule as the Makefile). */
 export function binaryCacheDir(): string {

@@ -34,6 +34,12 @@ export interface LocalControlPlaneOptions {
   log?: (message: string) => void;
   /** How long to wait for /readyz and for the CRDs. Default: 90 s (a loaded 2-core machine is slow). */
   readyTimeoutMs?: number;
+  /**
+   * Serve kubelets and their pods too (lab/nodes): listen and advertise at `address` (the host end of a
+   * link into the lab nodes' network namespace) instead of loopback, keep the `kubernetes` Service's
+   * endpoints, and admit pods through the ServiceAccount plugin so they get their tokens.
+   */
+  kubelets?: { address: string };
 }
 
 export interface LocalControlPlane {
@@ -42,6 +48,8 @@ export interface LocalControlPlane {
   dir: string;
   /** Admin kubeconfig (group system:masters) written to `dir`. */
   kubeconfigPath: string;
+  /** The self-signed serving certificate: what clients trust, and the root CA pods are given. */
+  caPath: string;
   kubeConfig: KubeConfig;
   /** PIDs, for tests that kill the API server on purpose (apiserver changes when it is restarted). */
   pids: { etcd: number | undefined; apiserver: number | undefined };
@@ -88,6 +96,14 @@ const UNUSED_ADMISSION_PLUGINS = [
   'ClusterTrustBundleAttest',
 ];
 
+// With kubelets, pods are real: the ServiceAccount plugin mounts their tokens
+// (kube-controller-manager creates the `default` ServiceAccounts it needs).
+function disabledAdmissionPlugins(options: LocalControlPlaneOptions): string[] {
+  return options.kubelets
+    ? UNUSED_ADMISSION_PLUGINS.filter((p) => p !== 'ServiceAccount')
+    : UNUSED_ADMISSION_PLUGINS;
+}
+
 const START_ATTEMPTS = 3;
 
 export async function startLocalControlPlane(
@@ -103,7 +119,7 @@ export async function startLocalControlPlane(
   try {
     // Read the manifests first: a broken one should fail before two processes start.
     const crds = await readCrdManifests(options.crdDirs ?? defaultCrdDirs());
-    const credentials = await writeControlPlaneCredentials(dir);
+    const credentials = await writeControlPlaneCredentials(dir, options.kubelets?.address);
     for (let attempt = 1; ; attempt++) {
       try {
         return await startOnce(dir, ownsDir, credentials, binaries, crds, options, began, log);
@@ -135,7 +151,8 @@ async function startOnce(
   const [etcdClientPort, etcdPeerPort, apiserverPort] = await distinctFreePorts(3);
   const etcdUrl = `http://127.0.0.1:${etcdClientPort}`;
   const etcdPeerUrl = `http://127.0.0.1:${etcdPeerPort}`;
-  const server = `https://127.0.0.1:${apiserverPort}`;
+  const address = options.kubelets?.address ?? '127.0.0.1';
+  const server = `https://${address}:${apiserverPort}`;
   const etcdDataDir = join(dir, 'etcd');
   // A retry must not inherit a half-initialised member from the failed attempt.
   await rm(etcdDataDir, { recursive: true, force: true });
@@ -166,8 +183,8 @@ async function startOnce(
       binaries['kube-apiserver'],
       [
         `--etcd-servers=${etcdUrl}`,
-        '--bind-address=127.0.0.1',
-        '--advertise-address=127.0.0.1',
+        `--bind-address=${address}`,
+        `--advertise-address=${address}`,
         `--secure-port=${apiserverPort}`,
         `--cert-dir=${join(dir, 'generated-certs')}`,
         `--tls-cert-file=${credentials.servingCertPath}`,
@@ -178,14 +195,17 @@ async function startOnce(
         `--service-account-key-file=${credentials.serviceAccountPublicKeyPath}`,
         `--service-account-signing-key-file=${credentials.serviceAccountPrivateKeyPath}`,
         '--service-cluster-ip-range=10.96.0.0/16',
-        // No kubelets, no Service endpoints to keep: skip the reconciler and its leases.
-        '--endpoint-reconciler-type=none',
+        ...(options.kubelets
+          ? // Kubelets register by name only; their InternalIP is how to reach them.
+            ['--kubelet-preferred-address-types=InternalIP']
+          : // No kubelets, no Service endpoints to keep: skip the reconciler and its leases.
+            ['--endpoint-reconciler-type=none']),
         '--enable-priority-and-fairness=false',
         '--profiling=false',
         // As kubeadm and kind do: the chart's snapshot-host agent is privileged, and a
         // server-side dry run of it must be judged by RBAC and schema, not refused outright.
         '--allow-privileged=true',
-        `--disable-admission-plugins=${UNUSED_ADMISSION_PLUGINS.join(',')}`,
+        `--disable-admission-plugins=${disabledAdmissionPlugins(options).join(',')}`,
       ],
       join(dir, 'kube-apiserver.log'),
     );
@@ -227,6 +247,7 @@ async function startOnce(
       server,
       dir,
       kubeconfigPath,
+      caPath: credentials.servingCertPath,
       kubeConfig,
       pids,
       startupMs,

@@ -24,11 +24,14 @@ export interface ControlPlaneCredentials {
 
 /**
  * Writes everything kube-apiserver needs to run with authentication and RBAC on:
- * a self-signed serving certificate for 127.0.0.1 (openssl: node:crypto cannot
+ * a self-signed serving certificate for `address` (openssl: node:crypto cannot
  * issue X.509 certificates), the key pair that signs service-account tokens
  * (so the TokenRequest API works), and a static token for an admin user.
  */
-export async function writeControlPlaneCredentials(dir: string): Promise<ControlPlaneCredentials> {
+export async function writeControlPlaneCredentials(
+  dir: string,
+  address = '127.0.0.1',
+): Promise<ControlPlaneCredentials> {
   const servingCertPath = join(dir, 'apiserver.crt');
   const servingKeyPath = join(dir, 'apiserver.key');
   try {
@@ -45,7 +48,8 @@ export async function writeControlPlaneCredentials(dir: string): Promise<Control
       '-subj',
       '/CN=violin-local-apiserver',
       '-addext',
-      'subjectAltName=IP:127.0.0.1,DNS:localhost',
+      // 10.96.0.1: the `kubernetes` Service, as pods on lab nodes reach it.
+      `subjectAltName=IP:${address},IP:10.96.0.1,DNS:localhost,DNS:kubernetes.default.svc`,
       '-keyout',
       servingKeyPath,
       '-out',

@@ -1,0 +1,81 @@
+// One kubelet per lab node, in the nodes' network namespace, bound to the
+// node's own address (so every kubelet has its ports 10250 and 10248), with its
+// own root dir, pod-log dir and volume-plugin dir, talking to its node's
+// containerd. Settings this machine needs are explained where they are set.
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import { ManagedProcess } from '../../src/devenv/managed-process.js';
+import type { NetworkNamespace } from '../ovs/netns.js';
+import type { ContainerdPaths } from './containerd.js';
+
+export interface KubeletOptions {
+  binary: string;
+  netns: NetworkNamespace;
+  nodeName: string;
+  nodeDir: string;
+  address: string;
+  containerd: ContainerdPaths;
+  kubeconfigPath: string;
+  labels: Record<string, string>;
+}
+
+function kubeletConfig(options: KubeletOptions): string {
+  const config = {
+    apiVersion: 'kubelet.config.k8s.io/v1beta1',
+    kind: 'KubeletConfiguration',
+    address: options.address,
+    port: 10250,
+    readOnlyPort: 0,
+    healthzBindAddress: options.address,
+    healthzPort: 10248,
+    containerRuntimeEndpoint: `unix://${options.containerd.socket}`,
+    // cgroups are v1 on this machine, and the kubelet refuses v1 unless told.
+    failCgroupV1: false,
+    cgroupDriver: 'cgroupfs',
+    // Several kubelets on one machine cannot each own the QoS cgroup tree and
+    // node-allocatable enforcement (they would fight over /kubepods): pods get
+    // no QoS-level cgroups and limits are per container only.
+    cgroupsPerQOS: false,
+    enforceNodeAllocatable: [],
+    failSwapOn: false,
+    // Images come from `ctr images import`, never from a registry: collecting
+    // one would leave the node unable to start its pods again.
+    imageGCHighThresholdPercent: 100,
+    imageGCLowThresholdPercent: 99,
+    // Shared-machine defaults would be /var/log/pods and /usr/libexec/...: each kubelet keeps its own.
+    podLogsDir: join(options.nodeDir, 'pod-logs'),
+    volumePluginDir: join(options.nodeDir, 'volume-plugins'),
+    authentication: { anonymous: { enabled: false }, webhook: { enabled: true } },
+    authorization: { mode: 'Webhook' },
+    // No cluster DNS in the lab: pods resolve with the machine's resolv.conf.
+    clusterDomain: 'cluster.local',
+    registerNode: true,
+  };
+  return JSON.stringify(config, null, 2);
+}
+
+export async function startKubelet(options: KubeletOptions): Promise<ManagedProcess> {
+  const configPath = join(options.nodeDir, 'kubelet.json');
+  await writeFile(configPath, kubeletConfig(options));
+  const labels = Object.entries(options.labels)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
+  return new ManagedProcess(
+    'kubelet',
+    'nsenter',
+    [
+      `--net=/run/netns/${options.netns.name}`,
+      '--',
+      options.binary,
+      `--config=${configPath}`,
+      `--kubeconfig=${options.kubeconfigPath}`,
+      `--root-dir=${join(options.nodeDir, 'kubelet')}`,
+      `--hostname-override=${options.nodeName}`,
+      `--node-ip=${options.address}`,
+      ...(labels ? [`--node-labels=${labels}`] : []),
+      '--v=1',
+    ],
+    join(options.nodeDir, 'kubelet.log'),
+  );
+}
