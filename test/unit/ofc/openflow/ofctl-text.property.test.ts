@@ -10,9 +10,9 @@ import {
   parseActions,
   parseMatch,
   OpenFlowSyntaxError,
-} from './index.js';
-import type { Action } from './index.js';
-import { matchArb, instructionArb } from '../../../test/support/openflow-arbitraries.js';
+} from '../../../../src/ofc/openflow/index.js';
+import type { Action } from '../../../../src/ofc/openflow/index.js';
+import { matchArb, instructionArb } from '../../../support/openflow-arbitraries.js';
 
 describe('ovs-ofctl text properties', () => {
   it('parsers raise only OpenFlowSyntaxError on arbitrary text', () => {

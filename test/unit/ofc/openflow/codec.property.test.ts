@@ -4,8 +4,13 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 
-import { MessageFramer, OpenFlowDecodeError, decodeMessage, encodeMessage } from './index.js';
-import { u8, u32, blob, messageArb } from '../../../test/support/openflow-arbitraries.js';
+import {
+  MessageFramer,
+  OpenFlowDecodeError,
+  decodeMessage,
+  encodeMessage,
+} from '../../../../src/ofc/openflow/index.js';
+import { u8, u32, blob, messageArb } from '../../../support/openflow-arbitraries.js';
 
 /** Only OpenFlowDecodeError may come out of the decoder; anything else fails the property. */
 function decodeOrDecodeError(buf: Buffer): void {
