@@ -57,7 +57,7 @@ npm_deps() {
 }
 
 go_deps() {
-  "$here/build-go-binaries.sh" kube-apiserver kubectl etcd
+  "$here/build-go-binaries.sh" kube-apiserver kubectl etcd seaweedfs
 }
 
 what=("$@")
