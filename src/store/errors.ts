@@ -18,7 +18,11 @@ export type BundleErrorCode =
   /** A file's size or digest differs from what the manifest says. */
   | 'Integrity'
   /** The bundle is already committed and cannot be written again. */
-  | 'Conflict';
+  | 'Conflict'
+  /** The storage refused or lacks the credentials (s3://: wrong keys, no permission on the bucket). */
+  | 'AccessDenied'
+  /** The storage could not be reached or failed (s3://: server down, network, 5xx); retrying may help. */
+  | 'Unavailable';
 
 export class BundleError extends Error {
   override readonly name = 'BundleError';
