@@ -15,6 +15,7 @@ import {
   GetObjectCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
+  ListObjectsV2Command,
   paginateListObjectsV2,
   PutObjectCommand,
 } from '@aws-sdk/client-s3';
@@ -74,35 +75,41 @@ export class S3Backend implements BundleBackend {
 
   async putStream(bundleId: string, path: string, source: AsyncIterable<Uint8Array>): Promise<number> {
     const key = objectKey(this.at, bundleId, path);
-    const counted = { bytes: 0 };
-    return this.s3(`uploading ${path} of bundle '${bundleId}'`, path, async (client) => {
-      const upload = new Upload({
-        client,
-        params: {
-          Bucket: this.at.bucket,
-          Key: key,
-          Body: Readable.from(countingBytes(source, path, counted)),
-        },
-        partSize: PART_BYTES,
-        queueSize: PARTS_IN_FLIGHT,
-        // On failure the upload is aborted, so no part outlives it (when the server is still there to
-        // hear it; otherwise removeLeftovers() aborts it later).
-        leavePartsOnError: false,
+    const counted: Counted = { bytes: 0 };
+    try {
+      return await this.s3(`uploading ${path} of bundle '${bundleId}'`, path, async (client) => {
+        const upload = new Upload({
+          client,
+          params: {
+            Bucket: this.at.bucket,
+            Key: key,
+            Body: Readable.from(countingBytes(source, path, counted)),
+          },
+          partSize: PART_BYTES,
+          queueSize: PARTS_IN_FLIGHT,
+          // On failure the upload is aborted, so no part outlives it (when the server is still there to
+          // hear it; otherwise removeLeftovers() aborts it later).
+          leavePartsOnError: false,
+        });
+        await upload.done();
+        // The SDK checksums every part and the server checks them; the size is confirmed here, the
+        // content (sha256) when the bundle is read.
+        const stored = await this.stat(bundleId, path);
+        if (stored?.size !== counted.bytes) {
+          await client.send(new DeleteObjectCommand({ Bucket: this.at.bucket, Key: key }));
+          throw new BundleError(
+            'Integrity',
+            `${path}: uploaded ${counted.bytes} bytes to ${this.location} but the server stored ${stored?.size ?? 'nothing'}`,
+            path,
+          );
+        }
+        return counted.bytes;
       });
-      await upload.done();
-      // The SDK checksums every part and the server checks them; the size is confirmed here, the
-      // content (sha256) when the bundle is read.
-      const stored = await this.stat(bundleId, path);
-      if (stored?.size !== counted.bytes) {
-        await client.send(new DeleteObjectCommand({ Bucket: this.at.bucket, Key: key }));
-        throw new BundleError(
-          'Integrity',
-          `${path}: uploaded ${counted.bytes} bytes to ${this.location} but the server stored ${stored?.size ?? 'nothing'}`,
-          path,
-        );
-      }
-      return counted.bytes;
-    });
+    } catch (err) {
+      // The source's own failure (a capture that broke off) is the cause, not the server.
+      if (counted.sourceFailure !== undefined) throw counted.sourceFailure;
+      throw err;
+    }
   }
 
   async putBytes(
@@ -250,13 +257,10 @@ export class S3Backend implements BundleBackend {
   async bundleExists(bundleId: string): Promise<boolean> {
     const prefix = bundleKeyPrefix(this.at, bundleId);
     return this.s3(`looking for bundle '${bundleId}'`, undefined, async (client) => {
-      for await (const page of paginateListObjectsV2(
-        { client, pageSize: 1 },
-        { Bucket: this.at.bucket, Prefix: prefix, MaxKeys: 1 },
-      )) {
-        return (page.Contents ?? []).length > 0;
-      }
-      return false;
+      const page = await client.send(
+        new ListObjectsV2Command({ Bucket: this.at.bucket, Prefix: prefix, MaxKeys: 1 }),
+      );
+      return (page.Contents ?? []).length > 0;
     });
   }
 
@@ -328,13 +332,19 @@ export class S3Backend implements BundleBackend {
   }
 }
 
+interface Counted {
+  bytes: number;
+  /** What the source threw, if it failed: the upload's failure is then the source's. */
+  sourceFailure?: unknown;
+}
+
 /** Passes `source` through, counting its bytes and refusing chunks that are not bytes. */
 async function* countingBytes(
   source: AsyncIterable<Uint8Array>,
   path: string,
-  counted: { bytes: number },
+  counted: Counted,
 ): AsyncGenerator<Uint8Array> {
-  for await (const chunk of source) {
+  for await (const chunk of guarded(source, counted)) {
     if (!(chunk instanceof Uint8Array)) {
       throw new BundleError(
         'InvalidName',
@@ -344,5 +354,15 @@ async function* countingBytes(
     }
     counted.bytes += chunk.byteLength;
     yield chunk;
+  }
+}
+
+/** `source`, recording what it throws before passing it on. */
+async function* guarded(source: AsyncIterable<Uint8Array>, counted: Counted): AsyncGenerator<Uint8Array> {
+  try {
+    yield* source;
+  } catch (err) {
+    counted.sourceFailure = err;
+    throw err;
   }
 }

@@ -109,6 +109,20 @@ describe('bundles in S3', () => {
     expect((await refusalOf(openBundleWriter(location, 'nightly-1'))).code).toBe('Conflict');
   });
 
+  it('aborts the multipart upload of a capture that breaks off, reporting the capture failure', async () => {
+    const writer = await openBundleWriter(location, 'nightly-1');
+    async function* brokenCapture(): AsyncGenerator<Uint8Array> {
+      for (let i = 0; i < 3 * 8; i++) yield randomBytes(1024 * 1024);
+      throw new Error('migration stream closed by QEMU');
+    }
+    await expect(writer.writeImage(sampleVms[0], brokenCapture())).rejects.toThrow(
+      'migration stream closed by QEMU',
+    );
+    const pending = await raw.send(new ListMultipartUploadsCommand({ Bucket: BUCKET, Prefix: `${prefix}/` }));
+    expect(pending.Uploads ?? []).toEqual([]);
+    expect(await listBundles(location)).toEqual([]);
+  });
+
   it('lists the bundles of a location, committed or not, for a cluster that did not write them', async () => {
     await writeBundle('nightly-1');
     const partial = await openBundleWriter(location, 'nightly-2');
