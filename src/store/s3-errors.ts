@@ -53,8 +53,12 @@ export function s3Failure(
   if (err instanceof BundleError) return err;
   const e = err as SdkError;
   const server = settings.endpoint ?? `AWS S3 (${settings.region})`;
-  const said = `${e.name ?? e.code ?? 'Error'}: ${e.message ?? String(err)}`;
   const status = e.$metadata?.httpStatusCode;
+  // A HEAD's error has no body to name it: the SDK then says only "Unknown", and the status is the news.
+  const said =
+    e.name === 'Unknown' && status !== undefined
+      ? `HTTP ${status}`
+      : `${e.name ?? e.code ?? 'Error'}: ${e.message ?? String(err)}`;
   const where = `storage location ${at.location}`;
   if (CREDENTIAL_ERRORS.has(e.name ?? '') || status === 403) {
     return new BundleError(
