@@ -84,7 +84,7 @@ build_etcd() {
 build_seaweedfs() {
   local out="$cache/bin/weed-$SEAWEEDFS_VERSION"
   [ -x "$out" ] && return 0
-  log "building weed (SeaweedFS) $SEAWEEDFS_VERSION from github.com/seaweedfs/seaweedfs (first run only, several minutes)"
+  log "building weed (SeaweedFS) $SEAWEEDFS_VERSION from github.com/seaweedfs/seaweedfs (first run only: ~10 min of CPU, an hour on a busy 2-core machine)"
   local dir
   dir=$(wrapper "seaweedfs-$SEAWEEDFS_VERSION")
   (

@@ -5,7 +5,7 @@
 export type BundleErrorCode =
   /** The storage location URL is malformed or uses a scheme this build cannot serve. */
   | 'InvalidLocation'
-  /** The backend exists in the API but not in this version (s3://). */
+  /** The location cannot do what was asked (writeImageFile where there are no local files: s3://). */
   | 'NotImplemented'
   /** A bundle id, VM reference or bundle-relative path is not acceptable. */
   | 'InvalidName'
