@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Builds kube-apiserver, kubectl, etcd, helm, the lab nodes' kubelet,
-# kube-proxy, kube-controller-manager and kube-scheduler (and, on request,
-# kind) from their Go modules into a cache keyed by version. Prebuilt downloads are not an
+# kube-proxy, kube-controller-manager and kube-scheduler, the SeaweedFS S3
+# server the lab's object storage runs on (and, on request, kind) from their
+# Go modules into a cache keyed by version. Prebuilt downloads are not an
 # option on every machine this project runs on, the Go module proxy is.
 #
 # usage: hack/build-go-binaries.sh [kube-apiserver|kubectl|kubelet|kube-proxy|
-#   kube-controller-manager|kube-scheduler|etcd|helm|kind ...]
+#   kube-controller-manager|kube-scheduler|etcd|helm|kind|seaweedfs ...]
 #   (no arguments: kube-apiserver kubectl etcd)
 # Prints nothing but progress on stderr; the binaries land in
 #   $VIOLIN_CACHE/bin/<name>-<version>  and a stable link $VIOLIN_CACHE/bin/<name>.
@@ -78,6 +79,33 @@ build_etcd() {
   mv "$out.tmp" "$out"
 }
 
+# SeaweedFS tags its releases without the `v` Go wants, so the module proxy
+# knows it only by pseudo-version, and its go.mod keeps a `replace`
+# (go-bip39), which `go install pkg@version` refuses: build `weed` from a
+# wrapper module that repeats that replace.
+build_seaweedfs() {
+  local out="$cache/bin/weed-$SEAWEEDFS_VERSION"
+  [ -x "$out" ] && return 0
+  log "building weed (SeaweedFS) $SEAWEEDFS_VERSION from github.com/seaweedfs/seaweedfs (first run only: ~10 min of CPU, an hour on a busy 2-core machine)"
+  local dir
+  dir=$(wrapper "seaweedfs-$SEAWEEDFS_VERSION")
+  (
+    cd "$dir"
+    go mod edit -require "github.com/seaweedfs/seaweedfs@$SEAWEEDFS_VERSION"
+    go mod download -json "github.com/seaweedfs/seaweedfs@$SEAWEEDFS_VERSION" >weed.json
+    local modfile
+    modfile=$(sed -n 's/.*"GoMod": "\(.*\)",/\1/p' weed.json)
+    # Every active `replace` of SeaweedFS's go.mod (a commented-out one starts with //).
+    grep -E '^replace [^ ]+ => [^ ]+ v' "$modfile" | while read -r _ from _ to version; do
+      go mod edit -replace "$from=$to@$version"
+    done
+    printf '//go:build tools\n\npackage tools\n\nimport _ "github.com/seaweedfs/seaweedfs/weed"\n' >tools.go
+    GOFLAGS=-mod=mod go mod tidy -e >/dev/null 2>&1 || true
+    GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$out.tmp" github.com/seaweedfs/seaweedfs/weed
+  )
+  mv "$out.tmp" "$out"
+}
+
 build_plain() {
   local name=$1 module=$2 version=$3 pkg=$4
   local out="$cache/bin/$name-$version"
@@ -96,6 +124,7 @@ for t in "${targets[@]}"; do
     etcd) build_etcd; version=$ETCD_VERSION ;;
     helm) build_plain helm helm.sh/helm/v3 "$HELM_VERSION" helm.sh/helm/v3/cmd/helm; version=$HELM_VERSION ;;
     kind) build_plain kind sigs.k8s.io/kind "$KIND_VERSION" sigs.k8s.io/kind; version=$KIND_VERSION ;;
+    seaweedfs) build_seaweedfs; t=weed; version=$SEAWEEDFS_VERSION ;;
     *) echo "hack: unknown binary '$t'" >&2; exit 2 ;;
   esac
   ln -sfn "$t-$version" "$cache/bin/$t"

@@ -71,7 +71,8 @@ go_deps() {
     kubelet \
     kube-proxy \
     kube-controller-manager \
-    kube-scheduler
+    kube-scheduler \
+    seaweedfs
 }
 
 what=("$@")

@@ -9,7 +9,7 @@ import { S3Backend } from './s3-backend.js';
 /**
  * The backend for a storage location URL:
  *   file:///var/lib/violin/bundles   a directory (hostPath, PVC)
- *   s3://bucket/prefix               S3-compatible object storage (declared, not implemented yet)
+ *   s3://bucket/prefix               S3-compatible object storage (settings from the S3 Secret: s3-settings.ts)
  */
 export function backendFor(location: string): BundleBackend {
   let url: URL;

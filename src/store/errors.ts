@@ -5,7 +5,7 @@
 export type BundleErrorCode =
   /** The storage location URL is malformed or uses a scheme this build cannot serve. */
   | 'InvalidLocation'
-  /** The backend exists in the API but not in this version (s3://). */
+  /** The location cannot do what was asked (writeImageFile where there are no local files: s3://). */
   | 'NotImplemented'
   /** A bundle id, VM reference or bundle-relative path is not acceptable. */
   | 'InvalidName'
@@ -18,7 +18,11 @@ export type BundleErrorCode =
   /** A file's size or digest differs from what the manifest says. */
   | 'Integrity'
   /** The bundle is already committed and cannot be written again. */
-  | 'Conflict';
+  | 'Conflict'
+  /** The storage refused or lacks the credentials (s3://: wrong keys, no permission on the bucket). */
+  | 'AccessDenied'
+  /** The storage could not be reached or failed (s3://: server down, network, 5xx); retrying may help. */
+  | 'Unavailable';
 
 export class BundleError extends Error {
   override readonly name = 'BundleError';

@@ -49,12 +49,11 @@ describe('storage locations', () => {
     expect((backend as FilesystemBackend).root).toBe('/var/lib/violin/bundles');
   });
 
-  it('parses s3://bucket/prefix and says plainly that S3 is not implemented in this version', async () => {
+  it('serves s3://bucket/prefix from object storage', () => {
     const backend = backendFor('s3://snapshots/cluster-a/');
     expect(backend).toBeInstanceOf(S3Backend);
-    expect((backend as S3Backend).bucket).toBe('snapshots');
-    expect((backend as S3Backend).prefix).toBe('cluster-a');
-    await expect(backend.list()).rejects.toThrow(/S3-compatible storage is not implemented in this version/);
+    expect((backend as S3Backend).at).toMatchObject({ bucket: 'snapshots', prefix: 'cluster-a' });
+    expect(backend.localPath('s1', 'manifest.json')).toBeUndefined();
   });
 
   it.each([
