@@ -24,7 +24,7 @@ import {
   openBundleWriter,
 } from '../../../src/store/index.js';
 import { PART_BYTES } from '../../../src/store/s3-backend.js';
-import { backendFor } from '../../../src/store/backend.js';
+import { backendFor } from '../../../src/store/backend-for.js';
 import { useS3Settings } from '../../../src/store/s3-settings.js';
 import { sampleContent, sampleVms } from '../../unit/store/sample-bundle.js';
 
