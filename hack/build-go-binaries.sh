@@ -117,6 +117,11 @@ build_plain() {
 
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(kube-apiserver kubectl etcd)
+# One build of a binary at a time: make test's global setup and a developer's
+# `make deps` (or two worktrees sharing the cache) would otherwise write the
+# same $out.tmp and remove each other's wrapper module halfway through.
+exec {lock}>"$cache/bin/.build.lock"
+flock "$lock"
 for t in "${targets[@]}"; do
   case $t in
     kube-apiserver | kubectl | kubelet | kube-proxy | kube-controller-manager | kube-scheduler)

@@ -73,6 +73,8 @@ go_deps() {
     kube-controller-manager \
     kube-scheduler \
     seaweedfs
+  # Flux's kstatus and Argo CD's Lua interpreter for the GitOps status tests.
+  "$here/build-status-harness.sh" >/dev/null
 }
 
 what=("$@")
