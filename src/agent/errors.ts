@@ -40,7 +40,12 @@ export function toAgentError(error: unknown): AgentError {
       case 'InvalidLocation':
       case 'InvalidName':
       case 'NotImplemented':
+      case 'AccessDenied':
+        // Wrong or missing storage keys (AccessDenied) are the installation's to fix,
+        // not worth a retry; 403 would read as "the caller may not talk to this agent".
         return new AgentError('BadRequest', error.message);
+      case 'Unavailable':
+        return new AgentError('Unavailable', error.message);
       case 'NotFound':
         return new AgentError('NotFound', error.message);
       case 'Conflict':
