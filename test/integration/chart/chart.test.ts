@@ -68,6 +68,7 @@ type PodSpec = {
     securityContext?: Record<string, unknown>;
     volumeMounts?: { name: string }[];
     env?: { name: string; value?: string }[];
+    envFrom?: { secretRef?: { name: string } }[];
     ports?: { name: string; containerPort: number; hostPort?: number }[];
   }[];
   volumes?: { name: string; hostPath?: { path: string } }[];
@@ -237,6 +238,14 @@ describe('helm lint and template', () => {
     expect(podSpec(one(objects, 'DaemonSet', '-agent')).containers[0]!.ports?.[0]).toMatchObject({
       hostPort: 7655,
     });
+    // The s3:// keys reach the operator and the agent, never the OFC (it has no use for them).
+    const agentSpec = podSpec(one(objects, 'DaemonSet', '-agent'));
+    const s3Secret = [{ secretRef: { name: 'violin-s3' } }];
+    expect([
+      spec.containers[0]!.envFrom,
+      spec.containers[1]!.envFrom,
+      agentSpec.containers[0]!.envFrom,
+    ]).toEqual([s3Secret, undefined, s3Secret]);
     expect(one(objects, 'ServiceMonitor').metadata?.labels).toMatchObject({ release: 'prometheus' });
     expect(objects.filter((o) => o.kind === 'ServiceAccount').map((o) => o.metadata?.name)).toEqual([
       'violin-controller',
