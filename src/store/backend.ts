@@ -19,6 +19,11 @@ export interface StoredFile {
   regular: boolean;
 }
 
+/** `exclusive`: fail with `Conflict` rather than replace (the manifest's commit). */
+export interface PutOptions {
+  exclusive: boolean;
+}
+
 export interface BundleBackend {
   /** The storage location URL, as given. */
   readonly location: string;
@@ -49,7 +54,7 @@ export interface BundleBackend {
    * `Conflict` instead of replacing an existing file: that is how a manifest is
    * committed exactly once.
    */
-  putBytes(bundleId: string, path: string, data: Uint8Array, options: { exclusive: boolean }): Promise<void>;
+  putBytes(bundleId: string, path: string, data: Uint8Array, options: PutOptions): Promise<void>;
   /** The file's bytes as a stream; `NotFound` when it does not exist. */
   openRead(bundleId: string, path: string): Promise<Readable>;
   /** Reads a whole small file; `NotFound` when missing, `Integrity` when larger than `maxBytes`. */

@@ -36,6 +36,15 @@ export class BundleError extends Error {
   }
 }
 
+/** An exclusive write (the manifest: the commit) found the file already there: exactly one writer commits. */
+export function alreadyWritten(bundleId: string, path: string): BundleError {
+  return new BundleError(
+    'Conflict',
+    `bundle '${bundleId}' already has ${path}; it cannot be written twice`,
+    path,
+  );
+}
+
 /** One file that failed verification, and why. */
 export interface IntegrityProblem {
   file: string;

@@ -12,8 +12,8 @@ import { basename, dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import type { BundleBackend, StoredBundle, StoredFile } from './backend.js';
-import { BundleError } from './errors.js';
+import type { BundleBackend, PutOptions, StoredBundle, StoredFile } from './backend.js';
+import { BundleError, alreadyWritten } from './errors.js';
 import { checkBundleId, checkRelativePath, MANIFEST_FILE } from './layout.js';
 import { StreamingFileWriter } from './streaming-file-writer.js';
 
@@ -107,12 +107,7 @@ export class FilesystemBackend implements BundleBackend {
     return bytes;
   }
 
-  async putBytes(
-    bundleId: string,
-    path: string,
-    data: Uint8Array,
-    options: { exclusive: boolean },
-  ): Promise<void> {
+  async putBytes(bundleId: string, path: string, data: Uint8Array, options: PutOptions): Promise<void> {
     const target = this.filePath(bundleId, path);
     const { handle, temp } = await this.createTemp(target);
     try {
@@ -123,11 +118,7 @@ export class FilesystemBackend implements BundleBackend {
         // link() never replaces its target: exactly one writer can commit.
         await link(temp, target).catch((err: NodeJS.ErrnoException) => {
           if (err.code === 'EEXIST') {
-            throw new BundleError(
-              'Conflict',
-              `bundle '${bundleId}' already has ${path}; it cannot be written twice`,
-              path,
-            );
+            throw alreadyWritten(bundleId, path);
           }
           throw err;
         });

@@ -21,8 +21,8 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { Readable } from 'node:stream';
-import type { BundleBackend, StoredBundle, StoredFile } from './backend.js';
-import { BundleError } from './errors.js';
+import type { BundleBackend, PutOptions, StoredBundle, StoredFile } from './backend.js';
+import { BundleError, alreadyWritten } from './errors.js';
 import { MANIFEST_FILE } from './layout.js';
 import { s3ClientFor } from './s3-client.js';
 import { isMissingObject, isPreconditionFailed, s3Failure } from './s3-errors.js';
@@ -112,23 +112,13 @@ export class S3Backend implements BundleBackend {
     }
   }
 
-  async putBytes(
-    bundleId: string,
-    path: string,
-    data: Uint8Array,
-    options: { exclusive: boolean },
-  ): Promise<void> {
+  async putBytes(bundleId: string, path: string, data: Uint8Array, options: PutOptions): Promise<void> {
     const key = objectKey(this.at, bundleId, path);
-    const conflict = () =>
-      new BundleError(
-        'Conflict',
-        `bundle '${bundleId}' already has ${path}; it cannot be written twice`,
-        path,
-      );
     await this.s3(`writing ${path} of bundle '${bundleId}'`, path, async (client) => {
       // If-None-Match makes the server refuse a second writer atomically; the look
       // beforehand gives the same answer on a server that ignores the condition.
-      if (options.exclusive && (await this.stat(bundleId, path)) !== undefined) throw conflict();
+      if (options.exclusive && (await this.stat(bundleId, path)) !== undefined)
+        throw alreadyWritten(bundleId, path);
       try {
         await client.send(
           new PutObjectCommand({
@@ -140,7 +130,7 @@ export class S3Backend implements BundleBackend {
           }),
         );
       } catch (err) {
-        if (options.exclusive && isPreconditionFailed(err)) throw conflict();
+        if (options.exclusive && isPreconditionFailed(err)) throw alreadyWritten(bundleId, path);
         throw err;
       }
     });
