@@ -53,6 +53,8 @@ class World {
   readonly events: string[] = [];
   readonly calls: string[] = [];
   readonly failures = new Map<Op, Error>();
+  /** VMs whose capture fails, a pass after the others answered. */
+  readonly failingCaptures = new Set<string>();
   /** Status writes that fail (409) before one goes through. */
   failingWrites = 0;
   hosts = ['snap-1'];
@@ -231,6 +233,11 @@ class World {
     return {
       capture: async (req): Promise<CaptureResult> => {
         this.call('capture', `${req.vm.name}@${node}`);
+        if (this.failingCaptures.has(req.vm.name)) {
+          // Answers a pass later than a capture that succeeds.
+          for (let i = 0; i < 2; i++) await new Promise((resolve) => setImmediate(resolve));
+          throw new AgentError('Internal', 'QMP: migrate failed');
+        }
         const completedAt = new Date(this.clock).toISOString();
         return {
           startedAt: completedAt,
@@ -392,6 +399,17 @@ describe('DistributedSnapshot reconciler', () => {
     expect(world.calls).toContain('abort');
     expect(world.migrations.size).toBe(0);
     expect(world.ended).toBe(1);
+  });
+
+  it('records the rows a pass moved before a later row failed: a VM it resumed stays post-snapshot', async () => {
+    const world = new World();
+    world.failingCaptures.add('b');
+    expect((await world.run()).at(-1)).toBe('Failed');
+    expect(world.status.failureReason).toBe('CaptureFailed');
+    expect(world.status.vms?.map((vm) => [vm.name, vm.phase, vm.epoch, vm.resumedAt !== undefined])).toEqual([
+      ['a', 'Captured', 'Post', true],
+      ['b', 'Failed', 'Snapshot', false],
+    ]);
   });
 
   it.each([

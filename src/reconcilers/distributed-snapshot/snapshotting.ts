@@ -18,7 +18,9 @@ export async function snapshot(pass: Pass, status: DistributedSnapshotStatus): P
   );
   const aborted = networkAbortFailure(network);
   if (aborted) throw aborted;
-  const vms = [...(status.vms ?? [])];
+  // Moved in place: when a later row fails the snapshot, the failure is written with the rows this
+  // pass already moved (a VM it resumed stays recorded as post-snapshot and running).
+  const vms = status.vms ?? [];
   const offsets = await startOffsets(pass, vms);
   const firstStart = firstSnapshotStart(vms);
   for (const index of startOrder(vms, offsets)) {
