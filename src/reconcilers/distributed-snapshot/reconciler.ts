@@ -109,5 +109,3 @@ export class DistributedSnapshotReconciler implements Reconciler {
   }
 }
 
-// lab/chaos/runner.ts still imports the snapshot id from here (lab/ is outside this change).
-export { snapshotId } from './resource.js';
