@@ -4,6 +4,7 @@
 // Succeeded or Failed), fills the VMI's status.migrationState the way KubeVirt
 // does, and aborts a migration whose VMIM is deleted before it finished. The
 // nodes' side (the VM's QEMU, or a script) is the MigrationRuntime.
+import { stringHash } from '../../src/string-hash.js';
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 
 import type { VmRef } from '../../src/agent/types.js';
@@ -360,7 +361,5 @@ export class MigrationController {
 
 /** A stable index in [0, n) from a name: the same VM goes to the same candidate every time. */
 export function spreadIndex(name: string, n: number): number {
-  let h = 0;
-  for (const ch of name) h = (h * 31 + ch.charCodeAt(0)) >>> 0;
-  return h % n;
+  return stringHash(name) % n;
 }

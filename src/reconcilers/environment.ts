@@ -9,6 +9,7 @@
 //   VIOLIN_AGENT_PORT      otherwise, the agent listens on this port of the node's InternalIP
 //                          (the DaemonSet in a cluster; default 9464)
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { DEFAULT_AGENT_PORT } from '../api/constants.js';
 
 import { AgentClient } from '../agent/client.js';
 import type { AgentDirectory, SnapshotAgent } from '../agent/types.js';
@@ -21,7 +22,6 @@ import { OvsdbNetworkMapper, type AttachmentSource } from './network-mapper.js';
 import { BridgeNotFoundError, type BridgeFailModes, type ReconcilerDeps } from './ports.js';
 
 const DEFAULT_OVSDB_REMOTE = 'unix:/var/run/openvswitch/db.sock';
-const DEFAULT_AGENT_PORT = 9464;
 
 export function createReconcilerDeps(
   manager: ControllerManager,

@@ -12,7 +12,8 @@
 // a pass that took the answer and then failed to write leaves it for the next
 // pass, instead of asking the agent for a capture it already made.
 import type { CaptureResult } from '../../agent/types.js';
-import { message, SnapshotFailure } from './failure.js';
+import { errorMessage } from '../../errors.js';
+import { SnapshotFailure } from './failure.js';
 
 export type CaptureAnswer =
   | { state: 'running' }
@@ -38,7 +39,8 @@ export class CaptureCalls {
       void call()
         .catch((err: unknown) => ({
           state: 'failed' as const,
-          failure: err instanceof SnapshotFailure ? err : new SnapshotFailure('CaptureFailed', message(err)),
+          failure:
+            err instanceof SnapshotFailure ? err : new SnapshotFailure('CaptureFailed', errorMessage(err)),
         }))
         .then((answer) => {
           started.answer = answer;

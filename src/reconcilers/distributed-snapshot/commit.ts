@@ -2,13 +2,14 @@
 // the bundle is written with its manifest, the bridges get their fail mode
 // back, and with afterSnapshot ReturnToSource every VM migrates back to the
 // node it came from.
+import { errorMessage } from '../../errors.js';
 import type {
   DistributedSnapshotStatus,
   DistributedSnapshotStatusVm as SnapshotVmStatus,
 } from '../../api/index.js';
 import type { BundleVm } from '../../store/manifest.js';
 import { releaseBridges } from './fail-modes.js';
-import { message, refusalIsFailure, SnapshotFailure } from './failure.js';
+import { refusalIsFailure, SnapshotFailure } from './failure.js';
 import { bundleVm, manifestContent } from './manifest.js';
 import {
   committedStatus,
@@ -73,7 +74,7 @@ async function writeBundle(
       flows: finished.flows,
     });
   } catch (err) {
-    throw new SnapshotFailure('BundleWriteFailed', `writing the bundle failed: ${message(err)}`);
+    throw new SnapshotFailure('BundleWriteFailed', `writing the bundle failed: ${errorMessage(err)}`);
   }
   pass.event('Normal', 'Committed', `bundle ${id} written to ${snap.spec.storageLocation}`);
   return committedStatus(status, finished.counters, {

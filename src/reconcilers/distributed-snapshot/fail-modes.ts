@@ -3,7 +3,8 @@
 // while holding Type-3 packets keeps the epoch pipeline instead of failing
 // open into NORMAL forwarding (and delivering them to a pre-snapshot VM).
 import { BridgeNotFoundError } from '../ports.js';
-import { message, SnapshotFailure } from './failure.js';
+import { errorMessage } from '../../errors.js';
+import { SnapshotFailure } from './failure.js';
 import type { Pass } from './pass.js';
 
 /**
@@ -43,7 +44,7 @@ export async function releaseBridges(pass: Pass, mode: 'best-effort' | 'strict')
     pass.event(
       'Warning',
       'BridgesNotReleased',
-      `bridges stay in secure fail mode until the DistributedSnapshot is deleted: ${message(err)}`,
+      `bridges stay in secure fail mode until the DistributedSnapshot is deleted: ${errorMessage(err)}`,
     );
     return;
   }

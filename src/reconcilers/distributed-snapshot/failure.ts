@@ -27,7 +27,3 @@ export async function refusalIsFailure<T>(reason: string, what: string, call: ()
     throw err;
   }
 }
-
-export function message(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}

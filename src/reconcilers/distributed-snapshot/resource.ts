@@ -2,6 +2,7 @@
 // OFC, the agents and the store know it by, and its migrations' names and
 // objects. Deterministic, so a restarted operator finds what its predecessor
 // created instead of creating it twice.
+import { stringHash } from '../../string-hash.js';
 import {
   API_VERSION,
   DISTRIBUTED_SNAPSHOT,
@@ -36,9 +37,7 @@ export function snapshotId(snap: DistributedSnapshot): string {
 export function migrationName(snap: DistributedSnapshot, vm: string): string {
   const name = `${snap.metadata.name}-${vm}`;
   if (name.length <= 253) return name;
-  let hash = 0;
-  for (const ch of name) hash = (hash * 31 + ch.charCodeAt(0)) >>> 0;
-  return `${name.slice(0, 244)}-${hash.toString(16).padStart(8, '0')}`;
+  return `${name.slice(0, 244)}-${stringHash(name).toString(16).padStart(8, '0')}`;
 }
 
 /** The labels a node must carry to be one of this snapshot's hosts. */

@@ -3,13 +3,14 @@
 // repeats them safely; a snapshot is Failed, or its finalizer removed, only
 // once no migration of it is left.
 import { SNAPSHOT_NAME_LABEL, SNAPSHOT_PROTECTION_FINALIZER } from '../../api/constants.js';
+import { errorMessage } from '../../errors.js';
 import type { DistributedSnapshotStatus } from '../../api/index.js';
 import { OfcError } from '../../ofc/control/errors.js';
 import type { ReconcileContext, Result } from '../../operator/types.js';
 import { removeFinalizer } from '../shared/objects.js';
 import { captureKey } from './capture-calls.js';
 import { releaseBridges } from './fail-modes.js';
-import { message } from './failure.js';
+import {} from './failure.js';
 import { countersStatus, failedStatus, hasStartedWork } from './next-status.js';
 import type { Pass, Step } from './pass.js';
 import { BUNDLE_RETENTION_ANNOTATION, snapshotId } from './resource.js';
@@ -120,13 +121,13 @@ async function discardLeftovers(pass: Pass, status: DistributedSnapshotStatus): 
       pass.event(
         'Warning',
         'CleanupIncomplete',
-        `image of ${row.name} on ${row.snapshotHost} not discarded: ${message(err)}`,
+        `image of ${row.name} on ${row.snapshotHost} not discarded: ${errorMessage(err)}`,
       );
     }
   }
   try {
     await pass.deps.bundles.delete(snap.spec.storageLocation, id);
   } catch (err) {
-    pass.event('Warning', 'CleanupIncomplete', `partial bundle ${id} not deleted: ${message(err)}`);
+    pass.event('Warning', 'CleanupIncomplete', `partial bundle ${id} not deleted: ${errorMessage(err)}`);
   }
 }

@@ -3,11 +3,12 @@
 // advance its epoch on every bridge, resume it. Each step either is idempotent
 // or is recorded in the row before the next relies on it.
 import type { DistributedSnapshotStatusVm as SnapshotVmStatus } from '../../api/index.js';
+import { errorMessage } from '../../errors.js';
 import { AgentError } from '../../agent/errors.js';
 import type { VmRef } from '../../agent/types.js';
 import type { Epoch } from '../../ofc/control/types.js';
 import { captureKey, type CaptureAnswer } from './capture-calls.js';
-import { message, refusalIsFailure, SnapshotFailure } from './failure.js';
+import { refusalIsFailure, SnapshotFailure } from './failure.js';
 import {
   advancedRow,
   capturedRow,
@@ -127,7 +128,7 @@ async function callCapture(pass: Pass, row: SnapshotVmStatus): Promise<CaptureAn
     if (err instanceof AgentError && err.code === 'Conflict') return { state: 'busy', reason: err.message };
     const failure = new SnapshotFailure(
       'CaptureFailed',
-      `capture of ${row.name} on ${row.snapshotHost} failed: ${message(err)}`,
+      `capture of ${row.name} on ${row.snapshotHost} failed: ${errorMessage(err)}`,
     );
     return { state: 'failed', failure };
   }
@@ -163,7 +164,7 @@ async function resumeCaptured(pass: Pass, row: SnapshotVmStatus): Promise<Snapsh
     // Conflict: the agent resumed the VM itself at its pause deadline, so the VM may have sent as
     // post-snapshot before the network knew; this capture cannot be part of a consistent cut.
     const reason = err instanceof AgentError && err.code === 'Conflict' ? 'CaptureExpired' : 'ResumeFailed';
-    throw new SnapshotFailure(reason, `resuming ${row.name} after its capture failed: ${message(err)}`);
+    throw new SnapshotFailure(reason, `resuming ${row.name} after its capture failed: ${errorMessage(err)}`);
   }
   pass.event('Normal', 'Resumed', `${row.name} runs again; downtime ${Math.round(resumed.downtimeMs)} ms`);
   return resumedRow(row, resumed);

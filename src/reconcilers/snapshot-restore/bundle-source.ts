@@ -2,9 +2,10 @@
 // restore's namespace, or given directly (a bundle from another cluster), and
 // verified against its digests before anything is loaded from it.
 import { DISTRIBUTED_SNAPSHOT } from '../../api/constants.js';
+import { errorMessage } from '../../errors.js';
 import { BundleError } from '../../store/errors.js';
 import type { OpenedBundle } from '../ports.js';
-import { message, RestoreFailure } from './failure.js';
+import { RestoreFailure } from './failure.js';
 import type { Pass } from './pass.js';
 
 /** The source bundle, verified against its digests (once per process). */
@@ -19,7 +20,7 @@ export async function openBundle(pass: Pass): Promise<OpenedBundle> {
   } catch (err) {
     const reason =
       err instanceof BundleError && err.code === 'Integrity' ? 'DigestMismatch' : 'InvalidBundle';
-    throw new RestoreFailure(reason, `bundle ${path} in ${storageLocation} is refused: ${message(err)}`);
+    throw new RestoreFailure(reason, `bundle ${path} in ${storageLocation} is refused: ${errorMessage(err)}`);
   }
   pass.bundles.set(uid, bundle);
   return bundle;

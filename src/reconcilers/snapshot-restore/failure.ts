@@ -12,7 +12,3 @@ export class RestoreFailure extends Error {
     super(message);
   }
 }
-
-export function message(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}

@@ -1,11 +1,12 @@
 // Loading: each target node's agent loads its VM from the bundle, paused; then
 // the OFC installs the saved flows and replays the recorded channel state.
 import type { SnapshotRestoreStatus, SnapshotRestoreStatusVm } from '../../api/index.js';
+import { errorMessage } from '../../errors.js';
 import { AgentError } from '../../agent/errors.js';
 import { OfcError } from '../../ofc/control/errors.js';
 import type { OpenedBundle } from '../ports.js';
 import { bundleLocation, openBundle } from './bundle-source.js';
-import { message, RestoreFailure } from './failure.js';
+import { RestoreFailure } from './failure.js';
 import { loadedRow, loadedStatus, outcomes } from './next-status.js';
 import type { Pass, Step } from './pass.js';
 import { restoreId, targetNamespace } from './resource.js';
@@ -48,7 +49,7 @@ async function loadVm(
     // An agent that cannot be reached (restarting, node busy) is waited for until spec.timeout:
     // a load is answered again for the same restore, so asking twice is harmless.
     if (err instanceof AgentError && err.code === 'Unavailable') throw err;
-    throw new RestoreFailure('LoadFailed', `loading ${row.name} on ${row.node} failed: ${message(err)}`);
+    throw new RestoreFailure('LoadFailed', `loading ${row.name} on ${row.node} failed: ${errorMessage(err)}`);
   }
 }
 
@@ -65,7 +66,10 @@ async function restoreNetwork(pass: Pass, bundle: OpenedBundle): Promise<void> {
     // Only a call the OFC never received is retried (until spec.timeout): one it may have
     // started could have replayed recorded packets already, and a second replay delivers them twice.
     if (err instanceof OfcError && err.notDelivered) throw err;
-    throw new RestoreFailure('NetworkRestoreFailed', `restoring the network state failed: ${message(err)}`);
+    throw new RestoreFailure(
+      'NetworkRestoreFailed',
+      `restoring the network state failed: ${errorMessage(err)}`,
+    );
   }
   pass.event(
     'Normal',

@@ -1,9 +1,10 @@
 // Resuming: every loaded VM is resumed at once, and the restore reports the
 // spread of their resume times.
 import type { SnapshotRestoreStatus, SnapshotRestoreStatusVm } from '../../api/index.js';
+import { errorMessage } from '../../errors.js';
 import type { SnapshotAgent } from '../../agent/types.js';
 import { formatDurationMs } from '../shared/units.js';
-import { message, RestoreFailure } from './failure.js';
+import { RestoreFailure } from './failure.js';
 import { outcomes, resumedRow, succeededStatus } from './next-status.js';
 import type { Pass, Step } from './pass.js';
 import { restoreId, targetNamespace } from './resource.js';
@@ -38,6 +39,9 @@ async function resumeVm(
     });
     return resumedRow(row, resumedAt);
   } catch (err) {
-    throw new RestoreFailure('ResumeFailed', `resuming ${row.name} on ${row.node} failed: ${message(err)}`);
+    throw new RestoreFailure(
+      'ResumeFailed',
+      `resuming ${row.name} on ${row.node} failed: ${errorMessage(err)}`,
+    );
   }
 }

@@ -1,10 +1,11 @@
 // Undoing a restore: a failed one, or one deleted before it ended, stops every
 // VM it loaded and did not resume, so none is left paused on its node.
 import { RESTORE_PROTECTION_FINALIZER } from '../../api/constants.js';
+import { errorMessage } from '../../errors.js';
 import type { SnapshotRestoreStatusVm } from '../../api/index.js';
 import type { Result } from '../../operator/types.js';
 import { removeFinalizer } from '../shared/objects.js';
-import { message } from './failure.js';
+import {} from './failure.js';
 import { isFinal } from './next-status.js';
 import type { Pass } from './pass.js';
 import { restoreId, targetNamespace } from './resource.js';
@@ -50,8 +51,8 @@ export async function unloadUnresumed(
           if (result.unloaded) unloaded.push(row.name);
           notes.set(row.name, result.unloaded ? 'unloaded: its QEMU was stopped' : 'not loaded');
         } catch (err) {
-          left.push(`${row.name} on ${row.node}: ${message(err)}`);
-          notes.set(row.name, `may still be loaded, paused: unloading failed: ${message(err)}`);
+          left.push(`${row.name} on ${row.node}: ${errorMessage(err)}`);
+          notes.set(row.name, `may still be loaded, paused: unloading failed: ${errorMessage(err)}`);
         }
       }),
   );
