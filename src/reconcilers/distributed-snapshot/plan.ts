@@ -52,7 +52,7 @@ export async function plan(pass: Pass, status: DistributedSnapshotStatus): Promi
     pass.deps.ofc.arm({
       snapshotId: snapshotId(snap),
       mode: network?.mode ?? 'Buffer',
-      bufferTier: network?.bufferTier ?? 'datapath',
+      bufferTier: network?.bufferTier ?? 'controller',
       bufferLimitBytes: quantityToBytes(network?.bufferLimit ?? DEFAULT_BUFFER_LIMIT),
       recordChannelState: network?.recordChannelState ?? false,
       vms: armed,
