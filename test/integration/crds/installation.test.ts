@@ -81,7 +81,7 @@ describe('violin.dev CRDs on the API server', () => {
     expect(spec.suspend).toBe(false);
     expect(spec.retention).toEqual({ keepLast: 7, keepFailed: 1 });
     expect((spec.template as { spec: JsonObject }).spec).toMatchObject({
-      network: { mode: 'Buffer', bufferTier: 'datapath', bufferLimit: '64Mi', recordChannelState: false },
+      network: { mode: 'Buffer', bufferTier: 'controller', bufferLimit: '64Mi', recordChannelState: false },
       snapshotHosts: { nodeSelector: { 'violin.dev/snapshot-host': 'true' } },
       afterSnapshot: 'Stay',
       timeout: '10m',
@@ -117,7 +117,7 @@ describe('violin.dev CRDs on the API server', () => {
       selector: { matchLabels: { app: 'bank' } },
       storageLocation: 's3://bundles/bank',
       snapshotHosts: { nodeSelector: { 'violin.dev/snapshot-host': 'true' } },
-      network: { mode: 'Buffer', bufferTier: 'datapath', bufferLimit: '64Mi', recordChannelState: false },
+      network: { mode: 'Buffer', bufferTier: 'controller', bufferLimit: '64Mi', recordChannelState: false },
       skewAlignment: 'None',
       afterSnapshot: 'Stay',
       timeout: '10m',
