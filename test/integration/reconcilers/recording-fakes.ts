@@ -37,7 +37,7 @@ import {
   type OpenedBundle,
   type VmAttachment,
 } from '../../../src/reconcilers/ports.js';
-import { OfcError } from '../../../src/ofc/control/errors.js';
+import { OfcError, type OfcErrorCode } from '../../../src/ofc/control/errors.js';
 import { BundleIntegrityError } from '../../../src/store/errors.js';
 import { openBundleWriter } from '../../../src/store/index.js';
 import { sealManifest, type BundleManifest } from '../../../src/store/manifest.js';
@@ -120,8 +120,12 @@ export class RecordingOfc implements OfcControl {
     private readonly bridgeNames: string[],
   ) {}
 
-  /** Every arm is refused with this message (400), as the OFC refuses what it cannot do. */
+  /** Every arm is refused with this message, as the OFC refuses what it cannot do. */
   armRefusal: string | undefined;
+  /** The code of the refusal: BadRequest (400) by default; NotImplemented (501) is a tier the OFC runs without. */
+  armRefusalCode: OfcErrorCode = 'BadRequest';
+  /** While set, listing bridges fails with this message as an OFC that cannot be reached (503, not delivered). */
+  outage: string | undefined;
 
   /** The OFC aborts every armed snapshot on its own (buffer limit reached). */
   abortOnOwn(reason: string): void {
@@ -130,6 +134,7 @@ export class RecordingOfc implements OfcControl {
 
   async bridges(): Promise<BridgeInfo[]> {
     await this.gates.pass('bridges');
+    if (this.outage) throw new OfcError('Unavailable', this.outage, { notDelivered: true });
     return this.bridgeNames.map((name, i) => ({
       name,
       datapathId: `00:00:00:00:00:00:00:0${i + 1}`,
@@ -140,7 +145,7 @@ export class RecordingOfc implements OfcControl {
   async arm(req: ArmRequest): Promise<ArmResult> {
     this.log.record({ component: 'ofc', op: 'arm', subject: req.snapshotId });
     await this.gates.pass('arm');
-    if (this.armRefusal) throw new OfcError('BadRequest', this.armRefusal);
+    if (this.armRefusal) throw new OfcError(this.armRefusalCode, this.armRefusal);
     const epochs: Record<string, Epoch> = Object.fromEntries(req.vms.map((vm) => [vm.name, 'Pre']));
     this.snapshots.set(req.snapshotId, {
       snapshotId: req.snapshotId,
