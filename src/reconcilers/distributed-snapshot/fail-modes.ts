@@ -3,6 +3,7 @@
 // while holding Type-3 packets keeps the epoch pipeline instead of failing
 // open into NORMAL forwarding (and delivering them to a pre-snapshot VM).
 import { BridgeNotFoundError } from '../ports.js';
+import { FAILURE_CLASSES } from '../shared/failure-classes.js';
 import { message, SnapshotFailure } from './failure.js';
 import type { Pass } from './pass.js';
 
@@ -17,8 +18,8 @@ export async function secureBridges(pass: Pass, bridges: string[]): Promise<void
     await pass.deps.failModes.secure(pass.snap.metadata.uid, bridges);
   } catch (err) {
     if (err instanceof BridgeNotFoundError) {
-      throw new SnapshotFailure(
-        'FailModeNotSecured',
+      throw SnapshotFailure.of(
+        FAILURE_CLASSES.failModeNotSecured,
         `bridge ${err.bridge} carries the snapshot but cannot be put in secure fail mode: ${err.message}`,
       );
     }

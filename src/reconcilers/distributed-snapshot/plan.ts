@@ -84,8 +84,8 @@ async function mapNetwork(
 ): Promise<{ armed: ArmedVm[]; bridges: string[] }> {
   for (const vmi of vmis) {
     if (!vmMac(vmi)) {
-      throw new SnapshotFailure(
-        'NoNetworkInterface',
+      throw SnapshotFailure.of(
+        FAILURE_CLASSES.noNetworkInterface,
         `${vmi.metadata.name} reports no interface MAC in status.interfaces; the network cannot classify its packets`,
       );
     }
@@ -97,14 +97,14 @@ async function mapNetwork(
     const name = `${vmi.metadata.namespace}/${vmi.metadata.name}`;
     const attachment = attachments.get(name);
     if (!attachment) {
-      throw new SnapshotFailure(
-        'VMNotOnSwitch',
+      throw SnapshotFailure.of(
+        FAILURE_CLASSES.vmNotOnSwitch,
         `${name} (MAC ${mac}) is not attached to any Open vSwitch bridge`,
       );
     }
     if (!bridges.get(attachment.bridge)?.connected) {
-      throw new SnapshotFailure(
-        'BridgeNotConnected',
+      throw SnapshotFailure.of(
+        FAILURE_CLASSES.bridgeNotConnected,
         `bridge ${attachment.bridge} carrying ${name} is not connected to the OpenFlow controller`,
       );
     }

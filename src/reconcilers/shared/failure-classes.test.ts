@@ -20,6 +20,10 @@ describe('the failure classes', () => {
     ['noVmsSelected', 'NoVMsSelected', true, 'spec.selector'],
     ['noSnapshotHosts', 'NoSnapshotHosts', true, 'spec.snapshotHosts.nodeSelector'],
     ['vmNotMigratable', 'VMNotMigratable', true, 'spec.selector'],
+    ['noNetworkInterface', 'NoNetworkInterface', true, 'spec.selector'],
+    ['vmNotOnSwitch', 'VMNotOnSwitch', true, 'spec.selector'],
+    ['bridgeNotConnected', 'BridgeNotConnected', true, undefined],
+    ['failModeNotSecured', 'FailModeNotSecured', true, undefined],
     ['noTargetNodes', 'NoTargetNodes', true, 'spec.placement.nodeSelector'],
     ['waitingForOfc', 'WaitingForOFC', false, undefined],
     ['waitingForAgent', 'WaitingForAgent', false, undefined],
@@ -35,7 +39,7 @@ describe('the failure classes', () => {
   });
 
   it('every class is in the table above', () => {
-    expect(Object.keys(FAILURE_CLASSES).length).toBe(9);
+    expect(Object.keys(FAILURE_CLASSES).length).toBe(13);
   });
 
   it.each([

@@ -60,6 +60,32 @@ export const FAILURE_CLASSES = {
     remedy:
       'make the VM live-migratable (its LiveMigratable condition says why not) or leave it out of spec.selector; it must be Running',
   },
+  noNetworkInterface: {
+    reason: 'NoNetworkInterface',
+    terminal: true,
+    field: 'spec.selector',
+    remedy:
+      'give the VM an interface on the snapshot network that reports its MAC in status.interfaces, or leave it out of spec.selector',
+  },
+  vmNotOnSwitch: {
+    reason: 'VMNotOnSwitch',
+    terminal: true,
+    field: 'spec.selector',
+    remedy:
+      "attach the VM's interface to an Open vSwitch bridge of an OVSDB server in VIOLIN_OVSDB_REMOTES, or leave it out of spec.selector",
+  },
+  bridgeNotConnected: {
+    reason: 'BridgeNotConnected',
+    terminal: true,
+    remedy:
+      'connect the bridge to the OFC (ovs-vsctl set-controller <bridge> tcp:<violin service>:6653, docs/install.md)',
+  },
+  failModeNotSecured: {
+    reason: 'FailModeNotSecured',
+    terminal: true,
+    remedy:
+      "add the OVSDB server that has this bridge to the operator's VIOLIN_OVSDB_REMOTES (docs/install.md)",
+  },
   noTargetNodes: {
     reason: 'NoTargetNodes',
     terminal: true,

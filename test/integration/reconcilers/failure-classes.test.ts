@@ -74,6 +74,40 @@ const SNAPSHOT_ROWS: Row[] = [
     },
     securedFirst: false,
   },
+  {
+    cls: FAILURE_CLASSES.noNetworkInterface,
+    setup: async (h) => {
+      await h.standin.createRunningVmi({
+        name: 'bank-4',
+        node: h.workers[0] ?? '',
+        mac: '',
+        labels: { app: 'bank' },
+      });
+    },
+    securedFirst: false,
+  },
+  {
+    cls: FAILURE_CLASSES.vmNotOnSwitch,
+    setup: (h) => {
+      h.network.unattached.add('bank-2');
+    },
+    securedFirst: false,
+  },
+  {
+    cls: FAILURE_CLASSES.bridgeNotConnected,
+    setup: (h) => {
+      h.ofc.disconnected.add('br-leaf1');
+    },
+    securedFirst: false,
+  },
+  {
+    cls: FAILURE_CLASSES.failModeNotSecured,
+    setup: (h) => {
+      h.failModes.removeBridge('br-leaf1');
+    },
+    // The secure is refused; the abort still asks OVSDB to release whatever it may hold.
+    securedFirst: true,
+  },
 ];
 
 describe('failure classes', () => {
@@ -109,8 +143,10 @@ describe('failure classes', () => {
       const status = snap.status ?? {};
       expect(status.phase, JSON.stringify(status)).toBe('Failed');
       expect(status.failureReason).toBe(reason);
-      // The message names the field and what to change.
-      expect(status.failureMessage).toContain(`${row.cls.field}: ${row.cls.remedy}`);
+      // The message names the field (when the spec is at fault) and what to change.
+      expect(status.failureMessage).toContain(
+        row.cls.field ? `${row.cls.field}: ${row.cls.remedy}` : row.cls.remedy,
+      );
       const condition = (type: string) => status.conditions?.find((c) => c.type === type);
       expect(condition('Ready')).toMatchObject({ status: 'False', reason });
       expect(condition('Degraded')).toMatchObject({ status: 'True', reason });
@@ -119,7 +155,7 @@ describe('failure classes', () => {
       await world.waitForEvent('unserved', reason);
       const warning = (await world.events('unserved')).find((e) => e.reason === reason);
       expect(warning?.type).toBe('Warning');
-      expect(warning?.message).toContain(row.cls.field);
+      expect(warning?.message).toContain(row.cls.remedy);
       // Nothing left behind: no migration, no bridge held secure.
       expect(await world.migrations()).toEqual([]);
       expect(world.failModes.secured()).toEqual([]);

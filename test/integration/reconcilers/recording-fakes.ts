@@ -124,6 +124,8 @@ export class RecordingOfc implements OfcControl {
   armRefusal: string | undefined;
   /** The code of the refusal: BadRequest (400) by default; NotImplemented (501) is a tier the OFC runs without. */
   armRefusalCode: OfcErrorCode = 'BadRequest';
+  /** Bridges listed as not connected to the OFC. */
+  readonly disconnected = new Set<string>();
   /** While set, listing bridges fails with this message as an OFC that cannot be reached (503, not delivered). */
   outage: string | undefined;
 
@@ -138,7 +140,7 @@ export class RecordingOfc implements OfcControl {
     return this.bridgeNames.map((name, i) => ({
       name,
       datapathId: `00:00:00:00:00:00:00:0${i + 1}`,
-      connected: true,
+      connected: !this.disconnected.has(name),
     }));
   }
 
@@ -431,6 +433,9 @@ export class MemoryBundles implements BundleWriter, BundleReader {
 export class FixedNetwork implements NetworkMapper {
   private readonly ports = new Map<string, number>();
 
+  /** VMs (by name) whose interface is on no bridge OVSDB knows. */
+  readonly unattached = new Set<string>();
+
   constructor(private readonly bridge: string) {}
 
   async findVmAttachments(vmis: VirtualMachineInstance[]): Promise<Map<string, VmAttachment>> {
@@ -438,7 +443,7 @@ export class FixedNetwork implements NetworkMapper {
     for (const vmi of vmis) {
       const key = `${vmi.metadata.namespace}/${vmi.metadata.name}`;
       const mac = vmMac(vmi);
-      if (!mac) continue;
+      if (!mac || this.unattached.has(vmi.metadata.name ?? '')) continue;
       if (!this.ports.has(key)) this.ports.set(key, this.ports.size + 1);
       found.set(key, { bridge: this.bridge, ofport: this.ports.get(key) ?? 0, mac });
     }
