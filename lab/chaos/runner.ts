@@ -178,8 +178,6 @@ async function snapshotDoc(lab: LabCluster, name: string, afterSnapshot: 'Stay' 
     skewAlignment: 'None',
     timeout: OPERATION_TIMEOUT,
   });
-  // Controller tier: the held frames live in the OFC, whose counters say whether each was released.
-  Object.assign(doc.spec.network as object, { mode: 'Buffer', bufferTier: 'controller' });
   return doc;
 }
 

@@ -125,7 +125,7 @@ async function snapshotDoc(
     // No alignment: the T_i fall where the migrations and captures end, seconds apart.
     skewAlignment: 'None',
   });
-  Object.assign(doc.spec.network as object, { mode, bufferTier: 'controller' });
+  Object.assign(doc.spec.network as object, { mode });
   return doc;
 }
 

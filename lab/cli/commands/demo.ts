@@ -64,9 +64,9 @@ async function demo(lab: LabCluster, vms: number, mode: string): Promise<boolean
 
     say('\n== kubectl apply -f examples/snapshot.yaml');
     const snapshotDoc = await example('snapshot.yaml');
-    // The lab keeps bundles in its own dir; the OFC buffers Type-3 packets in the controller tier.
+    // The lab keeps bundles in its own dir; the network mode is the demo's --mode option.
     Object.assign(snapshotDoc.spec, { storageLocation: lab.storageLocation });
-    Object.assign(snapshotDoc.spec.network as object, { bufferTier: 'controller', mode });
+    Object.assign(snapshotDoc.spec.network as object, { mode });
     const seen = new Map<string, string>();
     const snap = await runSnapshot(lab, snapshotDoc, (s) => progress(s, seen));
     if (snap.status?.phase !== 'Succeeded') {

@@ -59,7 +59,9 @@ export type DistributedSnapshotSpecNetworkMode = 'Buffer' | 'Drop' | 'Off';
 
 /**
  * Where held packets wait: datapath (a buffer port bound to a middlebox process, replayed at line
- * rate) or controller (PACKET_IN/PACKET_OUT through the OpenFlow controller, the paper's way).
+ * rate) or controller (PACKET_IN/PACKET_OUT through the OpenFlow controller, the paper's way). The
+ * default, controller, is what the shipped chart and the lab run; datapath needs an OFC started with
+ * --datapath-buffer.
  */
 export type DistributedSnapshotSpecNetworkBufferTier = 'datapath' | 'controller';
 
@@ -74,8 +76,10 @@ export interface DistributedSnapshotSpecNetwork {
   mode?: DistributedSnapshotSpecNetworkMode;
   /**
    * Where held packets wait: datapath (a buffer port bound to a middlebox process, replayed at line
-   * rate) or controller (PACKET_IN/PACKET_OUT through the OpenFlow controller, the paper's way).
-   * Default: `"datapath"`.
+   * rate) or controller (PACKET_IN/PACKET_OUT through the OpenFlow controller, the paper's way). The
+   * default, controller, is what the shipped chart and the lab run; datapath needs an OFC started with
+   * --datapath-buffer.
+   * Default: `"controller"`.
    */
   bufferTier?: DistributedSnapshotSpecNetworkBufferTier;
   /**

@@ -4,6 +4,7 @@
 // open into NORMAL forwarding (and delivering them to a pre-snapshot VM).
 import { BridgeNotFoundError } from '../ports.js';
 import { errorMessage } from '../../errors.js';
+import { FAILURE_CLASSES } from '../shared/failure-classes.js';
 import { SnapshotFailure } from './failure.js';
 import type { Pass } from './pass.js';
 
@@ -18,8 +19,8 @@ export async function secureBridges(pass: Pass, bridges: string[]): Promise<void
     await pass.deps.failModes.secure(pass.snap.metadata.uid, bridges);
   } catch (err) {
     if (err instanceof BridgeNotFoundError) {
-      throw new SnapshotFailure(
-        'FailModeNotSecured',
+      throw SnapshotFailure.of(
+        FAILURE_CLASSES.failModeNotSecured,
         `bridge ${err.bridge} carries the snapshot but cannot be put in secure fail mode: ${err.message}`,
       );
     }

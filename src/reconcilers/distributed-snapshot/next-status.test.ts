@@ -8,6 +8,7 @@ import type {
 } from '../../api/index.js';
 import type { VirtualMachineInstance } from '../../kubevirt/types.js';
 import type { SnapshotNetworkStatus } from '../../ofc/control/types.js';
+import { FAILURE_CLASSES } from '../shared/failure-classes.js';
 import type { SnapshotFailure } from './failure.js';
 import {
   acceptedStatus,
@@ -208,6 +209,30 @@ describe('status around every step', () => {
   );
 });
 
+describe('waiting conditions', () => {
+  it('an outage shows what is awaited on Ready and Progressing, and the next pass without it clears it', () => {
+    const waiting = { reason: 'WaitingForOFC', message: 'connect ECONNREFUSED; retrying' };
+    const planning: Status = { phase: 'Planning', startTime: at(0).toISOString() };
+    const shown = withConditions(planning, 1, at(1), waiting);
+    const byType = new Map(shown.conditions?.map((c) => [c.type, c]));
+    expect(byType.get('Ready')).toMatchObject({ status: 'False', reason: 'WaitingForOFC' });
+    expect(byType.get('Progressing')).toMatchObject({
+      status: 'True',
+      reason: 'WaitingForOFC',
+      message: 'Planning: connect ECONNREFUSED; retrying',
+    });
+    expect(byType.get('Degraded')).toMatchObject({ status: 'False' });
+    const cleared = withConditions(shown, 1, at(2));
+    expect(cleared.conditions?.find((c) => c.type === 'Progressing')?.reason).toBe('Planning');
+  });
+
+  it('a recorded failure wins over a wait: the object is aborting, not waiting', () => {
+    const aborting: Status = { phase: 'Planning', failureReason: 'NoSnapshotHosts', failureMessage: 'm' };
+    const shown = withConditions(aborting, 1, at(1), { reason: 'WaitingForOFC', message: 'x' });
+    expect(shown.conditions?.find((c) => c.type === 'Progressing')?.reason).toBe('Aborting');
+  });
+});
+
 describe('Planning', () => {
   it.each([
     { name: 'every VM Running and live-migratable', vmis: [vmi('a'), vmi('b')], want: undefined },
@@ -216,7 +241,7 @@ describe('Planning', () => {
       vmis: [vmi('a', { phase: 'Scheduling' }), vmi('b', { phase: undefined })],
       want: {
         reason: 'VMNotMigratable',
-        message: 'a is Scheduling, not Running; b is not started, not Running',
+        message: `a is Scheduling, not Running; b is not started, not Running; spec.selector: ${FAILURE_CLASSES.vmNotMigratable.remedy}`,
       },
     },
     {
@@ -227,8 +252,7 @@ describe('Planning', () => {
       ],
       want: {
         reason: 'VMNotMigratable',
-        message:
-          'a is not live-migratable (disk is RWO); b is not live-migratable (no LiveMigratable condition)',
+        message: `a is not live-migratable (disk is RWO); b is not live-migratable (no LiveMigratable condition); spec.selector: ${FAILURE_CLASSES.vmNotMigratable.remedy}`,
       },
     },
   ] as { name: string; vmis: VirtualMachineInstance[]; want?: object }[])(

@@ -20,6 +20,7 @@ import {
 } from '../../kubevirt/types.js';
 import type { NetworkCounters, SnapshotNetworkStatus } from '../../ofc/control/types.js';
 import { lifecycleConditions } from '../shared/conditions.js';
+import { FAILURE_CLASSES } from '../shared/failure-classes.js';
 import { formatDurationMs } from '../shared/units.js';
 import { SnapshotFailure } from './failure.js';
 import type { Step } from './pass.js';
@@ -61,13 +62,24 @@ function isCapturedAndResumed(row: SnapshotVmStatus): boolean {
 // ---- Status around every step ---------------------------------------------------
 
 /** The status as written: conditions and observedGeneration derived from the rest. */
-export function withConditions(status: Status, generation: number, now: Date): Status {
+export function withConditions(
+  status: Status,
+  generation: number,
+  now: Date,
+  waiting?: { reason: string; message: string },
+): Status {
   return {
     ...status,
-    conditions: lifecycleConditions(status, generation, now, {
-      succeeded: `bundle ${status.bundle?.path ?? ''} committed`,
-      aborted: 'snapshot aborted; nothing was kept',
-    }),
+    conditions: lifecycleConditions(
+      status,
+      generation,
+      now,
+      {
+        succeeded: `bundle ${status.bundle?.path ?? ''} committed`,
+        aborted: 'snapshot aborted; nothing was kept',
+      },
+      waiting,
+    ),
     observedGeneration: generation,
   };
 }
@@ -138,7 +150,9 @@ export function unreadyVmis(vmis: VirtualMachineInstance[]): SnapshotFailure | u
     }
     return [];
   });
-  return reasons.length > 0 ? new SnapshotFailure('VMNotMigratable', reasons.join('; ')) : undefined;
+  return reasons.length > 0
+    ? SnapshotFailure.of(FAILURE_CLASSES.vmNotMigratable, reasons.join('; '))
+    : undefined;
 }
 
 /**

@@ -7,7 +7,8 @@ import type { ArmedVm } from '../../ofc/control/types.js';
 import { labelSelectorString } from '../shared/label-selector.js';
 import type { DistributedSnapshotStatus } from '../../api/index.js';
 import { secureBridges } from './fail-modes.js';
-import { refusalIsFailure, SnapshotFailure } from './failure.js';
+import { FAILURE_CLASSES, storageLocationRefusal } from '../shared/failure-classes.js';
+import { armRefusalIsFailure, SnapshotFailure } from './failure.js';
 import { blockingSnapshot, plannedStatus, unreadyVmis } from './next-status.js';
 import type { Pass, Step } from './pass.js';
 import { snapshotHostSelector, snapshotId } from './resource.js';
@@ -16,11 +17,15 @@ const DEFAULT_BUFFER_LIMIT = '64Mi';
 
 export async function plan(pass: Pass, status: DistributedSnapshotStatus): Promise<Step> {
   const { snap, namespace } = pass;
+  // Everything a request can ask for that this installation cannot serve is checked
+  // before any bridge is secured, so such a failure holds nothing while it ends.
+  const storage = storageLocationRefusal(snap.spec.storageLocation);
+  if (storage) throw SnapshotFailure.of(storage.cls, storage.detail);
   const selector = labelSelectorString(snap.spec.selector);
   const vmis = await pass.deps.kubevirt.listVmis(namespace, selector);
   if (vmis.length === 0) {
-    throw new SnapshotFailure(
-      'NoVMsSelected',
+    throw SnapshotFailure.of(
+      FAILURE_CLASSES.noVmsSelected,
       `spec.selector (${selector}) matches no VirtualMachineInstance in namespace ${namespace}`,
     );
   }
@@ -38,8 +43,8 @@ export async function plan(pass: Pass, status: DistributedSnapshotStatus): Promi
   const hostSelector = snapshotHostSelector(snap);
   const hosts = await pass.deps.nodes.listNodeNames(hostSelector);
   if (hosts.length === 0) {
-    throw new SnapshotFailure(
-      'NoSnapshotHosts',
+    throw SnapshotFailure.of(
+      FAILURE_CLASSES.noSnapshotHosts,
       `no node matches spec.snapshotHosts.nodeSelector ${labelSelectorString({ matchLabels: hostSelector })}`,
     );
   }
@@ -48,11 +53,11 @@ export async function plan(pass: Pass, status: DistributedSnapshotStatus): Promi
   // No `bridges`: every connected bridge carries the pipeline. A VM migrated to a snapshot host talks
   // from that host's bridge, which must enforce the epochs too (the VMs' own bridges were checked above).
   const network = snap.spec.network;
-  const result = await refusalIsFailure('NetworkRefused', 'the OpenFlow controller refused to arm', () =>
+  const result = await armRefusalIsFailure(() =>
     pass.deps.ofc.arm({
       snapshotId: snapshotId(snap),
       mode: network?.mode ?? 'Buffer',
-      bufferTier: network?.bufferTier ?? 'datapath',
+      bufferTier: network?.bufferTier ?? 'controller',
       bufferLimitBytes: quantityToBytes(network?.bufferLimit ?? DEFAULT_BUFFER_LIMIT),
       recordChannelState: network?.recordChannelState ?? false,
       vms: armed,
@@ -77,8 +82,8 @@ async function mapNetwork(
 ): Promise<{ armed: ArmedVm[]; bridges: string[] }> {
   for (const vmi of vmis) {
     if (!vmMac(vmi)) {
-      throw new SnapshotFailure(
-        'NoNetworkInterface',
+      throw SnapshotFailure.of(
+        FAILURE_CLASSES.noNetworkInterface,
         `${vmi.metadata.name} reports no interface MAC in status.interfaces; the network cannot classify its packets`,
       );
     }
@@ -90,14 +95,14 @@ async function mapNetwork(
     const name = `${vmi.metadata.namespace}/${vmi.metadata.name}`;
     const attachment = attachments.get(name);
     if (!attachment) {
-      throw new SnapshotFailure(
-        'VMNotOnSwitch',
+      throw SnapshotFailure.of(
+        FAILURE_CLASSES.vmNotOnSwitch,
         `${name} (MAC ${mac}) is not attached to any Open vSwitch bridge`,
       );
     }
     if (!bridges.get(attachment.bridge)?.connected) {
-      throw new SnapshotFailure(
-        'BridgeNotConnected',
+      throw SnapshotFailure.of(
+        FAILURE_CLASSES.bridgeNotConnected,
         `bridge ${attachment.bridge} carrying ${name} is not connected to the OpenFlow controller`,
       );
     }

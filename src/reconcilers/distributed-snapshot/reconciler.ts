@@ -18,6 +18,7 @@ import { SNAPSHOT_PROTECTION_FINALIZER } from '../../api/constants.js';
 import type { DistributedSnapshotStatus } from '../../api/index.js';
 import type { ObjectKey, ReconcileContext, Reconciler, Result } from '../../operator/types.js';
 import { jsonEqual } from '../shared/conditions.js';
+import { waitingOn } from '../shared/failure-classes.js';
 import { addFinalizer } from '../shared/objects.js';
 import { CaptureCalls } from './capture-calls.js';
 import { commit } from './commit.js';
@@ -55,14 +56,32 @@ export class DistributedSnapshotReconciler implements Reconciler {
     if (snap.metadata.deletionTimestamp) return finalize(this.pass(snap), ctx);
     snap = await addFinalizer(this.deps.snapshots, snap, SNAPSHOT_PROTECTION_FINALIZER);
     const before = snap.status ?? {};
-    const step = await this.step(this.pass(snap), structuredClone(before), ctx);
-    const status = withConditions(step.status, snap.metadata.generation ?? 0, this.now());
-    if (!jsonEqual(before, status)) {
-      await this.deps.snapshots.replaceStatus(snap, status);
-      // After the write succeeded, so a retried reconcile cannot count a snapshot twice.
-      if (endsWith(before, status)) this.deps.metrics?.snapshotEnded(status);
+    const generation = snap.metadata.generation ?? 0;
+    let step: Step;
+    try {
+      step = await this.step(this.pass(snap), structuredClone(before), ctx);
+    } catch (err) {
+      // An outage is retried with backoff; meanwhile the object says what it waits for.
+      const waiting = waitingOn(err);
+      if (waiting && !isFinal(before.phase)) {
+        await this.write(snap, before, withConditions(before, generation, this.now(), waiting));
+      }
+      throw err;
     }
+    await this.write(snap, before, withConditions(step.status, generation, this.now()));
     return step.requeueAfterMs === undefined ? {} : { requeueAfterMs: step.requeueAfterMs };
+  }
+
+  /** Writes the status only when it changed. */
+  private async write(
+    snap: DistributedSnapshot,
+    before: DistributedSnapshotStatus,
+    status: DistributedSnapshotStatus,
+  ): Promise<void> {
+    if (jsonEqual(before, status)) return;
+    await this.deps.snapshots.replaceStatus(snap, status);
+    // After the write succeeded, so a retried reconcile cannot count a snapshot twice.
+    if (endsWith(before, status)) this.deps.metrics?.snapshotEnded(status);
   }
 
   private pass(snap: DistributedSnapshot): Pass {

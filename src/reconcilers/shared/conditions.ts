@@ -77,6 +77,8 @@ export function lifecycleConditions(
   generation: number,
   now: Date,
   messages: { succeeded: string; aborted: string },
+  /** What an unfinished object waits for (an outage retried with backoff): shown instead of the bare phase. */
+  waiting?: { reason: string; message: string },
 ): Condition[] {
   const phase = status.phase ?? 'Pending';
   const failed = status.failureReason;
@@ -94,11 +96,16 @@ export function lifecycleConditions(
   } else if (phase === 'Failed') {
     ready = { status: 'False', reason: failed ?? 'Failed', message };
     progress = { status: 'False', reason: 'Failed', message: messages.aborted };
+  } else if (failed) {
+    ready = { status: 'False', reason: phase, message: phase };
+    progress = { status: 'True', reason: 'Aborting', message: `aborting: ${message}` };
+  } else if (waiting) {
+    const facet = { reason: waiting.reason, message: `${phase}: ${waiting.message}` };
+    ready = { status: 'False', ...facet };
+    progress = { status: 'True', ...facet };
   } else {
     ready = { status: 'False', reason: phase, message: phase };
-    progress = failed
-      ? { status: 'True', reason: 'Aborting', message: `aborting: ${message}` }
-      : { status: 'True', reason: phase, message: phase };
+    progress = { status: 'True', reason: phase, message: phase };
   }
   set({ type: CONDITION_READY, ...ready });
   set({ type: CONDITION_PROGRESSING, ...progress });

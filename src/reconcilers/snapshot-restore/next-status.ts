@@ -34,13 +34,24 @@ function isResumed(row: Row): boolean {
 // ---- Status around every step ---------------------------------------------------
 
 /** The status as written: conditions and observedGeneration derived from the rest. */
-export function withConditions(status: Status, generation: number, now: Date): Status {
+export function withConditions(
+  status: Status,
+  generation: number,
+  now: Date,
+  waiting?: { reason: string; message: string },
+): Status {
   return {
     ...status,
-    conditions: lifecycleConditions(status, generation, now, {
-      succeeded: `${status.vms?.length ?? 0} VM(s) restored and running`,
-      aborted: 'restore stopped',
-    }),
+    conditions: lifecycleConditions(
+      status,
+      generation,
+      now,
+      {
+        succeeded: `${status.vms?.length ?? 0} VM(s) restored and running`,
+        aborted: 'restore stopped',
+      },
+      waiting,
+    ),
     observedGeneration: generation,
   };
 }

@@ -19,6 +19,7 @@ import { RESTORE_PROTECTION_FINALIZER } from '../../api/constants.js';
 import type { SnapshotRestoreStatus } from '../../api/index.js';
 import type { ObjectKey, ReconcileContext, Reconciler, Result } from '../../operator/types.js';
 import { jsonEqual } from '../shared/conditions.js';
+import { waitingOn } from '../shared/failure-classes.js';
 import { addFinalizer, removeFinalizer } from '../shared/objects.js';
 import { RestoreFailure } from './failure.js';
 import { load } from './load.js';
@@ -55,16 +56,36 @@ export class SnapshotRestoreReconciler implements Reconciler {
       restore = await addFinalizer(this.deps.restores, restore, RESTORE_PROTECTION_FINALIZER);
     }
     const before = restore.status ?? {};
-    const step = await this.step(this.pass(restore), structuredClone(before), ctx);
-    const status = withConditions(step.status, restore.metadata.generation ?? 0, this.now());
-    if (!jsonEqual(before, status)) {
-      restore = await this.deps.restores.replaceStatus(restore, status);
-      if (endsWith(before, status)) this.deps.metrics?.restoreEnded(status);
+    const generation = restore.metadata.generation ?? 0;
+    let step: Step;
+    try {
+      step = await this.step(this.pass(restore), structuredClone(before), ctx);
+    } catch (err) {
+      // An outage is retried with backoff; meanwhile the object says what it waits for.
+      const waiting = waitingOn(err);
+      if (waiting && !isFinal(before.phase)) {
+        await this.write(restore, before, withConditions(before, generation, this.now(), waiting));
+      }
+      throw err;
     }
+    const status = withConditions(step.status, generation, this.now());
+    restore = await this.write(restore, before, status);
     // Ended: every VM it loaded is running or unloaded, so deleting it needs nothing from the operator.
     if (isFinal(status.phase))
       await removeFinalizer(this.deps.restores, restore, RESTORE_PROTECTION_FINALIZER);
     return step.requeueAfterMs === undefined ? {} : { requeueAfterMs: step.requeueAfterMs };
+  }
+
+  /** Writes the status only when it changed; returns the object as stored. */
+  private async write(
+    restore: SnapshotRestore,
+    before: SnapshotRestoreStatus,
+    status: SnapshotRestoreStatus,
+  ): Promise<SnapshotRestore> {
+    if (jsonEqual(before, status)) return restore;
+    const written = await this.deps.restores.replaceStatus(restore, status);
+    if (endsWith(before, status)) this.deps.metrics?.restoreEnded(status);
+    return written;
   }
 
   private pass(restore: SnapshotRestore): Pass {

@@ -1,6 +1,7 @@
 // Validating: the bundle passes its digests, the target namespace has no VM of
 // the same name or MAC, and there are nodes to place the VMs on.
 import type { SnapshotRestoreStatus } from '../../api/index.js';
+import { classMessage, FAILURE_CLASSES } from '../shared/failure-classes.js';
 import { openBundle } from './bundle-source.js';
 import { RestoreFailure } from './failure.js';
 import { collisionFailure, validatedStatus } from './next-status.js';
@@ -21,9 +22,10 @@ export async function validate(pass: Pass, status: SnapshotRestoreStatus): Promi
   const nodeSelector = restore.spec.placement?.nodeSelector ?? {};
   const nodes = await pass.deps.nodes.listNodeNames(nodeSelector);
   if (nodes.length === 0) {
+    const cls = FAILURE_CLASSES.noTargetNodes;
     throw new RestoreFailure(
-      'NoTargetNodes',
-      `no node matches spec.placement.nodeSelector ${JSON.stringify(nodeSelector)}`,
+      cls.reason,
+      classMessage(cls, `no node matches spec.placement.nodeSelector ${JSON.stringify(nodeSelector)}`),
     );
   }
   const next = validatedStatus(status, bundle.manifest.vms, nodes);

@@ -81,7 +81,7 @@ describe('violin.dev CRDs on the API server', () => {
     expect(spec.suspend).toBe(false);
     expect(spec.retention).toEqual({ keepLast: 7, keepFailed: 1 });
     expect((spec.template as { spec: JsonObject }).spec).toMatchObject({
-      network: { mode: 'Buffer', bufferTier: 'datapath', bufferLimit: '64Mi', recordChannelState: false },
+      network: { mode: 'Buffer', bufferTier: 'controller', bufferLimit: '64Mi', recordChannelState: false },
       snapshotHosts: { nodeSelector: { 'violin.dev/snapshot-host': 'true' } },
       afterSnapshot: 'Stay',
       timeout: '10m',
@@ -117,7 +117,7 @@ describe('violin.dev CRDs on the API server', () => {
       selector: { matchLabels: { app: 'bank' } },
       storageLocation: 's3://bundles/bank',
       snapshotHosts: { nodeSelector: { 'violin.dev/snapshot-host': 'true' } },
-      network: { mode: 'Buffer', bufferTier: 'datapath', bufferLimit: '64Mi', recordChannelState: false },
+      network: { mode: 'Buffer', bufferTier: 'controller', bufferLimit: '64Mi', recordChannelState: false },
       skewAlignment: 'None',
       afterSnapshot: 'Stay',
       timeout: '10m',
@@ -166,6 +166,15 @@ describe('violin.dev CRDs on the API server', () => {
         skewMs: 120,
         duration: '3.2s',
         durationMs: 3200,
+        conditions: [
+          {
+            type: 'Ready',
+            status: 'False',
+            reason: 'WaitingForAgent',
+            message: "Snapshotting: a node's violin agent is unreachable",
+            lastTransitionTime: '2026-01-01T00:00:00Z',
+          },
+        ],
       },
     });
     const table = await getAsTable(
@@ -175,13 +184,25 @@ describe('violin.dev CRDs on the API server', () => {
     expect(table.columnDefinitions.map((c) => c.name)).toEqual([
       'Name',
       'Phase',
+      'Reason',
+      'Message',
       'VMs',
       'Skew',
       'Duration',
       'Age',
     ]);
+    // The reason of a wait or a failure shows in `kubectl get`; its message in `-o wide`.
+    expect(table.columnDefinitions.find((c) => c.name === 'Message')?.priority).toBe(1);
     const row = table.rows.find((r) => r.cells[0] === 'columns');
-    expect(row?.cells.slice(0, 5)).toEqual(['columns', 'Snapshotting', '2/4', '120ms', '3.2s']);
+    expect(row?.cells.slice(0, 7)).toEqual([
+      'columns',
+      'Snapshotting',
+      'WaitingForAgent',
+      "Snapshotting: a node's violin agent is unreachable",
+      '2/4',
+      '120ms',
+      '3.2s',
+    ]);
   });
 
   it('serves the SnapshotRestore printer columns, Bundle only in wide output', async () => {
@@ -190,10 +211,18 @@ describe('violin.dev CRDs on the API server', () => {
       t.kc,
       `/apis/${GROUP}/${VERSION}/namespaces/${t.namespace}/${SNAPSHOT_RESTORE.plural}`,
     );
-    expect(table.columnDefinitions.map((c) => c.name)).toEqual(['Name', 'Phase', 'Source', 'Bundle', 'Age']);
+    expect(table.columnDefinitions.map((c) => c.name)).toEqual([
+      'Name',
+      'Phase',
+      'Reason',
+      'Message',
+      'Source',
+      'Bundle',
+      'Age',
+    ]);
     expect(table.columnDefinitions.find((c) => c.name === 'Bundle')?.priority).toBe(1);
     const row = table.rows.find((r) => r.cells[0] === 'columns');
-    expect(row?.cells[2]).toBe('bank-nightly');
+    expect(row?.cells[4]).toBe('bank-nightly');
   });
 
   it('keeps spec and status apart: the status subresource cannot change spec, the main resource cannot change status', async () => {

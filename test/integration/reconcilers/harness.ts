@@ -42,7 +42,9 @@ export const STORAGE = 'file:///var/lib/violin/bundles';
 export const TEST_LABEL = 'violin.dev/test-namespace';
 
 interface CoreEvent extends KubernetesObject {
+  type?: string;
   reason?: string;
+  message?: string;
   involvedObject?: { name?: string };
   firstTimestamp?: string;
 }
@@ -213,6 +215,22 @@ export class Harness {
     return phases;
   }
 
+  /** Every reason the object's Ready condition showed, in order, as a watch sees each write. */
+  async watchReadyReasons(resource: ResourceKind, name: string): Promise<string[]> {
+    const reasons: string[] = [];
+    const controller = await new Watch(this.kc).watch(
+      resourcePath(resource, this.ns.name),
+      { fieldSelector: `metadata.name=${name}` },
+      (_type, obj: { status?: { conditions?: { type: string; reason: string }[] } }) => {
+        const reason = obj.status?.conditions?.find((c) => c.type === 'Ready')?.reason;
+        if (reason && reasons.at(-1) !== reason) reasons.push(reason);
+      },
+      () => undefined,
+    );
+    this.watches.push(controller);
+    return reasons;
+  }
+
   /** Polls until `check` returns a value; fails with what was last seen. */
   async waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
     const deadline = Date.now() + timeoutMs;
@@ -258,6 +276,14 @@ export class Harness {
       .filter((e) => e.involvedObject?.name === name)
       .sort((a, b) => String(a.firstTimestamp).localeCompare(String(b.firstTimestamp)))
       .map((e) => e.reason ?? '');
+  }
+
+  /** The Events recorded on an object: type, reason and message. */
+  async events(name: string): Promise<{ type: string; reason: string; message: string }[]> {
+    const events = await this.api.listObjects<CoreEvent>(`/api/v1/namespaces/${this.ns.name}/events`);
+    return events.items
+      .filter((e) => e.involvedObject?.name === name)
+      .map((e) => ({ type: e.type ?? '', reason: e.reason ?? '', message: e.message ?? '' }));
   }
 
   /** Events are written in the background: one recorded just before a status change may land after it. */

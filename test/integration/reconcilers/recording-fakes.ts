@@ -37,7 +37,7 @@ import {
   type OpenedBundle,
   type VmAttachment,
 } from '../../../src/reconcilers/ports.js';
-import { OfcError } from '../../../src/ofc/control/errors.js';
+import { OfcError, type OfcErrorCode } from '../../../src/ofc/control/errors.js';
 import { BundleIntegrityError } from '../../../src/store/errors.js';
 import { openBundleWriter } from '../../../src/store/index.js';
 import { sealManifest, type BundleManifest } from '../../../src/store/manifest.js';
@@ -120,8 +120,14 @@ export class RecordingOfc implements OfcControl {
     private readonly bridgeNames: string[],
   ) {}
 
-  /** Every arm is refused with this message (400), as the OFC refuses what it cannot do. */
+  /** Every arm is refused with this message, as the OFC refuses what it cannot do. */
   armRefusal: string | undefined;
+  /** The code of the refusal: BadRequest (400) by default; NotImplemented (501) is a tier the OFC runs without. */
+  armRefusalCode: OfcErrorCode = 'BadRequest';
+  /** Bridges listed as not connected to the OFC. */
+  readonly disconnected = new Set<string>();
+  /** While set, listing bridges fails with this message as an OFC that cannot be reached (503, not delivered). */
+  outage: string | undefined;
 
   /** The OFC aborts every armed snapshot on its own (buffer limit reached). */
   abortOnOwn(reason: string): void {
@@ -130,17 +136,18 @@ export class RecordingOfc implements OfcControl {
 
   async bridges(): Promise<BridgeInfo[]> {
     await this.gates.pass('bridges');
+    if (this.outage) throw new OfcError('Unavailable', this.outage, { notDelivered: true });
     return this.bridgeNames.map((name, i) => ({
       name,
       datapathId: `00:00:00:00:00:00:00:0${i + 1}`,
-      connected: true,
+      connected: !this.disconnected.has(name),
     }));
   }
 
   async arm(req: ArmRequest): Promise<ArmResult> {
     this.log.record({ component: 'ofc', op: 'arm', subject: req.snapshotId });
     await this.gates.pass('arm');
-    if (this.armRefusal) throw new OfcError('BadRequest', this.armRefusal);
+    if (this.armRefusal) throw new OfcError(this.armRefusalCode, this.armRefusal);
     const epochs: Record<string, Epoch> = Object.fromEntries(req.vms.map((vm) => [vm.name, 'Pre']));
     this.snapshots.set(req.snapshotId, {
       snapshotId: req.snapshotId,
@@ -426,6 +433,9 @@ export class MemoryBundles implements BundleWriter, BundleReader {
 export class FixedNetwork implements NetworkMapper {
   private readonly ports = new Map<string, number>();
 
+  /** VMs (by name) whose interface is on no bridge OVSDB knows. */
+  readonly unattached = new Set<string>();
+
   constructor(private readonly bridge: string) {}
 
   async findVmAttachments(vmis: VirtualMachineInstance[]): Promise<Map<string, VmAttachment>> {
@@ -433,7 +443,7 @@ export class FixedNetwork implements NetworkMapper {
     for (const vmi of vmis) {
       const key = `${vmi.metadata.namespace}/${vmi.metadata.name}`;
       const mac = vmMac(vmi);
-      if (!mac) continue;
+      if (!mac || this.unattached.has(vmi.metadata.name ?? '')) continue;
       if (!this.ports.has(key)) this.ports.set(key, this.ports.size + 1);
       found.set(key, { bridge: this.bridge, ofport: this.ports.get(key) ?? 0, mac });
     }

@@ -1,0 +1,90 @@
+// The docs a new user follows (README's quick start, docs/install.md,
+// docs/lab.md): every command or manifest block either runs here or says, in
+// the page, why not (test/support/doc-blocks.ts has the markers); every
+// manifest block and every file a page tells the user to `kubectl apply -f`
+// is created as written on the real API server with the violin.dev CRDs, so
+// a field renamed or a default changed in the CRD shows here, not at a user's.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { loadAll } from 'js-yaml';
+import { describe, expect, it } from 'vitest';
+
+import { DISTRIBUTED_SNAPSHOT, SNAPSHOT_RESTORE, SNAPSHOT_SCHEDULE } from '../../../src/api/constants.js';
+import { repoRoot } from '../../../src/devenv/repo.js';
+import { docBlocks, isCommandOrManifest, type DocBlock } from '../../support/doc-blocks.js';
+import { useTestObjects, type JsonObject } from '../crds/custom-objects.js';
+
+const PAGES = ['README.md', 'docs/install.md', 'docs/lab.md'];
+const PLURALS: Record<string, string> = {
+  [DISTRIBUTED_SNAPSHOT.kind]: DISTRIBUTED_SNAPSHOT.plural,
+  [SNAPSHOT_RESTORE.kind]: SNAPSHOT_RESTORE.plural,
+  [SNAPSHOT_SCHEDULE.kind]: SNAPSHOT_SCHEDULE.plural,
+};
+
+const t = useTestObjects('docs');
+
+/**
+ * Creates every document as written, Strict (as kubectl refuses unknown fields),
+ * in this test's namespace instead of the one it names (the API server is
+ * shared by the tests); each name once, so two pages may show the same object.
+ */
+async function createAsWritten(documents: JsonObject[], where: string): Promise<void> {
+  for (const [i, doc] of documents.entries()) {
+    const plural = PLURALS[String(doc.kind)];
+    expect(
+      plural,
+      `${where}: document ${i + 1} is a ${String(doc.kind)}, not a violin.dev kind`,
+    ).toBeDefined();
+    const written = doc.metadata as JsonObject;
+    const suffix = where.replace(/[^a-z0-9]+/gi, '-').toLowerCase();
+    const metadata = {
+      ...written,
+      namespace: t.namespace,
+      name: `${String(written.name)}-${suffix}`.slice(0, 63).replace(/-+$/, ''),
+    };
+    const created = await t.objects.create(plural ?? '', { ...doc, metadata }, { fieldValidation: 'Strict' });
+    expect((created.metadata as JsonObject).uid, where).toBeTruthy();
+  }
+}
+
+describe.each(PAGES)('%s', (page) => {
+  const blocks = docBlocks(page);
+
+  it('marks every command or manifest block: applied here, or not run with a reason', () => {
+    const unmarked = blocks.filter((b) => (isCommandOrManifest(b) || b.lang === '') && !b.marker);
+    expect(
+      unmarked.map((b) => b.where),
+      'add <!-- docs-test: apply --> or <!-- docs-test: not-run: <reason> --> before each',
+    ).toEqual([]);
+    for (const block of blocks) {
+      if (block.marker?.kind === 'not-run')
+        expect(block.marker.reason.length, block.where).toBeGreaterThan(10);
+      if (block.marker?.kind === 'apply') expect(block.lang, block.where).toBe('yaml');
+    }
+  });
+
+  it.each(blocks.filter((b): b is DocBlock => b.marker?.kind === 'apply').map((b) => [b.where, b] as const))(
+    'the manifest at %s is accepted as written',
+    async (where, block) => {
+      await createAsWritten(loadAll(block.text) as JsonObject[], where);
+    },
+  );
+
+  // `kubectl apply -f <file>` anywhere on the page (inline or in a block) names a file of this repository.
+  const applied = [
+    ...new Set(
+      [
+        ...readFileSync(join(repoRoot(), page), 'utf8').matchAll(
+          /kubectl apply -f (examples\/[\w./-]+\.yaml)/g,
+        ),
+      ].map((m) => m[1] ?? ''),
+    ),
+  ];
+  if (applied.length > 0) {
+    it.each(applied)('kubectl apply -f %s works as written', async (file) => {
+      const text = readFileSync(join(repoRoot(), file), 'utf8');
+      await createAsWritten(loadAll(text) as JsonObject[], `${page}-${file}`);
+    });
+  }
+});
