@@ -217,12 +217,14 @@ describe('bundles in S3', () => {
       secretAccessKey: 'not-the-secret',
       source: 'Secret violin-system/violin-s3',
     }));
+    // One call at a time: calls started together would reject before the loop
+    // reached them, which Node reports as unhandled rejections.
     for (const attempt of [
-      listBundles(location),
-      openBundle(location, 'nightly-1'),
-      openBundleWriter(location, 'x'),
+      () => listBundles(location),
+      () => openBundle(location, 'nightly-1'),
+      () => openBundleWriter(location, 'x'),
     ]) {
-      const err = await refusalOf(attempt);
+      const err = await refusalOf(attempt());
       expect(err.code).toBe('AccessDenied');
       expect(err.message).toContain(`storage location ${location}`);
       expect(err.message).toContain(server.endpoint);
