@@ -104,6 +104,15 @@ const held = (deadlineInMs: number): CaptureRecord => ({
     completedAt: new Date(Date.now() - 2000).toISOString(),
     deadlineAt: new Date(Date.now() + deadlineInMs).toISOString(),
     deadlineMs: 4000,
+    result: {
+      startedAt: new Date(Date.now() - 5000).toISOString(),
+      completedAt: new Date(Date.now() - 2000).toISOString(),
+      downtimeMs: 1000,
+      imageBytes: 4096,
+      digest: 'sha256:00',
+      image: 'vms/default/vm-a.img',
+      paused: true,
+    },
   },
 });
 const record = async () =>
@@ -180,6 +189,32 @@ describe('a capture held at T_i', () => {
     expect(resumed.downtimeMs).toBe(Date.parse(resumed.resumedAt) - before.held!.stoppedAtMs);
     expect(await record()).toMatchObject({ phase: 'ended', end: { by: 'operator', ...resumed } });
     expect(await agent.resumeCaptured('snap-1', VM)).toEqual(resumed);
+  });
+
+  it('held within its deadline: a repeated capture request gets the recorded answer, not a second capture', async () => {
+    qemu = await ScriptedQemu.start(dir.qmpSocket, 'postmigrate');
+    const before = held(60_000);
+    await writeCaptureRecord(dir.captureRecord, before);
+    await agent.recoverCaptures();
+    const request = { snapshotId: 'snap-1', vm: VM, storageLocation: before.storageLocation };
+    // The restarted operator asks again for the capture its predecessor asked for.
+    expect(await agent.capture({ ...request, resume: 'OnRequest' })).toEqual(before.held!.result);
+    expect(qemu.commands).toEqual([]);
+    // The same snapshot asked with other settings, and another snapshot, are refused.
+    await expect(agent.capture({ ...request, resume: 'Immediately' })).rejects.toMatchObject({
+      code: 'Conflict',
+      message: expect.stringMatching(/with other settings is refused/),
+    });
+    await expect(
+      agent.capture({ ...request, snapshotId: 'snap-2', resume: 'OnRequest' }),
+    ).rejects.toMatchObject({
+      code: 'Conflict',
+      message: expect.stringMatching(/is postmigrate: only a running VM is captured live/),
+    });
+    expect(qemu.status).toBe('postmigrate');
+    // Once the pause is over the capture is no longer held: a new request is a new capture.
+    await agent.resumeCaptured('snap-1', VM);
+    expect(await record()).toMatchObject({ phase: 'ended' });
   });
 
   it('held within its deadline: the deadline it had still fires', async () => {
