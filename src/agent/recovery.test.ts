@@ -1,7 +1,9 @@
 // What a restarted agent does with each record a dead one left
 // (recoverCaptures), against a scripted QEMU on the VM's QMP socket: every
 // capture phase, a record whose QEMU is gone, one that is not a record, a QEMU
-// that answers only later, and a load cut short.
+// that answers only later, and a load cut short; and how a capture request
+// repeated by a restarted operator is answered (from a held record, or by
+// joining the capture under way).
 // test/integration/agent/agent-crash.test.ts does the same with real QEMU and a
 // SIGKILLed `violin agent`, for the phases a test can stop it in.
 import { spawn } from 'node:child_process';
@@ -276,6 +278,29 @@ describe('a capture held at T_i', () => {
     await agent.recoverCaptures();
     expect(await record()).toBeNull();
     await expect(agent.resumeCaptured('snap-0', VM)).rejects.toMatchObject({ code: 'NotFound' });
+  });
+});
+
+describe('a capture request repeated while the first is under way', () => {
+  it('joins it: one capture asked of QEMU, its outcome for both; another snapshot gets Conflict', async () => {
+    // A guest stopped by someone else: the capture gets as far as the run state and is refused.
+    qemu = await ScriptedQemu.start(dir.qmpSocket, 'paused');
+    const request = { snapshotId: 'snap-1', vm: VM, storageLocation: `file://${stateDir}/bundles` };
+    const outcomes = await Promise.allSettled([
+      agent.capture(request),
+      agent.capture(request),
+      agent.capture({ ...request, snapshotId: 'snap-2' }),
+    ]);
+    expect(outcomes.map((o) => o.status === 'rejected' && (o.reason as Error).message)).toEqual([
+      'VM default/vm-a is paused: only a running VM is captured live',
+      'VM default/vm-a is paused: only a running VM is captured live',
+      'VM default/vm-a has a capture, load or resume in progress',
+    ]);
+    expect(outcomes[0]).toEqual(outcomes[1]);
+    expect(qemu.commands).toEqual(['query-status']);
+    // Over: the next request is a capture of its own.
+    await agent.capture(request).catch(() => undefined);
+    expect(qemu.commands).toEqual(['query-status', 'query-status']);
   });
 });
 
