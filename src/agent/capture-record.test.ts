@@ -20,6 +20,15 @@ const HELD: CaptureRecord = {
     completedAt: '2026-11-25T04:00:01.000Z',
     deadlineAt: '2026-11-25T04:00:11.000Z',
     deadlineMs: 10_000,
+    result: {
+      startedAt: '2026-11-25T04:00:00.000Z',
+      completedAt: '2026-11-25T04:00:01.000Z',
+      downtimeMs: 120,
+      imageBytes: 4096,
+      digest: 'sha256:00',
+      image: 'vms/default/vm-a.img',
+      paused: true,
+    },
   },
 };
 
@@ -60,6 +69,11 @@ describe('capture record', () => {
     [JSON.stringify({ ...COPYING, qemuPid: '4242' }), /qemuPid is not an integer/],
     [JSON.stringify({ ...COPYING, phase: 'held' }), /phase held without a valid 'held'/],
     [JSON.stringify({ ...HELD, held: { ...HELD.held, deadlineAt: 'soon' } }), /without a valid 'held'/],
+    [JSON.stringify({ ...HELD, held: { ...HELD.held, result: undefined } }), /without a valid 'held'/],
+    [
+      JSON.stringify({ ...HELD, held: { ...HELD.held, result: { ...HELD.held!.result, digest: 7 } } }),
+      /without a valid 'held'/,
+    ],
     [JSON.stringify({ ...HELD, phase: 'resuming' }), /phase resuming without who ended the pause/],
     [JSON.stringify({ ...HELD, phase: 'ended', end: { by: 'someone' } }), /without who ended the pause/],
   ])('refuses %s, naming the file and the problem', async (text, problem) => {

@@ -10,7 +10,9 @@
 //   copying   before the capture stops the guest or starts the migration; the
 //             capture has not reached T_i and its image is not a capture yet
 //   held      at T_i, before the agent answers: the guest waits, stopped, for
-//             resumeCaptured until `deadlineAt` (wall-clock time)
+//             resumeCaptured until `deadlineAt` (wall-clock time); the answer
+//             (`held.result`) is in it, so that a restarted agent gives a
+//             repeated capture request the same answer (capture.ts)
 //   resuming  before the agent sends `cont` to end a held pause, with who ends it
 //   ended     the pause is over; kept so a retried resumeCaptured gets its answer
 //
@@ -20,6 +22,7 @@
 // dying, not the node (QEMU dies with the node).
 import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { errorMessage } from '../errors.js';
+import type { CaptureResult } from './types.js';
 
 /** Who ended the pause of a `resume: OnRequest` capture (`outside`: someone past the agent). */
 export type PauseEnd = 'operator' | 'deadline' | 'discard' | 'shutdown' | 'outside';
@@ -44,6 +47,8 @@ export interface CaptureRecord {
     deadlineAt: string;
     /** The pause deadline the capture was taken with, for messages. */
     deadlineMs: number;
+    /** The capture's answer, given again to a repeated request while the pause holds. */
+    result: CaptureResult;
   };
   /** Phases resuming and ended. */
   end?: { by: PauseEnd; resumedAt?: string; downtimeMs?: number };
@@ -101,7 +106,8 @@ function recordProblem(value: unknown): string | undefined {
       typeof held.stoppedAtMs !== 'number' ||
       typeof held.completedAt !== 'string' ||
       Number.isNaN(Date.parse(held.deadlineAt)) ||
-      typeof held.deadlineMs !== 'number'
+      typeof held.deadlineMs !== 'number' ||
+      !isCaptureResult(held.result)
     )
       return `phase ${record.phase} without a valid 'held'`;
   }
@@ -111,4 +117,17 @@ function recordProblem(value: unknown): string | undefined {
   )
     return `phase ${record.phase} without who ended the pause`;
   return undefined;
+}
+
+function isCaptureResult(value: unknown): boolean {
+  const result = value as Partial<CaptureResult> | null;
+  return (
+    typeof result === 'object' &&
+    result !== null &&
+    (['startedAt', 'completedAt', 'digest', 'image'] as const).every(
+      (key) => typeof result[key] === 'string',
+    ) &&
+    typeof result.downtimeMs === 'number' &&
+    typeof result.imageBytes === 'number'
+  );
 }

@@ -64,6 +64,9 @@ interface CompletedCopy {
 }
 
 export class VmCapture {
+  /** Captures not yet answered, by pauseKey: a repeated request joins its capture. */
+  private readonly copying = new Map<string, { req: CaptureRequest; result: Promise<CaptureResult> }>();
+
   constructor(
     private readonly vms: VmAccess,
     private readonly images: ImageStore,
@@ -72,15 +75,48 @@ export class VmCapture {
     private readonly log: (line: string) => void,
   ) {}
 
+  /**
+   * Captures `req.vm` for `req.snapshotId`. Idempotent for one (snapshotId,
+   * vm): an operator that restarted while its capture call was open asks again,
+   * and gets the answer of the capture it had asked for instead of a second
+   * capture: the one still copying is joined, the one holding its VM at T_i
+   * answers again from its record. Another snapshot's capture of a held VM is
+   * refused (Conflict) by checkCapturable, as before.
+   */
   async capture(req: CaptureRequest): Promise<CaptureResult> {
     checkCaptureRequest(req);
     const dir = this.vms.vmDir(req.vm);
-    return this.vms.exclusive(dir, async () => {
+    const key = pauseKey(req.snapshotId, dir.vm);
+    const earlier = this.earlierAnswer(key, req);
+    if (earlier) return earlier;
+    const result = this.vms.exclusive(dir, async () => {
       const qemuPid = await this.vms.requireRunningQemu(dir);
       // An earlier pause of this VM still ending writes its record last: let it, before ours.
       await this.pauses.endingOf(dir.vm);
       return withQmp(dir.qmpSocket, (qmp) => this.captureWith(qmp, dir, qemuPid, req));
     });
+    // Set before anything is awaited, so a repeated request can never start a second capture.
+    this.copying.set(key, { req, result });
+    try {
+      return await result;
+    } finally {
+      this.copying.delete(key);
+    }
+  }
+
+  /** The answer of this snapshot's capture of this VM that is still copying or holds it paused. */
+  private earlierAnswer(key: string, req: CaptureRequest): Promise<CaptureResult> | undefined {
+    const copying = this.copying.get(key);
+    if (copying) {
+      checkSameCapture(key, copying.req.storageLocation, copying.req.resume ?? 'Immediately', req);
+      return copying.result;
+    }
+    const held = this.pauses.stillHeld(key);
+    if (held) {
+      checkSameCapture(key, held.storageLocation, 'OnRequest', req);
+      return Promise.resolve(held.held.result);
+    }
+    return undefined;
   }
 
   private async captureWith(
@@ -186,20 +222,7 @@ export class VmCapture {
     const stoppedAtMs = copy.stop?.timestampMs ?? copy.final.timestampMs;
     const completedAt = new Date(copy.final.timestampMs).toISOString();
     const { pauseDeadlineMs } = this.settings;
-    const held = {
-      ...copy.record,
-      phase: 'held' as const,
-      held: {
-        stoppedAtMs,
-        completedAt,
-        deadlineAt: new Date(Date.now() + pauseDeadlineMs).toISOString(),
-        deadlineMs: pauseDeadlineMs,
-      },
-    };
-    // Before the answer: a capture the operator was told about is one a restarted agent knows.
-    await writeCaptureRecord(dir.captureRecord, held);
-    this.pauses.hold(pauseKey(req.snapshotId, dir.vm), dir.vm, held);
-    return {
+    const result: CaptureResult = {
       startedAt: copy.startedAt.toISOString(),
       completedAt,
       downtimeMs: roundMs(Date.now() - stoppedAtMs),
@@ -208,6 +231,22 @@ export class VmCapture {
       image: image.path,
       paused: true,
     };
+    const held = {
+      ...copy.record,
+      phase: 'held' as const,
+      held: {
+        stoppedAtMs,
+        completedAt,
+        deadlineAt: new Date(Date.now() + pauseDeadlineMs).toISOString(),
+        deadlineMs: pauseDeadlineMs,
+        result,
+      },
+    };
+    // Before the answer: a capture the operator was told about is one a restarted agent knows,
+    // and answers again the same.
+    await writeCaptureRecord(dir.captureRecord, held);
+    this.pauses.hold(pauseKey(req.snapshotId, dir.vm), dir.vm, held);
+    return result;
   }
 
   /** `resume: Immediately`: the guest runs again at once; T_i is its RESUME. */
@@ -255,6 +294,21 @@ function checkCaptureRequest(req: CaptureRequest): void {
       `resume ${JSON.stringify(req.resume)} is neither 'Immediately' nor 'OnRequest'`,
     );
   }
+}
+
+/** A repeated capture request must ask for the same capture as the one it gets the answer of. */
+function checkSameCapture(
+  key: string,
+  storageLocation: string,
+  resume: 'Immediately' | 'OnRequest',
+  req: CaptureRequest,
+): void {
+  if (req.storageLocation === storageLocation && (req.resume ?? 'Immediately') === resume) return;
+  throw new AgentError(
+    'Conflict',
+    `capture ${key} is already under way to ${storageLocation} with resume ${resume}; ` +
+      `a request for it with other settings is refused`,
+  );
 }
 
 /** A migration that ended other than completed: throws the store's error, or else QEMU's. */

@@ -81,6 +81,12 @@ export class HeldPauses {
     await this.end(paused, by);
   }
 
+  /** The record of the capture `key` while it holds its VM paused (its pause not ended); else undefined. */
+  stillHeld(key: string): HeldRecord | undefined {
+    const paused = this.paused.get(key);
+    return paused && !paused.ended ? paused.record : undefined;
+  }
+
   async resumeCaptured(snapshotId: string, vm: VmRef): Promise<{ resumedAt: string; downtimeMs: number }> {
     requireString(snapshotId, 'snapshotId');
     const checked = this.vms.checkRef(vm);

@@ -1,7 +1,9 @@
 // What a restarted agent does with each record a dead one left
 // (recoverCaptures), against a scripted QEMU on the VM's QMP socket: every
 // capture phase, a record whose QEMU is gone, one that is not a record, a QEMU
-// that answers only later, and a load cut short.
+// that answers only later, and a load cut short; and how a capture request
+// repeated by a restarted operator is answered (from a held record, or by
+// joining the capture under way).
 // test/integration/agent/agent-crash.test.ts does the same with real QEMU and a
 // SIGKILLed `violin agent`, for the phases a test can stop it in.
 import { spawn } from 'node:child_process';
@@ -104,6 +106,15 @@ const held = (deadlineInMs: number): CaptureRecord => ({
     completedAt: new Date(Date.now() - 2000).toISOString(),
     deadlineAt: new Date(Date.now() + deadlineInMs).toISOString(),
     deadlineMs: 4000,
+    result: {
+      startedAt: new Date(Date.now() - 5000).toISOString(),
+      completedAt: new Date(Date.now() - 2000).toISOString(),
+      downtimeMs: 1000,
+      imageBytes: 4096,
+      digest: 'sha256:00',
+      image: 'vms/default/vm-a.img',
+      paused: true,
+    },
   },
 });
 const record = async () =>
@@ -182,6 +193,32 @@ describe('a capture held at T_i', () => {
     expect(await agent.resumeCaptured('snap-1', VM)).toEqual(resumed);
   });
 
+  it('held within its deadline: a repeated capture request gets the recorded answer, not a second capture', async () => {
+    qemu = await ScriptedQemu.start(dir.qmpSocket, 'postmigrate');
+    const before = held(60_000);
+    await writeCaptureRecord(dir.captureRecord, before);
+    await agent.recoverCaptures();
+    const request = { snapshotId: 'snap-1', vm: VM, storageLocation: before.storageLocation };
+    // The restarted operator asks again for the capture its predecessor asked for.
+    expect(await agent.capture({ ...request, resume: 'OnRequest' })).toEqual(before.held!.result);
+    expect(qemu.commands).toEqual([]);
+    // The same snapshot asked with other settings, and another snapshot, are refused.
+    await expect(agent.capture({ ...request, resume: 'Immediately' })).rejects.toMatchObject({
+      code: 'Conflict',
+      message: expect.stringMatching(/with other settings is refused/),
+    });
+    await expect(
+      agent.capture({ ...request, snapshotId: 'snap-2', resume: 'OnRequest' }),
+    ).rejects.toMatchObject({
+      code: 'Conflict',
+      message: expect.stringMatching(/is postmigrate: only a running VM is captured live/),
+    });
+    expect(qemu.status).toBe('postmigrate');
+    // Once the pause is over the capture is no longer held: a new request is a new capture.
+    await agent.resumeCaptured('snap-1', VM);
+    expect(await record()).toMatchObject({ phase: 'ended' });
+  });
+
   it('held within its deadline: the deadline it had still fires', async () => {
     qemu = await ScriptedQemu.start(dir.qmpSocket, 'postmigrate');
     await writeCaptureRecord(dir.captureRecord, held(300));
@@ -241,6 +278,29 @@ describe('a capture held at T_i', () => {
     await agent.recoverCaptures();
     expect(await record()).toBeNull();
     await expect(agent.resumeCaptured('snap-0', VM)).rejects.toMatchObject({ code: 'NotFound' });
+  });
+});
+
+describe('a capture request repeated while the first is under way', () => {
+  it('joins it: one capture asked of QEMU, its outcome for both; another snapshot gets Conflict', async () => {
+    // A guest stopped by someone else: the capture gets as far as the run state and is refused.
+    qemu = await ScriptedQemu.start(dir.qmpSocket, 'paused');
+    const request = { snapshotId: 'snap-1', vm: VM, storageLocation: `file://${stateDir}/bundles` };
+    const outcomes = await Promise.allSettled([
+      agent.capture(request),
+      agent.capture(request),
+      agent.capture({ ...request, snapshotId: 'snap-2' }),
+    ]);
+    expect(outcomes.map((o) => o.status === 'rejected' && (o.reason as Error).message)).toEqual([
+      'VM default/vm-a is paused: only a running VM is captured live',
+      'VM default/vm-a is paused: only a running VM is captured live',
+      'VM default/vm-a has a capture, load or resume in progress',
+    ]);
+    expect(outcomes[0]).toEqual(outcomes[1]);
+    expect(qemu.commands).toEqual(['query-status']);
+    // Over: the next request is a capture of its own.
+    await agent.capture(request).catch(() => undefined);
+    expect(qemu.commands).toEqual(['query-status', 'query-status']);
   });
 });
 

@@ -54,7 +54,12 @@ export interface LoadRequest {
 }
 
 export interface SnapshotAgent {
-  /** Capture the VM's full state live; resolves at T_i with what was written. */
+  /**
+   * Capture the VM's full state live; resolves at T_i with what was written.
+   * Idempotent for one (snapshotId, vm) while the agent has that capture: a
+   * repeated request joins it while it copies, and gets the same result while
+   * it holds the VM paused (`resume: OnRequest`); asked with other settings, Conflict.
+   */
   capture(req: CaptureRequest): Promise<CaptureResult>;
   /**
    * Resume a VM left paused by a `resume: OnRequest` capture. Idempotent: a VM

@@ -1,23 +1,22 @@
 // The agents' capture calls this operator process has open. A capture is one
 // HTTP call that answers at T_i, seconds after it was asked, and captures of
 // different VMs must overlap for their T_i to line up: a pass starts the call
-// and a later pass takes its answer. What the snapshot's progress depends on
-// is in its status, not here: a row in phase Capturing says a capture is due
-// on its snapshot host, and a row's capture is recorded (phase Captured, T_i,
-// size, digest) by the pass that takes the answer, before its epoch advances.
-// An operator that restarts has no call open, asks the agent again, and waits
-// out the agent's Conflict while the earlier call's capture holds the VM
-// (docs/transaction-controller.md). An entry lives from the call's start
-// until its answer is in status (the row is Captured, or the snapshot ended):
-// a pass that took the answer and then failed to write leaves it for the next
-// pass, instead of asking the agent for a capture it already made.
+// and a later pass takes its answer. This is a cache of open requests, not the
+// capture's progress: a row in phase Capturing says the capture was asked for
+// on its snapshot host, and the agent knows it by (snapshotId, vm) and answers
+// a repeated request with that same capture (joined while copying, answered
+// again while it holds the VM at T_i). An operator that restarts has no call
+// open and asks again from the row alone (docs/transaction-controller.md). An
+// entry lives from the call's start until its answer is in status (the row is
+// Captured, or the snapshot ended): a pass that took the answer and then
+// failed to write takes it again from here.
 import type { CaptureResult } from '../../agent/types.js';
 import { errorMessage } from '../../errors.js';
 import { SnapshotFailure } from './failure.js';
 
 export type CaptureAnswer =
   | { state: 'running' }
-  /** The agent answered Conflict (busy with this VM): the capture is asked for again on a later pass. */
+  /** The agent answered Conflict (another snapshot's capture holds this VM): asked for again on a later pass. */
   | { state: 'busy'; reason: string }
   | { state: 'captured'; result: CaptureResult }
   | { state: 'failed'; failure: SnapshotFailure };

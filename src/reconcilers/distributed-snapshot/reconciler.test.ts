@@ -1,8 +1,10 @@
 // The reconciler's wiring against fake clients: a snapshot goes through every
 // phase, each failure a part can cause ends in Failed with its reason (after
 // the abort undid what was done), a restarted operator (a new reconciler, no
-// capture call open) finishes, and deletion aborts or honours the bundle's
-// retention. The real API server and parts are in test/integration/reconcilers.
+// capture call open) finishes with the capture its predecessor asked for (the
+// fake agent's capture is idempotent, as the real one's), and deletion aborts
+// or honours the bundle's retention. The real API server and parts are in
+// test/integration/reconcilers.
 import { describe, expect, it } from 'vitest';
 
 import { SNAPSHOT_PROTECTION_FINALIZER } from '../../api/constants.js';
@@ -55,6 +57,12 @@ class World {
   readonly failures = new Map<Op, Error>();
   /** VMs whose capture fails, a pass after the others answered. */
   readonly failingCaptures = new Set<string>();
+  /** The captures the fake agent made, by `snapshotId/vm`. */
+  private readonly captures = new Map<string, Promise<CaptureResult>>();
+  /** While set, every capture the fake agent makes stays copying (unanswered) until it settles. */
+  copying: Promise<void> | undefined;
+  /** `vm digest` of each VM in the bundles committed. */
+  readonly committed: string[] = [];
   /** Status writes that fail (409) before one goes through. */
   failingWrites = 0;
   hosts = ['snap-1'];
@@ -238,16 +246,11 @@ class World {
           for (let i = 0; i < 2; i++) await new Promise((resolve) => setImmediate(resolve));
           throw new AgentError('Internal', 'QMP: migrate failed');
         }
-        const completedAt = new Date(this.clock).toISOString();
-        return {
-          startedAt: completedAt,
-          completedAt,
-          downtimeMs: 4,
-          paused: true,
-          imageBytes: 64,
-          digest: 'sha256:0',
-          image: '',
-        };
+        // Like the agent: a repeated request for the same (snapshotId, vm) gets that capture's answer.
+        const key = `${req.snapshotId}/${req.vm.name}`;
+        const made = this.captures.get(key) ?? this.makeCapture(req.vm.name);
+        this.captures.set(key, made);
+        return made;
       },
       resumeCaptured: async (_id, vm) => {
         this.call('resumeCaptured', vm.name);
@@ -260,10 +263,19 @@ class World {
     };
   }
 
+  /** A capture made by the fake agent: copying while `copying` is set; its digest names it. */
+  private async makeCapture(vm: string): Promise<CaptureResult> {
+    const digest = `sha256:${vm}-${this.captures.size + 1}`;
+    await this.copying;
+    const at = new Date(this.clock).toISOString();
+    return { startedAt: at, completedAt: at, downtimeMs: 4, paused: true, imageBytes: 64, digest, image: '' };
+  }
+
   private bundles(): BundleWriter {
     return {
       commit: async (bundle) => {
         this.call('commit', bundle.bundleId);
+        this.committed.push(...bundle.content.vms.map((vm) => `${vm.name} ${vm.image.digest}`));
         return { ...bundle.content, integrity: { digest: 'sha256:manifest' } } as never;
       },
       delete: async (_location, id) => void this.calls.push(`deleteBundle ${id}`),
@@ -330,13 +342,29 @@ describe('DistributedSnapshot reconciler', () => {
     expect((await world.run()).at(-1)).toBe('Succeeded');
   });
 
-  it('a restarted operator asks again for a capture whose answer its predecessor never recorded', async () => {
+  it('a restarted operator asks again for a capture whose answer its predecessor never recorded: the same capture', async () => {
     const world = new World();
     await world.run(6); // ... the VMs landed, their captures were asked for and answered, not yet recorded
     expect(world.status.vms?.[0]?.phase).toBe('Capturing');
     expect(world.calls).toContain('capture a@snap-1');
     world.newReconciler();
     expect((await world.run()).at(-1)).toBe('Succeeded');
+    expect(world.calls.filter((c) => c === 'capture a@snap-1')).toHaveLength(2);
+  });
+
+  it('an operator restarted mid-capture continues that capture: no second capture, its digest committed', async () => {
+    const world = new World();
+    let copied!: () => void;
+    world.copying = new Promise((resolve) => (copied = resolve));
+    await world.run(8); // the VMs landed and their captures are copying: the rows say Capturing
+    expect(world.status.vms?.map((vm) => vm.phase)).toEqual(['Capturing', 'Capturing']);
+    expect(world.calls.filter((c) => c.startsWith('capture '))).toHaveLength(2);
+    world.newReconciler(); // the first operator's open calls die with it
+    await world.run(2); // the new one asks again from the rows alone, and waits
+    copied();
+    expect((await world.run()).at(-1)).toBe('Succeeded');
+    // One capture per VM (a second would be named a-3, b-4), and the bundle holds the first operator's.
+    expect(world.committed.sort()).toEqual(['a sha256:a-1', 'b sha256:b-2']);
     expect(world.calls.filter((c) => c === 'capture a@snap-1')).toHaveLength(2);
   });
 

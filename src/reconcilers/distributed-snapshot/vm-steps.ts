@@ -88,7 +88,11 @@ async function startMigration(
   return migratingRow(row, migration.metadata.name ?? '', startedAt);
 }
 
-/** The capture of a row in phase Capturing: asked of its snapshot host's agent if no call is open. */
+/**
+ * The capture of a row in phase Capturing: asked of its snapshot host's agent if no call is open.
+ * After a restart that asks again for the capture the row says was asked for, and the agent
+ * answers with that capture, not a second one.
+ */
 function takeCapture(pass: Pass, row: SnapshotVmStatus): SnapshotVmStatus {
   const answer = pass.captures.take(captureKey(pass.snap.metadata.uid, row.name), () =>
     callCapture(pass, row),
@@ -124,7 +128,7 @@ async function callCapture(pass: Pass, row: SnapshotVmStatus): Promise<CaptureAn
     });
     return { state: 'captured', result };
   } catch (err) {
-    // The agent is still busy with this VM (a capture an earlier operator asked for): ask again later.
+    // The agent is busy with this VM (another snapshot's capture holds it): ask again later.
     if (err instanceof AgentError && err.code === 'Conflict') return { state: 'busy', reason: err.message };
     const failure = new SnapshotFailure(
       'CaptureFailed',

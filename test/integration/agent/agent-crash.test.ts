@@ -2,8 +2,9 @@
 // running the bank: QEMU keeps the guest stopped, and only the agent's capture
 // record (capture.json in the VM's folder) says so. A new agent on the same
 // state dir takes over before it serves:
-//   (a) a pause within its deadline waits, as before, for resumeCaptured, and
-//       its answer survives yet another crash;
+//   (a) a pause within its deadline waits, as before, for resumeCaptured, a
+//       repeated capture request gets the capture's answer again, and
+//       resumeCaptured's answer survives yet another crash;
 //   (b) a pause whose deadline passed while no agent ran is resumed at start,
 //       and resumeCaptured then refuses the capture as inconsistent;
 //   (c) a capture cut short in its copy, before T_i, is resumed and is not a
@@ -96,6 +97,9 @@ describe('agent: SIGKILLed while a capture stops its VM, the next agent leaves n
     const before = appliedFromA(await readStatus(b));
     await sleep(1000);
     expect(appliedFromA(await readStatus(b))).toBe(before);
+    expect(HELD).toContain(await state());
+    // An operator that restarted too asks again for its capture: the new agent answers from the record.
+    expect(await captureHeld(second, 'crash-held')).toEqual(captured);
     expect(HELD).toContain(await state());
 
     const resumed = await second.client.resumeCaptured('crash-held', VM_A);

@@ -3,7 +3,8 @@
 // advance its epoch before it sends again), resumeCaptured lets it run and
 // reports the whole STOP→RESUME downtime, and the pause deadline resumes a VM
 // whose operator never came back, after which its capture is refused as
-// inconsistent. `Immediately` (the default) still resumes at T_i.
+// inconsistent. A repeated request for the same capture gets its answer, not a
+// second capture. `Immediately` (the default) still resumes at T_i.
 import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -78,6 +79,22 @@ describe('agent: capture with resume OnRequest on real QEMU', () => {
 
     // Idempotent: a retried resumeCaptured gets the same answer and changes nothing.
     expect(await client.resumeCaptured('held-1', VM_A)).toEqual(resumed);
+    expect(await runState()).toBe('running');
+  });
+
+  it('a repeated request joins the capture still copying, gets the same answer while held; another snapshot is refused', async () => {
+    const request = { snapshotId: 'held-again', vm: VM_A, storageLocation, resume: 'OnRequest' as const };
+    // Two at once, as from an operator that restarted while its first call was open: one capture.
+    const [first, joined] = await Promise.all([client.capture(request), client.capture(request)]);
+    expect(joined).toEqual(first);
+    expect(['postmigrate', 'paused']).toContain(await runState());
+    // Held at T_i: the same answer again, not Conflict and not a second capture.
+    expect(await client.capture(request)).toEqual(first);
+    await expect(client.capture({ ...request, snapshotId: 'held-other' })).rejects.toMatchObject({
+      code: 'Conflict',
+      message: expect.stringMatching(/only a running VM is captured live/),
+    });
+    expect((await client.resumeCaptured('held-again', VM_A)).downtimeMs).toBeGreaterThan(first.downtimeMs);
     expect(await runState()).toBe('running');
   });
 

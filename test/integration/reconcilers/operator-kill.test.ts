@@ -263,6 +263,9 @@ describe('violin operator killed at each step of a snapshot', { timeout: TEST_TI
     );
     await killAndHandOver(leader, { reached: Promise.resolve(), release });
     await expectSucceeded('k5');
+    // The new leader asked again and got the capture the dead one had asked for: one capture of bank-1.
+    expect(h.log.count('agent', 'capture', `${h.ns.name}/bank-1`)).toBeGreaterThanOrEqual(2);
+    expect(h.log.count('agent', 'captured', `${h.ns.name}/bank-1`)).toBe(1);
   });
 
   it('kill point 6: Snapshotting, between T_i and the epoch advance', async () => {

@@ -231,9 +231,11 @@ function digestOf(text: string): string {
   return `sha256:${createHash('sha256').update(text).digest('hex')}`;
 }
 
-/** Agents on every node, sharing one log and one script. A repeated capture returns the stored result. */
+/** Agents on every node, sharing one log and one script. A repeated capture gets the first one's answer. */
 export class RecordingAgents implements AgentDirectory {
   readonly results = new Map<string, CaptureResult>();
+  /** Each capture made, by `snapshotId/namespace/name`, from its first request on. */
+  private readonly capturing = new Map<string, Promise<CaptureResult>>();
   readonly loaded = new Map<string, { node: string; at: string }>();
   readonly captureRequests: CaptureRequest[] = [];
   readonly loadRequests: LoadRequest[] = [];
@@ -282,6 +284,29 @@ export class RecordingAgents implements AgentDirectory {
     return hold(this.loadGates, vm);
   }
 
+  private async makeCapture(req: CaptureRequest, subject: string, node: string): Promise<CaptureResult> {
+    await this.gates.get(req.vm.name);
+    const failure = this.failures.get(req.vm.name);
+    if (failure) throw new Error(failure);
+    const startedAt = new Date();
+    const image = this.writeImages
+      ? await (
+          await openBundleWriter(req.storageLocation, req.snapshotId)
+        ).writeImage(req.vm, memoryOf(subject))
+      : undefined;
+    const result: CaptureResult = {
+      startedAt: startedAt.toISOString(),
+      completedAt: new Date(startedAt.getTime() + 20).toISOString(),
+      downtimeMs: 15,
+      imageBytes: image?.size ?? 128 * 2 ** 20,
+      digest: image?.digest ?? digestOf(`${req.snapshotId}/${subject}`),
+      image: image?.path ?? `images/${req.vm.namespace}/${req.vm.name}.img`,
+    };
+    this.results.set(`${req.snapshotId}/${subject}`, result);
+    this.log.record({ component: 'agent', op: 'captured', subject, node });
+    return result;
+  }
+
   async forNode(node: string): Promise<SnapshotAgent> {
     const log = this.log;
     const key = (snapshotId: string, vm: VmRef): string => `${snapshotId}/${vm.namespace}/${vm.name}`;
@@ -291,28 +316,13 @@ export class RecordingAgents implements AgentDirectory {
         const subject = `${req.vm.namespace}/${req.vm.name}`;
         log.record({ component: 'agent', op: 'capture', subject, node });
         this.captureRequests.push(req);
-        await this.gates.get(req.vm.name);
-        const failure = this.failures.get(req.vm.name);
-        if (failure) throw new Error(failure);
-        const existing = this.results.get(key(req.snapshotId, req.vm));
-        if (existing) return existing;
-        const startedAt = new Date();
-        const image = this.writeImages
-          ? await (
-              await openBundleWriter(req.storageLocation, req.snapshotId)
-            ).writeImage(req.vm, memoryOf(subject))
-          : undefined;
-        const result: CaptureResult = {
-          startedAt: startedAt.toISOString(),
-          completedAt: new Date(startedAt.getTime() + 20).toISOString(),
-          downtimeMs: 15,
-          imageBytes: image?.size ?? 128 * 2 ** 20,
-          digest: image?.digest ?? digestOf(`${req.snapshotId}/${subject}`),
-          image: image?.path ?? `images/${req.vm.namespace}/${req.vm.name}.img`,
-        };
-        this.results.set(key(req.snapshotId, req.vm), result);
-        log.record({ component: 'agent', op: 'captured', subject, node });
-        return result;
+        // Like the real agent: a repeated request joins the capture under way or gets its answer.
+        const captureKey = key(req.snapshotId, req.vm);
+        const made = this.capturing.get(captureKey) ?? this.makeCapture(req, subject, node);
+        this.capturing.set(captureKey, made);
+        // A failed capture is forgotten, as the agent forgets it: the next request captures anew.
+        made.catch(() => this.capturing.delete(captureKey));
+        return made;
       },
       resumeCaptured: async (
         _snapshotId: string,
@@ -332,6 +342,7 @@ export class RecordingAgents implements AgentDirectory {
         log.record({ component: 'agent', op: 'discard', subject: `${vm.namespace}/${vm.name}`, node });
         if (this.discardFailure) throw new Error(this.discardFailure);
         this.results.delete(key(snapshotId, vm));
+        this.capturing.delete(key(snapshotId, vm));
       },
       load: async (req: LoadRequest): Promise<{ loadedAt: string }> => {
         log.record({ component: 'agent', op: 'load', subject: `${req.vm.namespace}/${req.vm.name}`, node });
