@@ -1,5 +1,5 @@
 // The docs a new user follows (README's quick start, docs/install.md,
-// docs/lab.md): every command or manifest block either runs here or says, in
+// docs/lab.md, docs/gitops.md): every command or manifest block either runs here or says, in
 // the page, why not (test/support/doc-blocks.ts has the markers); every
 // manifest block and every file a page tells the user to `kubectl apply -f`
 // is created as written on the real API server with the violin.dev CRDs, so
@@ -12,10 +12,11 @@ import { describe, expect, it } from 'vitest';
 
 import { DISTRIBUTED_SNAPSHOT, SNAPSHOT_RESTORE, SNAPSHOT_SCHEDULE } from '../../../src/api/constants.js';
 import { repoRoot } from '../../../src/devenv/repo.js';
+import { stringHash } from '../../../src/string-hash.js';
 import { docBlocks, isCommandOrManifest, type DocBlock } from '../../support/doc-blocks.js';
 import { useTestObjects, type JsonObject } from '../crds/custom-objects.js';
 
-const PAGES = ['README.md', 'docs/install.md', 'docs/lab.md'];
+const PAGES = ['README.md', 'docs/install.md', 'docs/lab.md', 'docs/gitops.md'];
 const PLURALS: Record<string, string> = {
   [DISTRIBUTED_SNAPSHOT.kind]: DISTRIBUTED_SNAPSHOT.plural,
   [SNAPSHOT_RESTORE.kind]: SNAPSHOT_RESTORE.plural,
@@ -37,11 +38,11 @@ async function createAsWritten(documents: JsonObject[], where: string): Promise<
       `${where}: document ${i + 1} is a ${String(doc.kind)}, not a violin.dev kind`,
     ).toBeDefined();
     const written = doc.metadata as JsonObject;
-    const suffix = where.replace(/[^a-z0-9]+/gi, '-').toLowerCase();
+    // A short, stable suffix per place: schedules allow only 52 characters of name.
     const metadata = {
       ...written,
       namespace: t.namespace,
-      name: `${String(written.name)}-${suffix}`.slice(0, 63).replace(/-+$/, ''),
+      name: `${String(written.name)}-${stringHash(`${where}#${i}`).toString(36)}`,
     };
     const created = await t.objects.create(plural ?? '', { ...doc, metadata }, { fieldValidation: 'Strict' });
     expect((created.metadata as JsonObject).uid, where).toBeTruthy();
@@ -71,12 +72,12 @@ describe.each(PAGES)('%s', (page) => {
     },
   );
 
-  // `kubectl apply -f <file>` anywhere on the page (inline or in a block) names a file of this repository.
+  // `kubectl apply [--flag ...] -f <file>` anywhere on the page (inline or in a block) names a file of this repository.
   const applied = [
     ...new Set(
       [
         ...readFileSync(join(repoRoot(), page), 'utf8').matchAll(
-          /kubectl apply -f (examples\/[\w./-]+\.yaml)/g,
+          /kubectl apply (?:--[\w-]+ )*-f (examples\/[\w./-]+\.yaml)/g,
         ),
       ].map((m) => m[1] ?? ''),
     ),
