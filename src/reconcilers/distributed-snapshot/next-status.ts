@@ -9,7 +9,6 @@ import type {
   DistributedSnapshotStatus,
   DistributedSnapshotStatusVm as SnapshotVmStatus,
 } from '../../api/index.js';
-import { durationToMs } from '../../api/values.js';
 import type { CaptureResult } from '../../agent/types.js';
 import {
   isLiveMigratable,
@@ -19,9 +18,9 @@ import {
   type VirtualMachineInstanceMigration,
 } from '../../kubevirt/types.js';
 import type { NetworkCounters, SnapshotNetworkStatus } from '../../ofc/control/types.js';
-import { lifecycleConditions } from '../shared/conditions.js';
+import { withLifecycleConditions, type Waiting } from '../shared/conditions.js';
 import { FAILURE_CLASSES } from '../shared/failure-classes.js';
-import { formatDurationMs } from '../shared/units.js';
+import { formatDurationMs, pastTimeout } from '../shared/units.js';
 import { SnapshotFailure } from './failure.js';
 import type { Step } from './pass.js';
 import { rfc3339, type DistributedSnapshot } from './resource.js';
@@ -62,26 +61,12 @@ function isCapturedAndResumed(row: SnapshotVmStatus): boolean {
 // ---- Status around every step ---------------------------------------------------
 
 /** The status as written: conditions and observedGeneration derived from the rest. */
-export function withConditions(
-  status: Status,
-  generation: number,
-  now: Date,
-  waiting?: { reason: string; message: string },
-): Status {
-  return {
-    ...status,
-    conditions: lifecycleConditions(
-      status,
-      generation,
-      now,
-      {
-        succeeded: `bundle ${status.bundle?.path ?? ''} committed`,
-        aborted: 'snapshot aborted; nothing was kept',
-      },
-      waiting,
-    ),
-    observedGeneration: generation,
+export function withConditions(status: Status, generation: number, now: Date, waiting?: Waiting): Status {
+  const messages = {
+    succeeded: `bundle ${status.bundle?.path ?? ''} committed`,
+    aborted: 'snapshot aborted; nothing was kept',
   };
+  return withLifecycleConditions(status, generation, now, messages, waiting);
 }
 
 /** Timeout: spec.timeout since startTime, naming the VMs not yet post-snapshot. */
@@ -91,8 +76,7 @@ export function timeoutFailure(
   now: Date,
 ): SnapshotFailure | undefined {
   const limit = timeout ?? DEFAULT_TIMEOUT;
-  const started = Date.parse(status.startTime ?? '');
-  if (Number.isNaN(started) || now.getTime() - started <= durationToMs(limit)) return undefined;
+  if (!pastTimeout(limit, status.startTime, now)) return undefined;
   const waiting = (status.vms ?? [])
     .filter((vm) => vm.epoch !== 'Post')
     .map((vm) => `${vm.name} (${vm.phase})`);

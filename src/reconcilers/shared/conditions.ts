@@ -56,6 +56,36 @@ export function jsonEqual(a: unknown, b: unknown): boolean {
   return keysA.length === keysB.length && keysA.every((k) => jsonEqual(ra[k], rb[k]));
 }
 
+/** The words of Ready on success and of Progressing after an abort. */
+export interface LifecycleMessages {
+  succeeded: string;
+  aborted: string;
+}
+
+/** An outage an unfinished object is waiting out: the condition reason and what is awaited. */
+export interface Waiting {
+  reason: string;
+  message: string;
+}
+
+/**
+ * The status as written: its conditions and observedGeneration derived from the
+ * rest, so that both kinds' reconcilers write them the same way.
+ */
+export function withLifecycleConditions<S extends LifecycleStatus & { observedGeneration?: number }>(
+  status: S,
+  generation: number,
+  now: Date,
+  messages: LifecycleMessages,
+  waiting?: Waiting,
+): S {
+  return {
+    ...status,
+    conditions: lifecycleConditions(status, generation, now, messages, waiting),
+    observedGeneration: generation,
+  };
+}
+
 /** The part of a DistributedSnapshot's or SnapshotRestore's status the conditions derive from. */
 export interface LifecycleStatus {
   phase?: string;
@@ -76,9 +106,9 @@ export function lifecycleConditions(
   status: LifecycleStatus,
   generation: number,
   now: Date,
-  messages: { succeeded: string; aborted: string },
+  messages: LifecycleMessages,
   /** What an unfinished object waits for (an outage retried with backoff): shown instead of the bare phase. */
-  waiting?: { reason: string; message: string },
+  waiting?: Waiting,
 ): Condition[] {
   const phase = status.phase ?? 'Pending';
   const failed = status.failureReason;

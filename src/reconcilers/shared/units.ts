@@ -1,5 +1,8 @@
-// Durations as printer columns show them. Parsing what users write in specs
-// (quantities, durations) is src/api/values.ts's, the API's own reading.
+// Durations as printer columns show them, and the timeout check both reconcilers
+// make. Parsing what users write in specs (quantities, durations) is
+// src/api/values.ts's, the API's own reading.
+
+import { durationToMs } from '../../api/values.js';
 
 /** '120ms', '12.4s', '3m5s': short and exact enough for a printer column. */
 export function formatDurationMs(ms: number): string {
@@ -8,4 +11,10 @@ export function formatDurationMs(ms: number): string {
   const minutes = Math.floor(ms / 60_000);
   const seconds = Math.round((ms % 60_000) / 1000);
   return seconds === 0 ? `${minutes}m` : `${minutes}m${seconds}s`;
+}
+
+/** Whether more than `limit` (a spec duration such as '10m') has passed since `startTime`; never before a start. */
+export function pastTimeout(limit: string, startTime: string | undefined, now: Date): boolean {
+  const started = Date.parse(startTime ?? '');
+  return !Number.isNaN(started) && now.getTime() - started > durationToMs(limit);
 }

@@ -5,10 +5,10 @@
 // (next-status.test.ts). The steps around them (validate.ts, load.ts,
 // resume.ts, teardown.ts) make the calls and send the events.
 import type { SnapshotRestoreStatus, SnapshotRestoreStatusVm } from '../../api/index.js';
-import { durationToMs } from '../../api/values.js';
 import { vmMac, type VirtualMachine, type VirtualMachineInstance } from '../../kubevirt/types.js';
 import type { BundleVm } from '../../store/manifest.js';
-import { lifecycleConditions } from '../shared/conditions.js';
+import { withLifecycleConditions, type Waiting } from '../shared/conditions.js';
+import { pastTimeout } from '../shared/units.js';
 import { RestoreFailure } from './failure.js';
 
 type Status = SnapshotRestoreStatus;
@@ -34,26 +34,12 @@ function isResumed(row: Row): boolean {
 // ---- Status around every step ---------------------------------------------------
 
 /** The status as written: conditions and observedGeneration derived from the rest. */
-export function withConditions(
-  status: Status,
-  generation: number,
-  now: Date,
-  waiting?: { reason: string; message: string },
-): Status {
-  return {
-    ...status,
-    conditions: lifecycleConditions(
-      status,
-      generation,
-      now,
-      {
-        succeeded: `${status.vms?.length ?? 0} VM(s) restored and running`,
-        aborted: 'restore stopped',
-      },
-      waiting,
-    ),
-    observedGeneration: generation,
+export function withConditions(status: Status, generation: number, now: Date, waiting?: Waiting): Status {
+  const messages = {
+    succeeded: `${status.vms?.length ?? 0} VM(s) restored and running`,
+    aborted: 'restore stopped',
   };
+  return withLifecycleConditions(status, generation, now, messages, waiting);
 }
 
 export function timeoutFailure(
@@ -62,8 +48,7 @@ export function timeoutFailure(
   now: Date,
 ): RestoreFailure | undefined {
   const limit = timeout ?? DEFAULT_TIMEOUT;
-  const started = Date.parse(status.startTime ?? '');
-  if (Number.isNaN(started) || now.getTime() - started <= durationToMs(limit)) return undefined;
+  if (!pastTimeout(limit, status.startTime, now)) return undefined;
   return new RestoreFailure(
     'Timeout',
     `restore did not complete within spec.timeout ${limit} (phase ${status.phase})`,
