@@ -4,7 +4,7 @@
 // OFC, a Node object and a snapshot-host agent per lab node, and the operator,
 // the OFC and the KubeVirt stand-in. Every process is a child stopped by PID;
 // stop() leaves nothing behind (processes, namespaces, taps, temp dirs).
-import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { get } from 'node:http';
@@ -13,6 +13,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 
+import { DISTRIBUTED_SNAPSHOT, GROUP, VERSION, type DistributedSnapshot } from '../../src/api/index.js';
 import { stopQemu } from '../../src/agent/qemu/launch.js';
 import { OfcControlClient } from '../../src/ofc/control/client.js';
 import { VmDir } from '../../src/agent/vm-dir.js';
@@ -21,6 +22,8 @@ import { startLocalControlPlane, type LocalControlPlane } from '../../src/devenv
 import { freeLoopbackPort } from '../../src/devenv/free-port.js';
 import { ManagedProcess } from '../../src/devenv/managed-process.js';
 import { repoRoot } from '../../src/devenv/repo.js';
+import { errorMessage } from '../../src/errors.js';
+import { deleteBundle } from '../../src/store/index.js';
 import { guestImage, type GuestImage } from '../guest/image.js';
 import { SNAPSHOT_HOST_LABEL } from '../kubevirt-standin/names.js';
 import type { StandinNode } from '../kubevirt-standin/qemu-runtime.js';
@@ -32,6 +35,15 @@ import type { LabSwitch } from '../vm/lab-vm.js';
 /** Nodes a restore may place VMs on (examples/restore.yaml selects them). */
 export const RESTORE_TARGET_LABEL = 'violin.dev/restore-target';
 export const SPINE_BRIDGE = 'spine';
+
+/**
+ * Where the lab's snapshots keep their bundles: the location examples/snapshot.yaml names and the
+ * chart mounts on snapshot hosts, used as written (the lab's agents and operator run on this machine,
+ * as root). Labs running at once share it without colliding: a bundle is named after its snapshot's
+ * namespace, name and UID (snapshotId in src/reconcilers/distributed-snapshot/resource.ts), and a
+ * lab deletes only the bundles of its own snapshots when it stops.
+ */
+export const LAB_STORAGE_LOCATION = 'file:///var/lib/violin/bundles';
 
 /**
  * QEMU's downtime target for the agents' live captures. With the agent's default (50 ms) QEMU
@@ -85,7 +97,7 @@ export interface LabClusterOptions {
   nodes?: LabNodeSpec[];
   /** Random delay, up to this many ms, before each migration's target is scheduled (see the stand-in). */
   migrationStartJitterMs?: number;
-  /** Keep the lab dir (logs, bundles) after stop(). */
+  /** Keep the lab dir (logs) and the bundles of its snapshots after stop(). */
   keepDir?: boolean;
   log?: (line: string) => void;
 }
@@ -104,7 +116,7 @@ export interface LabCluster {
   nodes: LabNode[];
   standin: KubeVirtLabStandin;
   image: GuestImage;
-  /** Where snapshots of this lab store their bundles. */
+  /** Where snapshots of this lab store their bundles: LAB_STORAGE_LOCATION. */
   storageLocation: string;
   /** host:port of the OFC's control API. */
   ofcControl: string;
@@ -218,6 +230,8 @@ export async function startLabCluster(options: LabClusterOptions): Promise<LabCl
       await what().catch((error: unknown) => errors.push(error));
     };
     if (standin) await attempt(() => standin!.stop());
+    if (controlPlane && !options.keepDir)
+      await attempt(() => deleteOwnBundles(controlPlane!.kubeConfig, log));
     // VMs first, wherever they run (booted, migrated or restored): QEMU is stopped by PID.
     for (const node of nodes) await attempt(() => stopNodeVms(node.stateDir));
     // The operator before the OFC, the OFC (releases held frames) before the switches.
@@ -230,6 +244,7 @@ export async function startLabCluster(options: LabClusterOptions): Promise<LabCl
 
   try {
     const image = await guestImage();
+    await mkdir(fileURLToPath(LAB_STORAGE_LOCATION), { recursive: true });
     log('starting etcd and kube-apiserver');
     controlPlane = await startLocalControlPlane({ dir: join(dir, 'cp'), log });
     const kubeConfig = controlPlane.kubeConfig;
@@ -393,7 +408,7 @@ export async function startLabCluster(options: LabClusterOptions): Promise<LabCl
       nodes,
       standin,
       image,
-      storageLocation: `file://${join(dir, 'bundles')}`,
+      storageLocation: LAB_STORAGE_LOCATION,
       ofcControl,
       pids,
       bridges,
@@ -435,6 +450,26 @@ export async function startLabCluster(options: LabClusterOptions): Promise<LabCl
   } catch (error) {
     await stop().catch(() => undefined);
     throw error;
+  }
+}
+
+/**
+ * Deletes the bundles this lab's snapshots wrote to file:// locations (the shared LAB_STORAGE_LOCATION
+ * above all), found through the snapshots on its own API server: never another lab's. A bundle written
+ * by a snapshot deleted meanwhile stays (its name is in no object any more).
+ */
+async function deleteOwnBundles(kubeConfig: KubeConfig, log: (line: string) => void): Promise<void> {
+  const list = (await kubeConfig.makeApiClient(CustomObjectsApi).listClusterCustomObject({
+    group: GROUP,
+    version: VERSION,
+    plural: DISTRIBUTED_SNAPSHOT.plural,
+  })) as { items: DistributedSnapshot[] };
+  for (const snap of list.items) {
+    const { storageLocation, path } = snap.status?.bundle ?? {};
+    if (!path || !storageLocation?.startsWith('file://')) continue;
+    await deleteBundle(storageLocation, path).catch((error: unknown) =>
+      log(`could not delete bundle ${storageLocation}/${path}: ${errorMessage(error)}`),
+    );
   }
 }
 

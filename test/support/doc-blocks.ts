@@ -3,9 +3,15 @@
 // before the fence (invisible on GitHub):
 //
 //   <!-- docs-test: apply -->               a YAML block of violin objects, created as written
+//                                           on the API server (test/integration/docs/doc-blocks.test.ts)
+//   <!-- docs-test: lab-up -->              the shell block that starts the lab (`violin-lab up`): run
+//                                           once, in the background, by test/e2e/doc-commands.test.ts
+//   <!-- docs-test: run -->                 a shell block run as written with bash against that lab,
+//                                           in the environment its `up` told the user to set; it must
+//                                           exit 0 (so no `-w` watch: its bounded form is `kubectl wait`)
 //   <!-- docs-test: not-run: <reason> -->   not meant to run here, and why
 //
-// A shell or YAML block with neither is an error of the page: every command a
+// A shell or YAML block with none is an error of the page: every command a
 // user is shown either runs in a test or says why it does not.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -18,11 +24,16 @@ export interface DocBlock {
   /** The fence's info string: sh, yaml, or empty. */
   lang: string;
   text: string;
-  marker: { kind: 'apply' } | { kind: 'not-run'; reason: string } | undefined;
+  marker: DocMarker | undefined;
 }
 
 const FENCE = /^(\s*)```(.*)$/;
-const MARKER = /^\s*<!--\s*docs-test:\s*(apply|not-run)(?::\s*(.*?))?\s*-->\s*$/;
+const MARKER = /^\s*<!--\s*docs-test:\s*(apply|lab-up|run|not-run)(?::\s*(.*?))?\s*-->\s*$/;
+
+/** The pages a new user follows, in the order the docs test runs their commands. */
+export const DOC_PAGES = ['README.md', 'docs/install.md', 'docs/lab.md', 'docs/gitops.md'];
+
+export type DocMarker = { kind: 'apply' | 'lab-up' | 'run' } | { kind: 'not-run'; reason: string };
 
 /** The fenced blocks of `file` (relative to the repository root), in order. */
 export function docBlocks(file: string): DocBlock[] {
@@ -40,15 +51,21 @@ export function docBlocks(file: string): DocBlock[] {
       where: `${file}:${i + 1}`,
       lang: (open[2] ?? '').trim(),
       text: lines.slice(i + 1, end).join('\n'),
-      marker: !marked
-        ? undefined
-        : marked[1] === 'apply'
-          ? { kind: 'apply' }
-          : { kind: 'not-run', reason: (marked[2] ?? '').trim() },
+      marker: !marked ? undefined : markerOf(marked[1] ?? '', marked[2]),
     });
     i = end;
   }
   return blocks;
+}
+
+function markerOf(kind: string, reason: string | undefined): DocMarker {
+  if (kind === 'not-run') return { kind, reason: (reason ?? '').trim() };
+  return { kind: kind as 'apply' | 'lab-up' | 'run' };
+}
+
+/** Whether the block is shell commands (the kinds a `run` or `lab-up` marker may carry). */
+export function isShell(block: DocBlock): boolean {
+  return ['sh', 'bash', 'shell'].includes(block.lang);
 }
 
 /** A block a user is meant to type or apply: shell commands or a manifest. */

@@ -32,6 +32,9 @@ async function up(argv: string[]): Promise<number> {
   if (!Number.isInteger(vms) || vms < 0 || vms > 16)
     throw new Error(`--vms: expected 0..16, got '${values.vms}'`);
   const say = (line: string) => process.stdout.write(`${line}\n`);
+  // From the start: a Ctrl-C while the lab comes up stops it once it is up, instead of killing
+  // this process and leaving the lab's processes behind.
+  const stopped = untilSignal();
   const lab = await startLabCluster({ name: 'lab', keepDir: values.keep ?? false, log: say });
   await recordLab(lab);
   let bank: BankService | undefined;
@@ -43,7 +46,7 @@ async function up(argv: string[]): Promise<number> {
     }
     for (const line of kubectlHints(lab)) say(line);
     say('press Ctrl-C to stop the lab');
-    await untilSignal();
+    await stopped;
   } finally {
     say('stopping the lab');
     await bank?.stop();

@@ -1,5 +1,6 @@
 // The docs a new user follows (README's quick start, docs/install.md,
-// docs/lab.md, docs/gitops.md): every command or manifest block either runs here or says, in
+// docs/lab.md, docs/gitops.md): every command or manifest block either runs (here, or its
+// shell commands against the lab in test/e2e/doc-commands.test.ts) or says, in
 // the page, why not (test/support/doc-blocks.ts has the markers); every
 // manifest block and every file a page tells the user to `kubectl apply -f`
 // is created as written on the real API server with the violin.dev CRDs, so
@@ -13,10 +14,15 @@ import { describe, expect, it } from 'vitest';
 import { DISTRIBUTED_SNAPSHOT, SNAPSHOT_RESTORE, SNAPSHOT_SCHEDULE } from '../../../src/api/constants.js';
 import { repoRoot } from '../../../src/devenv/repo.js';
 import { stringHash } from '../../../src/string-hash.js';
-import { docBlocks, isCommandOrManifest, type DocBlock } from '../../support/doc-blocks.js';
+import {
+  DOC_PAGES,
+  docBlocks,
+  isCommandOrManifest,
+  isShell,
+  type DocBlock,
+} from '../../support/doc-blocks.js';
 import { useTestObjects, type JsonObject } from '../crds/custom-objects.js';
 
-const PAGES = ['README.md', 'docs/install.md', 'docs/lab.md', 'docs/gitops.md'];
 const PLURALS: Record<string, string> = {
   [DISTRIBUTED_SNAPSHOT.kind]: DISTRIBUTED_SNAPSHOT.plural,
   [SNAPSHOT_RESTORE.kind]: SNAPSHOT_RESTORE.plural,
@@ -49,19 +55,23 @@ async function createAsWritten(documents: JsonObject[], where: string): Promise<
   }
 }
 
-describe.each(PAGES)('%s', (page) => {
+describe.each(DOC_PAGES)('%s', (page) => {
   const blocks = docBlocks(page);
 
   it('marks every command or manifest block: applied here, or not run with a reason', () => {
     const unmarked = blocks.filter((b) => (isCommandOrManifest(b) || b.lang === '') && !b.marker);
     expect(
       unmarked.map((b) => b.where),
-      'add <!-- docs-test: apply --> or <!-- docs-test: not-run: <reason> --> before each',
+      'add <!-- docs-test: apply|run|lab-up --> or <!-- docs-test: not-run: <reason> --> before each',
     ).toEqual([]);
     for (const block of blocks) {
       if (block.marker?.kind === 'not-run')
         expect(block.marker.reason.length, block.where).toBeGreaterThan(10);
       if (block.marker?.kind === 'apply') expect(block.lang, block.where).toBe('yaml');
+      if (block.marker?.kind === 'run' || block.marker?.kind === 'lab-up')
+        expect(isShell(block), `${block.where}: a ${block.marker.kind} block must be sh`).toBe(true);
+      // A watch never exits: a block that runs says how long to wait instead (kubectl wait).
+      if (block.marker?.kind === 'run') expect(block.text, block.where).not.toMatch(/\s(-w|--watch)\b/);
     }
   });
 
