@@ -12,6 +12,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,7 +20,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { binaryCacheDir } from '../../src/devenv/binaries.js';
 import { cacheDir } from '../../src/devenv/cache.js';
 import { repoRoot } from '../../src/devenv/repo.js';
-import { requireLabTools } from '../../lab/cluster/cluster.js';
+import { LAB_STORAGE_LOCATION, requireLabTools } from '../../lab/cluster/cluster.js';
 import { requireTool } from '../support/require-tool.js';
 import { DOC_PAGES, docBlocks, type DocBlock } from '../support/doc-blocks.js';
 
@@ -29,6 +30,7 @@ const LAB_START_MS = 15 * 60_000;
 /** The longest a block may take: the docs' own `kubectl wait --timeout` values are below it. */
 const BLOCK_MS = 15 * 60_000;
 const OUT = join(repoRoot(), 'out', 'doc-commands');
+const LAB_BUNDLES = fileURLToPath(LAB_STORAGE_LOCATION);
 
 const blocks = DOC_PAGES.flatMap((page) => docBlocks(page));
 const labUp = blocks.filter((b) => b.marker?.kind === 'lab-up');
@@ -116,8 +118,19 @@ describe('the documented commands, run as written against `violin-lab up`', () =
 
   afterAll(async () => {
     const child = lab;
-    if (child?.pid !== undefined && child.exitCode === null && child.signalCode === null) {
+    if (child?.pid === undefined) return;
+    // The bundles the docs' snapshots wrote: the lab deletes its own when it stops (docs/lab.md).
+    const listed = exports
+      ? await bash(
+          `${exports}\nkubectl get dsnap -A -o jsonpath='{range .items[*]}{.status.bundle.path}{"\\n"}{end}'`,
+          userEnvironment(),
+          60_000,
+        )
+      : undefined;
+    const bundles = (listed?.output ?? '').split('\n').filter((path) => /^[a-z0-9][a-z0-9.-]+$/.test(path));
+    if (child.exitCode === null && child.signalCode === null) {
       const exited = new Promise((resolve) => child.once('exit', resolve));
+      // Ctrl-C in the lab's terminal: SIGINT to its whole process group.
       process.kill(-child.pid, 'SIGINT');
       await Promise.race([exited, sleep(180_000)]);
       if (child.exitCode === null && child.signalCode === null) process.kill(-child.pid, 'SIGKILL');
@@ -127,14 +140,21 @@ describe('the documented commands, run as written against `violin-lab up`', () =
     // this lab's (by its dir; another `up` on the machine is not ours to stop).
     const record = join(cacheDir(), 'labs', 'lab.json');
     const dir = /is up \(dir (\S+)\)/.exec(labOutput)?.[1];
-    if (
-      dir &&
+    const ours = () =>
+      dir !== undefined &&
       existsSync(record) &&
-      (JSON.parse(readFileSync(record, 'utf8')) as { dir?: string }).dir === dir
-    ) {
+      (JSON.parse(readFileSync(record, 'utf8')) as { dir?: string }).dir === dir;
+    for (let i = 0; i < 120 && ours(); i++) await sleep(500);
+    if (ours()) {
       const down = await bash('npx tsx lab/cli/main.ts down', userEnvironment(), 300_000);
-      throw new Error(`the lab did not stop on Ctrl-C; violin-lab down: ${down.output}`);
+      throw new Error(`the lab did not stop on Ctrl-C (${OUT}/lab-up.log); violin-lab down: ${down.output}`);
     }
+    expect(labOutput).toContain('stopping the lab');
+    expect(bundles.length, `no bundle listed: ${listed?.output}`).toBeGreaterThan(0);
+    expect(
+      bundles.filter((path) => existsSync(join(LAB_BUNDLES, path))),
+      'bundles the lab left',
+    ).toEqual([]);
   }, 400_000);
 
   it.each(runs.map((b) => [b.where, b] as const))(

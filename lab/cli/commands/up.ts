@@ -2,6 +2,13 @@
 // to explore with kubectl. It runs in the foreground (the KubeVirt stand-in
 // lives in this process) until Ctrl-C; `violin-lab down` cleans up after an `up`
 // that was killed before it could.
+//
+// The lab runs in a session of its own (a child `up`, detached), and this
+// process passes it the first Ctrl-C: a terminal's Ctrl-C signals every process
+// of the foreground job, which would otherwise kill the API server, the OFC,
+// the operator, the agents and the switch all at once, before the lab could
+// take them down in order (and delete its bundles through its API server).
+import { spawn } from 'node:child_process';
 
 import type { Command } from '../../../src/cli/dispatch.js';
 import { errorMessage } from '../../../src/errors.js';
@@ -18,8 +25,43 @@ const USAGE = `usage: violin-lab up [--vms N] [--keep]
   and N VMs running the bank (namespace bank, labels app=bank); runs until Ctrl-C
 
   --vms N   bank VMs to start (default 4; 0 starts none)
-  --keep    keep the lab dir (logs, bundles) after Ctrl-C
+  --keep    keep the lab dir (logs) and its snapshots' bundles after Ctrl-C
 `;
+
+/** Set in the lab's own session: the child `up` that runs the lab. */
+const IN_SESSION = 'VIOLIN_LAB_UP_SESSION';
+
+/** Runs this same command again as the leader of a new session; forwards the first SIGINT or SIGTERM to it. */
+function runInOwnSession(): Promise<number> {
+  const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
+    detached: true,
+    stdio: ['ignore', 'inherit', 'inherit'],
+    env: { ...process.env, [IN_SESSION]: '1' },
+  });
+  let forwarded = false;
+  const forward = (signal: NodeJS.Signals) => {
+    // Ctrl-C can reach this process twice (from the terminal and relayed by npx or tsx): one stop is enough.
+    if (forwarded) return;
+    forwarded = true;
+    child.kill(signal);
+  };
+  process.on('SIGINT', forward);
+  process.on('SIGTERM', forward);
+  return new Promise((resolve) => {
+    child.on('error', (error) => {
+      process.stderr.write(`violin-lab up: ${errorMessage(error)}\n`);
+      resolve(1);
+    });
+    child.on('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0)));
+  });
+}
+
+/** Every error of a failed teardown, not only the summary. */
+function describe(error: unknown): string {
+  if (error instanceof AggregateError)
+    return [error.message, ...error.errors.map((e) => `  ${errorMessage(e)}`)].join('\n');
+  return errorMessage(error);
+}
 
 async function up(argv: string[]): Promise<number> {
   const flags = parseCommandFlags('violin-lab up', USAGE, argv, {
@@ -59,10 +101,11 @@ async function up(argv: string[]): Promise<number> {
 export const command: Command = {
   summary: 'run the local lab (API server, OVS fabric, OFC, operator, agents, KubeVirt stand-in, VMs)',
   async run(argv) {
+    if (!process.env[IN_SESSION]) return runInOwnSession();
     try {
       return await up(argv);
     } catch (error) {
-      process.stderr.write(`violin-lab up: ${errorMessage(error)}\n`);
+      process.stderr.write(`violin-lab up: ${describe(error)}\n`);
       return 1;
     }
   },
