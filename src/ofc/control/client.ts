@@ -30,6 +30,10 @@ export class OfcControlClient implements api.OfcControl {
     this.timeoutMs = options.timeoutMs ?? 30_000;
   }
 
+  capabilities(): Promise<api.OfcCapabilities> {
+    return this.call('GET', '/v1/capabilities');
+  }
+
   bridges(): Promise<api.BridgeInfo[]> {
     return this.call('GET', '/v1/bridges');
   }

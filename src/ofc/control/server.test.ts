@@ -38,6 +38,25 @@ describe('control API over HTTP', () => {
     await server.close();
   });
 
+  it('says what it serves: without buffer ports, not the datapath tier, which the arm refuses too', async () => {
+    expect(await client.capabilities()).toEqual({
+      modes: ['Buffer', 'Drop', 'Off'],
+      bufferTiers: ['controller'],
+    });
+    const refused = await client
+      .arm({
+        snapshotId: 'default/datapath',
+        mode: 'Buffer',
+        bufferTier: 'datapath',
+        bufferLimitBytes: 4096,
+        recordChannelState: false,
+        vms: [{ name: 'default/db', mac: '52:54:00:00:00:01' }],
+      })
+      .catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(OfcError);
+    expect((refused as OfcError).code).toBe('NotImplemented');
+  });
+
   it('runs a snapshot end to end through the client', async () => {
     const vms = [
       { name: 'default/db', mac: '52:54:00:00:00:01' },

@@ -47,6 +47,7 @@ function requiredString(body: unknown, name: string): string {
 function routes(control: OfcControl): Route[] {
   const id = '([^/]+)';
   return [
+    { method: 'GET', pattern: /^\/v1\/capabilities$/, handler: () => control.capabilities() },
     { method: 'GET', pattern: /^\/v1\/bridges$/, handler: () => control.bridges() },
     {
       method: 'POST',

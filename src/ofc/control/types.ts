@@ -102,6 +102,16 @@ export interface FinishResult {
   flows: SavedFlow[];
 }
 
+/**
+ * What this OFC serves, asked before a snapshot secures any bridge: a request
+ * for a mode or buffer tier missing here fails at once, holding nothing.
+ */
+export interface OfcCapabilities {
+  modes: NetworkMode[];
+  /** 'datapath' only when the OFC was started with buffer ports (`violin ofc --datapath-buffer`). */
+  bufferTiers: BufferTier[];
+}
+
 export interface BridgeInfo {
   name: string;
   datapathId: string;
@@ -110,6 +120,7 @@ export interface BridgeInfo {
 
 /** What the transaction controller needs from the OFC. */
 export interface OfcControl {
+  capabilities(): Promise<OfcCapabilities>;
   bridges(): Promise<BridgeInfo[]>;
   arm(req: ArmRequest): Promise<ArmResult>;
   /** ADVANCE_EPOCH: the VM's capture completed (T_i); it turns post-snapshot. */

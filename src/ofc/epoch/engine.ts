@@ -35,6 +35,7 @@ import type {
   BridgeInfo,
   FinishResult,
   NetworkCounters,
+  OfcCapabilities,
   OfcControl,
   RecordedPacket,
   SavedFlow,
@@ -135,6 +136,13 @@ export class EpochEngine implements OfcControl, FabricObserver {
 
   // -------------------------------------------------------------------------
   // OfcControl
+
+  async capabilities(): Promise<OfcCapabilities> {
+    return {
+      modes: ['Buffer', 'Drop', 'Off'],
+      bufferTiers: this.datapathTier.available ? ['controller', 'datapath'] : ['controller'],
+    };
+  }
 
   async bridges(): Promise<BridgeInfo[]> {
     return this.fabric.bridges();

@@ -3,9 +3,9 @@
 // pre-snapshot and one status row per VM.
 import { quantityToBytes } from '../../api/values.js';
 import { vmMac, type VirtualMachineInstance } from '../../kubevirt/types.js';
-import type { ArmedVm } from '../../ofc/control/types.js';
+import type { ArmedVm, OfcCapabilities } from '../../ofc/control/types.js';
 import { labelSelectorString } from '../shared/label-selector.js';
-import type { DistributedSnapshotStatus } from '../../api/index.js';
+import type { DistributedSnapshotSpec, DistributedSnapshotStatus } from '../../api/index.js';
 import { secureBridges } from './fail-modes.js';
 import { FAILURE_CLASSES, storageLocationRefusal } from '../shared/failure-classes.js';
 import { armRefusalIsFailure, SnapshotFailure } from './failure.js';
@@ -21,6 +21,8 @@ export async function plan(pass: Pass, status: DistributedSnapshotStatus): Promi
   // before any bridge is secured, so such a failure holds nothing while it ends.
   const storage = storageLocationRefusal(snap.spec.storageLocation);
   if (storage) throw SnapshotFailure.of(storage.cls, storage.detail);
+  const unserved = unservedNetwork(snap.spec.network, await pass.deps.ofc.capabilities());
+  if (unserved) throw unserved;
   const selector = labelSelectorString(snap.spec.selector);
   const vmis = await pass.deps.kubevirt.listVmis(namespace, selector);
   if (vmis.length === 0) {
@@ -70,6 +72,33 @@ export async function plan(pass: Pass, status: DistributedSnapshotStatus): Promi
       `${vmis.length} VM(s), snapshot hosts ${hosts.join(', ')}`,
   );
   return { status: plannedStatus(status, vmis), requeueAfterMs: 1 };
+}
+
+/**
+ * The failure of a network request this OFC does not serve (a mode, or a
+ * buffer tier it was started without), found by asking before anything is
+ * secured or armed; undefined when it serves it. The arm still refuses such a
+ * request (501), for an OFC restarted with other options in between.
+ */
+function unservedNetwork(
+  network: DistributedSnapshotSpec['network'],
+  serves: OfcCapabilities,
+): SnapshotFailure | undefined {
+  const mode = network?.mode ?? 'Buffer';
+  const tier = network?.bufferTier ?? 'controller';
+  if (!serves.modes.includes(mode)) {
+    return SnapshotFailure.of(
+      FAILURE_CLASSES.networkRefused,
+      `spec.network.mode '${mode}' is not served by this OpenFlow controller (it serves ${serves.modes.join(', ')})`,
+    );
+  }
+  if (mode === 'Buffer' && !serves.bufferTiers.includes(tier)) {
+    return SnapshotFailure.of(
+      FAILURE_CLASSES.bufferTierUnavailable,
+      `bufferTier '${tier}' is not served by this OpenFlow controller (it serves ${serves.bufferTiers.join(', ')})`,
+    );
+  }
+  return undefined;
 }
 
 /**

@@ -205,6 +205,7 @@ class World {
 
   private ofc(): OfcControl {
     return {
+      capabilities: async () => ({ modes: ['Buffer', 'Drop', 'Off'], bufferTiers: ['controller'] }),
       bridges: async () => [{ name: 'br0', datapathId: '1', connected: !this.disconnected }],
       arm: async (req) => (
         this.call('arm', req.snapshotId),

@@ -17,7 +17,7 @@
 import { SNAPSHOT_PROTECTION_FINALIZER } from '../../api/constants.js';
 import type { DistributedSnapshotStatus } from '../../api/index.js';
 import type { ObjectKey, ReconcileContext, Reconciler, Result } from '../../operator/types.js';
-import { jsonEqual } from '../shared/conditions.js';
+import { jsonEqual, startsWaiting } from '../shared/conditions.js';
 import { waitingOn } from '../shared/failure-classes.js';
 import { addFinalizer } from '../shared/objects.js';
 import { CaptureCalls } from './capture-calls.js';
@@ -64,6 +64,7 @@ export class DistributedSnapshotReconciler implements Reconciler {
       // An outage is retried with backoff; meanwhile the object says what it waits for.
       const waiting = waitingOn(err);
       if (waiting && !isFinal(before.phase)) {
+        if (startsWaiting(before, waiting)) this.pass(snap).event('Warning', waiting.reason, waiting.message);
         await this.write(snap, before, withConditions(before, generation, this.now(), waiting));
       }
       throw err;

@@ -69,6 +69,15 @@ export interface Waiting {
 }
 
 /**
+ * Whether `waiting` is new for an object whose status is `status` (its
+ * Progressing condition does not say it yet): the moment for one Warning
+ * Event, not one per retry of the same wait.
+ */
+export function startsWaiting(status: LifecycleStatus, waiting: Waiting): boolean {
+  return findCondition(status.conditions, 'Progressing')?.reason !== waiting.reason;
+}
+
+/**
  * The status as written: its conditions and observedGeneration derived from the
  * rest, so that both kinds' reconcilers write them the same way.
  */

@@ -18,7 +18,7 @@
 import { RESTORE_PROTECTION_FINALIZER } from '../../api/constants.js';
 import type { SnapshotRestoreStatus } from '../../api/index.js';
 import type { ObjectKey, ReconcileContext, Reconciler, Result } from '../../operator/types.js';
-import { jsonEqual } from '../shared/conditions.js';
+import { jsonEqual, startsWaiting } from '../shared/conditions.js';
 import { waitingOn } from '../shared/failure-classes.js';
 import { addFinalizer, removeFinalizer } from '../shared/objects.js';
 import { RestoreFailure } from './failure.js';
@@ -64,6 +64,8 @@ export class SnapshotRestoreReconciler implements Reconciler {
       // An outage is retried with backoff; meanwhile the object says what it waits for.
       const waiting = waitingOn(err);
       if (waiting && !isFinal(before.phase)) {
+        if (startsWaiting(before, waiting))
+          this.pass(restore).event('Warning', waiting.reason, waiting.message);
         await this.write(restore, before, withConditions(before, generation, this.now(), waiting));
       }
       throw err;

@@ -229,6 +229,8 @@ describe('DistributedSnapshot reconciler', () => {
   });
 
   it('fails, instead of retrying forever, when the OFC refuses to arm', async () => {
+    // It says it serves the tier, then cannot arm it on one bridge.
+    h.ofc.bufferTiers = ['controller', 'datapath'];
     h.ofc.armRefusal = "bufferTier 'datapath' is not available: no buffer port on bridge br-leaf1";
     await h.createSnapshot('refused', { network: { bufferTier: 'datapath' } });
     const snap = await h.waitForPhase('refused', ['Succeeded', 'Failed']);

@@ -29,17 +29,24 @@ const SNAPSHOT_ROWS: Row[] = [
     cls: FAILURE_CLASSES.bufferTierUnavailable,
     spec: () => ({ network: { bufferTier: 'datapath' } }),
     setup: (h) => {
-      // The words of the real OFC started without --datapath-buffer (src/ofc/epoch/engine.ts).
-      h.ofc.armRefusal =
-        "bufferTier 'datapath' needs buffer ports, which this OFC was started without; use bufferTier 'controller'";
-      h.ofc.armRefusalCode = 'NotImplemented';
+      // As the chart's and the lab's OFC, started without --datapath-buffer.
+      h.ofc.bufferTiers = ['controller'];
     },
-    // The OFC says which tiers it runs only when asked to arm.
-    securedFirst: true,
+    // The OFC is asked what it serves before any bridge is secured.
+    securedFirst: false,
+  },
+  {
+    cls: FAILURE_CLASSES.networkRefused,
+    spec: () => ({ network: { mode: 'Drop' } }),
+    setup: (h) => {
+      h.ofc.modes = ['Buffer', 'Off'];
+    },
+    securedFirst: false,
   },
   {
     cls: FAILURE_CLASSES.networkRefused,
     setup: (h) => {
+      // What only the arm can refuse (its capabilities did not show it): the bridges were secured first.
       h.ofc.armRefusal = 'mode must be one of Buffer, Drop, Off';
     },
     securedFirst: true,
@@ -121,7 +128,7 @@ describe('failure classes', () => {
 
   it('the rows below cover every class of the table', () => {
     const covered = [
-      ...SNAPSHOT_ROWS.map((row) => row.cls.reason),
+      ...new Set(SNAPSHOT_ROWS.map((row) => row.cls.reason)),
       FAILURE_CLASSES.noTargetNodes.reason,
       FAILURE_CLASSES.waitingForOfc.reason,
       FAILURE_CLASSES.waitingForAgent.reason,
@@ -133,9 +140,18 @@ describe('failure classes', () => {
     );
   });
 
-  it.each(SNAPSHOT_ROWS.map((row) => [row.cls.reason, row] as const))(
-    'a snapshot that asks for what cannot be served: %s',
-    async (reason, row) => {
+  it.each(
+    SNAPSHOT_ROWS.map(
+      (row) =>
+        [
+          row.cls.reason,
+          row.securedFirst ? 'found once bridges were being secured' : 'found before any bridge is secured',
+          row,
+        ] as const,
+    ),
+  )(
+    'a snapshot that asks for what cannot be served: %s, %s',
+    async (reason, _when, row) => {
       const world = (h = await Harness.create('fclass'));
       await world.startOperator();
       await row.setup?.(world);
@@ -192,6 +208,12 @@ describe('failure classes', () => {
     expect(waiting?.status?.phase).toBe('Planning');
     // Waiting holds nothing: no bridge is secured before the OFC answers.
     expect(world.failModes.secured()).toEqual([]);
+    expect(world.log.count('ovsdb', 'secure')).toBe(0);
+    // One Warning Event when the wait begins, not one per retry.
+    await world.waitForEvent('waits', 'WaitingForOFC');
+    const event = (await world.events('waits')).find((e) => e.reason === 'WaitingForOFC');
+    expect(event?.type).toBe('Warning');
+    expect(event?.message).toContain(FAILURE_CLASSES.waitingForOfc.remedy);
 
     world.ofc.outage = undefined;
     const snap = await world.waitForPhase('waits', ['Succeeded', 'Failed']);
@@ -254,6 +276,11 @@ describe('failure classes', () => {
       // Loading, then the wait it showed, then Loading again once the agent answered.
       expect(reasons).toContain('WaitingForAgent');
       expect(reasons.indexOf('WaitingForAgent')).toBeGreaterThan(reasons.indexOf('Loading'));
+      await world.waitForEvent('waits', 'WaitingForAgent');
+      const waits = (await world.events('waits')).filter((e) => e.reason === 'WaitingForAgent');
+      expect(waits.map((e) => e.type)).toEqual(['Warning']);
+      expect(waits[0]?.message).toContain(FAILURE_CLASSES.waitingForAgent.remedy);
+      expect(world.failModes.secured()).toEqual([]);
     }, 90_000);
   });
 });

@@ -19,9 +19,12 @@ import type {
   ArmRequest,
   ArmResult,
   BridgeInfo,
+  BufferTier,
   Epoch,
   FinishResult,
   NetworkCounters,
+  NetworkMode,
+  OfcCapabilities,
   OfcControl,
   RecordedPacket,
   SavedFlow,
@@ -124,6 +127,9 @@ export class RecordingOfc implements OfcControl {
   armRefusal: string | undefined;
   /** The code of the refusal: BadRequest (400) by default; NotImplemented (501) is a tier the OFC runs without. */
   armRefusalCode: OfcErrorCode = 'BadRequest';
+  /** The modes and buffer tiers it says it serves: by default an OFC started without buffer ports. */
+  modes: NetworkMode[] = ['Buffer', 'Drop', 'Off'];
+  bufferTiers: BufferTier[] = ['controller'];
   /** Bridges listed as not connected to the OFC. */
   readonly disconnected = new Set<string>();
   /** While set, listing bridges fails with this message as an OFC that cannot be reached (503, not delivered). */
@@ -132,6 +138,12 @@ export class RecordingOfc implements OfcControl {
   /** The OFC aborts every armed snapshot on its own (buffer limit reached). */
   abortOnOwn(reason: string): void {
     this.abortedByOfc = reason;
+  }
+
+  async capabilities(): Promise<OfcCapabilities> {
+    this.log.record({ component: 'ofc', op: 'capabilities', subject: '' });
+    if (this.outage) throw new OfcError('Unavailable', this.outage, { notDelivered: true });
+    return { modes: this.modes, bufferTiers: this.bufferTiers };
   }
 
   async bridges(): Promise<BridgeInfo[]> {

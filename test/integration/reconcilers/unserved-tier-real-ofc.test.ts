@@ -1,10 +1,11 @@
 // The failure new users met (issue 19), with the real parts it involves: a
 // snapshot asking for bufferTier datapath, on a real `violin ofc` started
 // without --datapath-buffer (as the chart and the lab start it) and real Open
-// vSwitch bridges whose fail modes the operator secures through OVSDB. It must
-// end Failed within seconds (not retry until spec.timeout), say which field to
-// change, and give every bridge back the fail mode it had: one standalone, one
-// with none set (OVS's default).
+// vSwitch bridges whose fail modes the operator would secure through OVSDB. It
+// must end Failed within seconds (not retry until spec.timeout), say which field
+// to change, and never touch a bridge: the operator asks the OFC what it serves
+// (GET /v1/capabilities) before it secures anything, so each bridge keeps the
+// fail mode it had all along: one standalone, one with none set (OVS's default).
 import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -75,7 +76,7 @@ describe('a buffer tier the real OFC was started without', () => {
     await h?.close();
   });
 
-  it('fails the snapshot naming spec.network.bufferTier, and every bridge has its fail mode back', async () => {
+  it('fails the snapshot naming spec.network.bufferTier, and no bridge is ever secured', async () => {
     const before = await Promise.all(BRIDGES.map(([bridge]) => db.getFailMode(bridge)));
     expect(before).toEqual(['standalone', undefined]);
     await h.createSnapshot('datapath', { network: { bufferTier: 'datapath' } });
@@ -85,16 +86,17 @@ describe('a buffer tier the real OFC was started without', () => {
     const cls = FAILURE_CLASSES.bufferTierUnavailable;
     expect(status.phase, JSON.stringify(status)).toBe('Failed');
     expect(status.failureReason).toBe(cls.reason);
-    expect(status.failureMessage).toContain("bufferTier 'datapath' needs buffer ports");
+    expect(status.failureMessage).toContain(
+      "bufferTier 'datapath' is not served by this OpenFlow controller (it serves controller)",
+    );
     expect(status.failureMessage).toContain(`${cls.field}: ${cls.remedy}`);
     expect(status.conditions?.find((c) => c.type === 'Ready')).toMatchObject({ reason: cls.reason });
     await h.waitForEvent('datapath', cls.reason);
     const events = await h.events('datapath');
     expect(events.find((e) => e.reason === cls.reason)?.type).toBe('Warning');
-    // Secured for the arm, released by the abort: each bridge's own fail mode, on real OVSDB.
-    expect(events.map((e) => e.reason)).toEqual(
-      expect.arrayContaining(['BridgesSecured', 'BridgesReleased']),
-    );
+    // Refused before the arm: no bridge was secured (so none had to be released), none was armed.
+    expect(events.map((e) => e.reason)).not.toContain('BridgesSecured');
+    expect(events.map((e) => e.reason)).not.toContain('Armed');
     expect(await Promise.all(BRIDGES.map(([bridge]) => db.getFailMode(bridge)))).toEqual(before);
     expect(await h.migrations()).toEqual([]);
   });
