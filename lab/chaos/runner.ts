@@ -7,6 +7,7 @@
 // conserved, every held packet released, and nothing left behind (armed
 // snapshots, epoch rules, migrations).
 import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
 import { errorMessage } from '../../src/errors.js';
 
 import {
@@ -24,8 +25,8 @@ import { RESTORE_TARGET_LABEL, type LabCluster, type LabComponent } from '../clu
 import {
   applyObject,
   crashVms,
-  example,
   getObject,
+  manifest,
   placeRestoredVms,
   runSnapshot,
   runRestore,
@@ -53,8 +54,7 @@ export const CHAOS_BANK: BankOptions = {
   flags: ['-max-in-flight=1000000', '-interval=10ms'],
 };
 const PLACEMENT = { [RESTORE_TARGET_LABEL]: 'true' };
-/** The operator fails a snapshot or restore that runs longer; the runner waits a little more than that. */
-const OPERATION_TIMEOUT = '4m';
+/** A little more than the manifests' spec.timeout (4m), after which the operator fails the run's object. */
 const END_WAIT_MS = 330_000;
 const PHASE_ORDER: Record<string, number> = {
   Pending: 0,
@@ -169,27 +169,21 @@ function outcomeOf(object: Tracked | undefined): { outcome: ChaosOutcome; reason
   };
 }
 
-async function snapshotDoc(lab: LabCluster, name: string, afterSnapshot: 'Stay' | 'ReturnToSource') {
-  const doc = await example('snapshot.yaml');
-  doc.metadata = { name, namespace: CHAOS_BANK.namespace };
-  Object.assign(doc.spec, {
-    storageLocation: lab.storageLocation,
-    afterSnapshot,
-    skewAlignment: 'None',
-    timeout: OPERATION_TIMEOUT,
-  });
+/** lab/chaos/manifests/<file>, a run's own settings; the run names the object. */
+async function runManifest(file: string, name: string) {
+  const doc = await manifest(fileURLToPath(new URL(`./manifests/${file}`, import.meta.url)));
+  doc.metadata.name = name;
   return doc;
 }
 
+/** The snapshot of a run: its VMs go back to their nodes, or stay on the snapshot host to be killed and restored. */
+function snapshotDoc(name: string, afterSnapshot: 'Stay' | 'ReturnToSource') {
+  return runManifest(afterSnapshot === 'Stay' ? 'snapshot-to-restore.yaml' : 'snapshot.yaml', name);
+}
+
 async function restoreDoc(name: string, snapshotName: string) {
-  const doc = await example('restore.yaml');
-  doc.metadata = { name, namespace: CHAOS_BANK.namespace };
-  Object.assign(doc.spec, {
-    source: { snapshotName },
-    targetNamespace: CHAOS_BANK.namespace,
-    placement: { nodeSelector: PLACEMENT },
-    timeout: OPERATION_TIMEOUT,
-  });
+  const doc = await runManifest('restore.yaml', name);
+  doc.spec.source = { snapshotName };
   return doc;
 }
 
@@ -302,7 +296,7 @@ async function snapshotRun(context: ChaosContext, plan: ChaosRunPlan, target: La
   const { lab, bank } = context;
   const name = `chaos-${plan.index}`;
   const namespace = CHAOS_BANK.namespace;
-  await applyObject(lab, DISTRIBUTED_SNAPSHOT.plural, await snapshotDoc(lab, name, 'ReturnToSource'));
+  await applyObject(lab, DISTRIBUTED_SNAPSHOT.plural, await snapshotDoc(name, 'ReturnToSource'));
   const killedIn = await strike(context, plan, target, DISTRIBUTED_SNAPSHOT.plural, namespace, name);
   const snap = await waitForEnd<DistributedSnapshot>(lab, DISTRIBUTED_SNAPSHOT.plural, namespace, name);
   // Every check, whatever the outcome: a Failed snapshot must leave the VMs running where they are.
@@ -328,7 +322,7 @@ async function restoreRun(context: ChaosContext, plan: ChaosRunPlan, target: Lab
   const { lab, bank, log } = context;
   const name = `chaos-${plan.index}`;
   const namespace = CHAOS_BANK.namespace;
-  const snap = await runSnapshot(lab, await snapshotDoc(lab, name, 'Stay'));
+  const snap = await runSnapshot(lab, await snapshotDoc(name, 'Stay'));
   if (snap.status?.phase !== 'Succeeded') {
     throw new Error(`the snapshot to restore (no chaos) failed: ${outcomeOf(snap).reason}`);
   }

@@ -39,9 +39,18 @@ type Doc = Record<string, unknown> & {
   spec: Record<string, unknown>;
 };
 
-/** An example manifest from examples/, as an object to adjust before applying. */
+/** An example manifest from examples/, as written (the demo applies it unmodified). */
 export async function example(file: 'snapshot.yaml' | 'restore.yaml'): Promise<Doc> {
-  return load(await readFile(join(repoRoot(), 'examples', file), 'utf8')) as Doc;
+  return manifest(join(repoRoot(), 'examples', file));
+}
+
+/**
+ * A manifest file of a test or a chaos run: where it needs settings other than
+ * the examples', it says so in its own file, beside it. The caller only names
+ * each object it creates from it (and the snapshot a restore restores).
+ */
+export async function manifest(path: string): Promise<Doc> {
+  return load(await readFile(path, 'utf8')) as Doc;
 }
 
 function customObjects(lab: LabCluster): CustomObjectsApi {

@@ -34,7 +34,7 @@ import {
 } from '../../lab/cluster/cluster.js';
 import {
   crashVms,
-  example,
+  manifest,
   placeRestoredVms,
   runProbedSnapshot,
   runRestore,
@@ -81,6 +81,7 @@ const BANK = {
 };
 
 const OUT = join(repoRoot(), 'out');
+const MANIFESTS = join(repoRoot(), 'test', 'e2e', 'manifests');
 
 /**
  * What a broken cycle leaves for whoever traces it, in out/e2e-broken-<cycle>/: the snapshot and
@@ -110,29 +111,22 @@ async function keepEvidence(
   await cp(join(lab.dir, 'logs'), join(dir, 'logs'), { recursive: true });
 }
 
-async function snapshotDoc(
-  lab: LabCluster,
-  name: string,
-  mode: 'Buffer' | 'Off',
-  afterSnapshot: 'Stay' | 'ReturnToSource' = 'Stay',
-) {
-  const doc = await example('snapshot.yaml');
-  doc.metadata = { name, namespace: NAMESPACE };
-  Object.assign(doc.spec, {
-    storageLocation: lab.storageLocation,
-    // Stay when the VMs are crashed right after: no need to migrate them back.
-    afterSnapshot,
-    // No alignment: the T_i fall where the migrations and captures end, seconds apart.
-    skewAlignment: 'None',
-  });
-  Object.assign(doc.spec.network as object, { mode });
+/** test/e2e/manifests/<file>: where a test needs settings other than the examples', its own file says so; the test names the object. */
+async function testManifest(file: string, name: string) {
+  const doc = await manifest(join(MANIFESTS, file));
+  doc.metadata.name = name;
   return doc;
 }
 
-async function restoreDoc(name: string, source: Record<string, unknown>) {
-  const doc = await example('restore.yaml');
-  doc.metadata = { name, namespace: NAMESPACE };
-  Object.assign(doc.spec, { source, targetNamespace: NAMESPACE, placement: { nodeSelector: PLACEMENT } });
+/** A cycle's snapshot: Buffer (snapshot-cycle.yaml) or Off (snapshot-off.yaml); its VMs stay to be killed. */
+function snapshotDoc(name: string, mode: 'Buffer' | 'Off') {
+  return testManifest(mode === 'Buffer' ? 'snapshot-cycle.yaml' : 'snapshot-off.yaml', name);
+}
+
+/** A cycle's restore of its snapshot, in place. */
+async function restoreDoc(name: string, snapshotName: string) {
+  const doc = await testManifest('restore-in-place.yaml', name);
+  doc.spec.source = { snapshotName };
   return doc;
 }
 
@@ -291,7 +285,7 @@ async function writeFigures(cycles: CycleFigures[]): Promise<void> {
 
 /** Snapshot (watched by the stall probe), kill every VM, restore in place, give the restored VMs their VMIs back; the bank's check. */
 async function cycle(lab: LabCluster, bank: BankService, name: string, mode: 'Buffer' | 'Off') {
-  const { snap, vms } = await runProbedSnapshot(lab, bank, await snapshotDoc(lab, name, mode), PROBE_POLL_MS);
+  const { snap, vms } = await runProbedSnapshot(lab, bank, await snapshotDoc(name, mode), PROBE_POLL_MS);
   expect(snap.status?.phase, why(snap)).toBe('Succeeded');
   const bundle = {
     storageLocation: snap.status?.bundle?.storageLocation ?? '',
@@ -299,7 +293,7 @@ async function cycle(lab: LabCluster, bank: BankService, name: string, mode: 'Bu
   };
   await crashVms(lab, NAMESPACE);
   await placeRestoredVms(lab, bundle, NAMESPACE, PLACEMENT);
-  const restore = await runRestore(lab, await restoreDoc(`${name}-restore`, { snapshotName: name }));
+  const restore = await runRestore(lab, await restoreDoc(`${name}-restore`, name));
   expect(restore.status?.phase, why(restore)).toBe('Succeeded');
   // Checked at once: the longer the restored banks run, the more a torn cut is blurred by new transfers.
   const check = await checkBank(bank.endpoints);
@@ -357,25 +351,19 @@ describe('the lab: live snapshot, crash, restore', () => {
 
   it('restores into a second lab cluster from the bundle alone', async () => {
     // The VMs go back to their nodes afterwards: the next test snapshots them again.
-    const snap = await runSnapshot(lab, await snapshotDoc(lab, 'portable', 'Buffer', 'ReturnToSource'));
+    const snap = await runSnapshot(lab, await testManifest('snapshot-portable.yaml', 'portable'));
     expect(snap.status?.phase, why(snap)).toBe('Succeeded');
     const path = snap.status?.bundle?.path ?? '';
     const other = await startLabCluster({ name: 'e2eb' });
     try {
-      // Only the bundle crosses over: copied into the second lab's own storage location.
-      await cp(
-        fileURLToPath(`${lab.storageLocation}/${path}`),
-        fileURLToPath(`${other.storageLocation}/${path}`),
-        {
-          recursive: true,
-        },
-      );
+      // Only the bundle crosses over: the second lab has no snapshot object, only the bundle in the
+      // storage location both labs' snapshot hosts see (restore-from-bundle.yaml).
+      const restoreDoc = await testManifest('restore-from-bundle.yaml', 'from-bundle');
+      const source = restoreDoc.spec.source as { bundle: { storageLocation: string; path: string } };
+      source.bundle.path = path;
       await ensureNamespace(other.kubeConfig.makeApiClient(CoreV1Api), NAMESPACE);
-      await placeRestoredVms(other, { storageLocation: other.storageLocation, path }, NAMESPACE, PLACEMENT);
-      const restore = await runRestore(
-        other,
-        await restoreDoc('from-bundle', { bundle: { storageLocation: other.storageLocation, path } }),
-      );
+      await placeRestoredVms(other, source.bundle, NAMESPACE, PLACEMENT);
+      const restore = await runRestore(other, restoreDoc);
       expect(restore.status?.phase, why(restore)).toBe('Succeeded');
       const forwards = await forwardBank(other, bank.members);
       try {

@@ -31,8 +31,8 @@ const USAGE = `usage: violin-lab demo [--vms N] [--keep] [--mode Buffer|Drop|Off
 
   --vms N    bank VMs (default 4), spread over node-1 and node-2
   --keep     leave the lab running afterwards for kubectl, until Ctrl-C
-  --mode M   the snapshot's network mode (default Buffer, as in examples/snapshot.yaml);
-             Off shows what an unprotected snapshot does to the bank
+  --mode M   set the snapshot's spec.network.mode (without it, examples/snapshot.yaml is applied
+             as written: Buffer); Off shows what an unprotected snapshot does to the bank
 `;
 
 const say = (line = '') => process.stdout.write(`${line}\n`);
@@ -56,17 +56,18 @@ function progress(snap: DistributedSnapshot, seen: Map<string, string>): void {
   }
 }
 
-async function demo(lab: LabCluster, vms: number, mode: string): Promise<boolean> {
+async function demo(lab: LabCluster, vms: number, mode: string | undefined): Promise<boolean> {
   say(`\n== deploying the bank: ${vms} VMs (namespace bank, app=bank)`);
   const bank: BankService = await deployBank(lab, { namespace: 'bank', vms, labels: { app: 'bank' } });
   try {
     for (const m of bank.members) say(`  ${m.name} ${m.ip} ${m.mac}`);
 
-    say('\n== kubectl apply -f examples/snapshot.yaml');
     const snapshotDoc = await example('snapshot.yaml');
-    // The lab keeps bundles in its own dir; the network mode is the demo's --mode option.
-    Object.assign(snapshotDoc.spec, { storageLocation: lab.storageLocation });
-    Object.assign(snapshotDoc.spec.network as object, { mode });
+    // As written, unless --mode asks for another network mode (and then it says so).
+    if (mode) Object.assign(snapshotDoc.spec.network as object, { mode });
+    say(
+      `\n== kubectl apply -f examples/snapshot.yaml${mode ? ` (spec.network.mode set to ${mode} by --mode)` : ''}`,
+    );
     const seen = new Map<string, string>();
     const snap = await runSnapshot(lab, snapshotDoc, (s) => progress(s, seen));
     if (snap.status?.phase !== 'Succeeded') {
@@ -125,7 +126,8 @@ async function demo(lab: LabCluster, vms: number, mode: string): Promise<boolean
     );
     const out = join(repoRoot(), 'out');
     await mkdir(out, { recursive: true });
-    await writeFile(join(out, 'demo-summary.json'), `${JSON.stringify({ mode, ...summary }, null, 2)}\n`);
+    const written = { mode: (snapshotDoc.spec.network as { mode?: string }).mode, ...summary };
+    await writeFile(join(out, 'demo-summary.json'), `${JSON.stringify(written, null, 2)}\n`);
     say(`  written to ${join(out, 'demo-summary.json')}`);
     const dropsAllowed = mode === 'Drop';
     return summary.invariant_ok && (dropsAllowed || summary.dropped === 0);
@@ -156,8 +158,13 @@ export const command: Command = {
     if (typeof flags === 'number') return flags;
     const { values } = flags;
     const vms = Number(values.vms ?? 4);
-    const mode = values.mode ?? 'Buffer';
-    if (!Number.isInteger(vms) || vms < 2 || vms > 8 || !['Buffer', 'Drop', 'Off'].includes(mode)) {
+    const mode = values.mode;
+    if (
+      !Number.isInteger(vms) ||
+      vms < 2 ||
+      vms > 8 ||
+      !['Buffer', 'Drop', 'Off', undefined].includes(mode)
+    ) {
       process.stderr.write(`violin-lab demo: --vms must be 2..8 and --mode Buffer, Drop or Off\n${USAGE}`);
       return 2;
     }
