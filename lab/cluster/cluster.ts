@@ -456,15 +456,24 @@ export async function startLabCluster(options: LabClusterOptions): Promise<LabCl
 /**
  * Deletes the bundles this lab's snapshots wrote to file:// locations (the shared LAB_STORAGE_LOCATION
  * above all), found through the snapshots on its own API server: never another lab's. A bundle written
- * by a snapshot deleted meanwhile stays (its name is in no object any more).
+ * by a snapshot deleted meanwhile stays (its name is in no object any more), and so do all of them
+ * when the API server cannot list them (it was killed and not restarted): said in the log, since a
+ * teardown must go on to stop every process.
  */
 async function deleteOwnBundles(kubeConfig: KubeConfig, log: (line: string) => void): Promise<void> {
-  const list = (await kubeConfig.makeApiClient(CustomObjectsApi).listClusterCustomObject({
-    group: GROUP,
-    version: VERSION,
-    plural: DISTRIBUTED_SNAPSHOT.plural,
-  })) as { items: DistributedSnapshot[] };
-  for (const snap of list.items) {
+  let snapshots: DistributedSnapshot[];
+  try {
+    const list = (await kubeConfig.makeApiClient(CustomObjectsApi).listClusterCustomObject({
+      group: GROUP,
+      version: VERSION,
+      plural: DISTRIBUTED_SNAPSHOT.plural,
+    })) as { items: DistributedSnapshot[] };
+    snapshots = list.items;
+  } catch (error) {
+    log(`could not list this lab's snapshots, so their bundles stay: ${errorMessage(error)}`);
+    return;
+  }
+  for (const snap of snapshots) {
     const { storageLocation, path } = snap.status?.bundle ?? {};
     if (!path || !storageLocation?.startsWith('file://')) continue;
     await deleteBundle(storageLocation, path).catch((error: unknown) =>
