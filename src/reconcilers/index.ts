@@ -17,6 +17,8 @@ import { SNAPSHOT_RESTORE_RESOURCE, type SnapshotRestore } from './snapshot-rest
 import type { ReconcilerDeps } from './ports.js';
 import { ApiResourceStore } from './shared/objects.js';
 import { registerSnapshotScheduleController } from './snapshot-schedule/register.js';
+import { registerStorageLocationController } from './storage-location/register.js';
+import { StoreBundles } from './bundles.js';
 
 export { createReconcilerDeps } from './environment.js';
 
@@ -97,4 +99,8 @@ export function registerControllers(manager: ControllerManager, deps: Reconciler
     }),
   });
   registerSnapshotScheduleController(manager, { snapshots, informerOptions });
+  registerStorageLocationController(manager, {
+    catalog: deps.catalog ?? new StoreBundles(),
+    informerOptions,
+  });
 }

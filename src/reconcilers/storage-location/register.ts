@@ -1,0 +1,77 @@
+// Wires the SnapshotStorageLocation controller into the operator runtime:
+// locations are its primaries, and a SnapshotBundle deleted or changed by
+// someone else wakes its location, which puts back what the bundle in storage says.
+import { GROUP, SNAPSHOT_STORAGE_LOCATION, STORAGE_LOCATION_NAME_LABEL } from '../../api/constants.js';
+import type { SnapshotBundle as SnapshotBundleObject } from '../../api/index.js';
+import { apiStatusCode, KubeApi, resourcePath } from '../../operator/kube-api.js';
+import { mapByOwner } from '../../operator/mapping.js';
+import type { ControllerManager, Informer, InformerOptions } from '../../operator/types.js';
+import type { BundleCatalog } from '../ports.js';
+import { ApiResourceStore } from '../shared/objects.js';
+import { StorageLocationReconciler, type BundleRecords } from './reconciler.js';
+import {
+  SNAPSHOT_BUNDLE_RESOURCE,
+  SNAPSHOT_STORAGE_LOCATION_RESOURCE,
+  type SnapshotBundle,
+  type SnapshotStorageLocation,
+} from './resource.js';
+
+/** A location's SnapshotBundles through the API server: fresh lists, so a sync never acts on a stale cache. */
+export class ApiBundleRecords implements BundleRecords {
+  constructor(private readonly api: KubeApi) {}
+
+  async list(namespace: string, locationName: string): Promise<SnapshotBundle[]> {
+    const path = resourcePath(SNAPSHOT_BUNDLE_RESOURCE, namespace);
+    return (
+      await this.api.listObjects<SnapshotBundle>(path, `${STORAGE_LOCATION_NAME_LABEL}=${locationName}`)
+    ).items;
+  }
+
+  async create(record: SnapshotBundleObject): Promise<void> {
+    await this.api.createObject(
+      resourcePath(SNAPSHOT_BUNDLE_RESOURCE, record.metadata.namespace ?? ''),
+      record,
+    );
+  }
+
+  async delete(namespace: string, name: string): Promise<void> {
+    try {
+      await this.api.deleteObject(resourcePath(SNAPSHOT_BUNDLE_RESOURCE, namespace, name));
+    } catch (err) {
+      if (apiStatusCode(err) !== 404) throw err;
+    }
+  }
+}
+
+export interface StorageLocationControllerOptions {
+  catalog: BundleCatalog;
+  informerOptions?: InformerOptions;
+}
+
+export function registerStorageLocationController(
+  manager: ControllerManager,
+  options: StorageLocationControllerOptions,
+): void {
+  const api = KubeApi.forConfig(manager.kubeConfig);
+  const informerOptions = options.informerOptions ?? {};
+  const records = manager.informer<SnapshotBundle>(SNAPSHOT_BUNDLE_RESOURCE, informerOptions);
+  manager.addController({
+    name: 'snapshotstoragelocation',
+    primary: manager.informer<SnapshotStorageLocation>(SNAPSHOT_STORAGE_LOCATION_RESOURCE, informerOptions),
+    watches: [
+      {
+        informer: records as Informer,
+        mapToPrimary: mapByOwner(
+          { group: GROUP, kind: SNAPSHOT_STORAGE_LOCATION.kind },
+          { controllerOnly: true },
+        ),
+      },
+    ],
+    reconciler: new StorageLocationReconciler({
+      locations: new ApiResourceStore<SnapshotStorageLocation>(api, SNAPSHOT_STORAGE_LOCATION_RESOURCE),
+      records: new ApiBundleRecords(api),
+      catalog: options.catalog,
+      events: manager.eventRecorder('violin-storage-location-controller'),
+    }),
+  });
+}
