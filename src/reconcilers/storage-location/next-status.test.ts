@@ -13,7 +13,47 @@ import {
   type ListedBundle,
 } from './next-status.js';
 import { bundleObjectName, mayShow } from './resource.js';
-import { location, record } from './test-fixtures.js';
+import type { SnapshotBundle, SnapshotStorageLocation } from './resource.js';
+
+function location(overrides: Partial<SnapshotStorageLocation['metadata']> = {}): SnapshotStorageLocation {
+  return {
+    apiVersion: 'violin.dev/v1alpha1',
+    kind: 'SnapshotStorageLocation',
+    metadata: { name: 'offsite', namespace: 'bank', uid: 'uid-loc', generation: 1, ...overrides },
+    spec: { url: 's3://dr-bundles/site-a', syncPeriod: '30s' },
+  };
+}
+
+/** A record of `loc`, as far as the plan looks at one. */
+function record(loc: SnapshotStorageLocation, bundleId: string): SnapshotBundle {
+  return {
+    apiVersion: 'violin.dev/v1alpha1',
+    kind: 'SnapshotBundle',
+    metadata: {
+      name: `${loc.metadata.name}.${bundleId}`,
+      namespace: loc.metadata.namespace,
+      uid: `uid-${bundleId}`,
+      ownerReferences: [
+        {
+          apiVersion: 'violin.dev/v1alpha1',
+          kind: 'SnapshotStorageLocation',
+          name: loc.metadata.name,
+          uid: loc.metadata.uid,
+          controller: true,
+        },
+      ],
+    },
+    spec: {
+      storageLocationName: loc.metadata.name,
+      url: loc.spec.url,
+      bundleId,
+      snapshot: { namespace: 'bank', name: 'nightly', uid: 'u', createdAt: '2026-12-01T01:00:00Z' },
+      committedAt: '2026-12-01T01:00:03Z',
+      manifestDigest: `sha256:${'0'.repeat(64)}`,
+      vms: [],
+    },
+  };
+}
 
 const NOW = new Date('2026-12-06T12:00:00Z');
 const LATER = new Date('2026-12-06T12:01:00Z');

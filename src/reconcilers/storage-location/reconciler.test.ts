@@ -10,12 +10,58 @@ import type { SnapshotBundle as SnapshotBundleObject } from '../../api/index.js'
 import { createLogger } from '../../operator/log.js';
 import type { ReconcileContext } from '../../operator/types.js';
 import { BundleError } from '../../store/errors.js';
-import type { BundleManifest } from '../../store/manifest.js';
+import { sealManifest, type BundleManifest } from '../../store/manifest.js';
 import type { BundleCatalog, CatalogEntry } from '../ports.js';
 import type { ResourceStore } from '../shared/objects.js';
 import { StorageLocationReconciler, type BundleRecords } from './reconciler.js';
 import type { SnapshotBundle, SnapshotStorageLocation } from './resource.js';
-import { location, manifest, URL } from './test-fixtures.js';
+
+const LOCATION_URL = 's3://dr-bundles/site-a';
+const DIGEST = `sha256:${'0'.repeat(64)}`;
+
+function location(overrides: Partial<SnapshotStorageLocation['metadata']> = {}): SnapshotStorageLocation {
+  return {
+    apiVersion: 'violin.dev/v1alpha1',
+    kind: 'SnapshotStorageLocation',
+    metadata: { name: 'offsite', namespace: 'bank', uid: 'uid-loc', generation: 1, ...overrides },
+    spec: { url: LOCATION_URL, syncPeriod: '30s' },
+  };
+}
+
+/** The manifest of snapshot `name` of `namespace`, with one VM. */
+function manifest(namespace: string, name: string): BundleManifest {
+  return sealManifest(
+    {
+      snapshot: {
+        namespace,
+        name,
+        uid: `uid-${name}`,
+        createdAt: '2026-12-01T01:00:00.000Z',
+        networkMode: 'Buffer',
+      },
+      vms: [
+        {
+          namespace,
+          name: 'teller-0',
+          mac: '52:54:00:00:00:01',
+          sourceNode: 'n1',
+          snapshotHost: 's1',
+          vmi: { metadata: { name: 'teller-0' } },
+          timeline: {
+            snapshotStartedAt: '2026-12-01T01:00:01.000Z',
+            captureStartedAt: '2026-12-01T01:00:01.500Z',
+            capturedAt: '2026-12-01T01:00:02.000Z',
+            downtimeMs: 20,
+          },
+          image: { path: `images/${namespace}/teller-0.img`, size: 4096, digest: DIGEST },
+        },
+      ],
+      channelState: null,
+      flows: null,
+    },
+    new Date('2026-12-01T01:00:03.000Z'),
+  );
+}
 
 const CTX: ReconcileContext = {
   log: createLogger({ level: 'silent' }),
@@ -70,7 +116,7 @@ class World {
     };
     const catalog: BundleCatalog = {
       list: async (url): Promise<CatalogEntry[]> => {
-        expect(url).toBe(URL);
+        expect(url).toBe(LOCATION_URL);
         if (this.listFailure) throw this.listFailure;
         return [...this.stored].map(([id, b]) => ({ id, committed: b.committed }));
       },
@@ -114,7 +160,7 @@ describe('SnapshotStorageLocation reconciler', () => {
     ]);
     expect(record?.spec).toMatchObject({
       storageLocationName: 'offsite',
-      url: URL,
+      url: LOCATION_URL,
       bundleId: id,
       snapshot: { namespace: 'bank', name: 'nightly' },
       vms: [{ name: 'teller-0', imageBytes: 4096 }],
@@ -123,7 +169,7 @@ describe('SnapshotStorageLocation reconciler', () => {
     expect(w.records.size).toBe(1);
     expect(w.location.status).toMatchObject({ bundles: 1, otherNamespaces: 0, observedGeneration: 1 });
     expect(w.ready()).toMatchObject({ status: 'True', reason: 'Synced' });
-    expect(w.events).toContain(`Normal BundlesFound: 1 new bundle(s) in ${URL}: offsite.${id}`);
+    expect(w.events).toContain(`Normal BundlesFound: 1 new bundle(s) in ${LOCATION_URL}: offsite.${id}`);
   });
 
   it("does not show another namespace's bundle, even one whose id looks like its own", async () => {
@@ -151,7 +197,7 @@ describe('SnapshotStorageLocation reconciler', () => {
     expect(w.records.size).toBe(0);
     expect(w.location.status?.bundles).toBe(0);
     expect(w.events.at(-1)).toBe(
-      `Normal BundlesGone: removed 1 SnapshotBundle(s) whose bundle is no longer committed in ${URL}: offsite.${id}`,
+      `Normal BundlesGone: removed 1 SnapshotBundle(s) whose bundle is no longer committed in ${LOCATION_URL}: offsite.${id}`,
     );
   });
 
@@ -177,7 +223,7 @@ describe('SnapshotStorageLocation reconciler', () => {
     expect(w.events.filter((e) => e.startsWith('Normal Synced'))).toHaveLength(2);
   });
 
-  it('stops listing a URL the store refuses until the spec changes', async () => {
+  it('stops listing a LOCATION_URL the store refuses until the spec changes', async () => {
     const w = new World();
     w.listFailure = new BundleError(
       'InvalidLocation',
