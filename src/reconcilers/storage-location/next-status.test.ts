@@ -7,6 +7,7 @@ import {
   failedSyncStatus,
   isBundleProblem,
   nextSyncMs,
+  syncDueInMs,
   syncedStatus,
   syncFailure,
   syncPlan,
@@ -279,5 +280,19 @@ describe('status', () => {
     const first = syncedStatus({}, loc, { shown: 1, otherNamespaces: 0, unreadable: [] }, NOW);
     const second = syncedStatus(first, loc, { shown: 1, otherNamespaces: 0, unreadable: [] }, LATER);
     expect(second.conditions).toEqual(first.conditions);
+  });
+});
+
+describe('when a sync is due', () => {
+  const loc = location({ generation: 2 });
+  const at = NOW.getTime();
+  it.each([
+    ['never synced by this process', undefined, NOW, 0],
+    ['synced 10 s ago, period 30 s', { generation: 2, at }, new Date(at + 10_000), 20_000],
+    ['synced a period ago', { generation: 2, at }, new Date(at + 30_000), 0],
+    ['synced long ago (a clock jump)', { generation: 2, at }, new Date(at + 3_600_000), 0],
+    ['synced for an older spec', { generation: 1, at }, new Date(at + 1), 0],
+  ] as const)('%s', (_name, last, now, due) => {
+    expect(syncDueInMs(loc, last, now)).toBe(due);
   });
 });

@@ -232,8 +232,32 @@ function withConditions(
   return { ...status, observedGeneration: generation, conditions: conditions ?? [] };
 }
 
+function syncPeriodMs(location: SnapshotStorageLocation): number {
+  return durationToMs(location.spec.syncPeriod ?? DEFAULT_SYNC_PERIOD);
+}
+
 /** When to list again: every spec.syncPeriod, unless only a new spec can help. */
 export function nextSyncMs(location: SnapshotStorageLocation, failure?: SyncFailure): number | undefined {
   if (failure && !failure.retry) return undefined;
-  return durationToMs(location.spec.syncPeriod ?? DEFAULT_SYNC_PERIOD);
+  return syncPeriodMs(location);
+}
+
+/** A sync this process made: of which generation of the location, and when. */
+export interface SyncAttempt {
+  generation: number;
+  at: number;
+}
+
+/**
+ * How long until the next listing is due; 0 when it is due now. A location is
+ * woken by every write of its own status, which must not list the bucket
+ * again: only a new spec, or a period gone by since the last attempt, does.
+ */
+export function syncDueInMs(
+  location: SnapshotStorageLocation,
+  last: SyncAttempt | undefined,
+  now: Date,
+): number {
+  if (!last || last.generation !== (location.metadata.generation ?? 0)) return 0;
+  return Math.max(0, last.at + syncPeriodMs(location) - now.getTime());
 }

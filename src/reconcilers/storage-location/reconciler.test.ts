@@ -79,6 +79,7 @@ class World {
   createFailure: Error | undefined;
   statusWrites = 0;
   manifestReads = 0;
+  listings = 0;
   clock = new Date('2026-12-06T12:00:00Z');
 
   commit(namespace: string, name: string, uid = '1a2b3c4d'): string {
@@ -87,7 +88,12 @@ class World {
     return id;
   }
 
-  reconcile() {
+  /** A reconcile by `reconciler` (default: a new one, as a freshly started operator). */
+  reconcile(reconciler = this.reconciler()) {
+    return reconciler.reconcile({ namespace: 'bank', name: 'offsite' }, CTX);
+  }
+
+  reconciler(): StorageLocationReconciler {
     const locations: ResourceStore<SnapshotStorageLocation> = {
       get: async () => structuredClone(this.location),
       list: async () => [structuredClone(this.location)],
@@ -117,6 +123,7 @@ class World {
     const catalog: BundleCatalog = {
       list: async (url): Promise<CatalogEntry[]> => {
         expect(url).toBe(LOCATION_URL);
+        this.listings++;
         if (this.listFailure) throw this.listFailure;
         return [...this.stored].map(([id, b]) => ({ id, committed: b.committed }));
       },
@@ -134,7 +141,7 @@ class World {
       catalog,
       events: { event: (_obj, type, reason, message) => this.events.push(`${type} ${reason}: ${message}`) },
       now: () => this.clock,
-    }).reconcile({ namespace: 'bank', name: 'offsite' }, CTX);
+    });
   }
 
   ready() {
@@ -273,6 +280,25 @@ describe('SnapshotStorageLocation reconciler', () => {
     );
     w.createFailure = new ApiException(500, 'etcd down', {}, {});
     await expect(w.reconcile()).rejects.toThrow();
+  });
+
+  it('lists again only after spec.syncPeriod or a new spec, not when its own status write wakes it', async () => {
+    const w = new World();
+    w.commit('bank', 'nightly');
+    const operator = w.reconciler();
+    expect(await w.reconcile(operator)).toEqual({ requeueAfterMs: 30_000 });
+    // The status write's watch event, 10 s later: nothing listed, and the wait is what is left of the period.
+    w.clock = new Date(w.clock.getTime() + 10_000);
+    expect(await w.reconcile(operator)).toEqual({ requeueAfterMs: 20_000 });
+    expect(w.listings).toBe(1);
+    w.clock = new Date(w.clock.getTime() + 20_000);
+    await w.reconcile(operator);
+    expect(w.listings).toBe(2);
+    // A new spec (generation) is listed at once.
+    w.location.metadata.generation = 2;
+    await w.reconcile(operator);
+    expect(w.listings).toBe(3);
+    expect(w.location.status?.observedGeneration).toBe(2);
   });
 
   it('leaves a deleted location to the garbage collector', async () => {

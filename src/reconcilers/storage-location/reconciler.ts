@@ -22,8 +22,10 @@ import {
   nextSyncMs,
   syncedStatus,
   syncFailure,
+  syncDueInMs,
   syncPlan,
   unreadableEntry,
+  type SyncAttempt,
   type SyncFailure,
   type SyncResult,
 } from './next-status.js';
@@ -49,6 +51,8 @@ export interface StorageLocationDeps {
 
 export class StorageLocationReconciler implements Reconciler {
   private readonly now: () => Date;
+  /** This process's last sync of each location, by UID: a rate limit, not a record (a restarted operator lists at once). */
+  private readonly attempts = new Map<string, SyncAttempt>();
 
   constructor(private readonly deps: StorageLocationDeps) {
     this.now = deps.now ?? (() => new Date());
@@ -57,7 +61,16 @@ export class StorageLocationReconciler implements Reconciler {
   async reconcile(key: ObjectKey, ctx: ReconcileContext): Promise<Result> {
     const location = await this.deps.locations.get(key.namespace, key.name);
     // Deleting a location leaves its records to the garbage collector (ownerReferences).
-    if (!location || location.metadata.deletionTimestamp) return {};
+    if (!location || location.metadata.deletionTimestamp) {
+      if (location) this.attempts.delete(location.metadata.uid);
+      return {};
+    }
+    const dueInMs = syncDueInMs(location, this.attempts.get(location.metadata.uid), this.now());
+    if (dueInMs > 0) return { requeueAfterMs: dueInMs };
+    this.attempts.set(location.metadata.uid, {
+      generation: location.metadata.generation ?? 0,
+      at: this.now().getTime(),
+    });
     const before = location.status ?? {};
     let failure: SyncFailure | undefined;
     let status;

@@ -1,11 +1,11 @@
-// Wires the SnapshotStorageLocation controller into the operator runtime:
-// locations are its primaries, and a SnapshotBundle deleted or changed by
-// someone else wakes its location, which puts back what the bundle in storage says.
-import { GROUP, SNAPSHOT_STORAGE_LOCATION, STORAGE_LOCATION_NAME_LABEL } from '../../api/constants.js';
+// Wires the SnapshotStorageLocation controller into the operator runtime.
+// Locations are its only primaries: the bucket cannot be watched, so the
+// records follow it by the period (a SnapshotBundle deleted by hand comes back
+// at the next sync), not by watching the records.
+import { STORAGE_LOCATION_NAME_LABEL } from '../../api/constants.js';
 import type { SnapshotBundle as SnapshotBundleObject } from '../../api/index.js';
 import { apiStatusCode, KubeApi, resourcePath } from '../../operator/kube-api.js';
-import { mapByOwner } from '../../operator/mapping.js';
-import type { ControllerManager, Informer, InformerOptions } from '../../operator/types.js';
+import type { ControllerManager, InformerOptions } from '../../operator/types.js';
 import type { BundleCatalog } from '../ports.js';
 import { ApiResourceStore } from '../shared/objects.js';
 import { StorageLocationReconciler, type BundleRecords } from './reconciler.js';
@@ -53,20 +53,12 @@ export function registerStorageLocationController(
   options: StorageLocationControllerOptions,
 ): void {
   const api = KubeApi.forConfig(manager.kubeConfig);
-  const informerOptions = options.informerOptions ?? {};
-  const records = manager.informer<SnapshotBundle>(SNAPSHOT_BUNDLE_RESOURCE, informerOptions);
   manager.addController({
     name: 'snapshotstoragelocation',
-    primary: manager.informer<SnapshotStorageLocation>(SNAPSHOT_STORAGE_LOCATION_RESOURCE, informerOptions),
-    watches: [
-      {
-        informer: records as Informer,
-        mapToPrimary: mapByOwner(
-          { group: GROUP, kind: SNAPSHOT_STORAGE_LOCATION.kind },
-          { controllerOnly: true },
-        ),
-      },
-    ],
+    primary: manager.informer<SnapshotStorageLocation>(
+      SNAPSHOT_STORAGE_LOCATION_RESOURCE,
+      options.informerOptions ?? {},
+    ),
     reconciler: new StorageLocationReconciler({
       locations: new ApiResourceStore<SnapshotStorageLocation>(api, SNAPSHOT_STORAGE_LOCATION_RESOURCE),
       records: new ApiBundleRecords(api),
