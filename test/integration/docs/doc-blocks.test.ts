@@ -10,17 +10,23 @@ import { join } from 'node:path';
 import { loadAll } from 'js-yaml';
 import { describe, expect, it } from 'vitest';
 
-import { DISTRIBUTED_SNAPSHOT, SNAPSHOT_RESTORE, SNAPSHOT_SCHEDULE } from '../../../src/api/constants.js';
+import {
+  DISTRIBUTED_SNAPSHOT,
+  SNAPSHOT_RESTORE,
+  SNAPSHOT_SCHEDULE,
+  SNAPSHOT_STORAGE_LOCATION,
+} from '../../../src/api/constants.js';
 import { repoRoot } from '../../../src/devenv/repo.js';
 import { stringHash } from '../../../src/string-hash.js';
 import { docBlocks, isCommandOrManifest, type DocBlock } from '../../support/doc-blocks.js';
 import { useTestObjects, type JsonObject } from '../crds/custom-objects.js';
 
-const PAGES = ['README.md', 'docs/install.md', 'docs/lab.md', 'docs/gitops.md'];
+const PAGES = ['README.md', 'docs/install.md', 'docs/lab.md', 'docs/gitops.md', 'docs/disaster-recovery.md'];
 const PLURALS: Record<string, string> = {
   [DISTRIBUTED_SNAPSHOT.kind]: DISTRIBUTED_SNAPSHOT.plural,
   [SNAPSHOT_RESTORE.kind]: SNAPSHOT_RESTORE.plural,
   [SNAPSHOT_SCHEDULE.kind]: SNAPSHOT_SCHEDULE.plural,
+  [SNAPSHOT_STORAGE_LOCATION.kind]: SNAPSHOT_STORAGE_LOCATION.plural,
 };
 
 const t = useTestObjects('docs');
