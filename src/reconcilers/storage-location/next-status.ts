@@ -217,7 +217,12 @@ function withConditions(
   set(
     facets.retrying
       ? { type: CONDITION_RECONCILING, status: 'True', reason: ready.reason, message: ready.message }
-      : { type: CONDITION_RECONCILING, status: 'False', reason: ready.reason, message: 'not retrying' },
+      : {
+          type: CONDITION_RECONCILING,
+          status: 'False',
+          reason: ready.reason,
+          message: facets.stalled ? 'waiting for a person (see Stalled)' : 'the last listing is in effect',
+        },
   );
   set(
     facets.stalled

@@ -299,6 +299,15 @@ describe('SnapshotStorageLocation reconciler', () => {
     await w.reconcile(operator);
     expect(w.listings).toBe(3);
     expect(w.location.status?.observedGeneration).toBe(2);
+    // An error no failure class covers is left to the backoff, whose retry lists again.
+    w.location.metadata.generation = 3;
+    w.createFailure = new ApiException(500, 'etcd down', {}, {});
+    w.commit('bank', 'weekly');
+    await expect(w.reconcile(operator)).rejects.toThrow();
+    w.createFailure = undefined;
+    await w.reconcile(operator);
+    expect(w.listings).toBe(5);
+    expect(w.location.status?.bundles).toBe(2);
   });
 
   it('leaves a deleted location to the garbage collector', async () => {

@@ -8,6 +8,7 @@
 //
 // This file is the wiring: read the location and its records, make the calls
 // syncPlan (next-status.ts) decides, write the status only when it changed.
+import { CONDITION_READY } from '../../api/constants.js';
 import type { SnapshotBundle as SnapshotBundleObject } from '../../api/index.js';
 import { apiStatusCode, describeApiError } from '../../operator/kube-api.js';
 import type { EventRecorder, ObjectKey, ReconcileContext, Reconciler, Result } from '../../operator/types.js';
@@ -67,10 +68,7 @@ export class StorageLocationReconciler implements Reconciler {
     }
     const dueInMs = syncDueInMs(location, this.attempts.get(location.metadata.uid), this.now());
     if (dueInMs > 0) return { requeueAfterMs: dueInMs };
-    this.attempts.set(location.metadata.uid, {
-      generation: location.metadata.generation ?? 0,
-      at: this.now().getTime(),
-    });
+    const attempt = { generation: location.metadata.generation ?? 0, at: this.now().getTime() };
     const before = location.status ?? {};
     let failure: SyncFailure | undefined;
     let status;
@@ -78,10 +76,12 @@ export class StorageLocationReconciler implements Reconciler {
       status = syncedStatus(before, location, await this.sync(location, ctx), this.now());
     } catch (err) {
       failure = syncFailure(err);
+      // Not recorded as an attempt: the controller's backoff retries it, listing again.
       if (!failure) throw err;
       ctx.log.warn({ reason: failure.reason, message: failure.message }, 'storage location not listed');
       status = failedSyncStatus(before, location, failure, this.now());
     }
+    this.attempts.set(location.metadata.uid, attempt);
     if (!jsonEqual(before, status)) {
       this.announceReady(location, before, status);
       await this.deps.locations.replaceStatus(location, status);
@@ -170,7 +170,7 @@ export class StorageLocationReconciler implements Reconciler {
     before: NonNullable<SnapshotStorageLocation['status']>,
     after: NonNullable<SnapshotStorageLocation['status']>,
   ): void {
-    const ready = (s: typeof before) => s.conditions?.find((c) => c.type === 'Ready');
+    const ready = (s: typeof before) => s.conditions?.find((c) => c.type === CONDITION_READY);
     const was = ready(before);
     const now = ready(after);
     if (!now || was?.reason === now.reason) return;

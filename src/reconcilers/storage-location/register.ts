@@ -55,6 +55,9 @@ export function registerStorageLocationController(
   const api = KubeApi.forConfig(manager.kubeConfig);
   manager.addController({
     name: 'snapshotstoragelocation',
+    // An error no sync failure covers (the API server refusing a write) is retried
+    // within a minute, not after client-go's 1000 s: the location lists every period.
+    backoff: { baseDelayMs: 1000, maxDelayMs: 60_000 },
     primary: manager.informer<SnapshotStorageLocation>(
       SNAPSHOT_STORAGE_LOCATION_RESOURCE,
       options.informerOptions ?? {},
