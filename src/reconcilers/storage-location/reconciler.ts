@@ -81,11 +81,12 @@ export class StorageLocationReconciler implements Reconciler {
       ctx.log.warn({ reason: failure.reason, message: failure.message }, 'storage location not listed');
       status = failedSyncStatus(before, location, failure, this.now());
     }
-    this.attempts.set(location.metadata.uid, attempt);
     if (!jsonEqual(before, status)) {
       this.announceReady(location, before, status);
       await this.deps.locations.replaceStatus(location, status);
     }
+    // After the write: a write refused (409) is retried with the backoff, listing again.
+    this.attempts.set(location.metadata.uid, attempt);
     const next = nextSyncMs(location, failure);
     return next === undefined ? {} : { requeueAfterMs: next };
   }
@@ -104,7 +105,7 @@ export class StorageLocationReconciler implements Reconciler {
         location,
         'Normal',
         'BundlesGone',
-        `removed ${plan.toDelete.length} SnapshotBundle(s) whose bundle is no longer committed in ${url}: ${names(plan.toDelete)}`,
+        `removed ${plan.toDelete.length} SnapshotBundle(s) whose bundle is no longer committed in ${url}: ${listed(plan.toDelete.map((r) => r.metadata.name))}`,
       );
     }
     let otherNamespaces = plan.otherNamespaces;
@@ -148,7 +149,7 @@ export class StorageLocationReconciler implements Reconciler {
         location,
         'Normal',
         'BundlesFound',
-        `${found.length} new bundle(s) in ${url}: ${found.join(', ')}`,
+        `${found.length} new bundle(s) in ${url}: ${listed(found)}`,
       );
     }
     const known = new Set((location.status?.unreadable ?? []).map((u) => u.bundleId));
@@ -158,7 +159,7 @@ export class StorageLocationReconciler implements Reconciler {
         location,
         'Warning',
         'UnreadableBundle',
-        fresh.map((u) => `${u.bundleId}: ${u.message}`).join('; '),
+        listed(fresh.map((u) => `${u.bundleId}: ${u.message}`)),
       );
     }
     return { shown: plan.kept.length + found.length, otherNamespaces, unreadable };
@@ -187,6 +188,8 @@ export class StorageLocationReconciler implements Reconciler {
   }
 }
 
-function names(records: SnapshotBundle[]): string {
-  return records.map((r) => r.metadata.name).join(', ');
+/** At most ten names: an Event about hundreds of bundles stays readable (and small). */
+function listed(names: string[]): string {
+  const shown = names.slice(0, 10).join(', ');
+  return names.length > 10 ? `${shown} and ${names.length - 10} more` : shown;
 }
