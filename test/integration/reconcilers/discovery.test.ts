@@ -4,12 +4,14 @@
 // A's operator is then stopped. Cluster B, a second real API server that never
 // saw the snapshot, gets a SnapshotStorageLocation naming the bucket; its
 // controller shows the bundle as a SnapshotBundle, and a SnapshotRestore naming
-// it is verified against every digest in S3 and goes through to Succeeded. The
+// it is verified against every digest in S3 and goes through to Succeeded,
+// while one naming it after an image was changed in the bucket is refused. The
 // VMs themselves are loaded by recording fakes here (a real load needs the lab).
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -39,7 +41,7 @@ import {
   type SnapshotBundle,
   type SnapshotStorageLocation,
 } from '../../../src/reconcilers/storage-location/resource.js';
-import { openBundleWriter } from '../../../src/store/index.js';
+import { imagePath, openBundleWriter } from '../../../src/store/index.js';
 import { useS3Settings } from '../../../src/store/s3-settings.js';
 import { startTestControlPlane, type LocalControlPlane } from '../../support/apiserver.js';
 import { sampleContent, sampleVms } from '../../unit/store/sample-bundle.js';
@@ -164,6 +166,18 @@ describe('restore in another cluster from a bundle in S3', () => {
       metadata: { name, namespace },
       spec,
     });
+  const createRestore = (name: string, bundleName: string) =>
+    apiB.createObject<SnapshotRestore>(resourcePath(SNAPSHOT_RESTORE_RESOURCE, namespace), {
+      apiVersion: API_VERSION,
+      kind: SNAPSHOT_RESTORE.kind,
+      metadata: { name, namespace },
+      spec: { source: { bundleName }, placement: { nodeSelector: { [TEST_LABEL]: namespace } } },
+    });
+  const finished = (name: string) =>
+    waitFor(`restore ${name} in cluster B to finish`, async () => {
+      const r = await getB<SnapshotRestore>(resourcePath(SNAPSHOT_RESTORE_RESOURCE, namespace, name));
+      return r?.status?.phase === 'Succeeded' || r?.status?.phase === 'Failed' ? r : undefined;
+    });
   const records = async (location: string) =>
     (
       await apiB.listObjects<SnapshotBundle>(
@@ -172,7 +186,7 @@ describe('restore in another cluster from a bundle in S3', () => {
       )
     ).items;
 
-  it("discovers A's bundle in B, restores it from S3 there, and forgets it when it leaves the bucket", async () => {
+  it("discovers A's bundle in B, restores it from S3 there (refused once an image in S3 changes), and forgets it when it leaves the bucket", async () => {
     // Beside it in the bucket: a bundle of another namespace's snapshot, which B's namespace must not see.
     const foreign = await openBundleWriter(LOCATION, 'bank.nightly.0badc0de');
     const images = [];
@@ -205,21 +219,8 @@ describe('restore in another cluster from a bundle in S3', () => {
       reason: 'Synced',
     });
 
-    await apiB.createObject<SnapshotRestore>(resourcePath(SNAPSHOT_RESTORE_RESOURCE, namespace), {
-      apiVersion: API_VERSION,
-      kind: SNAPSHOT_RESTORE.kind,
-      metadata: { name: 'from-site-a', namespace },
-      spec: {
-        source: { bundleName: record?.metadata.name ?? '' },
-        placement: { nodeSelector: { [TEST_LABEL]: namespace } },
-      },
-    });
-    const restore = await waitFor('the restore in cluster B to finish', async () => {
-      const r = await getB<SnapshotRestore>(
-        resourcePath(SNAPSHOT_RESTORE_RESOURCE, namespace, 'from-site-a'),
-      );
-      return r?.status?.phase === 'Succeeded' || r?.status?.phase === 'Failed' ? r : undefined;
-    });
+    await createRestore('from-site-a', record?.metadata.name ?? '');
+    const restore = await finished('from-site-a');
     expect(restore.status?.phase, JSON.stringify(restore.status)).toBe('Succeeded');
     expect(restore.status?.vms?.map((vm) => vm.node).every((n) => ['b-w1', 'b-w2'].includes(n ?? ''))).toBe(
       true,
@@ -238,6 +239,26 @@ describe('restore in another cluster from a bundle in S3', () => {
     expect(ofcB.restored).toHaveLength(1);
     expect(ofcB.restored[0]?.flows).toHaveLength(1);
     expect(ofcB.restored[0]?.channelState).toHaveLength(1);
+
+    // B reads what is in S3, not what A said: an image changed in the bucket refuses a second restore.
+    const image = imagePath({ namespace, name: VM_NAMES[0] ?? '' });
+    const raw = new S3Client({ ...s3.settings(), credentials: s3.settings() });
+    try {
+      await raw.send(
+        new PutObjectCommand({
+          Bucket: BUCKET,
+          Key: `site-a/${bundlePath}/${image}`,
+          Body: 'not the memory',
+        }),
+      );
+    } finally {
+      raw.destroy();
+    }
+    await createRestore('tampered', record?.metadata.name ?? '');
+    const tampered = await finished('tampered');
+    expect(tampered.status?.failureReason, JSON.stringify(tampered.status)).toBe('DigestMismatch');
+    expect(tampered.status?.failureMessage).toContain(image);
+    expect(agentsB.loadRequests).toHaveLength(VM_NAMES.length);
 
     // The bundle leaves the bucket (A's retention, say): B's record goes at the next sync.
     await new StoreBundles().delete(LOCATION, bundlePath);
