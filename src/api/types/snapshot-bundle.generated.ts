@@ -22,8 +22,11 @@ export interface SnapshotBundleList {
 
 /** The DistributedSnapshot that wrote the bundle, in the cluster that took it. */
 export interface SnapshotBundleSpecSnapshot {
+  /** Its namespace there; a location shows only the bundles of its own namespace's snapshots. */
   namespace: string;
+  /** Its name there. */
   name: string;
+  /** Its UID there (the start of the bundle id's last part). */
   uid: string;
   /** When that snapshot started. */
   createdAt: string;
