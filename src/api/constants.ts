@@ -29,6 +29,22 @@ export const SNAPSHOT_SCHEDULE = {
   shortName: 'dsched',
 } as const;
 
+export const SNAPSHOT_STORAGE_LOCATION = {
+  kind: 'SnapshotStorageLocation',
+  listKind: 'SnapshotStorageLocationList',
+  plural: 'snapshotstoragelocations',
+  singular: 'snapshotstoragelocation',
+  shortName: 'sloc',
+} as const;
+
+export const SNAPSHOT_BUNDLE = {
+  kind: 'SnapshotBundle',
+  listKind: 'SnapshotBundleList',
+  plural: 'snapshotbundles',
+  singular: 'snapshotbundle',
+  shortName: 'sbundle',
+} as const;
+
 /** Held on a DistributedSnapshot while it owns migrations, held packets or images, so deletion cleans them up first. */
 export const SNAPSHOT_PROTECTION_FINALIZER = `${GROUP}/snapshot-protection`;
 /** Held on a SnapshotRestore while VMs it loaded are not yet resumed or removed. */
@@ -40,6 +56,8 @@ export const SNAPSHOT_NAME_LABEL = `${GROUP}/snapshot`;
 export const SCHEDULE_NAME_LABEL = `${GROUP}/schedule`;
 /** Label on objects a restore creates: the restore's name. */
 export const RESTORE_NAME_LABEL = `${GROUP}/restore`;
+/** Label on the SnapshotBundles a SnapshotStorageLocation shows: the location's name (its sync lists them by it). */
+export const STORAGE_LOCATION_NAME_LABEL = `${GROUP}/storage-location`;
 /** Node label that makes a node a snapshot host by default (spec.snapshotHosts.nodeSelector's default). */
 export const SNAPSHOT_HOST_LABEL = `${GROUP}/snapshot-host`;
 

@@ -1,11 +1,19 @@
-// The reconcilers' BundleWriter and BundleReader over the store (src/store/):
-// a retried commit of an already committed bundle returns its manifest, and a
-// bundle opened for restore has every file checked against its digest first.
-import { BundleError, deleteBundle, openBundle, openBundleWriter } from '../store/index.js';
+// The reconcilers' BundleWriter, BundleReader and BundleCatalog over the store
+// (src/store/): a retried commit of an already committed bundle returns its
+// manifest, a bundle opened for restore has every file checked against its
+// digest first, and a location's sync reads manifests only.
+import { BundleError, deleteBundle, listBundles, openBundle, openBundleWriter } from '../store/index.js';
 import type { BundleManifest } from '../store/manifest.js';
-import type { BundleCommit, BundleReader, BundleWriter, OpenedBundle } from './ports.js';
+import type {
+  BundleCatalog,
+  BundleCommit,
+  BundleReader,
+  BundleWriter,
+  CatalogEntry,
+  OpenedBundle,
+} from './ports.js';
 
-export class StoreBundles implements BundleWriter, BundleReader {
+export class StoreBundles implements BundleWriter, BundleReader, BundleCatalog {
   async commit(bundle: BundleCommit): Promise<BundleManifest> {
     try {
       const writer = await openBundleWriter(bundle.storageLocation, bundle.bundleId);
@@ -30,5 +38,13 @@ export class StoreBundles implements BundleWriter, BundleReader {
     const manifest = await bundle.readManifest();
     await bundle.verify();
     return { manifest, channelState: await bundle.readChannelState(), flows: await bundle.readFlows() };
+  }
+
+  async list(storageLocation: string): Promise<CatalogEntry[]> {
+    return (await listBundles(storageLocation)).map(({ id, committed }) => ({ id, committed }));
+  }
+
+  async readManifest(storageLocation: string, bundleId: string): Promise<BundleManifest> {
+    return (await openBundle(storageLocation, bundleId)).readManifest();
   }
 }

@@ -17,6 +17,14 @@ import { SNAPSHOT_RESTORE_RESOURCE, type SnapshotRestore } from './snapshot-rest
 import type { ReconcilerDeps } from './ports.js';
 import { ApiResourceStore } from './shared/objects.js';
 import { registerSnapshotScheduleController } from './snapshot-schedule/register.js';
+import { registerStorageLocationController } from './storage-location/register.js';
+import {
+  SNAPSHOT_BUNDLE_RESOURCE,
+  SNAPSHOT_STORAGE_LOCATION_RESOURCE,
+  type SnapshotBundle,
+  type SnapshotStorageLocation,
+} from './storage-location/resource.js';
+import { StoreBundles } from './bundles.js';
 
 export { createReconcilerDeps } from './environment.js';
 
@@ -87,6 +95,11 @@ export function registerControllers(manager: ControllerManager, deps: Reconciler
     reconciler: new SnapshotRestoreReconciler({
       restores: new ApiResourceStore<SnapshotRestore>(api, SNAPSHOT_RESTORE_RESOURCE),
       snapshots: snapshotStore,
+      discoveredBundles: new ApiResourceStore<SnapshotBundle>(api, SNAPSHOT_BUNDLE_RESOURCE),
+      storageLocations: new ApiResourceStore<SnapshotStorageLocation>(
+        api,
+        SNAPSHOT_STORAGE_LOCATION_RESOURCE,
+      ),
       kubevirt,
       nodes,
       ofc: deps.ofc,
@@ -97,4 +110,8 @@ export function registerControllers(manager: ControllerManager, deps: Reconciler
     }),
   });
   registerSnapshotScheduleController(manager, { snapshots, informerOptions });
+  registerStorageLocationController(manager, {
+    catalog: deps.catalog ?? new StoreBundles(),
+    informerOptions,
+  });
 }

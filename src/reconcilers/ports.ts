@@ -83,6 +83,21 @@ export interface BundleReader {
   openVerified(storageLocation: string, bundleId: string): Promise<OpenedBundle>;
 }
 
+/** A bundle as a storage location lists it. */
+export interface CatalogEntry {
+  id: string;
+  /** Whether its manifest exists: only a committed bundle is a snapshot. */
+  committed: boolean;
+}
+
+/** Implemented by the store: what a SnapshotStorageLocation's sync reads. */
+export interface BundleCatalog {
+  /** Every bundle in the location, committed or partial. */
+  list(storageLocation: string): Promise<CatalogEntry[]>;
+  /** A committed bundle's manifest, checked (schema and its own digest); the images are not read. */
+  readManifest(storageLocation: string, bundleId: string): Promise<BundleManifest>;
+}
+
 /** What registerControllers (index.ts) needs from the operator's entrypoint (environment.ts) or a test. */
 export interface ReconcilerDeps {
   ofc: OfcControl;
@@ -91,6 +106,8 @@ export interface ReconcilerDeps {
   /** Holds the armed bridges in `secure` fail mode for the snapshot's life. */
   failModes: BridgeFailModes;
   bundles: BundleWriter & BundleReader;
+  /** Where SnapshotStorageLocations list bundles; defaults to the store. */
+  catalog?: BundleCatalog;
   /** Defaults to KubeVirt through the API server. */
   kubevirt?: KubeVirtAccess;
   /** Defaults to Nodes from the API server. */

@@ -31,7 +31,13 @@ const FENCE = /^(\s*)```(.*)$/;
 const MARKER = /^\s*<!--\s*docs-test:\s*(apply|lab-up|run|not-run)(?::\s*(.*?))?\s*-->\s*$/;
 
 /** The pages a new user follows, in the order the docs test runs their commands. */
-export const DOC_PAGES = ['README.md', 'docs/install.md', 'docs/lab.md', 'docs/gitops.md'];
+export const DOC_PAGES = [
+  'README.md',
+  'docs/install.md',
+  'docs/lab.md',
+  'docs/gitops.md',
+  'docs/disaster-recovery.md',
+];
 
 export type DocMarker = { kind: 'apply' | 'lab-up' | 'run' } | { kind: 'not-run'; reason: string };
 

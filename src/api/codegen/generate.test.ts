@@ -2,7 +2,15 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { repoRoot } from '../../devenv/repo.js';
-import { DISTRIBUTED_SNAPSHOT, GROUP, SNAPSHOT_RESTORE, SNAPSHOT_SCHEDULE, VERSION } from '../constants.js';
+import {
+  DISTRIBUTED_SNAPSHOT,
+  GROUP,
+  SNAPSHOT_BUNDLE,
+  SNAPSHOT_RESTORE,
+  SNAPSHOT_SCHEDULE,
+  SNAPSHOT_STORAGE_LOCATION,
+  VERSION,
+} from '../constants.js';
 import { onlyVersion, readCrds, type Crd, type JsonSchema } from './crd-schema.js';
 import { generateApiFiles } from './generate.js';
 import { generateTypes } from './typescript.js';
@@ -17,7 +25,13 @@ describe('generated API files', () => {
   it('constants.ts names what crds/ defines', () => {
     const crds = readCrds(join(repoRoot(), 'crds'));
     const byKind = new Map(crds.map((c) => [c.spec.names.kind, c]));
-    for (const names of [DISTRIBUTED_SNAPSHOT, SNAPSHOT_RESTORE, SNAPSHOT_SCHEDULE]) {
+    for (const names of [
+      DISTRIBUTED_SNAPSHOT,
+      SNAPSHOT_RESTORE,
+      SNAPSHOT_SCHEDULE,
+      SNAPSHOT_STORAGE_LOCATION,
+      SNAPSHOT_BUNDLE,
+    ]) {
       const crd = byKind.get(names.kind);
       expect(crd, `crds/ has no ${names.kind}`).toBeDefined();
       expect(crd?.spec.group).toBe(GROUP);

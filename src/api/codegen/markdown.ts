@@ -10,19 +10,24 @@ const INTRO = `# violin.dev/v1alpha1 API reference
 Generated from \`crds/*.yaml\` by \`src/api/codegen/generate.ts\` (do not edit by hand: change the CRD,
 then run \`npx tsx src/api/codegen/generate.ts\`; a unit test fails while this page is stale).
 
-Three namespaced kinds: a **DistributedSnapshot** takes one live, causally consistent snapshot of the
+Five namespaced kinds: a **DistributedSnapshot** takes one live, causally consistent snapshot of the
 VMs a label selector picks; a **SnapshotRestore** brings one back, in this cluster or another; a
 **SnapshotSchedule** creates DistributedSnapshots on a cron schedule and keeps the latest ones (like a
-Velero Schedule). Everything below is enforced by the API server itself (OpenAPI schema and CEL rules):
+Velero Schedule); a **SnapshotStorageLocation** lists a storage location and shows each committed bundle
+of its namespace's snapshots as a **SnapshotBundle**, which a SnapshotRestore names to restore a snapshot
+another cluster took (like Velero's BackupStorageLocation and the Backups its sync shows;
+[disaster-recovery.md](disaster-recovery.md)). Everything below is enforced by the API server itself (OpenAPI schema and CEL rules):
 an invalid object is refused at \`kubectl apply\` with a message naming the field, and never
 half-processed. The \`spec\` of a DistributedSnapshot and of a SnapshotRestore is immutable: to change
 one, delete it and create another. A SnapshotSchedule may change; the snapshots it already created do not.
 
-Conditions: every kind reports \`Ready\`, \`Progressing\` and \`Degraded\` (for people, alerts and
+Conditions: snapshots, restores and schedules report \`Ready\`, \`Progressing\` and \`Degraded\` (for people, alerts and
 \`kubectl wait\`) and, beside them rather than instead of them, kstatus's \`Reconciling\` and \`Stalled\`
 (abnormal-true: for Flux and other tools built on sigs.k8s.io/cli-utils), each with its
 \`observedGeneration\`. A snapshot or restore is \`Reconciling\` until it ends, and \`Stalled\` once it
-ended \`Failed\`; a schedule is \`Stalled\` while it cannot take its runs. What Flux and Argo CD make of
+ended \`Failed\`; a schedule is \`Stalled\` while it cannot take its runs. A storage location reports
+\`Ready\` (its last listing worked), \`Reconciling\` (an outage being retried) and \`Stalled\` (a URL the
+store refuses, keys refused); a SnapshotBundle is a record with no status. What Flux and Argo CD make of
 them, and the Argo CD health checks: [gitops.md](gitops.md).
 `;
 

@@ -158,15 +158,16 @@ export function generateTypes(crds: Crd[]): GeneratedTypeFile[] {
     const apiVersion = `${crd.spec.group}/${version.name}`;
     const spec = root.properties?.spec;
     const status = root.properties?.status;
-    if (!spec || !status) throw new Error(`${crd.file}: the schema needs spec and status`);
+    if (!spec) throw new Error(`${crd.file}: the schema needs a spec`);
     const specType = typeOf(spec, `${kind}Spec`, out);
-    const statusType = typeOf(status, `${kind}Status`, out);
+    // A kind without status (a SnapshotBundle: a record the operator writes whole) has no status field.
+    const statusField = status ? `  status?: ${typeOf(status, `${kind}Status`, out)};\n` : '';
     kinds.push({
       kind,
       text:
         `${jsDoc(root, '')}export interface ${kind} {\n` +
         `  apiVersion: '${apiVersion}';\n  kind: '${kind}';\n  metadata: V1ObjectMeta;\n` +
-        `  spec: ${specType};\n  status?: ${statusType};\n}\n\n` +
+        `  spec: ${specType};\n${statusField}}\n\n` +
         `export interface ${listKind} {\n  apiVersion: '${apiVersion}';\n  kind: '${listKind}';\n` +
         `  metadata: V1ListMeta;\n  items: ${kind}[];\n}\n`,
     });

@@ -28,12 +28,17 @@ export interface SnapshotRestoreSpecSourceBundle {
 }
 
 /**
- * Exactly one of snapshotName (a DistributedSnapshot in this namespace) or bundle (how another cluster
- * restores).
+ * Exactly one of snapshotName (a DistributedSnapshot in this namespace), bundleName (a SnapshotBundle
+ * a SnapshotStorageLocation found: how another cluster restores) or bundle (a bundle named by hand).
  */
 export interface SnapshotRestoreSpecSource {
   /** A Succeeded DistributedSnapshot in this namespace. */
   snapshotName?: string;
+  /**
+   * A SnapshotBundle in this namespace: a committed bundle a SnapshotStorageLocation found, possibly
+   * written by another cluster (docs/disaster-recovery.md).
+   */
+  bundleName?: string;
   /** A bundle written by a DistributedSnapshot, possibly in another cluster. */
   bundle?: SnapshotRestoreSpecSourceBundle;
 }
@@ -67,8 +72,8 @@ export type SnapshotRestoreSpecResume = 'Simultaneous';
 /** What to restore and where. Immutable once created. */
 export interface SnapshotRestoreSpec {
   /**
-   * Exactly one of snapshotName (a DistributedSnapshot in this namespace) or bundle (how another cluster
-   * restores).
+   * Exactly one of snapshotName (a DistributedSnapshot in this namespace), bundleName (a SnapshotBundle
+   * a SnapshotStorageLocation found: how another cluster restores) or bundle (a bundle named by hand).
    */
   source: SnapshotRestoreSpecSource;
   /**

@@ -11,12 +11,16 @@ import type { EventRecorder } from '../../operator/types.js';
 import type { TransactionMetrics } from '../metrics.js';
 import type { BundleReader, NodeLister } from '../ports.js';
 import type { ResourceStore, Stored } from '../shared/objects.js';
+import type { SnapshotBundle, SnapshotStorageLocation } from '../storage-location/resource.js';
 import type { SnapshotRestore } from './resource.js';
 import type { VerifiedBundles } from './verified-bundles.js';
 
 export interface SnapshotRestoreDeps {
   restores: ResourceStore<SnapshotRestore>;
   snapshots: ResourceStore<Stored<DistributedSnapshot>>;
+  /** The SnapshotBundles and SnapshotStorageLocations a source.bundleName is resolved through. */
+  discoveredBundles: ResourceStore<SnapshotBundle>;
+  storageLocations: ResourceStore<SnapshotStorageLocation>;
   kubevirt: KubeVirtAccess;
   nodes: NodeLister;
   ofc: OfcControl;

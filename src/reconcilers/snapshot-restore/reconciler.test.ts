@@ -72,6 +72,9 @@ class World {
         replaceStatus: async (obj) => obj,
         setFinalizers: async (obj) => obj,
       },
+      // Discovered bundles as a source: bundle-source.test.ts.
+      discoveredBundles: { get: async () => undefined } as never,
+      storageLocations: { get: async () => undefined } as never,
       kubevirt: this.kubevirt(),
       nodes: { listNodeNames: async () => this.nodes },
       ofc: { restoreNetwork: async () => this.call('restoreNetwork') } as unknown as OfcControl,

@@ -187,6 +187,9 @@ describe('helm lint and template', () => {
       'violin.dev/snapshotschedules: get,list,watch',
       'violin.dev/snapshotschedules/status: update',
       'violin.dev/snapshotschedules/finalizers: update',
+      'violin.dev/snapshotstoragelocations: get,list,watch',
+      'violin.dev/snapshotstoragelocations/status: update',
+      'violin.dev/snapshotbundles: get,list,watch,create,delete',
       'violin.dev/distributedsnapshots: create,delete',
       'kubevirt.io/virtualmachineinstances: get,list,watch',
       'kubevirt.io/virtualmachines: get,list,watch',
@@ -550,6 +553,18 @@ describe('on the real API server', () => {
       expect(await can('update', 'violin.dev', 'snapshotschedules', { namespace: 'any' })).toBe(false);
       expect(await can('create', 'violin.dev', 'snapshotschedules', { namespace: 'any' })).toBe(false);
       expect(await can('create', 'violin.dev', 'snapshotrestores', { namespace: 'any' })).toBe(false);
+      // A location's sync makes and removes SnapshotBundles, and never edits a location's spec.
+      expect(await can('create', 'violin.dev', 'snapshotbundles', { namespace: 'any' })).toBe(true);
+      expect(await can('delete', 'violin.dev', 'snapshotbundles', { namespace: 'any' })).toBe(true);
+      expect(await can('update', 'violin.dev', 'snapshotbundles', { namespace: 'any' })).toBe(false);
+      expect(
+        await can('update', 'violin.dev', 'snapshotstoragelocations', {
+          subresource: 'status',
+          namespace: 'any',
+        }),
+      ).toBe(true);
+      expect(await can('update', 'violin.dev', 'snapshotstoragelocations', { namespace: 'any' })).toBe(false);
+      expect(await can('create', 'violin.dev', 'snapshotstoragelocations', { namespace: 'any' })).toBe(false);
       expect(await can('delete', 'apiextensions.k8s.io', 'customresourcedefinitions')).toBe(false);
     });
 

@@ -2,15 +2,25 @@
 // under a token of the chart's ServiceAccount, bound only to the chart's
 // RBAC, and complete a DistributedSnapshot of four VMs on the real API server
 // (KubeVirt played by the stand-in, OFC/agents/store by the reconciler tests'
-// recording fakes), then restore it into another namespace, and run a
-// SnapshotSchedule through a run and its retention. Any call the chart forgot
-// to grant would fail them.
+// recording fakes), then restore it into another namespace, run a
+// SnapshotSchedule through a run and its retention, and discover a bundle
+// through a SnapshotStorageLocation. Any call the chart forgot to grant would fail them.
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { createLogger } from '../../../src/operator/log.js';
 import { Manager } from '../../../src/operator/manager.js';
-import { API_VERSION, SNAPSHOT_SCHEDULE } from '../../../src/api/constants.js';
+import {
+  API_VERSION,
+  SNAPSHOT_SCHEDULE,
+  SNAPSHOT_STORAGE_LOCATION,
+  STORAGE_LOCATION_NAME_LABEL,
+} from '../../../src/api/constants.js';
 import { resourcePath } from '../../../src/operator/kube-api.js';
 import { registerControllers } from '../../../src/reconcilers/index.js';
 import {
@@ -18,7 +28,15 @@ import {
   snapshotNameFor,
   type SnapshotSchedule,
 } from '../../../src/reconcilers/snapshot-schedule/reconciler.js';
+import {
+  SNAPSHOT_BUNDLE_RESOURCE,
+  SNAPSHOT_STORAGE_LOCATION_RESOURCE,
+  type SnapshotBundle,
+  type SnapshotStorageLocation,
+} from '../../../src/reconcilers/storage-location/resource.js';
+import { openBundleWriter } from '../../../src/store/index.js';
 import { kubeconfigForServiceAccount } from '../../support/kube.js';
+import { sampleContent, sampleVms } from '../../unit/store/sample-bundle.js';
 import { Harness, TEST_LABEL, VM_NAMES } from '../reconcilers/harness.js';
 import { installChartRbac, kubectl, run } from './tools.js';
 
@@ -131,5 +149,55 @@ describe("the operator under the chart's ServiceAccount", () => {
       return !found && events.includes('SuccessfulDelete') ? events : undefined;
     });
     expect(reasons).toContain('SuccessfulCreate');
+  });
+
+  it('discovers a bundle in a SnapshotStorageLocation: lists, creates its SnapshotBundle, writes status, deletes it when it goes', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'violin-rbac-sloc-'));
+    try {
+      const url = pathToFileURL(dir).href;
+      const bundleId = `${h.ns.name}.weekly.0a1b2c3d`;
+      const writer = await openBundleWriter(url, bundleId);
+      const images = [];
+      for (const vm of sampleVms)
+        images.push(await writer.writeImage(vm, Readable.from([Buffer.from(vm.name)])));
+      const content = sampleContent(images, null, null);
+      await writer.commit({
+        ...content,
+        snapshot: { ...content.snapshot, namespace: h.ns.name, name: 'weekly' },
+      });
+      await h.api.createObject(resourcePath(SNAPSHOT_STORAGE_LOCATION_RESOURCE, h.ns.name), {
+        apiVersion: API_VERSION,
+        kind: SNAPSHOT_STORAGE_LOCATION.kind,
+        metadata: { name: 'local', namespace: h.ns.name },
+        spec: { url, syncPeriod: '10s' },
+      });
+      const records = async () =>
+        (
+          await h.api.listObjects<SnapshotBundle>(
+            resourcePath(SNAPSHOT_BUNDLE_RESOURCE, h.ns.name),
+            `${STORAGE_LOCATION_NAME_LABEL}=local`,
+          )
+        ).items;
+      const [record] = await h.waitFor('a SnapshotBundle', async () => {
+        const found = await records();
+        return found.length > 0 ? found : undefined;
+      });
+      expect(record?.spec.bundleId).toBe(bundleId);
+      const location = await h.waitFor('the location status', async () => {
+        const loc = await h.api.getObject<SnapshotStorageLocation>(
+          resourcePath(SNAPSHOT_STORAGE_LOCATION_RESOURCE, h.ns.name, 'local'),
+        );
+        return loc.status?.bundles === 1 ? loc : undefined;
+      });
+      expect(location.status?.conditions?.find((c) => c.type === 'Ready')?.status).toBe('True');
+      await rm(join(dir, bundleId), { recursive: true });
+      await h.waitFor(
+        'the SnapshotBundle to go',
+        async () => ((await records()).length === 0 ? true : undefined),
+        40_000,
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -12,7 +12,9 @@ import { createTestNamespace, testKubeConfig, type TestNamespace } from '../../s
 
 export type JsonObject = Record<string, unknown>;
 
-export function loadExample(file: 'snapshot.yaml' | 'restore.yaml' | 'schedule.yaml'): JsonObject {
+export function loadExample(
+  file: 'snapshot.yaml' | 'restore.yaml' | 'schedule.yaml' | 'storage-location.yaml',
+): JsonObject {
   return load(readFileSync(join(repoRoot(), 'examples', file), 'utf8')) as JsonObject;
 }
 

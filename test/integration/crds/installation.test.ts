@@ -10,8 +10,10 @@ import { describe, expect, it } from 'vitest';
 import {
   DISTRIBUTED_SNAPSHOT,
   GROUP,
+  SNAPSHOT_BUNDLE,
   SNAPSHOT_RESTORE,
   SNAPSHOT_SCHEDULE,
+  SNAPSHOT_STORAGE_LOCATION,
   VERSION,
 } from '../../../src/api/constants.js';
 import { repoRoot } from '../../../src/devenv/repo.js';
@@ -42,6 +44,7 @@ describe('violin.dev CRDs on the API server', () => {
     [DISTRIBUTED_SNAPSHOT, 'dsnap'],
     [SNAPSHOT_RESTORE, 'srestore'],
     [SNAPSHOT_SCHEDULE, 'dsched'],
+    [SNAPSHOT_STORAGE_LOCATION, 'sloc'],
   ])('$kind is Established, namespaced, with short name and category', async (names, shortName) => {
     const crd = await t.kc
       .makeApiClient(ApiextensionsV1Api)
@@ -248,6 +251,7 @@ describe('violin.dev CRDs on the API server', () => {
       'Reason',
       'Message',
       'Source',
+      'Discovered',
       'Bundle',
       'Age',
     ]);
@@ -294,5 +298,96 @@ describe('violin.dev CRDs on the API server', () => {
     expect(code).toBe(422);
     expect(message).toContain('status.phase');
     expect(message).toMatch(/Unsupported value: "Partial"/);
+  });
+
+  it('serves SnapshotBundle as a record without status: nothing but the operator writes it, nothing to reconcile', async () => {
+    const crd = await t.kc
+      .makeApiClient(ApiextensionsV1Api)
+      .readCustomResourceDefinition({ name: `${SNAPSHOT_BUNDLE.plural}.${GROUP}` });
+    expect(crd.status?.conditions?.find((c) => c.type === 'Established')?.status).toBe('True');
+    expect(crd.spec.names.shortNames).toEqual(['sbundle']);
+    expect(crd.spec.versions[0]?.subresources?.status).toBeUndefined();
+    const record = {
+      apiVersion: `${GROUP}/${VERSION}`,
+      kind: SNAPSHOT_BUNDLE.kind,
+      metadata: { name: 'site-a.bank.nightly.1a2b3c4d', namespace: t.namespace },
+      spec: {
+        storageLocationName: 'site-a',
+        url: 's3://violin-bundles/site-a',
+        bundleId: 'bank.nightly.1a2b3c4d',
+        snapshot: { namespace: 'bank', name: 'nightly', uid: 'u', createdAt: '2026-12-01T01:00:00Z' },
+        committedAt: '2026-12-01T01:00:03Z',
+        manifestDigest: `sha256:${'0'.repeat(64)}`,
+        vms: [{ name: 'teller-0', imageBytes: 4096 }],
+      },
+    };
+    const created = await t.objects.create(SNAPSHOT_BUNDLE.plural, record);
+    const { message } = await refusal(
+      t.objects.replace(SNAPSHOT_BUNDLE.plural, withField(created, 'spec.bundleId', 'bank.other.1a2b3c4d')),
+    );
+    expect(message).toContain('spec is immutable; a SnapshotBundle mirrors a bundle in storage');
+    const table = await getAsTable(
+      t.kc,
+      `/apis/${GROUP}/${VERSION}/namespaces/${t.namespace}/${SNAPSHOT_BUNDLE.plural}`,
+    );
+    expect(table.columnDefinitions.map((c) => c.name)).toEqual([
+      'Name',
+      'Location',
+      'Snapshot',
+      'Committed',
+      'Bundle',
+      'Age',
+    ]);
+    expect(table.rows[0]?.cells.slice(0, 3)).toEqual(['site-a.bank.nightly.1a2b3c4d', 'site-a', 'nightly']);
+  });
+
+  it('serves the SnapshotStorageLocation printer columns, with the last sync in the row', async () => {
+    const location = await t.objects.create(SNAPSHOT_STORAGE_LOCATION.plural, {
+      apiVersion: `${GROUP}/${VERSION}`,
+      kind: SNAPSHOT_STORAGE_LOCATION.kind,
+      metadata: { name: 'site-a', namespace: t.namespace },
+      spec: { url: 's3://violin-bundles/site-a' },
+    });
+    // The default period, filled in by the API server.
+    expect((location.spec as JsonObject).syncPeriod).toBe('1m');
+    await t.objects.replaceStatus(SNAPSHOT_STORAGE_LOCATION.plural, {
+      ...location,
+      status: {
+        observedGeneration: 1,
+        lastSyncTime: '2026-12-06T12:00:00Z',
+        bundles: 3,
+        otherNamespaces: 1,
+        conditions: [
+          {
+            type: 'Ready',
+            status: 'True',
+            reason: 'Synced',
+            message: '3 bundle(s) of namespace bank in s3://violin-bundles/site-a',
+            lastTransitionTime: '2026-12-06T12:00:00Z',
+          },
+        ],
+      },
+    });
+    const table = await getAsTable(
+      t.kc,
+      `/apis/${GROUP}/${VERSION}/namespaces/${t.namespace}/${SNAPSHOT_STORAGE_LOCATION.plural}`,
+    );
+    expect(table.columnDefinitions.map((c) => c.name)).toEqual([
+      'Name',
+      'URL',
+      'Ready',
+      'Reason',
+      'Bundles',
+      'Last Sync',
+      'Message',
+      'Age',
+    ]);
+    expect(table.rows[0]?.cells.slice(0, 5)).toEqual([
+      'site-a',
+      's3://violin-bundles/site-a',
+      'True',
+      'Synced',
+      3,
+    ]);
   });
 });

@@ -1,7 +1,13 @@
 // Bad input is refused by the API server itself, before any controller sees
 // it, with a message that names the field and says what is wrong.
 import { describe, expect, it } from 'vitest';
-import { DISTRIBUTED_SNAPSHOT, SNAPSHOT_RESTORE, SNAPSHOT_SCHEDULE } from '../../../src/api/constants.js';
+import {
+  API_VERSION,
+  DISTRIBUTED_SNAPSHOT,
+  SNAPSHOT_RESTORE,
+  SNAPSHOT_SCHEDULE,
+  SNAPSHOT_STORAGE_LOCATION,
+} from '../../../src/api/constants.js';
 import { loadExample, useTestObjects, refusal, withField, type JsonObject } from './custom-objects.js';
 
 const t = useTestObjects('crds-validation');
@@ -176,13 +182,25 @@ const invalidRestores: InvalidCase[] = [
     why: 'both a snapshot name and a bundle',
     object: () => withField(restore(), 'spec.source.bundle', bundleSource),
     field: 'spec.source',
-    problem: /must set exactly one of snapshotName or bundle/,
+    problem: /must set exactly one of snapshotName, bundleName or bundle/,
   },
   {
     why: 'neither a snapshot name nor a bundle',
     object: () => withField(restore(), 'spec.source', {}),
     field: 'spec.source',
-    problem: /must set exactly one of snapshotName or bundle/,
+    problem: /must set exactly one of snapshotName, bundleName or bundle/,
+  },
+  {
+    why: 'a discovered bundle beside a snapshot name',
+    object: () => withField(restore(), 'spec.source.bundleName', 'site-a.bank.nightly.1a2b3c4d'),
+    field: 'spec.source',
+    problem: /must set exactly one of snapshotName, bundleName or bundle/,
+  },
+  {
+    why: 'a discovered bundle name that is no object name',
+    object: () => withField(restore(), 'spec.source', { bundleName: 'Site_A/bundle' }),
+    field: 'spec.source.bundleName',
+    problem: /should match/,
   },
   {
     why: 'a bundle without a path',
@@ -272,14 +290,63 @@ const invalidSchedules: InvalidCase[] = [
   },
 ].map((c) => ({ ...c, plural: SNAPSHOT_SCHEDULE.plural }));
 
+const storageLocation = (spec: JsonObject): JsonObject => ({
+  apiVersion: API_VERSION,
+  kind: SNAPSHOT_STORAGE_LOCATION.kind,
+  metadata: { name: 'site-a' },
+  spec,
+});
+
+const invalidLocations: InvalidCase[] = [
+  {
+    why: 'no URL',
+    object: () => storageLocation({}),
+    field: 'spec.url',
+    problem: /Required value/,
+  },
+  {
+    why: 'a URL of another scheme',
+    object: () => storageLocation({ url: 'https://s3.example.com/bundles' }),
+    field: 'spec.url',
+    problem: /must be a URL with scheme file:\/\/ or s3:\/\//,
+  },
+  {
+    why: 'a relative file:// URL',
+    object: () => storageLocation({ url: 'file://bundles' }),
+    field: 'spec.url',
+    problem: /must have an absolute path and no host/,
+  },
+  {
+    why: 'an s3:// URL without a bucket',
+    object: () => storageLocation({ url: 's3:///prefix' }),
+    field: 'spec.url',
+    problem: /must name a bucket/,
+  },
+  {
+    why: 'a sync period that is no duration',
+    object: () => storageLocation({ url: 's3://bundles/site-a', syncPeriod: 'hourly' }),
+    field: 'spec.syncPeriod',
+    problem: /must be a duration such as 30s, 1m or 1h/,
+  },
+  {
+    why: 'a sync period that would hammer the bucket',
+    object: () => storageLocation({ url: 's3://bundles/site-a', syncPeriod: '500ms' }),
+    field: 'spec.syncPeriod',
+    problem: /must be between 10s and 24h/,
+  },
+].map((c) => ({ ...c, plural: SNAPSHOT_STORAGE_LOCATION.plural }));
+
 describe('the API server refuses invalid objects, naming the field and the problem', () => {
-  it.each([...invalidSnapshots, ...invalidRestores, ...invalidSchedules])('$plural: $why', async (c) => {
-    const object = withField(c.object(), 'metadata.namespace', t.namespace);
-    const { code, message } = await refusal(t.objects.create(c.plural, object));
-    expect(code).toBe(422);
-    expect(message).toContain(c.field);
-    expect(message).toMatch(c.problem);
-  });
+  it.each([...invalidSnapshots, ...invalidRestores, ...invalidSchedules, ...invalidLocations])(
+    '$plural: $why',
+    async (c) => {
+      const object = withField(c.object(), 'metadata.namespace', t.namespace);
+      const { code, message } = await refusal(t.objects.create(c.plural, object));
+      expect(code).toBe(422);
+      expect(message).toContain(c.field);
+      expect(message).toMatch(c.problem);
+    },
+  );
 
   it.each([
     [DISTRIBUTED_SNAPSHOT.plural, snapshot, 'spec.timeout', '1h', 'DistributedSnapshot'],

@@ -11,7 +11,12 @@ import { join } from 'node:path';
 import { loadAll } from 'js-yaml';
 import { describe, expect, it } from 'vitest';
 
-import { DISTRIBUTED_SNAPSHOT, SNAPSHOT_RESTORE, SNAPSHOT_SCHEDULE } from '../../../src/api/constants.js';
+import {
+  DISTRIBUTED_SNAPSHOT,
+  SNAPSHOT_RESTORE,
+  SNAPSHOT_SCHEDULE,
+  SNAPSHOT_STORAGE_LOCATION,
+} from '../../../src/api/constants.js';
 import { repoRoot } from '../../../src/devenv/repo.js';
 import { stringHash } from '../../../src/string-hash.js';
 import {
@@ -27,6 +32,7 @@ const PLURALS: Record<string, string> = {
   [DISTRIBUTED_SNAPSHOT.kind]: DISTRIBUTED_SNAPSHOT.plural,
   [SNAPSHOT_RESTORE.kind]: SNAPSHOT_RESTORE.plural,
   [SNAPSHOT_SCHEDULE.kind]: SNAPSHOT_SCHEDULE.plural,
+  [SNAPSHOT_STORAGE_LOCATION.kind]: SNAPSHOT_STORAGE_LOCATION.plural,
 };
 
 const t = useTestObjects('docs');

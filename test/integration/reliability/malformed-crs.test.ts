@@ -7,7 +7,7 @@
 // - accepted, stored, and valid by our own TypeScript rules (src/api/values.ts
 //   for quantities and durations, the schedule reconciler's cron parser), so
 //   the API server never lets through what the operator would then fail on.
-// Never a 500, never a half-stored object. About 100 objects in all.
+// Never a 500, never a half-stored object. About 140 objects in all.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -20,11 +20,14 @@ import {
   GROUP,
   SNAPSHOT_RESTORE,
   SNAPSHOT_SCHEDULE,
+  SNAPSHOT_STORAGE_LOCATION,
   VERSION,
 } from '../../../src/api/constants.js';
 import { durationToMs, quantityToBytes } from '../../../src/api/values.js';
 import { repoRoot } from '../../../src/devenv/repo.js';
 import { InvalidScheduleError, parseCron } from '../../../src/reconcilers/shared/cron.js';
+import { backendFor } from '../../../src/store/backend-for.js';
+import { BundleError } from '../../../src/store/errors.js';
 import { apiError, loadExample, useTestObjects, withField, type JsonObject } from '../crds/custom-objects.js';
 
 const OBJECTS_PER_KIND = 34;
@@ -134,6 +137,21 @@ const kinds = [
         if (!(error instanceof InvalidScheduleError)) throw error;
       }
       checkSnapshotSpec((spec.template as JsonObject).spec as JsonObject, 'spec.template.spec');
+    },
+  },
+  {
+    file: 'storage-location.yaml',
+    crd: 'violin.dev_snapshotstoragelocations.yaml',
+    plural: SNAPSHOT_STORAGE_LOCATION.plural,
+    check: (spec: JsonObject) => {
+      const ms = durationToMs(spec.syncPeriod as string);
+      if (!(ms >= 10_000 && ms <= 24 * 3_600_000)) throw new Error(`spec.syncPeriod is ${ms} ms`);
+      try {
+        backendFor(spec.url as string);
+      } catch (error) {
+        // The sync turns exactly this into StorageLocationRefused on the object; anything else would crash it.
+        if (!(error instanceof BundleError)) throw error;
+      }
     },
   },
 ] as const;
