@@ -62,6 +62,12 @@ export interface BundleCommit {
 /** Implemented by the store's bundle writer. */
 export interface BundleWriter {
   /**
+   * Refuses, with the store's BundleError, a location this installation does not
+   * serve: unknown scheme, malformed s3:// URL, a file:// path outside the
+   * storage root or through a symbolic link. Touches nothing.
+   */
+  checkLocation(storageLocation: string): Promise<void>;
+  /**
    * Writes channel state and flows, then the manifest, exactly once: committing a
    * bundle whose manifest exists already returns that manifest (a retried commit).
    * Resolves when everything is durable.

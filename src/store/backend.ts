@@ -71,5 +71,5 @@ export interface BundleBackend {
   /** Removes a whole bundle; it disappears at once for readers and listings. Idempotent. */
   deleteBundle(bundleId: string): Promise<void>;
   /** A local path to the file when the backend has one (QEMU can load an image from it directly). */
-  localPath(bundleId: string, path: string): string | undefined;
+  localPath(bundleId: string, path: string): Promise<string | undefined>;
 }

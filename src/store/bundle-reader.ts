@@ -6,6 +6,7 @@ import type { Readable } from 'node:stream';
 import type { RecordedPacket, SavedFlow } from '../ofc/control/types.js';
 import type { BundleBackend } from './backend.js';
 import { backendFor } from './backend-for.js';
+import type { StorageConfinement } from './confinement.js';
 import { sha256Digest } from './digest.js';
 import type { IntegrityProblem } from './errors.js';
 import { BundleError, BundleIntegrityError } from './errors.js';
@@ -38,8 +39,12 @@ export interface Bundle {
   readFlows(): Promise<SavedFlow[]>;
 }
 
-export async function openBundle(location: string, bundleId: string): Promise<Bundle> {
-  const backend = backendFor(location);
+export async function openBundle(
+  location: string,
+  bundleId: string,
+  confinement?: StorageConfinement,
+): Promise<Bundle> {
+  const backend = backendFor(location, confinement);
   checkBundleId(bundleId);
   if (!(await backend.bundleExists(bundleId))) {
     throw new BundleError('NotFound', `bundle '${bundleId}' does not exist at ${location}`);

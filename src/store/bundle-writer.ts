@@ -9,6 +9,7 @@ import type { FileHandle } from 'node:fs/promises';
 import type { RecordedPacket, SavedFlow } from '../ofc/control/types.js';
 import type { BundleBackend } from './backend.js';
 import { backendFor } from './backend-for.js';
+import type { StorageConfinement } from './confinement.js';
 import { sha256Digest } from './digest.js';
 import type { IntegrityProblem } from './errors.js';
 import { BundleError, BundleIntegrityError } from './errors.js';
@@ -53,8 +54,12 @@ export interface BundleWriter {
   abort(): Promise<void>;
 }
 
-export async function openBundleWriter(location: string, snapshotId: string): Promise<BundleWriter> {
-  const backend = backendFor(location);
+export async function openBundleWriter(
+  location: string,
+  snapshotId: string,
+  confinement?: StorageConfinement,
+): Promise<BundleWriter> {
+  const backend = backendFor(location, confinement);
   checkBundleId(snapshotId);
   await refuseCommitted(backend, snapshotId);
   return new Writer(backend, snapshotId);

@@ -8,6 +8,9 @@ export type { RetentionPolicy, StoredBundle } from './retention.js';
 export { BundleError, BundleIntegrityError } from './errors.js';
 export type { BundleErrorCode, IntegrityProblem } from './errors.js';
 export { imagePath } from './layout.js';
+export { checkStorageLocation } from './backend-for.js';
+export { checkStorageRoot, DEFAULT_STORAGE_ROOT } from './confinement.js';
+export type { StorageConfinement } from './confinement.js';
 export type { BundleVmRef } from './layout.js';
 export { BUNDLE_API_VERSION, parseManifest } from './manifest.js';
 export type {

@@ -317,8 +317,8 @@ export class S3Backend implements BundleBackend {
   }
 
   /** Objects have no local path: images are streamed (the agent falls back to putStream). */
-  localPath(): string | undefined {
-    return undefined;
+  localPath(): Promise<string | undefined> {
+    return Promise.resolve(undefined);
   }
 }
 

@@ -19,7 +19,7 @@ export async function plan(pass: Pass, status: DistributedSnapshotStatus): Promi
   const { snap, namespace } = pass;
   // Everything a request can ask for that this installation cannot serve is checked
   // before any bridge is secured, so such a failure holds nothing while it ends.
-  const storage = storageLocationRefusal(snap.spec.storageLocation);
+  const storage = await storageLocationRefusal(snap.spec.storageLocation, pass.deps.bundles);
   if (storage) throw SnapshotFailure.of(storage.cls, storage.detail);
   const selector = labelSelectorString(snap.spec.selector);
   const vmis = await pass.deps.kubevirt.listVmis(namespace, selector);
