@@ -40,6 +40,12 @@ export const SNAPSHOT_NAME_LABEL = `${GROUP}/snapshot`;
 export const SCHEDULE_NAME_LABEL = `${GROUP}/schedule`;
 /** Label on objects a restore creates: the restore's name. */
 export const RESTORE_NAME_LABEL = `${GROUP}/restore`;
+/**
+ * Annotation on a Namespace, set by an administrator (tenants cannot edit
+ * Namespaces): the other namespaces, comma-separated, whose snapshots may be
+ * restored into this one, by restores of this namespace or of those.
+ */
+export const RESTORE_FROM_ANNOTATION = `${GROUP}/restore-from`;
 /** Node label that makes a node a snapshot host by default (spec.snapshotHosts.nodeSelector's default). */
 export const SNAPSHOT_HOST_LABEL = `${GROUP}/snapshot-host`;
 

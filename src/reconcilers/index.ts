@@ -11,6 +11,7 @@ import { SNAPSHOT_NAME_LABEL } from '../api/constants.js';
 import { DistributedSnapshotReconciler } from './distributed-snapshot/reconciler.js';
 import { DISTRIBUTED_SNAPSHOT_RESOURCE, type DistributedSnapshot } from './distributed-snapshot/resource.js';
 import { TransactionMetrics } from './metrics.js';
+import { ApiNamespaceGrants } from './namespaces.js';
 import { ApiNodeLister } from './nodes.js';
 import { SnapshotRestoreReconciler } from './snapshot-restore/reconciler.js';
 import { SNAPSHOT_RESTORE_RESOURCE, type SnapshotRestore } from './snapshot-restore/resource.js';
@@ -89,6 +90,7 @@ export function registerControllers(manager: ControllerManager, deps: Reconciler
       snapshots: snapshotStore,
       kubevirt,
       nodes,
+      namespaces: deps.namespaces ?? new ApiNamespaceGrants(manager.kubeConfig),
       ofc: deps.ofc,
       agents: deps.agents,
       bundles: deps.bundles,

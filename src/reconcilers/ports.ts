@@ -46,6 +46,12 @@ export interface BridgeFailModes {
   release(holder: string): Promise<string[]>;
 }
 
+/** The administrator's grants on Namespaces (RESTORE_FROM_ANNOTATION); implemented in namespaces.ts. */
+export interface NamespaceGrants {
+  /** The namespaces `namespace` accepts restores from; undefined when it does not exist. */
+  restoreSources(namespace: string): Promise<string[] | undefined>;
+}
+
 export interface NodeLister {
   /** Names of the nodes matching an equality label selector, sorted. */
   listNodeNames(matchLabels: Record<string, string>): Promise<string[]>;
@@ -101,6 +107,8 @@ export interface ReconcilerDeps {
   kubevirt?: KubeVirtAccess;
   /** Defaults to Nodes from the API server. */
   nodes?: NodeLister;
+  /** Defaults to Namespaces from the API server. */
+  namespaces?: NamespaceGrants;
   /** Watch one namespace only (a namespace-scoped operator, or a test). */
   namespace?: string;
   /** Poll interval while waiting on migrations and captures. */

@@ -27,6 +27,7 @@ describe('the failure classes', () => {
     ['bridgeNotConnected', 'BridgeNotConnected', true, undefined],
     ['failModeNotSecured', 'FailModeNotSecured', true, undefined],
     ['noTargetNodes', 'NoTargetNodes', true, 'spec.placement.nodeSelector'],
+    ['crossNamespaceRefused', 'CrossNamespaceRefused', true, 'spec.targetNamespace'],
     ['waitingForOfc', 'WaitingForOFC', false, undefined],
     ['waitingForAgent', 'WaitingForAgent', false, undefined],
   ] as const)('%s: reason %s, terminal %s, field %s', (name, reason, terminal, field) => {
@@ -41,7 +42,7 @@ describe('the failure classes', () => {
   });
 
   it('every class is in the table above', () => {
-    expect(Object.keys(FAILURE_CLASSES).length).toBe(13);
+    expect(Object.keys(FAILURE_CLASSES).length).toBe(14);
   });
 
   it.each([

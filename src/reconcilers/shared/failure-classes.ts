@@ -94,6 +94,13 @@ export const FAILURE_CLASSES = {
     remedy:
       'label a node to match it (kubectl label node <node> violin.dev/restore-target=true) or change spec.placement.nodeSelector',
   },
+  crossNamespaceRefused: {
+    reason: 'CrossNamespaceRefused',
+    terminal: true,
+    field: 'spec.targetNamespace',
+    remedy:
+      "restore a snapshot of the restore's own namespace into that namespace, or have an administrator annotate the target namespace violin.dev/restore-from=<source namespaces> (docs/install.md, Tenancy)",
+  },
   waitingForOfc: {
     reason: 'WaitingForOFC',
     terminal: false,
