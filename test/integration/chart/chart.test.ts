@@ -71,7 +71,7 @@ type PodSpec = {
     envFrom?: { secretRef?: { name: string } }[];
     ports?: { name: string; containerPort: number; hostPort?: number }[];
   }[];
-  volumes?: { name: string; hostPath?: { path: string } }[];
+  volumes?: { name: string; hostPath?: { path: string }; projected?: { sources: unknown[] } }[];
 };
 const podSpec = (workload: KubernetesObject) =>
   (workload as unknown as { spec: { template: { spec: PodSpec } } }).spec.template.spec;
@@ -126,7 +126,13 @@ describe('helm lint and template', () => {
       NODE_OPTIONS: '--max-semi-space-size=4',
       VIOLIN_OFC_ADDRESS: '127.0.0.1:6654',
       VIOLIN_AGENT_PORT: '9464',
+      VIOLIN_AGENT_TOKEN_FILE: '/var/run/secrets/violin.dev/agent-token/token',
+      VIOLIN_STORAGE_ROOT: '/var/lib/violin/bundles',
     });
+    // The operator's token for the agents: projected with the agents' own audience, rotated by the kubelet.
+    expect(spec.volumes?.find((v) => v.name === 'agent-token')?.projected?.sources).toEqual([
+      { serviceAccountToken: { audience: 'violin.dev/agent', expirationSeconds: 3600, path: 'token' } },
+    ]);
     expect(envOf(spec.containers[1]!)).toEqual({
       LOG_LEVEL: 'info',
       NODE_OPTIONS: '--max-semi-space-size=4',
@@ -149,8 +155,12 @@ describe('helm lint and template', () => {
       '--node=$(NODE_NAME)',
       '--listen=0.0.0.0:9464',
       '--state-dir=/var/run/kubevirt',
+      '--storage-root=/var/lib/violin/bundles',
+      '--token-audience=violin.dev/agent',
+      '--allowed-caller=system:serviceaccount:violin-system:violin-operator',
     ]);
-    expect(spec.automountServiceAccountToken).toBe(false);
+    // Its token serves TokenReview of its callers, which is all its ClusterRole allows.
+    expect(spec.automountServiceAccountToken).toBe(true);
     expect(spec.containers[0]!.ports).toEqual([
       { name: 'agent', containerPort: 9464, hostPort: 9464, protocol: 'TCP' },
     ]);
@@ -177,7 +187,10 @@ describe('helm lint and template', () => {
             `${r.apiGroups?.[0] || 'core'}/${res}${r.resourceNames ? `[${r.resourceNames.join(',')}]` : ''}: ${r.verbs.join(',')}`,
         ),
       );
-    expect(rules(one<V1ClusterRole>(objects, 'ClusterRole'))).toEqual([
+    expect(rules(one<V1ClusterRole>(objects, 'ClusterRole', '-agent'))).toEqual([
+      'authentication.k8s.io/tokenreviews: create',
+    ]);
+    expect(rules(one<V1ClusterRole>(objects, 'ClusterRole', '-operator'))).toEqual([
       'violin.dev/distributedsnapshots: get,list,watch,patch',
       'violin.dev/snapshotrestores: get,list,watch,patch',
       'violin.dev/distributedsnapshots/status: get,update,patch',
@@ -194,6 +207,7 @@ describe('helm lint and template', () => {
       'subresources.kubevirt.io/virtualmachineinstances/pause: update',
       'subresources.kubevirt.io/virtualmachineinstances/unpause: update',
       'core/nodes: get,list,watch',
+      'core/namespaces: get',
       'core/events: create,patch',
     ]);
     expect(rules(one<V1Role>(objects, 'Role'))).toEqual([
