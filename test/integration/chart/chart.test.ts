@@ -118,6 +118,8 @@ describe('helm lint and template', () => {
       'tcp:0.0.0.0:6653',
       '--control',
       '127.0.0.1:6654',
+      '--memory-limit=$(OFC_MEMORY_LIMIT)',
+      '--max-held-bytes-per-vm=64Mi',
     ]);
     expect(spec.volumes?.some((v) => v.hostPath)).toBe(false);
     // The operator reaches the OFC on loopback and the agents at their node's address and port.
@@ -254,6 +256,15 @@ describe('helm lint and template', () => {
     });
     // The s3:// keys reach the operator and the agent, never the OFC (it has no use for them).
     const agentSpec = podSpec(one(objects, 'DaemonSet', '-agent'));
+    // No per-VM cap; the agents' audience and an extra caller.
+    expect(spec.containers[1]!.args?.filter((a) => a.startsWith('--max-held'))).toEqual([]);
+    expect(agentSpec.containers[0]!.args).toEqual(
+      expect.arrayContaining([
+        '--token-audience=agents.example.com',
+        '--allowed-caller=system:serviceaccount:violin-system:violin-controller',
+        '--allowed-caller=system:serviceaccount:backup:snapshot-driver',
+      ]),
+    );
     const s3Secret = [{ secretRef: { name: 'violin-s3' } }];
     expect([
       spec.containers[0]!.envFrom,
