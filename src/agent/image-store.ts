@@ -62,9 +62,14 @@ export class ImageIntegrityError extends Error {
  * root (the agent checks again what the operator checked at planning: a
  * request may not come from the operator's own checks).
  */
-export function imageStoreUnder(confinement: StorageConfinement | undefined): ImageStore {
+export function imageStoreUnder(
+  confinement: StorageConfinement | undefined,
+  /** Told every location an image is written to (the agent prunes them: pruning.ts). */
+  wroteTo: (storageLocation: string) => void = () => undefined,
+): ImageStore {
   return {
     async writeImage(storageLocation, snapshotId, vm, source) {
+      wroteTo(storageLocation);
       const writer = await openBundleWriter(storageLocation, snapshotId, confinement);
       const file = await writer.writeImage(vm, source);
       return { path: file.path, bytes: file.size, digest: file.digest };
@@ -75,6 +80,7 @@ export function imageStoreUnder(confinement: StorageConfinement | undefined): Im
     },
 
     async writeImageFile(storageLocation, snapshotId, vm, fill) {
+      wroteTo(storageLocation);
       const writer = await openBundleWriter(storageLocation, snapshotId, confinement);
       const file = await writer.writeImageFile(vm, fill);
       return { path: file.path, bytes: file.size, digest: file.digest };

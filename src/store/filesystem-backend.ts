@@ -21,6 +21,8 @@ import { StreamingFileWriter } from './streaming-file-writer.js';
 
 /** A file being written: `.<final name>.partial-<uuid>`. */
 const PARTIAL_FILE = /^\..+\.partial-[0-9a-f-]{36}$/;
+/** A bundle being deleted (deleteBundle): `.deleting-<bundle id>-<uuid>`. */
+const DELETING_DIR = /^\.deleting-.+-[0-9a-f-]{36}$/;
 
 export class FilesystemBackend implements BundleBackend {
   readonly root: string;
@@ -244,6 +246,19 @@ export class FilesystemBackend implements BundleBackend {
     }
     await this.syncDirectories(this.root);
     await rm(doomed, { recursive: true, force: true });
+  }
+
+  async removeDeletionLeftovers(): Promise<string[]> {
+    let entries;
+    try {
+      entries = await readdir(await this.confined(this.root), { withFileTypes: true });
+    } catch (err) {
+      if (isMissing(err)) return [];
+      throw err;
+    }
+    const doomed = entries.filter((e) => e.isDirectory() && DELETING_DIR.test(e.name)).map((e) => e.name);
+    for (const name of doomed) await rm(join(this.root, name), { recursive: true, force: true });
+    return doomed;
   }
 
   localPath(bundleId: string, path: string): Promise<string> {

@@ -3,7 +3,7 @@ export { openBundleWriter } from './bundle-writer.js';
 export type { BundleWriter } from './bundle-writer.js';
 export { openBundle } from './bundle-reader.js';
 export type { Bundle } from './bundle-reader.js';
-export { deleteBundle, listBundles, pruneBundles, retentionCandidates } from './retention.js';
+export { deleteBundle, listBundles, pruneAbandoned, pruneBundles, retentionCandidates } from './retention.js';
 export type { RetentionPolicy, StoredBundle } from './retention.js';
 export { BundleError, BundleIntegrityError } from './errors.js';
 export type { BundleErrorCode, IntegrityProblem } from './errors.js';

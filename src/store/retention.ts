@@ -57,3 +57,23 @@ export async function pruneBundles(
   for (const id of doomed) await backend.deleteBundle(id);
   return doomed;
 }
+
+/**
+ * Removes what dead writers left at a location: partial bundles (no manifest)
+ * untouched for `partialGraceMs`, and directories of interrupted deletions.
+ * Committed bundles are never touched here (retention is the schedules').
+ * Returns what it removed.
+ */
+export async function pruneAbandoned(
+  location: string,
+  partialGraceMs: number,
+  now = new Date(),
+  confinement?: StorageConfinement,
+): Promise<{ partial: string[]; deleting: string[] }> {
+  const backend = backendFor(location, confinement);
+  const deleting = await backend.removeDeletionLeftovers();
+  const policy = { keepCommitted: Number.MAX_SAFE_INTEGER, partialGraceMs };
+  const partial = retentionCandidates(await backend.list(), policy, now);
+  for (const id of partial) await backend.deleteBundle(id);
+  return { partial, deleting };
+}

@@ -317,6 +317,11 @@ export class S3Backend implements BundleBackend {
   }
 
   /** Objects have no local path: images are streamed (the agent falls back to putStream). */
+  /** S3 deletes a bundle object by object (no rename), so there is nothing left aside. */
+  removeDeletionLeftovers(): Promise<string[]> {
+    return Promise.resolve([]);
+  }
+
   localPath(): Promise<string | undefined> {
     return Promise.resolve(undefined);
   }

@@ -15,6 +15,9 @@ import { startAgentServer } from '../../agent/server.js';
 import { ApiTokenReviewer, CallerAuth, DEFAULT_AGENT_TOKEN_AUDIENCE } from '../../agent/auth.js';
 import { KubeConfig } from '@kubernetes/client-node';
 import { imageStoreUnder } from '../../agent/image-store.js';
+import { startPruning } from '../../agent/pruning.js';
+import { seconds } from '../flags.js';
+import { pathToFileURL } from 'node:url';
 import { checkStorageRoot, DEFAULT_STORAGE_ROOT } from '../../store/confinement.js';
 import { errorMessage } from '../../errors.js';
 
@@ -40,6 +43,10 @@ const USAGE = `usage: violin agent --node NAME --state-dir DIR [options]
                        agent's ServiceAccount, which needs 'create' on tokenreviews)
   --insecure-no-auth   serve without authentication; only with --listen on a loopback address
                        (tests on one machine): anyone who reaches the port could drive the agent
+  --abandoned-after S  a partial bundle (never committed) untouched this many seconds is pruned
+                       (default 86400); so are leftovers of interrupted deletions (.deleting-*)
+  --prune-interval S   seconds between prunings of the storage root and every location written
+                       to since start (default 3600; the first at start)
   --log-level LEVEL    pino level (env LOG_LEVEL; default info)
 `;
 
@@ -96,6 +103,8 @@ export const command: Command = {
     let maxBandwidthMiB: number | undefined;
     let liveMethod: LiveCaptureMethod | undefined;
     let storageRoot: string;
+    let abandonedAfterMs: number;
+    let pruneIntervalMs: number;
     try {
       ({ values } = parseArgs({
         args: argv,
@@ -112,6 +121,8 @@ export const command: Command = {
           'token-audience': { type: 'string' },
           kubeconfig: { type: 'string' },
           'insecure-no-auth': { type: 'boolean' },
+          'abandoned-after': { type: 'string' },
+          'prune-interval': { type: 'string' },
           'log-level': { type: 'string' },
           help: { type: 'boolean', short: 'h' },
         },
@@ -133,6 +144,8 @@ export const command: Command = {
       liveMethod = method;
       storageRoot = checkStorageRoot(values['storage-root'] ?? DEFAULT_STORAGE_ROOT);
       checkAuthFlags(values['allowed-caller'] ?? [], values['insecure-no-auth'] ?? false, listen.host);
+      abandonedAfterMs = seconds('abandoned-after', values['abandoned-after'], 86_400);
+      pruneIntervalMs = seconds('prune-interval', values['prune-interval'], 3_600);
     } catch (error) {
       process.stderr.write(`violin agent: ${errorMessage(error)}\n${USAGE}`);
       return 2;
@@ -143,6 +156,7 @@ export const command: Command = {
       fields: { node: values.node },
     });
     const stateDir = values['state-dir'];
+    const written = new Set<string>([pathToFileURL(storageRoot).href]);
     let server;
     let agent: QmpSnapshotAgent;
     try {
@@ -153,7 +167,7 @@ export const command: Command = {
         pauseDeadlineMs,
         maxBandwidthBytesPerSecond: maxBandwidthMiB === undefined ? undefined : maxBandwidthMiB * 1024 ** 2,
         liveMethod,
-        images: imageStoreUnder({ fileRoot: storageRoot }),
+        images: imageStoreUnder({ fileRoot: storageRoot }, (location) => written.add(location)),
         log: (line) => logger.warn(line),
       });
       // Before serving: a resumeCaptured must find the pauses an earlier agent held.
@@ -178,6 +192,13 @@ export const command: Command = {
       return 1;
     }
     logger.info({ url: server.url, stateDir, storageRoot }, 'agent listening');
+    const pruning = startPruning({
+      locations: () => [...written],
+      confinement: { fileRoot: storageRoot },
+      abandonedAfterMs,
+      intervalMs: pruneIntervalMs,
+      log: (line) => logger.info(line),
+    });
     const running = server;
     const stopping = agent;
     // VMs are separate processes and keep running when the agent stops; none
@@ -185,6 +206,7 @@ export const command: Command = {
     await untilSignal();
     // Requests in flight first: a capture that finishes meanwhile may hold its VM too.
     await running.close();
+    await pruning.stop();
     await stopping.releasePausedVms();
     return 0;
   },
