@@ -174,11 +174,22 @@ export async function forwardBank(lab: LabCluster, members: BankMember[]): Promi
   return forwards;
 }
 
-export async function ensureNamespace(core: CoreV1Api, name: string): Promise<void> {
+/** Creates the namespace if it is missing, and sets `annotations` on it (an administrator's grants). */
+export async function ensureNamespace(
+  core: CoreV1Api,
+  name: string,
+  annotations: Record<string, string> = {},
+): Promise<void> {
   try {
-    await core.readNamespace({ name });
+    const current = await core.readNamespace({ name });
+    if (Object.entries(annotations).every(([k, v]) => current.metadata?.annotations?.[k] === v)) return;
+    current.metadata = {
+      ...current.metadata,
+      annotations: { ...current.metadata?.annotations, ...annotations },
+    };
+    await core.replaceNamespace({ name, body: current });
   } catch (error) {
     if (!isNotFound(error)) throw error;
-    await core.createNamespace({ body: { metadata: { name } } });
+    await core.createNamespace({ body: { metadata: { name, annotations } } });
   }
 }

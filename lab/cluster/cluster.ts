@@ -31,6 +31,7 @@ import { KubeVirtLabStandin } from '../kubevirt-standin/standin.js';
 import { startOvs, type OvsInstance } from '../ovs/ovs.js';
 import { requireRoot, requireTool } from '../ovs/require-tool.js';
 import type { LabSwitch } from '../vm/lab-vm.js';
+import { createAgentCredentials } from './agent-credentials.js';
 
 /** Nodes a restore may place VMs on (examples/restore.yaml selects them). */
 export const RESTORE_TARGET_LABEL = 'violin.dev/restore-target';
@@ -248,6 +249,10 @@ export async function startLabCluster(options: LabClusterOptions): Promise<LabCl
     log('starting etcd and kube-apiserver');
     controlPlane = await startLocalControlPlane({ dir: join(dir, 'cp'), log });
     const kubeConfig = controlPlane.kubeConfig;
+    // As the chart does: agents trust the operator's ServiceAccount token only, checked with TokenReview;
+    // bundles are confined under the lab's bundles directory.
+    const credentials = await createAgentCredentials(kubeConfig, dir);
+    const storageRoot = fileURLToPath(LAB_STORAGE_LOCATION);
 
     log('starting Open vSwitch (userspace datapath) in its own network namespace');
     ovs = await startOvs({ name: options.name });
@@ -322,6 +327,7 @@ export async function startLabCluster(options: LabClusterOptions): Promise<LabCl
             [
               ...['agent', '--node', spec.name, '--state-dir', stateDir, '--listen', listen],
               ...['--downtime-limit', AGENT_DOWNTIME_LIMIT_MS],
+              ...['--storage-root', storageRoot, ...credentials.agentArgs],
             ],
             join(logs, `agent-${spec.name}.log`),
           ),
@@ -346,6 +352,8 @@ export async function startLabCluster(options: LabClusterOptions): Promise<LabCl
       VIOLIN_OFC_ADDRESS: ofcControl,
       VIOLIN_OVSDB_REMOTES: `unix:${ovs.dbSocket}`,
       VIOLIN_AGENTS: nodes.map((n) => `${n.name}=${n.agentUrl}`).join(','),
+      VIOLIN_STORAGE_ROOT: storageRoot,
+      ...credentials.operatorEnv,
     };
     const operator = launchViolin(
       'operator',

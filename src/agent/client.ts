@@ -2,6 +2,7 @@
 // SnapshotAgent that forwards every call to the agent of one node over HTTP.
 // An agent's error comes back as the same AgentError (code and message), so
 // the caller cannot tell a local agent from a remote one.
+import { readFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import type {
   AgentDirectory,
@@ -12,15 +13,36 @@ import type {
   VmRef,
 } from './types.js';
 import { AgentError, isAgentErrorCode } from './errors.js';
-import { errorBodyOf } from '../errors.js';
+import { errorBodyOf, errorMessage } from '../errors.js';
 
 const UNLOAD_TIMEOUT_MS = 30_000;
+
+/** The bearer token of each call; undefined sends none. */
+export type AgentToken = () => Promise<string | undefined>;
+
+/**
+ * The token in a file, read at every call: the kubelet rewrites a projected
+ * ServiceAccount token before it expires, so a token read once would expire.
+ */
+export function tokenFile(path: string): AgentToken {
+  return async () => {
+    try {
+      return (await readFile(path, 'utf8')).trim();
+    } catch (error) {
+      throw new AgentError(
+        'Unavailable',
+        `cannot read the agent token ${path} (VIOLIN_AGENT_TOKEN_FILE): ${errorMessage(error)}`,
+      );
+    }
+  };
+}
 
 export class AgentClient implements SnapshotAgent {
   /** `baseUrl`: the agent's `http://host:port`. */
   constructor(
     readonly baseUrl: string,
     private readonly timeoutMs = 600_000,
+    private readonly token: AgentToken = async () => undefined,
   ) {}
 
   capture(req: CaptureRequest): Promise<CaptureResult> {
@@ -48,16 +70,21 @@ export class AgentClient implements SnapshotAgent {
     return this.post('/v1/unload', { restoreId, vm }, UNLOAD_TIMEOUT_MS);
   }
 
-  private post<T>(path: string, body: unknown, timeoutMs = this.timeoutMs): Promise<T> {
+  private async post<T>(path: string, body: unknown, timeoutMs = this.timeoutMs): Promise<T> {
     const url = new URL(path, this.baseUrl);
     const payload = JSON.stringify(body);
+    const token = await this.token();
     return new Promise<T>((resolve, reject) => {
       const req = request(
         url,
         {
           method: 'POST',
           timeout: timeoutMs,
-          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
+          headers: {
+            'content-type': 'application/json',
+            'content-length': Buffer.byteLength(payload),
+            ...(token ? { authorization: `Bearer ${token}` } : {}),
+          },
         },
         (res) => {
           const chunks: Buffer[] = [];

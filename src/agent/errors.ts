@@ -9,10 +9,21 @@ import { ImageIntegrityError } from './image-store.js';
  * could not be reached or its answer was lost (refused, reset, timed out).
  */
 export type AgentErrorCode =
-  'BadRequest' | 'NotFound' | 'Conflict' | 'Integrity' | 'Internal' | 'Unavailable';
+  | 'BadRequest'
+  | 'Unauthorized'
+  | 'Forbidden'
+  | 'NotFound'
+  | 'Conflict'
+  | 'Integrity'
+  | 'Internal'
+  | 'Unavailable';
 
 const HTTP_STATUS: Record<AgentErrorCode, number> = {
   BadRequest: 400,
+  /** No bearer token, or one the API server does not vouch for (auth.ts). */
+  Unauthorized: 401,
+  /** A valid token of a caller the agent was not told to accept. */
+  Forbidden: 403,
   NotFound: 404,
   Conflict: 409,
   Integrity: 422,
@@ -38,6 +49,7 @@ export function toAgentError(error: unknown): AgentError {
   if (error instanceof BundleError) {
     switch (error.code) {
       case 'InvalidLocation':
+      case 'OutsideRoot':
       case 'InvalidName':
       case 'NotImplemented':
       case 'AccessDenied':

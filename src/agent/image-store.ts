@@ -6,6 +6,7 @@ import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { backendFor } from '../store/backend-for.js';
 import { openBundleWriter } from '../store/bundle-writer.js';
+import type { StorageConfinement } from '../store/confinement.js';
 import { BundleError } from '../store/errors.js';
 import { digestOf } from '../store/verifying-stream.js';
 import type { VmRef } from './types.js';
@@ -56,48 +57,64 @@ export class ImageIntegrityError extends Error {
   override readonly name = 'ImageIntegrityError';
 }
 
-export const bundleImageStore: ImageStore = {
-  async writeImage(storageLocation, snapshotId, vm, source) {
-    const writer = await openBundleWriter(storageLocation, snapshotId);
-    const file = await writer.writeImage(vm, source);
-    return { path: file.path, bytes: file.size, digest: file.digest };
-  },
+/**
+ * The store, with every file:// location confined under the administrator's
+ * root (the agent checks again what the operator checked at planning: a
+ * request may not come from the operator's own checks).
+ */
+export function imageStoreUnder(
+  confinement: StorageConfinement | undefined,
+  /** Told every location an image is written to (the agent prunes them: pruning.ts). */
+  wroteTo: (storageLocation: string) => void = () => undefined,
+): ImageStore {
+  return {
+    async writeImage(storageLocation, snapshotId, vm, source) {
+      wroteTo(storageLocation);
+      const writer = await openBundleWriter(storageLocation, snapshotId, confinement);
+      const file = await writer.writeImage(vm, source);
+      return { path: file.path, bytes: file.size, digest: file.digest };
+    },
 
-  writesImageFiles(storageLocation) {
-    return backendFor(storageLocation).putFile !== undefined;
-  },
+    writesImageFiles(storageLocation) {
+      return backendFor(storageLocation, confinement).putFile !== undefined;
+    },
 
-  async writeImageFile(storageLocation, snapshotId, vm, fill) {
-    const writer = await openBundleWriter(storageLocation, snapshotId);
-    const file = await writer.writeImageFile(vm, fill);
-    return { path: file.path, bytes: file.size, digest: file.digest };
-  },
+    async writeImageFile(storageLocation, snapshotId, vm, fill) {
+      wroteTo(storageLocation);
+      const writer = await openBundleWriter(storageLocation, snapshotId, confinement);
+      const file = await writer.writeImageFile(vm, fill);
+      return { path: file.path, bytes: file.size, digest: file.digest };
+    },
 
-  async discardImage(storageLocation, snapshotId, vm) {
-    const writer = await openBundleWriter(storageLocation, snapshotId);
-    await writer.discardImage(vm);
-  },
+    async discardImage(storageLocation, snapshotId, vm) {
+      const writer = await openBundleWriter(storageLocation, snapshotId, confinement);
+      await writer.discardImage(vm);
+    },
 
-  async verifyImage(image, digest) {
-    const backend = backendFor(image.storageLocation);
-    const where = `image ${image.path} of bundle '${image.bundleId}' in ${image.storageLocation}`;
-    let stream: Readable;
-    try {
-      stream = await backend.openRead(image.bundleId, image.path);
-    } catch (error) {
-      if (error instanceof BundleError && error.code === 'NotFound')
-        throw new ImageIntegrityError(`${where} does not exist`);
-      throw error;
-    }
-    const actual = await digestOf(stream);
-    if (actual.digest !== digest) {
-      throw new ImageIntegrityError(
-        `${where} is corrupt: its ${actual.size} bytes digest to ${actual.digest}, the snapshot recorded ${digest}`,
-      );
-    }
-  },
+    async verifyImage(image, digest) {
+      const backend = backendFor(image.storageLocation, confinement);
+      const where = `image ${image.path} of bundle '${image.bundleId}' in ${image.storageLocation}`;
+      let stream: Readable;
+      try {
+        stream = await backend.openRead(image.bundleId, image.path);
+      } catch (error) {
+        if (error instanceof BundleError && error.code === 'NotFound')
+          throw new ImageIntegrityError(`${where} does not exist`);
+        throw error;
+      }
+      const actual = await digestOf(stream);
+      if (actual.digest !== digest) {
+        throw new ImageIntegrityError(
+          `${where} is corrupt: its ${actual.size} bytes digest to ${actual.digest}, the snapshot recorded ${digest}`,
+        );
+      }
+    },
 
-  async openImage(image) {
-    return backendFor(image.storageLocation).openRead(image.bundleId, image.path);
-  },
-};
+    async openImage(image) {
+      return backendFor(image.storageLocation, confinement).openRead(image.bundleId, image.path);
+    },
+  };
+}
+
+/** Unconfined: tools, benchmarks and tests that own their directories. */
+export const bundleImageStore: ImageStore = imageStoreUnder(undefined);

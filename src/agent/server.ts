@@ -11,11 +11,13 @@
 //   GET  /healthz                                                  → {node}
 //
 // A body that is not JSON, too large, or of the wrong shape is a 400 and
-// touches nothing.
+// touches nothing. With `auth`, every endpoint but /healthz first needs the
+// bearer token of an allowed caller (auth.ts): 401 without, 403 for another.
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { CaptureRequest, LoadRequest, SnapshotAgent, VmRef } from './types.js';
+import type { CallerAuth } from './auth.js';
 import { AgentError, toAgentError } from './errors.js';
 import { errorMessage } from '../errors.js';
 
@@ -44,11 +46,18 @@ export interface AgentServer {
 
 export async function startAgentServer(
   agent: SnapshotAgent,
-  options: { node: string; host: string; port: number; log?: (line: string) => void },
+  options: {
+    node: string;
+    host: string;
+    port: number;
+    log?: (line: string) => void;
+    /** Who may call; undefined only for in-process tests (`violin agent` always authenticates). */
+    auth?: CallerAuth;
+  },
 ): Promise<AgentServer> {
   const log = options.log ?? (() => undefined);
   const server = createServer((req, res) => {
-    handle(agent, options.node, req, res, log).catch((error: unknown) => {
+    handle(agent, options.node, options.auth, req, res, log).catch((error: unknown) => {
       log(`agent: unexpected failure: ${errorMessage(error)}`);
       if (!res.headersSent) reply(res, 500, { error: { code: 'Internal', message: errorMessage(error) } });
     });
@@ -69,6 +78,7 @@ export async function startAgentServer(
 async function handle(
   agent: SnapshotAgent,
   node: string,
+  auth: CallerAuth | undefined,
   req: IncomingMessage,
   res: ServerResponse,
   log: (line: string) => void,
@@ -77,6 +87,12 @@ async function handle(
   if (path === '/healthz' && req.method === 'GET') return reply(res, 200, { node });
   const route = ROUTES[path];
   if (!route) return fail(res, new AgentError('NotFound', `no such endpoint ${req.method} ${path}`));
+  const refusal = auth ? await auth.refusal(req.headers.authorization).catch(toAgentError) : undefined;
+  if (refusal) {
+    log(`agent ${node}: ${req.method} ${path} refused: ${refusal.code}: ${refusal.message}`);
+    req.resume();
+    return fail(res, refusal);
+  }
   if (req.method !== 'POST')
     return fail(res, new AgentError('BadRequest', `${path} takes POST, not ${req.method}`));
   let body: Record<string, unknown>;

@@ -58,6 +58,13 @@ export const SCHEDULE_NAME_LABEL = `${GROUP}/schedule`;
 export const RESTORE_NAME_LABEL = `${GROUP}/restore`;
 /** Label on the SnapshotBundles a SnapshotStorageLocation shows: the location's name (its sync lists them by it). */
 export const STORAGE_LOCATION_NAME_LABEL = `${GROUP}/storage-location`;
+
+/**
+ * Annotation on a Namespace, set by an administrator (tenants cannot edit
+ * Namespaces): the other namespaces, comma-separated, whose snapshots may be
+ * restored into this one, by restores of this namespace or of those.
+ */
+export const RESTORE_FROM_ANNOTATION = `${GROUP}/restore-from`;
 /** Node label that makes a node a snapshot host by default (spec.snapshotHosts.nodeSelector's default). */
 export const SNAPSHOT_HOST_LABEL = `${GROUP}/snapshot-host`;
 

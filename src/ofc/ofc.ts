@@ -6,6 +6,7 @@ import type { BufferPortFactory } from './buffer/buffer-port.js';
 import { ControlServer } from './control/server.js';
 import { DEFAULT_OFC_CONTROL_ADDRESS, DEFAULT_OFC_SWITCH_LISTEN } from '../api/constants.js';
 import { EpochEngine } from './epoch/engine.js';
+import type { HeldLimits } from './epoch/held-limits.js';
 import { OfcMetrics } from './metrics.js';
 import type { DatapathSync } from './switch/datapath-sync.js';
 import { SwitchListener } from './switch/listener.js';
@@ -29,6 +30,8 @@ export interface OfcOptions {
   bufferPorts?: BufferPortFactory;
   /** What an advance waits for after its barrier (OvsRevalidatorSync); see datapath-sync.ts. */
   datapathSync?: DatapathSync;
+  /** Caps on held frames across snapshots and per VM (epoch/held-limits.ts). */
+  heldLimits?: HeldLimits;
 }
 
 export interface RunningOfc {
@@ -66,6 +69,7 @@ export async function startOfc(options: OfcOptions): Promise<RunningOfc> {
     baseForwarding: options.baseForwarding,
     bufferPorts: options.bufferPorts,
     datapathSync: options.datapathSync,
+    heldLimits: options.heldLimits,
   });
   const switches = await SwitchListener.listen(
     options.listen ?? DEFAULT_OFC_SWITCH_LISTEN,

@@ -59,7 +59,7 @@ describe('StoreBundles', () => {
   }
 
   it('commits once: a retried commit returns the manifest already written', async () => {
-    const bundles = new StoreBundles();
+    const bundles = new StoreBundles({ fileRoot: dir });
     const commit = await captured('shop.nightly.u1');
     const first = await bundles.commit(commit);
     const again = await bundles.commit(commit);
@@ -71,7 +71,7 @@ describe('StoreBundles', () => {
   });
 
   it('refuses to open a bundle whose image was altered, naming the file', async () => {
-    const bundles = new StoreBundles();
+    const bundles = new StoreBundles({ fileRoot: dir });
     const manifest = await bundles.commit(await captured('shop.nightly.u2'));
     const image = manifest.vms[0]?.image.path ?? '';
     await writeFile(join(dir, 'shop.nightly.u2', image), 'memory of WEB');
@@ -79,7 +79,7 @@ describe('StoreBundles', () => {
   });
 
   it('deletes a bundle, and deleting it again is fine', async () => {
-    const bundles = new StoreBundles();
+    const bundles = new StoreBundles({ fileRoot: dir });
     await bundles.commit(await captured('shop.nightly.u3'));
     await bundles.delete(location, 'shop.nightly.u3');
     await bundles.delete(location, 'shop.nightly.u3');

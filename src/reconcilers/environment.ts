@@ -8,15 +8,20 @@
 //   VIOLIN_AGENTS          node=http://host:port,... : the agent of each node (the lab)
 //   VIOLIN_AGENT_PORT      otherwise, the agent listens on this port of the node's InternalIP
 //                          (the DaemonSet in a cluster; default 9464)
+//   VIOLIN_AGENT_TOKEN_FILE the operator's bearer token for the agents (a projected ServiceAccount
+//                          token with the agents' audience; the chart mounts it), read at every call
+//   VIOLIN_STORAGE_ROOT    every file:// storage location must be inside this directory, through no
+//                          symbolic link (default /var/lib/violin/bundles, the chart's bundles hostPath)
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { DEFAULT_AGENT_PORT } from '../api/constants.js';
 
-import { AgentClient } from '../agent/client.js';
+import { AgentClient, tokenFile, type AgentToken } from '../agent/client.js';
 import type { AgentDirectory, SnapshotAgent } from '../agent/types.js';
 import { OfcControlClient } from '../ofc/control/client.js';
 import type { ControllerManager } from '../operator/types.js';
 import { OpenVswitchDb, OvsdbClient } from '../ovsdb/index.js';
 import type { VmAttachment } from '../ovsdb/open-vswitch.js';
+import { checkStorageRoot, DEFAULT_STORAGE_ROOT } from '../store/index.js';
 import { StoreBundles } from './bundles.js';
 import { OvsdbNetworkMapper, type AttachmentSource } from './network-mapper.js';
 import { BridgeNotFoundError, type BridgeFailModes, type ReconcilerDeps } from './ports.js';
@@ -32,12 +37,21 @@ export function createReconcilerDeps(
     .map((r) => r.trim())
     .filter(Boolean);
   const ovsdb = new OvsdbServers(remotes);
+  const bundles = new StoreBundles({
+    fileRoot: checkStorageRoot(env.VIOLIN_STORAGE_ROOT ?? DEFAULT_STORAGE_ROOT),
+  });
   return {
     ofc: new OfcControlClient(env.VIOLIN_OFC_ADDRESS ? { address: env.VIOLIN_OFC_ADDRESS } : {}),
-    agents: new NodeAgentDirectory(manager.kubeConfig, parseAgentMap(env.VIOLIN_AGENTS), agentPort(env)),
+    agents: new NodeAgentDirectory(
+      manager.kubeConfig,
+      parseAgentMap(env.VIOLIN_AGENTS),
+      agentPort(env),
+      env.VIOLIN_AGENT_TOKEN_FILE ? tokenFile(env.VIOLIN_AGENT_TOKEN_FILE) : undefined,
+    ),
     network: new OvsdbNetworkMapper(ovsdb),
     failModes: ovsdb,
-    bundles: new StoreBundles(),
+    bundles,
+    catalog: bundles,
   };
 }
 
@@ -74,19 +88,20 @@ export class NodeAgentDirectory implements AgentDirectory {
     kubeConfig: KubeConfig,
     private readonly agents: Map<string, string>,
     private readonly port: number,
+    private readonly token?: AgentToken,
   ) {
     this.core = kubeConfig.makeApiClient(CoreV1Api);
   }
 
   async forNode(nodeName: string): Promise<SnapshotAgent> {
     const configured = this.agents.get(nodeName);
-    if (configured) return new AgentClient(configured);
+    if (configured) return new AgentClient(configured, undefined, this.token);
     const node = await this.core.readNode({ name: nodeName });
     const address = node.status?.addresses?.find((a) => a.type === 'InternalIP')?.address;
     if (!address)
       throw new Error(`node ${nodeName} has no InternalIP, and VIOLIN_AGENTS does not name its agent`);
     const host = address.includes(':') ? `[${address}]` : address;
-    return new AgentClient(`http://${host}:${this.port}`);
+    return new AgentClient(`http://${host}:${this.port}`, undefined, this.token);
   }
 }
 

@@ -11,6 +11,7 @@ import { SNAPSHOT_NAME_LABEL } from '../api/constants.js';
 import { DistributedSnapshotReconciler } from './distributed-snapshot/reconciler.js';
 import { DISTRIBUTED_SNAPSHOT_RESOURCE, type DistributedSnapshot } from './distributed-snapshot/resource.js';
 import { TransactionMetrics } from './metrics.js';
+import { ApiNamespaceGrants } from './namespaces.js';
 import { ApiNodeLister } from './nodes.js';
 import { SnapshotRestoreReconciler } from './snapshot-restore/reconciler.js';
 import { SNAPSHOT_RESTORE_RESOURCE, type SnapshotRestore } from './snapshot-restore/resource.js';
@@ -24,6 +25,7 @@ import {
   type SnapshotBundle,
   type SnapshotStorageLocation,
 } from './storage-location/resource.js';
+import { DEFAULT_STORAGE_ROOT } from '../store/index.js';
 import { StoreBundles } from './bundles.js';
 
 export { createReconcilerDeps } from './environment.js';
@@ -102,6 +104,7 @@ export function registerControllers(manager: ControllerManager, deps: Reconciler
       ),
       kubevirt,
       nodes,
+      namespaces: deps.namespaces ?? new ApiNamespaceGrants(manager.kubeConfig),
       ofc: deps.ofc,
       agents: deps.agents,
       bundles: deps.bundles,
@@ -111,7 +114,7 @@ export function registerControllers(manager: ControllerManager, deps: Reconciler
   });
   registerSnapshotScheduleController(manager, { snapshots, informerOptions });
   registerStorageLocationController(manager, {
-    catalog: deps.catalog ?? new StoreBundles(),
+    catalog: deps.catalog ?? new StoreBundles({ fileRoot: DEFAULT_STORAGE_ROOT }),
     informerOptions,
   });
 }

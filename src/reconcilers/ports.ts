@@ -46,6 +46,12 @@ export interface BridgeFailModes {
   release(holder: string): Promise<string[]>;
 }
 
+/** The administrator's grants on Namespaces (RESTORE_FROM_ANNOTATION); implemented in namespaces.ts. */
+export interface NamespaceGrants {
+  /** The namespaces `namespace` accepts restores from; undefined when it does not exist. */
+  restoreSources(namespace: string): Promise<string[] | undefined>;
+}
+
 export interface NodeLister {
   /** Names of the nodes matching an equality label selector, sorted. */
   listNodeNames(matchLabels: Record<string, string>): Promise<string[]>;
@@ -61,6 +67,12 @@ export interface BundleCommit {
 
 /** Implemented by the store's bundle writer. */
 export interface BundleWriter {
+  /**
+   * Refuses, with the store's BundleError, a location this installation does not
+   * serve: unknown scheme, malformed s3:// URL, a file:// path outside the
+   * storage root or through a symbolic link. Touches nothing.
+   */
+  checkLocation(storageLocation: string): Promise<void>;
   /**
    * Writes channel state and flows, then the manifest, exactly once: committing a
    * bundle whose manifest exists already returns that manifest (a retried commit).
@@ -112,6 +124,8 @@ export interface ReconcilerDeps {
   kubevirt?: KubeVirtAccess;
   /** Defaults to Nodes from the API server. */
   nodes?: NodeLister;
+  /** Defaults to Namespaces from the API server. */
+  namespaces?: NamespaceGrants;
   /** Watch one namespace only (a namespace-scoped operator, or a test). */
   namespace?: string;
   /** Poll interval while waiting on migrations and captures. */

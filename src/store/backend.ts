@@ -70,6 +70,11 @@ export interface BundleBackend {
   list(): Promise<StoredBundle[]>;
   /** Removes a whole bundle; it disappears at once for readers and listings. Idempotent. */
   deleteBundle(bundleId: string): Promise<void>;
+  /**
+   * Removes what deletions interrupted by a crash left (the filesystem's
+   * `.deleting-*` directories, invisible to listings); their names.
+   */
+  removeDeletionLeftovers(): Promise<string[]>;
   /** A local path to the file when the backend has one (QEMU can load an image from it directly). */
-  localPath(bundleId: string, path: string): string | undefined;
+  localPath(bundleId: string, path: string): Promise<string | undefined>;
 }

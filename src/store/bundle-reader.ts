@@ -6,6 +6,7 @@ import type { Readable } from 'node:stream';
 import type { RecordedPacket, SavedFlow } from '../ofc/control/types.js';
 import type { BundleBackend } from './backend.js';
 import { backendFor } from './backend-for.js';
+import type { StorageConfinement } from './confinement.js';
 import { sha256Digest } from './digest.js';
 import type { IntegrityProblem } from './errors.js';
 import { BundleError, BundleIntegrityError } from './errors.js';
@@ -13,7 +14,7 @@ import type { BundleVmRef } from './layout.js';
 import { checkBundleId, MANIFEST_FILE, vmKey } from './layout.js';
 import type { BundleFile, BundleManifest, BundleVm } from './manifest.js';
 import { MAX_MANIFEST_BYTES, parseManifest, validateChannelState, validateFlows } from './manifest.js';
-import { digestOf, mismatch, storedFileProblem, verifying } from './verifying-stream.js';
+import { mismatch, storedFileDigestProblem, storedFileProblem, verifying } from './verifying-stream.js';
 import { errorMessage } from '../errors.js';
 
 /** Channel state and flows are read whole; a file claiming more than this is refused, not loaded. */
@@ -38,8 +39,12 @@ export interface Bundle {
   readFlows(): Promise<SavedFlow[]>;
 }
 
-export async function openBundle(location: string, bundleId: string): Promise<Bundle> {
-  const backend = backendFor(location);
+export async function openBundle(
+  location: string,
+  bundleId: string,
+  confinement?: StorageConfinement,
+): Promise<Bundle> {
+  const backend = backendFor(location, confinement);
   checkBundleId(bundleId);
   if (!(await backend.bundleExists(bundleId))) {
     throw new BundleError('NotFound', `bundle '${bundleId}' does not exist at ${location}`);
@@ -132,11 +137,8 @@ class Reader implements Bundle {
     return vm;
   }
 
-  /** Metadata first (cheap, and names truncation as such), then every byte. */
-  private async problemWith(file: BundleFile): Promise<string | undefined> {
-    const byMetadata = await storedFileProblem(this.backend, this.bundleId, file);
-    if (byMetadata) return byMetadata;
-    return mismatch(file, await digestOf(await this.backend.openRead(this.bundleId, file.path)));
+  private problemWith(file: BundleFile): Promise<string | undefined> {
+    return storedFileDigestProblem(this.backend, this.bundleId, file);
   }
 
   private async readJson(file: BundleFile): Promise<unknown> {

@@ -9,6 +9,7 @@ import type { FileHandle } from 'node:fs/promises';
 import type { RecordedPacket, SavedFlow } from '../ofc/control/types.js';
 import type { BundleBackend } from './backend.js';
 import { backendFor } from './backend-for.js';
+import type { StorageConfinement } from './confinement.js';
 import { sha256Digest } from './digest.js';
 import type { IntegrityProblem } from './errors.js';
 import { BundleError, BundleIntegrityError } from './errors.js';
@@ -23,7 +24,7 @@ import type {
 } from './manifest.js';
 import { sealManifest, validateChannelState, validateFlows } from './manifest.js';
 import type { Digested } from './verifying-stream.js';
-import { digesting, digestOfGrowingFile, storedFileProblem } from './verifying-stream.js';
+import { digesting, digestOfGrowingFile, storedFileDigestProblem } from './verifying-stream.js';
 
 export interface BundleWriter {
   readonly location: string;
@@ -42,19 +43,24 @@ export interface BundleWriter {
   writeChannelState(packets: RecordedPacket[]): Promise<ChannelStateFile>;
   writeFlows(flows: SavedFlow[]): Promise<FlowsFile>;
   /**
-   * Checks that every file the manifest references is present with its size,
-   * removes what interrupted writes left behind (a killed capture's partial
-   * image), then writes manifest.json atomically and exclusively: from this moment the
-   * bundle is a snapshot. Digests are checked by verify(), which reads every
-   * byte; commit only confirms nothing is missing or torn.
+   * Checks that every file the manifest references is present with its size
+   * and digest (every byte is read: the digests are the ones the captures
+   * reported, and a bundle whose bytes differ must never be committed), removes
+   * what interrupted writes left behind (a killed capture's partial image), then
+   * writes manifest.json atomically and exclusively: from this moment the
+   * bundle is a snapshot.
    */
   commit(content: BundleManifestContent): Promise<BundleManifest>;
   /** Deletes the partial bundle and everything in it. Refuses a committed bundle. */
   abort(): Promise<void>;
 }
 
-export async function openBundleWriter(location: string, snapshotId: string): Promise<BundleWriter> {
-  const backend = backendFor(location);
+export async function openBundleWriter(
+  location: string,
+  snapshotId: string,
+  confinement?: StorageConfinement,
+): Promise<BundleWriter> {
+  const backend = backendFor(location, confinement);
   checkBundleId(snapshotId);
   await refuseCommitted(backend, snapshotId);
   return new Writer(backend, snapshotId);
@@ -147,7 +153,7 @@ class Writer implements BundleWriter {
     if (manifest.flows) files.push(manifest.flows);
     const problems: IntegrityProblem[] = [];
     for (const file of files) {
-      const reason = await storedFileProblem(this.backend, this.bundleId, file);
+      const reason = await storedFileDigestProblem(this.backend, this.bundleId, file);
       if (reason) problems.push({ file: file.path, reason });
     }
     if (problems.length > 0) throw new BundleIntegrityError(this.bundleId, problems);

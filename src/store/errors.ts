@@ -5,6 +5,8 @@
 export type BundleErrorCode =
   /** The storage location URL is malformed or uses a scheme this build cannot serve. */
   | 'InvalidLocation'
+  /** A file:// location, or a link in it, leads outside the administrator's storage root (confinement.ts). */
+  | 'OutsideRoot'
   /** The location cannot do what was asked (writeImageFile where there are no local files: s3://). */
   | 'NotImplemented'
   /** A bundle id, VM reference or bundle-relative path is not acceptable. */

@@ -13,12 +13,16 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type { BundleBackend, PutOptions, StoredBundle, StoredFile } from './backend.js';
+import type { StorageConfinement } from './confinement.js';
+import { checkInsideRoot, refuseLinksBelowRoot } from './confinement.js';
 import { BundleError, alreadyWritten } from './errors.js';
 import { checkBundleId, checkRelativePath, MANIFEST_FILE } from './layout.js';
 import { StreamingFileWriter } from './streaming-file-writer.js';
 
 /** A file being written: `.<final name>.partial-<uuid>`. */
 const PARTIAL_FILE = /^\..+\.partial-[0-9a-f-]{36}$/;
+/** A bundle being deleted (deleteBundle): `.deleting-<bundle id>-<uuid>`. */
+const DELETING_DIR = /^\.deleting-.+-[0-9a-f-]{36}$/;
 
 export class FilesystemBackend implements BundleBackend {
   readonly root: string;
@@ -26,6 +30,8 @@ export class FilesystemBackend implements BundleBackend {
   constructor(
     readonly location: string,
     url: URL,
+    /** Undefined: unconfined (tools and tests); the agent and the operator always confine. */
+    private readonly confinement?: StorageConfinement,
   ) {
     if (url.host || url.search || url.hash) {
       throw new BundleError(
@@ -36,19 +42,34 @@ export class FilesystemBackend implements BundleBackend {
     const root = fileURLToPath(url).replace(/\/+$/, '');
     if (root === '')
       throw new BundleError('InvalidLocation', `storage location ${location} must not be the root directory`);
+    if (confinement) checkInsideRoot(location, root, confinement.fileRoot);
     this.root = root;
   }
 
-  private bundleDir(bundleId: string): string {
-    return join(this.root, checkBundleId(bundleId));
+  /**
+   * Every path is checked on every use, not once: a link planted after the
+   * location was accepted must not lead a later write out of the root.
+   */
+  private async confined(path: string): Promise<string> {
+    if (this.confinement) await refuseLinksBelowRoot(this.location, this.confinement.fileRoot, path);
+    return path;
   }
 
-  private filePath(bundleId: string, path: string): string {
-    return join(this.bundleDir(bundleId), checkRelativePath(path));
+  private bundleDir(bundleId: string): Promise<string> {
+    return this.confined(join(this.root, checkBundleId(bundleId)));
+  }
+
+  private filePath(bundleId: string, path: string): Promise<string> {
+    return this.confined(join(this.root, checkBundleId(bundleId), checkRelativePath(path)));
+  }
+
+  /** Refuses the location itself when a component of it is a link out of the root. */
+  async checkLocation(): Promise<void> {
+    await this.confined(this.root);
   }
 
   async putStream(bundleId: string, path: string, source: AsyncIterable<Uint8Array>): Promise<number> {
-    return this.writeThroughTemp(this.filePath(bundleId, path), async (handle) => {
+    return this.writeThroughTemp(await this.filePath(bundleId, path), async (handle) => {
       const file = new StreamingFileWriter(handle);
       try {
         for await (const chunk of source) {
@@ -75,7 +96,7 @@ export class FilesystemBackend implements BundleBackend {
     fill: (file: FileHandle) => Promise<void>,
     follow: (localPath: string, complete: Promise<void>) => Promise<void>,
   ): Promise<number> {
-    return this.writeThroughTemp(this.filePath(bundleId, path), async (handle, temp) => {
+    return this.writeThroughTemp(await this.filePath(bundleId, path), async (handle, temp) => {
       const filled = fill(handle);
       await Promise.all([filled, follow(temp, filled), flushWhileFilling(handle, filled)]);
       await handle.sync();
@@ -108,7 +129,7 @@ export class FilesystemBackend implements BundleBackend {
   }
 
   async putBytes(bundleId: string, path: string, data: Uint8Array, options: PutOptions): Promise<void> {
-    const target = this.filePath(bundleId, path);
+    const target = await this.filePath(bundleId, path);
     const { handle, temp } = await this.createTemp(target);
     try {
       await writeFully(handle, data);
@@ -159,7 +180,7 @@ export class FilesystemBackend implements BundleBackend {
   async stat(bundleId: string, path: string): Promise<StoredFile | undefined> {
     try {
       // lstat: a link is reported as what it is, never followed out of the bundle.
-      const stats = await lstat(this.filePath(bundleId, path));
+      const stats = await lstat(await this.filePath(bundleId, path));
       return { size: stats.size, regular: stats.isFile() };
     } catch (err) {
       if (isMissing(err)) return undefined;
@@ -168,11 +189,11 @@ export class FilesystemBackend implements BundleBackend {
   }
 
   async remove(bundleId: string, path: string): Promise<void> {
-    await rm(this.filePath(bundleId, path), { force: true });
+    await rm(await this.filePath(bundleId, path), { force: true });
   }
 
   async removeLeftovers(bundleId: string): Promise<void> {
-    const dir = this.bundleDir(bundleId);
+    const dir = await this.bundleDir(bundleId);
     let entries;
     try {
       entries = await readdir(dir, { withFileTypes: true, recursive: true });
@@ -188,7 +209,7 @@ export class FilesystemBackend implements BundleBackend {
 
   async bundleExists(bundleId: string): Promise<boolean> {
     try {
-      return (await lstat(this.bundleDir(bundleId))).isDirectory();
+      return (await lstat(await this.bundleDir(bundleId))).isDirectory();
     } catch (err) {
       if (isMissing(err)) return false;
       throw err;
@@ -198,7 +219,7 @@ export class FilesystemBackend implements BundleBackend {
   async list(): Promise<StoredBundle[]> {
     let entries;
     try {
-      entries = await readdir(this.root, { withFileTypes: true });
+      entries = await readdir(await this.confined(this.root), { withFileTypes: true });
     } catch (err) {
       if (isMissing(err)) return [];
       throw err;
@@ -214,7 +235,7 @@ export class FilesystemBackend implements BundleBackend {
   }
 
   async deleteBundle(bundleId: string): Promise<void> {
-    const dir = this.bundleDir(bundleId);
+    const dir = await this.bundleDir(bundleId);
     // Renamed away first, so readers never see a half-deleted bundle.
     const doomed = join(this.root, `.deleting-${bundleId}-${randomUUID()}`);
     try {
@@ -227,7 +248,20 @@ export class FilesystemBackend implements BundleBackend {
     await rm(doomed, { recursive: true, force: true });
   }
 
-  localPath(bundleId: string, path: string): string {
+  async removeDeletionLeftovers(): Promise<string[]> {
+    let entries;
+    try {
+      entries = await readdir(await this.confined(this.root), { withFileTypes: true });
+    } catch (err) {
+      if (isMissing(err)) return [];
+      throw err;
+    }
+    const doomed = entries.filter((e) => e.isDirectory() && DELETING_DIR.test(e.name)).map((e) => e.name);
+    for (const name of doomed) await rm(join(this.root, name), { recursive: true, force: true });
+    return doomed;
+  }
+
+  localPath(bundleId: string, path: string): Promise<string> {
     return this.filePath(bundleId, path);
   }
 
@@ -240,7 +274,7 @@ export class FilesystemBackend implements BundleBackend {
   private async openExisting(bundleId: string, path: string): Promise<FileHandle> {
     try {
       // O_NOFOLLOW: a bundle's files are regular files, never links out of it.
-      return await open(this.filePath(bundleId, path), constants.O_RDONLY | constants.O_NOFOLLOW);
+      return await open(await this.filePath(bundleId, path), constants.O_RDONLY | constants.O_NOFOLLOW);
     } catch (err) {
       if (isMissing(err)) {
         throw new BundleError(

@@ -3,6 +3,7 @@
 // enough that no writer can still be working on them.
 import type { StoredBundle } from './backend.js';
 import { backendFor } from './backend-for.js';
+import type { StorageConfinement } from './confinement.js';
 import { checkBundleId } from './layout.js';
 
 export type { StoredBundle } from './backend.js';
@@ -14,13 +15,20 @@ export interface RetentionPolicy {
   partialGraceMs: number;
 }
 
-export async function listBundles(location: string): Promise<StoredBundle[]> {
-  return backendFor(location).list();
+export async function listBundles(
+  location: string,
+  confinement?: StorageConfinement,
+): Promise<StoredBundle[]> {
+  return backendFor(location, confinement).list();
 }
 
 /** Deletes a bundle, committed or partial; nothing happens when it does not exist. */
-export async function deleteBundle(location: string, bundleId: string): Promise<void> {
-  await backendFor(location).deleteBundle(checkBundleId(bundleId));
+export async function deleteBundle(
+  location: string,
+  bundleId: string,
+  confinement?: StorageConfinement,
+): Promise<void> {
+  await backendFor(location, confinement).deleteBundle(checkBundleId(bundleId));
 }
 
 /** The bundles a policy removes, by id. Pure: the caller decides when to delete. */
@@ -42,9 +50,30 @@ export async function pruneBundles(
   location: string,
   policy: RetentionPolicy,
   now = new Date(),
+  confinement?: StorageConfinement,
 ): Promise<string[]> {
-  const backend = backendFor(location);
+  const backend = backendFor(location, confinement);
   const doomed = retentionCandidates(await backend.list(), policy, now);
   for (const id of doomed) await backend.deleteBundle(id);
   return doomed;
+}
+
+/**
+ * Removes what dead writers left at a location: partial bundles (no manifest)
+ * untouched for `partialGraceMs`, and directories of interrupted deletions.
+ * Committed bundles are never touched here (retention is the schedules').
+ * Returns what it removed.
+ */
+export async function pruneAbandoned(
+  location: string,
+  partialGraceMs: number,
+  now = new Date(),
+  confinement?: StorageConfinement,
+): Promise<{ partial: string[]; deleting: string[] }> {
+  const backend = backendFor(location, confinement);
+  const deleting = await backend.removeDeletionLeftovers();
+  const policy = { keepCommitted: Number.MAX_SAFE_INTEGER, partialGraceMs };
+  const partial = retentionCandidates(await backend.list(), policy, now);
+  for (const id of partial) await backend.deleteBundle(id);
+  return { partial, deleting };
 }

@@ -317,8 +317,13 @@ export class S3Backend implements BundleBackend {
   }
 
   /** Objects have no local path: images are streamed (the agent falls back to putStream). */
-  localPath(): string | undefined {
-    return undefined;
+  /** S3 deletes a bundle object by object (no rename), so there is nothing left aside. */
+  removeDeletionLeftovers(): Promise<string[]> {
+    return Promise.resolve([]);
+  }
+
+  localPath(): Promise<string | undefined> {
+    return Promise.resolve(undefined);
   }
 }
 

@@ -112,6 +112,22 @@ export async function storedFileProblem(
 }
 
 /**
+ * Why the stored file is not the one described, reading every byte: metadata
+ * first (cheap, and names truncation as such), then the digest. A file of the
+ * right size with other bytes (a capture retried into the same bundle, a
+ * disk that lost a write) is caught only here.
+ */
+export async function storedFileDigestProblem(
+  backend: BundleBackend,
+  bundleId: string,
+  expected: BundleFile,
+): Promise<string | undefined> {
+  const byMetadata = await storedFileProblem(backend, bundleId, expected);
+  if (byMetadata) return byMetadata;
+  return mismatch(expected, await digestOf(await backend.openRead(bundleId, expected.path)));
+}
+
+/**
  * `source` passed through unchanged, failing with an Integrity error (before its
  * end, so the consumer sees the failure) when the bytes are not the file the
  * manifest describes. A consumer that reached the end without an error has

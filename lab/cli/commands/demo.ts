@@ -13,6 +13,7 @@ import { parseCommandFlags } from '../../../src/cli/flags.js';
 import { untilSignal } from '../../../src/cli/signals.js';
 import { repoRoot } from '../../../src/devenv/repo.js';
 import { deployBank, ensureNamespace, type BankService } from '../../cluster/bank.js';
+import { RESTORE_FROM_ANNOTATION } from '../../../src/api/constants.js';
 import { startLabCluster, type LabCluster } from '../../cluster/cluster.js';
 import {
   crashVms,
@@ -83,7 +84,11 @@ async function demo(lab: LabCluster, vms: number, mode: string | undefined): Pro
     say('\n== kubectl apply -f examples/restore.yaml');
     const restoreDoc = await example('restore.yaml');
     const target = String(restoreDoc.spec.targetNamespace ?? restoreDoc.metadata.namespace);
-    await ensureNamespace(lab.kubeConfig.makeApiClient(CoreV1Api), target);
+    // The administrator's grant (docs/install.md, Tenancy): the target accepts restores from bank.
+    say(`  kubectl annotate namespace ${target} ${RESTORE_FROM_ANNOTATION}=${restoreDoc.metadata.namespace}`);
+    await ensureNamespace(lab.kubeConfig.makeApiClient(CoreV1Api), target, {
+      [RESTORE_FROM_ANNOTATION]: String(restoreDoc.metadata.namespace),
+    });
     const placement =
       (restoreDoc.spec.placement as { nodeSelector?: Record<string, string> }).nodeSelector ?? {};
     for (const p of await placeRestoredVms(

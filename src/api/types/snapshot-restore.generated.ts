@@ -19,7 +19,11 @@ export interface SnapshotRestoreList {
   items: SnapshotRestore[];
 }
 
-/** A bundle written by a DistributedSnapshot, possibly in another cluster. */
+/**
+ * A bundle written by a DistributedSnapshot, possibly in another cluster. A bundle of another
+ * namespace's snapshot needs the target namespace's grant (annotation violin.dev/restore-from naming
+ * that namespace, set by an administrator), else the restore fails with CrossNamespaceRefused.
+ */
 export interface SnapshotRestoreSpecSourceBundle {
   /** The storage location the bundle was written to, file:///absolute/path or s3://bucket/prefix. */
   storageLocation: string;
@@ -39,7 +43,11 @@ export interface SnapshotRestoreSpecSource {
    * written by another cluster (docs/disaster-recovery.md).
    */
   bundleName?: string;
-  /** A bundle written by a DistributedSnapshot, possibly in another cluster. */
+  /**
+   * A bundle written by a DistributedSnapshot, possibly in another cluster. A bundle of another
+   * namespace's snapshot needs the target namespace's grant (annotation violin.dev/restore-from naming
+   * that namespace, set by an administrator), else the restore fails with CrossNamespaceRefused.
+   */
   bundle?: SnapshotRestoreSpecSourceBundle;
 }
 
@@ -77,8 +85,10 @@ export interface SnapshotRestoreSpec {
    */
   source: SnapshotRestoreSpecSource;
   /**
-   * Where the VMs are recreated. Default, the SnapshotRestore's own namespace. Names or MACs that
-   * collide there make the restore fail.
+   * Where the VMs are recreated. Default, the SnapshotRestore's own namespace. Another namespace must
+   * grant it (annotation violin.dev/restore-from listing this SnapshotRestore's namespace, set by an
+   * administrator), else the restore fails with CrossNamespaceRefused. Names or MACs that collide there
+   * make the restore fail.
    */
   targetNamespace?: string;
   /**

@@ -12,6 +12,13 @@ import { createLogger } from '../../operator/log.js';
 import { QmpSnapshotAgent } from '../../agent/qmp-agent.js';
 import type { LiveCaptureMethod } from '../../agent/qmp-agent.js';
 import { startAgentServer } from '../../agent/server.js';
+import { ApiTokenReviewer, CallerAuth, DEFAULT_AGENT_TOKEN_AUDIENCE } from '../../agent/auth.js';
+import { KubeConfig } from '@kubernetes/client-node';
+import { imageStoreUnder } from '../../agent/image-store.js';
+import { startPruning } from '../../agent/pruning.js';
+import { seconds } from '../flags.js';
+import { pathToFileURL } from 'node:url';
+import { checkStorageRoot, DEFAULT_STORAGE_ROOT } from '../../store/confinement.js';
 import { errorMessage } from '../../errors.js';
 
 const USAGE = `usage: violin agent --node NAME --state-dir DIR [options]
@@ -26,6 +33,20 @@ const USAGE = `usage: violin agent --node NAME --state-dir DIR [options]
                        before the agent resumes it itself (default 10000)
   --max-bandwidth MIB  cap on a capture's copy rate in MiB/s (default 8192): spares a
                        snapshot host's disk, at the price of longer captures
+  --storage-root DIR   every file:// storage location must be inside DIR, reached through
+                       no symbolic link (default ${DEFAULT_STORAGE_ROOT}, the chart's bundles hostPath)
+  --allowed-caller U   the identity allowed to call the API (repeatable), e.g.
+                       system:serviceaccount:violin-system:violin-operator; every endpoint
+                       but /healthz needs that caller's bearer token, checked with TokenReview
+  --token-audience A   the audience callers' tokens must be minted for (default ${DEFAULT_AGENT_TOKEN_AUDIENCE})
+  --kubeconfig PATH    credentials for TokenReview (env KUBECONFIG; default: in-cluster, the
+                       agent's ServiceAccount, which needs 'create' on tokenreviews)
+  --insecure-no-auth   serve without authentication; only with --listen on a loopback address
+                       (tests on one machine): anyone who reaches the port could drive the agent
+  --abandoned-after S  a partial bundle (never committed) untouched this many seconds is pruned
+                       (default 86400); so are leftovers of interrupted deletions (.deleting-*)
+  --prune-interval S   seconds between prunings of the storage root and every location written
+                       to since start (default 3600; the first at start)
   --log-level LEVEL    pino level (env LOG_LEVEL; default info)
 `;
 
@@ -46,6 +67,32 @@ function parsePositiveInteger(flag: string, unit: string, value: string | undefi
   return number;
 }
 
+/**
+ * An agent answers only callers it was told to trust; serving without that is
+ * allowed on loopback only, where no pod or other node can reach it.
+ */
+function checkAuthFlags(callers: string[], insecure: boolean, host: string): void {
+  if (callers.length > 0 && insecure)
+    throw new Error('--allowed-caller and --insecure-no-auth exclude each other');
+  if (callers.length > 0) return;
+  if (!insecure) {
+    throw new Error(
+      '--allowed-caller is required (the identity of the operator, e.g. system:serviceaccount:violin-system:violin-operator)',
+    );
+  }
+  const loopback = host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+  if (!loopback) {
+    throw new Error(`--insecure-no-auth is allowed only with --listen on a loopback address, not ${host}`);
+  }
+}
+
+function loadKubeConfig(path: string | undefined): KubeConfig {
+  const kubeConfig = new KubeConfig();
+  if (path) kubeConfig.loadFromFile(path);
+  else kubeConfig.loadFromCluster();
+  return kubeConfig;
+}
+
 export const command: Command = {
   summary: 'run the snapshot-host agent of a node (QMP backend: live capture, load, resume)',
   async run(argv) {
@@ -55,6 +102,9 @@ export const command: Command = {
     let pauseDeadlineMs: number | undefined;
     let maxBandwidthMiB: number | undefined;
     let liveMethod: LiveCaptureMethod | undefined;
+    let storageRoot: string;
+    let abandonedAfterMs: number;
+    let pruneIntervalMs: number;
     try {
       ({ values } = parseArgs({
         args: argv,
@@ -66,6 +116,13 @@ export const command: Command = {
           'pause-deadline': { type: 'string' },
           'max-bandwidth': { type: 'string' },
           'live-method': { type: 'string' },
+          'storage-root': { type: 'string' },
+          'allowed-caller': { type: 'string', multiple: true },
+          'token-audience': { type: 'string' },
+          kubeconfig: { type: 'string' },
+          'insecure-no-auth': { type: 'boolean' },
+          'abandoned-after': { type: 'string' },
+          'prune-interval': { type: 'string' },
           'log-level': { type: 'string' },
           help: { type: 'boolean', short: 'h' },
         },
@@ -85,6 +142,10 @@ export const command: Command = {
       if (method !== undefined && method !== 'precopy' && method !== 'background-snapshot')
         throw new Error(`--live-method: expected precopy or background-snapshot, got '${method}'`);
       liveMethod = method;
+      storageRoot = checkStorageRoot(values['storage-root'] ?? DEFAULT_STORAGE_ROOT);
+      checkAuthFlags(values['allowed-caller'] ?? [], values['insecure-no-auth'] ?? false, listen.host);
+      abandonedAfterMs = seconds('abandoned-after', values['abandoned-after'], 86_400);
+      pruneIntervalMs = seconds('prune-interval', values['prune-interval'], 3_600);
     } catch (error) {
       process.stderr.write(`violin agent: ${errorMessage(error)}\n${USAGE}`);
       return 2;
@@ -95,6 +156,7 @@ export const command: Command = {
       fields: { node: values.node },
     });
     const stateDir = values['state-dir'];
+    const written = new Set<string>([pathToFileURL(storageRoot).href]);
     let server;
     let agent: QmpSnapshotAgent;
     try {
@@ -105,20 +167,38 @@ export const command: Command = {
         pauseDeadlineMs,
         maxBandwidthBytesPerSecond: maxBandwidthMiB === undefined ? undefined : maxBandwidthMiB * 1024 ** 2,
         liveMethod,
+        images: imageStoreUnder({ fileRoot: storageRoot }, (location) => written.add(location)),
         log: (line) => logger.warn(line),
       });
       // Before serving: a resumeCaptured must find the pauses an earlier agent held.
       await agent.recoverCaptures();
+      const callers = values['allowed-caller'] ?? [];
       server = await startAgentServer(agent, {
         node: values.node,
         ...listen,
         log: (line) => logger.info(line),
+        auth:
+          callers.length === 0
+            ? undefined
+            : new CallerAuth({
+                reviewer: new ApiTokenReviewer(loadKubeConfig(values.kubeconfig ?? process.env.KUBECONFIG)),
+                audience: values['token-audience'] ?? DEFAULT_AGENT_TOKEN_AUDIENCE,
+                allowedCallers: callers,
+              }),
       });
+      if (callers.length === 0) logger.warn('serving WITHOUT authentication (--insecure-no-auth)');
     } catch (error) {
       process.stderr.write(`violin agent: ${errorMessage(error)}\n`);
       return 1;
     }
-    logger.info({ url: server.url, stateDir }, 'agent listening');
+    logger.info({ url: server.url, stateDir, storageRoot }, 'agent listening');
+    const pruning = startPruning({
+      locations: () => [...written],
+      confinement: { fileRoot: storageRoot },
+      abandonedAfterMs,
+      intervalMs: pruneIntervalMs,
+      log: (line) => logger.info(line),
+    });
     const running = server;
     const stopping = agent;
     // VMs are separate processes and keep running when the agent stops; none
@@ -126,6 +206,7 @@ export const command: Command = {
     await untilSignal();
     // Requests in flight first: a capture that finishes meanwhile may hold its VM too.
     await running.close();
+    await pruning.stop();
     await stopping.releasePausedVms();
     return 0;
   },

@@ -11,6 +11,8 @@ import { DEFAULT_OFC_CONTROL_ADDRESS, DEFAULT_OFC_SWITCH_LISTEN } from '../../ap
 import { startOfc } from '../../ofc/ofc.js';
 import { OvsRevalidatorSync } from '../../ofc/switch/datapath-sync.js';
 import { errorMessage } from '../../errors.js';
+import { quantityToBytes } from '../../api/values.js';
+import type { HeldLimits } from '../../ofc/epoch/held-limits.js';
 
 const USAGE = `usage: violin ofc [options]
 
@@ -29,10 +31,37 @@ const USAGE = `usage: violin ofc [options]
                        ovs-vswitchd.<pid>.ctl) of the bridges' switches, on this host: an epoch advance then
                        purges each one's datapath flows (\`ovs-appctl revalidator/purge\`): a barrier confirms the flow
                        tables but not the flows OVS has cached in its datapath (docs/ofc.md, "Datapath sync")
+  --max-held-bytes Q   cap on the Type-3 frames held in this process across all snapshots (a quantity:
+                       256Mi); reaching it aborts the snapshot that did, and an arm asking for a larger
+                       bufferLimit is refused (default: half of --memory-limit, else none)
+  --memory-limit Q     this container's memory limit (the chart passes limits.memory): the default cap is half
+  --max-held-bytes-per-vm Q
+                       cap on the frames held for any one receiving VM (default none)
   --echo-interval S    seconds of silence before probing a switch with ECHO_REQUEST (default 5)
   --echo-timeout S     seconds of silence after which a switch connection is closed (default 15)
   --log-level LEVEL    pino level (env LOG_LEVEL; default info)
 `;
+
+function quantity(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  try {
+    const bytes = quantityToBytes(value);
+    if (bytes > 0) return bytes;
+  } catch {
+    // reported below
+  }
+  throw new Error(`--${flag}: expected a positive quantity of bytes such as 256Mi, got '${value}'`);
+}
+
+/** The caps on held frames: explicit, or half the container's memory (the rest is Node's). */
+function heldLimits(total?: string, perVm?: string, memoryLimit?: string): HeldLimits {
+  const memory = quantity('memory-limit', memoryLimit);
+  return {
+    totalBytes:
+      quantity('max-held-bytes', total) ?? (memory === undefined ? undefined : Math.floor(memory / 2)),
+    perVmBytes: quantity('max-held-bytes-per-vm', perVm),
+  };
+}
 
 export const command: Command = {
   summary: 'run the OpenFlow controller (switch sessions, epoch engine, control API)',
@@ -50,6 +79,9 @@ export const command: Command = {
         'ovs-netns',
         'datapath-sync',
         'echo-timeout',
+        'max-held-bytes',
+        'max-held-bytes-per-vm',
+        'memory-limit',
         'log-level',
       ),
       'datapath-buffer': { type: 'boolean' },
@@ -84,6 +116,11 @@ export const command: Command = {
           : undefined,
         echoIntervalMs: seconds('echo-interval', values['echo-interval'], 5),
         echoTimeoutMs: seconds('echo-timeout', values['echo-timeout'], 15),
+        heldLimits: heldLimits(
+          values['max-held-bytes'],
+          values['max-held-bytes-per-vm'],
+          values['memory-limit'],
+        ),
         logger,
       });
     } catch (error) {

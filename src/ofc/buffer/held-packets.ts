@@ -14,6 +14,7 @@ export interface HeldPacket {
 
 export class HeldPackets {
   private readonly queues = new Map<string, HeldPacket[]>();
+  private readonly bytesByReceiver = new Map<string, number>();
   private held = 0;
   private heldPackets = 0;
   private peak = 0;
@@ -34,6 +35,7 @@ export class HeldPackets {
     }
     queue.push(packet);
     this.held += packet.frame.length;
+    this.bytesByReceiver.set(receiver, (this.bytesByReceiver.get(receiver) ?? 0) + packet.frame.length);
     this.heldPackets += 1;
     this.peak = Math.max(this.peak, this.held);
     return this.held <= this.limitBytes;
@@ -43,6 +45,7 @@ export class HeldPackets {
   take(receiver: string): HeldPacket[] {
     const queue = this.queues.get(receiver) ?? [];
     this.queues.delete(receiver);
+    this.bytesByReceiver.delete(receiver);
     for (const packet of queue) this.held -= packet.frame.length;
     this.heldPackets -= queue.length;
     return queue;
@@ -55,6 +58,11 @@ export class HeldPackets {
 
   receivers(): string[] {
     return [...this.queues.keys()];
+  }
+
+  /** Bytes held for one receiver. */
+  bytesFor(receiver: string): number {
+    return this.bytesByReceiver.get(receiver) ?? 0;
   }
 
   get bytes(): number {

@@ -464,4 +464,60 @@ describe('EpochEngine', () => {
       expect(error).toMatchObject({ code: 'Unavailable', message: expect.stringContaining('waited 50 ms') });
     });
   });
+
+  describe("the OFC's own caps on held frames, beside each snapshot's bufferLimit", () => {
+    const D = { name: 'ns/d', mac: '02:00:00:00:00:0d' };
+    const capped = (heldLimits: { totalBytes?: number; perVmBytes?: number }) =>
+      new EpochEngine(fabric, {
+        logger: pino({ level: 'silent' }),
+        bridgeWaitMs: 50,
+        baseForwarding: 'none',
+        heldLimits,
+      });
+    // 14 bytes of Ethernet header and 20 of payload.
+    const hold = (slot: number, to: { mac: string }, from: { mac: string }) =>
+      fabric.sendPacketIn('br0', cookieFor(slot, FlowRole.Hold), 7, frame(to.mac, from.mac, 'x'.repeat(20)));
+
+    it('refuses to arm a controller-tier bufferLimit larger than the overall cap, naming both', async () => {
+      const engine = capped({ totalBytes: 1000 });
+      await expect(engine.arm(request({ bufferLimitBytes: 1001 }))).rejects.toMatchObject({
+        code: 'BadRequest',
+        message: expect.stringContaining(
+          'bufferLimit of 1001 bytes is more than this OFC may hold in all (1000 bytes',
+        ),
+      });
+      await engine.arm(request({ bufferLimitBytes: 1000 }));
+    });
+
+    it('aborts a snapshot whose frames for one VM pass the per-VM cap, releasing them all', async () => {
+      const engine = capped({ perVmBytes: 50 });
+      await engine.arm(request());
+      await engine.advance('snap-1', A.name);
+      hold(1, C, A);
+      hold(1, B, A);
+      expect((await engine.status('snap-1')).state).toBe('Armed');
+      hold(1, B, A);
+      const status = await engine.status('snap-1');
+      expect(status.state).toBe('Aborted');
+      expect(status.abortReason).toMatch(/cap of 50 bytes held per VM .* \(frames held for ns\/b\)/);
+      expect(status.counters).toMatchObject({ type3Buffered: 3, type3Reinjected: 3, dropped: 0 });
+    });
+
+    it('aborts the snapshot that takes the total across snapshots past the overall cap; the other goes on', async () => {
+      const engine = capped({ totalBytes: 100 });
+      await engine.arm(request({ vms: [A, B], bufferLimitBytes: 100 }));
+      await engine.arm(request({ snapshotId: 'snap-2', vms: [C, D], bufferLimitBytes: 100 }));
+      await engine.advance('snap-1', A.name);
+      await engine.advance('snap-2', C.name);
+      hold(1, B, A);
+      hold(1, B, A);
+      expect(engine.heldBytes()).toBe(68);
+      hold(2, D, C);
+      expect((await engine.status('snap-2')).abortReason).toMatch(
+        /cap of 100 bytes held across all snapshots/,
+      );
+      expect((await engine.status('snap-1')).state).toBe('Armed');
+      expect(engine.heldBytes()).toBe(68);
+    });
+  });
 });

@@ -51,6 +51,7 @@ import { ArmedSnapshot } from './armed-snapshot.js';
 import { BridgeFlows } from './bridge-flows.js';
 import { DatapathTier } from './datapath-tier.js';
 import { SnapshotFrames } from './frames.js';
+import { refuseBufferLimit, type HeldLimits } from './held-limits.js';
 import { restoreNetwork } from './network-restore.js';
 import { ReadyBridges } from './ready-bridges.js';
 import {
@@ -87,6 +88,8 @@ export interface EpochEngineOptions {
    * barrier alone, and a sender's first frames after it can still leak.
    */
   datapathSync?: DatapathSync;
+  /** Caps on frames held in this process, across snapshots and per VM (held-limits.ts). */
+  heldLimits?: HeldLimits;
 }
 
 export class EpochEngine implements OfcControl, FabricObserver {
@@ -115,6 +118,8 @@ export class EpochEngine implements OfcControl, FabricObserver {
       settleQuietMs,
       settleMaxMs,
       abort,
+      limits: options.heldLimits ?? {},
+      totalHeldBytes: () => this.heldBytes(),
     });
     this.datapathTier = new DatapathTier({
       factory: options.bufferPorts,
@@ -163,6 +168,10 @@ export class EpochEngine implements OfcControl, FabricObserver {
         'NotImplemented',
         "bufferTier 'datapath' needs buffer ports, which this OFC was started without; use bufferTier 'controller'",
       );
+    }
+    // The controller tier holds frames in this process; the datapath tier in its middleboxes.
+    if (request.mode === 'Buffer' && request.bufferTier !== 'datapath') {
+      refuseBufferLimit(this.options.heldLimits ?? {}, request.bufferLimitBytes);
     }
     for (const other of this.snapshots.values()) {
       if (other.state !== 'Armed') continue;

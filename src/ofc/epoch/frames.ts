@@ -10,6 +10,7 @@ import type { HeldPacket } from '../buffer/held-packets.js';
 import type { OfcMetrics } from '../metrics.js';
 import type { SwitchFabric } from '../switch/fabric.js';
 import type { ArmedSnapshot } from './armed-snapshot.js';
+import { overLimit, type HeldLimits } from './held-limits.js';
 
 export interface SnapshotFramesOptions {
   fabric: SwitchFabric;
@@ -20,6 +21,10 @@ export interface SnapshotFramesOptions {
   settleMaxMs: number;
   /** Aborts a snapshot whose frames outgrow its buffer limit. */
   abort(snapshot: ArmedSnapshot, reason: string): void;
+  /** The OFC's own caps, across snapshots (held-limits.ts). */
+  limits: HeldLimits;
+  /** Bytes held by every snapshot of this OFC. */
+  totalHeldBytes(): number;
 }
 
 export class SnapshotFrames {
@@ -44,7 +49,14 @@ export class SnapshotFrames {
     }
     if (!snapshot.held.hold(receiver, packet)) {
       this.options.abort(snapshot, `buffer limit of ${snapshot.request.bufferLimitBytes} bytes reached`);
+      return;
     }
+    const over = overLimit(
+      this.options.limits,
+      snapshot.held.bytesFor(receiver),
+      this.options.totalHeldBytes(),
+    );
+    if (over) this.options.abort(snapshot, `${over} (frames held for ${receiver})`);
   }
 
   /** A Type-2 frame: recorded as channel state. */

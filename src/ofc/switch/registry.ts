@@ -2,14 +2,22 @@
 // SwitchFabric. A bridge that reconnects replaces its old session, is resynced
 // by the observer (the engine) and only then counts as ready, so no operation
 // ever runs against a bridge whose rules are not in order.
+//
+// A reconnect replaces only a dead session. A second connection that claims
+// the datapath id or bridge name of a session that still answers is refused
+// and closed: otherwise anyone who can reach the OpenFlow port could announce
+// an existing datapath, take its place and receive the frames held for it.
 import type { Socket } from 'node:net';
 import type { BridgeInfo } from '../control/types.js';
 import type { OfcMetrics } from '../metrics.js';
 import { OpenFlowBridge } from './bridge.js';
 import type { BridgeHandle, FabricObserver, SwitchFabric } from './fabric.js';
 import { SwitchSession } from './session.js';
-import type { SessionOptions } from './session.js';
+import type { SessionOptions, SwitchIdentity } from './session.js';
 import { errorMessage } from '../../errors.js';
+
+/** How long an earlier session of the same datapath has to answer before a newcomer replaces it. */
+const DEFAULT_LIVENESS_PROBE_MS = 2_000;
 
 interface Waiter {
   name: string;
@@ -25,7 +33,9 @@ export class SwitchRegistry implements SwitchFabric {
   private readonly observers: FabricObserver[] = [];
   private readonly waiters = new Set<Waiter>();
 
-  constructor(private readonly options: SessionOptions & { metrics?: OfcMetrics }) {}
+  constructor(
+    private readonly options: SessionOptions & { metrics?: OfcMetrics; livenessProbeMs?: number },
+  ) {}
 
   observe(observer: FabricObserver): void {
     this.observers.push(observer);
@@ -64,10 +74,10 @@ export class SwitchRegistry implements SwitchFabric {
   private async bringUp(session: SwitchSession): Promise<void> {
     try {
       const identity = await session.handshake();
+      if (!(await this.mayTakeOver(session, identity))) return;
       const bridge = new OpenFlowBridge(identity.bridgeName, identity.datapathId, session);
       this.handles.set(session, bridge);
       this.known.set(identity.bridgeName, identity.datapathId);
-      this.ready.get(identity.bridgeName)?.session.close('replaced by a new connection from the same bridge');
       for (const observer of this.observers) await observer.bridgeConnected(bridge);
       if (session.closed) return;
       this.ready.set(identity.bridgeName, bridge);
@@ -76,6 +86,33 @@ export class SwitchRegistry implements SwitchFabric {
     } catch (error) {
       session.close(`handshake or resync failed: ${errorMessage(error)}`);
     }
+  }
+
+  /**
+   * Whether `newcomer` may serve its datapath: yes when no other open session
+   * has its datapath id or bridge name, or when that session no longer
+   * answers (it is closed as replaced). No when the earlier session is alive:
+   * the newcomer is closed and the earlier one keeps its bridge and held frames.
+   */
+  private async mayTakeOver(newcomer: SwitchSession, identity: SwitchIdentity): Promise<boolean> {
+    const rivals = [...this.sessions].filter((other) => {
+      const theirs = other !== newcomer && !other.closed ? this.handles.get(other) : undefined;
+      return theirs && (theirs.datapathId === identity.datapathId || theirs.name === identity.bridgeName);
+    });
+    const probeMs = this.options.livenessProbeMs ?? DEFAULT_LIVENESS_PROBE_MS;
+    for (const rival of rivals) {
+      if (await rival.answers(probeMs)) {
+        newcomer.close(
+          `refused: datapath ${identity.datapathId} (bridge ${identity.bridgeName}) already has a live connection ` +
+            '(a duplicate or forged switch); it is replaced only once it stops answering',
+        );
+        return false;
+      }
+      rival.close(
+        `replaced by a new connection from datapath ${identity.datapathId}: it did not answer a liveness probe within ${probeMs} ms`,
+      );
+    }
+    return !newcomer.closed;
   }
 
   bridges(): BridgeInfo[] {
@@ -125,6 +162,7 @@ function reasonLabel(reason: string): string {
   if (reason.startsWith('protocol violation')) return 'protocol_violation';
   if (reason.startsWith('handshake')) return 'handshake_failed';
   if (reason.startsWith('replaced')) return 'replaced';
+  if (reason.startsWith('refused')) return 'duplicate_refused';
   if (reason.startsWith('peer closed') || reason.startsWith('socket error')) return 'peer_closed';
   return 'shutdown';
 }

@@ -194,6 +194,20 @@ export class SwitchSession extends EventEmitter<SwitchSessionEvents> {
     return true;
   }
 
+  /**
+   * Whether the switch still answers: a barrier round trip within `timeoutMs`.
+   * How a second connection claiming this datapath is judged (registry.ts):
+   * a live session is kept, a dead one replaced.
+   */
+  async answers(timeoutMs: number): Promise<boolean> {
+    try {
+      await this.request({ type: 'barrier-request', xid: 0 }, 'liveness probe', timeoutMs);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   /** Closes the connection (once), failing everything still waiting on it. */
   close(reason: string): void {
     if (this.closedReason !== undefined) return;

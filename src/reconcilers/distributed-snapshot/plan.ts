@@ -19,7 +19,7 @@ export async function plan(pass: Pass, status: DistributedSnapshotStatus): Promi
   const { snap, namespace } = pass;
   // Everything a request can ask for that this installation cannot serve is checked
   // before any bridge is secured, so such a failure holds nothing while it ends.
-  const storage = storageLocationRefusal(snap.spec.storageLocation);
+  const storage = await storageLocationRefusal(snap.spec.storageLocation, pass.deps.bundles);
   if (storage) throw SnapshotFailure.of(storage.cls, storage.detail);
   const unserved = unservedNetwork(snap.spec.network, await pass.deps.ofc.capabilities());
   if (unserved) throw unserved;

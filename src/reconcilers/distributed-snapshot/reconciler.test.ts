@@ -24,6 +24,7 @@ import {
   type NetworkMapper,
 } from '../ports.js';
 import type { ResourceStore } from '../shared/objects.js';
+import { checkStorageLocation } from '../../store/backend-for.js';
 import { DistributedSnapshotReconciler } from './reconciler.js';
 import { BUNDLE_RETENTION_ANNOTATION, type DistributedSnapshot } from './resource.js';
 
@@ -274,6 +275,7 @@ class World {
 
   private bundles(): BundleWriter {
     return {
+      checkLocation: (location) => checkStorageLocation(location, { fileRoot: '/b' }),
       commit: async (bundle) => {
         this.call('commit', bundle.bundleId);
         this.committed.push(...bundle.content.vms.map((vm) => `${vm.name} ${vm.image.digest}`));
@@ -306,6 +308,19 @@ describe('DistributedSnapshot reconciler', () => {
     expect(world.calls).not.toContain('abort');
     expect(world.ended).toBe(1);
   });
+
+  it.each(['file:///b/../run/kubevirt', 'file:///b/%2e%2e/etc', 'file:///elsewhere'])(
+    'refuses storage location %s at planning, before any bridge is secured, naming the field and the root',
+    async (storageLocation) => {
+      const world = new World({ storageLocation });
+      expect((await world.run()).at(-1)).toBe('Failed');
+      const ready = world.status.conditions?.find((c) => c.type === 'Ready');
+      expect(ready?.reason).toBe('StorageLocationRefused');
+      expect(ready?.message).toContain('storage root /b');
+      expect(ready?.message).toContain('spec.storageLocation');
+      expect(world.calls.filter((c) => c.startsWith('secure') || c.startsWith('arm'))).toEqual([]);
+    },
+  );
 
   it('returns the VMs to their source nodes with afterSnapshot ReturnToSource', async () => {
     const world = new World({ afterSnapshot: 'ReturnToSource' });

@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 
 import { AgentError } from '../../agent/errors.js';
 import { OfcError } from '../../ofc/control/errors.js';
+import { checkStorageLocation } from '../../store/backend-for.js';
+import { DEFAULT_STORAGE_ROOT } from '../../store/confinement.js';
 import {
   classifyPartError,
   classMessage,
@@ -25,6 +27,7 @@ describe('the failure classes', () => {
     ['bridgeNotConnected', 'BridgeNotConnected', true, undefined],
     ['failModeNotSecured', 'FailModeNotSecured', true, undefined],
     ['noTargetNodes', 'NoTargetNodes', true, 'spec.placement.nodeSelector'],
+    ['crossNamespaceRefused', 'CrossNamespaceRefused', true, 'spec.targetNamespace'],
     ['waitingForOfc', 'WaitingForOFC', false, undefined],
     ['waitingForAgent', 'WaitingForAgent', false, undefined],
   ] as const)('%s: reason %s, terminal %s, field %s', (name, reason, terminal, field) => {
@@ -39,7 +42,7 @@ describe('the failure classes', () => {
   });
 
   it('every class is in the table above', () => {
-    expect(Object.keys(FAILURE_CLASSES).length).toBe(13);
+    expect(Object.keys(FAILURE_CLASSES).length).toBe(14);
   });
 
   it.each([
@@ -66,12 +69,17 @@ describe('the failure classes', () => {
 
   it.each([
     ['file:///var/lib/violin/bundles', undefined],
+    ['file:///var/lib/violin/bundles/../../../run/kubevirt', 'StorageLocationRefused'],
+    ['file:///tmp/bundles', 'StorageLocationRefused'],
     ['s3://bundles/bank', undefined],
     ['s3://bundles/bank?region=eu', 'StorageLocationRefused'],
     ['s3://Bundles_Bank/bank', 'StorageLocationRefused'],
     ['gs://bundles/bank', 'StorageLocationRefused'],
     ['not a url', 'StorageLocationRefused'],
-  ])('storage location %s: %s', (location, reason) => {
-    expect(storageLocationRefusal(location)?.cls.reason).toBe(reason);
+  ])('storage location %s: %s', async (location, reason) => {
+    const store = {
+      checkLocation: (at: string) => checkStorageLocation(at, { fileRoot: DEFAULT_STORAGE_ROOT }),
+    };
+    expect((await storageLocationRefusal(location, store))?.cls.reason).toBe(reason);
   });
 });

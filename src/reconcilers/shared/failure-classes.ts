@@ -4,7 +4,6 @@
 // (the pass is retried with backoff and a condition says what is awaited), and
 // what a user must change. The messages name the spec field, so a user reading
 // `kubectl get dsnap` or `kubectl describe` needs no operator log.
-import { backendFor } from '../../store/backend-for.js';
 import { BundleError } from '../../store/errors.js';
 import { AgentError } from '../../agent/errors.js';
 import { errorMessage } from '../../errors.js';
@@ -40,7 +39,7 @@ export const FAILURE_CLASSES = {
     terminal: true,
     field: 'spec.storageLocation',
     remedy:
-      "use file:///absolute/path (a volume on the snapshot hosts) or s3://bucket/prefix with the server and keys in the chart's S3 Secret (docs/install.md)",
+      "use file:///<storage root>/... (a directory inside the storage root the administrator set, the chart's agent.hostPaths.bundles, reached through no symbolic link) or s3://bucket/prefix with the server and keys in the chart's S3 Secret (docs/install.md)",
   },
   noVmsSelected: {
     reason: 'NoVMsSelected',
@@ -95,6 +94,13 @@ export const FAILURE_CLASSES = {
     remedy:
       'label a node to match it (kubectl label node <node> violin.dev/restore-target=true) or change spec.placement.nodeSelector',
   },
+  crossNamespaceRefused: {
+    reason: 'CrossNamespaceRefused',
+    terminal: true,
+    field: 'spec.targetNamespace',
+    remedy:
+      "restore a snapshot of the restore's own namespace into that namespace, or have an administrator annotate the target namespace violin.dev/restore-from=<source namespaces> (docs/install.md, Tenancy)",
+  },
   waitingForOfc: {
     reason: 'WaitingForOFC',
     terminal: false,
@@ -118,12 +124,16 @@ export function classMessage(cls: FailureClass, detail: string): string {
 /**
  * The class of a storage location the store refuses before anything is written
  * (a scheme it has no backend for, an s3:// URL naming a port, keys or a query,
- * a bucket name S3 does not allow), with the store's own reason; undefined when
- * the store accepts it. Keys and reachability are found at the first write.
+ * a bucket name S3 does not allow, a file:// path outside the storage root or
+ * through a symbolic link), with the store's own reason; undefined when the
+ * store accepts it. Keys and reachability are found at the first write.
  */
-export function storageLocationRefusal(location: string): { cls: FailureClass; detail: string } | undefined {
+export async function storageLocationRefusal(
+  location: string,
+  store: { checkLocation(location: string): Promise<void> },
+): Promise<{ cls: FailureClass; detail: string } | undefined> {
   try {
-    backendFor(location);
+    await store.checkLocation(location);
     return undefined;
   } catch (err) {
     if (!(err instanceof BundleError)) throw err;

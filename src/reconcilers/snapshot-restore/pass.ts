@@ -9,7 +9,7 @@ import type { KubeVirtAccess } from '../../kubevirt/client.js';
 import type { OfcControl } from '../../ofc/control/types.js';
 import type { EventRecorder } from '../../operator/types.js';
 import type { TransactionMetrics } from '../metrics.js';
-import type { BundleReader, NodeLister } from '../ports.js';
+import type { BundleReader, NamespaceGrants, NodeLister } from '../ports.js';
 import type { ResourceStore, Stored } from '../shared/objects.js';
 import type { SnapshotBundle, SnapshotStorageLocation } from '../storage-location/resource.js';
 import type { SnapshotRestore } from './resource.js';
@@ -23,6 +23,8 @@ export interface SnapshotRestoreDeps {
   storageLocations: ResourceStore<SnapshotStorageLocation>;
   kubevirt: KubeVirtAccess;
   nodes: NodeLister;
+  /** The administrator's grants for restores across namespaces (tenancy.ts). */
+  namespaces: NamespaceGrants;
   ofc: OfcControl;
   agents: AgentDirectory;
   bundles: BundleReader;

@@ -26,7 +26,7 @@ const CTX: ReconcileContext = {
   signal: new AbortController().signal,
 };
 
-type Op = 'openVerified' | 'load' | 'resume' | 'unload' | 'restoreNetwork';
+type Op = 'openVerified' | 'load' | 'resume' | 'unload' | 'restoreNetwork' | 'readNamespace';
 
 /** Every part the reconciler talks to, in memory, with a script of what fails. */
 class World {
@@ -42,6 +42,10 @@ class World {
   readonly failingLoads = new Set<string>();
   nodes = ['n1', 'n2'];
   bundleVms = ['a', 'b'];
+  /** The namespace the bundle's snapshot and VMs came from. */
+  bundleNamespace = 'ns';
+  /** Each namespace's violin.dev/restore-from grant; a namespace absent here does not exist. */
+  readonly grants = new Map<string, string[]>([['ns', []]]);
   ended = 0;
   reconciler: SnapshotRestoreReconciler;
 
@@ -77,6 +81,12 @@ class World {
       storageLocations: { get: async () => undefined } as never,
       kubevirt: this.kubevirt(),
       nodes: { listNodeNames: async () => this.nodes },
+      namespaces: {
+        restoreSources: async (ns) => {
+          this.call('readNamespace', ns);
+          return this.grants.get(ns);
+        },
+      },
       ofc: { restoreNetwork: async () => this.call('restoreNetwork') } as unknown as OfcControl,
       agents: { forNode: async (node) => this.agent(node) },
       bundles: this.bundles(),
@@ -154,10 +164,11 @@ class World {
         const vms = this.bundleVms.map((name, i) => ({
           name,
           mac: `52:54:00:00:00:0${i}`,
-          image: { path: `images/ns/${name}.img`, digest: 'sha256:0', size: 1 },
+          namespace: this.bundleNamespace,
+          image: { path: `images/${this.bundleNamespace}/${name}.img`, digest: 'sha256:0', size: 1 },
         }));
         return {
-          manifest: { snapshot: { namespace: 'ns', name: 's' }, vms },
+          manifest: { snapshot: { namespace: this.bundleNamespace, name: 's' }, vms },
           flows: [],
           channelState: [],
         } as never;
@@ -187,6 +198,66 @@ describe('SnapshotRestore reconciler', () => {
     world.snapshot = undefined;
     expect((await world.run()).at(-1)).toBe('Succeeded');
     expect(world.calls).toContain('openVerified s3://x/y/p');
+  });
+
+  describe('tenancy: only its own namespace unless the target namespace grants more', () => {
+    it('stays in its namespace without reading any grant', async () => {
+      const world = new World();
+      expect((await world.run()).at(-1)).toBe('Succeeded');
+      expect(world.calls.filter((c) => c.startsWith('readNamespace'))).toEqual([]);
+    });
+
+    it.each([
+      {
+        what: 'into another namespace that grants nothing',
+        spec: { targetNamespace: 'other' },
+        bundleNamespace: 'ns',
+        grants: { other: [] },
+        message: "'kubectl annotate --overwrite namespace other violin.dev/restore-from=ns'",
+        readBundle: false,
+      },
+      {
+        what: 'into a namespace that does not exist',
+        spec: { targetNamespace: 'missing' },
+        bundleNamespace: 'ns',
+        grants: {},
+        message: 'namespace missing does not exist',
+        readBundle: false,
+      },
+      {
+        what: 'a bundle of another namespace into its own',
+        spec: { source: { bundle: { storageLocation: 'file:///b', path: 'bank.nightly.x' } } },
+        bundleNamespace: 'bank',
+        grants: { ns: ['bank-staging'] },
+        message: 'namespace ns does not accept restores from bank',
+        readBundle: true,
+      },
+    ])('refuses a restore $what (CrossNamespaceRefused), loading nothing', async (c) => {
+      const world = new World(c.spec);
+      world.bundleNamespace = c.bundleNamespace;
+      world.grants.clear();
+      for (const [ns, granted] of Object.entries(c.grants)) world.grants.set(ns, granted);
+      expect((await world.run()).at(-1)).toBe('Failed');
+      expect(world.status.failureReason).toBe('CrossNamespaceRefused');
+      expect(world.status.failureMessage).toContain(c.message);
+      expect(world.status.failureMessage).toContain('spec.targetNamespace');
+      expect(world.calls.some((call) => call.startsWith('openVerified'))).toBe(c.readBundle);
+      expect(world.calls.filter((call) => call.startsWith('load'))).toEqual([]);
+    });
+
+    it.each([
+      { what: 'into a namespace that grants the restore’s', spec: { targetNamespace: 'other' }, from: 'ns' },
+      {
+        what: 'of a bundle of a namespace its own grants',
+        spec: { source: { bundle: { storageLocation: 'file:///b', path: 'bank.nightly.x' } } },
+        from: 'bank',
+      },
+    ])('restores $what', async (c) => {
+      const world = new World(c.spec);
+      world.bundleNamespace = c.from;
+      world.grants.set(c.spec.targetNamespace ?? 'ns', ['bank-staging', c.from]);
+      expect((await world.run()).at(-1)).toBe('Succeeded');
+    });
   });
 
   it('leaves the network alone when spec.network asks for neither flows nor channel state', async () => {

@@ -1,5 +1,6 @@
-// Validating: the bundle passes its digests, the target namespace has no VM of
-// the same name or MAC, and there are nodes to place the VMs on.
+// Validating: the restore stays within what its namespace may reach
+// (tenancy.ts), the bundle passes its digests, the target namespace has no VM
+// of the same name or MAC, and there are nodes to place the VMs on.
 import type { SnapshotRestoreStatus } from '../../api/index.js';
 import { classMessage, FAILURE_CLASSES } from '../shared/failure-classes.js';
 import { openBundle } from './bundle-source.js';
@@ -7,10 +8,15 @@ import { RestoreFailure } from './failure.js';
 import { collisionFailure, validatedStatus } from './next-status.js';
 import type { Pass, Step } from './pass.js';
 import { targetNamespace } from './resource.js';
+import { requireTenancy } from './tenancy.js';
 
 export async function validate(pass: Pass, status: SnapshotRestoreStatus): Promise<Step> {
   const { restore } = pass;
+  // Before any byte of the bundle is read: may this restore place VMs in its target at all?
+  await requireTenancy(pass, []);
   const bundle = await openBundle(pass);
+  const { manifest } = bundle;
+  await requireTenancy(pass, [manifest.snapshot.namespace, ...manifest.vms.map((vm) => vm.namespace)]);
   const target = targetNamespace(restore);
   const collision = collisionFailure(
     bundle.manifest.vms,

@@ -35,6 +35,9 @@ export async function startAgentProcess(stateDir: string, extraArgs: string[] = 
       '127.0.0.1:0',
       '--state-dir',
       stateDir,
+      // The agent tests keep their bundles beside the VMs; authentication has its own test (auth.test.ts).
+      ...['--storage-root', join(stateDir, 'bundles')],
+      ...(extraArgs.includes('--allowed-caller') ? [] : ['--insecure-no-auth']),
       ...extraArgs,
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },

@@ -39,7 +39,20 @@ async function startAgent(
 ): Promise<{ child: ChildProcess; url: string; log: () => string }> {
   const child = spawn(
     process.execPath,
-    ['bin/violin.mjs', 'agent', '--node', 'lab-node-1', '--listen', '127.0.0.1:0', '--state-dir', stateDir],
+    [
+      ...[
+        'bin/violin.mjs',
+        'agent',
+        '--node',
+        'lab-node-1',
+        '--listen',
+        '127.0.0.1:0',
+        '--state-dir',
+        stateDir,
+      ],
+      // Bundles beside the VMs; authentication has its own test (auth.test.ts).
+      ...['--storage-root', `${stateDir}/bundles`, '--insecure-no-auth'],
+    ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let output = '';

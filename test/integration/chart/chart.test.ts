@@ -71,7 +71,7 @@ type PodSpec = {
     envFrom?: { secretRef?: { name: string } }[];
     ports?: { name: string; containerPort: number; hostPort?: number }[];
   }[];
-  volumes?: { name: string; hostPath?: { path: string } }[];
+  volumes?: { name: string; hostPath?: { path: string }; projected?: { sources: unknown[] } }[];
 };
 const podSpec = (workload: KubernetesObject) =>
   (workload as unknown as { spec: { template: { spec: PodSpec } } }).spec.template.spec;
@@ -118,6 +118,8 @@ describe('helm lint and template', () => {
       'tcp:0.0.0.0:6653',
       '--control',
       '127.0.0.1:6654',
+      '--memory-limit=$(OFC_MEMORY_LIMIT)',
+      '--max-held-bytes-per-vm=64Mi',
     ]);
     expect(spec.volumes?.some((v) => v.hostPath)).toBe(false);
     // The operator reaches the OFC on loopback and the agents at their node's address and port.
@@ -126,7 +128,13 @@ describe('helm lint and template', () => {
       NODE_OPTIONS: '--max-semi-space-size=4',
       VIOLIN_OFC_ADDRESS: '127.0.0.1:6654',
       VIOLIN_AGENT_PORT: '9464',
+      VIOLIN_AGENT_TOKEN_FILE: '/var/run/secrets/violin.dev/agent-token/token',
+      VIOLIN_STORAGE_ROOT: '/var/lib/violin/bundles',
     });
+    // The operator's token for the agents: projected with the agents' own audience, rotated by the kubelet.
+    expect(spec.volumes?.find((v) => v.name === 'agent-token')?.projected?.sources).toEqual([
+      { serviceAccountToken: { audience: 'violin.dev/agent', expirationSeconds: 3600, path: 'token' } },
+    ]);
     expect(envOf(spec.containers[1]!)).toEqual({
       LOG_LEVEL: 'info',
       NODE_OPTIONS: '--max-semi-space-size=4',
@@ -149,8 +157,12 @@ describe('helm lint and template', () => {
       '--node=$(NODE_NAME)',
       '--listen=0.0.0.0:9464',
       '--state-dir=/var/run/kubevirt',
+      '--storage-root=/var/lib/violin/bundles',
+      '--token-audience=violin.dev/agent',
+      '--allowed-caller=system:serviceaccount:violin-system:violin-operator',
     ]);
-    expect(spec.automountServiceAccountToken).toBe(false);
+    // Its token serves TokenReview of its callers, which is all its ClusterRole allows.
+    expect(spec.automountServiceAccountToken).toBe(true);
     expect(spec.containers[0]!.ports).toEqual([
       { name: 'agent', containerPort: 9464, hostPort: 9464, protocol: 'TCP' },
     ]);
@@ -177,7 +189,10 @@ describe('helm lint and template', () => {
             `${r.apiGroups?.[0] || 'core'}/${res}${r.resourceNames ? `[${r.resourceNames.join(',')}]` : ''}: ${r.verbs.join(',')}`,
         ),
       );
-    expect(rules(one<V1ClusterRole>(objects, 'ClusterRole'))).toEqual([
+    expect(rules(one<V1ClusterRole>(objects, 'ClusterRole', '-agent'))).toEqual([
+      'authentication.k8s.io/tokenreviews: create',
+    ]);
+    expect(rules(one<V1ClusterRole>(objects, 'ClusterRole', '-operator'))).toEqual([
       'violin.dev/distributedsnapshots: get,list,watch,patch',
       'violin.dev/snapshotrestores: get,list,watch,patch',
       'violin.dev/distributedsnapshots/status: get,update,patch',
@@ -197,6 +212,7 @@ describe('helm lint and template', () => {
       'subresources.kubevirt.io/virtualmachineinstances/pause: update',
       'subresources.kubevirt.io/virtualmachineinstances/unpause: update',
       'core/nodes: get,list,watch',
+      'core/namespaces: get',
       'core/events: create,patch',
     ]);
     expect(rules(one<V1Role>(objects, 'Role'))).toEqual([
@@ -243,6 +259,15 @@ describe('helm lint and template', () => {
     });
     // The s3:// keys reach the operator and the agent, never the OFC (it has no use for them).
     const agentSpec = podSpec(one(objects, 'DaemonSet', '-agent'));
+    // No per-VM cap; the agents' audience and an extra caller.
+    expect(spec.containers[1]!.args?.filter((a) => a.startsWith('--max-held'))).toEqual([]);
+    expect(agentSpec.containers[0]!.args).toEqual(
+      expect.arrayContaining([
+        '--token-audience=agents.example.com',
+        '--allowed-caller=system:serviceaccount:violin-system:violin-controller',
+        '--allowed-caller=system:serviceaccount:backup:snapshot-driver',
+      ]),
+    );
     const s3Secret = [{ secretRef: { name: 'violin-s3' } }];
     expect([
       spec.containers[0]!.envFrom,

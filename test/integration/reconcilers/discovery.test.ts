@@ -41,7 +41,7 @@ import {
   type SnapshotBundle,
   type SnapshotStorageLocation,
 } from '../../../src/reconcilers/storage-location/resource.js';
-import { imagePath, openBundleWriter } from '../../../src/store/index.js';
+import { DEFAULT_STORAGE_ROOT, imagePath, openBundleWriter } from '../../../src/store/index.js';
 import { useS3Settings } from '../../../src/store/s3-settings.js';
 import { startTestControlPlane, type LocalControlPlane } from '../../support/apiserver.js';
 import { sampleContent, sampleVms } from '../../unit/store/sample-bundle.js';
@@ -69,7 +69,12 @@ function operator(
     healthProbeBindAddress: '0',
   });
   // The store itself, on S3: what the operator of a real cluster writes and reads.
-  registerControllers(manager, { ...parts, bundles: new StoreBundles(), namespace, pollMs: 50 });
+  registerControllers(manager, {
+    ...parts,
+    bundles: new StoreBundles({ fileRoot: DEFAULT_STORAGE_ROOT }),
+    namespace,
+    pollMs: 50,
+  });
   return manager;
 }
 
@@ -261,7 +266,7 @@ describe('restore in another cluster from a bundle in S3', () => {
     expect(agentsB.loadRequests).toHaveLength(VM_NAMES.length);
 
     // The bundle leaves the bucket (A's retention, say): B's record goes at the next sync.
-    await new StoreBundles().delete(LOCATION, bundlePath);
+    await new StoreBundles({ fileRoot: DEFAULT_STORAGE_ROOT }).delete(LOCATION, bundlePath);
     await waitFor(
       'the SnapshotBundle to go',
       async () => ((await records('site-a')).length === 0 ? true : undefined),

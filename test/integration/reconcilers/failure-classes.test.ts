@@ -130,6 +130,7 @@ describe('failure classes', () => {
     const covered = [
       ...new Set(SNAPSHOT_ROWS.map((row) => row.cls.reason)),
       FAILURE_CLASSES.noTargetNodes.reason,
+      FAILURE_CLASSES.crossNamespaceRefused.reason,
       FAILURE_CLASSES.waitingForOfc.reason,
       FAILURE_CLASSES.waitingForAgent.reason,
     ];
@@ -255,6 +256,22 @@ describe('failure classes', () => {
       expect((await world.events('nowhere')).find((e) => e.reason === cls.reason)?.type).toBe('Warning');
       expect(world.log.count('agent', 'load')).toBe(0);
       expect(world.failModes.secured()).toEqual([]);
+    }, 90_000);
+
+    it(`a restore into a namespace that does not grant it: ${FAILURE_CLASSES.crossNamespaceRefused.reason}`, async () => {
+      const world = await snapshotted();
+      const target = await world.extraNamespace('fclass-ungranted', false);
+      await world.createRestore('pushed', { source: { snapshotName: 'nightly' }, targetNamespace: target });
+      const restore = await world.waitForRestore('pushed');
+      const status = restore.status ?? {};
+      const cls = FAILURE_CLASSES.crossNamespaceRefused;
+      expect(status.phase, JSON.stringify(status)).toBe('Failed');
+      expect(status.failureReason).toBe(cls.reason);
+      expect(status.failureMessage).toContain(`${cls.field}: ${cls.remedy}`);
+      expect(status.conditions?.find((c) => c.type === 'Ready')).toMatchObject({ reason: cls.reason });
+      await world.waitForEvent('pushed', cls.reason);
+      expect(world.log.count('store', 'open')).toBe(0);
+      expect(world.log.count('agent', 'load')).toBe(0);
     }, 90_000);
 
     it(`an unreachable agent: the restore shows ${FAILURE_CLASSES.waitingForAgent.reason} while it waits, then goes on`, async () => {

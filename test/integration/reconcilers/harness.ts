@@ -3,7 +3,8 @@
 // OFC/agents/store/OVSDB (ports and fail modes), and the operator runtime (Manager) running our
 // controllers. `startOperator` can be called again after `stopOperator` to
 // play a restarted operator against the same world.
-import { Watch, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { CoreV1Api, Watch, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { RESTORE_FROM_ANNOTATION } from '../../../src/api/constants.js';
 
 import {
   API_VERSION,
@@ -183,10 +184,23 @@ export class Harness {
     }
   }
 
-  /** Another namespace for this test (a restore target); removed with the harness. */
-  async extraNamespace(prefix: string): Promise<string> {
+  /**
+   * Another namespace for this test (a restore target); removed with the harness. Unless `grant`
+   * is false it accepts restores from the test's namespace, as an administrator grants it
+   * (violin.dev/restore-from, docs/install.md).
+   */
+  async extraNamespace(prefix: string, grant = true): Promise<string> {
     const ns = await createTestNamespace(this.kc, prefix);
     this.extraNamespaces.push(ns);
+    if (grant) {
+      const core = this.kc.makeApiClient(CoreV1Api);
+      const current = await core.readNamespace({ name: ns.name });
+      current.metadata = {
+        ...current.metadata,
+        annotations: { ...current.metadata?.annotations, [RESTORE_FROM_ANNOTATION]: this.ns.name },
+      };
+      await core.replaceNamespace({ name: ns.name, body: current });
+    }
     return ns.name;
   }
 

@@ -42,7 +42,7 @@ import {
 } from '../../../src/reconcilers/ports.js';
 import { OfcError, type OfcErrorCode } from '../../../src/ofc/control/errors.js';
 import { BundleIntegrityError } from '../../../src/store/errors.js';
-import { openBundleWriter } from '../../../src/store/index.js';
+import { checkStorageLocation, DEFAULT_STORAGE_ROOT, openBundleWriter } from '../../../src/store/index.js';
 import { sealManifest, type BundleManifest } from '../../../src/store/manifest.js';
 
 export interface Call {
@@ -406,6 +406,11 @@ export class MemoryBundles implements BundleWriter, BundleReader {
   private readonly corrupted = new Set<string>();
 
   constructor(private readonly log: CallLog) {}
+
+  /** The store's own check, under the chart's default root (where the harness's locations are). */
+  checkLocation(storageLocation: string): Promise<void> {
+    return checkStorageLocation(storageLocation, { fileRoot: DEFAULT_STORAGE_ROOT });
+  }
 
   async commit(bundle: BundleCommit): Promise<BundleManifest> {
     const key = `${bundle.storageLocation}|${bundle.bundleId}`;

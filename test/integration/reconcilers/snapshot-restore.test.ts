@@ -28,6 +28,18 @@ describe('SnapshotRestore reconciler', () => {
     await h?.close();
   });
 
+  it('refuses a restore into another namespace that does not grant it, naming the annotation to set', async () => {
+    const target = await h.extraNamespace('ungranted', false);
+    await h.createRestore('pushed', { source: { snapshotName: 'nightly' }, targetNamespace: target });
+    const restore = await h.waitForRestore('pushed');
+    expect(restore.status?.phase, JSON.stringify(restore.status)).toBe('Failed');
+    expect(restore.status?.failureReason).toBe('CrossNamespaceRefused');
+    expect(restore.status?.failureMessage).toContain(
+      `kubectl annotate --overwrite namespace ${target} violin.dev/restore-from=${h.ns.name}`,
+    );
+    expect(h.agents.loadRequests).toEqual([]);
+  });
+
   it('restores a snapshot of this cluster by name: loads every VM paused, restores the network, resumes all at once', async () => {
     const target = await h.extraNamespace('restored');
     const placement = { nodeSelector: { [TEST_LABEL]: h.ns.name } };

@@ -234,6 +234,22 @@ describe('bundle store on a real filesystem', () => {
     expect((await listBundles(location))[0]!.committed).toBe(false);
   });
 
+  it('refuses to commit an image whose bytes differ from its digest though its size matches', async () => {
+    const writer = await openBundleWriter(location, 'same-size');
+    const files = [];
+    for (const vm of sampleVms) files.push(await writer.writeImage(vm, imageBytes(randomBytes(4096))));
+    // Another capture of the same size lands under the first VM's name after its digest was reported.
+    await writer.writeImage(sampleVms[0], imageBytes(randomBytes(4096)));
+    const err = (await refusalOf(writer.commit(sampleContent(files, null, null)))) as BundleIntegrityError;
+    expect(err.problems).toEqual([
+      {
+        file: 'images/bank/teller-0.img',
+        reason: expect.stringMatching(/^is corrupt: its content digests to/),
+      },
+    ]);
+    expect((await listBundles(location)).find((b) => b.id === 'same-size')?.committed).toBe(false);
+  });
+
   it('commits exactly once: a committed bundle is never written again', async () => {
     const { manifest, writer } = await writeBundle();
     const content = {

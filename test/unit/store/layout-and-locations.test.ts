@@ -49,11 +49,11 @@ describe('storage locations', () => {
     expect((backend as FilesystemBackend).root).toBe('/var/lib/violin/bundles');
   });
 
-  it('serves s3://bucket/prefix from object storage', () => {
+  it('serves s3://bucket/prefix from object storage', async () => {
     const backend = backendFor('s3://snapshots/cluster-a/');
     expect(backend).toBeInstanceOf(S3Backend);
     expect((backend as S3Backend).at).toMatchObject({ bucket: 'snapshots', prefix: 'cluster-a' });
-    expect(backend.localPath('s1', 'manifest.json')).toBeUndefined();
+    await expect(backend.localPath('s1', 'manifest.json')).resolves.toBeUndefined();
   });
 
   it.each([
