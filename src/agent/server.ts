@@ -8,6 +8,7 @@
 //   POST /v1/load              LoadRequest                         → {loadedAt}
 //   POST /v1/resume            {restoreId, vm}                     → {resumedAt}
 //   POST /v1/unload            {restoreId, vm}                     → {unloaded}
+//   POST /v1/bundle/commit     BundleCommitRequest                 → BundleManifest (bundle-routes.ts)
 //   GET  /healthz                                                  → {node}
 //
 // A body that is not JSON, too large, or of the wrong shape is a 400 and
@@ -17,6 +18,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { CaptureRequest, LoadRequest, SnapshotAgent, VmRef } from './types.js';
 import { AgentError, toAgentError } from './errors.js';
+import { BUNDLE_ROUTES } from './bundle-routes.js';
 import { errorMessage } from '../errors.js';
 
 const MAX_BODY_BYTES = 64 * 1024;
@@ -33,6 +35,13 @@ const ROUTES: Record<string, Route> = {
   '/v1/load': (agent, body) => agent.load(body as unknown as LoadRequest),
   '/v1/resume': (agent, body) => agent.resume(body.restoreId as string, body.vm as VmRef),
   '/v1/unload': (agent, body) => agent.unload(body.restoreId as string, body.vm as VmRef),
+  // Bundle commits need the node's filesystem only, no VM.
+  ...Object.fromEntries(
+    Object.entries(BUNDLE_ROUTES).map(([path, route]): [string, Route] => [
+      path,
+      (_agent, body) => route(body),
+    ]),
+  ),
 };
 
 export interface AgentServer {

@@ -1,24 +1,14 @@
-// The reconcilers' BundleWriter and BundleReader over the store (src/store/):
-// a retried commit of an already committed bundle returns its manifest, and a
-// bundle opened for restore has every file checked against its digest first.
-import { BundleError, deleteBundle, openBundle, openBundleWriter } from '../store/index.js';
+// The reconcilers' BundleWriter and BundleReader over the store (src/store/),
+// for locations the operator reaches itself: a retried commit of an already
+// committed bundle returns its manifest, and a bundle opened for restore has
+// every file checked against its digest first.
+import { commitBundle, deleteBundle, openBundle } from '../store/index.js';
 import type { BundleManifest } from '../store/manifest.js';
 import type { BundleCommit, BundleReader, BundleWriter, OpenedBundle } from './ports.js';
 
 export class StoreBundles implements BundleWriter, BundleReader {
-  async commit(bundle: BundleCommit): Promise<BundleManifest> {
-    try {
-      const writer = await openBundleWriter(bundle.storageLocation, bundle.bundleId);
-      const channelState = bundle.channelState ? await writer.writeChannelState(bundle.channelState) : null;
-      const flows = bundle.flows ? await writer.writeFlows(bundle.flows) : null;
-      return await writer.commit({ ...bundle.content, channelState, flows });
-    } catch (err) {
-      // Committed by an earlier attempt whose status write was lost: the manifest is the answer.
-      if (err instanceof BundleError && err.code === 'Conflict') {
-        return (await openBundle(bundle.storageLocation, bundle.bundleId)).readManifest();
-      }
-      throw err;
-    }
+  commit(bundle: BundleCommit): Promise<BundleManifest> {
+    return commitBundle(bundle);
   }
 
   delete(storageLocation: string, bundleId: string): Promise<void> {

@@ -12,12 +12,12 @@ import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { DEFAULT_AGENT_PORT } from '../api/constants.js';
 
 import { AgentClient } from '../agent/client.js';
-import type { AgentDirectory, SnapshotAgent } from '../agent/types.js';
+import type { AgentDirectory } from '../agent/types.js';
 import { OfcControlClient } from '../ofc/control/client.js';
 import type { ControllerManager } from '../operator/types.js';
 import { OpenVswitchDb, OvsdbClient } from '../ovsdb/index.js';
 import type { VmAttachment } from '../ovsdb/open-vswitch.js';
-import { StoreBundles } from './bundles.js';
+import { NodeLocalBundles } from './node-local-bundles.js';
 import { OvsdbNetworkMapper, type AttachmentSource } from './network-mapper.js';
 import { BridgeNotFoundError, type BridgeFailModes, type ReconcilerDeps } from './ports.js';
 
@@ -32,12 +32,14 @@ export function createReconcilerDeps(
     .map((r) => r.trim())
     .filter(Boolean);
   const ovsdb = new OvsdbServers(remotes);
+  const agents = new NodeAgentDirectory(manager.kubeConfig, parseAgentMap(env.VIOLIN_AGENTS), agentPort(env));
   return {
     ofc: new OfcControlClient(env.VIOLIN_OFC_ADDRESS ? { address: env.VIOLIN_OFC_ADDRESS } : {}),
-    agents: new NodeAgentDirectory(manager.kubeConfig, parseAgentMap(env.VIOLIN_AGENTS), agentPort(env)),
+    agents,
     network: new OvsdbNetworkMapper(ovsdb),
     failModes: ovsdb,
-    bundles: new StoreBundles(),
+    // file:// bundles are committed by the snapshot host's agent, where the images are.
+    bundles: new NodeLocalBundles(agents),
   };
 }
 
@@ -78,7 +80,7 @@ export class NodeAgentDirectory implements AgentDirectory {
     this.core = kubeConfig.makeApiClient(CoreV1Api);
   }
 
-  async forNode(nodeName: string): Promise<SnapshotAgent> {
+  async forNode(nodeName: string): Promise<AgentClient> {
     const configured = this.agents.get(nodeName);
     if (configured) return new AgentClient(configured);
     const node = await this.core.readNode({ name: nodeName });
