@@ -1,9 +1,9 @@
-// Runs an HTTP GET from inside a pod's network namespace, as a node's admin
+// Runs a request from inside a pod's network namespace, as a node's admin
 // would with nsenter: the lab's kubelets take no client certificate from the
 // API server, so `kubectl exec` is refused (docs/lab.md, "Lab nodes"). The
 // pod's container is found in its node's containerd by the CRI's labels, and
-// its task's PID names its network namespace; the request is made by this
-// process's own Node binary, in that namespace only.
+// its task's PID names its network namespace; the request is made by a
+// program of this machine (this process's Node, ovs-vsctl), in that namespace only.
 import { run } from '../ovs/netns.js';
 import type { LabNode } from './cluster.js';
 
@@ -46,22 +46,23 @@ const body = await r.text();
 if (!r.ok) { console.error(r.status + ' ' + body); process.exit(1); }
 process.stdout.write(body);`;
 
+/** Runs a command of this machine in the pod's network namespace only; its stdout. */
+export async function runInPodNetwork(
+  node: LabNode,
+  pod: { namespace: string; name: string },
+  container: string,
+  argv: string[],
+): Promise<string> {
+  const pid = await containerPid(node, pod, container);
+  return (await run('nsenter', [`--net=/proc/${pid}/ns/net`, '--', ...argv])).stdout;
+}
+
 /** GET `url` from the pod's network namespace; the body, or an error with the reason. */
-export async function getFromPod(
+export function getFromPod(
   node: LabNode,
   pod: { namespace: string; name: string },
   container: string,
   url: string,
 ): Promise<string> {
-  const pid = await containerPid(node, pod, container);
-  const { stdout } = await run('nsenter', [
-    `--net=/proc/${pid}/ns/net`,
-    '--',
-    process.execPath,
-    '--input-type=module',
-    '--eval',
-    GET,
-    url,
-  ]);
-  return stdout;
+  return runInPodNetwork(node, pod, container, [process.execPath, '--input-type=module', '--eval', GET, url]);
 }

@@ -5,13 +5,21 @@
 // installed with `helm install` with the chart's own host paths. One cluster
 // for the whole file: starting one takes a minute or two.
 import { CoordinationV1Api, CoreV1Api, type V1Pod } from '@kubernetes/client-node';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { connectBridgesToOfc, helmInstallViolin, type ChartInstall } from '../../lab/nodes/chart.js';
 import { buildImage, startNodesCluster, type LabNode, type NodesCluster } from '../../lab/nodes/cluster.js';
-import { getFromPod } from '../../lab/nodes/pod-network.js';
+import { getFromPod, runInPodNetwork } from '../../lab/nodes/pod-network.js';
+import { disableTxOffload, NetworkNamespace } from '../../lab/ovs/netns.js';
+import { AgentClient } from '../../src/agent/client.js';
+import { NodeLocalBundles } from '../../src/reconcilers/node-local-bundles.js';
+import type { BundleCommit } from '../../src/reconcilers/ports.js';
+import { openBundle, openBundleWriter } from '../../src/store/index.js';
+import type { BundleVm } from '../../src/store/manifest.js';
 
 const SNAPSHOT_HOST = 'snap-1';
 const AGENT_PORT = 9464;
@@ -137,6 +145,57 @@ describe('charts/violin installed by helm on lab nodes', () => {
     expect(ports).toEqual(['fab-next', 'fab-prev']);
   });
 
+  it("carries TCP from a port on node-1's bridge to one on snap-1's, across node-2's", async () => {
+    // Two hosts plugged into the ends of the chain (before any controller: the bridges' NORMAL flow).
+    const hosts: NetworkNamespace[] = [];
+    let server: ChildProcess | undefined;
+    try {
+      for (const [i, name] of (['node-1', SNAPSHOT_HOST] as const).entries()) {
+        const ovs = node(name).ovs;
+        const host = await NetworkNamespace.create(`${ovs.netns.name}-h${i}`);
+        hosts.push(host);
+        await ovs.netns.exec([
+          'ip',
+          'link',
+          'add',
+          `h${i}`,
+          'type',
+          'veth',
+          'peer',
+          'name',
+          'eth0',
+          'netns',
+          host.name,
+        ]);
+        await ovs.netns.exec(['ip', 'link', 'set', `h${i}`, 'up']);
+        await disableTxOffload(ovs.netns, `h${i}`);
+        await ovs.vsctl(['add-port', ovs.bridge, `h${i}`]);
+        await host.exec(['ip', 'addr', 'add', `192.168.77.${i + 1}/24`, 'dev', 'eth0']);
+        await host.exec(['ip', 'link', 'set', 'eth0', 'up']);
+        await disableTxOffload(host, 'eth0');
+      }
+      server = hosts[1]!.spawn([
+        process.execPath,
+        '--eval',
+        "require('net').createServer((s) => s.end('pong')).listen(7077, '192.168.77.2', () => console.log('up'))",
+      ]);
+      await new Promise((resolve) => server!.stdout!.once('data', resolve));
+      const { stdout } = await hosts[0]!.exec([
+        process.execPath,
+        '--eval',
+        "const s = require('net').connect(7077, '192.168.77.2'); s.on('data', (d) => process.stdout.write(d));" +
+          " setTimeout(() => { console.error('no answer in 10 s'); process.exit(2); }, 10000).unref();",
+      ]);
+      expect(stdout).toBe('pong');
+    } finally {
+      server?.kill('SIGKILL');
+      for (const [i, name] of (['node-1', SNAPSHOT_HOST] as const).entries()) {
+        await node(name).ovs.vsctl(['--if-exists', 'del-port', node(name).ovs.bridge, `h${i}`]);
+      }
+      for (const host of hosts) await host.delete();
+    }
+  });
+
   it('runs the operator with its OFC, Ready and leader, and an agent on every node, from the built image', async () => {
     const pods = await waitForRunning(core, install.namespace, 4, 420_000);
     const operator = pods.find((p) => component(p) === 'operator');
@@ -163,6 +222,19 @@ describe('charts/violin installed by helm on lab nodes', () => {
         `http://${n.address}:${AGENT_PORT}/healthz`,
       );
       expect(JSON.parse(body), n.name).toEqual({ node: n.name });
+    }
+  });
+
+  it("reaches every node's OVSDB server (the chart's ovsdb.remotes) on the operator pod's network path", async () => {
+    const operator = await operatorPod();
+    for (const n of cluster!.nodes) {
+      const bridges = await runInPodNetwork(node(operator.spec!.nodeName!), podRef(operator), 'operator', [
+        'ovs-vsctl',
+        `--db=${n.ovs.ovsdbRemote}`,
+        '--timeout=10',
+        'list-br',
+      ]);
+      expect(bridges.trim(), n.name).toBe(n.name);
     }
   });
 
@@ -210,6 +282,65 @@ describe('charts/violin installed by helm on lab nodes', () => {
       `http://${node(SNAPSHOT_HOST).address}:${AGENT_PORT}/healthz`,
     );
     expect(JSON.parse(body)).toEqual({ node: SNAPSHOT_HOST });
+  });
+
+  it("commits a file:// bundle through the agent pod of the node holding its images, and says so when two nodes' images are apart", async () => {
+    // The operator's way (NodeLocalBundles), to the agents' pods at their nodes' addresses.
+    const bundles = new NodeLocalBundles({
+      forNode: async (name) => new AgentClient(`http://${node(name).address}:${AGENT_PORT}`),
+    });
+    const location = 'file:///var/lib/violin/bundles';
+    // What a capture leaves: the image in the bundle directory of the node that captured it.
+    const captured = async (bundleId: string, hosts: string[]): Promise<BundleCommit> => {
+      const now = new Date().toISOString();
+      const vms: BundleVm[] = [];
+      for (const [i, host] of hosts.entries()) {
+        const ref = { namespace: 'shop', name: `vm${i}` };
+        const onHost = pathToFileURL(node(host).root.hostPath('/var/lib/violin/bundles')).href;
+        const writer = await openBundleWriter(onHost, bundleId);
+        const image = await writer.writeImage(
+          ref,
+          (async function* () {
+            yield Buffer.from(`memory of vm${i}`);
+          })(),
+        );
+        vms.push({
+          ...ref,
+          mac: `52:54:00:00:00:0${i + 1}`,
+          sourceNode: 'node-1',
+          snapshotHost: host,
+          vmi: { kind: 'VirtualMachineInstance' },
+          timeline: { snapshotStartedAt: now, captureStartedAt: now, capturedAt: now, downtimeMs: 10 },
+          image,
+        });
+      }
+      const snapshot = {
+        namespace: 'shop',
+        name: 'nightly',
+        uid: bundleId,
+        createdAt: now,
+        networkMode: 'Buffer' as const,
+      };
+      return {
+        storageLocation: location,
+        bundleId,
+        content: { snapshot, vms },
+        channelState: [],
+        flows: null,
+      };
+    };
+
+    const manifest = await bundles.commit(await captured('shop.nightly.one', [SNAPSHOT_HOST]));
+    const onSnapshotHost = pathToFileURL(node(SNAPSHOT_HOST).root.hostPath('/var/lib/violin/bundles')).href;
+    const written = await openBundle(onSnapshotHost, 'shop.nightly.one');
+    expect((await written.readManifest()).integrity.digest).toBe(manifest.integrity.digest);
+    await written.verify();
+    // node-1's directory is not snap-1's: a bundle captured on both cannot be whole in either.
+    await expect(
+      bundles.commit(await captured('shop.nightly.two', ['node-1', SNAPSHOT_HOST])),
+    ).rejects.toThrow(
+      /captured on node-1, snap-1, and file:\/\/\/var\/lib\/violin\/bundles is a directory on each snapshot host: node-1 does not see the images the others wrote/,
+    );
   });
 
   async function operatorPod(): Promise<V1Pod> {
