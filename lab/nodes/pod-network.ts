@@ -1,9 +1,10 @@
-// Runs a request from inside a pod's network namespace, as a node's admin
-// would with nsenter: the lab's kubelets take no client certificate from the
-// API server, so `kubectl exec` is refused (docs/lab.md, "Lab nodes"). The
-// pod's container is found in its node's containerd by the CRI's labels, and
-// its task's PID names its network namespace; the request is made by a
-// program of this machine (this process's Node, ovs-vsctl), in that namespace only.
+// Runs commands in a pod container's namespaces, as a node's admin would with
+// nsenter: the lab's kubelets take no client certificate from the API server,
+// so `kubectl exec` is refused (docs/lab.md, "Lab nodes"). The pod's container
+// is found in its node's containerd by the CRI's labels, and its task's PID
+// names its namespaces. In its network namespace the command is a program of
+// this machine (this process's Node, ovs-vsctl); in its mount namespace, one
+// of the container's image (what the container sees of its volumes).
 import { run } from '../ovs/netns.js';
 import type { LabNode } from './cluster.js';
 
@@ -55,6 +56,17 @@ export async function runInPodNetwork(
 ): Promise<string> {
   const pid = await containerPid(node, pod, container);
   return (await run('nsenter', [`--net=/proc/${pid}/ns/net`, '--', ...argv])).stdout;
+}
+
+/** Runs a command of the container's own image in its mount namespace (what it sees of its volumes); its stdout. */
+export async function runInContainerMounts(
+  node: LabNode,
+  pod: { namespace: string; name: string },
+  container: string,
+  argv: string[],
+): Promise<string> {
+  const pid = await containerPid(node, pod, container);
+  return (await run('nsenter', [`--mount=/proc/${pid}/ns/mnt`, '--', ...argv])).stdout;
 }
 
 /** GET `url` from the pod's network namespace; the body, or an error with the reason. */

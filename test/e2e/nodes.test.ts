@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { connectBridgesToOfc, helmInstallViolin, type ChartInstall } from '../../lab/nodes/chart.js';
 import { buildImage, startNodesCluster, type LabNode, type NodesCluster } from '../../lab/nodes/cluster.js';
-import { getFromPod, runInPodNetwork } from '../../lab/nodes/pod-network.js';
+import { getFromPod, runInContainerMounts, runInPodNetwork } from '../../lab/nodes/pod-network.js';
 import { disableTxOffload, NetworkNamespace } from '../../lab/ovs/netns.js';
 import { AgentClient } from '../../src/agent/client.js';
 import { NodeLocalBundles } from '../../src/reconcilers/node-local-bundles.js';
@@ -222,6 +222,33 @@ describe('charts/violin installed by helm on lab nodes', () => {
         `http://${n.address}:${AGENT_PORT}/healthz`,
       );
       expect(JSON.parse(body), n.name).toEqual({ node: n.name });
+    }
+  });
+
+  it("mounts each node's own kubelet pods dir at the agent's /pods (CONTRACT-15) and its own OVS runtime dir", async () => {
+    const pods = (await core.listPodForAllNamespaces()).items;
+    for (const agent of pods.filter((p) => component(p) === 'agent')) {
+      const nodeName = agent.spec!.nodeName!;
+      const seen = (await runInContainerMounts(node(nodeName), podRef(agent), 'agent', ['ls', '/pods']))
+        .trim()
+        .split('\n');
+      // Exactly the UIDs of the pods of its own node (the agent's own among them), as on a separate machine.
+      expect(seen).toContain(agent.metadata!.uid);
+      const elsewhere = pods.filter((p) => p.spec?.nodeName !== nodeName).map((p) => p.metadata!.uid!);
+      expect(
+        seen.filter((uid) => elsewhere.includes(uid)),
+        nodeName,
+      ).toEqual([]);
+      const ovs = await runInContainerMounts(node(nodeName), podRef(agent), 'agent', [
+        'ls',
+        '/var/run/openvswitch',
+      ]);
+      const pid = (
+        await readFile(node(nodeName).root.hostPath('/var/run/openvswitch/ovs-vswitchd.pid'), 'utf8')
+      ).trim();
+      expect(ovs.split('\n'), nodeName).toEqual(
+        expect.arrayContaining(['db.sock', `ovs-vswitchd.${pid}.ctl`]),
+      );
     }
   });
 
