@@ -14,7 +14,7 @@
 // host's mount table never sees them.
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, normalize } from 'node:path';
 
 import { ManagedProcess } from '../../src/devenv/managed-process.js';
 import type { NetworkNamespace } from '../ovs/netns.js';
@@ -35,7 +35,9 @@ export interface NodeRoot {
 
 /** Where the node's view puts `nodePath` on the host; a path outside NODE_OWN_DIRS is the machine's own. */
 export function nodeHostPath(rootDir: string, nodePath: string): string {
-  const path = nodePath.startsWith('/var/run/') ? nodePath.slice('/var'.length) : nodePath;
+  // Normalized first: `/var/lib/../../etc` is the machine's /etc, not the node's.
+  const normal = normalize(nodePath);
+  const path = normal === '/var/run' || normal.startsWith('/var/run/') ? normal.slice('/var'.length) : normal;
   const own = NODE_OWN_DIRS.some((d) => path === d || path.startsWith(`${d}/`));
   if (!own)
     throw new Error(`${nodePath} is not one of a lab node's own directories (${NODE_OWN_DIRS.join(', ')})`);
