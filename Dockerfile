@@ -4,8 +4,8 @@
 # dependencies only, running as an unprivileged user (the chart's agent
 # DaemonSet alone asks for root and privileges, see charts/violin).
 # Everything a component runs at run time is in it: the datapath buffer
-# tier's Go middlebox (built here, not at first use), ovs-vsctl/ovs-appctl
-# and ip.
+# tier's Go middlebox (built here, not at first use), ovs-vsctl/ovs-appctl,
+# virsh (the agent's libvirt backend) and ip.
 #
 #   docker build -t violin:dev .
 #
@@ -50,10 +50,12 @@ LABEL org.opencontainers.image.title="violin" \
       org.opencontainers.image.description="Live, causally consistent snapshots of multi-VM KubeVirt services" \
       org.opencontainers.image.licenses="Apache-2.0"
 # ovs-vsctl (the middlebox's tap ports), ovs-appctl (the datapath sync), ip
-# (network namespaces of the middlebox). The daemons of openvswitch-switch are
-# installed, never started: the node's Open vSwitch is the one used.
+# (network namespaces of the middlebox), virsh (the agent's libvirt backend:
+# virt-launcher's libvirt daemon, through its socket). The daemons of
+# openvswitch-switch are installed, never started: the node's Open vSwitch is
+# the one used; libvirt-clients has no daemon.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends openvswitch-switch iproute2 \
+ && apt-get install -y --no-install-recommends openvswitch-switch iproute2 libvirt-clients \
  && rm -rf /var/lib/apt/lists/*
 ENV NODE_ENV=production \
     VIOLIN_CACHE=/opt/violin/cache

@@ -1,9 +1,12 @@
 // Installs charts/violin into a lab-nodes cluster with `helm install`, with the
-// locally built image (imported into every node, never pulled) and the
-// agent's host paths inside the lab's directory: the lab nodes share this
-// machine's filesystem, and the lab must not write to its /var/run.
-import { mkdir } from 'node:fs/promises';
+// locally built image (imported into every node, never pulled) and the chart's
+// own host paths: each lab node has its own /run, /var/lib and /var/log
+// (node-root.ts), so nothing is redirected. The lab sets only what an admin of
+// a cluster sets: the image, the OVSDB remote of each node, and each node's
+// bridge's controller (the OFC's Service), after the install.
 import { join } from 'node:path';
+
+import { CoreV1Api } from '@kubernetes/client-node';
 
 import { ensureBinaries } from '../../src/devenv/binaries.js';
 import { repoRoot } from '../../src/devenv/repo.js';
@@ -13,19 +16,8 @@ import type { NodesCluster } from './cluster.js';
 export interface ChartInstall {
   release: string;
   namespace: string;
-  /** Host paths given to the agent (they live under the lab's directory). */
-  hostPaths: { kubevirtRuntime: string; bundles: string; openvswitchRuntime: string };
-}
-
-/**
- * A node's root filesystem is a shared mount (systemd makes it so), and the
- * agent's `mountPropagation: HostToContainer` needs that of its hostPath; this
- * machine's is private. A bind mount of the lab's host directory onto itself,
- * made shared, stands for it (the cluster's stop() unmounts it).
- */
-async function makeSharedMount(dir: string): Promise<void> {
-  await run('mount', ['--bind', dir, dir]);
-  await run('mount', ['--make-rshared', dir]);
+  /** The chart's Service (OpenFlow and metrics), `<release>-violin` or `<release>`. */
+  service: string;
 }
 
 export async function helmInstallViolin(
@@ -36,15 +28,9 @@ export async function helmInstallViolin(
   const { helm } = await ensureBinaries(['helm']);
   const release = options.release ?? 'violin';
   const namespace = options.namespace ?? 'violin-system';
-  const hostRoot = join(cluster.dir, 'host');
-  const hostPaths = {
-    kubevirtRuntime: join(hostRoot, 'kubevirt'),
-    bundles: join(hostRoot, 'bundles'),
-    openvswitchRuntime: join(hostRoot, 'openvswitch'),
-  };
-  for (const path of Object.values(hostPaths)) await mkdir(path, { recursive: true });
-  await makeSharedMount(hostRoot);
   const at = image.lastIndexOf(':');
+  // Every node's ovsdb-server, on its InternalIP (node-ovs.ts): where the operator finds bridges and ports.
+  const remotes = cluster.nodes.map((n) => n.ovs.ovsdbRemote).join(',');
   await run(helm, [
     'install',
     release,
@@ -62,12 +48,25 @@ export async function helmInstallViolin(
     '--set',
     'image.pullPolicy=Never',
     '--set',
-    `agent.hostPaths.kubevirtRuntime=${hostPaths.kubevirtRuntime}`,
-    '--set',
-    `agent.hostPaths.bundles=${hostPaths.bundles}`,
-    '--set',
-    `agent.hostPaths.openvswitchRuntime=${hostPaths.openvswitchRuntime}`,
+    `ovsdb.remotes={${remotes}}`,
     ...(options.extraArgs ?? []),
   ]);
-  return { release, namespace, hostPaths };
+  return { release, namespace, service: release.includes('violin') ? release : `${release}-violin` };
+}
+
+/**
+ * Points every node's bridge at the OFC through the chart's Service, as the
+ * chart's NOTES tell an admin to (`ovs-vsctl set-controller BRIDGE
+ * tcp:<ClusterIP>:6653`): kube-proxy takes each vswitchd's connection to the
+ * operator pod, wherever it runs, and to its replacement.
+ */
+export async function connectBridgesToOfc(cluster: NodesCluster, install: ChartInstall): Promise<string> {
+  const core = cluster.controlPlane.kubeConfig.makeApiClient(CoreV1Api);
+  const service = await core.readNamespacedService({ name: install.service, namespace: install.namespace });
+  const clusterIp = service.spec?.clusterIP;
+  const port = service.spec?.ports?.find((p) => p.name === 'openflow')?.port;
+  if (!clusterIp || !port) throw new Error(`Service ${install.service} has no ClusterIP or openflow port`);
+  const target = `tcp:${clusterIp}:${port}`;
+  for (const node of cluster.nodes) await node.ovs.vsctl(['set-controller', node.ovs.bridge, target]);
+  return target;
 }

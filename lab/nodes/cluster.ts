@@ -1,10 +1,12 @@
 // A Kubernetes cluster on this machine from real parts: the local control plane
 // (kube-apiserver + etcd, src/devenv) with kube-controller-manager and
-// kube-scheduler, and N nodes, each a kubelet with its own containerd, all in
-// one network namespace with one kube-proxy. Images come from
-// hack/build-image.sh and `ctr images import`; nothing is pulled. What this
-// loses against separate machines: docs/lab.md, "Lab nodes".
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+// kube-scheduler, and N nodes, each a kubelet with its own containerd and its
+// own Open vSwitch, in its own mount namespace (node-root.ts: the node's /run,
+// /var/lib, /var/log), all in one network namespace with one kube-proxy. The
+// nodes' bridges are linked in a chain. Images come from hack/build-image.sh
+// and `ctr images import`; nothing is pulled. What this loses against separate
+// machines: docs/lab.md, "Lab nodes".
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -20,6 +22,8 @@ import { startControllerManager, startKubeProxy, startScheduler } from './cluste
 import { importImage, removeAllContainers, startContainerd, type ContainerdPaths } from './containerd.js';
 import { startKubelet } from './kubelet.js';
 import { addNodeAddress, createNodesNetwork, type NodesNetwork } from './network.js';
+import { linkBridges, startNodeOvs, stopNodeOvs, type NodeOvs } from './node-ovs.js';
+import { startNodeRoot, type NodeRoot } from './node-root.js';
 
 export interface LabNodeSpec {
   name: string;
@@ -31,7 +35,10 @@ export interface LabNode {
   /** The node's InternalIP, inside the nodes' network namespace. */
   address: string;
   dir: string;
+  /** The node's own view of /run, /var/lib and /var/log (`root.hostPath('/var/lib/kubelet')`). */
+  root: NodeRoot;
   containerd: ContainerdPaths;
+  ovs: NodeOvs;
 }
 
 export interface NodesCluster {
@@ -42,7 +49,7 @@ export interface NodesCluster {
   nodes: LabNode[];
   /** Imports a docker-archive (hack/build-image.sh) into every node's containerd. */
   importImage(archive: string): Promise<void>;
-  /** Stops everything by PID, kills every container, unmounts what the kubelets mounted, deletes the namespace. */
+  /** Stops everything by PID, kills every container, deletes the namespaces (the nodes' mounts go with theirs). */
   stop(): Promise<void>;
 }
 
@@ -63,6 +70,10 @@ export function requireNodesInfrastructure(): void {
   requireTool('runc', 'Debian package runc');
   requireTool('/usr/lib/cni/bridge', 'Debian package containernetworking-plugins');
   requireTool('nsenter', 'Debian package util-linux');
+  requireTool('unshare', 'Debian package util-linux');
+  requireTool('ovsdb-server', 'Debian package openvswitch-switch');
+  requireTool('ovs-vswitchd', 'Debian package openvswitch-switch');
+  requireTool('ethtool', 'Debian package ethtool');
   requireTool('buildah', 'Debian package buildah');
   requireTool('mmdebstrap', 'Debian package mmdebstrap');
 }
@@ -89,20 +100,24 @@ export async function startNodesCluster(options: NodesClusterOptions): Promise<N
 
   const processes: ManagedProcess[] = [];
   const containerds: ContainerdPaths[] = [];
+  const switches: NodeOvs[] = [];
   let network: NodesNetwork | undefined;
   let controlPlane: LocalControlPlane | undefined;
   const stop = async (): Promise<void> => {
     // Kubelets first (nothing restarts pods), then the pods themselves, then the rest.
     for (const p of processes.filter((p) => p.name === 'kubelet')) await p.stop();
     for (const c of containerds) await removeAllContainers(c);
+    for (const ovs of switches) await stopNodeOvs(ovs);
+    // Last of each node: the holder of its mount namespace, whose mounts go with it.
     for (const p of processes.reverse()) await p.stop();
     process.off('exit', killOnExit);
     await controlPlane?.stop();
-    await unmountUnder(dir);
     await network?.delete();
     if (ownsDir) await rm(dir, { recursive: true, force: true });
   };
-  const killOnExit = (): void => processes.forEach((p) => p.killNow());
+  const killOnExit = (): void => {
+    for (const p of [...processes, ...switches.flatMap((s) => s.processes)]) p.killNow();
+  };
   process.on('exit', killOnExit);
 
   try {
@@ -125,14 +140,28 @@ export async function startNodesCluster(options: NodesClusterOptions): Promise<N
       await mkdir(nodeDir, { recursive: true });
       const address = await addNodeAddress(net, i + 1);
       log(`starting node ${spec.name} (${address})`);
-      const containerd = await startContainerd(net.netns, nodeDir, pause.ref, net.podRange(i + 1));
+      const root = await startNodeRoot(nodeDir);
+      processes.push(root.process);
+      // What KubeVirt's virt-handler makes on each of its nodes (the agent's hostPath); the stand-in plays KubeVirt.
+      await mkdir(root.hostPath('/var/run/kubevirt'), { recursive: true });
+      const containerd = await startContainerd(net.netns, root, nodeDir, pause.ref, net.podRange(i + 1));
       processes.push(containerd.process);
       containerds.push(containerd.paths);
       await importImage(containerd.paths, pause.archive);
+      const ovs = await startNodeOvs({
+        network: net,
+        root,
+        nodeDir,
+        nodeName: spec.name,
+        index: i + 1,
+        address,
+      });
+      switches.push(ovs);
       processes.push(
         await startKubelet({
           binary: binaries.kubelet,
           netns: net.netns,
+          root,
           nodeName: spec.name,
           nodeDir,
           address,
@@ -141,8 +170,9 @@ export async function startNodesCluster(options: NodesClusterOptions): Promise<N
           labels: spec.labels ?? {},
         }),
       );
-      nodes.push({ name: spec.name, address, dir: nodeDir, containerd: containerd.paths });
+      nodes.push({ name: spec.name, address, dir: nodeDir, root, containerd: containerd.paths, ovs });
     }
+    await linkBridges(switches);
     processes.push(startKubeProxy(binaries['kube-proxy'], cp, net.netns, nodes[0]?.name ?? 'lab'));
     await waitForNodesReady(cp, nodes, processes, options.readyTimeoutMs ?? 180_000);
     log(`${nodes.length} nodes Ready`);
@@ -189,15 +219,4 @@ async function waitForNodesReady(
     `nodes not Ready within ${timeoutMs} ms: ${notReady.join(', ')}\n` +
       `--- first kubelet's log ---\n${(await kubelet?.logTail()) ?? ''}`,
   );
-}
-
-/** Unmounts, deepest first, every mount the kubelets and containerds left under `dir`. */
-async function unmountUnder(dir: string): Promise<void> {
-  const mountinfo = await readFile('/proc/self/mountinfo', 'utf8');
-  const targets = mountinfo
-    .split('\n')
-    .map((line) => line.split(' ')[4])
-    .filter((target): target is string => target !== undefined && target.startsWith(`${dir}/`))
-    .sort((a, b) => b.length - a.length);
-  for (const target of targets) await run('umount', ['-l', target]).catch(() => {});
 }

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { ManagedProcess } from '../../src/devenv/managed-process.js';
 import { run, type NetworkNamespace } from '../ovs/netns.js';
 import { POD_GATEWAY, POD_SUBNET } from './network.js';
+import type { NodeRoot } from './node-root.js';
 
 export const CNI_BIN_DIR = '/usr/lib/cni';
 
@@ -103,9 +104,14 @@ function cniConfig(range: { rangeStart: string; rangeEnd: string }, ipamDir: str
   );
 }
 
-/** Starts the node's containerd in the nodes' namespace and waits for its socket to answer. */
+/**
+ * Starts the node's containerd in the nodes' network namespace and the node's
+ * own mount namespace (its containers' hostPaths resolve in the node's view),
+ * and waits for its socket to answer.
+ */
 export async function startContainerd(
   netns: NetworkNamespace,
+  root: NodeRoot,
   nodeDir: string,
   pauseImage: string,
   podRange: { rangeStart: string; rangeEnd: string },
@@ -121,7 +127,7 @@ export async function startContainerd(
   const process = new ManagedProcess(
     'containerd',
     'nsenter',
-    [`--net=/run/netns/${netns.name}`, '--', 'containerd', '--config', configPath],
+    [...root.enter(netns), 'containerd', '--config', configPath],
     join(nodeDir, 'containerd.log'),
   );
   const deadline = Date.now() + 30_000;
@@ -144,32 +150,19 @@ export async function importImage(paths: ContainerdPaths, archive: string): Prom
 }
 
 /**
- * Kills every container the node's containerd runs, and removes the pod network
- * namespaces it made: containerd's shims outlive containerd itself, so stopping
- * the process alone would leave the pods running.
+ * Kills every container the node's containerd runs: containerd's shims outlive
+ * containerd itself, so stopping the process alone would leave the pods
+ * running. The pods' network namespaces are bind mounts in the node's mount
+ * namespace (`/run/netns/cni-*` of its view): they go with it.
  */
 export async function removeAllContainers(paths: ContainerdPaths): Promise<void> {
   const ctr = (...args: string[]) => run('ctr', ['--address', paths.socket, '-n', 'k8s.io', ...args]);
   const ids = (await ctr('containers', 'ls', '-q').catch(() => ({ stdout: '' }))).stdout
     .split('\n')
     .filter(Boolean);
-  const namespaces = new Set<string>();
   for (const id of ids) {
-    const info = await ctr('containers', 'info', id).catch(() => undefined);
-    if (info) {
-      const spec = (JSON.parse(info.stdout) as { Spec?: OciSpec }).Spec;
-      for (const ns of spec?.linux?.namespaces ?? [])
-        if (ns.type === 'network' && ns.path?.startsWith('/var/run/netns/cni-')) namespaces.add(ns.path);
-    }
     await ctr('tasks', 'kill', '-s', 'SIGKILL', id).catch(() => {});
     await ctr('tasks', 'delete', '-f', id).catch(() => {});
     await ctr('containers', 'delete', id).catch(() => {});
   }
-  for (const path of namespaces) {
-    await run('ip', ['netns', 'delete', path.slice('/var/run/netns/'.length)]).catch(() => {});
-  }
-}
-
-interface OciSpec {
-  linux?: { namespaces?: { type: string; path?: string }[] };
 }

@@ -1,17 +1,21 @@
 // One kubelet per lab node, in the nodes' network namespace, bound to the
-// node's own address (so every kubelet has its ports 10250 and 10248), with its
-// own root dir, pod-log dir and volume-plugin dir, talking to its node's
-// containerd. Settings this machine needs are explained where they are set.
+// node's own address (so every kubelet has its ports 10250 and 10248), in the
+// node's own mount namespace (node-root.ts), where its stock paths
+// (/var/lib/kubelet, /var/log/pods, the device-plugin socket, its certificates)
+// are the node's own, talking to its node's containerd. Settings this machine
+// needs are explained where they are set.
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { ManagedProcess } from '../../src/devenv/managed-process.js';
 import type { NetworkNamespace } from '../ovs/netns.js';
 import type { ContainerdPaths } from './containerd.js';
+import type { NodeRoot } from './node-root.js';
 
 export interface KubeletOptions {
   binary: string;
   netns: NetworkNamespace;
+  root: NodeRoot;
   nodeName: string;
   nodeDir: string;
   address: string;
@@ -43,9 +47,8 @@ function kubeletConfig(options: KubeletOptions): string {
     // one would leave the node unable to start its pods again.
     imageGCHighThresholdPercent: 100,
     imageGCLowThresholdPercent: 99,
-    // Shared-machine defaults would be /var/log/pods and /usr/libexec/...: each kubelet keeps its own.
-    podLogsDir: join(options.nodeDir, 'pod-logs'),
-    volumePluginDir: join(options.nodeDir, 'volume-plugins'),
+    // The default is under /usr/libexec, which is the machine's in every node's view.
+    volumePluginDir: '/var/lib/kubelet/volume-plugins',
     authentication: { anonymous: { enabled: false }, webhook: { enabled: true } },
     authorization: { mode: 'Webhook' },
     // No cluster DNS in the lab: pods resolve with the machine's resolv.conf.
@@ -65,12 +68,10 @@ export async function startKubelet(options: KubeletOptions): Promise<ManagedProc
     'kubelet',
     'nsenter',
     [
-      `--net=/run/netns/${options.netns.name}`,
-      '--',
+      ...options.root.enter(options.netns),
       options.binary,
       `--config=${configPath}`,
       `--kubeconfig=${options.kubeconfigPath}`,
-      `--root-dir=${join(options.nodeDir, 'kubelet')}`,
       `--hostname-override=${options.nodeName}`,
       `--node-ip=${options.address}`,
       ...(labels ? [`--node-labels=${labels}`] : []),

@@ -7,7 +7,10 @@
 // through it.
 import { NetworkNamespace, run, uniqueTag } from '../ovs/netns.js';
 
-/** 10.213.0.0/16: pods (10.213.<node>.0/24), node addresses (10.213.255.x), the host link (10.213.254.0/30). */
+/**
+ * 10.213.0.0/16: pods (10.213.<node>.0/24), node addresses (10.213.255.x), the
+ * host link (10.213.254.0/30), each node's ovs-vswitchd link (10.213.253.<4n>/30).
+ */
 export const LAB_RANGE = '10.213.0.0/16';
 export const POD_SUBNET = '10.213.0.0/17';
 export const POD_GATEWAY = '10.213.0.1';
@@ -18,6 +21,8 @@ export interface NodesNetwork {
   hostAddress: string;
   /** The address of the index-th node (from 1), on the namespace's loopback (this kernel has no dummy links). */
   nodeAddress(index: number): string;
+  /** The index-th node's link to its ovs-vswitchd's namespace (node-ovs.ts): both ends of a /30. */
+  ovsLinkAddresses(index: number): { nodesEnd: string; ovsEnd: string };
   /** Pods of the index-th node get addresses from this range of POD_SUBNET. */
   podRange(index: number): { rangeStart: string; rangeEnd: string };
   delete(): Promise<void>;
@@ -64,6 +69,10 @@ export async function createNodesNetwork(): Promise<NodesNetwork> {
     netns,
     hostAddress,
     nodeAddress,
+    ovsLinkAddresses: (index) => ({
+      nodesEnd: `10.213.253.${4 * index + 1}`,
+      ovsEnd: `10.213.253.${4 * index + 2}`,
+    }),
     podRange: (index) => ({ rangeStart: `10.213.${index}.2`, rangeEnd: `10.213.${index}.254` }),
     delete: remove,
   };

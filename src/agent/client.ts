@@ -14,6 +14,7 @@ import type {
 } from './types.js';
 import { AgentError, isAgentErrorCode } from './errors.js';
 import { errorBodyOf, errorMessage } from '../errors.js';
+import type { BundleCommitRequest, BundleManifest } from '../store/index.js';
 
 const UNLOAD_TIMEOUT_MS = 30_000;
 
@@ -68,6 +69,11 @@ export class AgentClient implements SnapshotAgent {
   unload(restoreId: string, vm: VmRef): Promise<{ unloaded: boolean }> {
     // Stopping a QEMU takes seconds at most; a failed restore is not held up for the load timeout.
     return this.post('/v1/unload', { restoreId, vm }, UNLOAD_TIMEOUT_MS);
+  }
+
+  /** Commits a file:// bundle on the agent's node, where its images are (bundle-routes.ts). */
+  commitBundle(req: BundleCommitRequest): Promise<BundleManifest> {
+    return this.post('/v1/bundle/commit', req);
   }
 
   private async post<T>(path: string, body: unknown, timeoutMs = this.timeoutMs): Promise<T> {

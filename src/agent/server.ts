@@ -8,6 +8,7 @@
 //   POST /v1/load              LoadRequest                         → {loadedAt}
 //   POST /v1/resume            {restoreId, vm}                     → {resumedAt}
 //   POST /v1/unload            {restoreId, vm}                     → {unloaded}
+//   POST /v1/bundle/commit     BundleCommitRequest                 → BundleManifest (bundle-routes.ts)
 //   GET  /healthz                                                  → {node}
 //
 // A body that is not JSON, too large, or of the wrong shape is a 400 and
@@ -19,6 +20,8 @@ import type { AddressInfo } from 'node:net';
 import type { CaptureRequest, LoadRequest, SnapshotAgent, VmRef } from './types.js';
 import type { CallerAuth } from './auth.js';
 import { AgentError, toAgentError } from './errors.js';
+import { bundleRoutes } from './bundle-routes.js';
+import type { StorageConfinement } from '../store/index.js';
 import { errorMessage } from '../errors.js';
 
 const MAX_BODY_BYTES = 64 * 1024;
@@ -37,6 +40,19 @@ const ROUTES: Record<string, Route> = {
   '/v1/unload': (agent, body) => agent.unload(body.restoreId as string, body.vm as VmRef),
 };
 
+/** The VM routes, and the bundle routes, which need the node's filesystem only, no VM. */
+function routesUnder(confinement: StorageConfinement | undefined): Record<string, Route> {
+  return {
+    ...ROUTES,
+    ...Object.fromEntries(
+      Object.entries(bundleRoutes(confinement)).map(([path, route]): [string, Route] => [
+        path,
+        (_agent, body) => route(body),
+      ]),
+    ),
+  };
+}
+
 export interface AgentServer {
   server: Server;
   /** `http://host:port` the server listens on. */
@@ -53,11 +69,14 @@ export async function startAgentServer(
     log?: (line: string) => void;
     /** Who may call; undefined only for in-process tests (`violin agent` always authenticates). */
     auth?: CallerAuth;
+    /** Where bundles may be committed (--storage-root); undefined only for in-process tests. */
+    confinement?: StorageConfinement;
   },
 ): Promise<AgentServer> {
   const log = options.log ?? (() => undefined);
+  const routes = routesUnder(options.confinement);
   const server = createServer((req, res) => {
-    handle(agent, options.node, options.auth, req, res, log).catch((error: unknown) => {
+    handle(agent, routes, options.node, options.auth, req, res, log).catch((error: unknown) => {
       log(`agent: unexpected failure: ${errorMessage(error)}`);
       if (!res.headersSent) reply(res, 500, { error: { code: 'Internal', message: errorMessage(error) } });
     });
@@ -77,6 +96,7 @@ export async function startAgentServer(
 
 async function handle(
   agent: SnapshotAgent,
+  routes: Record<string, Route>,
   node: string,
   auth: CallerAuth | undefined,
   req: IncomingMessage,
@@ -85,7 +105,7 @@ async function handle(
 ): Promise<void> {
   const path = new URL(req.url ?? '/', 'http://agent').pathname;
   if (path === '/healthz' && req.method === 'GET') return reply(res, 200, { node });
-  const route = ROUTES[path];
+  const route = routes[path];
   if (!route) return fail(res, new AgentError('NotFound', `no such endpoint ${req.method} ${path}`));
   const refusal = auth ? await auth.refusal(req.headers.authorization).catch(toAgentError) : undefined;
   if (refusal) {

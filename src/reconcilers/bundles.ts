@@ -4,14 +4,7 @@
 // bundle opened for restore has every file checked against its digest first,
 // and a location's sync reads manifests only.
 import type { StorageConfinement } from '../store/index.js';
-import {
-  BundleError,
-  checkStorageLocation,
-  deleteBundle,
-  listBundles,
-  openBundle,
-  openBundleWriter,
-} from '../store/index.js';
+import { checkStorageLocation, commitBundle, deleteBundle, listBundles, openBundle } from '../store/index.js';
 import type { BundleManifest } from '../store/manifest.js';
 import type {
   BundleCatalog,
@@ -30,19 +23,8 @@ export class StoreBundles implements BundleWriter, BundleReader, BundleCatalog {
     return checkStorageLocation(storageLocation, this.confinement);
   }
 
-  async commit(bundle: BundleCommit): Promise<BundleManifest> {
-    try {
-      const writer = await openBundleWriter(bundle.storageLocation, bundle.bundleId, this.confinement);
-      const channelState = bundle.channelState ? await writer.writeChannelState(bundle.channelState) : null;
-      const flows = bundle.flows ? await writer.writeFlows(bundle.flows) : null;
-      return await writer.commit({ ...bundle.content, channelState, flows });
-    } catch (err) {
-      // Committed by an earlier attempt whose status write was lost: the manifest is the answer.
-      if (err instanceof BundleError && err.code === 'Conflict') {
-        return (await openBundle(bundle.storageLocation, bundle.bundleId, this.confinement)).readManifest();
-      }
-      throw err;
-    }
+  commit(bundle: BundleCommit): Promise<BundleManifest> {
+    return commitBundle(bundle, this.confinement);
   }
 
   delete(storageLocation: string, bundleId: string): Promise<void> {

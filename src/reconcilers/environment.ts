@@ -23,6 +23,7 @@ import { OpenVswitchDb, OvsdbClient } from '../ovsdb/index.js';
 import type { VmAttachment } from '../ovsdb/open-vswitch.js';
 import { checkStorageRoot, DEFAULT_STORAGE_ROOT } from '../store/index.js';
 import { StoreBundles } from './bundles.js';
+import { NodeLocalBundles } from './node-local-bundles.js';
 import { OvsdbNetworkMapper, type AttachmentSource } from './network-mapper.js';
 import { BridgeNotFoundError, type BridgeFailModes, type ReconcilerDeps } from './ports.js';
 
@@ -37,21 +38,23 @@ export function createReconcilerDeps(
     .map((r) => r.trim())
     .filter(Boolean);
   const ovsdb = new OvsdbServers(remotes);
-  const bundles = new StoreBundles({
+  const store = new StoreBundles({
     fileRoot: checkStorageRoot(env.VIOLIN_STORAGE_ROOT ?? DEFAULT_STORAGE_ROOT),
   });
+  const agents = new NodeAgentDirectory(
+    manager.kubeConfig,
+    parseAgentMap(env.VIOLIN_AGENTS),
+    agentPort(env),
+    env.VIOLIN_AGENT_TOKEN_FILE ? tokenFile(env.VIOLIN_AGENT_TOKEN_FILE) : undefined,
+  );
   return {
     ofc: new OfcControlClient(env.VIOLIN_OFC_ADDRESS ? { address: env.VIOLIN_OFC_ADDRESS } : {}),
-    agents: new NodeAgentDirectory(
-      manager.kubeConfig,
-      parseAgentMap(env.VIOLIN_AGENTS),
-      agentPort(env),
-      env.VIOLIN_AGENT_TOKEN_FILE ? tokenFile(env.VIOLIN_AGENT_TOKEN_FILE) : undefined,
-    ),
+    agents,
     network: new OvsdbNetworkMapper(ovsdb),
     failModes: ovsdb,
-    bundles,
-    catalog: bundles,
+    // file:// bundles are committed by the snapshot host's agent, where the images are.
+    bundles: new NodeLocalBundles(agents, store),
+    catalog: store,
   };
 }
 
@@ -93,7 +96,7 @@ export class NodeAgentDirectory implements AgentDirectory {
     this.core = kubeConfig.makeApiClient(CoreV1Api);
   }
 
-  async forNode(nodeName: string): Promise<SnapshotAgent> {
+  async forNode(nodeName: string): Promise<AgentClient> {
     const configured = this.agents.get(nodeName);
     if (configured) return new AgentClient(configured, undefined, this.token);
     const node = await this.core.readNode({ name: nodeName });

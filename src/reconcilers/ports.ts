@@ -7,7 +7,8 @@ import type { AgentDirectory } from '../agent/types.js';
 import type { KubeVirtAccess } from '../kubevirt/client.js';
 import type { VirtualMachineInstance } from '../kubevirt/types.js';
 import type { OfcControl, RecordedPacket, SavedFlow } from '../ofc/control/types.js';
-import type { BundleManifest, BundleManifestContent } from '../store/manifest.js';
+import type { BundleCommitRequest } from '../store/commit.js';
+import type { BundleManifest } from '../store/manifest.js';
 
 /** Where a VM attaches to the snapshot network, as OVSDB knows it. */
 export interface VmAttachment {
@@ -57,13 +58,8 @@ export interface NodeLister {
   listNodeNames(matchLabels: Record<string, string>): Promise<string[]>;
 }
 
-export interface BundleCommit {
-  storageLocation: string;
-  bundleId: string;
-  content: Omit<BundleManifestContent, 'channelState' | 'flows'>;
-  channelState: RecordedPacket[] | null;
-  flows: SavedFlow[] | null;
-}
+/** What a commit writes (the store's request: the agent of a snapshot host takes the same). */
+export type BundleCommit = BundleCommitRequest;
 
 /** Implemented by the store's bundle writer. */
 export interface BundleWriter {

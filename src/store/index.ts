@@ -2,6 +2,8 @@
 export { openBundleWriter } from './bundle-writer.js';
 export type { BundleWriter } from './bundle-writer.js';
 export { openBundle } from './bundle-reader.js';
+export { commitBundle } from './commit.js';
+export type { BundleCommitRequest } from './commit.js';
 export type { Bundle } from './bundle-reader.js';
 export { deleteBundle, listBundles, pruneAbandoned, pruneBundles, retentionCandidates } from './retention.js';
 export type { RetentionPolicy, StoredBundle } from './retention.js';

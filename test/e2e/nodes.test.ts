@@ -1,20 +1,37 @@
-// The chart on real Kubernetes nodes: kubelets with their own containerds
-// (lab/nodes), the project's image built from its Dockerfile on this machine
+// The chart on real Kubernetes nodes: kubelets with their own containerds and
+// their own Open vSwitch, each node in its own mount namespace (lab/nodes),
+// the project's image built from its Dockerfile on this machine
 // (hack/build-image.sh) and imported into every node, and charts/violin
-// installed with `helm install`. The operator, the OFC and the agent must run
-// as the chart's pods, from that image, on the nodes the chart puts them on.
-import { CoreV1Api, type V1Pod } from '@kubernetes/client-node';
+// installed with `helm install` with the chart's own host paths. One cluster
+// for the whole file: starting one takes a minute or two.
+import { CoordinationV1Api, CoreV1Api, type V1Pod } from '@kubernetes/client-node';
+import type { ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { helmInstallViolin, type ChartInstall } from '../../lab/nodes/chart.js';
-import { buildImage, startNodesCluster, type NodesCluster } from '../../lab/nodes/cluster.js';
+import { connectBridgesToOfc, helmInstallViolin, type ChartInstall } from '../../lab/nodes/chart.js';
+import { buildImage, startNodesCluster, type LabNode, type NodesCluster } from '../../lab/nodes/cluster.js';
+import { getFromPod, runInContainerMounts, runInPodNetwork } from '../../lab/nodes/pod-network.js';
+import { disableTxOffload, NetworkNamespace } from '../../lab/ovs/netns.js';
+import { DEFAULT_AGENT_TOKEN_AUDIENCE } from '../../src/agent/auth.js';
+import { AgentClient } from '../../src/agent/client.js';
+import { StoreBundles } from '../../src/reconcilers/bundles.js';
+import { NodeLocalBundles } from '../../src/reconcilers/node-local-bundles.js';
+import type { BundleCommit } from '../../src/reconcilers/ports.js';
+import { openBundle, openBundleWriter } from '../../src/store/index.js';
+import type { BundleVm } from '../../src/store/manifest.js';
 
 const SNAPSHOT_HOST = 'snap-1';
+const AGENT_PORT = 9464;
+const OFC_CONTROL = 'http://127.0.0.1:6654';
 
 describe('charts/violin installed by helm on lab nodes', () => {
   let cluster: NodesCluster | undefined;
   let install: ChartInstall;
   let image: { archive: string; ref: string };
+  let core: CoreV1Api;
 
   beforeAll(async () => {
     image = await buildImage('violin');
@@ -26,39 +43,169 @@ describe('charts/violin installed by helm on lab nodes', () => {
       ],
       log: (m) => console.log(`[nodes] ${m}`),
     });
+    core = cluster.controlPlane.kubeConfig.makeApiClient(CoreV1Api);
     await cluster.importImage(image.archive);
-    install = await helmInstallViolin(cluster, image.ref);
+    install = await helmInstallViolin(cluster, image.ref, {
+      // An agent on every node (a restore loads VMs on VM nodes too): three agents on one
+      // network namespace show that binding each node's InternalIP does not collide.
+      extraArgs: [
+        '--set',
+        'agent.nodeSelector.violin\\.dev/snapshot-host=null',
+        '--set',
+        'agent.nodeSelector.kubernetes\\.io/os=linux',
+      ],
+    });
     // The first image build on a fresh machine takes about 10 minutes of this (README).
   }, 1_800_000);
 
   afterAll(async () => {
     await cluster?.stop();
-  });
+  }, 120_000);
+
+  const node = (name: string): LabNode => {
+    const found = cluster!.nodes.find((n) => n.name === name);
+    if (!found) throw new Error(`no lab node ${name}`);
+    return found;
+  };
 
   it('registers every lab node with its kubelet', async () => {
-    const core = cluster!.controlPlane.kubeConfig.makeApiClient(CoreV1Api);
     const nodes = (await core.listNode()).items;
     expect(nodes.map((n) => n.metadata?.name).sort()).toEqual(['node-1', 'node-2', SNAPSHOT_HOST]);
-    for (const node of nodes) {
-      const internal = node.status?.addresses?.find((a) => a.type === 'InternalIP')?.address;
-      expect(internal).toBe(cluster!.nodes.find((n) => n.name === node.metadata?.name)?.address);
+    for (const n of nodes) {
+      const internal = n.status?.addresses?.find((a) => a.type === 'InternalIP')?.address;
+      expect(internal).toBe(node(n.metadata!.name!).address);
     }
   });
 
-  it('runs the operator with its OFC and the agent on the snapshot host, from the built image', async () => {
-    const core = cluster!.controlPlane.kubeConfig.makeApiClient(CoreV1Api);
-    const pods = await waitForRunning(core, install.namespace, 2, 420_000);
-    const byComponent = (component: string): V1Pod[] =>
-      pods.filter((p) => p.metadata?.labels?.['app.kubernetes.io/component'] === component);
+  it('gives each node its own hostPaths: what a pod on node-1 writes is not on node-2', async () => {
+    const probe = async (nodeName: string, script: string): Promise<V1Pod> => {
+      const name = `hostpath-${nodeName}`;
+      await core.createNamespacedPod({
+        namespace: 'default',
+        body: {
+          metadata: { name },
+          spec: {
+            nodeName,
+            restartPolicy: 'Never',
+            containers: [
+              {
+                name: 'probe',
+                image: image.ref,
+                imagePullPolicy: 'Never',
+                command: ['sh', '-ec', script],
+                securityContext: { runAsUser: 0 },
+                volumeMounts: [{ name: 'host', mountPath: '/host' }],
+              },
+            ],
+            volumes: [
+              { name: 'host', hostPath: { path: '/var/lib/violin/probe', type: 'DirectoryOrCreate' } },
+            ],
+          },
+        },
+      });
+      return waitForPod(
+        core,
+        'default',
+        name,
+        (p) => ['Succeeded', 'Failed'].includes(p.status?.phase ?? ''),
+        180_000,
+      );
+    };
+    // The image holds what the components run: ovs-vsctl/ovs-appctl, virsh (the libvirt backend).
+    const writer = await probe(
+      'node-1',
+      'ovs-vsctl --version && ovs-appctl --version && virsh --version && echo node-1 > /host/marker',
+    );
+    expect(writer.status?.phase).toBe('Succeeded');
+    // On node-2 the same hostPath is empty: the marker is not there.
+    const reader = await probe('node-2', 'test ! -e /host/marker && echo node-2 > /host/marker');
+    expect(reader.status?.phase, 'node-2 saw node-1 marker').toBe('Succeeded');
+    // And on the host, each node's file is under its own directory.
+    expect(await readFile(node('node-1').root.hostPath('/var/lib/violin/probe/marker'), 'utf8')).toBe(
+      'node-1\n',
+    );
+    expect(await readFile(node('node-2').root.hostPath('/var/lib/violin/probe/marker'), 'utf8')).toBe(
+      'node-2\n',
+    );
+    expect(existsSync(node(SNAPSHOT_HOST).root.hostPath('/var/lib/violin/probe'))).toBe(false);
+  });
 
-    const [operator] = byComponent('operator');
+  it('runs Open vSwitch on every node with its stock runtime directory, bridges linked', async () => {
+    for (const n of cluster!.nodes) {
+      const runDir = n.root.hostPath('/var/run/openvswitch');
+      const files = readdirSync(runDir);
+      expect(files, n.name).toContain('db.sock');
+      const pid = (await readFile(`${runDir}/ovs-vswitchd.pid`, 'utf8')).trim();
+      expect(files, n.name).toContain(`ovs-vswitchd.${pid}.ctl`);
+      // The stock control socket answers in the node's view (as `ovs-appctl -t` in a pod would reach it).
+      const version = await n.ovs.appctl(['-t', `/var/run/openvswitch/ovs-vswitchd.${pid}.ctl`, 'version']);
+      expect(version.stdout).toMatch(/ovs-vswitchd/);
+      expect((await n.ovs.vsctl(['list-br'])).stdout.trim().split('\n')).toEqual([n.name]);
+    }
+    // A chain: the middle node has a link to each neighbour.
+    const ports = (await node('node-2').ovs.vsctl(['list-ports', 'node-2'])).stdout.trim().split('\n').sort();
+    expect(ports).toEqual(['fab-next', 'fab-prev']);
+  });
+
+  it("carries TCP from a port on node-1's bridge to one on snap-1's, across node-2's", async () => {
+    // Two hosts plugged into the ends of the chain (before any controller: the bridges' NORMAL flow).
+    const hosts: NetworkNamespace[] = [];
+    let server: ChildProcess | undefined;
+    try {
+      for (const [i, name] of (['node-1', SNAPSHOT_HOST] as const).entries()) {
+        const ovs = node(name).ovs;
+        const host = await NetworkNamespace.create(`${ovs.netns.name}-h${i}`);
+        hosts.push(host);
+        await ovs.netns.exec([
+          'ip',
+          'link',
+          'add',
+          `h${i}`,
+          'type',
+          'veth',
+          'peer',
+          'name',
+          'eth0',
+          'netns',
+          host.name,
+        ]);
+        await ovs.netns.exec(['ip', 'link', 'set', `h${i}`, 'up']);
+        await disableTxOffload(ovs.netns, `h${i}`);
+        await ovs.vsctl(['add-port', ovs.bridge, `h${i}`]);
+        await host.exec(['ip', 'addr', 'add', `192.168.77.${i + 1}/24`, 'dev', 'eth0']);
+        await host.exec(['ip', 'link', 'set', 'eth0', 'up']);
+        await disableTxOffload(host, 'eth0');
+      }
+      server = hosts[1]!.spawn([
+        process.execPath,
+        '--eval',
+        "require('net').createServer((s) => s.end('pong')).listen(7077, '192.168.77.2', () => console.log('up'))",
+      ]);
+      await new Promise((resolve) => server!.stdout!.once('data', resolve));
+      const { stdout } = await hosts[0]!.exec([
+        process.execPath,
+        '--eval',
+        "const s = require('net').connect(7077, '192.168.77.2'); s.on('data', (d) => process.stdout.write(d));" +
+          " setTimeout(() => { console.error('no answer in 10 s'); process.exit(2); }, 10000).unref();",
+      ]);
+      expect(stdout).toBe('pong');
+    } finally {
+      server?.kill('SIGKILL');
+      for (const [i, name] of (['node-1', SNAPSHOT_HOST] as const).entries()) {
+        await node(name).ovs.vsctl(['--if-exists', 'del-port', node(name).ovs.bridge, `h${i}`]);
+      }
+      for (const host of hosts) await host.delete();
+    }
+  });
+
+  it('runs the operator with its OFC, Ready and leader, and an agent on every node, from the built image', async () => {
+    const pods = await waitForRunning(core, install.namespace, 4, 420_000);
+    const operator = pods.find((p) => component(p) === 'operator');
     expect(operator, 'operator pod').toBeDefined();
-    expect(cluster!.nodes.map((n) => n.name)).toContain(operator!.spec?.nodeName);
     expect(operator!.status?.containerStatuses?.map((c) => c.name).sort()).toEqual(['ofc', 'operator']);
-
-    const agents = byComponent('agent');
-    expect(agents.map((p) => p.spec?.nodeName)).toEqual([SNAPSHOT_HOST]);
-
+    await expectLeader(operator!.metadata!.name!);
+    const agents = pods.filter((p) => component(p) === 'agent');
+    expect(agents.map((p) => p.spec?.nodeName).sort()).toEqual(['node-1', 'node-2', SNAPSHOT_HOST]);
     for (const pod of pods) {
       for (const status of pod.status?.containerStatuses ?? []) {
         expect(status.state?.running, `${pod.metadata?.name}/${status.name}`).toBeDefined();
@@ -66,7 +213,260 @@ describe('charts/violin installed by helm on lab nodes', () => {
       }
     }
   });
+
+  it("answers from every node's agent on the operator pod's network path", async () => {
+    const operator = await operatorPod();
+    for (const n of cluster!.nodes) {
+      const body = await getFromPod(
+        node(operator.spec!.nodeName!),
+        podRef(operator),
+        'operator',
+        `http://${n.address}:${AGENT_PORT}/healthz`,
+      );
+      expect(JSON.parse(body), n.name).toEqual({ node: n.name });
+    }
+  });
+
+  it("mounts each node's own kubelet pods dir at the agent's /pods (CONTRACT-15) and its own OVS runtime dir", async () => {
+    const pods = (await core.listPodForAllNamespaces()).items;
+    for (const agent of pods.filter((p) => component(p) === 'agent')) {
+      const nodeName = agent.spec!.nodeName!;
+      const seen = (await runInContainerMounts(node(nodeName), podRef(agent), 'agent', ['ls', '/pods']))
+        .trim()
+        .split('\n');
+      // Exactly the UIDs of the pods of its own node (the agent's own among them), as on a separate machine.
+      expect(seen).toContain(agent.metadata!.uid);
+      const elsewhere = pods.filter((p) => p.spec?.nodeName !== nodeName).map((p) => p.metadata!.uid!);
+      expect(
+        seen.filter((uid) => elsewhere.includes(uid)),
+        nodeName,
+      ).toEqual([]);
+      const ovs = await runInContainerMounts(node(nodeName), podRef(agent), 'agent', [
+        'ls',
+        '/var/run/openvswitch',
+      ]);
+      const pid = (
+        await readFile(node(nodeName).root.hostPath('/var/run/openvswitch/ovs-vswitchd.pid'), 'utf8')
+      ).trim();
+      expect(ovs.split('\n'), nodeName).toEqual(
+        expect.arrayContaining(['db.sock', `ovs-vswitchd.${pid}.ctl`]),
+      );
+    }
+  });
+
+  it("reaches every node's OVSDB server (the chart's ovsdb.remotes) on the operator pod's network path", async () => {
+    const operator = await operatorPod();
+    for (const n of cluster!.nodes) {
+      const bridges = await runInPodNetwork(node(operator.spec!.nodeName!), podRef(operator), 'operator', [
+        'ovs-vsctl',
+        `--db=${n.ovs.ovsdbRemote}`,
+        '--timeout=10',
+        'list-br',
+      ]);
+      expect(bridges.trim(), n.name).toBe(n.name);
+    }
+  });
+
+  it("connects every node's bridge to the OFC in the operator pod, through the chart's Service", async () => {
+    const target = await connectBridgesToOfc(cluster!, install);
+    expect(target).toMatch(/^tcp:10\.\d+\.\d+\.\d+:6653$/);
+    await expectBridgesConnected(await operatorPod());
+  });
+
+  it('replaces a deleted operator pod (Deployment); the new one leads and the bridges reconnect to it', async () => {
+    const old = await operatorPod();
+    await core.deleteNamespacedPod({ name: old.metadata!.name!, namespace: install.namespace });
+    const replacement = await waitFor(
+      async () => {
+        const pod = await operatorPod().catch(() => undefined);
+        return pod && pod.metadata?.name !== old.metadata?.name && isReady(pod) ? pod : undefined;
+      },
+      300_000,
+      'a new Ready operator pod',
+    );
+    await expectLeader(replacement.metadata!.name!);
+    await expectBridgesConnected(replacement);
+  });
+
+  it('replaces a deleted agent pod (DaemonSet), which answers again', async () => {
+    const agentOn = async (): Promise<V1Pod | undefined> =>
+      (await core.listNamespacedPod({ namespace: install.namespace })).items.find(
+        (p) => component(p) === 'agent' && p.spec?.nodeName === SNAPSHOT_HOST,
+      );
+    const old = (await agentOn())!;
+    await core.deleteNamespacedPod({ name: old.metadata!.name!, namespace: install.namespace });
+    await waitFor(
+      async () => {
+        const pod = await agentOn();
+        return pod && pod.metadata?.uid !== old.metadata?.uid && isReady(pod) ? pod : undefined;
+      },
+      300_000,
+      `a new Ready agent pod on ${SNAPSHOT_HOST}`,
+    );
+    const operator = await operatorPod();
+    const body = await getFromPod(
+      node(operator.spec!.nodeName!),
+      podRef(operator),
+      'operator',
+      `http://${node(SNAPSHOT_HOST).address}:${AGENT_PORT}/healthz`,
+    );
+    expect(JSON.parse(body)).toEqual({ node: SNAPSHOT_HOST });
+  });
+
+  it("commits a file:// bundle through the agent pod of the node holding its images, and says so when two nodes' images are apart", async () => {
+    // The operator's way (NodeLocalBundles), to the agents' pods at their nodes' addresses.
+    // The operator's own credentials: a token of its ServiceAccount for the agents' audience, which
+    // the chart's projected volume gives its pod (agents refuse any other caller).
+    const minted = await core.createNamespacedServiceAccountToken({
+      name: `${install.service}-operator`,
+      namespace: install.namespace,
+      body: { spec: { audiences: [DEFAULT_AGENT_TOKEN_AUDIENCE], expirationSeconds: 600 } },
+    });
+    const token = async () => minted.status?.token;
+    const location = 'file:///var/lib/violin/bundles';
+    const bundles = new NodeLocalBundles(
+      {
+        forNode: async (name) =>
+          new AgentClient(`http://${node(name).address}:${AGENT_PORT}`, 600_000, token),
+      },
+      new StoreBundles({ fileRoot: fileURLToPath(location) }),
+    );
+    // What a capture leaves: the image in the bundle directory of the node that captured it.
+    const captured = async (bundleId: string, hosts: string[]): Promise<BundleCommit> => {
+      const now = new Date().toISOString();
+      const vms: BundleVm[] = [];
+      for (const [i, host] of hosts.entries()) {
+        const ref = { namespace: 'shop', name: `vm${i}` };
+        const onHost = pathToFileURL(node(host).root.hostPath('/var/lib/violin/bundles')).href;
+        const writer = await openBundleWriter(onHost, bundleId);
+        const image = await writer.writeImage(
+          ref,
+          (async function* () {
+            yield Buffer.from(`memory of vm${i}`);
+          })(),
+        );
+        vms.push({
+          ...ref,
+          mac: `52:54:00:00:00:0${i + 1}`,
+          sourceNode: 'node-1',
+          snapshotHost: host,
+          vmi: { kind: 'VirtualMachineInstance' },
+          timeline: { snapshotStartedAt: now, captureStartedAt: now, capturedAt: now, downtimeMs: 10 },
+          image,
+        });
+      }
+      const snapshot = {
+        namespace: 'shop',
+        name: 'nightly',
+        uid: bundleId,
+        createdAt: now,
+        networkMode: 'Buffer' as const,
+      };
+      return {
+        storageLocation: location,
+        bundleId,
+        content: { snapshot, vms },
+        channelState: [],
+        flows: null,
+      };
+    };
+
+    const manifest = await bundles.commit(await captured('shop.nightly.one', [SNAPSHOT_HOST]));
+    const onSnapshotHost = pathToFileURL(node(SNAPSHOT_HOST).root.hostPath('/var/lib/violin/bundles')).href;
+    const written = await openBundle(onSnapshotHost, 'shop.nightly.one');
+    expect((await written.readManifest()).integrity.digest).toBe(manifest.integrity.digest);
+    await written.verify();
+    // node-1's directory is not snap-1's: a bundle captured on both cannot be whole in either.
+    await expect(
+      bundles.commit(await captured('shop.nightly.two', ['node-1', SNAPSHOT_HOST])),
+    ).rejects.toThrow(
+      /captured on node-1, snap-1, and file:\/\/\/var\/lib\/violin\/bundles is a directory on each snapshot host: node-1 does not see the images the others wrote/,
+    );
+  });
+
+  async function operatorPod(): Promise<V1Pod> {
+    const pods = (await core.listNamespacedPod({ namespace: install.namespace })).items.filter(
+      (p) => component(p) === 'operator' && !p.metadata?.deletionTimestamp && p.status?.phase === 'Running',
+    );
+    if (pods.length !== 1) throw new Error(`expected one running operator pod, found ${pods.length}`);
+    return pods[0]!;
+  }
+
+  async function expectLeader(podName: string): Promise<void> {
+    const coordination = cluster!.controlPlane.kubeConfig.makeApiClient(CoordinationV1Api);
+    const holder = await waitFor(
+      async () => {
+        const lease = await coordination
+          .readNamespacedLease({ name: `${install.service}-operator`, namespace: install.namespace })
+          .catch(() => undefined);
+        const identity = lease?.spec?.holderIdentity ?? '';
+        return identity.startsWith(`${podName}_`) ? identity : undefined;
+      },
+      120_000,
+      `${podName} holding the operator's Lease`,
+    );
+    expect(holder.startsWith(`${podName}_`)).toBe(true);
+  }
+
+  async function expectBridgesConnected(operator: V1Pod): Promise<void> {
+    const host = node(operator.spec!.nodeName!);
+    const connected = await waitFor(
+      async () => {
+        const body = await getFromPod(host, podRef(operator), 'ofc', `${OFC_CONTROL}/v1/bridges`).catch(
+          () => '[]',
+        );
+        const bridges = JSON.parse(body) as { name: string; connected: boolean }[];
+        const names = bridges
+          .filter((b) => b.connected)
+          .map((b) => b.name)
+          .sort();
+        return names.length === cluster!.nodes.length ? names : undefined;
+      },
+      120_000,
+      "every node's bridge connected to the OFC",
+    );
+    expect(connected).toEqual(['node-1', 'node-2', SNAPSHOT_HOST]);
+  }
 });
+
+function component(pod: V1Pod): string | undefined {
+  return pod.metadata?.labels?.['app.kubernetes.io/component'];
+}
+
+function podRef(pod: V1Pod): { namespace: string; name: string } {
+  return { namespace: pod.metadata!.namespace!, name: pod.metadata!.name! };
+}
+
+function isReady(pod: V1Pod): boolean {
+  return pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+}
+
+async function waitFor<T>(check: () => Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const value = await check();
+    if (value !== undefined) return value;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  throw new Error(`no ${what} within ${timeoutMs} ms`);
+}
+
+async function waitForPod(
+  core: CoreV1Api,
+  namespace: string,
+  name: string,
+  done: (pod: V1Pod) => boolean,
+  timeoutMs: number,
+): Promise<V1Pod> {
+  return waitFor(
+    async () => {
+      const pod = await core.readNamespacedPod({ name, namespace });
+      return done(pod) ? pod : undefined;
+    },
+    timeoutMs,
+    `pod ${namespace}/${name} done`,
+  );
+}
 
 /** Waits until `count` pods of the namespace have every container running, and returns them. */
 async function waitForRunning(core: CoreV1Api, namespace: string, count: number, timeoutMs: number) {
@@ -74,11 +474,7 @@ async function waitForRunning(core: CoreV1Api, namespace: string, count: number,
   let last = 'no pods yet';
   while (Date.now() < deadline) {
     const pods = (await core.listNamespacedPod({ namespace })).items;
-    const running = pods.filter(
-      (p) =>
-        p.status?.phase === 'Running' &&
-        (p.status.containerStatuses ?? []).every((c) => c.state?.running !== undefined),
-    );
+    const running = pods.filter((p) => p.status?.phase === 'Running' && isReady(p));
     if (running.length >= count) return running;
     last = pods
       .map((p) => {

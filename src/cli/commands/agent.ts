@@ -177,6 +177,7 @@ export const command: Command = {
         node: values.node,
         ...listen,
         log: (line) => logger.info(line),
+        confinement: { fileRoot: storageRoot },
         auth:
           callers.length === 0
             ? undefined

@@ -2,6 +2,7 @@
 // the bundle is written with its manifest, the bridges get their fail mode
 // back, and with afterSnapshot ReturnToSource every VM migrates back to the
 // node it came from.
+import { AgentError } from '../../agent/errors.js';
 import { errorMessage } from '../../errors.js';
 import type {
   DistributedSnapshotStatus,
@@ -74,6 +75,8 @@ async function writeBundle(
       flows: finished.flows,
     });
   } catch (err) {
+    // The snapshot host's agent commits file:// bundles: while it is replaced, wait for it.
+    if (err instanceof AgentError && err.code === 'Unavailable') throw err;
     throw new SnapshotFailure('BundleWriteFailed', `writing the bundle failed: ${errorMessage(err)}`);
   }
   pass.event('Normal', 'Committed', `bundle ${id} written to ${snap.spec.storageLocation}`);

@@ -358,6 +358,18 @@ describe('DistributedSnapshot reconciler', () => {
     expect((await world.run()).at(-1)).toBe('Succeeded');
   });
 
+  it('waits for the snapshot host agent that commits a file:// bundle while it is replaced (Unavailable)', async () => {
+    const world = new World();
+    world.failures.set('commit', new AgentError('Unavailable', 'agent http://10.0.0.3:9464: ECONNREFUSED'));
+    const asked = (): number => world.calls.filter((c) => c.startsWith('commit ')).length;
+    // An outage is thrown for the work queue's backoff: each pass that reaches the commit throws.
+    for (let i = 0; i < 60 && asked() < 3; i++) await world.run(1).catch(() => undefined);
+    expect(asked()).toBe(3);
+    expect(world.status.phase).toBe('Committing');
+    world.failures.delete('commit');
+    expect((await world.run()).at(-1)).toBe('Succeeded');
+  });
+
   it('a restarted operator asks again for a capture whose answer its predecessor never recorded: the same capture', async () => {
     const world = new World();
     await world.run(6); // ... the VMs landed, their captures were asked for and answered, not yet recorded

@@ -62,12 +62,14 @@ const envOf = (container: PodSpec['containers'][number]) =>
 type PodSpec = {
   securityContext?: Record<string, unknown>;
   automountServiceAccountToken?: boolean;
+  hostNetwork?: boolean;
+  dnsPolicy?: string;
   containers: {
     name: string;
     args?: string[];
     securityContext?: Record<string, unknown>;
-    volumeMounts?: { name: string }[];
-    env?: { name: string; value?: string }[];
+    volumeMounts?: { name: string; mountPath?: string; mountPropagation?: string }[];
+    env?: { name: string; value?: string; valueFrom?: unknown }[];
     envFrom?: { secretRef?: { name: string } }[];
     ports?: { name: string; containerPort: number; hostPort?: number }[];
   }[];
@@ -141,7 +143,7 @@ describe('helm lint and template', () => {
     });
   });
 
-  it('renders the agent as the only privileged part, with exactly its three host paths', () => {
+  it('renders the agent as the only privileged part, with exactly its four host paths', () => {
     const objects = manifests(template('violin', 'violin-system'));
     const agent = one(objects, 'DaemonSet', '-agent');
     const spec = podSpec(agent);
@@ -155,7 +157,7 @@ describe('helm lint and template', () => {
     expect(spec.containers[0]!.args).toEqual([
       'agent',
       '--node=$(NODE_NAME)',
-      '--listen=0.0.0.0:9464',
+      '--listen=$(HOST_IP):9464',
       '--state-dir=/var/run/kubevirt',
       '--storage-root=/var/lib/violin/bundles',
       '--token-audience=violin.dev/agent',
@@ -163,15 +165,32 @@ describe('helm lint and template', () => {
     ]);
     // Its token serves TokenReview of its callers, which is all its ClusterRole allows.
     expect(spec.automountServiceAccountToken).toBe(true);
-    expect(spec.containers[0]!.ports).toEqual([
-      { name: 'agent', containerPort: 9464, hostPort: 9464, protocol: 'TCP' },
-    ]);
+    // On the node's network, listening on the node's InternalIP alone: the operator dials
+    // that address, and agents of nodes that share a network namespace never collide.
+    expect(spec.hostNetwork).toBe(true);
+    expect(spec.dnsPolicy).toBe('ClusterFirstWithHostNet');
+    expect(spec.containers[0]!.env?.find((e) => e.name === 'HOST_IP')).toEqual({
+      name: 'HOST_IP',
+      valueFrom: { fieldRef: { fieldPath: 'status.hostIP' } },
+    });
+    expect(spec.containers[0]!.ports).toEqual([{ name: 'agent', containerPort: 9464, protocol: 'TCP' }]);
     expect(
       spec
         .volumes!.filter((v) => v.hostPath)
         .map((v) => v.hostPath!.path)
         .sort(),
-    ).toEqual(['/var/lib/violin/bundles', '/var/run/kubevirt', '/var/run/openvswitch']);
+    ).toEqual([
+      '/var/lib/kubelet/pods',
+      '/var/lib/violin/bundles',
+      '/var/run/kubevirt',
+      '/var/run/openvswitch',
+    ]);
+    // The kubelet's pods directory at /pods, as virt-handler mounts it, seeing launcher pods as they come.
+    expect(spec.containers[0]!.volumeMounts?.find((m) => m.mountPath === '/pods')).toEqual({
+      name: 'kubelet-pods',
+      mountPath: '/pods',
+      mountPropagation: 'HostToContainer',
+    });
     const privileged = objects.filter(
       (o) =>
         ['Deployment', 'DaemonSet'].includes(o.kind ?? '') &&
@@ -255,8 +274,11 @@ describe('helm lint and template', () => {
     // An empty nodeOptions leaves Node's defaults: no NODE_OPTIONS at all.
     expect(envOf(spec.containers[1]!)).toEqual({ LOG_LEVEL: 'debug' });
     expect(podSpec(one(objects, 'DaemonSet', '-agent')).containers[0]!.ports?.[0]).toMatchObject({
-      hostPort: 7655,
+      containerPort: 7655,
     });
+    expect(podSpec(one(objects, 'DaemonSet', '-agent')).containers[0]!.args).toContain(
+      '--listen=$(HOST_IP):7655',
+    );
     // The s3:// keys reach the operator and the agent, never the OFC (it has no use for them).
     const agentSpec = podSpec(one(objects, 'DaemonSet', '-agent'));
     // No per-VM cap; the agents' audience and an extra caller.
@@ -298,6 +320,7 @@ describe('values.schema.json', () => {
     [['--set', 'ofc.openflowPort=70000'], "at '/ofc/openflowPort': maximum"],
     [['--set', 'agent.nodeSelector.violin\\.dev/snapshot-host=null'], "at '/agent/nodeSelector'"],
     [['--set', 'agent.hostPaths.bundles=relative/path'], "at '/agent/hostPaths/bundles'"],
+    [['--set', 'agent.hostPaths.kubeletPods=pods'], "at '/agent/hostPaths/kubeletPods'"],
     [['--set', 'ovsdb.remotes={http://node-1:6640}'], "at '/ovsdb/remotes/0'"],
     [['--set', 'ofc.nodeOptions=max-semi-space-size=4'], "at '/ofc/nodeOptions'"],
   ])('refuses %j naming the value', (args, message) => {
