@@ -185,6 +185,7 @@ describe('sync failures', () => {
   it.each([
     ['InvalidLocation', 'StorageLocationRefused', true, false],
     ['NotImplemented', 'StorageLocationRefused', true, false],
+    ['OutsideRoot', 'StorageLocationRefused', true, false],
     ['AccessDenied', 'AccessDenied', true, true],
     ['Unavailable', 'Unavailable', false, true],
   ] as const)('%s is %s (stalled %s, retried %s)', (code, reason, stalled, retry) => {

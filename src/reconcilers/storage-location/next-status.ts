@@ -100,6 +100,14 @@ export function syncFailure(err: unknown): SyncFailure | undefined {
         stalled: true,
         retry: false,
       };
+    case 'OutsideRoot':
+      // The message names the root and who sets it; only the administrator can widen it.
+      return {
+        reason: 'StorageLocationRefused',
+        message: `spec.url: ${err.message}`,
+        stalled: true,
+        retry: false,
+      };
     case 'AccessDenied':
       return {
         reason: 'AccessDenied',

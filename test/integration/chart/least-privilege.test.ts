@@ -22,6 +22,7 @@ import {
   STORAGE_LOCATION_NAME_LABEL,
 } from '../../../src/api/constants.js';
 import { resourcePath } from '../../../src/operator/kube-api.js';
+import { StoreBundles } from '../../../src/reconcilers/bundles.js';
 import { registerControllers } from '../../../src/reconcilers/index.js';
 import {
   SNAPSHOT_SCHEDULE_RESOURCE,
@@ -68,6 +69,8 @@ describe("the operator under the chart's ServiceAccount", () => {
       network: h.network,
       failModes: h.failModes,
       bundles: h.bundles,
+      // The location below is a temp dir: the storage root of this test's operator.
+      catalog: new StoreBundles({ fileRoot: tmpdir() }),
       namespace: h.ns.name,
       pollMs: 50,
     });
