@@ -93,8 +93,11 @@ export class KubeVirtLabStandin {
     );
     this.loop = new TickLoop(
       async () => {
-        await this.vmis.tick();
+        // Both controllers step every tick, one after the other; a failure of one does not stall the other.
+        let failure: unknown;
+        await this.vmis.tick().catch((error: unknown) => (failure = error));
         await this.migrations.tick();
+        if (failure !== undefined) throw failure;
       },
       options.tickMs ?? 200,
       log,

@@ -45,7 +45,14 @@ export class VmiController {
       version: KUBEVIRT_VERSION,
       plural: VMI_PLURAL,
     })) as { items: VirtualMachineInstance[] };
-    for (const vmi of list.items) await this.step(vmi);
+    // One VMI whose node misbehaves must not hold the others back: each is stepped, the first error reported.
+    let failure: unknown;
+    for (const vmi of list.items) {
+      await this.step(vmi).catch((error: unknown) => {
+        failure ??= error;
+      });
+    }
+    if (failure !== undefined) throw failure;
   }
 
   private async step(vmi: VirtualMachineInstance): Promise<void> {
