@@ -106,27 +106,33 @@ export class LauncherPod {
     state: Omit<LauncherState, 'libvirtdPid' | 'paused'>,
   ): Promise<LauncherPod> {
     const pod = new LauncherPod(nodeStateDir, randomUUID());
-    for (const { volume } of EMPTY_DIRS) await mkdir(pod.volume(volume), { recursive: true });
-    await mkdir(join(pod.volume('private'), state.vmiUid), { recursive: true });
-    const kernelBoot = join(pod.volume('ephemeral-disks'), 'kernel-boot');
-    await mkdir(kernelBoot, { recursive: true });
-    await copyFile(image.kernel, join(kernelBoot, 'vmlinuz'));
-    await copyFile(image.initrd, join(kernelBoot, 'initrd'));
-    await run('chown', ['-R', `${LAUNCHER_UID}:${LAUNCHER_UID}`, join(pod.dir, 'volumes')]);
-    const etc = join(pod.dir, 'etc');
-    await mkdir(etc, { recursive: true });
-    const passwd = await readFile('/etc/passwd', 'utf8');
-    const group = await readFile('/etc/group', 'utf8');
-    await writeFile(
-      join(etc, 'passwd'),
-      `${withoutId(passwd, LAUNCHER_UID, 2)}qemu:x:${LAUNCHER_UID}:${LAUNCHER_UID}:qemu:/var/run/kubevirt-private:/sbin/nologin\n`,
-    );
-    await writeFile(join(etc, 'group'), `${withoutId(group, LAUNCHER_UID, 2)}qemu:x:${LAUNCHER_UID}:\n`);
-    // KubeVirt's socket name, before the daemon makes its own socket: relative, so it resolves from the host too.
-    await symlink('libvirt-sock', join(pod.volume('libvirt-runtime'), 'virtqemud-sock'));
-    const pid = pod.spawnLibvirtd(netns, etc);
-    await pod.writeState({ ...state, paused: false, libvirtdPid: pid });
-    await pod.waitForSocket(pid);
+    try {
+      for (const { volume } of EMPTY_DIRS) await mkdir(pod.volume(volume), { recursive: true });
+      await mkdir(join(pod.volume('private'), state.vmiUid), { recursive: true });
+      const kernelBoot = join(pod.volume('ephemeral-disks'), 'kernel-boot');
+      await mkdir(kernelBoot, { recursive: true });
+      await copyFile(image.kernel, join(kernelBoot, 'vmlinuz'));
+      await copyFile(image.initrd, join(kernelBoot, 'initrd'));
+      await run('chown', ['-R', `${LAUNCHER_UID}:${LAUNCHER_UID}`, join(pod.dir, 'volumes')]);
+      const etc = join(pod.dir, 'etc');
+      await mkdir(etc, { recursive: true });
+      const passwd = await readFile('/etc/passwd', 'utf8');
+      const group = await readFile('/etc/group', 'utf8');
+      await writeFile(
+        join(etc, 'passwd'),
+        `${withoutId(passwd, LAUNCHER_UID, 2)}qemu:x:${LAUNCHER_UID}:${LAUNCHER_UID}:qemu:/var/run/kubevirt-private:/sbin/nologin\n`,
+      );
+      await writeFile(join(etc, 'group'), `${withoutId(group, LAUNCHER_UID, 2)}qemu:x:${LAUNCHER_UID}:\n`);
+      // KubeVirt's socket name, before the daemon makes its own socket: relative, so it resolves from the host too.
+      await symlink('libvirt-sock', join(pod.volume('libvirt-runtime'), 'virtqemud-sock'));
+      const pid = pod.spawnLibvirtd(netns, etc);
+      await pod.writeState({ ...state, paused: false, libvirtdPid: pid });
+      await pod.waitForSocket(pid);
+    } catch (error) {
+      // A pod that did not start leaves nothing behind (its libvirtd, if it ran, is stopped by PID).
+      await pod.delete().catch(() => undefined);
+      throw error;
+    }
     return pod;
   }
 

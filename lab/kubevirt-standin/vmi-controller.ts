@@ -127,8 +127,9 @@ export class VmiController {
       }
       return;
     }
-    if ((phase === 'Succeeded' || phase === 'Failed') && this.boots.has(key)) {
-      // The VM ended: virt-launcher exits and its pod completes.
+    if ((phase === 'Succeeded' || phase === 'Failed') && this.runtime.sync && this.boots.has(key)) {
+      // The VM ended: virt-launcher exits and its pod completes (libvirt; the QEMU path keeps the VM's
+      // node files until the VMI is deleted, as it always has).
       this.boots.delete(key);
       await this.runtime.stopVm(ref);
     }

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
+import { isAlive } from '../../../src/agent/qemu/launch.js';
 import { VirtApiPauser } from '../../../src/kubevirt/client.js';
 import { KUBEVIRT_GROUP, KUBEVIRT_VERSION, VMIM_PLURAL } from '../../../src/kubevirt/types.js';
 import { podsDir } from '../../../lab/kubevirt-standin/launcher-pod.js';
@@ -162,6 +163,23 @@ describe('the stand-in virt-launcher on libvirt', () => {
     expect(vmi.status?.reason).toContain('saved');
     // virt-launcher exits with its domain: the pod goes.
     await waitUntil('vm-p launcher pod gone', async () => !existsSync(pod.dir));
+  });
+
+  it('deletes the launcher pod, its processes and taps with the VMI', async () => {
+    const ref = { namespace: NAMESPACE, name: 'vm-probe' };
+    const pod = (await lab.runtime.podOn(ref, lab.runtime.node(NODE_B)!))!;
+    const launcher = (await pod.readState())!;
+    await lab.kubevirt.customObjects.deleteNamespacedCustomObject({
+      group: KUBEVIRT_GROUP,
+      version: KUBEVIRT_VERSION,
+      namespace: NAMESPACE,
+      plural: 'virtualmachineinstances',
+      name: 'vm-probe',
+    });
+    await waitUntil('vm-probe gone', async () => (await vmiOf(lab, 'vm-probe')) === undefined);
+    expect(existsSync(pod.dir)).toBe(false);
+    expect(isAlive(launcher.libvirtdPid)).toBe(false);
+    expect(await lab.ovs.vsctl(['list-ports', NODE_B])).not.toContain(launcher.interfaces[0]!.tap);
   });
 
   it('migrates a VM live to a new launcher pod on another node (VMIM with addedNodeSelector)', async () => {
