@@ -223,6 +223,15 @@ export class LauncherPod {
     return domainName(state.vm.namespace, state.vm.name);
   }
 
+  /** The PID of the domain's QEMU while it runs (libvirt's pid file in the pod's runtime dir). */
+  async qemuPid(): Promise<number | undefined> {
+    if (!(await this.readState())) return undefined;
+    const pid = await readPid(
+      join(this.volume('libvirt-runtime'), 'qemu', 'run', `${await this.domain()}.pid`),
+    );
+    return pid !== undefined && isAlive(pid) ? pid : undefined;
+  }
+
   async libvirtdRuns(): Promise<boolean> {
     const state = await this.readState();
     return state !== undefined && isAlive(state.libvirtdPid);
@@ -235,9 +244,7 @@ export class LauncherPod {
   async delete(): Promise<void> {
     const state = await this.readState();
     const runtime = this.volume('libvirt-runtime');
-    const qemuPid = state
-      ? await readPid(join(runtime, 'qemu', 'run', `${await this.domain()}.pid`))
-      : undefined;
+    const qemuPid = await this.qemuPid();
     if (state && isAlive(state.libvirtdPid)) {
       await this.virsh(['destroy', await this.domain()]).catch(() => undefined);
     }

@@ -99,6 +99,11 @@ export class LibvirtRuntime implements VmRuntime {
     return undefined;
   }
 
+  async qemuPid(vm: VmRef, node: StandinNode): Promise<number | undefined> {
+    const pod = await this.podOn(vm, node);
+    return pod ? pod.qemuPid() : undefined;
+  }
+
   async locate(vm: VmRef): Promise<StandinNode | undefined> {
     for (const node of this.options.nodes) if (await this.runsOn(vm, node)) return node;
     return undefined;

@@ -152,6 +152,16 @@ export class KubeVirtLabStandin {
     if (this.runtime instanceof LibvirtRuntime) await this.runtime.deleteAllPods();
   }
 
+  /** Where the VM's QEMU runs and its PID, on every node that has one (either runtime). */
+  async qemuPids(ref: VmRef): Promise<{ node: string; pid: number }[]> {
+    const found: { node: string; pid: number }[] = [];
+    for (const node of this.options.nodes) {
+      const pid = await this.runtime.qemuPid(ref, node);
+      if (pid !== undefined) found.push({ node: node.name, pid });
+    }
+    return found;
+  }
+
   nextTap(): string {
     return this.qemuRuntime().nextTap();
   }

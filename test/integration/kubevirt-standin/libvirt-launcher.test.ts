@@ -232,4 +232,16 @@ describe('the stand-in virt-launcher on libvirt', () => {
       throw new Error(`${String(error)}; the target's console:\n${tail}`);
     });
   });
+
+  it('fails the VMI when its QEMU dies (a host crash), not Succeeded', async () => {
+    const ref = { namespace: NAMESPACE, name: 'vm-a' };
+    const [qemu] = await lab.standin.qemuPids(ref);
+    expect(qemu).toBeDefined();
+    process.kill(qemu!.pid, 'SIGKILL');
+    const vmi = await waitUntil('vm-a Failed', async () => {
+      const current = await vmiOf(lab, 'vm-a');
+      return current?.status?.phase === 'Failed' ? current : undefined;
+    });
+    expect(vmi.status?.reason).toMatch(/shut off|gone/);
+  });
 });
