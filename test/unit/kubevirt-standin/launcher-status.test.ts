@@ -10,7 +10,7 @@ import {
   machineType,
   vmiInterfaces,
 } from '../../../lab/kubevirt-standin/domain-xml.js';
-import { vmiStatusFor } from '../../../lab/kubevirt-standin/vmi-controller.js';
+import { vmiStatusFor } from '../../../lab/kubevirt-standin/vmi-status.js';
 
 function vmi(
   spec: Record<string, unknown> = {},
