@@ -10,8 +10,8 @@
 // Where the lab differs from a stock cluster, on purpose:
 // - `type="qemu"` (TCG): this machine's KVM does not run a standard guest (DESIGN 14), the way
 //   KubeVirt's useEmulation does;
-// - the emulator is the lab's QEMU wrapper (VIOLIN_QEMU, lab/cluster/qemu-tcg-single.sh) when set, so
-//   libvirt's QEMU runs single-threaded TCG like every other QEMU of the lab;
+// - the emulator is the lab's QEMU wrapper (VIOLIN_QEMU, lab/cluster/qemu-tcg-single.sh, copied into
+//   the pod) when set, so libvirt's QEMU runs single-threaded TCG like every other QEMU of the lab;
 // - the CPU model is qemu64 and the NIC offers the guest no checksum or segmentation offload: the
 //   same guest-visible machine as the lab's own QEMU (src/agent/qemu/launch.ts, vnet_hdr=off), since the
 //   userspace datapath drops offload metadata;

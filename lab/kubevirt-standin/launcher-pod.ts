@@ -37,6 +37,11 @@ import type { GuestImage } from '../guest/image.js';
 import { run } from '../ovs/netns.js';
 import { domainName } from './domain-xml.js';
 
+/** The QEMU a launcher's domains run (inside the pod): the lab's wrapper when VIOLIN_QEMU is set, else QEMU itself. */
+export function podEmulator(): string {
+  return process.env.VIOLIN_QEMU ? '/usr/local/bin/qemu-system-x86_64' : '/usr/bin/qemu-system-x86_64';
+}
+
 /** KubeVirt's non-root launcher user (and group): `qemu`, 107. */
 export const LAUNCHER_UID = 107;
 
@@ -125,7 +130,12 @@ export class LauncherPod {
       await writeFile(join(etc, 'group'), `${withoutId(group, LAUNCHER_UID, 2)}qemu:x:${LAUNCHER_UID}:\n`);
       // KubeVirt's socket name, before the daemon makes its own socket: relative, so it resolves from the host too.
       await symlink('libvirt-sock', join(pod.volume('libvirt-runtime'), 'virtqemud-sock'));
-      const pid = pod.spawnLibvirtd(netns, etc);
+      // The lab's QEMU wrapper (VIOLIN_QEMU), if any, is part of the pod's image: /usr/local/bin inside
+      // the pod, read through the mount (uid 107 need not reach the repository's own path).
+      const bin = join(pod.dir, 'bin');
+      await mkdir(bin, { recursive: true });
+      if (process.env.VIOLIN_QEMU) await copyFile(process.env.VIOLIN_QEMU, join(bin, 'qemu-system-x86_64'));
+      const pid = pod.spawnLibvirtd(netns, etc, bin);
       await pod.writeState({ ...state, paused: false, libvirtdPid: pid });
       await pod.waitForSocket(pid);
     } catch (error) {
@@ -136,7 +146,7 @@ export class LauncherPod {
     return pod;
   }
 
-  private spawnLibvirtd(netns: string, etc: string): number {
+  private spawnLibvirtd(netns: string, etc: string, bin: string): number {
     const mounts = EMPTY_DIRS.filter((d) => d.mountPath).map(
       (d) => `mkdir -p ${d.mountPath} && mount --bind "$1/${d.volume}" ${d.mountPath}`,
     );
@@ -147,6 +157,7 @@ export class LauncherPod {
       ...mounts,
       'mount --bind "$2/passwd" /etc/passwd',
       'mount --bind "$2/group" /etc/group',
+      'mount --bind "$3" /usr/local/bin',
       `exec setpriv --reuid ${LAUNCHER_UID} --regid ${LAUNCHER_UID} --clear-groups env -i ` +
         'PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/var/run/kubevirt-private XDG_RUNTIME_DIR=/var/run ' +
         'XDG_CONFIG_HOME=/var/run/kubevirt-private XDG_CACHE_HOME=/var/run/kubevirt-private libvirtd',
@@ -158,7 +169,7 @@ export class LauncherPod {
         'ip',
         [
           ...['netns', 'exec', netns, 'unshare', '--mount', '--propagation', 'private'],
-          ...['sh', '-c', script, 'launcher', join(this.dir, 'volumes', 'kubernetes.io~empty-dir'), etc],
+          ...['sh', '-c', script, 'launcher', join(this.dir, 'volumes', 'kubernetes.io~empty-dir'), etc, bin],
         ],
         { detached: true, stdio: ['ignore', log, log] },
       );

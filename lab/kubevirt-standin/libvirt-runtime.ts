@@ -22,6 +22,7 @@ import {
   LAUNCHER_UID,
   LauncherPod,
   launcherPods,
+  podEmulator,
   type LauncherInterface,
   type LauncherState,
 } from './launcher-pod.js';
@@ -130,7 +131,7 @@ export class LibvirtRuntime implements VmRuntime {
         await this.plugTap(node, ref, pod, iface);
       }
       const xmlPath = join(pod.dir, 'domain.xml');
-      await writeFile(xmlPath, domainXml(vmi, { taps, emulator: emulator() }));
+      await writeFile(xmlPath, domainXml(vmi, { taps, emulator: podEmulator() }));
       const domain = await pod.virsh(['define', xmlPath]).then(() => pod.domain());
       // startStrategy Paused: the domain starts paused and in the paused set, before the first sync sees it.
       const paused = vmi.spec.startStrategy === 'Paused';
@@ -457,11 +458,6 @@ export function requireLibvirtTools(): void {
 
 function key(vm: VmRef): string {
   return `${vm.namespace}/${vm.name}`;
-}
-
-/** The QEMU libvirt runs: the lab's wrapper when set (single-threaded TCG), else QEMU itself. */
-function emulator(): string {
-  return process.env.VIOLIN_QEMU ?? '/usr/bin/qemu-system-x86_64';
 }
 
 async function domainState(pod: LauncherPod): Promise<DomainState> {

@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import type { VmRef } from '../../../src/agent/types.js';
@@ -45,6 +46,10 @@ export interface LibvirtLab {
 
 export async function startLibvirtLab(name: string): Promise<LibvirtLab> {
   requireLibvirtTools();
+  // As the lab does (lab/cluster/cluster.ts): every QEMU runs single-threaded TCG, through the wrapper.
+  process.env.VIOLIN_QEMU ??= fileURLToPath(
+    new URL('../../../lab/cluster/qemu-tcg-single.sh', import.meta.url),
+  );
   const image = await guestImage();
   const dir = await mkdtemp(join(tmpdir(), `lv-${name}-`));
   const controlPlane = await startTestControlPlane({ dir: join(dir, 'cp') });
