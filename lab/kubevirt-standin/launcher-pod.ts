@@ -26,13 +26,24 @@
 // uid 107 `qemu`, as the launcher image does: libvirt looks the user up.
 import { spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
-import { copyFile, mkdir, readdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import {
+  copyFile,
+  mkdir,
+  readdir,
+  readFile,
+  readlink,
+  rename,
+  rm,
+  symlink,
+  writeFile,
+} from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { isAlive } from '../../src/agent/qemu/launch.js';
 import type { VmRef } from '../../src/agent/types.js';
+import { VmDir } from '../../src/agent/vm-dir.js';
 import type { GuestImage } from '../guest/image.js';
 import { run } from '../ovs/netns.js';
 import { domainName } from './domain-xml.js';
@@ -241,6 +252,30 @@ export class LauncherPod {
       join(this.volume('libvirt-runtime'), 'qemu', 'run', `${await this.domain()}.pid`),
     );
     return pid !== undefined && isAlive(pid) ? pid : undefined;
+  }
+
+  /**
+   * The lab's own convention, beside KubeVirt's layout: the node state dir's `vms/<ns>/<name>/serial.log`
+   * (src/agent/vm-dir.ts) becomes a symlink to this pod's console log, so what reads consoles there (the
+   * bank's heartbeat probe, the chaos checks) finds libvirt VMs too. No vm.json is written: the agent's
+   * QEMU path does not take a launcher's VM for its own.
+   */
+  async linkConsole(nodeStateDir: string): Promise<void> {
+    const state = await this.readState();
+    if (!state) return;
+    const link = new VmDir(nodeStateDir, state.vm).serialLog;
+    await mkdir(dirname(link), { recursive: true });
+    await rm(link, { force: true });
+    await symlink(join(this.volume('private'), state.vmiUid, 'virt-serial0-log'), link);
+  }
+
+  /** Removes the console link if it leads into this pod. */
+  async unlinkConsole(nodeStateDir: string): Promise<void> {
+    const state = await this.readState();
+    if (!state) return;
+    const link = new VmDir(nodeStateDir, state.vm).serialLog;
+    const target = await readlink(link).catch(() => '');
+    if (target.startsWith(`${this.dir}/`)) await rm(link, { force: true });
   }
 
   async libvirtdRuns(): Promise<boolean> {

@@ -137,6 +137,7 @@ export class LibvirtRuntime implements VmRuntime {
       const paused = vmi.spec.startStrategy === 'Paused';
       if (paused) await this.setPaused(pod, true);
       await pod.virsh(['start', ...(paused ? ['--paused'] : []), domain]);
+      await pod.linkConsole(node.stateDir);
     } catch (error) {
       await this.deletePod(node, pod);
       throw error;
@@ -332,6 +333,7 @@ export class LibvirtRuntime implements VmRuntime {
     }
     // The guest runs on the target: its taps join the target's bridge (QEMU's announce rounds reach the fabric).
     for (const iface of targetLauncher.interfaces) await this.plugTap(target.node, ref, target.pod, iface);
+    await target.pod.linkConsole(target.node.stateDir);
     this.targets.delete(key(ref));
     const downtime = await jobDowntimeMs(target.pod, domain);
     this.recordPause(ref, sourceName, targetName, 'completed', downtime, Date.now() - began);
@@ -420,6 +422,7 @@ export class LibvirtRuntime implements VmRuntime {
 
   private async deletePod(node: StandinNode, pod: LauncherPod): Promise<void> {
     const state: LauncherState | undefined = await pod.readState();
+    await pod.unlinkConsole(node.stateDir);
     await pod.delete();
     for (const { tap } of state?.interfaces ?? []) {
       await this.options.labSwitch.vsctl(['--if-exists', 'del-port', node.bridge, tap]);

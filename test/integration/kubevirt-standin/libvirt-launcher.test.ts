@@ -10,6 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
 import { isAlive } from '../../../src/agent/qemu/launch.js';
+import { VmDir } from '../../../src/agent/vm-dir.js';
 import { VirtApiPauser } from '../../../src/kubevirt/client.js';
 import { KUBEVIRT_GROUP, KUBEVIRT_VERSION, VMIM_PLURAL } from '../../../src/kubevirt/types.js';
 import { podsDir } from '../../../lab/kubevirt-standin/launcher-pod.js';
@@ -83,7 +84,14 @@ describe('the stand-in virt-launcher on libvirt', () => {
     expect(xml).toContain("machine='pc-q35-");
     expect(xml).toContain("<mac address='02:00:00:77:00:01'/>");
     // The guest booted with its NIC (the MAC from the VMI) and answers on the lab network.
-    await waitForConsole(lab, { namespace: NAMESPACE, name: 'vm-a' }, 'mac=02:00:00:77:00:01');
+    const console = await waitForConsole(
+      lab,
+      { namespace: NAMESPACE, name: 'vm-a' },
+      'mac=02:00:00:77:00:01',
+    );
+    // The lab's convention too: the node state dir's serial.log leads to the pod's console log.
+    const nodeConsole = new VmDir(lab.nodeStateDir(NODE_A), { namespace: NAMESPACE, name: 'vm-a' }).serialLog;
+    expect((await readFile(nodeConsole, 'utf8')).startsWith(console.slice(0, 200))).toBe(true);
     await waitUntil('vm-a answering ping', async () => {
       await lab.host.exec(['/bin/busybox', 'ping', '-c', '1', '-W', '1', '10.77.0.1']);
       return true;
@@ -218,6 +226,8 @@ describe('the stand-in virt-launcher on libvirt', () => {
     });
     expect(Object.values(pods)).toEqual([target]);
     expect(existsSync(join(podsDir(lab.nodeStateDir(NODE_A)), sourcePod))).toBe(false);
+    expect(existsSync(new VmDir(lab.nodeStateDir(NODE_A), ref).serialLog)).toBe(false);
+    expect((await lstat(new VmDir(lab.nodeStateDir(target), ref).serialLog)).isSymbolicLink()).toBe(true);
     expect(await domainState(lab, ref, target)).toMatch(/^running/);
     expect(lab.runtime.migrationPauses(ref).at(-1)?.outcome).toBe('completed');
     // The guest carries on on the target: the source's QEMU is gone, and the guest answers across the
