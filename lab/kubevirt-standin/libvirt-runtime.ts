@@ -151,7 +151,11 @@ export class LibvirtRuntime implements VmRuntime {
       ?.kernelBoot?.kernelArgs;
     const ip = guestAddress(kernelArgs ?? '');
     const memory = vmi.spec.domain?.memory?.guest ?? '128Mi';
+    // KubeVirt reports the machine type the running domain got (an alias like q35 expanded by QEMU).
+    const xml = pod ? await pod.virsh(['dumpxml', await pod.domain()]).catch(() => '') : '';
+    const machine = / machine='([^']+)'/.exec(xml)?.[1];
     return {
+      ...(machine ? { machine: { type: machine } } : {}),
       interfaces: vmiInterfaces(vmi).map((iface, index) => ({
         name: iface.name,
         mac: iface.mac,

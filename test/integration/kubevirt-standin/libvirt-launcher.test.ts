@@ -82,6 +82,7 @@ describe('the stand-in virt-launcher on libvirt', () => {
     expect(xml).toContain("<domain type='qemu'");
     expect(xml).toContain('<uuid>5e1c0f5e-0000-4000-8000-000000000001</uuid>');
     expect(xml).toContain("machine='pc-q35-");
+    expect((vmi.status?.machine as { type?: string } | undefined)?.type).toMatch(/^pc-q35-/);
     expect(xml).toContain("<mac address='02:00:00:77:00:01'/>");
     // The guest booted with its NIC (the MAC from the VMI) and answers on the lab network.
     const console = await waitForConsole(
