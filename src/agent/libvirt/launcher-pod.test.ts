@@ -98,7 +98,7 @@ describe('LauncherPods', () => {
     ['', 'empty'],
     [42, 'a number'],
     [undefined, 'missing'],
-  ])('refuses the pod UID %j (%s) before touching the file system', (uid) => {
+  ] as [unknown, string][])('refuses the pod UID %j (%s) before touching the file system', (uid) => {
     expect(() => checkPodUid(uid)).toThrow(/not a pod UID/);
   });
 
