@@ -66,6 +66,8 @@ const READ_QUANTUM = 4 * 1024 ** 2;
 /** QEMU's stream counter standing still this long, with the migration active, means it is blocked on the pipe. */
 const BLOCKED_CHECK_MS = 150;
 const FD_NAME = 'violin-capture';
+/** A finished capture's answer is kept this long for a repeated finish, then forgotten. */
+const FINISHED_MEMORY_MS = 15 * 60_000;
 
 export interface HeldCaptureSettings {
   downtimeLimitMs: number;
@@ -342,6 +344,7 @@ export class KubeVirtPauseCaptures {
         image: image.path,
       };
       this.close(capture);
+      setTimeout(() => this.forget(capture), FINISHED_MEMORY_MS).unref();
       this.log(
         `agent: captured ${vmName(domain.vm)} through libvirt (${capture.key}), held by KubeVirt's pause`,
       );

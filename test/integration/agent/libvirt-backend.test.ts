@@ -89,12 +89,10 @@ describe('snapshot-host agent, libvirt backend, on real libvirtd and QEMU', () =
       agent.client.finishCapture({ snapshotId, vm: VM, launcherPodUid: source.uid }),
     ).rejects.toMatchObject({ code: 'Conflict', message: expect.stringMatching(/not paused/) });
 
-    process.stderr.write('[agent-libvirt] converged, finish refused before the pause\n');
     countBeforePause = await counter(source);
     // What virt-launcher's PauseVMI does for the pause subresource: virDomainSuspend.
     const pausedAt = Date.now();
     await source.virsh('suspend', source.domain);
-    process.stderr.write('[agent-libvirt] paused\n');
     captured = await agent.client.finishCapture({ snapshotId, vm: VM, launcherPodUid: source.uid });
     process.stderr.write(`[agent-libvirt] held capture: ${JSON.stringify(captured)}\n`);
     expect(captured.image).toBe('images/default/vm-a.img');
@@ -187,4 +185,42 @@ describe('snapshot-host agent, libvirt backend, on real libvirtd and QEMU', () =
     // The VM ran on through all of it.
     expect(await domstate(target)).toMatch(/^running/);
   }, 60_000);
+
+  it('an agent killed while it holds a capture: QEMU fails the migration, the guest runs on, and the next agent answers finish with NotFound', async () => {
+    const target = pods.at(-1)!;
+    const req = {
+      snapshotId: 'lv-3',
+      vm: VM,
+      storageLocation,
+      launcherPodUid: target.uid,
+      hold: 'KubeVirtPause' as const,
+    };
+    expect(await agent.client.startHeldCapture(req)).toMatchObject({ state: 'Converged' });
+    await agent.stop('SIGKILL');
+    // The pipe's reader died with the agent: QEMU's write fails and so does its migration.
+    const status = async () =>
+      (
+        JSON.parse(
+          await target.virsh('qemu-monitor-command', target.domain, '{"execute":"query-migrate"}'),
+        ) as {
+          return: { status: string };
+        }
+      ).return.status;
+    const deadline = Date.now() + 30_000;
+    while ((await status()) !== 'failed' && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 200));
+    expect(await status()).toBe('failed');
+    expect(await domstate(target)).toMatch(/^running/);
+    const count = await counter(target);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(await counter(target)).toBeGreaterThan(count);
+    agent = await startAgentProcess(join(base, 'agent'), ['--pods-dir', podsDir]);
+    await expect(
+      agent.client.finishCapture({ snapshotId: 'lv-3', vm: VM, launcherPodUid: target.uid }),
+    ).rejects.toMatchObject({ code: 'NotFound' });
+    // A new capture of the same VM works.
+    expect(await agent.client.startHeldCapture(req)).toMatchObject({ state: 'Converged' });
+    await agent.client.discard('lv-3', VM, storageLocation);
+    expect(await domstate(target)).toMatch(/^running/);
+  }, 120_000);
 });
