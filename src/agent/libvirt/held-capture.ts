@@ -58,9 +58,15 @@ import type { LauncherPods, LibvirtDomain } from './launcher-pod.js';
 import { VirshMonitor } from './virsh-monitor.js';
 
 /** The hold is taken once at most this share of RAM is left to send in the first pass... */
-const HOLD_AT_REMAINING_SHARE = 0.5;
-/** ...but never with less than this left unsent (see the header: zero pages are cheap in the stream). */
-const HOLD_MIN_REMAINING = 96 * 1024 ** 2;
+const HOLD_AT_REMAINING_SHARE = 0.25;
+/**
+ * ...but never with less than this left unsent. A zero page takes 9 bytes of
+ * the stream, and the tail of a guest's RAM is often all zero pages: what QEMU
+ * can still write once the agent stops reading (the FIFO's 64 KiB, QEMU's
+ * 32 KiB buffer, the agent's socket buffer and one chunk, under 256 KiB) covers
+ * up to about 115 MiB of them. A guest this small is held at once.
+ */
+const HOLD_MIN_REMAINING = 128 * 1024 ** 2;
 /** How much more of the stream the agent reads between two looks at QEMU's progress. */
 const READ_QUANTUM = 4 * 1024 ** 2;
 /** QEMU's stream counter standing still this long, with the migration active, means it is blocked on the pipe. */
