@@ -11,7 +11,7 @@
 // The pod UID comes from a request, so it is never joined unchecked: it must
 // be a UUID, and the socket it leads to, symlinks resolved, must stay inside
 // that pod's own directory under --pods-dir.
-import { mkdtemp, realpath, rm, stat, symlink } from 'node:fs/promises';
+import { mkdir, mkdtemp, realpath, rm, stat, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, sep } from 'node:path';
 import type { VmRef } from '../types.js';
@@ -41,7 +41,10 @@ let shortLinks: Promise<string> | undefined;
 async function connectablePath(socket: string, podUid: string): Promise<string> {
   if (socket.length <= MAX_SOCKET_PATH && URI_SAFE.test(socket)) return socket;
   shortLinks ??= mkdtemp(join(tmpdir(), 'violin-agent-'));
-  const link = join(await shortLinks, podUid);
+  const dir = await shortLinks;
+  // Made again if someone cleaned the temp dir under a running agent.
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const link = join(dir, podUid);
   await rm(link, { force: true });
   await symlink(socket, link);
   if (link.length > MAX_SOCKET_PATH)
