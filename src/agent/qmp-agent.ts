@@ -75,6 +75,11 @@ export interface QmpAgentOptions {
   podsDir?: string;
   /** How the launchers' libvirt is addressed (virt-launcher's default: session). */
   libvirtMode?: LibvirtMode;
+  /**
+   * Where the libvirt backend makes its capture pipes and the qcow2 file a load
+   * needs (as large as the image); default `<stateDir>/libvirt`.
+   */
+  workDir?: string;
   /** Where the agent says what it did on its own (a VM resumed at its pause deadline). */
   log?: (line: string) => void;
 }
@@ -112,7 +117,7 @@ export class QmpSnapshotAgent implements SnapshotAgent {
     if (options.podsDir !== undefined) {
       const pods = new LauncherPods(options.podsDir, options.libvirtMode);
       // The capture pipes and the load's qcow2 files: the agent's own, never a pod's.
-      const workDir = join(options.stateDir, 'libvirt');
+      const workDir = options.workDir ?? join(options.stateDir, 'libvirt');
       mkdirSync(workDir, { recursive: true, mode: 0o700 });
       this.libvirt = {
         captures: new KubeVirtPauseCaptures(

@@ -26,6 +26,8 @@ const USAGE = `usage: violin agent --node NAME --state-dir DIR [options]
                        requests that name a launcher pod (launcherPodUid)
   --libvirt-mode M     how the launchers' libvirt is addressed: session (virt-launcher's
                        default, non-root) or system (its Root feature gate)
+  --work-dir DIR       the libvirt backend's scratch space: capture pipes, and a load's
+                       qcow2 file, as large as the image (default STATE-DIR/libvirt)
   --listen HOST:PORT   where the agent API listens (default 127.0.0.1:7443; port 0 picks one)
   --downtime-limit MS  QEMU's target for the stop-and-copy of a capture (default 50)
   --live-method M      how a capture that resumes at once copies the running guest:
@@ -72,6 +74,7 @@ export const command: Command = {
           'state-dir': { type: 'string' },
           'pods-dir': { type: 'string' },
           'libvirt-mode': { type: 'string' },
+          'work-dir': { type: 'string' },
           listen: { type: 'string' },
           'downtime-limit': { type: 'string' },
           'pause-deadline': { type: 'string' },
@@ -122,6 +125,7 @@ export const command: Command = {
         liveMethod,
         podsDir: values['pods-dir'],
         libvirtMode,
+        workDir: values['work-dir'],
         log: (line) => logger.warn(line),
       });
       // Before serving: a resumeCaptured must find the pauses an earlier agent held.
