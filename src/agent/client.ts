@@ -6,8 +6,10 @@ import { readFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import type {
   AgentDirectory,
+  CaptureConverged,
   CaptureRequest,
   CaptureResult,
+  FinishCaptureRequest,
   LoadRequest,
   SnapshotAgent,
   VmRef,
@@ -48,6 +50,14 @@ export class AgentClient implements SnapshotAgent {
 
   capture(req: CaptureRequest): Promise<CaptureResult> {
     return this.post('/v1/capture', req);
+  }
+
+  startHeldCapture(req: CaptureRequest): Promise<CaptureConverged> {
+    return this.post('/v1/capture', req);
+  }
+
+  finishCapture(req: FinishCaptureRequest): Promise<CaptureResult> {
+    return this.post('/v1/capture/finish', req);
   }
 
   resumeCaptured(snapshotId: string, vm: VmRef): Promise<{ resumedAt: string; downtimeMs: number }> {

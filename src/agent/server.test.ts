@@ -11,7 +11,15 @@ import { AgentError } from './errors.js';
 import { QmpSnapshotAgent } from './qmp-agent.js';
 import type { AgentServer } from './server.js';
 import { startAgentServer } from './server.js';
-import type { CaptureRequest, CaptureResult, LoadRequest, SnapshotAgent, VmRef } from './types.js';
+import type {
+  CaptureConverged,
+  CaptureRequest,
+  CaptureResult,
+  FinishCaptureRequest,
+  LoadRequest,
+  SnapshotAgent,
+  VmRef,
+} from './types.js';
 
 const VM: VmRef = { namespace: 'default', name: 'vm-a' };
 const RESULT: CaptureResult = {
@@ -148,6 +156,126 @@ describe('agent API', () => {
     expect(await raw(server.url, 'POST', '/v2/teleport', '{}')).toMatchObject({ status: 404 });
     expect(agent.calls.length).toBe(before);
     expect(await raw(server.url, 'GET', '/healthz')).toEqual({ status: 200, json: { node: 'node-1' } });
+  });
+});
+
+describe('agent API, held captures (libvirt backend)', () => {
+  class HeldAgent extends ScriptedAgent {
+    async startHeldCapture(req: CaptureRequest): Promise<CaptureConverged> {
+      this.calls.push(['startHeldCapture', req]);
+      return { state: 'Converged', startedAt: 'then' };
+    }
+    async finishCapture(req: FinishCaptureRequest): Promise<CaptureResult> {
+      this.calls.push(['finishCapture', req]);
+      return RESULT;
+    }
+  }
+  const uid = '0b0f4a39-55b7-4e8d-9f6e-6c1ad2f8f3a1';
+
+  it('routes a capture with hold to startHeldCapture and /v1/capture/finish to finishCapture', async () => {
+    const agent = new HeldAgent();
+    const server = await startAgentServer(agent, { node: 'node-1', host: '127.0.0.1', port: 0 });
+    try {
+      const client = new AgentClient(server.url);
+      const start = {
+        snapshotId: 's1',
+        vm: VM,
+        storageLocation: 'file:///b',
+        launcherPodUid: uid,
+        hold: 'KubeVirtPause' as const,
+      };
+      expect(await client.startHeldCapture(start)).toEqual({ state: 'Converged', startedAt: 'then' });
+      const finish = { snapshotId: 's1', vm: VM, launcherPodUid: uid };
+      expect(await client.finishCapture(finish)).toEqual(RESULT);
+      expect(agent.calls).toEqual([
+        ['startHeldCapture', start],
+        ['finishCapture', finish],
+      ]);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('an agent without held captures answers BadRequest for them, and calls nothing', async () => {
+    const agent = new ScriptedAgent();
+    const server = await startAgentServer(agent, { node: 'node-1', host: '127.0.0.1', port: 0 });
+    try {
+      const client = new AgentClient(server.url);
+      await expect(
+        client.startHeldCapture({
+          snapshotId: 's',
+          vm: VM,
+          storageLocation: 'x',
+          launcherPodUid: uid,
+          hold: 'KubeVirtPause',
+        }),
+      ).rejects.toMatchObject({ code: 'BadRequest', message: 'this agent does not serve hold' });
+      await expect(
+        client.finishCapture({ snapshotId: 's', vm: VM, launcherPodUid: uid }),
+      ).rejects.toMatchObject({
+        code: 'BadRequest',
+      });
+      expect(agent.calls).toEqual([]);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('the agent refuses a launcher pod without --pods-dir, and a libvirt capture without its hold', async () => {
+    const stateDir = await mkdtemp(join(tmpdir(), 'agent-test-'));
+    try {
+      const agent = new QmpSnapshotAgent({ stateDir });
+      const location = `file://${stateDir}/bundles`;
+      await expect(
+        agent.startHeldCapture({
+          snapshotId: 's',
+          vm: VM,
+          storageLocation: location,
+          launcherPodUid: uid,
+          hold: 'KubeVirtPause',
+        }),
+      ).rejects.toMatchObject({ code: 'BadRequest', message: expect.stringMatching(/no --pods-dir/) });
+      await expect(
+        agent.load({
+          restoreId: 'r',
+          vm: VM,
+          storageLocation: location,
+          image: 'i',
+          digest: `sha256:${'0'.repeat(64)}`,
+          launcherPodUid: uid,
+        }),
+      ).rejects.toMatchObject({ code: 'BadRequest', message: expect.stringMatching(/no --pods-dir/) });
+      await expect(
+        agent.capture({ snapshotId: 's', vm: VM, storageLocation: location, launcherPodUid: uid }),
+      ).rejects.toMatchObject({ code: 'BadRequest', message: expect.stringMatching(/KubeVirtPause/) });
+      const withPods = new QmpSnapshotAgent({ stateDir, podsDir: join(stateDir, 'pods') });
+      await expect(
+        withPods.startHeldCapture({
+          snapshotId: 's',
+          vm: VM,
+          storageLocation: location,
+          launcherPodUid: uid,
+        }),
+      ).rejects.toMatchObject({
+        code: 'BadRequest',
+        message: expect.stringMatching(/needs hold 'KubeVirtPause'/),
+      });
+      await expect(
+        withPods.startHeldCapture({
+          snapshotId: 's',
+          vm: VM,
+          storageLocation: location,
+          launcherPodUid: uid,
+          hold: 'KubeVirtPause',
+          resume: 'OnRequest',
+        }),
+      ).rejects.toMatchObject({
+        code: 'BadRequest',
+        message: expect.stringMatching(/resume does not apply/),
+      });
+    } finally {
+      await rm(stateDir, { recursive: true, force: true });
+    }
   });
 });
 

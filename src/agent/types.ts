@@ -21,6 +21,32 @@ export interface CaptureRequest {
    * for callers that do not enforce epochs) resumes at once.
    */
   resume?: 'Immediately' | 'OnRequest';
+  /**
+   * The libvirt backend (a VM that a virt-launcher's libvirt runs): the UID of
+   * the VM's launcher pod on this node (from `vmi.status.activePods`). Without
+   * it the agent drives a QEMU of its own state dir (the QMP backend).
+   */
+  launcherPodUid?: string;
+  /**
+   * `KubeVirtPause` (libvirt backend, required there): the capture is held at
+   * T_i by KubeVirt's pause, not by the agent. `capture` answers
+   * CaptureConverged with the guest still running; the operator pauses the VMI
+   * through the pause subresource, then calls `finishCapture`.
+   */
+  hold?: 'KubeVirtPause';
+}
+
+/** The first answer of a `hold: KubeVirtPause` capture: the pre-copy is held, the guest runs. */
+export interface CaptureConverged {
+  state: 'Converged';
+  /** RFC 3339, with milliseconds: start of the capture (live pre-copy). */
+  startedAt: string;
+}
+
+export interface FinishCaptureRequest {
+  snapshotId: string;
+  vm: VmRef;
+  launcherPodUid: string;
 }
 
 export interface CaptureResult {
@@ -51,6 +77,12 @@ export interface LoadRequest {
   /** Bundle-relative image path and its expected digest (checked before loading). */
   image: string;
   digest: string;
+  /**
+   * The libvirt backend: the launcher pod (UID) of a VM the operator created
+   * with `startStrategy: Paused`; the state is loaded into its running, paused
+   * domain, which stays paused. Without it the agent starts a QEMU itself.
+   */
+  launcherPodUid?: string;
 }
 
 export interface SnapshotAgent {
@@ -71,6 +103,17 @@ export interface SnapshotAgent {
   resumeCaptured(snapshotId: string, vm: VmRef): Promise<{ resumedAt: string; downtimeMs: number }>;
   /** Remove a capture's image (abort). Idempotent. */
   discard(snapshotId: string, vm: VmRef, storageLocation: string): Promise<void>;
+  /**
+   * `hold: KubeVirtPause` captures (libvirt backend): starts the capture and
+   * resolves once its pre-copy is held, the guest still running. Idempotent
+   * like capture. Optional until the libvirt backend is the default.
+   */
+  startHeldCapture?(req: CaptureRequest): Promise<CaptureConverged>;
+  /**
+   * Completes a held capture once KubeVirt's pause has stopped the VM (T_i);
+   * Conflict while the VM is not paused. Idempotent.
+   */
+  finishCapture?(req: FinishCaptureRequest): Promise<CaptureResult>;
   /** Load a VM from its image, paused. */
   load(req: LoadRequest): Promise<{ loadedAt: string }>;
   /** Resume a loaded VM; returns when it runs. */

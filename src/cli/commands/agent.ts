@@ -1,6 +1,8 @@
 // `violin agent`: the snapshot-host agent of one node (a DaemonSet pod in a
 // cluster, one process per lab node). It serves the agent API (src/agent/server.ts)
-// for the VMs registered in --state-dir (src/agent/vm-dir.ts, docs/lab.md).
+// for the VMs registered in --state-dir (src/agent/vm-dir.ts, docs/lab.md) and,
+// with --pods-dir, for the VMs of the node's virt-launcher pods through their
+// libvirt (src/agent/libvirt/, docs/lab.md).
 // Before it serves, it takes over what an earlier agent on the same state dir
 // left when it died: guests a capture stopped, pauses still held.
 import { mkdir } from 'node:fs/promises';
@@ -11,6 +13,7 @@ import { untilSignal } from '../signals.js';
 import { createLogger } from '../../operator/log.js';
 import { QmpSnapshotAgent } from '../../agent/qmp-agent.js';
 import type { LiveCaptureMethod } from '../../agent/qmp-agent.js';
+import type { LibvirtMode } from '../../agent/libvirt/launcher-pod.js';
 import { startAgentServer } from '../../agent/server.js';
 import { ApiTokenReviewer, CallerAuth, DEFAULT_AGENT_TOKEN_AUDIENCE } from '../../agent/auth.js';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -25,6 +28,13 @@ const USAGE = `usage: violin agent --node NAME --state-dir DIR [options]
 
   --node NAME          the node this agent serves (reported by /healthz and in logs)
   --state-dir DIR      the node's VM folders: DIR/vms/<namespace>/<name>/{vm.json,qmp.sock,...}
+  --pods-dir DIR       the host's kubelet pods directory (/var/lib/kubelet/pods, mounted
+                       at /pods as virt-handler does): enables the libvirt backend for
+                       requests that name a launcher pod (launcherPodUid)
+  --libvirt-mode M     how the launchers' libvirt is addressed: session (virt-launcher's
+                       default, non-root) or system (its Root feature gate)
+  --work-dir DIR       the libvirt backend's scratch space: capture pipes, and a load's
+                       qcow2 file, as large as the image (default STATE-DIR/libvirt)
   --listen HOST:PORT   where the agent API listens (default 127.0.0.1:7443; port 0 picks one)
   --downtime-limit MS  QEMU's target for the stop-and-copy of a capture (default 50)
   --live-method M      how a capture that resumes at once copies the running guest:
@@ -94,7 +104,7 @@ function loadKubeConfig(path: string | undefined): KubeConfig {
 }
 
 export const command: Command = {
-  summary: 'run the snapshot-host agent of a node (QMP backend: live capture, load, resume)',
+  summary: 'run the snapshot-host agent of a node (live capture and load, over QMP or libvirt)',
   async run(argv) {
     let values;
     let listen;
@@ -105,12 +115,16 @@ export const command: Command = {
     let storageRoot: string;
     let abandonedAfterMs: number;
     let pruneIntervalMs: number;
+    let libvirtMode: LibvirtMode | undefined;
     try {
       ({ values } = parseArgs({
         args: argv,
         options: {
           node: { type: 'string' },
           'state-dir': { type: 'string' },
+          'pods-dir': { type: 'string' },
+          'libvirt-mode': { type: 'string' },
+          'work-dir': { type: 'string' },
           listen: { type: 'string' },
           'downtime-limit': { type: 'string' },
           'pause-deadline': { type: 'string' },
@@ -146,6 +160,10 @@ export const command: Command = {
       checkAuthFlags(values['allowed-caller'] ?? [], values['insecure-no-auth'] ?? false, listen.host);
       abandonedAfterMs = seconds('abandoned-after', values['abandoned-after'], 86_400);
       pruneIntervalMs = seconds('prune-interval', values['prune-interval'], 3_600);
+      const mode = values['libvirt-mode'];
+      if (mode !== undefined && mode !== 'session' && mode !== 'system')
+        throw new Error(`--libvirt-mode: expected session or system, got '${mode}'`);
+      libvirtMode = mode;
     } catch (error) {
       process.stderr.write(`violin agent: ${errorMessage(error)}\n${USAGE}`);
       return 2;
@@ -168,6 +186,9 @@ export const command: Command = {
         maxBandwidthBytesPerSecond: maxBandwidthMiB === undefined ? undefined : maxBandwidthMiB * 1024 ** 2,
         liveMethod,
         images: imageStoreUnder({ fileRoot: storageRoot }, (location) => written.add(location)),
+        podsDir: values['pods-dir'],
+        libvirtMode,
+        workDir: values['work-dir'],
         log: (line) => logger.warn(line),
       });
       // Before serving: a resumeCaptured must find the pauses an earlier agent held.
