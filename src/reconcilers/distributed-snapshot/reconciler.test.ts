@@ -162,6 +162,8 @@ class World {
       deleteMigration: async (_ns, name) => void this.migrations.delete(name),
       getVm: notUsed,
       listVms: notUsed,
+      createVmi: notUsed,
+      deleteVmi: notUsed,
     };
   }
 
