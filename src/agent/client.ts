@@ -5,6 +5,8 @@
 import { request } from 'node:http';
 import type {
   AgentDirectory,
+  CaptureConverged,
+  CaptureFinishRequest,
   CaptureRequest,
   CaptureResult,
   LoadRequest,
@@ -25,6 +27,14 @@ export class AgentClient implements SnapshotAgent {
 
   capture(req: CaptureRequest): Promise<CaptureResult> {
     return this.post('/v1/capture', req);
+  }
+
+  startHeldCapture(req: CaptureRequest & { launcherPodUid: string }): Promise<CaptureConverged> {
+    return this.post('/v1/capture', { ...req, hold: 'KubeVirtPause' });
+  }
+
+  finishCapture(req: CaptureFinishRequest): Promise<CaptureResult> {
+    return this.post('/v1/capture/finish', req);
   }
 
   resumeCaptured(snapshotId: string, vm: VmRef): Promise<{ resumedAt: string; downtimeMs: number }> {

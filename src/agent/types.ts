@@ -21,6 +21,32 @@ export interface CaptureRequest {
    * for callers that do not enforce epochs) resumes at once.
    */
   resume?: 'Immediately' | 'OnRequest';
+  /**
+   * libvirt backend: the UID of the VM's virt-launcher pod on this node (from
+   * the VMI's status.activePods), how the agent finds its libvirt daemon.
+   */
+  launcherPodUid?: string;
+  /**
+   * libvirt backend: `KubeVirtPause` asks for a capture held at T_i through
+   * KubeVirt's pause: the agent answers Converged once the live pre-copy has
+   * converged, the operator pauses the VMI through the pause subresource
+   * (T_i), then asks `finishCapture`.
+   */
+  hold?: 'KubeVirtPause';
+}
+
+/** The answer to a capture with `hold: KubeVirtPause`: pre-copy converged, the guest still runs. */
+export interface CaptureConverged {
+  state: 'Converged';
+  /** RFC 3339, with milliseconds: start of the capture. */
+  startedAt: string;
+}
+
+/** `POST /v1/capture/finish`: the VMI is paused through KubeVirt; the agent completes the capture. */
+export interface CaptureFinishRequest {
+  snapshotId: string;
+  vm: VmRef;
+  launcherPodUid: string;
 }
 
 export interface CaptureResult {
@@ -51,6 +77,12 @@ export interface LoadRequest {
   /** Bundle-relative image path and its expected digest (checked before loading). */
   image: string;
   digest: string;
+  /**
+   * libvirt backend: the virt-launcher pod of the VMI the operator created
+   * with startStrategy Paused; the agent loads into its paused domain and
+   * leaves it paused (the operator unpauses through KubeVirt).
+   */
+  launcherPodUid?: string;
 }
 
 export interface SnapshotAgent {
@@ -61,6 +93,18 @@ export interface SnapshotAgent {
    * it holds the VM paused (`resume: OnRequest`); asked with other settings, Conflict.
    */
   capture(req: CaptureRequest): Promise<CaptureResult>;
+  /**
+   * libvirt backend, first half: a capture with `hold: KubeVirtPause` (and the
+   * launcher pod), answered once its pre-copy converged. Idempotent like capture.
+   * Absent from an agent that serves only the qemu backend (the in-process QMP agent).
+   */
+  startHeldCapture?(req: CaptureRequest & { launcherPodUid: string }): Promise<CaptureConverged>;
+  /**
+   * libvirt backend, second half, once the operator paused the VMI through
+   * KubeVirt: completes the capture (completedAt is when the domain stopped).
+   * Idempotent: asked again, the same result.
+   */
+  finishCapture?(req: CaptureFinishRequest): Promise<CaptureResult>;
   /**
    * Resume a VM left paused by a `resume: OnRequest` capture. Idempotent: a VM
    * already resumed this way answers with the same result. The agent does not
