@@ -40,6 +40,12 @@ export const SNAPSHOT_NAME_LABEL = `${GROUP}/snapshot`;
 export const SCHEDULE_NAME_LABEL = `${GROUP}/schedule`;
 /** Label on objects a restore creates: the restore's name. */
 export const RESTORE_NAME_LABEL = `${GROUP}/restore`;
+/**
+ * Label on the VMIs a restore creates: the restore's UID, which is what tells the operator a VMI is
+ * its own to delete when the restore fails (a name may be reused; the VMIs may be in another namespace,
+ * where an owner reference cannot point).
+ */
+export const RESTORE_UID_LABEL = `${GROUP}/restore-uid`;
 /** Node label that makes a node a snapshot host by default (spec.snapshotHosts.nodeSelector's default). */
 export const SNAPSHOT_HOST_LABEL = `${GROUP}/snapshot-host`;
 

@@ -8,6 +8,8 @@
 //   VIOLIN_AGENTS          node=http://host:port,... : the agent of each node (the lab)
 //   VIOLIN_AGENT_PORT      otherwise, the agent listens on this port of the node's InternalIP
 //                          (the DaemonSet in a cluster; default 9464)
+//   VIOLIN_VM_BACKEND      qemu (default) or libvirt: how a VM is held at T_i and restored
+//                          (docs/transaction-controller.md, "Backends")
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { DEFAULT_AGENT_PORT } from '../api/constants.js';
 
@@ -38,7 +40,15 @@ export function createReconcilerDeps(
     network: new OvsdbNetworkMapper(ovsdb),
     failModes: ovsdb,
     bundles: new StoreBundles(),
+    vmBackend: parseVmBackend(env.VIOLIN_VM_BACKEND),
   };
+}
+
+/** `qemu` (also when unset) or `libvirt`; anything else is refused, naming it. */
+export function parseVmBackend(text: string | undefined): 'qemu' | 'libvirt' {
+  const value = text?.trim() || 'qemu';
+  if (value === 'qemu' || value === 'libvirt') return value;
+  throw new Error(`VIOLIN_VM_BACKEND ${JSON.stringify(text)} is not qemu or libvirt`);
 }
 
 /** `node=http://host:port,...`; throws on anything else, naming the bad entry. */

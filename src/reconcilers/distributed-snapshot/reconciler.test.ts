@@ -100,7 +100,7 @@ class World {
     this.reconciler = new DistributedSnapshotReconciler({
       snapshots: this.store(),
       kubevirt: this.kubevirt(),
-      nodes: { listNodeNames: async () => this.hosts },
+      nodes: { listNodeNames: async () => this.hosts, nodeLabels: async () => new Map() },
       network: this.network(),
       failModes: this.failModes(),
       ofc: this.ofc(),

@@ -25,6 +25,8 @@ describe('the failure classes', () => {
     ['bridgeNotConnected', 'BridgeNotConnected', true, undefined],
     ['failModeNotSecured', 'FailModeNotSecured', true, undefined],
     ['noTargetNodes', 'NoTargetNodes', true, 'spec.placement.nodeSelector'],
+    ['machineTypeUnavailable', 'MachineTypeUnavailable', true, 'spec.placement.nodeSelector'],
+    ['vmNotPausable', 'VMNotPausable', true, 'spec.selector'],
     ['waitingForOfc', 'WaitingForOFC', false, undefined],
     ['waitingForAgent', 'WaitingForAgent', false, undefined],
   ] as const)('%s: reason %s, terminal %s, field %s', (name, reason, terminal, field) => {
@@ -39,7 +41,7 @@ describe('the failure classes', () => {
   });
 
   it('every class is in the table above', () => {
-    expect(Object.keys(FAILURE_CLASSES).length).toBe(13);
+    expect(Object.keys(FAILURE_CLASSES).length).toBe(15);
   });
 
   it.each([

@@ -5,12 +5,13 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 
 import type { DistributedSnapshot, SnapshotRestoreStatus } from '../../api/index.js';
 import type { AgentDirectory } from '../../agent/types.js';
-import type { KubeVirtAccess } from '../../kubevirt/client.js';
+import type { KubeVirtAccess, VmiPauser } from '../../kubevirt/client.js';
 import type { OfcControl } from '../../ofc/control/types.js';
 import type { EventRecorder } from '../../operator/types.js';
 import type { TransactionMetrics } from '../metrics.js';
 import type { BundleReader, NodeLister } from '../ports.js';
 import type { ResourceStore, Stored } from '../shared/objects.js';
+import type { VmBackend } from './next-status.js';
 import type { SnapshotRestore } from './resource.js';
 import type { VerifiedBundles } from './verified-bundles.js';
 
@@ -25,6 +26,12 @@ export interface SnapshotRestoreDeps {
   events: EventRecorder;
   /** Observes each restore once, when it ends. */
   metrics?: Pick<TransactionMetrics, 'restoreEnded'>;
+  /** The backend a new restore runs with (ReconcilerDeps.vmBackend); default qemu. */
+  vmBackend?: VmBackend;
+  /** virt-api's unpause, for the libvirt backend's simultaneous resume. */
+  pauser?: VmiPauser;
+  /** How often to look again while KubeVirt starts the VMIs a restore created. Default 250 ms. */
+  pollMs?: number;
   now?: () => Date;
 }
 
@@ -42,6 +49,16 @@ export class Pass {
     readonly bundles: VerifiedBundles,
     readonly now: () => Date,
   ) {}
+
+  get pollMs(): number {
+    return this.deps.pollMs ?? 250;
+  }
+
+  /** The pause subresource client; the libvirt backend cannot run without one. */
+  get pauser(): VmiPauser {
+    if (!this.deps.pauser) throw new Error('the libvirt backend needs a pause/unpause client (deps.pauser)');
+    return this.deps.pauser;
+  }
 
   event(type: 'Normal' | 'Warning', reason: string, text: string): void {
     this.deps.events.event(this.restore as KubernetesObject, type, reason, text);
