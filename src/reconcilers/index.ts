@@ -83,7 +83,7 @@ export function registerControllers(manager: ControllerManager, deps: Reconciler
       bundles: deps.bundles,
       events: manager.eventRecorder('violin-snapshot-controller'),
       metrics,
-      ...(deps.pollMs === undefined ? {} : { pollMs: deps.pollMs }),
+      ...backend,
     }),
   });
   manager.addController({
