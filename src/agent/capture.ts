@@ -22,11 +22,11 @@ import type { ImageStore, StoredImage } from './image-store.js';
 import type { CaptureSink } from './capture-sink.js';
 import { IncompleteStreamError, openCaptureSink } from './capture-sink.js';
 import { AgentError, toAgentError } from './errors.js';
-import type { QmpClient, QmpEvent } from './qmp/client.js';
+import type { QmpEvent, QmpMonitor } from './qmp/monitor.js';
 import { contAfterMigration } from './qmp/client.js';
 import { withQmp } from './qmp/session.js';
 import type { MigrationInfo } from './qmp/migration.js';
-import { isFinalMigrationState, migrationEnd, stopCaptureAndRun } from './qmp/migration.js';
+import { migrationEnd, migrationUnderWay, setUpMigration, stopCaptureAndRun } from './qmp/migration.js';
 import type { CaptureRecord } from './capture-record.js';
 import { removeCaptureRecord, writeCaptureRecord } from './capture-record.js';
 import type { HeldPauses } from './held-pauses.js';
@@ -120,7 +120,7 @@ export class VmCapture {
   }
 
   private async captureWith(
-    qmp: QmpClient,
+    qmp: QmpMonitor,
     dir: VmDir,
     qemuPid: number,
     req: CaptureRequest,
@@ -147,7 +147,7 @@ export class VmCapture {
   }
 
   /** Only a running VM with no migration of someone else's is captured. */
-  private async checkCapturable(qmp: QmpClient, dir: VmDir): Promise<void> {
+  private async checkCapturable(qmp: QmpMonitor, dir: VmDir): Promise<void> {
     const status = await qmp.runState();
     if (status !== 'running') {
       throw new AgentError(
@@ -157,18 +157,18 @@ export class VmCapture {
     }
     this.pauses.settleOutrun(dir.vm);
     // Someone else's migration (a live migration between nodes) is never ours to cancel.
-    const current = await qmp.execute<MigrationInfo>('query-migrate');
-    if (current.status !== undefined && !isFinalMigrationState(current.status)) {
+    const other = await migrationUnderWay(qmp);
+    if (other) {
       throw new AgentError(
         'Conflict',
-        `VM ${vmName(dir.vm)} has a migration ${current.status}; capture it when that is over`,
+        `VM ${vmName(dir.vm)} has a migration ${other}; capture it when that is over`,
       );
     }
   }
 
   /** Migrates the guest into the store, recorded first; resolves once QEMU says completed. */
   private async copy(
-    qmp: QmpClient,
+    qmp: QmpMonitor,
     dir: VmDir,
     qemuPid: number,
     req: CaptureRequest,
@@ -176,7 +176,11 @@ export class VmCapture {
     events: QmpEvent[],
     progress: CaptureProgress,
   ): Promise<CompletedCopy> {
-    await this.setUpMigration(qmp, method);
+    await setUpMigration(qmp, {
+      backgroundSnapshot: method === 'background-snapshot',
+      downtimeLimitMs: this.settings.downtimeLimitMs,
+      maxBandwidth: this.settings.maxBandwidth,
+    });
     const finished = migrationEnd(qmp, this.settings.timeoutMs);
     const target = { storageLocation: req.storageLocation, snapshotId: req.snapshotId, vm: dir.vm };
     const sink = await openCaptureSink(this.images, target, dir.migrateSocket, finished, this.log);
@@ -200,20 +204,6 @@ export class VmCapture {
     if (final.data.status !== 'completed') await failMigration(qmp, dir, sink.stored);
     const stop = events.find((e) => e.event === 'STOP');
     return { record, startedAt, final, stop, stored: sink.stored };
-  }
-
-  private async setUpMigration(qmp: QmpClient, method: CaptureMethod): Promise<void> {
-    await qmp.execute('migrate-set-capabilities', {
-      capabilities: [
-        { capability: 'events', state: true },
-        // Capabilities stay set on a QEMU: every capture says what it wants.
-        { capability: 'background-snapshot', state: method === 'background-snapshot' },
-      ],
-    });
-    await qmp.execute('migrate-set-parameters', {
-      'downtime-limit': this.settings.downtimeLimitMs,
-      'max-bandwidth': this.settings.maxBandwidth,
-    });
   }
 
   /** `resume: OnRequest`: the guest stays stopped at T_i, recorded before the answer. */
@@ -251,7 +241,7 @@ export class VmCapture {
 
   /** `resume: Immediately`: the guest runs again at once; T_i is its RESUME. */
   private async resumeNow(
-    qmp: QmpClient,
+    qmp: QmpMonitor,
     dir: VmDir,
     method: CaptureMethod,
     events: QmpEvent[],
@@ -312,7 +302,7 @@ function checkSameCapture(
 }
 
 /** A migration that ended other than completed: throws the store's error, or else QEMU's. */
-async function failMigration(qmp: QmpClient, dir: VmDir, stored: Promise<StoredImage>): Promise<never> {
+async function failMigration(qmp: QmpMonitor, dir: VmDir, stored: Promise<StoredImage>): Promise<never> {
   const info = await qmp.execute<MigrationInfo>('query-migrate');
   // The store's error, when there is one, says more than QEMU's; it
   // may come a moment after QEMU's (or never, if QEMU never connected).
@@ -331,7 +321,7 @@ async function failMigration(qmp: QmpClient, dir: VmDir, stored: Promise<StoredI
 }
 
 /** After a failed capture: no migration left running, and the guest running as before. False when unsure. */
-async function keepRunning(qmp: QmpClient): Promise<boolean> {
+async function keepRunning(qmp: QmpMonitor): Promise<boolean> {
   try {
     await stopCaptureAndRun(qmp);
     return true;

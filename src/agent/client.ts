@@ -6,9 +6,9 @@ import { request } from 'node:http';
 import type {
   AgentDirectory,
   CaptureConverged,
-  CaptureFinishRequest,
   CaptureRequest,
   CaptureResult,
+  FinishCaptureRequest,
   LoadRequest,
   SnapshotAgent,
   VmRef,
@@ -29,11 +29,11 @@ export class AgentClient implements SnapshotAgent {
     return this.post('/v1/capture', req);
   }
 
-  startHeldCapture(req: CaptureRequest & { launcherPodUid: string }): Promise<CaptureConverged> {
-    return this.post('/v1/capture', { ...req, hold: 'KubeVirtPause' });
+  startHeldCapture(req: CaptureRequest): Promise<CaptureConverged> {
+    return this.post('/v1/capture', req);
   }
 
-  finishCapture(req: CaptureFinishRequest): Promise<CaptureResult> {
+  finishCapture(req: FinishCaptureRequest): Promise<CaptureResult> {
     return this.post('/v1/capture/finish', req);
   }
 

@@ -203,7 +203,7 @@ export async function readLoadRecord(dir: VmDir): Promise<LoadRecord | undefined
   }
 }
 
-function checkLoadRequest(req: LoadRequest): void {
+export function checkLoadRequest(req: LoadRequest): void {
   requireString(req?.restoreId, 'restoreId');
   requireString(req.storageLocation, 'storageLocation');
   requireString(req.image, 'image');
@@ -217,7 +217,7 @@ function checkLoadRequest(req: LoadRequest): void {
  * bundle by `snapshotId` when it has one; without it, `storageLocation` is the
  * bundle's own URL (its last path segment is the bundle id).
  */
-function imageLocation(req: LoadRequest): ImageLocation {
+export function imageLocation(req: LoadRequest): ImageLocation {
   if (req.snapshotId !== undefined) {
     requireString(req.snapshotId, 'snapshotId');
     return { storageLocation: req.storageLocation, bundleId: req.snapshotId, path: req.image };

@@ -1,19 +1,36 @@
-// The snapshot-host agent's QMP backend: for VMs whose QEMU this node runs
-// (the lab, or any host where the agent owns QEMU). It wires the agent's jobs
-// together, each in its own file:
+// The snapshot-host agent. Two backends, chosen per request:
+//   - QMP: VMs whose QEMU this node's state dir holds (the lab's QEMU, or a
+//     QEMU the agent starts itself to load an image);
+//   - libvirt: VMs a virt-launcher's libvirt runs (KubeVirt, and the lab's
+//     virt-launcher stand-in), named by their launcher pod's UID
+//     (`launcherPodUid`), reached through --pods-dir (libvirt/launcher-pod.ts).
+// Both run the same QMP logic (qmp/migration.ts) over their own transport.
+// It wires the agent's jobs together, each in its own file:
 //
 //   capture.ts       a live capture of a VM into the store
 //   held-pauses.ts   guests a `resume: OnRequest` capture holds stopped at T_i,
 //                    until resumeCaptured or their pause deadline
 //   load.ts          load a VM from an image (paused), resume it, unload it
 //   recovery.ts      what a restarted agent takes over from the one that died
+//   libvirt/held-capture.ts  a capture through libvirt held at T_i by KubeVirt's pause
+//   libvirt/libvirt-load.ts  a load into a paused domain through libvirt
 //
 // Every job reaches a VM through vm-access.ts (one operation per VM at a time)
 // and QEMU through one QMP session at a time (qmp/session.ts).
-import type { CaptureRequest, CaptureResult, LoadRequest, SnapshotAgent, VmRef } from './types.js';
+import { join } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import type {
+  CaptureConverged,
+  CaptureRequest,
+  CaptureResult,
+  FinishCaptureRequest,
+  LoadRequest,
+  SnapshotAgent,
+  VmRef,
+} from './types.js';
 import type { ImageStore } from './image-store.js';
 import { bundleImageStore } from './image-store.js';
-import { toAgentError } from './errors.js';
+import { AgentError, toAgentError } from './errors.js';
 import { readCaptureRecord, removeCaptureRecord } from './capture-record.js';
 import type { LiveCaptureMethod } from './capture.js';
 import { VmCapture } from './capture.js';
@@ -21,6 +38,10 @@ import { HeldPauses } from './held-pauses.js';
 import { VmLoader } from './load.js';
 import { Recovery } from './recovery.js';
 import { requireString, VmAccess } from './vm-access.js';
+import type { LibvirtMode } from './libvirt/launcher-pod.js';
+import { LauncherPods } from './libvirt/launcher-pod.js';
+import { KubeVirtPauseCaptures } from './libvirt/held-capture.js';
+import { LibvirtLoader } from './libvirt/libvirt-load.js';
 
 export type { LiveCaptureMethod } from './capture.js';
 
@@ -47,6 +68,13 @@ export interface QmpAgentOptions {
   pauseDeadlineMs?: number;
   /** How soon recovery tries again a VM whose QEMU did not answer (default 5 s). */
   recoveryRetryMs?: number;
+  /**
+   * The libvirt backend: the host's kubelet pods directory (virt-handler's
+   * /pods). Without it, requests naming a launcher pod are refused.
+   */
+  podsDir?: string;
+  /** How the launchers' libvirt is addressed (virt-launcher's default: session). */
+  libvirtMode?: LibvirtMode;
   /** Where the agent says what it did on its own (a VM resumed at its pause deadline). */
   log?: (line: string) => void;
 }
@@ -58,6 +86,7 @@ export class QmpSnapshotAgent implements SnapshotAgent {
   private readonly capturer: VmCapture;
   private readonly loader: VmLoader;
   private readonly recovery: Recovery;
+  private readonly libvirt: { captures: KubeVirtPauseCaptures; loader: LibvirtLoader } | undefined;
 
   constructor(options: QmpAgentOptions) {
     const log = options.log ?? (() => undefined);
@@ -80,10 +109,55 @@ export class QmpSnapshotAgent implements SnapshotAgent {
     );
     this.loader = new VmLoader(this.vms, this.images, timeoutMs, log);
     this.recovery = new Recovery(this.vms, this.images, this.pauses, options.recoveryRetryMs ?? 5_000, log);
+    if (options.podsDir !== undefined) {
+      const pods = new LauncherPods(options.podsDir, options.libvirtMode);
+      // The capture pipes and the load's qcow2 files: the agent's own, never a pod's.
+      const workDir = join(options.stateDir, 'libvirt');
+      mkdirSync(workDir, { recursive: true, mode: 0o700 });
+      this.libvirt = {
+        captures: new KubeVirtPauseCaptures(
+          pods,
+          this.images,
+          {
+            downtimeLimitMs: options.downtimeLimitMs ?? 50,
+            maxBandwidth: options.maxBandwidthBytesPerSecond ?? 8 * 1024 ** 3,
+            timeoutMs,
+            workDir,
+          },
+          log,
+        ),
+        loader: new LibvirtLoader(pods, this.images, workDir, timeoutMs, log),
+      };
+    }
   }
 
-  capture(req: CaptureRequest): Promise<CaptureResult> {
+  /** The libvirt backend, or BadRequest when this agent has no --pods-dir. */
+  private libvirtBackend(): NonNullable<QmpSnapshotAgent['libvirt']> {
+    if (!this.libvirt) {
+      throw new AgentError(
+        'BadRequest',
+        'this agent has no --pods-dir: it cannot reach a launcher pod (launcherPodUid) on its node',
+      );
+    }
+    return this.libvirt;
+  }
+
+  async capture(req: CaptureRequest): Promise<CaptureResult> {
+    if (req?.launcherPodUid !== undefined || req?.hold !== undefined) {
+      throw new AgentError(
+        'BadRequest',
+        "a capture through libvirt is held by KubeVirt's pause: start it with hold 'KubeVirtPause' and finish it with /v1/capture/finish",
+      );
+    }
     return this.capturer.capture(req);
+  }
+
+  async startHeldCapture(req: CaptureRequest): Promise<CaptureConverged> {
+    return this.libvirtBackend().captures.start(req);
+  }
+
+  async finishCapture(req: FinishCaptureRequest): Promise<CaptureResult> {
+    return this.libvirtBackend().captures.finish(req);
   }
 
   resumeCaptured(snapshotId: string, vm: VmRef): Promise<{ resumedAt: string; downtimeMs: number }> {
@@ -94,6 +168,7 @@ export class QmpSnapshotAgent implements SnapshotAgent {
     requireString(snapshotId, 'snapshotId');
     requireString(storageLocation, 'storageLocation');
     const checked = this.vms.checkRef(vm);
+    await this.libvirt?.captures.discard(snapshotId, checked);
     await this.pauses.discard(snapshotId, checked);
     try {
       const dir = this.vms.vmDir(checked);
@@ -106,7 +181,8 @@ export class QmpSnapshotAgent implements SnapshotAgent {
     }
   }
 
-  load(req: LoadRequest): Promise<{ loadedAt: string }> {
+  async load(req: LoadRequest): Promise<{ loadedAt: string }> {
+    if (req?.launcherPodUid !== undefined) return this.libvirtBackend().loader.load(req);
     return this.loader.load(req);
   }
 
@@ -119,8 +195,10 @@ export class QmpSnapshotAgent implements SnapshotAgent {
   }
 
   /** Resumes every VM still paused by a `resume: OnRequest` capture: the agent is going away. */
-  releasePausedVms(): Promise<void> {
-    return this.pauses.releaseAll();
+  async releasePausedVms(): Promise<void> {
+    // Captures held by KubeVirt's pause are cancelled (never resumed: KubeVirt's pause owns the guest).
+    await this.libvirt?.captures.cancelAll();
+    await this.pauses.releaseAll();
   }
 
   /** Takes over what an agent that died left in the node's VM folders: call it once, before serving (recovery.ts). */

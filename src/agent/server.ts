@@ -3,6 +3,8 @@
 // the status of its code (errors.ts):
 //
 //   POST /v1/capture           CaptureRequest                      → CaptureResult
+//                              (with launcherPodUid and hold: KubeVirtPause → CaptureConverged)
+//   POST /v1/capture/finish    {snapshotId, vm, launcherPodUid}    → CaptureResult
 //   POST /v1/resume-captured   {snapshotId, vm}                    → {resumedAt, downtimeMs}
 //   POST /v1/discard           {snapshotId, vm, storageLocation}   → {}
 //   POST /v1/load              LoadRequest                         → {loadedAt}
@@ -15,7 +17,7 @@
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { CaptureRequest, LoadRequest, SnapshotAgent, VmRef } from './types.js';
+import type { CaptureRequest, FinishCaptureRequest, LoadRequest, SnapshotAgent, VmRef } from './types.js';
 import { AgentError, toAgentError } from './errors.js';
 import { errorMessage } from '../errors.js';
 
@@ -24,7 +26,15 @@ const MAX_BODY_BYTES = 64 * 1024;
 type Route = (agent: SnapshotAgent, body: Record<string, unknown>) => Promise<unknown>;
 
 const ROUTES: Record<string, Route> = {
-  '/v1/capture': (agent, body) => agent.capture(body as unknown as CaptureRequest),
+  '/v1/capture': (agent, body) =>
+    body.hold === undefined
+      ? agent.capture(body as unknown as CaptureRequest)
+      : supported(agent.startHeldCapture?.bind(agent), 'hold')(body as unknown as CaptureRequest),
+  '/v1/capture/finish': (agent, body) =>
+    supported(
+      agent.finishCapture?.bind(agent),
+      '/v1/capture/finish',
+    )(body as unknown as FinishCaptureRequest),
   '/v1/resume-captured': (agent, body) => agent.resumeCaptured(body.snapshotId as string, body.vm as VmRef),
   '/v1/discard': async (agent, body) => {
     await agent.discard(body.snapshotId as string, body.vm as VmRef, body.storageLocation as string);
@@ -34,6 +44,16 @@ const ROUTES: Record<string, Route> = {
   '/v1/resume': (agent, body) => agent.resume(body.restoreId as string, body.vm as VmRef),
   '/v1/unload': (agent, body) => agent.unload(body.restoreId as string, body.vm as VmRef),
 };
+
+/** An optional operation of the agent, or a BadRequest saying this agent has none. */
+function supported<A, R>(
+  operation: ((arg: A) => Promise<R>) | undefined,
+  what: string,
+): (arg: A) => Promise<R> {
+  return (
+    operation ?? (() => Promise.reject(new AgentError('BadRequest', `this agent does not serve ${what}`)))
+  );
+}
 
 export interface AgentServer {
   server: Server;

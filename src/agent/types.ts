@@ -22,28 +22,28 @@ export interface CaptureRequest {
    */
   resume?: 'Immediately' | 'OnRequest';
   /**
-   * libvirt backend: the UID of the VM's virt-launcher pod on this node (from
-   * the VMI's status.activePods), how the agent finds its libvirt daemon.
+   * The libvirt backend (a VM that a virt-launcher's libvirt runs): the UID of
+   * the VM's launcher pod on this node (from `vmi.status.activePods`). Without
+   * it the agent drives a QEMU of its own state dir (the QMP backend).
    */
   launcherPodUid?: string;
   /**
-   * libvirt backend: `KubeVirtPause` asks for a capture held at T_i through
-   * KubeVirt's pause: the agent answers Converged once the live pre-copy has
-   * converged, the operator pauses the VMI through the pause subresource
-   * (T_i), then asks `finishCapture`.
+   * `KubeVirtPause` (libvirt backend, required there): the capture is held at
+   * T_i by KubeVirt's pause, not by the agent. `capture` answers
+   * CaptureConverged with the guest still running; the operator pauses the VMI
+   * through the pause subresource, then calls `finishCapture`.
    */
   hold?: 'KubeVirtPause';
 }
 
-/** The answer to a capture with `hold: KubeVirtPause`: pre-copy converged, the guest still runs. */
+/** The first answer of a `hold: KubeVirtPause` capture: the pre-copy is held, the guest runs. */
 export interface CaptureConverged {
   state: 'Converged';
-  /** RFC 3339, with milliseconds: start of the capture. */
+  /** RFC 3339, with milliseconds: start of the capture (live pre-copy). */
   startedAt: string;
 }
 
-/** `POST /v1/capture/finish`: the VMI is paused through KubeVirt; the agent completes the capture. */
-export interface CaptureFinishRequest {
+export interface FinishCaptureRequest {
   snapshotId: string;
   vm: VmRef;
   launcherPodUid: string;
@@ -78,9 +78,9 @@ export interface LoadRequest {
   image: string;
   digest: string;
   /**
-   * libvirt backend: the virt-launcher pod of the VMI the operator created
-   * with startStrategy Paused; the agent loads into its paused domain and
-   * leaves it paused (the operator unpauses through KubeVirt).
+   * The libvirt backend: the launcher pod (UID) of a VM the operator created
+   * with `startStrategy: Paused`; the state is loaded into its running, paused
+   * domain, which stays paused. Without it the agent starts a QEMU itself.
    */
   launcherPodUid?: string;
 }
@@ -94,18 +94,6 @@ export interface SnapshotAgent {
    */
   capture(req: CaptureRequest): Promise<CaptureResult>;
   /**
-   * libvirt backend, first half: a capture with `hold: KubeVirtPause` (and the
-   * launcher pod), answered once its pre-copy converged. Idempotent like capture.
-   * Absent from an agent that serves only the qemu backend (the in-process QMP agent).
-   */
-  startHeldCapture?(req: CaptureRequest & { launcherPodUid: string }): Promise<CaptureConverged>;
-  /**
-   * libvirt backend, second half, once the operator paused the VMI through
-   * KubeVirt: completes the capture (completedAt is when the domain stopped).
-   * Idempotent: asked again, the same result.
-   */
-  finishCapture?(req: CaptureFinishRequest): Promise<CaptureResult>;
-  /**
    * Resume a VM left paused by a `resume: OnRequest` capture. Idempotent: a VM
    * already resumed this way answers with the same result. The agent does not
    * let a VM stay paused forever: past its pause deadline it resumes the VM
@@ -115,6 +103,17 @@ export interface SnapshotAgent {
   resumeCaptured(snapshotId: string, vm: VmRef): Promise<{ resumedAt: string; downtimeMs: number }>;
   /** Remove a capture's image (abort). Idempotent. */
   discard(snapshotId: string, vm: VmRef, storageLocation: string): Promise<void>;
+  /**
+   * `hold: KubeVirtPause` captures (libvirt backend): starts the capture and
+   * resolves once its pre-copy is held, the guest still running. Idempotent
+   * like capture. Optional until the libvirt backend is the default.
+   */
+  startHeldCapture?(req: CaptureRequest): Promise<CaptureConverged>;
+  /**
+   * Completes a held capture once KubeVirt's pause has stopped the VM (T_i);
+   * Conflict while the VM is not paused. Idempotent.
+   */
+  finishCapture?(req: FinishCaptureRequest): Promise<CaptureResult>;
   /** Load a VM from its image, paused. */
   load(req: LoadRequest): Promise<{ loadedAt: string }>;
   /** Resume a loaded VM; returns when it runs. */

@@ -9,28 +9,14 @@
 import { connect } from 'node:net';
 import type { Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { QmpEvent, QmpMonitor } from './monitor.js';
+import { awaitEvent, QmpCommandError } from './monitor.js';
+
+export type { QmpEvent, QmpMonitor } from './monitor.js';
+export { QmpCommandError } from './monitor.js';
 
 /** Longest line QEMU sends in practice is a few KiB (query-migrate, query-status); 1 MiB is generous. */
 const MAX_LINE_BYTES = 1024 * 1024;
-
-export interface QmpEvent {
-  event: string;
-  data: Record<string, unknown>;
-  /** QEMU's host clock when the event happened, in milliseconds since the epoch. */
-  timestampMs: number;
-}
-
-/** QEMU refused a command: `errorClass` is QMP's class (GenericError, CommandNotFound, ...). */
-export class QmpCommandError extends Error {
-  override readonly name = 'QmpCommandError';
-  constructor(
-    readonly command: string,
-    readonly errorClass: string,
-    readonly description: string,
-  ) {
-    super(`QMP ${command} failed: ${errorClass}: ${description}`);
-  }
-}
 
 /** The connection failed, closed, or the peer broke the protocol. */
 export class QmpConnectionError extends Error {
@@ -48,7 +34,7 @@ export interface QmpGreeting {
   capabilities: string[];
 }
 
-export class QmpClient {
+export class QmpClient implements QmpMonitor {
   private buffer = '';
   private nextId = 1;
   private readonly pending = new Map<string, Pending>();
@@ -117,28 +103,19 @@ export class QmpClient {
     timeoutMs: number,
     predicate: (e: QmpEvent) => boolean = () => true,
   ): Promise<QmpEvent> {
-    if (this.closedWith) return Promise.reject(this.closedWith);
-    return new Promise((resolve, reject) => {
-      const finish = (settle: () => void) => {
-        clearTimeout(timer);
-        off();
-        this.closeWaiters.delete(onClose);
-        settle();
-      };
-      const timer = setTimeout(
-        () =>
-          finish(() =>
-            reject(new QmpConnectionError(`QMP ${this.path}: no ${name} event within ${timeoutMs} ms`)),
-          ),
-        timeoutMs,
-      );
-      const off = this.onEvent((event) => {
-        if (event.event === name && predicate(event)) finish(() => resolve(event));
-      });
-      // A closed connection will never deliver the event: fail at once.
-      const onClose = (error: Error) => finish(() => reject(error));
-      this.closeWaiters.add(onClose);
+    return awaitEvent(this, name, timeoutMs, predicate, `QMP ${this.path}`).catch((error: unknown) => {
+      throw error instanceof QmpConnectionError ? error : new QmpConnectionError((error as Error).message);
     });
+  }
+
+  onClose(listener: (error: Error) => void): () => void {
+    if (this.closedWith) {
+      const error = this.closedWith;
+      queueMicrotask(() => listener(error));
+      return () => undefined;
+    }
+    this.closeWaiters.add(listener);
+    return () => this.closeWaiters.delete(listener);
   }
 
   close(): void {
@@ -239,7 +216,7 @@ export class QmpClient {
  * in its main loop; a `cont` in between is refused as "not finalized yet".
  * Retry at once until it is accepted: this gap is part of the downtime anyway.
  */
-export async function contAfterMigration(qmp: QmpClient): Promise<void> {
+export async function contAfterMigration(qmp: QmpMonitor): Promise<void> {
   const deadline = Date.now() + 10_000;
   for (;;) {
     try {

@@ -1,6 +1,8 @@
 // `violin agent`: the snapshot-host agent of one node (a DaemonSet pod in a
 // cluster, one process per lab node). It serves the agent API (src/agent/server.ts)
-// for the VMs registered in --state-dir (src/agent/vm-dir.ts, docs/lab.md).
+// for the VMs registered in --state-dir (src/agent/vm-dir.ts, docs/lab.md) and,
+// with --pods-dir, for the VMs of the node's virt-launcher pods through their
+// libvirt (src/agent/libvirt/, docs/lab.md).
 // Before it serves, it takes over what an earlier agent on the same state dir
 // left when it died: guests a capture stopped, pauses still held.
 import { mkdir } from 'node:fs/promises';
@@ -11,6 +13,7 @@ import { untilSignal } from '../signals.js';
 import { createLogger } from '../../operator/log.js';
 import { QmpSnapshotAgent } from '../../agent/qmp-agent.js';
 import type { LiveCaptureMethod } from '../../agent/qmp-agent.js';
+import type { LibvirtMode } from '../../agent/libvirt/launcher-pod.js';
 import { startAgentServer } from '../../agent/server.js';
 import { errorMessage } from '../../errors.js';
 
@@ -18,6 +21,11 @@ const USAGE = `usage: violin agent --node NAME --state-dir DIR [options]
 
   --node NAME          the node this agent serves (reported by /healthz and in logs)
   --state-dir DIR      the node's VM folders: DIR/vms/<namespace>/<name>/{vm.json,qmp.sock,...}
+  --pods-dir DIR       the host's kubelet pods directory (/var/lib/kubelet/pods, mounted
+                       at /pods as virt-handler does): enables the libvirt backend for
+                       requests that name a launcher pod (launcherPodUid)
+  --libvirt-mode M     how the launchers' libvirt is addressed: session (virt-launcher's
+                       default, non-root) or system (its Root feature gate)
   --listen HOST:PORT   where the agent API listens (default 127.0.0.1:7443; port 0 picks one)
   --downtime-limit MS  QEMU's target for the stop-and-copy of a capture (default 50)
   --live-method M      how a capture that resumes at once copies the running guest:
@@ -47,7 +55,7 @@ function parsePositiveInteger(flag: string, unit: string, value: string | undefi
 }
 
 export const command: Command = {
-  summary: 'run the snapshot-host agent of a node (QMP backend: live capture, load, resume)',
+  summary: 'run the snapshot-host agent of a node (live capture and load, over QMP or libvirt)',
   async run(argv) {
     let values;
     let listen;
@@ -55,12 +63,15 @@ export const command: Command = {
     let pauseDeadlineMs: number | undefined;
     let maxBandwidthMiB: number | undefined;
     let liveMethod: LiveCaptureMethod | undefined;
+    let libvirtMode: LibvirtMode | undefined;
     try {
       ({ values } = parseArgs({
         args: argv,
         options: {
           node: { type: 'string' },
           'state-dir': { type: 'string' },
+          'pods-dir': { type: 'string' },
+          'libvirt-mode': { type: 'string' },
           listen: { type: 'string' },
           'downtime-limit': { type: 'string' },
           'pause-deadline': { type: 'string' },
@@ -85,6 +96,10 @@ export const command: Command = {
       if (method !== undefined && method !== 'precopy' && method !== 'background-snapshot')
         throw new Error(`--live-method: expected precopy or background-snapshot, got '${method}'`);
       liveMethod = method;
+      const mode = values['libvirt-mode'];
+      if (mode !== undefined && mode !== 'session' && mode !== 'system')
+        throw new Error(`--libvirt-mode: expected session or system, got '${mode}'`);
+      libvirtMode = mode;
     } catch (error) {
       process.stderr.write(`violin agent: ${errorMessage(error)}\n${USAGE}`);
       return 2;
@@ -105,6 +120,8 @@ export const command: Command = {
         pauseDeadlineMs,
         maxBandwidthBytesPerSecond: maxBandwidthMiB === undefined ? undefined : maxBandwidthMiB * 1024 ** 2,
         liveMethod,
+        podsDir: values['pods-dir'],
+        libvirtMode,
         log: (line) => logger.warn(line),
       });
       // Before serving: a resumeCaptured must find the pauses an earlier agent held.

@@ -51,7 +51,7 @@ class World {
       ...(this.heldCapture
         ? {
             startHeldCapture: async (req) => {
-              this.calls.push(`startHeldCapture ${req.vm.name} ${req.launcherPodUid}`);
+              this.calls.push(`startHeldCapture ${req.vm.name} ${req.launcherPodUid} ${req.hold}`);
               return { state: 'Converged', startedAt: CAPTURED.startedAt };
             },
             finishCapture: async (req) => {
@@ -122,7 +122,7 @@ describe('a capture held through KubeVirt', () => {
     const world = new World();
     const done = await world.run(capturing, (row) => row.resumedAt !== undefined);
     expect(world.calls).toEqual([
-      'startHeldCapture a pod-a',
+      'startHeldCapture a pod-a KubeVirtPause',
       'pause a',
       'finishCapture a pod-a',
       'advance ns/a',

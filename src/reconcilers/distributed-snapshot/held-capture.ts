@@ -85,6 +85,7 @@ async function startCapture(pass: Pass, row: Row): Promise<CaptureAnswer> {
       vm: { namespace: pass.namespace, name: row.name },
       storageLocation: pass.snap.spec.storageLocation,
       launcherPodUid,
+      hold: 'KubeVirtPause',
     });
     return { state: 'converged', startedAt: converged.startedAt };
   } catch (err) {

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 
 import type {
   AgentDirectory,
-  CaptureFinishRequest,
+  FinishCaptureRequest,
   CaptureRequest,
   CaptureResult,
   LoadRequest,
@@ -324,7 +324,7 @@ export class RecordingAgents implements AgentDirectory {
     const key = (snapshotId: string, vm: VmRef): string => `${snapshotId}/${vm.namespace}/${vm.name}`;
     // Built before it is returned so that it also fits the contract before and after resumeCaptured lands.
     const heldCapture = {
-      startHeldCapture: async (req: CaptureRequest & { launcherPodUid: string }) => {
+      startHeldCapture: async (req: CaptureRequest) => {
         const subject = `${req.vm.namespace}/${req.vm.name}`;
         log.record({ component: 'agent', op: 'capture', subject, node });
         this.captureRequests.push(req);
@@ -333,7 +333,7 @@ export class RecordingAgents implements AgentDirectory {
         if (failure) throw new Error(failure);
         return { state: 'Converged' as const, startedAt: new Date().toISOString() };
       },
-      finishCapture: async (req: CaptureFinishRequest): Promise<CaptureResult> => {
+      finishCapture: async (req: FinishCaptureRequest): Promise<CaptureResult> => {
         const subject = `${req.vm.namespace}/${req.vm.name}`;
         log.record({ component: 'agent', op: 'finishCapture', subject, node });
         if (!(await this.isPaused?.(req.vm))) {

@@ -1,0 +1,429 @@
+// A live capture of a VM that KubeVirt runs, held at T_i by KubeVirt's own
+// pause (`hold: KubeVirtPause`). virt-launcher resumes any domain it did not
+// pause itself, so the agent never stops, resumes or shuts off the guest; it
+// only migrates QEMU's state into the store, in two calls:
+//
+//   start   QMP `migrate` to a pipe the agent reads, through libvirt's monitor
+//           (virsh-monitor.ts). The agent copies the pre-copy into the store
+//           until most of the first pass is done, then stops reading: QEMU's
+//           migration thread blocks on the full pipe, the guest runs on, and
+//           QEMU cannot complete (nor stop the guest to complete) until the
+//           agent reads again. Answers `Converged` once QEMU is seen blocked.
+//   finish  after the operator paused the VMI through the pause subresource
+//           (T_i: QEMU's STOP event), the agent reads again; the paused guest
+//           dirties nothing, so QEMU sends what is left and completes. The
+//           domain stays paused (QEMU's postmigrate); the operator unpauses it.
+//
+// Why the pipe and not a QMP setting: QEMU 7.2 completes a pre-copy on its own
+// as soon as what is left fits its downtime limit, stopping the guest itself,
+// and an idle guest fits any limit after the first pass; no parameter makes it
+// wait for someone else's pause. A blocked output is the one thing that holds
+// the migration thread, whatever the guest does. The hold is taken within the
+// first pass, while at least HOLD_MIN_REMAINING of RAM is unsent, because the
+// few hundred KiB the pipe and buffers still take may cover that much RAM of
+// zero pages. If QEMU completes anyway (a guest whose unsent RAM is all zero
+// pages), the capture fails with that reason and the guest is left to KubeVirt.
+//
+// The capture lives in the agent's memory between the two calls: an agent
+// that dies closes the pipe, QEMU fails the migration and the guest keeps its
+// run state; a retried start captures anew, a finish gets NotFound (the
+// snapshot aborts and the operator unpauses).
+import { execFile } from 'node:child_process';
+import { mkdtemp, open, rm } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { Socket } from 'node:net';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import type {
+  CaptureConverged,
+  CaptureRequest,
+  CaptureResult,
+  FinishCaptureRequest,
+  VmRef,
+} from '../types.js';
+import type { ImageStore, StoredImage } from '../image-store.js';
+import { AgentError, toAgentError } from '../errors.js';
+import type { QmpEvent } from '../qmp/monitor.js';
+import type { MigrationInfo } from '../qmp/migration.js';
+import {
+  cancelMigration,
+  isFinalMigrationState,
+  migrationUnderWay,
+  setUpMigration,
+} from '../qmp/migration.js';
+import { pauseKey } from '../held-pauses.js';
+import { requireString, roundMs, vmName } from '../vm-access.js';
+import type { LauncherPods, LibvirtDomain } from './launcher-pod.js';
+import { VirshMonitor } from './virsh-monitor.js';
+
+/** The hold is taken once at most this share of RAM is left to send in the first pass... */
+const HOLD_AT_REMAINING_SHARE = 0.5;
+/** ...but never with less than this left unsent (see the header: zero pages are cheap in the stream). */
+const HOLD_MIN_REMAINING = 96 * 1024 ** 2;
+/** How much more of the stream the agent reads between two looks at QEMU's progress. */
+const READ_QUANTUM = 4 * 1024 ** 2;
+/** QEMU's stream counter standing still this long, with the migration active, means it is blocked on the pipe. */
+const BLOCKED_CHECK_MS = 150;
+const FD_NAME = 'violin-capture';
+
+export interface HeldCaptureSettings {
+  downtimeLimitMs: number;
+  maxBandwidth: number;
+  /** How long a capture may wait for its finish (or take) before the agent cancels it. */
+  timeoutMs: number;
+  /** Where the agent makes the capture's pipe. */
+  workDir: string;
+}
+
+/** The agent's read side of QEMU's stream: it reads only as far as `allowance`. */
+class StreamGate {
+  bytes = 0;
+  allowance = 0;
+  private waiter: (() => void) | undefined;
+
+  /** Resolves when the reader may read on. */
+  async open(): Promise<void> {
+    while (this.bytes >= this.allowance) await new Promise<void>((resolve) => (this.waiter = resolve));
+  }
+
+  allow(allowance: number): void {
+    this.allowance = allowance;
+    this.waiter?.();
+  }
+}
+
+interface HeldCapture {
+  req: CaptureRequest & { launcherPodUid: string };
+  key: string;
+  domain: LibvirtDomain;
+  monitor: VirshMonitor;
+  gate: StreamGate;
+  stream: Socket;
+  events: QmpEvent[];
+  startedAt: Date;
+  stored: Promise<StoredImage>;
+  converged: Promise<CaptureConverged>;
+  finished?: Promise<CaptureResult>;
+  deadline: NodeJS.Timeout;
+  closed: boolean;
+}
+
+export class KubeVirtPauseCaptures {
+  private readonly captures = new Map<string, HeldCapture>();
+
+  constructor(
+    private readonly pods: LauncherPods,
+    private readonly images: ImageStore,
+    private readonly settings: HeldCaptureSettings,
+    private readonly log: (line: string) => void,
+  ) {}
+
+  /** Starts the capture (or joins the one under way for the same request); resolves once it is held. */
+  async start(req: CaptureRequest): Promise<CaptureConverged> {
+    requireString(req?.snapshotId, 'snapshotId');
+    requireString(req.storageLocation, 'storageLocation');
+    if (req.hold !== 'KubeVirtPause')
+      throw new AgentError(
+        'BadRequest',
+        `a capture through libvirt needs hold 'KubeVirtPause', not ${JSON.stringify(req.hold)}`,
+      );
+    if (req.resume !== undefined)
+      throw new AgentError(
+        'BadRequest',
+        `resume does not apply with hold 'KubeVirtPause': KubeVirt's pause holds the VM`,
+      );
+    const domain = await this.pods.domainOf(req.vm, req.launcherPodUid);
+    const key = pauseKey(req.snapshotId, domain.vm);
+    const earlier = this.captures.get(key);
+    if (earlier) {
+      checkSame(earlier, req);
+      return earlier.converged;
+    }
+    for (const other of this.captures.values()) {
+      if (vmName(other.domain.vm) === vmName(domain.vm) && !other.closed)
+        throw new AgentError('Conflict', `VM ${vmName(domain.vm)} has a capture under way (${other.key})`);
+    }
+    const capture = this.begin({ ...req, launcherPodUid: domain.podUid }, key, domain);
+    this.captures.set(key, capture);
+    capture.converged.catch(() => this.forget(capture));
+    return capture.converged;
+  }
+
+  /** Completes a held capture once KubeVirt has paused its VM; idempotent. */
+  async finish(req: FinishCaptureRequest): Promise<CaptureResult> {
+    requireString(req?.snapshotId, 'snapshotId');
+    const domain = await this.pods.domainOf(req.vm, req.launcherPodUid);
+    const key = pauseKey(req.snapshotId, domain.vm);
+    const capture = this.captures.get(key);
+    if (!capture || capture.req.launcherPodUid !== domain.podUid) {
+      throw new AgentError(
+        'NotFound',
+        `no capture ${key} of launcher pod ${domain.podUid} is held on this node (never started here, discarded, or lost with an agent restart)`,
+      );
+    }
+    await capture.converged;
+    if (!capture.finished) {
+      const finished = this.complete(capture);
+      capture.finished = finished;
+      // A finish refused because the VM is not paused yet may be asked again.
+      finished.catch((error: unknown) => {
+        if (error instanceof AgentError && error.code === 'Conflict' && !capture.closed)
+          capture.finished = undefined;
+      });
+    }
+    return capture.finished;
+  }
+
+  /** Abort: cancels a capture of this snapshot and VM, if there is one. Idempotent; never touches the guest's run state. */
+  async discard(snapshotId: string, vm: VmRef): Promise<void> {
+    const capture = this.captures.get(pauseKey(snapshotId, vm));
+    if (!capture) return;
+    await this.cancel(capture).catch(() => undefined);
+    this.captures.delete(capture.key);
+  }
+
+  /** Cancels every capture: the agent is going away (its pipes go with it anyway). */
+  async cancelAll(): Promise<void> {
+    await Promise.all(
+      [...this.captures.values()].map((capture) => this.cancel(capture).catch(() => undefined)),
+    );
+  }
+
+  private begin(req: HeldCapture['req'], key: string, domain: LibvirtDomain): HeldCapture {
+    const monitor = new VirshMonitor(domain);
+    const events: QmpEvent[] = [];
+    monitor.onEvent((event) => events.push(event));
+    const gate = new StreamGate();
+    const capture = { req, key, domain, monitor, gate, events, closed: false } as HeldCapture;
+    capture.converged = this.startMigration(capture).catch(async (error: unknown) => {
+      await this.cancel(capture).catch(() => undefined);
+      throw toAgentError(error);
+    });
+    capture.deadline = setTimeout(() => {
+      this.log(`agent: capture ${key} not finished within ${this.settings.timeoutMs} ms; cancelled`);
+      void this.cancel(capture).finally(() => this.forget(capture));
+    }, this.settings.timeoutMs);
+    capture.deadline.unref();
+    return capture;
+  }
+
+  private async startMigration(capture: HeldCapture): Promise<CaptureConverged> {
+    const { monitor, domain } = capture;
+    const state = await monitor.runState();
+    if (state !== 'running')
+      throw new AgentError(
+        'Conflict',
+        `VM ${vmName(domain.vm)} is ${state}: only a running VM is captured live`,
+      );
+    const other = await migrationUnderWay(monitor);
+    if (other)
+      throw new AgentError(
+        'Conflict',
+        `VM ${vmName(domain.vm)} has a migration ${other}; capture it when that is over`,
+      );
+    await setUpMigration(monitor, {
+      backgroundSnapshot: false,
+      downtimeLimitMs: this.settings.downtimeLimitMs,
+      maxBandwidth: this.settings.maxBandwidth,
+    });
+    capture.stream = await this.openPipe(capture);
+    capture.startedAt = new Date();
+    capture.stored = this.images.writeImage(
+      capture.req.storageLocation,
+      capture.req.snapshotId,
+      domain.vm,
+      gatedStream(capture),
+    );
+    capture.stored.catch(() => undefined); // awaited by finish; a failure must not go unhandled meanwhile
+    await monitor.execute('migrate', { uri: `fd:${FD_NAME}` });
+    await this.holdWithinFirstPass(capture);
+    return { state: 'Converged', startedAt: capture.startedAt.toISOString() };
+  }
+
+  /**
+   * A FIFO in the agent's work dir: QEMU gets its write end through libvirt
+   * (`getfd`), the agent reads the other end. Removed from the file system at
+   * once: only the two open ends remain.
+   */
+  private async openPipe(capture: HeldCapture): Promise<Socket> {
+    const dir = await mkdtemp(join(this.settings.workDir, 'capture-'));
+    try {
+      const fifo = join(dir, 'stream');
+      await promisify(execFile)('mkfifo', ['-m', '600', fifo]);
+      // Read end first, non-blocking, so neither open waits for the other side.
+      const reader = await open(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+      const writer = await open(fifo, constants.O_WRONLY);
+      try {
+        await capture.monitor.executeWithFd('getfd', { fdname: FD_NAME }, writer.fd);
+      } catch (error) {
+        await reader.close();
+        throw error;
+      } finally {
+        // QEMU has its own copy now; ours would keep the stream from ever ending.
+        await writer.close();
+      }
+      const stream = new Socket({ fd: reader.fd, readable: true, writable: false });
+      return stream;
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  /** Reads the first pass a quantum at a time, and stops reading where the hold belongs; throws if QEMU ended instead. */
+  private async holdWithinFirstPass(capture: HeldCapture): Promise<void> {
+    const { gate, monitor } = capture;
+    for (;;) {
+      const info = await monitor.execute<MigrationInfo>('query-migrate');
+      if (isFinalMigrationState(info.status)) return failedBeforeHold(capture, info);
+      const total = info.ram?.total ?? 0;
+      const remaining = info.ram?.remaining ?? total;
+      const holdAt = Math.min(total, Math.max(total * HOLD_AT_REMAINING_SHARE, HOLD_MIN_REMAINING));
+      if (info.status === 'active' && total > 0 && remaining <= holdAt) break;
+      gate.allow(gate.bytes + READ_QUANTUM);
+      const readTo = gate.allowance;
+      const until = Date.now() + 200;
+      while (gate.bytes < readTo && Date.now() < until) await sleep(2);
+    }
+    // Held: QEMU's counter must stand still with the migration active, or it is not blocked on us.
+    let last = -1;
+    for (;;) {
+      const info = await monitor.execute<MigrationInfo>('query-migrate');
+      if (isFinalMigrationState(info.status)) return failedBeforeHold(capture, info);
+      const transferred = info.ram?.transferred ?? 0;
+      if (transferred === last) break;
+      last = transferred;
+      await sleep(BLOCKED_CHECK_MS);
+    }
+    if (!capture.events.some((e) => e.event === 'MIGRATION'))
+      throw new AgentError(
+        'Internal',
+        `${capture.key}: no QEMU events reach the agent through libvirt; capture refused`,
+      );
+    if (capture.events.some((e) => e.event === 'STOP'))
+      throw new AgentError(
+        'Conflict',
+        `VM ${vmName(capture.domain.vm)} was paused during the pre-copy, before the agent held it`,
+      );
+  }
+
+  private async complete(capture: HeldCapture): Promise<CaptureResult> {
+    const { monitor, domain } = capture;
+    const state = await monitor.runState();
+    if (state !== 'paused') {
+      throw new AgentError(
+        'Conflict',
+        `VM ${vmName(domain.vm)} is ${state}, not paused: pause the VMI through KubeVirt's pause subresource, then finish the capture`,
+      );
+    }
+    const stop =
+      capture.events.findLast((e) => e.event === 'STOP') ??
+      (await monitor.waitForEvent('STOP', 2000).catch(() => undefined));
+    if (!stop)
+      throw new AgentError(
+        'Internal',
+        `${capture.key}: the VM is paused but no STOP event reached the agent`,
+      );
+    try {
+      capture.gate.allow(Number.POSITIVE_INFINITY);
+      const final = await migrationFinal(capture, this.settings.timeoutMs);
+      if (final.status !== 'completed')
+        throw new AgentError(
+          'Internal',
+          `capture of ${vmName(domain.vm)} ${final.status}: ${final['error-desc'] ?? 'no reason given'}`,
+        );
+      const image = await capture.stored;
+      const result: CaptureResult = {
+        startedAt: capture.startedAt.toISOString(),
+        completedAt: new Date(stop.timestampMs).toISOString(),
+        downtimeMs: roundMs(Date.now() - stop.timestampMs),
+        imageBytes: image.bytes,
+        digest: image.digest,
+        image: image.path,
+      };
+      this.close(capture);
+      this.log(
+        `agent: captured ${vmName(domain.vm)} through libvirt (${capture.key}), held by KubeVirt's pause`,
+      );
+      return result;
+    } catch (error) {
+      await this.cancel(capture).catch(() => undefined);
+      throw toAgentError(error);
+    }
+  }
+
+  /** Stops a capture that will not finish: cancels QEMU's migration (never the guest's run state), drops the partial image. */
+  private async cancel(capture: HeldCapture): Promise<void> {
+    if (capture.closed) return;
+    try {
+      await cancelMigration(capture.monitor);
+    } finally {
+      this.close(capture);
+      capture.stream?.destroy();
+      await this.images
+        .discardImage(capture.req.storageLocation, capture.req.snapshotId, capture.domain.vm)
+        .catch(() => undefined);
+    }
+  }
+
+  private close(capture: HeldCapture): void {
+    capture.closed = true;
+    clearTimeout(capture.deadline);
+    capture.monitor.close();
+  }
+
+  private forget(capture: HeldCapture): void {
+    if (this.captures.get(capture.key) === capture) this.captures.delete(capture.key);
+  }
+}
+
+/** QEMU's stream as the store reads it, read only as far as the gate allows; ends in error unless the migration completed. */
+async function* gatedStream(capture: HeldCapture): AsyncGenerator<Uint8Array> {
+  for await (const chunk of capture.stream as AsyncIterable<Buffer>) {
+    yield chunk;
+    capture.gate.bytes += chunk.byteLength;
+    await capture.gate.open();
+  }
+  const final = await migrationFinal(capture, 30_000);
+  if (final.status !== 'completed')
+    throw new Error(`the migration ${final.status}: its stream is not an image`);
+}
+
+/** The migration's final state, polled: libvirt's event stream is for timestamps, not for being sure. */
+async function migrationFinal(capture: HeldCapture, timeoutMs: number): Promise<MigrationInfo> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const info = await capture.monitor.execute<MigrationInfo>('query-migrate');
+    if (isFinalMigrationState(info.status)) return info;
+    if (Date.now() > deadline)
+      throw new AgentError('Internal', `${capture.key}: the migration did not end within ${timeoutMs} ms`);
+    await sleep(20);
+  }
+}
+
+function failedBeforeHold(capture: HeldCapture, info: MigrationInfo): never {
+  if (info.status === 'completed') {
+    throw new AgentError(
+      'Conflict',
+      `the pre-copy of ${vmName(capture.domain.vm)} completed before the agent could hold it (what was left of its RAM ` +
+        `fit in the pipe), so QEMU stopped the guest itself; KubeVirt's launcher resumes it; this capture is void`,
+    );
+  }
+  throw new AgentError(
+    'Internal',
+    `capture of ${vmName(capture.domain.vm)} ${info.status}: ${info['error-desc'] ?? 'no reason given'}`,
+  );
+}
+
+function checkSame(capture: HeldCapture, req: CaptureRequest): void {
+  if (
+    capture.req.storageLocation === req.storageLocation &&
+    capture.req.launcherPodUid === req.launcherPodUid
+  )
+    return;
+  throw new AgentError(
+    'Conflict',
+    `capture ${capture.key} is already under way to ${capture.req.storageLocation} from launcher pod ` +
+      `${capture.req.launcherPodUid}; a request for it with other settings is refused`,
+  );
+}

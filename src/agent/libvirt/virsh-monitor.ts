@@ -1,0 +1,197 @@
+// QEMU's monitor through libvirt, for a VM whose QEMU a virt-launcher's libvirt
+// owns: libvirt holds QEMU's only QMP connection, and the one way in beside
+// libvirt's own API is its monitor passthrough (virDomainQemuMonitorCommand,
+// `virsh qemu-monitor-command`; events through
+// virConnectDomainQemuMonitorEventRegister, `virsh qemu-monitor-event`).
+// KubeVirt's maintainers call such out-of-band use unsupported (kubevirt issue
+// 14266); docs/lab.md says what violin relies on.
+//
+// Each command is one `virsh` run (spawned without a shell); events come from
+// one long-running `virsh qemu-monitor-event --loop --timestamp` child for the
+// life of the monitor, with QEMU's own timestamps. A file descriptor is handed
+// to QEMU with `--pass-fds` (libvirt >= 8.2) along a `getfd` or `add-fd`
+// command: libvirt's QEMU sandbox forbids QEMU to spawn (`exec:`) or to open
+// the agent's files itself.
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import type { EventSource, QmpEvent, QmpMonitor } from '../qmp/monitor.js';
+import { awaitEvent, QmpCommandError } from '../qmp/monitor.js';
+import type { LibvirtDomain } from './launcher-pod.js';
+
+/** virsh failed (libvirt unreachable, no such domain, ...): its own message. */
+export class LibvirtError extends Error {
+  override readonly name = 'LibvirtError';
+}
+
+export function virshBinary(): string {
+  return process.env.VIOLIN_VIRSH ?? 'virsh';
+}
+
+/** Runs `virsh -c <uri> <args>`; resolves with its stdout, rejects with its stderr. `fds` become its fds 3, 4, ... */
+export function virsh(uri: string, args: readonly string[], fds: readonly number[] = []): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(virshBinary(), ['-q', '-c', uri, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe', ...fds],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.setEncoding('utf8').on('data', (text: string) => (stdout += text));
+    child.stderr!.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+    child.once('error', (error) => reject(new LibvirtError(`virsh: ${error.message}`)));
+    child.once('close', (code, signal) => {
+      if (code === 0) resolve(stdout);
+      else
+        reject(
+          new LibvirtError(
+            `virsh ${args[0]} exited with ${signal ?? code}: ${stderr.trim() || '(no message)'}`,
+          ),
+        );
+    });
+  });
+}
+
+/** A `virsh qemu-monitor-event --timestamp` line: `2026-12-06 23:11:37.658+0000: event STOP for domain 'ns_vm': <null>`. */
+const EVENT_LINE =
+  /^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d\.\d+)([+-]\d\d)(\d\d): event (\S+) for domain '.*': (.*)$/;
+
+/** The event a line of `virsh qemu-monitor-event --timestamp` reports, or undefined for any other line. */
+export function parseEventLine(line: string): QmpEvent | undefined {
+  const match = EVENT_LINE.exec(line.trim());
+  if (!match) return undefined;
+  const [, date, time, offsetHours, offsetMinutes, event, json] = match;
+  const timestampMs = Date.parse(`${date}T${time}${offsetHours}:${offsetMinutes}`);
+  if (Number.isNaN(timestampMs)) return undefined;
+  let data: Record<string, unknown> = {};
+  if (json !== '<null>') {
+    try {
+      const parsed: unknown = JSON.parse(json!);
+      if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed))
+        data = parsed as Record<string, unknown>;
+    } catch {
+      return undefined;
+    }
+  }
+  return { event: event!, data, timestampMs };
+}
+
+export class VirshMonitor implements QmpMonitor, EventSource {
+  private readonly listeners = new Set<(event: QmpEvent) => void>();
+  private readonly closeWaiters = new Set<(error: Error) => void>();
+  private closedWith: Error | undefined;
+  private events: ChildProcess | undefined;
+  private readonly where: string;
+
+  constructor(readonly target: LibvirtDomain) {
+    this.where = `libvirt monitor of ${target.domain}`;
+  }
+
+  /**
+   * Starts listening to the domain's QEMU events, at the first listener: a
+   * monitor used only for commands starts nothing. virsh gives no sign of
+   * having subscribed, so callers listen well before the events they need.
+   */
+  private listen(): void {
+    if (this.events || this.closedWith) return;
+    const target = this.target;
+    const events = spawn(
+      virshBinary(),
+      ['-q', '-c', target.uri, 'qemu-monitor-event', '--domain', target.domain, '--loop', '--timestamp'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    this.events = events;
+    let stderr = '';
+    events.stderr!.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+    createInterface({ input: events.stdout! }).on('line', (line) => {
+      const event = parseEventLine(line);
+      if (event) for (const listener of [...this.listeners]) listener(event);
+    });
+    events.once('error', (error) => this.fail(new LibvirtError(`${this.where}: ${error.message}`)));
+    events.once('exit', (code, signal) =>
+      this.fail(
+        new LibvirtError(`${this.where}: event listener exited with ${signal ?? code}: ${stderr.trim()}`),
+      ),
+    );
+  }
+
+  async execute<T = unknown>(command: string, args?: Record<string, unknown>): Promise<T> {
+    return this.run<T>(command, args, []);
+  }
+
+  /** Runs `command` with `fd` passed to QEMU along with it (for `getfd` and `add-fd`). */
+  async executeWithFd<T = unknown>(command: string, args: Record<string, unknown>, fd: number): Promise<T> {
+    return this.run<T>(command, args, [fd]);
+  }
+
+  async runState(): Promise<string> {
+    return (await this.execute<{ status: string }>('query-status')).status;
+  }
+
+  onEvent(listener: (event: QmpEvent) => void): () => void {
+    this.listen();
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  onClose(listener: (error: Error) => void): () => void {
+    if (this.closedWith) {
+      const error = this.closedWith;
+      queueMicrotask(() => listener(error));
+      return () => undefined;
+    }
+    this.closeWaiters.add(listener);
+    return () => this.closeWaiters.delete(listener);
+  }
+
+  waitForEvent(
+    name: string,
+    timeoutMs: number,
+    predicate: (e: QmpEvent) => boolean = () => true,
+  ): Promise<QmpEvent> {
+    return awaitEvent(this, name, timeoutMs, predicate, this.where);
+  }
+
+  close(): void {
+    this.fail(new LibvirtError(`${this.where}: closed`));
+  }
+
+  private async run<T>(
+    command: string,
+    args: Record<string, unknown> | undefined,
+    fds: number[],
+  ): Promise<T> {
+    if (this.closedWith) throw this.closedWith;
+    const message = JSON.stringify(
+      args === undefined ? { execute: command } : { execute: command, arguments: args },
+    );
+    const passFds = fds.length > 0 ? ['--pass-fds', fds.map((_, i) => String(3 + i)).join(',')] : [];
+    const stdout = await virsh(
+      this.target.uri,
+      ['qemu-monitor-command', this.target.domain, ...passFds, message],
+      fds,
+    );
+    let reply: { return?: unknown; error?: { class?: string; desc?: string } };
+    try {
+      reply = JSON.parse(stdout) as typeof reply;
+    } catch {
+      throw new LibvirtError(`${this.where}: ${command} answered with no JSON: ${stdout.slice(0, 200)}`);
+    }
+    if (reply.error) {
+      throw new QmpCommandError(
+        command,
+        reply.error.class ?? 'Unknown',
+        reply.error.desc ?? '(no description)',
+      );
+    }
+    return reply.return as T;
+  }
+
+  private fail(error: Error): void {
+    if (this.closedWith) return;
+    this.closedWith = error;
+    const events = this.events;
+    if (events && events.exitCode === null && events.signalCode === null) events.kill('SIGTERM');
+    for (const waiter of [...this.closeWaiters]) waiter(error);
+    this.closeWaiters.clear();
+  }
+}
