@@ -67,6 +67,21 @@ export function isConflict(err: unknown): boolean {
   return err instanceof ApiException && err.code === 409;
 }
 
+/**
+ * The API server (or KubeVirt's admission webhook) refused the request itself:
+ * invalid (400, 422) or forbidden (403). Asking again cannot help; the status
+ * message says why.
+ */
+export function refusal(err: unknown): string | undefined {
+  if (!(err instanceof ApiException) || ![400, 403, 422].includes(err.code)) return undefined;
+  try {
+    const body = JSON.parse(String(err.body)) as { message?: string };
+    return body.message ?? `HTTP ${err.code}`;
+  } catch {
+    return `HTTP ${err.code}: ${String(err.body).slice(0, 300)}`;
+  }
+}
+
 /** KubeVirt access through the API server's custom-object endpoints. */
 export class KubeVirtClient implements KubeVirtAccess {
   /** The generated client underneath, for callers that play KubeVirt's part (the test stand-in). */

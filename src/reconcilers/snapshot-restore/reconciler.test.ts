@@ -2,6 +2,7 @@
 // every phase, each failure a part can cause ends in Failed with its reason
 // (the VMs it loaded unloaded), an outage is retried, and deletion unloads.
 // The real API server and parts are in test/integration/reconcilers.
+import { ApiException } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 
 import { RESTORE_PROTECTION_FINALIZER } from '../../api/constants.js';
@@ -167,6 +168,7 @@ class World {
         const existing = this.vmis.find((v) => v.metadata.name === vmi.metadata.name);
         if (existing) return existing;
         this.vmis.push(structuredClone(vmi));
+        this.calls.push(`created ${vmi.metadata.name}`);
         return vmi;
       },
       deleteVmi: async (_ns: string, name: string) => {
@@ -391,7 +393,7 @@ describe('SnapshotRestore reconciler, libvirt backend (VMIs created by the opera
       'violin.dev/restore-uid': 'uid-r-0123',
     });
     // Loaded into the launcher pod KubeVirt started, network restored, then unpaused; the agent never resumes.
-    expect(world.calls.filter((c) => !c.startsWith('openVerified'))).toEqual([
+    expect(world.calls.filter((c) => !/^(openVerified|created) /.test(c))).toEqual([
       'createVmi a',
       'createVmi b',
       'load a@n1 pod-a',
@@ -451,6 +453,12 @@ describe('SnapshotRestore reconciler, libvirt backend (VMIs created by the opera
       message: 'loading b on n2 failed',
     },
     {
+      reason: 'VMICreateRefused',
+      script: (w: World) =>
+        w.failures.set('createVmi', new ApiException(422, '', '{"message":"bad spec"}', {})),
+      message: 'creating the VMI of a in ns was refused: bad spec',
+    },
+    {
       reason: 'ResumeFailed',
       script: (w: World) => w.failures.set('unpause', new Error('HTTP 500')),
       message: 'unpausing a on n1 failed: HTTP 500',
@@ -462,7 +470,7 @@ describe('SnapshotRestore reconciler, libvirt backend (VMIs created by the opera
     expect(world.status.failureReason).toBe(reason);
     expect(world.status.failureMessage).toContain(message);
     expect(world.vmis).toEqual([]);
-    const created = world.calls.filter((c) => c.startsWith('createVmi')).length;
+    const created = world.calls.filter((c) => c.startsWith('created ')).length;
     expect(world.calls.filter((c) => c.startsWith('deleteVmi'))).toHaveLength(created);
     expect(world.status.vms?.every((vm) => vm.phase === 'Failed')).toBe(true);
     expect(world.calls.some((c) => c.startsWith('unload'))).toBe(false);

@@ -9,8 +9,11 @@
 // A restarted operator finds its VMIs by name and the restore's UID label, and
 // a load is answered again for the same restore.
 import type { SnapshotRestoreStatus, SnapshotRestoreStatusVm } from '../../api/index.js';
+import { refusal } from '../../kubevirt/client.js';
+import type { VirtualMachineInstance } from '../../kubevirt/types.js';
 import type { OpenedBundle } from '../ports.js';
 import { bundleLocation, openBundle } from './bundle-source.js';
+import { RestoreFailure } from './failure.js';
 import { loadedStep, loadVm, savedVm } from './load.js';
 import {
   allLoaded,
@@ -50,7 +53,17 @@ function advanceRow(pass: Pass, row: Row, bundle: OpenedBundle, location: Locati
 
 async function createVmi(pass: Pass, row: Row, bundle: OpenedBundle, location: Location): Promise<Row> {
   const vm = savedVm(bundle, row.name, location.path);
-  const created = await pass.deps.kubevirt.createVmi(restoredVmi(pass.restore, vm, row.node ?? ''));
+  let created: VirtualMachineInstance;
+  try {
+    created = await pass.deps.kubevirt.createVmi(restoredVmi(pass.restore, vm, row.node ?? ''));
+  } catch (err) {
+    const refused = refusal(err);
+    if (refused === undefined) throw err;
+    throw new RestoreFailure(
+      'VMICreateRefused',
+      `creating the VMI of ${row.name} in ${targetNamespace(pass.restore)} was refused: ${refused}`,
+    );
+  }
   // A namesake made by someone else since Validating: refused by launcherToLoad on the next pass.
   if (isCreatedBy(created, pass.restore)) {
     pass.event('Normal', 'VMICreated', `${row.name} created paused on ${row.node} (startStrategy Paused)`);
