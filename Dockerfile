@@ -51,9 +51,11 @@ LABEL org.opencontainers.image.title="violin" \
       org.opencontainers.image.licenses="Apache-2.0"
 # ovs-vsctl (the middlebox's tap ports), ovs-appctl (the datapath sync), ip
 # (network namespaces of the middlebox). The daemons of openvswitch-switch are
-# installed, never started: the node's Open vSwitch is the one used.
+# installed, never started: the node's Open vSwitch is the one used. The agent's
+# libvirt backend runs virsh (libvirt-clients: the launchers' monitor) and
+# qemu-img and qemu-io (qemu-utils: a saved state made loadable).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends openvswitch-switch iproute2 \
+ && apt-get install -y --no-install-recommends openvswitch-switch iproute2 libvirt-clients qemu-utils \
  && rm -rf /var/lib/apt/lists/*
 ENV NODE_ENV=production \
     VIOLIN_CACHE=/opt/violin/cache

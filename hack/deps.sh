@@ -16,6 +16,8 @@ apt_packages=(
   python3-os-ken              # os-ken: a peer OpenFlow controller for benchmarks
   qemu-system-x86             # the lab's VMs (TCG)
   qemu-utils
+  libvirt-daemon-system       # libvirtd: the KubeVirt stand-in's virt-launcher runs one per VM (session mode)
+  libvirt-clients             # virsh: the stand-in and the agent drive each launcher's libvirtd
   linux-image-amd64           # the lab VMs' kernel and its virtio_net modules
   busybox-static              # the lab VMs' userland (initramfs)
   cpio                        # packs the initramfs

@@ -24,7 +24,7 @@ import { repoRoot } from '../../src/devenv/repo.js';
 import { guestImage, type GuestImage } from '../guest/image.js';
 import { SNAPSHOT_HOST_LABEL } from '../kubevirt-standin/names.js';
 import type { StandinNode } from '../kubevirt-standin/qemu-runtime.js';
-import { KubeVirtLabStandin } from '../kubevirt-standin/standin.js';
+import { KubeVirtLabStandin, type StandinRuntime } from '../kubevirt-standin/standin.js';
 import { startOvs, type OvsInstance } from '../ovs/ovs.js';
 import { requireRoot, requireTool } from '../ovs/require-tool.js';
 import type { LabSwitch } from '../vm/lab-vm.js';
@@ -85,6 +85,11 @@ export interface LabClusterOptions {
   nodes?: LabNodeSpec[];
   /** Random delay, up to this many ms, before each migration's target is scheduled (see the stand-in). */
   migrationStartJitterMs?: number;
+  /**
+   * How the KubeVirt stand-in runs VMs: `qemu` (default) or `libvirt` (virt-launcher's layout, one
+   * libvirtd per VM, KubeVirt's pause rules and pause/unpause subresources). VIOLIN_LAB_RUNTIME sets it too.
+   */
+  kubevirtRuntime?: StandinRuntime;
   /** Keep the lab dir (logs, bundles) after stop(). */
   keepDir?: boolean;
   log?: (line: string) => void;
@@ -218,6 +223,7 @@ export async function startLabCluster(options: LabClusterOptions): Promise<LabCl
       await what().catch((error: unknown) => errors.push(error));
     };
     if (standin) await attempt(() => standin!.stop());
+    if (standin) await attempt(() => standin!.deleteLauncherPods());
     // VMs first, wherever they run (booted, migrated or restored): QEMU is stopped by PID.
     for (const node of nodes) await attempt(() => stopNodeVms(node.stateDir));
     // The operator before the OFC, the OFC (releases held frames) before the switches.
@@ -346,10 +352,12 @@ export async function startLabCluster(options: LabClusterOptions): Promise<LabCl
       labSwitch,
       image,
       tapPrefix: 'tap',
+      runtime: labRuntime(options),
+      workDir: join(dir, 'kubevirt-standin'),
       migrationStartJitterMs: options.migrationStartJitterMs ?? 0,
       log: (line) => log(`kubevirt-standin: ${line}`),
     });
-    standin.start();
+    await standin.start();
 
     const bridges = [SPINE_BRIDGE, ...nodes.map((n) => n.bridge)];
     const ofcClient = new OfcControlClient({ address: ofcControl });
@@ -436,6 +444,14 @@ export async function startLabCluster(options: LabClusterOptions): Promise<LabCl
     await stop().catch(() => undefined);
     throw error;
   }
+}
+
+function labRuntime(options: LabClusterOptions): StandinRuntime {
+  const runtime = options.kubevirtRuntime ?? process.env.VIOLIN_LAB_RUNTIME ?? 'qemu';
+  if (runtime !== 'qemu' && runtime !== 'libvirt') {
+    throw new Error(`VIOLIN_LAB_RUNTIME must be qemu or libvirt, not ${JSON.stringify(runtime)}`);
+  }
+  return runtime;
 }
 
 /** Stops every QEMU registered in a node's state dir (vms/<namespace>/<name>/qemu.pid). */

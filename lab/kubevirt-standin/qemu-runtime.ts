@@ -13,16 +13,10 @@ import type { VirtualMachineInstance } from '../../src/kubevirt/types.js';
 import type { GuestImage } from '../guest/image.js';
 import { run } from '../ovs/netns.js';
 import { plugTap, unplugTap, type LabSwitch } from '../vm/lab-vm.js';
-import { qemuSpecFor } from './qemu-spec.js';
-import type { MigrationResult, MigrationRuntime } from './runtime.js';
+import { guestAddress, qemuSpecFor } from './qemu-spec.js';
+import type { MigrationResult, StandinNode, VmRuntime } from './runtime.js';
 
-/** A lab node as the stand-in's virt-handler sees it: where its VMs live and which bridge their taps join. */
-export interface StandinNode {
-  name: string;
-  bridge: string;
-  /** The node's state dir (src/agent/vm-dir.ts); the node's agent reads the same one. */
-  stateDir: string;
-}
+export type { StandinNode } from './runtime.js';
 
 /**
  * How long a migration kept its guest from running and reachable: from the source's `stop` until the
@@ -49,7 +43,7 @@ export interface QemuRuntimeOptions {
   log: (line: string) => void;
 }
 
-export class QemuRuntime implements MigrationRuntime {
+export class QemuRuntime implements VmRuntime {
   readonly nodeNames: readonly string[];
   /** The target's QEMU spec (its own tap) of each migration in flight, by namespace/name. */
   private readonly targetSpecs = new Map<string, QemuVmSpec>();
@@ -93,6 +87,27 @@ export class QemuRuntime implements MigrationRuntime {
 
   readSpec(vm: VmRef, node: StandinNode): Promise<QemuVmSpec | undefined> {
     return new VmDir(node.stateDir, vm).readSpec();
+  }
+
+  /** The guest's address and MAC as the VM's spec on the node has them (the lab's guest agent, in effect). */
+  async runningStatus(vmi: VirtualMachineInstance, node: StandinNode): Promise<Record<string, unknown>> {
+    const spec = await this.readSpec(
+      { namespace: vmi.metadata.namespace ?? '', name: vmi.metadata.name ?? '' },
+      node,
+    );
+    const ip = guestAddress(spec?.append ?? '');
+    return {
+      interfaces: [
+        {
+          name: vmi.spec.domain?.devices?.interfaces?.[0]?.name ?? 'default',
+          mac: spec?.nic?.mac,
+          interfaceName: 'eth0',
+          infoSource: 'domain, guest-agent',
+          ...(ip ? { ipAddress: ip, ipAddresses: [ip] } : {}),
+        },
+      ],
+      memory: { guestAtBoot: `${spec?.memoryMiB ?? 0}Mi`, guestCurrent: `${spec?.memoryMiB ?? 0}Mi` },
+    };
   }
 
   async boot(vmi: VirtualMachineInstance, node: StandinNode, ref: VmRef): Promise<void> {

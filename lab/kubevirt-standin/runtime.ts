@@ -1,8 +1,10 @@
-// What the stand-in's migration controller asks of the nodes: the parts of a
-// migration virt-handler and virt-launcher do. The lab runs real QEMU
-// (qemu-runtime.ts); the reconciler tests script the outcome (scripted-runtime.ts).
-// Everything else, the VMIM's phases and the VMI's status, is one code path.
+// What the stand-in's controllers ask of the nodes: the parts of a VM's life and
+// of a migration that virt-handler and virt-launcher do. The lab runs real QEMU
+// (qemu-runtime.ts) or real libvirt (libvirt-runtime.ts); the reconciler tests
+// script migration outcomes (scripted-runtime.ts). Everything else, the VMIM's
+// phases and the VMI's status, is one code path.
 import type { VmRef } from '../../src/agent/types.js';
+import type { VirtualMachineInstance } from '../../src/kubevirt/types.js';
 
 export type MigrationResult = { outcome: 'completed' } | { outcome: 'failed' | 'cancelled'; reason: string };
 
@@ -17,4 +19,46 @@ export interface MigrationRuntime {
   cancel(ref: VmRef, source: string): Promise<void>;
   /** The VM's copy on `node` goes: the source after a completed migration, the target after a failed one. */
   stopOn(ref: VmRef, node: string): Promise<void>;
+}
+
+/** What a lab node's VM looks like to virt-handler, at one sync of a Running VMI. */
+export interface ObservedVm {
+  /** The VM ended: Succeeded (shut off as Saved, or shut down by its guest) or Failed (it died). */
+  ended?: { phase: 'Succeeded' | 'Failed'; reason: string };
+  /** Paused through KubeVirt's pause (virt-handler's Paused condition, reason PausedByUser). */
+  paused: boolean;
+  /** status.activePods: the launcher pod UIDs of the VM and their nodes (both pods during a migration). */
+  activePods?: Record<string, string>;
+}
+
+/**
+ * The nodes' side of VMIs (virt-handler and virt-launcher): booting a VMI's VM on a node, observing
+ * it, stopping it, and migrating it. The lab has two: QEMU started directly (qemu-runtime.ts), and a
+ * libvirt daemon per VM in KubeVirt's launcher layout (libvirt-runtime.ts).
+ */
+export interface VmRuntime extends MigrationRuntime {
+  readonly nodeNames: readonly string[];
+  node(name: string): StandinNode | undefined;
+  /** Where the VM runs now, if anywhere in the lab. */
+  locate(vm: VmRef): Promise<StandinNode | undefined>;
+  runsOn(vm: VmRef, node: StandinNode): Promise<boolean>;
+  boot(vmi: VirtualMachineInstance, node: StandinNode, ref: VmRef): Promise<void>;
+  /** Stops the VM wherever it runs and takes it off the node's bridge. */
+  stopVm(ref: VmRef): Promise<void>;
+  /** The status fields that describe the VM once it runs on `node` (interfaces, memory, pods). */
+  runningStatus(vmi: VirtualMachineInstance, node: StandinNode): Promise<Record<string, unknown>>;
+  /**
+   * virt-launcher's sync of a Running VMI, when the runtime has one (libvirt's): applies KubeVirt's
+   * rules to the domain and says what virt-handler would report. While the VM migrates (`migrating`),
+   * it only reports: the migration controller owns both domains. Without a sync, a VM that is gone has failed.
+   */
+  sync?(vmi: VirtualMachineInstance, node: StandinNode, migrating: boolean): Promise<ObservedVm>;
+}
+
+/** A lab node as the stand-in's virt-handler sees it: where its VMs live and which bridge their taps join. */
+export interface StandinNode {
+  name: string;
+  bridge: string;
+  /** The node's state dir (src/agent/vm-dir.ts; kubelet/pods for launcher pods); the node's agent reads the same one. */
+  stateDir: string;
 }

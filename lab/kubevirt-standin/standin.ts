@@ -1,13 +1,15 @@
 // The lab's KubeVirt stand-in: plays virt-controller and virt-handler for
 // VirtualMachineInstance and VirtualMachineInstanceMigration (kubevirt.io/v1) on
-// the lab's real API server, with real QEMU VMs and real QEMU live migration
-// between lab nodes. KubeVirt's own controllers need a container runtime and
-// libvirt, which this machine does not have; this is the part of them the
+// the lab's real API server, with real VMs and real live migration between lab
+// nodes: QEMU started directly, or (runtime `libvirt`) virt-launcher's layout
+// on real libvirt with KubeVirt's pause rules and virt-api's pause/unpause.
+// KubeVirt itself cannot run on this machine (kubevirt-facts.md); this is the part of them the
 // operator talks to, with KubeVirt's field names, phases, finalizers and
 // labels, so the operator cannot tell the two apart. What it implements is
 // listed in docs/demo.md ("The KubeVirt stand-in"). The reconciler tests use
 // the same migration controller with scripted outcomes (scripted-standin.ts).
 import type { KubeConfig } from '@kubernetes/client-node';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import type { QemuVmSpec } from '../../src/agent/qemu/launch.js';
@@ -15,11 +17,21 @@ import type { VmRef } from '../../src/agent/types.js';
 import { KubeVirtClient } from '../../src/kubevirt/client.js';
 import type { GuestImage } from '../guest/image.js';
 import type { LabSwitch } from '../vm/lab-vm.js';
+import { registerVirtApi, unregisterVirtApi, virtApiCertificate } from './api-service.js';
+import { LibvirtRuntime } from './libvirt-runtime.js';
 import { TickLoop } from './loop.js';
 import { MigrationController } from './migration-controller.js';
 import { QemuRuntime, type MigrationPause, type StandinNode } from './qemu-runtime.js';
+import { SubresourceApi } from './subresource-api.js';
 import { VmiController } from './vmi-controller.js';
 import { KubeVirtWrites } from './writes.js';
+
+/**
+ * How the stand-in runs VMs on the nodes: `qemu`, QEMU started directly (the lab's default until the
+ * libvirt path is the default); `libvirt`, KubeVirt's virt-launcher layout, one libvirtd per VM, with
+ * KubeVirt's pause rules and virt-api's pause/unpause served through the API server.
+ */
+export type StandinRuntime = 'qemu' | 'libvirt';
 
 export interface StandinOptions {
   kubeConfig: KubeConfig;
@@ -28,6 +40,11 @@ export interface StandinOptions {
   image: GuestImage;
   /** Prefix of tap names (≤ 6 characters): unique per lab. */
   tapPrefix: string;
+  /** Default `qemu`. */
+  runtime?: StandinRuntime;
+  /** Where the stand-in keeps its own files (virt-api's certificates); required with `libvirt`. */
+  workDir?: string;
+  /** Milliseconds between two syncs of every VMI and VMIM (KubeVirt's launcher syncs at least every second). */
   tickMs?: number;
   /**
    * Up to this many milliseconds, at random, before a migration's target is scheduled: the spread
@@ -39,17 +56,30 @@ export interface StandinOptions {
 }
 
 export class KubeVirtLabStandin {
-  private readonly qemu: QemuRuntime;
+  readonly runtime: QemuRuntime | LibvirtRuntime;
   private readonly vmis: VmiController;
   private readonly migrations: MigrationController;
   private readonly loop: TickLoop;
+  private readonly kubevirt: KubeVirtClient;
+  private readonly writes: KubeVirtWrites;
+  private readonly log: (line: string) => void;
+  private virtApi: SubresourceApi | undefined;
 
-  constructor(options: StandinOptions) {
+  constructor(private readonly options: StandinOptions) {
     const log = options.log ?? (() => {});
+    this.log = log;
     const kubevirt = new KubeVirtClient(options.kubeConfig);
     const writes = new KubeVirtWrites(kubevirt);
-    this.qemu = new QemuRuntime({ ...options, log });
-    this.migrations = new MigrationController(options.kubeConfig, kubevirt, writes, this.qemu, {
+    this.kubevirt = kubevirt;
+    this.writes = writes;
+    if ((options.runtime ?? 'qemu') === 'libvirt' && options.workDir === undefined) {
+      throw new Error('the libvirt runtime needs a workDir (virt-api certificates)');
+    }
+    this.runtime =
+      options.runtime === 'libvirt'
+        ? new LibvirtRuntime({ ...options, log })
+        : new QemuRuntime({ ...options, log });
+    this.migrations = new MigrationController(options.kubeConfig, kubevirt, writes, this.runtime, {
       startJitterMs: options.migrationStartJitterMs ?? 0,
       log,
     });
@@ -57,7 +87,7 @@ export class KubeVirtLabStandin {
       options.kubeConfig,
       kubevirt,
       writes,
-      this.qemu,
+      this.runtime,
       (ref) => this.migrations.inFlight(ref),
       log,
     );
@@ -73,7 +103,7 @@ export class KubeVirtLabStandin {
 
   /** See QemuRuntime.migrationPauses. */
   migrationPauses(vm: VmRef): readonly MigrationPause[] {
-    return this.qemu.migrationPauses(vm);
+    return this.runtime.migrationPauses(vm);
   }
 
   /**
@@ -84,7 +114,21 @@ export class KubeVirtLabStandin {
     this.migrations.delayMigrationsOf(vmi, delayMs);
   }
 
-  start(): void {
+  /** Starts reconciling; with libvirt, first serves virt-api's subresources through the API server. */
+  async start(): Promise<void> {
+    if (this.runtime instanceof LibvirtRuntime) {
+      const certificate = await virtApiCertificate(join(this.options.workDir ?? '', 'virt-api'));
+      this.virtApi = await SubresourceApi.start({
+        kubeConfig: this.options.kubeConfig,
+        kubevirt: this.kubevirt,
+        writes: this.writes,
+        pauser: this.runtime,
+        key: certificate.key,
+        cert: certificate.cert,
+        log: this.log,
+      });
+      await registerVirtApi(this.options.kubeConfig, this.virtApi.port, certificate.ca);
+    }
     this.loop.start();
   }
 
@@ -93,14 +137,32 @@ export class KubeVirtLabStandin {
     await this.loop.stop();
     const pending = [...this.vmis.pendingTasks(), ...this.migrations.pendingTasks()];
     for (let i = 0; i < 100 && pending.some((t) => !t.done); i++) await sleep(100);
+    if (this.virtApi) {
+      await unregisterVirtApi(this.options.kubeConfig).catch(() => undefined);
+      await this.virtApi.stop();
+      this.virtApi = undefined;
+    }
+  }
+
+  /** Deletes every launcher pod on the nodes (libvirt; the lab stops QEMU-runtime VMs through their state dirs). */
+  async deleteLauncherPods(): Promise<void> {
+    if (this.runtime instanceof LibvirtRuntime) await this.runtime.deleteAllPods();
   }
 
   nextTap(): string {
-    return this.qemu.nextTap();
+    return this.qemuRuntime().nextTap();
   }
 
   /** Plugs the VM's tap into the node's bridge and writes its vm.json there: the VM now belongs to the node. */
   placeVm(ref: VmRef, node: StandinNode, spec: QemuVmSpec): Promise<void> {
-    return this.qemu.placeVm(ref, node, spec);
+    return this.qemuRuntime().placeVm(ref, node, spec);
+  }
+
+  /** The lab places restored VMs itself only on the QEMU path; with libvirt the operator creates them. */
+  private qemuRuntime(): QemuRuntime {
+    if (!(this.runtime instanceof QemuRuntime)) {
+      throw new Error("placing a VM on a node by hand is the QEMU runtime's; with libvirt, create a VMI");
+    }
+    return this.runtime;
   }
 }

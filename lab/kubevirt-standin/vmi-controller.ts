@@ -13,8 +13,7 @@ import {
   type VirtualMachineInstance,
 } from '../../src/kubevirt/types.js';
 import { NODE_NAME_LABEL, SNAPSHOT_HOST_LABEL, VMI_FINALIZER } from './names.js';
-import { guestAddress } from './qemu-spec.js';
-import type { QemuRuntime, StandinNode } from './qemu-runtime.js';
+import type { ObservedVm, StandinNode, VmRuntime } from './runtime.js';
 import { track, type Task } from './tasks.js';
 import { vmRef, type KubeVirtWrites } from './writes.js';
 
@@ -27,7 +26,7 @@ export class VmiController {
     kubeConfig: KubeConfig,
     private readonly kubevirt: KubeVirtClient,
     private readonly writes: KubeVirtWrites,
-    private readonly qemu: QemuRuntime,
+    private readonly runtime: VmRuntime,
     /** A migration of this VM is under way (its QEMU may be between two nodes). */
     private readonly migrating: (ref: VmRef) => boolean,
     private readonly log: (line: string) => void,
@@ -55,7 +54,7 @@ export class VmiController {
     const finalizers = vmi.metadata.finalizers ?? [];
     if (vmi.metadata.deletionTimestamp) {
       if (!finalizers.includes(VMI_FINALIZER)) return;
-      await this.qemu.stopVm(ref);
+      await this.runtime.stopVm(ref);
       this.boots.delete(key);
       await this.writes.patchMeta(VMI_PLURAL, ref, {
         finalizers: finalizers.filter((f) => f !== VMI_FINALIZER),
@@ -74,13 +73,13 @@ export class VmiController {
     if (phase === 'Scheduling') {
       // A VM already running in the lab (e.g. restored from a snapshot) is adopted where it runs,
       // the way virt-handler reconnects to a domain it finds on its node.
-      const running = await this.qemu.locate(ref);
+      const running = await this.runtime.locate(ref);
       const node = running ?? (await this.schedule(vmi));
       if (!node) return;
       await this.writes.patchVmiStatus(ref, { phase: 'Scheduled', nodeName: node.name });
       await this.writes.patchMeta(VMI_PLURAL, ref, { labels: { [NODE_NAME_LABEL]: node.name } });
       if (!running) {
-        this.boots.set(key, track(this.qemu.boot(vmi, node, ref)));
+        this.boots.set(key, track(this.runtime.boot(vmi, node, ref)));
         this.log(`${key}: scheduled on ${node.name}, booting`);
       } else {
         this.boots.set(key, { done: true });
@@ -92,7 +91,7 @@ export class VmiController {
       const boot = this.boots.get(key);
       if (!boot) {
         // The stand-in restarted mid-boot: a VM that runs is Running, one that does not has failed.
-        const node = await this.qemu.locate(ref);
+        const node = await this.runtime.locate(ref);
         if (node) await this.markRunning(vmi, node);
         else await this.writes.patchVmiStatus(ref, { phase: 'Failed', reason: 'the stand-in lost its boot' });
         return;
@@ -103,26 +102,45 @@ export class VmiController {
         await this.writes.patchVmiStatus(ref, { phase: 'Failed', reason: boot.error.message });
         return;
       }
-      const node = this.qemu.node(vmi.status?.nodeName ?? '');
+      const node = this.runtime.node(vmi.status?.nodeName ?? '');
       if (node) await this.markRunning(vmi, node);
       return;
     }
     if (phase === 'Running') {
-      // virt-handler notices a domain that died underneath it.
-      const node = this.qemu.node(vmi.status?.nodeName ?? '');
-      if (node && !(await this.qemu.runsOn(ref, node)) && !this.migrating(ref)) {
+      const node = this.runtime.node(vmi.status?.nodeName ?? '');
+      if (!node) return;
+      if (this.runtime.sync) {
+        await this.observe(vmi, node);
+        return;
+      }
+      // virt-handler notices a domain that died underneath it (not one between two nodes).
+      if (!(await this.runtime.runsOn(ref, node)) && !this.migrating(ref)) {
         await this.writes.patchVmiStatus(ref, { phase: 'Failed', reason: 'the VM process exited' });
         this.log(`${key}: its QEMU on ${node.name} is gone: Failed`);
       }
+      return;
+    }
+    if ((phase === 'Succeeded' || phase === 'Failed') && this.boots.has(key)) {
+      // The VM ended: virt-launcher exits and its pod completes.
+      this.boots.delete(key);
+      await this.runtime.stopVm(ref);
+    }
+  }
+
+  /** virt-launcher's sync and virt-handler's report of it: the Paused condition, the pods, the end of the VM. */
+  private async observe(vmi: VirtualMachineInstance, node: StandinNode): Promise<void> {
+    const ref = vmRef(vmi);
+    const observed = await this.runtime.sync!(vmi, node, this.migrating(ref));
+    const status = vmiStatusFor(vmi, observed);
+    if (status) await this.writes.patchVmiStatus(ref, status);
+    if (observed.ended) {
+      this.log(`${ref.namespace}/${ref.name}: ${observed.ended.reason}: ${observed.ended.phase}`);
     }
   }
 
   private async markRunning(vmi: VirtualMachineInstance, node: StandinNode): Promise<void> {
     const ref = vmRef(vmi);
-    const spec = await this.qemu.readSpec(ref, node);
-    const ip = guestAddress(spec?.append ?? '');
     const now = new Date().toISOString();
-    const ifaceName = vmi.spec.domain?.devices?.interfaces?.[0]?.name ?? 'default';
     await this.writes.patchVmiStatus(ref, {
       phase: 'Running',
       nodeName: node.name,
@@ -130,19 +148,7 @@ export class VmiController {
         { type: 'Ready', status: 'True', lastProbeTime: null, lastTransitionTime: now },
         { type: 'LiveMigratable', status: 'True', lastProbeTime: null, lastTransitionTime: now },
       ],
-      interfaces: [
-        {
-          name: ifaceName,
-          mac: spec?.nic?.mac,
-          interfaceName: 'eth0',
-          infoSource: 'domain, guest-agent',
-          ...(ip ? { ipAddress: ip, ipAddresses: [ip] } : {}),
-        },
-      ],
-      memory: {
-        guestAtBoot: `${spec?.memoryMiB ?? 0}Mi`,
-        guestCurrent: `${spec?.memoryMiB ?? 0}Mi`,
-      },
+      ...(await this.runtime.runningStatus(vmi, node)),
       migrationMethod: 'LiveMigration',
     });
     this.log(`${ref.namespace}/${ref.name}: Running on ${node.name}`);
@@ -158,9 +164,58 @@ export class VmiController {
     const candidates = nodes.items
       .filter((n) => vmi.spec.nodeSelector || n.metadata?.labels?.[SNAPSHOT_HOST_LABEL] !== 'true')
       .map((n) => n.metadata?.name ?? '')
-      .filter((name) => this.qemu.node(name))
+      .filter((name) => this.runtime.node(name))
       .sort((a, b) => a.localeCompare(b));
     if (candidates.length === 0) return undefined;
-    return this.qemu.node(candidates[this.roundRobin++ % candidates.length] ?? '');
+    return this.runtime.node(candidates[this.roundRobin++ % candidates.length] ?? '');
   }
+}
+
+/**
+ * The status patch that brings a Running VMI in line with what the runtime observed, or undefined when
+ * it already is (status is written only when it changes): virt-handler's Paused condition (reason
+ * PausedByUser), status.activePods, and the phase once the VM ended.
+ */
+export function vmiStatusFor(
+  vmi: VirtualMachineInstance,
+  observed: ObservedVm,
+): Record<string, unknown> | undefined {
+  const patch: Record<string, unknown> = {};
+  const conditions = vmi.status?.conditions ?? [];
+  const wasPaused = conditions.some((c) => c.type === 'Paused' && c.status === 'True');
+  if (observed.paused !== wasPaused) {
+    const now = new Date().toISOString();
+    const others = conditions.filter((c) => c.type !== 'Paused');
+    patch.conditions = observed.paused
+      ? [
+          ...others,
+          {
+            type: 'Paused',
+            status: 'True',
+            reason: 'PausedByUser',
+            message: 'VMI was paused by user',
+            lastProbeTime: now,
+            lastTransitionTime: now,
+          },
+        ]
+      : others;
+  }
+  const pods = (vmi.status?.activePods ?? {}) as Record<string, string>;
+  if (observed.activePods && !sameRecord(pods, observed.activePods)) {
+    // A merge patch keeps the keys it does not mention: the pods that went are nulled out.
+    patch.activePods = {
+      ...Object.fromEntries(Object.keys(pods).map((uid) => [uid, null])),
+      ...observed.activePods,
+    };
+  }
+  if (observed.ended) {
+    patch.phase = observed.ended.phase;
+    patch.reason = observed.ended.reason;
+  }
+  return Object.keys(patch).length > 0 ? patch : undefined;
+}
+
+function sameRecord(a: Record<string, string>, b: Record<string, string>): boolean {
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { BundleError, type BundleErrorCode } from '../store/errors.js';
 import { AgentError, type AgentErrorCode, toAgentError } from './errors.js';
+import { LibvirtError } from './libvirt/libvirt-error.js';
 
 describe('toAgentError', () => {
   // Every store error code, and what the agent answers for it: a caller retries
@@ -23,6 +24,20 @@ describe('toAgentError', () => {
     expect(error.code).toBe(agentCode);
     expect(error.status).toBe(status);
     expect(error.message).toBe(`the store says ${storeCode}`);
+  });
+
+  it("libvirt's 'no such domain' is NotFound; any other libvirt failure Internal, libvirt's words kept", () => {
+    const missing = toAgentError(
+      new LibvirtError("virsh qemu-monitor-command exited with 1: error: failed to get domain 'ns_vm'"),
+    );
+    expect([missing.code, missing.status]).toEqual(['NotFound', 404]);
+    const down = toAgentError(
+      new LibvirtError('virsh qemu-monitor-command exited with 1: error: failed to connect'),
+    );
+    expect([down.code, down.message]).toEqual([
+      'Internal',
+      'virsh qemu-monitor-command exited with 1: error: failed to connect',
+    ]);
   });
 
   it('anything else is Internal with its text', () => {

@@ -3,6 +3,7 @@
 import { errorMessage, HttpError } from '../errors.js';
 import { BundleError } from '../store/errors.js';
 import { ImageIntegrityError } from './image-store.js';
+import { LibvirtError } from './libvirt/libvirt-error.js';
 
 /**
  * `Unavailable` never travels from an agent: the client gives it when the agent
@@ -54,5 +55,8 @@ export function toAgentError(error: unknown): AgentError {
         return new AgentError('Integrity', error.message);
     }
   }
+  // A launcher pod whose libvirt has no such domain (the VMI is gone, or the pod is not its launcher).
+  if (error instanceof LibvirtError && /failed to get domain|domain not found/i.test(error.message))
+    return new AgentError('NotFound', error.message);
   return new AgentError('Internal', errorMessage(error));
 }

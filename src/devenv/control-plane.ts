@@ -12,6 +12,7 @@ import { ensureBinaries } from './binaries.js';
 import { installCrds, readCrdManifests } from './crds.js';
 import { ADMIN_USER, writeControlPlaneCredentials, type ControlPlaneCredentials } from './credentials.js';
 import { freeLoopbackPort } from './free-port.js';
+import { createCertificateAuthority, type CertificateFiles } from './pki.js';
 import {
   kubeconfigForServiceAccount,
   tokenKubeConfig,
@@ -120,9 +121,10 @@ export async function startLocalControlPlane(
     // Read the manifests first: a broken one should fail before two processes start.
     const crds = await readCrdManifests(options.crdDirs ?? defaultCrdDirs());
     const credentials = await writeControlPlaneCredentials(dir, options.kubelets?.address);
+    const frontProxy = await writeFrontProxyCredentials(join(dir, 'front-proxy'));
     for (let attempt = 1; ; attempt++) {
       try {
-        return await startOnce(dir, ownsDir, credentials, binaries, crds, options, began, log);
+        return await startOnce(dir, ownsDir, credentials, frontProxy, binaries, crds, options, began, log);
       } catch (err) {
         // Free ports are picked, then bound by the child: another process may win the race.
         if (!(err instanceof PortRaceError) || attempt >= START_ATTEMPTS) throw err;
@@ -138,10 +140,32 @@ export async function startLocalControlPlane(
 
 class PortRaceError extends Error {}
 
+/** The aggregator's side of API aggregation: the CA extension API servers trust, and the client certificate it proxies with. */
+interface FrontProxyCredentials {
+  caPath: string;
+  client: CertificateFiles;
+}
+
+/** The name extension API servers accept in the aggregator's client certificate (--requestheader-allowed-names), as kubeadm names it. */
+export const FRONT_PROXY_CLIENT = 'front-proxy-client';
+
+/**
+ * A front-proxy CA and its client certificate, as kubeadm makes them: the API server proxies requests
+ * for aggregated APIs (an APIService, e.g. KubeVirt's subresources.kubevirt.io) with this certificate
+ * and the user in X-Remote-* headers; the extension server trusts the headers only from a client this CA
+ * signed. The API server publishes the CA and the header names in the ConfigMap
+ * kube-system/extension-apiserver-authentication, where extension servers read them.
+ */
+async function writeFrontProxyCredentials(dir: string): Promise<FrontProxyCredentials> {
+  const authority = await createCertificateAuthority(dir, 'front-proxy-ca');
+  return { caPath: authority.certPath, client: await authority.issue(FRONT_PROXY_CLIENT) };
+}
+
 async function startOnce(
   dir: string,
   ownsDir: boolean,
   credentials: ControlPlaneCredentials,
+  frontProxy: FrontProxyCredentials,
   binaries: Record<'etcd' | 'kube-apiserver', string>,
   crds: V1CustomResourceDefinition[],
   options: LocalControlPlaneOptions,
@@ -206,6 +230,18 @@ async function startOnce(
         // server-side dry run of it must be judged by RBAC and schema, not refused outright.
         '--allow-privileged=true',
         `--disable-admission-plugins=${disabledAdmissionPlugins(options).join(',')}`,
+        // API aggregation (kubeadm's flags). The aggregator reaches an APIService's Service at its
+        // ClusterIP, or with --enable-aggregator-routing at its Endpoints; with no kube-proxy here the
+        // ClusterIP leads nowhere, and Endpoints may not hold loopback addresses. It stays off: the lab
+        // registers its extension servers behind ExternalName Services (lab/kubevirt-standin/api-service.ts),
+        // which the aggregator resolves by name.
+        `--requestheader-client-ca-file=${frontProxy.caPath}`,
+        `--requestheader-allowed-names=${FRONT_PROXY_CLIENT}`,
+        '--requestheader-username-headers=X-Remote-User',
+        '--requestheader-group-headers=X-Remote-Group',
+        '--requestheader-extra-headers-prefix=X-Remote-Extra-',
+        `--proxy-client-cert-file=${frontProxy.client.certPath}`,
+        `--proxy-client-key-file=${frontProxy.client.keyPath}`,
       ],
       join(dir, 'kube-apiserver.log'),
     );

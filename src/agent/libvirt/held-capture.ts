@@ -29,8 +29,8 @@
 // run state; a retried start captures anew, a finish gets NotFound (the
 // snapshot aborts and the operator unpauses).
 import { execFile } from 'node:child_process';
-import { mkdtemp, open, rm } from 'node:fs/promises';
-import { constants } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { closeSync, constants, openSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -251,20 +251,20 @@ export class KubeVirtPauseCaptures {
     try {
       const fifo = join(dir, 'stream');
       await promisify(execFile)('mkfifo', ['-m', '600', fifo]);
-      // Read end first, non-blocking, so neither open waits for the other side.
-      const reader = await open(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
-      const writer = await open(fifo, constants.O_WRONLY);
+      // Plain descriptors, not FileHandles: the socket owns the read end (a FileHandle would close it
+      // when collected). Read end first, non-blocking, so neither open waits for the other side.
+      const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+      const writer = openSync(fifo, constants.O_WRONLY);
       try {
-        await capture.monitor.executeWithFd('getfd', { fdname: FD_NAME }, writer.fd);
+        await capture.monitor.executeWithFd('getfd', { fdname: FD_NAME }, writer);
       } catch (error) {
-        await reader.close();
+        closeSync(reader);
         throw error;
       } finally {
         // QEMU has its own copy now; ours would keep the stream from ever ending.
-        await writer.close();
+        closeSync(writer);
       }
-      const stream = new Socket({ fd: reader.fd, readable: true, writable: false });
-      return stream;
+      return new Socket({ fd: reader, readable: true, writable: false });
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -11,7 +11,8 @@
 // The pod UID comes from a request, so it is never joined unchecked: it must
 // be a UUID, and the socket it leads to, symlinks resolved, must stay inside
 // that pod's own directory under --pods-dir.
-import { realpath, stat } from 'node:fs/promises';
+import { mkdtemp, realpath, rm, stat, symlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join, sep } from 'node:path';
 import type { VmRef } from '../types.js';
 import { AgentError } from '../errors.js';
@@ -25,6 +26,28 @@ export const LIBVIRT_SOCKET = 'virtqemud-sock';
 const POD_UID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 // sun_path is 108 bytes on Linux, including the terminating NUL: why virt-handler mounts the pods at /pods.
 const MAX_SOCKET_PATH = 107;
+
+const URI_SAFE = /^[\w/.~-]+$/;
+
+let shortLinks: Promise<string> | undefined;
+
+/**
+ * A path for `socket` that fits sun_path and a libvirt URI's query as it is
+ * (no characters to escape): the socket itself, or a link to it in
+ * a directory of the agent's own under the system's temp dir (mode 0700). A
+ * socket path's length limit is on the string passed to connect(), and the
+ * link names the resolved socket, so it cannot be redirected afterwards.
+ */
+async function connectablePath(socket: string, podUid: string): Promise<string> {
+  if (socket.length <= MAX_SOCKET_PATH && URI_SAFE.test(socket)) return socket;
+  shortLinks ??= mkdtemp(join(tmpdir(), 'violin-agent-'));
+  const link = join(await shortLinks, podUid);
+  await rm(link, { force: true });
+  await symlink(socket, link);
+  if (link.length > MAX_SOCKET_PATH)
+    throw new Error(`the temp dir ${tmpdir()} is too deep for a ${MAX_SOCKET_PATH}-byte socket path`);
+  return link;
+}
 
 /**
  * How the launcher's libvirt is addressed: `session` is virt-launcher's default
@@ -75,17 +98,10 @@ export class LauncherPods {
     }
     if (!(await stat(realSocket)).isSocket())
       throw new AgentError('NotFound', `launcher pod ${uid}: ${realSocket} is not a socket`);
-    if (realSocket.length > MAX_SOCKET_PATH) {
-      throw new AgentError(
-        'Internal',
-        `launcher pod ${uid}: socket path ${realSocket} is longer than ${MAX_SOCKET_PATH} bytes; ` +
-          `mount the kubelet pods directory at a shorter path (as virt-handler does: /pods)`,
-      );
-    }
     return {
       vm,
       podUid: uid,
-      uri: `qemu+unix:///${this.mode}?socket=${realSocket}`,
+      uri: `qemu+unix:///${this.mode}?socket=${await connectablePath(realSocket, uid)}`,
       domain: domainName(vm),
     };
   }

@@ -18,11 +18,7 @@ import { createInterface } from 'node:readline';
 import type { EventSource, QmpEvent, QmpMonitor } from '../qmp/monitor.js';
 import { awaitEvent, QmpCommandError } from '../qmp/monitor.js';
 import type { LibvirtDomain } from './launcher-pod.js';
-
-/** virsh failed (libvirt unreachable, no such domain, ...): its own message. */
-export class LibvirtError extends Error {
-  override readonly name = 'LibvirtError';
-}
+import { LibvirtError } from './libvirt-error.js';
 
 export function virshBinary(): string {
   return process.env.VIOLIN_VIRSH ?? 'virsh';

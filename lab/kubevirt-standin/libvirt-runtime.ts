@@ -1,0 +1,474 @@
+// The lab's nodes as the stand-in's virt-handler and virt-launcher run them on
+// real libvirt: each VM in its own launcher pod (launcher-pod.ts) with its own
+// libvirtd, its domain defined from the VMI (domain-xml.ts), its taps on the
+// node's bridge. KubeVirt's rules, as virt-launcher applies them
+// (pkg/virt-launcher/virtwrap/manager.go):
+// - a domain paused but not in the launcher's `paused` set is resumed at the next sync; the set is
+//   filled only by the pause subresource and by spec.startStrategy Paused;
+// - a domain shut off as Saved (or shut down by its guest) ends the VMI: Succeeded;
+// - live migration is libvirt's peer-to-peer pre-copy over unix sockets (VIR_MIGRATE_LIVE |
+//   PEER2PEER | PERSIST_DEST, live-migration-source.go) into a new launcher pod on the target node.
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import type { VmRef } from '../../src/agent/types.js';
+import type { VirtualMachineInstance } from '../../src/kubevirt/types.js';
+import type { GuestImage } from '../guest/image.js';
+import { run } from '../ovs/netns.js';
+import { requireRoot, requireTool } from '../ovs/require-tool.js';
+import type { LabSwitch } from '../vm/lab-vm.js';
+import { domainXml, vmiInterfaces } from './domain-xml.js';
+import {
+  LAUNCHER_UID,
+  LauncherPod,
+  launcherPods,
+  type LauncherInterface,
+  type LauncherState,
+} from './launcher-pod.js';
+import { MigrationSockets } from './migration-sockets.js';
+import type { MigrationPause } from './qemu-runtime.js';
+import { guestAddress } from './qemu-spec.js';
+import type { MigrationResult, ObservedVm, StandinNode, VmRuntime } from './runtime.js';
+
+export interface LibvirtRuntimeOptions {
+  nodes: StandinNode[];
+  labSwitch: LabSwitch;
+  image: GuestImage;
+  /** Prefix of tap names (≤ 6 characters): unique per lab. */
+  tapPrefix: string;
+  log: (line: string) => void;
+}
+
+/** A migration in flight: the target's new pod, not yet active. */
+interface TargetPod {
+  node: StandinNode;
+  pod: LauncherPod;
+  sockets: MigrationSockets;
+  cancelled: boolean;
+}
+
+/** How many pauses the runtime keeps per VM. */
+const MIGRATION_PAUSES_KEPT = 50;
+
+/** `virsh domstate --reason` output, e.g. `paused (user)`, `shut off (saved)`. */
+interface DomainState {
+  state: string;
+  reason: string;
+}
+
+export class LibvirtRuntime implements VmRuntime {
+  readonly nodeNames: readonly string[];
+  private readonly targets = new Map<string, TargetPod>();
+  private readonly pauses = new Map<string, MigrationPause[]>();
+  /** Per VM: virt-launcher's domainModifyLock (a sync never interleaves with a pause or unpause). */
+  private readonly locks = new Map<string, Promise<unknown>>();
+  private tapCounter = 0;
+
+  constructor(private readonly options: LibvirtRuntimeOptions) {
+    requireLibvirtTools();
+    this.nodeNames = options.nodes.map((n) => n.name);
+  }
+
+  node(name: string): StandinNode | undefined {
+    return this.options.nodes.find((n) => n.name === name);
+  }
+
+  /** See QemuRuntime.migrationPauses: here the downtime libvirt reports for each completed migration. */
+  migrationPauses(vm: VmRef): readonly MigrationPause[] {
+    return this.pauses.get(key(vm)) ?? [];
+  }
+
+  /** The VM's active launcher pod on `node` (a migration's target pod is not active until it completes). */
+  async podOn(vm: VmRef, node: StandinNode): Promise<LauncherPod | undefined> {
+    const target = this.targets.get(key(vm));
+    for (const pod of await launcherPods(node.stateDir)) {
+      if (target?.pod.uid === pod.uid) continue;
+      const state = await pod.readState();
+      if (state?.vm.namespace === vm.namespace && state.vm.name === vm.name) return pod;
+    }
+    return undefined;
+  }
+
+  /** The console log of the VM's serial port in its active pod (KubeVirt's virt-serial0-log). */
+  async serialLog(vm: VmRef): Promise<string | undefined> {
+    for (const node of this.options.nodes) {
+      const pod = await this.podOn(vm, node);
+      const state = await pod?.readState();
+      if (pod && state) return join(pod.volume('private'), state.vmiUid, 'virt-serial0-log');
+    }
+    return undefined;
+  }
+
+  async locate(vm: VmRef): Promise<StandinNode | undefined> {
+    for (const node of this.options.nodes) if (await this.runsOn(vm, node)) return node;
+    return undefined;
+  }
+
+  async runsOn(vm: VmRef, node: StandinNode): Promise<boolean> {
+    const pod = await this.podOn(vm, node);
+    if (!pod || !(await pod.libvirtdRuns())) return false;
+    const { state } = await domainState(pod).catch(() => ({ state: 'unknown', reason: '' }));
+    return state === 'running' || state === 'paused';
+  }
+
+  async boot(vmi: VirtualMachineInstance, node: StandinNode, ref: VmRef): Promise<void> {
+    const interfaces = vmiInterfaces(vmi).map((iface) => ({ ...iface, tap: this.nextTap() }));
+    const taps = Object.fromEntries(interfaces.map((i) => [i.name, i.tap]));
+    const pod = await LauncherPod.start(node.stateDir, this.options.labSwitch.netnsName, this.options.image, {
+      vm: ref,
+      vmiUid: vmi.metadata.uid ?? '',
+      interfaces,
+    });
+    try {
+      for (const iface of interfaces) {
+        await this.createTap(iface.tap);
+        await this.plugTap(node, ref, pod, iface);
+      }
+      const xmlPath = join(pod.dir, 'domain.xml');
+      await writeFile(xmlPath, domainXml(vmi, { taps, emulator: emulator() }));
+      const domain = await pod.virsh(['define', xmlPath]).then(() => pod.domain());
+      // startStrategy Paused: the domain starts paused and in the paused set, before the first sync sees it.
+      const paused = vmi.spec.startStrategy === 'Paused';
+      if (paused) await this.setPaused(pod, true);
+      await pod.virsh(['start', ...(paused ? ['--paused'] : []), domain]);
+    } catch (error) {
+      await this.deletePod(node, pod);
+      throw error;
+    }
+  }
+
+  async runningStatus(vmi: VirtualMachineInstance, node: StandinNode): Promise<Record<string, unknown>> {
+    const ref = { namespace: vmi.metadata.namespace ?? '', name: vmi.metadata.name ?? '' };
+    const pod = await this.podOn(ref, node);
+    const kernelArgs = (vmi.spec.domain?.firmware as { kernelBoot?: { kernelArgs?: string } } | undefined)
+      ?.kernelBoot?.kernelArgs;
+    const ip = guestAddress(kernelArgs ?? '');
+    const memory = vmi.spec.domain?.memory?.guest ?? '128Mi';
+    return {
+      interfaces: vmiInterfaces(vmi).map((iface, index) => ({
+        name: iface.name,
+        mac: iface.mac,
+        interfaceName: 'eth0',
+        podInterfaceName: iface.podInterfaceName,
+        infoSource: 'domain, guest-agent, multus-status',
+        ...(index === 0 && ip ? { ipAddress: ip, ipAddresses: [ip] } : {}),
+      })),
+      memory: { guestAtBoot: memory, guestCurrent: memory },
+      activePods: pod ? { [pod.uid]: node.name } : {},
+    };
+  }
+
+  sync(vmi: VirtualMachineInstance, node: StandinNode, migrating: boolean): Promise<ObservedVm> {
+    const ref = { namespace: vmi.metadata.namespace ?? '', name: vmi.metadata.name ?? '' };
+    return this.serialized(ref, () => this.syncLocked(ref, node, migrating));
+  }
+
+  private async syncLocked(ref: VmRef, node: StandinNode, migrating: boolean): Promise<ObservedVm> {
+    const pod = await this.podOn(ref, node);
+    const launcher = await pod?.readState();
+    const target = this.targets.get(key(ref));
+    const activePods = {
+      ...(pod ? { [pod.uid]: node.name } : {}),
+      ...(target ? { [target.pod.uid]: target.node.name } : {}),
+    };
+    if (!pod || !launcher || !(await pod.libvirtdRuns())) {
+      if (migrating) return { paused: false, activePods };
+      return {
+        paused: false,
+        activePods,
+        ended: { phase: 'Failed', reason: 'the virt-launcher pod is gone' },
+      };
+    }
+    let state = await domainState(pod);
+    if (!migrating && isResumable(state) && !launcher.paused) {
+      // KubeVirt's SyncVMI: a paused domain not in the paused set runs again.
+      await pod.virsh(['resume', await pod.domain()]);
+      this.options.log(`${key(ref)}: domain paused (${state.reason}) outside the launcher: resumed`);
+      state = await domainState(pod);
+    }
+    const paused = state.state === 'paused' && state.reason !== 'migration';
+    if (!migrating && state.state === 'shut off') {
+      const phase =
+        state.reason === 'saved' || state.reason === 'from snapshot' || state.reason === 'shutdown';
+      return {
+        paused: false,
+        activePods,
+        ended: { phase: phase ? 'Succeeded' : 'Failed', reason: `the domain shut off (${state.reason})` },
+      };
+    }
+    return { paused, activePods };
+  }
+
+  /** The pause subresource: the domain joins the launcher's paused set and is suspended. */
+  pause(ref: VmRef): Promise<void> {
+    return this.serialized(ref, async () => {
+      const pod = await this.activePod(ref);
+      await this.setPaused(pod, true);
+      const { state } = await domainState(pod);
+      if (state !== 'paused') await pod.virsh(['suspend', await pod.domain()]);
+    });
+  }
+
+  /** The unpause subresource: the domain leaves the paused set and runs. */
+  unpause(ref: VmRef): Promise<void> {
+    return this.serialized(ref, async () => {
+      const pod = await this.activePod(ref);
+      await this.setPaused(pod, false);
+      const { state } = await domainState(pod);
+      if (state === 'paused') await pod.virsh(['resume', await pod.domain()]);
+    });
+  }
+
+  async stopVm(ref: VmRef): Promise<void> {
+    for (const node of this.options.nodes) await this.stopOn(ref, node.name);
+  }
+
+  /** Every pod of the VM on this node goes (the source's after a migration, the target's after a failed one). */
+  async stopOn(ref: VmRef, nodeName: string): Promise<void> {
+    const node = this.node(nodeName);
+    if (!node) return;
+    const target = this.targets.get(key(ref));
+    if (target?.node.name === nodeName) this.targets.delete(key(ref));
+    for (const pod of await launcherPods(node.stateDir)) {
+      const state = await pod.readState();
+      if (state?.vm.namespace === ref.namespace && state.vm.name === ref.name)
+        await this.deletePod(node, pod);
+    }
+  }
+
+  /** Every launcher pod of every node goes (the lab's teardown). */
+  async deleteAllPods(): Promise<void> {
+    this.targets.clear();
+    for (const node of this.options.nodes) {
+      for (const pod of await launcherPods(node.stateDir)) await this.deletePod(node, pod);
+    }
+  }
+
+  /** The target launcher pod: its own UID, libvirtd and taps (off the bridge until the handover). */
+  async prepareTarget(ref: VmRef, sourceName: string, targetName: string): Promise<void> {
+    const source = this.node(sourceName);
+    const target = this.node(targetName);
+    const sourcePod = source ? await this.podOn(ref, source) : undefined;
+    const launcher = await sourcePod?.readState();
+    if (!source || !target || !sourcePod || !launcher)
+      throw new Error(`no launcher pod for ${ref.name} on ${sourceName}`);
+    const interfaces = launcher.interfaces.map((iface) => ({ ...iface, tap: this.nextTap() }));
+    const pod = await LauncherPod.start(
+      target.stateDir,
+      this.options.labSwitch.netnsName,
+      this.options.image,
+      {
+        vm: ref,
+        vmiUid: launcher.vmiUid,
+        interfaces,
+      },
+    );
+    const targetPod: TargetPod = {
+      node: target,
+      pod,
+      sockets: new MigrationSockets(sourcePod, pod),
+      cancelled: false,
+    };
+    this.targets.set(key(ref), targetPod);
+    // The target launcher keeps the paused set: a VMI paused through KubeVirt stays paused on its target.
+    await this.setPaused(pod, launcher.paused);
+    for (const iface of interfaces) await this.createTap(iface.tap);
+    await targetPod.sockets.create();
+  }
+
+  /** libvirt's peer-to-peer live migration, pre-copy, from the source's libvirtd to the target's. */
+  async migrate(ref: VmRef, sourceName: string, targetName: string): Promise<MigrationResult> {
+    const source = this.node(sourceName);
+    const target = this.targets.get(key(ref));
+    const sourcePod = source ? await this.podOn(ref, source) : undefined;
+    const launcher = await sourcePod?.readState();
+    const targetLauncher = await target?.pod.readState();
+    if (!source || !target || target.node.name !== targetName || !sourcePod || !launcher || !targetLauncher) {
+      throw new Error(`${ref.name}: no migration prepared from ${sourceName} to ${targetName}`);
+    }
+    const domain = await sourcePod.domain();
+    // The target's domain is the source's, with the target's own taps.
+    let xml = await sourcePod.virsh(['dumpxml', '--migratable', domain]);
+    for (const [index, iface] of launcher.interfaces.entries()) {
+      xml = xml.replace(
+        `<target dev='${iface.tap}'`,
+        `<target dev='${targetLauncher.interfaces[index]!.tap}'`,
+      );
+    }
+    const xmlPath = join(sourcePod.dir, 'migration-target.xml');
+    await writeFile(xmlPath, xml);
+    const began = Date.now();
+    try {
+      await sourcePod.virsh([
+        ...['migrate', '--live', '--p2p', '--persistent', '--undefinesource'],
+        ...(launcher.paused ? ['--suspend'] : []),
+        ...['--xml', xmlPath, domain, target.sockets.targetLibvirtUri],
+        ...['--migrateuri', target.sockets.migrationUri],
+      ]);
+    } catch (error) {
+      const outcome = target.cancelled ? 'cancelled' : 'failed';
+      this.recordPause(ref, sourceName, targetName, outcome, 0);
+      return { outcome, reason: `libvirt: ${firstLine(error)}` };
+    }
+    // The guest runs on the target: its taps join the target's bridge (QEMU's announce rounds reach the fabric).
+    for (const iface of targetLauncher.interfaces) await this.plugTap(target.node, ref, target.pod, iface);
+    this.targets.delete(key(ref));
+    const downtime = await jobDowntimeMs(target.pod, domain);
+    this.recordPause(ref, sourceName, targetName, 'completed', downtime, Date.now() - began);
+    return { outcome: 'completed' };
+  }
+
+  async cancel(ref: VmRef, sourceName: string): Promise<void> {
+    const source = this.node(sourceName);
+    const pod = source ? await this.podOn(ref, source) : undefined;
+    const target = this.targets.get(key(ref));
+    if (target) target.cancelled = true;
+    if (pod) await pod.virsh(['domjobabort', await pod.domain()]);
+  }
+
+  private serialized<T>(ref: VmRef, job: () => Promise<T>): Promise<T> {
+    const previous = this.locks.get(key(ref)) ?? Promise.resolve();
+    const next = previous.then(job, job);
+    const settled = next.catch(() => undefined);
+    this.locks.set(key(ref), settled);
+    void settled.then(() => {
+      if (this.locks.get(key(ref)) === settled) this.locks.delete(key(ref));
+    });
+    return next;
+  }
+
+  private nextTap(): string {
+    this.tapCounter += 1;
+    return `${this.options.tapPrefix}${this.tapCounter}`;
+  }
+
+  private async activePod(ref: VmRef): Promise<LauncherPod> {
+    for (const node of this.options.nodes) {
+      const pod = await this.podOn(ref, node);
+      if (pod) return pod;
+    }
+    throw new Error(`${key(ref)} has no virt-launcher pod`);
+  }
+
+  private async setPaused(pod: LauncherPod, paused: boolean): Promise<void> {
+    const state = await pod.readState();
+    if (!state) throw new Error(`pod ${pod.uid} has no launcher`);
+    await pod.writeState({ ...state, paused });
+  }
+
+  /** A tap the launcher's QEMU (uid 107) may open, in the OVS namespace, not yet on a bridge. */
+  private async createTap(tap: string): Promise<void> {
+    const netns = this.options.labSwitch.netnsName;
+    const uid = String(LAUNCHER_UID);
+    await run('ip', [
+      'netns',
+      'exec',
+      netns,
+      'ip',
+      'tuntap',
+      'add',
+      'dev',
+      tap,
+      'mode',
+      'tap',
+      'user',
+      uid,
+      'group',
+      uid,
+    ]);
+    await run('ip', ['netns', 'exec', netns, 'ip', 'link', 'set', tap, 'up']);
+  }
+
+  /**
+   * The tap on the node's bridge, with the lab's port convention (violin-vm, attached-mac: the OFC maps
+   * VMs by them) and the columns ovs-cni writes on a cluster (contPodUid, contIface: the pod and its
+   * interface, which status.activePods and status.interfaces[].podInterfaceName name).
+   */
+  private async plugTap(
+    node: StandinNode,
+    ref: VmRef,
+    pod: LauncherPod,
+    iface: LauncherInterface,
+  ): Promise<void> {
+    await this.options.labSwitch.vsctl([
+      ...['--may-exist', 'add-port', node.bridge, iface.tap],
+      ...['--', 'set', 'Port', iface.tap, `external_ids:violin-vm=${ref.name}`],
+      ...[`external_ids:contPodUid=${pod.uid}`, `external_ids:contIface=${iface.podInterfaceName}`],
+      ...['--', 'set', 'Interface', iface.tap, `external_ids:attached-mac="${iface.mac}"`],
+    ]);
+  }
+
+  private async deletePod(node: StandinNode, pod: LauncherPod): Promise<void> {
+    const state: LauncherState | undefined = await pod.readState();
+    await pod.delete();
+    for (const { tap } of state?.interfaces ?? []) {
+      await this.options.labSwitch.vsctl(['--if-exists', 'del-port', node.bridge, tap]);
+      await run('ip', ['netns', 'exec', this.options.labSwitch.netnsName, 'ip', 'link', 'delete', tap]).catch(
+        () => undefined,
+      );
+    }
+  }
+
+  private recordPause(
+    ref: VmRef,
+    source: string,
+    target: string,
+    outcome: string,
+    downtimeMs: number,
+    totalMs = 0,
+  ): void {
+    const runningAt = Date.now();
+    const pause: MigrationPause = { source, target, outcome, stoppedAt: runningAt - downtimeMs, runningAt };
+    this.pauses.set(key(ref), [...(this.pauses.get(key(ref)) ?? []), pause].slice(-MIGRATION_PAUSES_KEPT));
+    this.options.log(
+      `${key(ref)}: live migration ${source} → ${target} ${outcome} in ${totalMs} ms, downtime ${downtimeMs} ms`,
+    );
+  }
+}
+
+/** What a launcher pod needs on the host; missing, it fails with how `make test` installs it. */
+export function requireLibvirtTools(): void {
+  requireRoot('the libvirt launcher pods (mount and network namespaces, taps)');
+  requireTool('libvirtd', 'Debian package libvirt-daemon-system');
+  requireTool('virsh', 'Debian package libvirt-clients');
+  requireTool('qemu-system-x86_64', 'Debian package qemu-system-x86');
+  requireTool('setpriv', 'Debian package util-linux');
+  requireTool('unshare', 'Debian package util-linux');
+}
+
+function key(vm: VmRef): string {
+  return `${vm.namespace}/${vm.name}`;
+}
+
+/** The QEMU libvirt runs: the lab's wrapper when set (single-threaded TCG), else QEMU itself. */
+function emulator(): string {
+  return process.env.VIOLIN_QEMU ?? '/usr/bin/qemu-system-x86_64';
+}
+
+async function domainState(pod: LauncherPod): Promise<DomainState> {
+  const text = await pod.virsh(['domstate', '--reason', await pod.domain()]);
+  const match = /^(.*?)\s*\((.*)\)$/.exec(text);
+  return match ? { state: match[1]!, reason: match[2]! } : { state: text, reason: '' };
+}
+
+/** Paused for a reason virt-launcher's sync undoes: anything but a migration's own pause. */
+function isResumable(state: DomainState): boolean {
+  return state.state === 'paused' && state.reason !== 'migration' && state.reason !== 'post-copy';
+}
+
+/** The downtime libvirt measured for the domain's last completed job (the migration), in ms. */
+async function jobDowntimeMs(pod: LauncherPod, domain: string): Promise<number> {
+  const info = await pod.virsh(['domjobinfo', '--completed', domain]).catch(() => '');
+  const match = /Total downtime:\s+(\d+)\s*ms/.exec(info);
+  return match ? Number(match[1]) : 0;
+}
+
+function firstLine(error: unknown): string {
+  const text = error instanceof Error ? error.message : String(error);
+  return (
+    text
+      .split('\n')
+      .filter((l) => l.trim() !== '')
+      .slice(-1)[0] ?? text
+  );
+}
