@@ -205,12 +205,9 @@ export async function crashVms(lab: LabCluster, namespace: string): Promise<stri
   const killed: string[] = [];
   for (const vmi of vmis) {
     const ref = { namespace, name: vmi.metadata.name ?? '' };
-    for (const node of lab.nodes) {
-      const pid = await new VmDir(node.stateDir, ref).runningPid();
-      if (pid !== undefined) {
-        process.kill(pid, 'SIGKILL');
-        killed.push(`${ref.name} (QEMU ${pid} on ${node.name})`);
-      }
+    for (const { node, pid } of await lab.standin.qemuPids(ref)) {
+      process.kill(pid, 'SIGKILL');
+      killed.push(`${ref.name} (QEMU ${pid} on ${node})`);
     }
   }
   for (const vmi of vmis) {

@@ -106,27 +106,33 @@ export class LauncherPod {
     state: Omit<LauncherState, 'libvirtdPid' | 'paused'>,
   ): Promise<LauncherPod> {
     const pod = new LauncherPod(nodeStateDir, randomUUID());
-    for (const { volume } of EMPTY_DIRS) await mkdir(pod.volume(volume), { recursive: true });
-    await mkdir(join(pod.volume('private'), state.vmiUid), { recursive: true });
-    const kernelBoot = join(pod.volume('ephemeral-disks'), 'kernel-boot');
-    await mkdir(kernelBoot, { recursive: true });
-    await copyFile(image.kernel, join(kernelBoot, 'vmlinuz'));
-    await copyFile(image.initrd, join(kernelBoot, 'initrd'));
-    await run('chown', ['-R', `${LAUNCHER_UID}:${LAUNCHER_UID}`, join(pod.dir, 'volumes')]);
-    const etc = join(pod.dir, 'etc');
-    await mkdir(etc, { recursive: true });
-    const passwd = await readFile('/etc/passwd', 'utf8');
-    const group = await readFile('/etc/group', 'utf8');
-    await writeFile(
-      join(etc, 'passwd'),
-      `${withoutId(passwd, LAUNCHER_UID, 2)}qemu:x:${LAUNCHER_UID}:${LAUNCHER_UID}:qemu:/var/run/kubevirt-private:/sbin/nologin\n`,
-    );
-    await writeFile(join(etc, 'group'), `${withoutId(group, LAUNCHER_UID, 2)}qemu:x:${LAUNCHER_UID}:\n`);
-    // KubeVirt's socket name, before the daemon makes its own socket: relative, so it resolves from the host too.
-    await symlink('libvirt-sock', join(pod.volume('libvirt-runtime'), 'virtqemud-sock'));
-    const pid = pod.spawnLibvirtd(netns, etc);
-    await pod.writeState({ ...state, paused: false, libvirtdPid: pid });
-    await pod.waitForSocket(pid);
+    try {
+      for (const { volume } of EMPTY_DIRS) await mkdir(pod.volume(volume), { recursive: true });
+      await mkdir(join(pod.volume('private'), state.vmiUid), { recursive: true });
+      const kernelBoot = join(pod.volume('ephemeral-disks'), 'kernel-boot');
+      await mkdir(kernelBoot, { recursive: true });
+      await copyFile(image.kernel, join(kernelBoot, 'vmlinuz'));
+      await copyFile(image.initrd, join(kernelBoot, 'initrd'));
+      await run('chown', ['-R', `${LAUNCHER_UID}:${LAUNCHER_UID}`, join(pod.dir, 'volumes')]);
+      const etc = join(pod.dir, 'etc');
+      await mkdir(etc, { recursive: true });
+      const passwd = await readFile('/etc/passwd', 'utf8');
+      const group = await readFile('/etc/group', 'utf8');
+      await writeFile(
+        join(etc, 'passwd'),
+        `${withoutId(passwd, LAUNCHER_UID, 2)}qemu:x:${LAUNCHER_UID}:${LAUNCHER_UID}:qemu:/var/run/kubevirt-private:/sbin/nologin\n`,
+      );
+      await writeFile(join(etc, 'group'), `${withoutId(group, LAUNCHER_UID, 2)}qemu:x:${LAUNCHER_UID}:\n`);
+      // KubeVirt's socket name, before the daemon makes its own socket: relative, so it resolves from the host too.
+      await symlink('libvirt-sock', join(pod.volume('libvirt-runtime'), 'virtqemud-sock'));
+      const pid = pod.spawnLibvirtd(netns, etc);
+      await pod.writeState({ ...state, paused: false, libvirtdPid: pid });
+      await pod.waitForSocket(pid);
+    } catch (error) {
+      // A pod that did not start leaves nothing behind (its libvirtd, if it ran, is stopped by PID).
+      await pod.delete().catch(() => undefined);
+      throw error;
+    }
     return pod;
   }
 
@@ -217,6 +223,15 @@ export class LauncherPod {
     return domainName(state.vm.namespace, state.vm.name);
   }
 
+  /** The PID of the domain's QEMU while it runs (libvirt's pid file in the pod's runtime dir). */
+  async qemuPid(): Promise<number | undefined> {
+    if (!(await this.readState())) return undefined;
+    const pid = await readPid(
+      join(this.volume('libvirt-runtime'), 'qemu', 'run', `${await this.domain()}.pid`),
+    );
+    return pid !== undefined && isAlive(pid) ? pid : undefined;
+  }
+
   async libvirtdRuns(): Promise<boolean> {
     const state = await this.readState();
     return state !== undefined && isAlive(state.libvirtdPid);
@@ -229,9 +244,7 @@ export class LauncherPod {
   async delete(): Promise<void> {
     const state = await this.readState();
     const runtime = this.volume('libvirt-runtime');
-    const qemuPid = state
-      ? await readPid(join(runtime, 'qemu', 'run', `${await this.domain()}.pid`))
-      : undefined;
+    const qemuPid = await this.qemuPid();
     if (state && isAlive(state.libvirtdPid)) {
       await this.virsh(['destroy', await this.domain()]).catch(() => undefined);
     }

@@ -99,6 +99,11 @@ export class LibvirtRuntime implements VmRuntime {
     return undefined;
   }
 
+  async qemuPid(vm: VmRef, node: StandinNode): Promise<number | undefined> {
+    const pod = await this.podOn(vm, node);
+    return pod ? pod.qemuPid() : undefined;
+  }
+
   async locate(vm: VmRef): Promise<StandinNode | undefined> {
     for (const node of this.options.nodes) if (await this.runsOn(vm, node)) return node;
     return undefined;
@@ -179,7 +184,21 @@ export class LibvirtRuntime implements VmRuntime {
         ended: { phase: 'Failed', reason: 'the virt-launcher pod is gone' },
       };
     }
-    let state = await domainState(pod);
+    const observed = await domainState(pod).catch((error: unknown) => {
+      // After a migration the source's domain is gone (undefined on the source) until its pod goes.
+      if (/failed to get domain|not found/i.test(String(error)))
+        return { state: 'gone', reason: 'undefined' };
+      throw error;
+    });
+    let state = observed;
+    if (state.state === 'gone') {
+      if (migrating) return { paused: false, activePods };
+      return {
+        paused: false,
+        activePods,
+        ended: { phase: 'Failed', reason: 'the domain is gone from its launcher' },
+      };
+    }
     if (!migrating && isResumable(state) && !launcher.paused) {
       // KubeVirt's SyncVMI: a paused domain not in the paused set runs again.
       await pod.virsh(['resume', await pod.domain()]);

@@ -8,8 +8,8 @@
 // pod's own `migrationproxy/<key>` directory, where the target QEMU listens.
 // The same path then means the same socket inside both pods, which libvirt's
 // unix migration URI needs (both QEMUs are given it).
-import { mkdir, symlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { chmod, mkdir, stat, symlink } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 
 import { run } from '../ovs/netns.js';
 import { LAUNCHER_UID, type LauncherPod } from './launcher-pod.js';
@@ -38,6 +38,7 @@ export class MigrationSockets {
   }
 
   async create(): Promise<void> {
+    await allowTraversal(this.target.volume('libvirt-runtime'));
     const targetDir = join(this.target.volume('public'), 'migrationproxy', this.key);
     const sourceProxy = join(this.source.volume('public'), 'migrationproxy');
     await mkdir(targetDir, { recursive: true });
@@ -55,5 +56,16 @@ export class MigrationSockets {
       targetDir,
       sourceProxy,
     ]);
+  }
+}
+
+/**
+ * The source pod's libvirtd and QEMU (uid 107) follow the symlinks through the target pod's host path:
+ * every directory above it must let others through (x only, no listing). A lab dir from mkdtemp is 0700.
+ */
+async function allowTraversal(path: string): Promise<void> {
+  for (let dir = dirname(path); dir !== dirname(dir); dir = dirname(dir)) {
+    const { mode } = await stat(dir);
+    if ((mode & 0o001) === 0) await chmod(dir, (mode & 0o7777) | 0o001);
   }
 }

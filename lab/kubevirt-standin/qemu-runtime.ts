@@ -85,6 +85,10 @@ export class QemuRuntime implements VmRuntime {
     return (await new VmDir(node.stateDir, vm).runningPid()) !== undefined;
   }
 
+  qemuPid(vm: VmRef, node: StandinNode): Promise<number | undefined> {
+    return new VmDir(node.stateDir, vm).runningPid();
+  }
+
   readSpec(vm: VmRef, node: StandinNode): Promise<QemuVmSpec | undefined> {
     return new VmDir(node.stateDir, vm).readSpec();
   }

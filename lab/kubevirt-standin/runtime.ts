@@ -45,6 +45,8 @@ export interface VmRuntime extends MigrationRuntime {
   boot(vmi: VirtualMachineInstance, node: StandinNode, ref: VmRef): Promise<void>;
   /** Stops the VM wherever it runs and takes it off the node's bridge. */
   stopVm(ref: VmRef): Promise<void>;
+  /** The PID of the VM's QEMU on `node`, if it runs there (a crash test kills it, as a host failure would). */
+  qemuPid(ref: VmRef, node: StandinNode): Promise<number | undefined>;
   /** The status fields that describe the VM once it runs on `node` (interfaces, memory, pods). */
   runningStatus(vmi: VirtualMachineInstance, node: StandinNode): Promise<Record<string, unknown>>;
   /**

@@ -93,8 +93,11 @@ export class KubeVirtLabStandin {
     );
     this.loop = new TickLoop(
       async () => {
-        await this.vmis.tick();
+        // Both controllers step every tick, one after the other; a failure of one does not stall the other.
+        let failure: unknown;
+        await this.vmis.tick().catch((error: unknown) => (failure = error));
         await this.migrations.tick();
+        if (failure !== undefined) throw failure;
       },
       options.tickMs ?? 200,
       log,
@@ -147,6 +150,16 @@ export class KubeVirtLabStandin {
   /** Deletes every launcher pod on the nodes (libvirt; the lab stops QEMU-runtime VMs through their state dirs). */
   async deleteLauncherPods(): Promise<void> {
     if (this.runtime instanceof LibvirtRuntime) await this.runtime.deleteAllPods();
+  }
+
+  /** Where the VM's QEMU runs and its PID, on every node that has one (either runtime). */
+  async qemuPids(ref: VmRef): Promise<{ node: string; pid: number }[]> {
+    const found: { node: string; pid: number }[] = [];
+    for (const node of this.options.nodes) {
+      const pid = await this.runtime.qemuPid(ref, node);
+      if (pid !== undefined) found.push({ node: node.name, pid });
+    }
+    return found;
   }
 
   nextTap(): string {

@@ -18,7 +18,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { VmRef } from '../../src/agent/types.js';
 import type { KubeVirtClient } from '../../src/kubevirt/client.js';
 import { SUBRESOURCES_GROUP, type VirtualMachineInstance } from '../../src/kubevirt/types.js';
-import { vmiStatusFor } from './vmi-controller.js';
+import { vmiStatusFor } from './vmi-status.js';
 import type { KubeVirtWrites } from './writes.js';
 
 /** What pause and unpause do to the VM: virt-handler and virt-launcher's part. */

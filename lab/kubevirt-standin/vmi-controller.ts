@@ -13,7 +13,8 @@ import {
   type VirtualMachineInstance,
 } from '../../src/kubevirt/types.js';
 import { NODE_NAME_LABEL, SNAPSHOT_HOST_LABEL, VMI_FINALIZER } from './names.js';
-import type { ObservedVm, StandinNode, VmRuntime } from './runtime.js';
+import type { StandinNode, VmRuntime } from './runtime.js';
+import { vmiStatusFor } from './vmi-status.js';
 import { track, type Task } from './tasks.js';
 import { vmRef, type KubeVirtWrites } from './writes.js';
 
@@ -45,7 +46,14 @@ export class VmiController {
       version: KUBEVIRT_VERSION,
       plural: VMI_PLURAL,
     })) as { items: VirtualMachineInstance[] };
-    for (const vmi of list.items) await this.step(vmi);
+    // One VMI whose node misbehaves must not hold the others back: each is stepped, the first error reported.
+    let failure: unknown;
+    for (const vmi of list.items) {
+      await this.step(vmi).catch((error: unknown) => {
+        failure ??= error;
+      });
+    }
+    if (failure !== undefined) throw failure;
   }
 
   private async step(vmi: VirtualMachineInstance): Promise<void> {
@@ -120,8 +128,9 @@ export class VmiController {
       }
       return;
     }
-    if ((phase === 'Succeeded' || phase === 'Failed') && this.boots.has(key)) {
-      // The VM ended: virt-launcher exits and its pod completes.
+    if ((phase === 'Succeeded' || phase === 'Failed') && this.runtime.sync && this.boots.has(key)) {
+      // The VM ended: virt-launcher exits and its pod completes (libvirt; the QEMU path keeps the VM's
+      // node files until the VMI is deleted, as it always has).
       this.boots.delete(key);
       await this.runtime.stopVm(ref);
     }
@@ -169,53 +178,4 @@ export class VmiController {
     if (candidates.length === 0) return undefined;
     return this.runtime.node(candidates[this.roundRobin++ % candidates.length] ?? '');
   }
-}
-
-/**
- * The status patch that brings a Running VMI in line with what the runtime observed, or undefined when
- * it already is (status is written only when it changes): virt-handler's Paused condition (reason
- * PausedByUser), status.activePods, and the phase once the VM ended.
- */
-export function vmiStatusFor(
-  vmi: VirtualMachineInstance,
-  observed: ObservedVm,
-): Record<string, unknown> | undefined {
-  const patch: Record<string, unknown> = {};
-  const conditions = vmi.status?.conditions ?? [];
-  const wasPaused = conditions.some((c) => c.type === 'Paused' && c.status === 'True');
-  if (observed.paused !== wasPaused) {
-    const now = new Date().toISOString();
-    const others = conditions.filter((c) => c.type !== 'Paused');
-    patch.conditions = observed.paused
-      ? [
-          ...others,
-          {
-            type: 'Paused',
-            status: 'True',
-            reason: 'PausedByUser',
-            message: 'VMI was paused by user',
-            lastProbeTime: now,
-            lastTransitionTime: now,
-          },
-        ]
-      : others;
-  }
-  const pods = (vmi.status?.activePods ?? {}) as Record<string, string>;
-  if (observed.activePods && !sameRecord(pods, observed.activePods)) {
-    // A merge patch keeps the keys it does not mention: the pods that went are nulled out.
-    patch.activePods = {
-      ...Object.fromEntries(Object.keys(pods).map((uid) => [uid, null])),
-      ...observed.activePods,
-    };
-  }
-  if (observed.ended) {
-    patch.phase = observed.ended.phase;
-    patch.reason = observed.ended.reason;
-  }
-  return Object.keys(patch).length > 0 ? patch : undefined;
-}
-
-function sameRecord(a: Record<string, string>, b: Record<string, string>): boolean {
-  const keys = Object.keys(a);
-  return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
 }

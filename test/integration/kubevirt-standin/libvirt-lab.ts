@@ -124,11 +124,14 @@ export async function startLibvirtLab(name: string): Promise<LibvirtLab> {
   }
 }
 
-/** A VMI of the lab guest on `node`: its MAC, an address in the lab subnet, the firmware UUID and machine type. */
+/**
+ * A VMI of the lab guest: its MAC, an address in the lab subnet, the firmware UUID and machine type;
+ * pinned to `node` when given (a pinned VMI cannot migrate: KubeVirt's own selector wins over a VMIM's).
+ */
 export function labVmi(
   name: string,
   index: number,
-  node: string,
+  node: string | undefined,
   spec: Record<string, unknown> = {},
 ): VirtualMachineInstance {
   const kernelArgs = guestCommandLine({
@@ -141,7 +144,7 @@ export function labVmi(
     kind: 'VirtualMachineInstance',
     metadata: { name, namespace: NAMESPACE },
     spec: {
-      nodeSelector: { [HOSTNAME_LABEL]: node },
+      ...(node ? { nodeSelector: { [HOSTNAME_LABEL]: node } } : {}),
       domain: {
         machine: { type: 'q35' },
         memory: { guest: '128Mi' },
@@ -150,9 +153,7 @@ export function labVmi(
           kernelBoot: { kernelArgs },
         },
         devices: {
-          interfaces: [
-            { name: 'lab', macAddress: `02:00:00:77:00:${String(index).padStart(2, '0')}`, bridge: {} },
-          ],
+          interfaces: [{ name: 'lab', macAddress: `02:00:00:77:00:${String(index).padStart(2, '0')}` }],
         },
       },
       networks: [{ name: 'lab', multus: { networkName: 'lab-net' } }],
