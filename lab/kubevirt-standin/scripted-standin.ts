@@ -54,6 +54,7 @@ export class ScriptedKubeVirtStandin {
     this.core = kubeConfig.makeApiClient(CoreV1Api);
     this.script = new ScriptedRuntime(tickMs);
     this.virtApi = new ScriptedVmis(this.kubevirt);
+    this.virtApi.startIn(namespace);
     const migrations = new MigrationController(
       kubeConfig,
       this.kubevirt,

@@ -1,5 +1,6 @@
-// VMIs created through the API in the reconciler tests (a restore's), and
-// virt-api's pause and unpause, with KubeVirt's fields and rules but no VM:
+// VMIs created through the API in the reconciler tests (a restore's), the
+// launcher pod of a VMI that moved (status.activePods), and virt-api's pause
+// and unpause, with KubeVirt's fields and rules but no VM:
 // a new VMI pinned to a node (nodeSelector kubernetes.io/hostname) runs there,
 // with a fresh virt-launcher pod UID in status.activePods, and starts paused
 // when its spec says startStrategy: Paused. Pause and unpause answer as virt-api
@@ -25,7 +26,7 @@ export class ScriptedVmis implements VmiPauser {
 
   constructor(private readonly kubevirt: KubeVirtClient) {}
 
-  /** VMIs created in this namespace from now on are started. */
+  /** VMIs created in this namespace from now on are started, and their launcher pod followed. */
   startIn(namespace: string): void {
     this.namespaces.add(namespace);
   }
@@ -33,9 +34,25 @@ export class ScriptedVmis implements VmiPauser {
   async tick(): Promise<void> {
     for (const namespace of this.namespaces) {
       for (const vmi of await this.kubevirt.listVmis(namespace)) {
-        if (!vmi.status?.phase && !vmi.metadata.deletionTimestamp) await this.start(vmi);
+        if (vmi.metadata.deletionTimestamp) continue;
+        if (!vmi.status?.phase) await this.start(vmi);
+        else if (vmi.status.phase === 'Running') await this.followLauncher(vmi);
       }
     }
+  }
+
+  /**
+   * virt-handler reports the launcher pod on the VMI's node in status.activePods: after a migration
+   * (which moves nodeName) the target's new pod replaces the source's, as once the source pod is gone.
+   */
+  private async followLauncher(vmi: VirtualMachineInstance): Promise<void> {
+    const node = vmi.status?.nodeName ?? '';
+    const pods = vmi.status?.activePods ?? {};
+    if (!node || Object.values(pods).includes(node)) return;
+    const gone = Object.fromEntries(Object.keys(pods).map((uid) => [uid, null]));
+    await this.kubevirt.patchStatus(VMI_PLURAL, vmi.metadata.namespace ?? '', vmi.metadata.name ?? '', {
+      activePods: { ...gone, [randomUUID()]: node },
+    });
   }
 
   /** virt-controller schedules it where it is pinned, virt-handler reports the launcher's domain running. */

@@ -1,7 +1,5 @@
 // The stand-in's writes to VMIs and VMIMs, with KubeVirt's field names: status
 // through the status subresource, finalizers and labels by merge patch.
-import { randomUUID } from 'node:crypto';
-
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 
 import type { VmRef } from '../../src/agent/types.js';
@@ -67,7 +65,7 @@ export class KubeVirtWrites {
     );
     await this.patchVmiStatus(ref, {
       migrationState: { ...leftovers, ...migrationState },
-      ...(newNode ? { nodeName: newNode, activePods: launcherMovedTo(vmi, newNode) } : {}),
+      ...(newNode ? { nodeName: newNode } : {}),
     });
     if (newNode) await this.patchMeta(VMI_PLURAL, ref, { labels: { [NODE_NAME_LABEL]: newNode } });
   }
@@ -105,14 +103,4 @@ export class KubeVirtWrites {
 
 export function vmRef(vmi: VirtualMachineInstance): VmRef {
   return { namespace: vmi.metadata.namespace ?? '', name: vmi.metadata.name ?? '' };
-}
-
-/**
- * status.activePods once the VM runs on `node`: the target's new virt-launcher
- * pod (a fresh UID) replaces the source's, which goes after a migration. The
- * merge patch nulls the old keys.
- */
-function launcherMovedTo(vmi: VirtualMachineInstance, node: string): Record<string, string | null> {
-  const gone = Object.fromEntries(Object.keys(vmi.status?.activePods ?? {}).map((uid) => [uid, null]));
-  return { ...gone, [randomUUID()]: node };
 }
