@@ -19,6 +19,7 @@ import { isPaused } from '../../kubevirt/types.js';
 import { captureKey, finishKey, type CaptureAnswer } from './capture-calls.js';
 import { SnapshotFailure } from './failure.js';
 import {
+  awaitingLauncherRow,
   capturedRow,
   holdLostFailure,
   launcherForCapture,
@@ -32,8 +33,10 @@ import { snapshotId } from './resource.js';
 /** One step of a held capture in phase Capturing: converge, pause, finish. */
 export async function takeHeldCapture(pass: Pass, row: Row): Promise<Row> {
   const uid = pass.snap.metadata.uid;
+  const pod = launcherForCapture(row, await pass.deps.kubevirt.getVmi(pass.namespace, row.name));
+  if (!pod) return awaitingLauncherRow(row);
   if (row.pausedAt === undefined) {
-    const answer = pass.captures.take(captureKey(uid, row.name), () => startCapture(pass, row));
+    const answer = pass.captures.take(captureKey(uid, row.name), () => startCapture(pass, row, pod));
     switch (answer.state) {
       case 'running':
         return row;
@@ -51,15 +54,15 @@ export async function takeHeldCapture(pass: Pass, row: Row): Promise<Row> {
         pass.captures.forget([captureKey(uid, row.name)]);
         await pauseVmi(pass, row);
         pass.event('Normal', 'Paused', `T_${row.name}: pre-copy converged, paused through KubeVirt`);
-        return finishStep(pass, pausedRow(row, pass.now()));
+        return finishStep(pass, pausedRow(row, pass.now()), pod);
     }
   }
-  return finishStep(pass, row);
+  return finishStep(pass, row, pod);
 }
 
-function finishStep(pass: Pass, row: Row): Row {
+function finishStep(pass: Pass, row: Row, pod: string): Row {
   const answer = pass.captures.take(finishKey(pass.snap.metadata.uid, row.name), () =>
-    finishCapture(pass, row),
+    finishCapture(pass, row, pod),
   );
   switch (answer.state) {
     case 'captured':
@@ -76,10 +79,9 @@ function finishStep(pass: Pass, row: Row): Row {
   }
 }
 
-async function startCapture(pass: Pass, row: Row): Promise<CaptureAnswer> {
+async function startCapture(pass: Pass, row: Row, launcherPodUid: string): Promise<CaptureAnswer> {
   try {
     const agent = await pass.deps.agents.forNode(row.snapshotHost ?? '');
-    const launcherPodUid = launcherForCapture(row, await pass.deps.kubevirt.getVmi(pass.namespace, row.name));
     const converged = await heldCapture(agent, row).startHeldCapture({
       snapshotId: snapshotId(pass.snap),
       vm: { namespace: pass.namespace, name: row.name },
@@ -94,10 +96,9 @@ async function startCapture(pass: Pass, row: Row): Promise<CaptureAnswer> {
   }
 }
 
-async function finishCapture(pass: Pass, row: Row): Promise<CaptureAnswer> {
+async function finishCapture(pass: Pass, row: Row, launcherPodUid: string): Promise<CaptureAnswer> {
   try {
     const agent = await pass.deps.agents.forNode(row.snapshotHost ?? '');
-    const launcherPodUid = launcherForCapture(row, await pass.deps.kubevirt.getVmi(pass.namespace, row.name));
     const result = await heldCapture(agent, row).finishCapture({
       snapshotId: snapshotId(pass.snap),
       vm: { namespace: pass.namespace, name: row.name },

@@ -320,17 +320,22 @@ export function pausedRow(row: SnapshotVmStatus, pausedAt: Date): SnapshotVmStat
   };
 }
 
-/** The launcher pod a held capture reaches the VM through: the VMI's pod on its snapshot host. */
-export function launcherForCapture(row: SnapshotVmStatus, vmi: VirtualMachineInstance | undefined): string {
+/**
+ * The launcher pod a held capture reaches the VM through: the VMI's pod on its
+ * snapshot host (status.activePods); undefined while virt-handler has not
+ * reported it yet (the capture waits for it, until spec.timeout).
+ */
+export function launcherForCapture(
+  row: SnapshotVmStatus,
+  vmi: VirtualMachineInstance | undefined,
+): string | undefined {
   if (!vmi) throw new SnapshotFailure('VMGone', `${row.name} was deleted during the snapshot`);
-  const pod = launcherPodOn(vmi, row.snapshotHost ?? '');
-  if (!pod) {
-    throw new SnapshotFailure(
-      'LauncherNotFound',
-      `${row.name} has no virt-launcher pod on ${row.snapshotHost} in status.activePods; its agent cannot reach it`,
-    );
-  }
-  return pod;
+  return launcherPodOn(vmi, row.snapshotHost ?? '');
+}
+
+/** A row whose capture waits for its launcher pod on the snapshot host to show in status.activePods. */
+export function awaitingLauncherRow(row: SnapshotVmStatus): SnapshotVmStatus {
+  return { ...row, message: `waiting for its virt-launcher pod on ${row.snapshotHost} in status.activePods` };
 }
 
 /**
