@@ -129,6 +129,8 @@ export interface VirtualMachineInstance {
     machine?: { type?: string };
     /** The virt-launcher image running the VM, which fixes its QEMU build. */
     launcherContainerImageVersion?: string;
+    /** When the VMI entered each phase. */
+    phaseTransitionTimestamps?: { phase: VmiPhase; phaseTransitionTimestamp: string }[];
     [key: string]: unknown;
   };
 }
@@ -213,4 +215,14 @@ export function launcherPodOn(vmi: VirtualMachineInstance, node: string): string
 /** The machine type a VMI runs with: what the domain reports, else what its spec asks for. */
 export function machineType(vmi: Pick<VirtualMachineInstance, 'spec' | 'status'>): string | undefined {
   return vmi.status?.machine?.type || vmi.spec.domain?.machine?.type || undefined;
+}
+
+/** When the VMI turned Running: KubeVirt's phase timestamp, else its Ready condition's transition. */
+export function runningSince(vmi: VirtualMachineInstance): number | undefined {
+  const stamp =
+    vmi.status?.phaseTransitionTimestamps?.find((p) => p.phase === 'Running')?.phaseTransitionTimestamp ??
+    vmiCondition(vmi, 'Ready')?.lastTransitionTime ??
+    undefined;
+  const ms = Date.parse(stamp ?? '');
+  return Number.isNaN(ms) ? undefined : ms;
 }

@@ -19,6 +19,7 @@ import {
   machineTypeMismatch,
   machineTypeRefusal,
   outcomes,
+  PAUSED_GRACE_MS,
   resumedRow,
   succeededStatus,
   timeoutFailure,
@@ -320,12 +321,31 @@ describe('Loading, libvirt backend', () => {
       ours: true,
       want: { reason: 'VMStartFailed', message: 'the VMI of a runs on n2, not on n1 where it was placed' },
     },
-    { name: 'running unpaused', vmi: vmi(running), ours: true, want: { reason: 'VMNotPaused' } },
+    {
+      name: 'running unpaused for longer than the grace',
+      vmi: vmi({
+        ...running,
+        phaseTransitionTimestamps: [{ phase: 'Running', phaseTransitionTimestamp: at(0).toISOString() }],
+      }),
+      ours: true,
+      want: { reason: 'VMNotPaused' },
+    },
+    {
+      name: 'running unpaused since just now (the Paused condition may follow): waits',
+      vmi: vmi({
+        ...running,
+        conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: at(10_000).toISOString() }],
+      }),
+      ours: true,
+      want: undefined,
+    },
+    { name: 'running unpaused, since when unknown: waits', vmi: vmi(running), ours: true, want: undefined },
   ])('launcherToLoad: $name', ({ vmi, ours, want }) => {
+    const now = at(PAUSED_GRACE_MS + 1);
     if (want === undefined || typeof want === 'string') {
-      expect(launcherToLoad(row, vmi, ours)).toBe(want);
+      expect(launcherToLoad(row, vmi, ours, now)).toBe(want);
     } else {
-      expect(() => launcherToLoad(row, vmi, ours)).toThrow(expect.objectContaining(want));
+      expect(() => launcherToLoad(row, vmi, ours, now)).toThrow(expect.objectContaining(want));
     }
   });
 

@@ -10,6 +10,7 @@ import {
   launcherPodOn,
   machineType,
   MACHINE_TYPE_LABEL_PREFIX,
+  runningSince,
   vmMac,
   type VirtualMachine,
   type VirtualMachineInstance,
@@ -176,6 +177,9 @@ export function machineTypeRefusal(
 
 // ---- Loading: the operator's VMIs (libvirt backend) ----------------------------
 
+/** How long a VMI may show Running without its Paused condition before it is taken to run unpaused. */
+export const PAUSED_GRACE_MS = 30_000;
+
 /** Its VMI is created with startStrategy Paused; the restore waits for it to run, paused. */
 export function startingRow(row: Row): Row {
   return { ...row, phase: 'Starting', message: `VMI created paused on ${row.node}; waiting for it to run` };
@@ -191,6 +195,7 @@ export function launcherToLoad(
   row: Row,
   vmi: VirtualMachineInstance | undefined,
   createdByUs: boolean,
+  now: Date,
 ): string | undefined {
   const name = row.name;
   if (!vmi) throw new RestoreFailure('VMGone', `the VMI of ${name} was deleted before its state was loaded`);
@@ -217,6 +222,10 @@ export function launcherToLoad(
     );
   }
   if (!isPaused(vmi)) {
+    // virt-handler may report the phase before the Paused condition: only a VMI running for a while
+    // without it is taken to run unpaused.
+    const since = runningSince(vmi);
+    if (since === undefined || now.getTime() - since < PAUSED_GRACE_MS) return undefined;
     throw new RestoreFailure(
       'VMNotPaused',
       `the VMI of ${name} runs unpaused although created with startStrategy Paused; its guest may have run, so its saved state is not loaded`,

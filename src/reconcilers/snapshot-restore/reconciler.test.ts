@@ -122,6 +122,7 @@ class World {
         nodeName: node,
         activePods: { [`pod-${name}`]: node },
         ...(this.runningMachine ? { machine: { type: this.runningMachine } } : {}),
+        phaseTransitionTimestamps: [{ phase: 'Running', phaseTransitionTimestamp: '2025-01-01T00:00:00Z' }],
         conditions: outcome ? [] : [{ type: 'Paused', status: 'True', reason: 'PausedByUser' }],
       };
     }
@@ -181,9 +182,7 @@ class World {
 
   private pauser(): VmiPauser {
     return {
-      pause: async () => {
-        throw new Error('a restore never pauses');
-      },
+      pause: () => Promise.reject(new Error('a restore never pauses')),
       unpause: async (_ns, name) => {
         this.call('unpause', name);
         const vmi = this.vmis.find((v) => v.metadata.name === name);

@@ -73,7 +73,7 @@ async function createVmi(pass: Pass, row: Row, bundle: OpenedBundle, location: L
 
 async function loadWhenPaused(pass: Pass, row: Row, bundle: OpenedBundle, location: Location): Promise<Row> {
   const vmi = await pass.deps.kubevirt.getVmi(targetNamespace(pass.restore), row.name);
-  const podUid = launcherToLoad(row, vmi, vmi !== undefined && isCreatedBy(vmi, pass.restore));
+  const podUid = launcherToLoad(row, vmi, vmi !== undefined && isCreatedBy(vmi, pass.restore), pass.now());
   if (!podUid || !vmi) return row;
   const vm = savedVm(bundle, row.name, location.path);
   const mismatch = machineTypeMismatch(row, recordedMachineType(vm), vmi);
