@@ -12,7 +12,6 @@ import type { TransactionMetrics } from '../metrics.js';
 import type { BridgeFailModes, BundleWriter, NetworkMapper, NodeLister } from '../ports.js';
 import type { ResourceStore } from '../shared/objects.js';
 import type { CaptureCalls } from './capture-calls.js';
-import type { VmBackend } from './next-status.js';
 import type { DistributedSnapshot } from './resource.js';
 
 export interface DistributedSnapshotDeps {
@@ -30,7 +29,7 @@ export interface DistributedSnapshotDeps {
   /** How often to look again while waiting on migrations and captures. Default 250 ms. */
   pollMs?: number;
   /** The backend a new snapshot holds VMs with (ReconcilerDeps.vmBackend); default qemu. */
-  vmBackend?: VmBackend;
+  vmBackend?: NonNullable<DistributedSnapshotStatus['backend']>;
   /** virt-api's pause/unpause, for the libvirt backend's hold at T_i. */
   pauser?: VmiPauser;
   now?: () => Date;

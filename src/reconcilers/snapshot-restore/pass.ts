@@ -11,7 +11,6 @@ import type { EventRecorder } from '../../operator/types.js';
 import type { TransactionMetrics } from '../metrics.js';
 import type { BundleReader, NodeLister } from '../ports.js';
 import type { ResourceStore, Stored } from '../shared/objects.js';
-import type { VmBackend } from './next-status.js';
 import type { SnapshotRestore } from './resource.js';
 import type { VerifiedBundles } from './verified-bundles.js';
 
@@ -27,7 +26,7 @@ export interface SnapshotRestoreDeps {
   /** Observes each restore once, when it ends. */
   metrics?: Pick<TransactionMetrics, 'restoreEnded'>;
   /** The backend a new restore runs with (ReconcilerDeps.vmBackend); default qemu. */
-  vmBackend?: VmBackend;
+  vmBackend?: NonNullable<SnapshotRestoreStatus['backend']>;
   /** virt-api's unpause, for the libvirt backend's simultaneous resume. */
   pauser?: VmiPauser;
   /** How often to look again while KubeVirt starts the VMIs a restore created. Default 250 ms. */
