@@ -2,7 +2,11 @@
 // lab's (migration-controller.ts), on a real API server, for one test's
 // namespace, with scripted outcomes instead of QEMU (scripted-runtime.ts). VMIs
 // are created already Running, as KubeVirt shows them once they run, on Node
-// objects the test creates.
+// objects the test creates; VMIs others create (a restore's) are started in
+// the namespaces a test names, and virt-api's pause/unpause is played
+// (scripted-vmis.ts).
+import { randomUUID } from 'node:crypto';
+
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 
 import { KubeVirtClient, isNotFound } from '../../src/kubevirt/client.js';
@@ -17,6 +21,7 @@ import { TickLoop } from './loop.js';
 import { MigrationController } from './migration-controller.js';
 import { HOSTNAME_LABEL, NODE_NAME_LABEL } from './names.js';
 import { ScriptedRuntime } from './scripted-runtime.js';
+import { ScriptedVmis } from './scripted-vmis.js';
 import { KubeVirtWrites } from './writes.js';
 
 export interface ScriptedVmi {
@@ -32,6 +37,8 @@ export interface ScriptedVmi {
 
 export class ScriptedKubeVirtStandin {
   readonly kubevirt: KubeVirtClient;
+  /** virt-api's pause and unpause, with its refusals: what the operator's deps.pauser is in a test. */
+  readonly virtApi: ScriptedVmis;
   private readonly core: CoreV1Api;
   private readonly script: ScriptedRuntime;
   private readonly loop: TickLoop;
@@ -46,6 +53,8 @@ export class ScriptedKubeVirtStandin {
     this.kubevirt = new KubeVirtClient(kubeConfig);
     this.core = kubeConfig.makeApiClient(CoreV1Api);
     this.script = new ScriptedRuntime(tickMs);
+    this.virtApi = new ScriptedVmis(this.kubevirt);
+    this.virtApi.startIn(namespace);
     const migrations = new MigrationController(
       kubeConfig,
       this.kubevirt,
@@ -55,10 +64,18 @@ export class ScriptedKubeVirtStandin {
     );
     // The API server going away at teardown is expected: a failed tick is not worth a line in a test's output.
     this.loop = new TickLoop(
-      () => migrations.tick(),
+      async () => {
+        await this.virtApi.tick();
+        await migrations.tick();
+      },
       tickMs,
       () => {},
     );
+  }
+
+  /** VMIs created in this namespace from now on (e.g. by a restore) are started, pinned where they ask. */
+  startVmisIn(namespace: string): void {
+    this.virtApi.startIn(namespace);
   }
 
   /** The migration of this VMI fails while Running, with KubeVirt's failure fields set. */
@@ -113,6 +130,7 @@ export class ScriptedKubeVirtStandin {
     return this.kubevirt.patchStatus<VirtualMachineInstance>(VMI_PLURAL, this.namespace, vmi.name, {
       phase: 'Running',
       nodeName: vmi.node,
+      activePods: { [randomUUID()]: vmi.node },
       conditions: [
         { type: 'Ready', status: 'True', lastProbeTime: null, lastTransitionTime: now },
         vmi.notMigratable

@@ -65,6 +65,12 @@ export const STORAGE_LOCATION_NAME_LABEL = `${GROUP}/storage-location`;
  * restored into this one, by restores of this namespace or of those.
  */
 export const RESTORE_FROM_ANNOTATION = `${GROUP}/restore-from`;
+/**
+ * Label on the VMIs a restore creates: the restore's UID, which is what tells the operator a VMI is
+ * its own to delete when the restore fails (a name may be reused; the VMIs may be in another namespace,
+ * where an owner reference cannot point).
+ */
+export const RESTORE_UID_LABEL = `${GROUP}/restore-uid`;
 /** Node label that makes a node a snapshot host by default (spec.snapshotHosts.nodeSelector's default). */
 export const SNAPSHOT_HOST_LABEL = `${GROUP}/snapshot-host`;
 

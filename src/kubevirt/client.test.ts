@@ -53,5 +53,7 @@ describe('VirtApiPauser', () => {
     await expect(pauser.pause('shop', 'web-0')).rejects.toThrow(
       'pause shop/web-0: HTTP 409: VMI is not running',
     );
+    // The status is kept, so a caller can tell "already paused" (409) from an outage.
+    await expect(pauser.unpause('shop', 'web-0')).rejects.toMatchObject({ status: 409 });
   });
 });

@@ -33,6 +33,13 @@ export interface KubeVirtAccess {
   deleteMigration(namespace: string, name: string): Promise<void>;
   getVm(namespace: string, name: string): Promise<VirtualMachine | undefined>;
   listVms(namespace: string): Promise<VirtualMachine[]>;
+  /**
+   * Creates the VMI; if one of that name exists already, returns it (so a retried step is harmless:
+   * the caller checks it is the one it created).
+   */
+  createVmi(vmi: VirtualMachineInstance): Promise<VirtualMachineInstance>;
+  /** Deletes a VMI; KubeVirt stops its domain and removes its launcher pod. Absent is fine. */
+  deleteVmi(namespace: string, name: string): Promise<void>;
 }
 
 /** The pause/unpause subresources of virt-api; separate because only a real virt-api serves them. */
@@ -41,12 +48,38 @@ export interface VmiPauser {
   unpause(namespace: string, name: string): Promise<void>;
 }
 
+/** virt-api refused a pause or unpause; `status` is its HTTP status (409: already paused / not paused). */
+export class SubresourceError extends Error {
+  override name = 'SubresourceError';
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 export function isNotFound(err: unknown): boolean {
   return err instanceof ApiException && err.code === 404;
 }
 
 export function isConflict(err: unknown): boolean {
   return err instanceof ApiException && err.code === 409;
+}
+
+/**
+ * The API server (or KubeVirt's admission webhook) refused the request itself:
+ * invalid (400, 422) or forbidden (403). Asking again cannot help; the status
+ * message says why.
+ */
+export function refusal(err: unknown): string | undefined {
+  if (!(err instanceof ApiException) || ![400, 403, 422].includes(err.code)) return undefined;
+  try {
+    const body = JSON.parse(String(err.body)) as { message?: string };
+    return body.message ?? `HTTP ${err.code}`;
+  } catch {
+    return `HTTP ${err.code}: ${String(err.body).slice(0, 300)}`;
+  }
 }
 
 /** KubeVirt access through the API server's custom-object endpoints. */
@@ -78,39 +111,20 @@ export class KubeVirtClient implements KubeVirtAccess {
     return this.list<VirtualMachineInstanceMigration>(VMIM_PLURAL, namespace, labelSelector);
   }
 
-  async createMigration(
-    migration: VirtualMachineInstanceMigration,
-  ): Promise<VirtualMachineInstanceMigration> {
-    const namespace = required(migration.metadata.namespace, 'migration namespace');
-    const body = { ...migration, apiVersion: KUBEVIRT_API_VERSION, kind: 'VirtualMachineInstanceMigration' };
-    try {
-      return (await this.api.createNamespacedCustomObject({
-        group: KUBEVIRT_GROUP,
-        version: KUBEVIRT_VERSION,
-        namespace,
-        plural: VMIM_PLURAL,
-        body,
-      })) as VirtualMachineInstanceMigration;
-    } catch (err) {
-      if (!isConflict(err) || !migration.metadata.name) throw err;
-      const existing = await this.getMigration(namespace, migration.metadata.name);
-      if (!existing) throw err;
-      return existing;
-    }
+  createMigration(migration: VirtualMachineInstanceMigration): Promise<VirtualMachineInstanceMigration> {
+    return this.createOrGet(VMIM_PLURAL, 'VirtualMachineInstanceMigration', migration);
   }
 
-  async deleteMigration(namespace: string, name: string): Promise<void> {
-    try {
-      await this.api.deleteNamespacedCustomObject({
-        group: KUBEVIRT_GROUP,
-        version: KUBEVIRT_VERSION,
-        namespace,
-        plural: VMIM_PLURAL,
-        name,
-      });
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
-    }
+  deleteMigration(namespace: string, name: string): Promise<void> {
+    return this.delete(VMIM_PLURAL, namespace, name);
+  }
+
+  createVmi(vmi: VirtualMachineInstance): Promise<VirtualMachineInstance> {
+    return this.createOrGet(VMI_PLURAL, 'VirtualMachineInstance', vmi);
+  }
+
+  deleteVmi(namespace: string, name: string): Promise<void> {
+    return this.delete(VMI_PLURAL, namespace, name);
   }
 
   getVm(namespace: string, name: string): Promise<VirtualMachine | undefined> {
@@ -127,6 +141,43 @@ export class KubeVirtClient implements KubeVirtAccess {
       { group: KUBEVIRT_GROUP, version: KUBEVIRT_VERSION, namespace, plural, name, body: { status } },
       setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
     )) as T;
+  }
+
+  private async createOrGet<T extends { metadata: { name?: string; namespace?: string } }>(
+    plural: string,
+    kind: string,
+    obj: T,
+  ): Promise<T> {
+    const namespace = required(obj.metadata.namespace, `${kind} namespace`);
+    const body = { ...obj, apiVersion: KUBEVIRT_API_VERSION, kind };
+    try {
+      return (await this.api.createNamespacedCustomObject({
+        group: KUBEVIRT_GROUP,
+        version: KUBEVIRT_VERSION,
+        namespace,
+        plural,
+        body,
+      })) as T;
+    } catch (err) {
+      if (!isConflict(err) || !obj.metadata.name) throw err;
+      const existing = await this.get<T>(plural, namespace, obj.metadata.name);
+      if (!existing) throw err;
+      return existing;
+    }
+  }
+
+  private async delete(plural: string, namespace: string, name: string): Promise<void> {
+    try {
+      await this.api.deleteNamespacedCustomObject({
+        group: KUBEVIRT_GROUP,
+        version: KUBEVIRT_VERSION,
+        namespace,
+        plural,
+        name,
+      });
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
   }
 
   private async get<T>(plural: string, namespace: string, name: string): Promise<T | undefined> {
@@ -190,7 +241,13 @@ export class VirtApiPauser implements VmiPauser {
         res.on('end', () => {
           const status = res.statusCode ?? 0;
           if (status >= 200 && status < 300) resolve();
-          else reject(new Error(`${action} ${namespace}/${name}: HTTP ${status}: ${body.slice(0, 500)}`));
+          else
+            reject(
+              new SubresourceError(
+                status,
+                `${action} ${namespace}/${name}: HTTP ${status}: ${body.slice(0, 500)}`,
+              ),
+            );
         });
       });
       req.on('error', reject);

@@ -15,6 +15,15 @@ export const VM_PLURAL = 'virtualmachines';
 
 /** The VMI condition KubeVirt sets when a VMI can be live-migrated. */
 export const LIVE_MIGRATABLE_CONDITION = 'LiveMigratable';
+/** The VMI condition virt-handler sets while the domain is paused (reason PausedByUser for the pause subresource). */
+export const PAUSED_CONDITION = 'Paused';
+/** The node label every kubelet sets to its own name: what pins a VMI to one node. */
+export const HOSTNAME_LABEL = 'kubernetes.io/hostname';
+/**
+ * KubeVirt's node labeller marks each node with the machine types its QEMU
+ * supports (`machine-type.node.kubevirt.io/<type>: "true"`).
+ */
+export const MACHINE_TYPE_LABEL_PREFIX = 'machine-type.node.kubevirt.io/';
 
 export interface ObjectMeta {
   name?: string;
@@ -86,10 +95,16 @@ export interface MigrationState {
 
 export interface VmiSpec {
   nodeSelector?: Record<string, string>;
+  /** `Paused`: virt-launcher starts the domain paused, as if paused through the pause subresource. */
+  startStrategy?: 'Paused';
   domain?: {
     memory?: { guest?: string };
     resources?: { requests?: Record<string, string> };
-    devices?: { interfaces?: { name: string; macAddress?: string }[] };
+    devices?: { interfaces?: { name: string; macAddress?: string; [key: string]: unknown }[] };
+    /** The guest's SMBIOS system UUID; the converter writes it as the domain's `<uuid>`. */
+    firmware?: { uuid?: string; [key: string]: unknown };
+    /** QEMU machine type (`q35`, or a versioned one such as `pc-q35-7.2`); KubeVirt's webhook fills the default. */
+    machine?: { type?: string };
     [key: string]: unknown;
   };
   [key: string]: unknown;
@@ -108,6 +123,14 @@ export interface VirtualMachineInstance {
     interfaces?: VmiNetworkInterface[];
     migrationState?: MigrationState;
     memory?: { guestCurrent?: string; guestAtBoot?: string; guestRequested?: string };
+    /** The virt-launcher pods of the VMI, pod UID to node name (two during a migration). */
+    activePods?: Record<string, string>;
+    /** The machine type the domain actually runs (the spec's alias resolved by libvirt). */
+    machine?: { type?: string };
+    /** The virt-launcher image running the VM, which fixes its QEMU build. */
+    launcherContainerImageVersion?: string;
+    /** When the VMI entered each phase. */
+    phaseTransitionTimestamps?: { phase: VmiPhase; phaseTransitionTimestamp: string }[];
     [key: string]: unknown;
   };
 }
@@ -177,4 +200,29 @@ export function isLiveMigratable(vmi: VirtualMachineInstance): boolean {
 /** The MAC of the VM's first reported interface, lower-case (the form OVSDB and the OFC use). */
 export function vmMac(vmi: VirtualMachineInstance): string | undefined {
   return vmi.status?.interfaces?.find((i) => i.mac)?.mac?.toLowerCase();
+}
+
+/** Paused through KubeVirt (the pause subresource or startStrategy Paused): phase stays Running. */
+export function isPaused(vmi: VirtualMachineInstance): boolean {
+  return vmiCondition(vmi, PAUSED_CONDITION)?.status === 'True';
+}
+
+/** The UID of the VMI's virt-launcher pod on `node` (status.activePods), as virt-handler finds it. */
+export function launcherPodOn(vmi: VirtualMachineInstance, node: string): string | undefined {
+  return Object.entries(vmi.status?.activePods ?? {}).find(([, onNode]) => onNode === node)?.[0];
+}
+
+/** The machine type a VMI runs with: what the domain reports, else what its spec asks for. */
+export function machineType(vmi: Pick<VirtualMachineInstance, 'spec' | 'status'>): string | undefined {
+  return vmi.status?.machine?.type || vmi.spec.domain?.machine?.type || undefined;
+}
+
+/** When the VMI turned Running: KubeVirt's phase timestamp, else its Ready condition's transition. */
+export function runningSince(vmi: VirtualMachineInstance): number | undefined {
+  const stamp =
+    vmi.status?.phaseTransitionTimestamps?.find((p) => p.phase === 'Running')?.phaseTransitionTimestamp ??
+    vmiCondition(vmi, 'Ready')?.lastTransitionTime ??
+    undefined;
+  const ms = Date.parse(stamp ?? '');
+  return Number.isNaN(ms) ? undefined : ms;
 }

@@ -12,11 +12,13 @@
 //                          token with the agents' audience; the chart mounts it), read at every call
 //   VIOLIN_STORAGE_ROOT    every file:// storage location must be inside this directory, through no
 //                          symbolic link (default /var/lib/violin/bundles, the chart's bundles hostPath)
+//   VIOLIN_VM_BACKEND      qemu (default) or libvirt: how a VM is held at T_i and restored
+//                          (docs/transaction-controller.md, "Backends")
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { DEFAULT_AGENT_PORT } from '../api/constants.js';
 
 import { AgentClient, tokenFile, type AgentToken } from '../agent/client.js';
-import type { AgentDirectory, SnapshotAgent } from '../agent/types.js';
+import type { AgentDirectory } from '../agent/types.js';
 import { OfcControlClient } from '../ofc/control/client.js';
 import type { ControllerManager } from '../operator/types.js';
 import { OpenVswitchDb, OvsdbClient } from '../ovsdb/index.js';
@@ -55,7 +57,15 @@ export function createReconcilerDeps(
     // file:// bundles are committed by the snapshot host's agent, where the images are.
     bundles: new NodeLocalBundles(agents, store),
     catalog: store,
+    vmBackend: parseVmBackend(env.VIOLIN_VM_BACKEND),
   };
+}
+
+/** `qemu` (also when unset) or `libvirt`; anything else is refused, naming it. */
+export function parseVmBackend(text: string | undefined): 'qemu' | 'libvirt' {
+  const value = text?.trim() || 'qemu';
+  if (value === 'qemu' || value === 'libvirt') return value;
+  throw new Error(`VIOLIN_VM_BACKEND ${JSON.stringify(text)} is not qemu or libvirt`);
 }
 
 /** `node=http://host:port,...`; throws on anything else, naming the bad entry. */

@@ -2,7 +2,7 @@
 // `violin operator` calls registerControllers(manager, createReconcilerDeps(manager)).
 // The parts they talk to (OFC, agents, OVSDB, store) are passed in, so the
 // operator's entrypoint decides how to reach them and tests can record calls.
-import { KubeVirtClient } from '../kubevirt/client.js';
+import { KubeVirtClient, VirtApiPauser } from '../kubevirt/client.js';
 import { KUBEVIRT_GROUP, KUBEVIRT_VERSION, VMI_PLURAL, VMIM_PLURAL } from '../kubevirt/types.js';
 import { KubeApi } from '../operator/kube-api.js';
 import { mapByLabel } from '../operator/mapping.js';
@@ -68,6 +68,12 @@ export function registerControllers(manager: ControllerManager, deps: Reconciler
   const kubevirt = deps.kubevirt ?? new KubeVirtClient(manager.kubeConfig);
   const metrics = new TransactionMetrics(manager.metrics);
   const nodes = deps.nodes ?? new ApiNodeLister(manager.kubeConfig);
+  const pauser = deps.pauser ?? new VirtApiPauser(manager.kubeConfig);
+  const backend = {
+    vmBackend: deps.vmBackend ?? 'qemu',
+    pauser,
+    ...(deps.pollMs === undefined ? {} : { pollMs: deps.pollMs }),
+  } as const;
   manager.addController({
     name: 'distributedsnapshot',
     backoff: RETRY_BACKOFF,
@@ -87,7 +93,7 @@ export function registerControllers(manager: ControllerManager, deps: Reconciler
       bundles: deps.bundles,
       events: manager.eventRecorder('violin-snapshot-controller'),
       metrics,
-      ...(deps.pollMs === undefined ? {} : { pollMs: deps.pollMs }),
+      ...backend,
     }),
   });
   manager.addController({
@@ -110,6 +116,7 @@ export function registerControllers(manager: ControllerManager, deps: Reconciler
       bundles: deps.bundles,
       events: manager.eventRecorder('violin-restore-controller'),
       metrics,
+      ...backend,
     }),
   });
   registerSnapshotScheduleController(manager, { snapshots, informerOptions });

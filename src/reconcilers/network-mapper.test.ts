@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 
 import type { VirtualMachineInstance } from '../kubevirt/types.js';
 import type { VmAttachment } from '../ovsdb/open-vswitch.js';
-import { parseAgentMap } from './environment.js';
+import { parseAgentMap, parseVmBackend } from './environment.js';
 import { OvsdbNetworkMapper } from './network-mapper.js';
 
 function vmi(name: string, mac: string, activePods: Record<string, string> = {}): VirtualMachineInstance {
@@ -56,5 +56,20 @@ describe('VIOLIN_AGENTS', () => {
     );
     expect(parseAgentMap(undefined).size).toBe(0);
     expect(() => parseAgentMap('n1=127.0.0.1:9001')).toThrow(/"n1=127.0.0.1:9001" is not node=http/);
+  });
+});
+
+describe('VIOLIN_VM_BACKEND', () => {
+  it.each([
+    [undefined, 'qemu'],
+    ['', 'qemu'],
+    ['qemu', 'qemu'],
+    [' libvirt ', 'libvirt'],
+  ])('%j is %s', (text, backend) => {
+    expect(parseVmBackend(text)).toBe(backend);
+  });
+
+  it('refuses anything else, naming it', () => {
+    expect(() => parseVmBackend('kvm')).toThrow('VIOLIN_VM_BACKEND "kvm" is not qemu or libvirt');
   });
 });

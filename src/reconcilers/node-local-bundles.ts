@@ -11,7 +11,7 @@
 // and the failure says so instead of naming a missing file.
 import { AgentError } from '../agent/errors.js';
 import type { BundleManifest } from '../store/index.js';
-import { StoreBundles } from './bundles.js';
+import type { StoreBundles } from './bundles.js';
 import type { BundleCommit, BundleReader, BundleWriter, OpenedBundle } from './ports.js';
 
 /** The agent of a node, as far as committing bundles goes (AgentClient). */

@@ -17,4 +17,18 @@ export class ApiNodeLister implements NodeLister {
     const nodes = await this.core.listNode(labelSelector ? { labelSelector } : {});
     return nodes.items.flatMap((n) => (n.metadata?.name ? [n.metadata.name] : [])).sort();
   }
+
+  async nodeLabels(names: string[]): Promise<Map<string, Record<string, string>>> {
+    const labels = new Map<string, Record<string, string>>();
+    for (const name of new Set(names)) {
+      try {
+        labels.set(name, (await this.core.readNode({ name })).metadata?.labels ?? {});
+      } catch (err) {
+        // A node gone since it was listed has no labels; placing on it fails later, with its own reason.
+        if ((err as { code?: number }).code !== 404) throw err;
+        labels.set(name, {});
+      }
+    }
+    return labels;
+  }
 }

@@ -4,7 +4,7 @@
 // the reconcilers need, so tests can record calls and the real parts can
 // change underneath without touching the state machines.
 import type { AgentDirectory } from '../agent/types.js';
-import type { KubeVirtAccess } from '../kubevirt/client.js';
+import type { KubeVirtAccess, VmiPauser } from '../kubevirt/client.js';
 import type { VirtualMachineInstance } from '../kubevirt/types.js';
 import type { OfcControl, RecordedPacket, SavedFlow } from '../ofc/control/types.js';
 import type { BundleCommitRequest } from '../store/commit.js';
@@ -56,6 +56,8 @@ export interface NamespaceGrants {
 export interface NodeLister {
   /** Names of the nodes matching an equality label selector, sorted. */
   listNodeNames(matchLabels: Record<string, string>): Promise<string[]>;
+  /** The labels of each named node (a node that does not exist has none). */
+  nodeLabels(names: string[]): Promise<Map<string, Record<string, string>>>;
 }
 
 /** What a commit writes (the store's request: the agent of a snapshot host takes the same). */
@@ -124,6 +126,14 @@ export interface ReconcilerDeps {
   namespaces?: NamespaceGrants;
   /** Watch one namespace only (a namespace-scoped operator, or a test). */
   namespace?: string;
-  /** Poll interval while waiting on migrations and captures. */
+  /** Poll interval while waiting on migrations, captures and the VMIs a restore starts. */
   pollMs?: number;
+  /**
+   * How VMs are held and restored (the operator's --vm-backend / VIOLIN_VM_BACKEND): `qemu` (the
+   * default until the libvirt backend is the lab's) or `libvirt` (KubeVirt's pause, VMIs created by
+   * the operator). Recorded in each snapshot's and restore's status when it starts.
+   */
+  vmBackend?: 'qemu' | 'libvirt';
+  /** Defaults to virt-api's pause/unpause subresources through the API server. */
+  pauser?: VmiPauser;
 }

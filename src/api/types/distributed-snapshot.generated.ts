@@ -200,6 +200,12 @@ export interface DistributedSnapshotStatusVm {
    * post-snapshot.
    */
   resumedAt?: string;
+  /**
+   * libvirt backend: when the operator paused the VM through KubeVirt's pause subresource to end its
+   * capture (T_i). Recorded before the pause, so a restarted operator or an abort knows to unpause it;
+   * the VM runs again at resumedAt.
+   */
+  pausedAt?: string;
   /** How long the VM was paused for the capture, in milliseconds. */
   downtimeMs?: number;
   /** Size of its image in the bundle. */
@@ -235,6 +241,14 @@ export interface DistributedSnapshotStatusBundle {
   /** sha256:<hex> of manifest.json. */
   manifestDigest?: string;
 }
+
+/**
+ * How each VM is held at T_i, fixed when the snapshot is accepted (the operator's --vm-backend).
+ * libvirt: the agent's capture converges live, the operator pauses the VM through KubeVirt's pause
+ * subresource (T_i), the agent finishes the capture, the epoch advances, and the operator unpauses it.
+ * qemu: the agent pauses the VM itself and resumes it when asked (the lab's older backend).
+ */
+export type DistributedSnapshotStatusBackend = 'qemu' | 'libvirt';
 
 /**
  * What the operator observed and did. Everything it needs to finish or abort after a restart lives
@@ -275,6 +289,13 @@ export interface DistributedSnapshotStatus {
   durationMs?: number;
   /** Where the committed bundle is; a SnapshotRestore in another cluster names it as its source. */
   bundle?: DistributedSnapshotStatusBundle;
+  /**
+   * How each VM is held at T_i, fixed when the snapshot is accepted (the operator's --vm-backend).
+   * libvirt: the agent's capture converges live, the operator pauses the VM through KubeVirt's pause
+   * subresource (T_i), the agent finishes the capture, the epoch advances, and the operator unpauses it.
+   * qemu: the agent pauses the VM itself and resumes it when asked (the lab's older backend).
+   */
+  backend?: DistributedSnapshotStatusBackend;
   /** When the operator began the snapshot. */
   startTime?: string;
   /** When it reached Succeeded or Failed. */

@@ -122,15 +122,31 @@ export interface SnapshotRestoreSpec {
 export type SnapshotRestoreStatusPhase =
   'Pending' | 'Validating' | 'Loading' | 'Resuming' | 'Succeeded' | 'Failed';
 
-/** Where this VM is in the restore. */
-export type SnapshotRestoreStatusVmPhase = 'Pending' | 'Loading' | 'Loaded' | 'Resumed' | 'Failed';
+/**
+ * How the VMs are brought back, fixed when the restore is accepted (the operator's --vm-backend).
+ * libvirt: the operator creates each VirtualMachineInstance with startStrategy Paused on its node, the
+ * node's agent loads the saved state into it, and the operator unpauses all of them through KubeVirt's
+ * unpause subresource. qemu: the agent starts each VM's QEMU itself and resumes it (the lab's older
+ * backend).
+ */
+export type SnapshotRestoreStatusBackend = 'qemu' | 'libvirt';
+
+/**
+ * Where this VM is in the restore. Starting (libvirt backend): its VirtualMachineInstance is created
+ * with startStrategy Paused and the restore waits for it to run, paused.
+ */
+export type SnapshotRestoreStatusVmPhase =
+  'Pending' | 'Starting' | 'Loading' | 'Loaded' | 'Resumed' | 'Failed';
 
 export interface SnapshotRestoreStatusVm {
   /** The VirtualMachineInstance, as named in the target namespace. */
   name: string;
   /** The node it was loaded on. */
   node?: string;
-  /** Where this VM is in the restore. */
+  /**
+   * Where this VM is in the restore. Starting (libvirt backend): its VirtualMachineInstance is created
+   * with startStrategy Paused and the restore waits for it to run, paused.
+   */
   phase?: SnapshotRestoreStatusVmPhase;
   /** When its image was loaded and the VM waited paused (RFC 3339, with milliseconds). */
   loadedAt?: string;
@@ -147,6 +163,14 @@ export interface SnapshotRestoreStatus {
    * Succeeded or Failed.
    */
   phase?: SnapshotRestoreStatusPhase;
+  /**
+   * How the VMs are brought back, fixed when the restore is accepted (the operator's --vm-backend).
+   * libvirt: the operator creates each VirtualMachineInstance with startStrategy Paused on its node, the
+   * node's agent loads the saved state into it, and the operator unpauses all of them through KubeVirt's
+   * unpause subresource. qemu: the agent starts each VM's QEMU itself and resumes it (the lab's older
+   * backend).
+   */
+  backend?: SnapshotRestoreStatusBackend;
   /**
    * The metadata.generation this status describes. 0 until the operator first writes status (a default),
    * so GitOps tools see a new object as not yet observed rather than done.

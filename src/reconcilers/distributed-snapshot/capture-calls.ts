@@ -18,6 +18,8 @@ export type CaptureAnswer =
   | { state: 'running' }
   /** The agent answered Conflict (another snapshot's capture holds this VM): asked for again on a later pass. */
   | { state: 'busy'; reason: string }
+  /** libvirt backend: the live pre-copy converged; the operator now pauses the VM (T_i) and finishes. */
+  | { state: 'converged'; startedAt: string }
   | { state: 'captured'; result: CaptureResult }
   | { state: 'failed'; failure: SnapshotFailure };
 
@@ -59,4 +61,9 @@ export class CaptureCalls {
 /** The key of one VM's capture in one snapshot: the snapshot's UID, so a recreated namesake is another. */
 export function captureKey(snapshotUid: string, vm: string): string {
   return `${snapshotUid}/${vm}`;
+}
+
+/** The key of the call that finishes a held capture (libvirt backend), beside the capture's own. */
+export function finishKey(snapshotUid: string, vm: string): string {
+  return `${captureKey(snapshotUid, vm)}/finish`;
 }

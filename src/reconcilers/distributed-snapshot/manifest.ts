@@ -36,6 +36,7 @@ export function bundleVm(
       kind: 'VirtualMachineInstance',
       metadata: vmi.metadata,
       spec: vmi.spec,
+      status: savedVmiStatus(vmi),
     },
     timeline: {
       snapshotStartedAt: row.snapshotStart ?? '',
@@ -48,6 +49,23 @@ export function bundleVm(
       size: row.imageBytes ?? 0,
       digest: row.digest ?? '',
     },
+  };
+}
+
+/**
+ * What a restore needs of the VMI's status: the machine type the domain ran
+ * (the spec may hold only an alias such as q35), the launcher image that
+ * fixes its QEMU build, and each interface's MAC (the spec has one only when
+ * someone set it).
+ */
+function savedVmiStatus(vmi: VirtualMachineInstance): Record<string, unknown> {
+  const status = vmi.status ?? {};
+  return {
+    ...(status.machine ? { machine: status.machine } : {}),
+    ...(status.launcherContainerImageVersion
+      ? { launcherContainerImageVersion: status.launcherContainerImageVersion }
+      : {}),
+    interfaces: (status.interfaces ?? []).map((i) => ({ name: i.name, mac: i.mac })),
   };
 }
 

@@ -9,13 +9,19 @@ import {
   capturedRow,
   capturingRow,
   committedStatus,
+  holdLostFailure,
   isBundleWritten,
   isReturnUnderWay,
   landedOn,
+  launcherForCapture,
+  mayBeHeld,
   migratingRow,
+  pausedRow,
   resumedRow,
   returnedRow,
   returningRow,
+  unpausableVmis,
+  unpausedRow,
   waitingRow,
 } from './next-status.js';
 
@@ -228,5 +234,68 @@ describe('Committing', () => {
       ? ({ metadata: {}, spec: { vmiName: 'a' }, status: { phase } } as VirtualMachineInstanceMigration)
       : undefined;
     expect(isReturnUnderWay(migration)).toBe(want);
+  });
+});
+
+describe('one VM held through KubeVirt (libvirt backend)', () => {
+  const capturing: Row = {
+    name: 'a',
+    node: 'worker-1',
+    snapshotHost: 'snap-1',
+    phase: 'Capturing',
+    epoch: 'Snapshot',
+  };
+  const vmi = (status: VirtualMachineInstance['status'], spec: object = {}): VirtualMachineInstance =>
+    ({ metadata: { name: 'a' }, spec, status }) as VirtualMachineInstance;
+  const paused = [{ type: 'Paused', status: 'True' as const }];
+
+  it('pauses at T_i, then its downtime runs from that pause to the unpause', () => {
+    const held = pausedRow(capturing, at(100));
+    expect(held).toMatchObject({ pausedAt: at(100).toISOString(), phase: 'Capturing' });
+    expect(unpausedRow({ ...held, epoch: 'Post' }, at(350))).toMatchObject({
+      resumedAt: at(350).toISOString(),
+      downtimeMs: 250,
+    });
+  });
+
+  it.each([
+    {
+      name: 'its pod on the snapshot host',
+      vmi: vmi({ activePods: { p1: 'worker-1', p2: 'snap-1' } }),
+      want: 'p2',
+    },
+    { name: 'no pod there yet: waits', vmi: vmi({ activePods: { p1: 'worker-1' } }), want: undefined },
+    { name: 'the VMI gone', vmi: undefined, want: 'VMGone' },
+  ])('reaches the launcher: $name', ({ vmi, want }) => {
+    if (want !== 'VMGone') expect(launcherForCapture(capturing, vmi)).toBe(want);
+    else expect(() => launcherForCapture(capturing, vmi)).toThrow(expect.objectContaining({ reason: want }));
+  });
+
+  it.each([
+    { name: 'still paused', vmi: vmi({ conditions: paused }), want: undefined },
+    { name: 'unpaused behind its back', vmi: vmi({ conditions: [] }), want: 'CaptureExpired' },
+    { name: 'deleted', vmi: undefined, want: 'CaptureExpired' },
+  ])('keeps the hold until the epoch advances: $name', ({ vmi, want }) => {
+    expect(holdLostFailure(capturing, vmi)?.reason).toBe(want);
+  });
+
+  it.each([
+    { row: capturing, held: true },
+    { row: { ...capturing, phase: 'Captured' as const }, held: true },
+    { row: { ...capturing, phase: 'Captured' as const, resumedAt: 'x' }, held: false },
+    { row: { ...capturing, phase: 'Migrating' as const }, held: false },
+    { row: { ...capturing, phase: 'Failed' as const, pausedAt: 'x' }, held: true },
+  ])('an abort unpauses $row.phase (resumed: $row.resumedAt) if paused: $held', ({ row, held }) => {
+    expect(mayBeHeld(row)).toBe(held);
+  });
+
+  it.each([
+    { name: 'no probe', spec: {}, want: undefined },
+    { name: 'a guest-agent ping', spec: { livenessProbe: { guestAgentPing: {} } }, want: undefined },
+    { name: 'an HTTP probe', spec: { livenessProbe: { httpGet: { port: 80 } } }, want: 'VMNotPausable' },
+  ])('planning refuses a VMI KubeVirt will not pause: $name', ({ spec, want }) => {
+    const refused = unpausableVmis([vmi({}, spec)]);
+    expect(refused?.reason).toBe(want);
+    if (want) expect(refused?.message).toContain('a has a livenessProbe KubeVirt will not pause it with');
   });
 });

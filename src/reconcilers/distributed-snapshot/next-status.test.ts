@@ -131,7 +131,11 @@ describe('status around every step', () => {
   );
 
   it('accepts, then plans', () => {
-    expect(acceptedStatus({}, at(5))).toEqual({ phase: 'Pending', startTime: at(5).toISOString() });
+    expect(acceptedStatus({}, at(5), 'qemu')).toEqual({
+      phase: 'Pending',
+      startTime: at(5).toISOString(),
+      backend: 'qemu',
+    });
     expect(planningStatus({ phase: 'Pending', startTime: T0 })).toEqual({ phase: 'Planning', startTime: T0 });
   });
 

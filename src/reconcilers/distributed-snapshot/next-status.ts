@@ -12,6 +12,8 @@ import type {
 import type { CaptureResult } from '../../agent/types.js';
 import {
   isLiveMigratable,
+  isPaused,
+  launcherPodOn,
   vmiCondition,
   LIVE_MIGRATABLE_CONDITION,
   type VirtualMachineInstance,
@@ -87,8 +89,16 @@ export function timeoutFailure(
   );
 }
 
-export function acceptedStatus(status: Status, now: Date): Status {
-  return { ...status, phase: 'Pending', startTime: now.toISOString() };
+/** Accepted, with the backend it holds VMs with to the end (a restarted operator keeps it). */
+export function acceptedStatus(status: Status, now: Date, backend: VmBackend): Status {
+  return { ...status, phase: 'Pending', startTime: now.toISOString(), backend };
+}
+
+export type VmBackend = NonNullable<Status['backend']>;
+
+/** Each VM is held at T_i through KubeVirt's pause subresource (libvirt backend), not by its agent. */
+export function holdsThroughKubeVirt(status: Status): boolean {
+  return status.backend === 'libvirt';
 }
 
 export function planningStatus(status: Status): Status {
@@ -136,6 +146,22 @@ export function unreadyVmis(vmis: VirtualMachineInstance[]): SnapshotFailure | u
   });
   return reasons.length > 0
     ? SnapshotFailure.of(FAILURE_CLASSES.vmNotMigratable, reasons.join('; '))
+    : undefined;
+}
+
+/**
+ * VMIs KubeVirt will not pause: virt-api refuses the pause subresource for a
+ * VMI with a livenessProbe other than a guest-agent ping (a paused guest
+ * would fail it and be killed), and the libvirt backend holds T_i through it.
+ */
+export function unpausableVmis(vmis: VirtualMachineInstance[]): SnapshotFailure | undefined {
+  const refused = vmis.flatMap((vmi) => {
+    const probe = vmi.spec.livenessProbe as Record<string, unknown> | undefined;
+    if (!probe || probe.guestAgentPing !== undefined) return [];
+    return [`${vmi.metadata.name} has a livenessProbe KubeVirt will not pause it with`];
+  });
+  return refused.length > 0
+    ? SnapshotFailure.of(FAILURE_CLASSES.vmNotPausable, refused.join('; '))
     : undefined;
 }
 
@@ -280,6 +306,64 @@ export function landedOn(
 
 export function capturingRow(row: SnapshotVmStatus, snapshotHost: string): SnapshotVmStatus {
   return { ...row, phase: 'Capturing', snapshotHost, message: 'capturing memory and device state' };
+}
+
+/**
+ * libvirt backend: the capture converged and the operator paused the VMI
+ * through KubeVirt; this instant is T_i, and an abort unpauses the VM.
+ */
+export function pausedRow(row: SnapshotVmStatus, pausedAt: Date): SnapshotVmStatus {
+  return {
+    ...row,
+    pausedAt: pausedAt.toISOString(),
+    message: 'paused through KubeVirt at T_i; finishing the capture',
+  };
+}
+
+/**
+ * The launcher pod a held capture reaches the VM through: the VMI's pod on its
+ * snapshot host (status.activePods); undefined while virt-handler has not
+ * reported it yet (the capture waits for it, until spec.timeout).
+ */
+export function launcherForCapture(
+  row: SnapshotVmStatus,
+  vmi: VirtualMachineInstance | undefined,
+): string | undefined {
+  if (!vmi) throw new SnapshotFailure('VMGone', `${row.name} was deleted during the snapshot`);
+  return launcherPodOn(vmi, row.snapshotHost ?? '');
+}
+
+/** A row whose capture waits for its launcher pod on the snapshot host to show in status.activePods. */
+export function awaitingLauncherRow(row: SnapshotVmStatus): SnapshotVmStatus {
+  return { ...row, message: `waiting for its virt-launcher pod on ${row.snapshotHost} in status.activePods` };
+}
+
+/**
+ * libvirt backend, before the epoch advances: the VM must still be paused,
+ * or it ran (and could send) as post-snapshot before the network knew.
+ */
+export function holdLostFailure(
+  row: SnapshotVmStatus,
+  vmi: VirtualMachineInstance | undefined,
+): SnapshotFailure | undefined {
+  if (vmi && isPaused(vmi)) return undefined;
+  return new SnapshotFailure(
+    'CaptureExpired',
+    `${row.name} ${vmi ? 'was unpaused' : 'was deleted'} before its epoch advanced; its capture is no longer consistent with the network`,
+  );
+}
+
+/** libvirt backend: unpaused after its epoch advanced; the downtime is from the pause at T_i. */
+export function unpausedRow(row: SnapshotVmStatus, now: Date): SnapshotVmStatus {
+  const downtimeMs = now.getTime() - Date.parse(row.pausedAt ?? now.toISOString());
+  return resumedRow(row, { resumedAt: now.toISOString(), downtimeMs });
+}
+
+/** Rows whose VM the operator may have paused and not yet unpaused: an abort unpauses each that is paused. */
+export function mayBeHeld(row: SnapshotVmStatus): boolean {
+  return (
+    !row.resumedAt && (row.pausedAt !== undefined || row.phase === 'Capturing' || row.phase === 'Captured')
+  );
 }
 
 /** T_i, recorded before the epoch advances: a restarted operator then never needs this capture again. */

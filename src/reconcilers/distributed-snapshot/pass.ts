@@ -5,7 +5,7 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 
 import type { DistributedSnapshotStatus } from '../../api/index.js';
 import type { AgentDirectory } from '../../agent/types.js';
-import type { KubeVirtAccess } from '../../kubevirt/client.js';
+import type { KubeVirtAccess, VmiPauser } from '../../kubevirt/client.js';
 import type { OfcControl } from '../../ofc/control/types.js';
 import type { EventRecorder } from '../../operator/types.js';
 import type { TransactionMetrics } from '../metrics.js';
@@ -28,6 +28,10 @@ export interface DistributedSnapshotDeps {
   metrics?: Pick<TransactionMetrics, 'snapshotEnded'>;
   /** How often to look again while waiting on migrations and captures. Default 250 ms. */
   pollMs?: number;
+  /** The backend a new snapshot holds VMs with (ReconcilerDeps.vmBackend); default qemu. */
+  vmBackend?: NonNullable<DistributedSnapshotStatus['backend']>;
+  /** virt-api's pause/unpause, for the libvirt backend's hold at T_i. */
+  pauser?: VmiPauser;
   now?: () => Date;
 }
 
@@ -49,6 +53,12 @@ export class Pass {
 
   get namespace(): string {
     return this.snap.metadata.namespace;
+  }
+
+  /** The pause subresource client; the libvirt backend cannot hold a VM without one. */
+  get pauser(): VmiPauser {
+    if (!this.deps.pauser) throw new Error('the libvirt backend needs a pause/unpause client (deps.pauser)');
+    return this.deps.pauser;
   }
 
   event(type: 'Normal' | 'Warning', reason: string, text: string): void {

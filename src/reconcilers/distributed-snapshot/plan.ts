@@ -9,7 +9,13 @@ import type { DistributedSnapshotSpec, DistributedSnapshotStatus } from '../../a
 import { secureBridges } from './fail-modes.js';
 import { FAILURE_CLASSES, storageLocationRefusal } from '../shared/failure-classes.js';
 import { armRefusalIsFailure, SnapshotFailure } from './failure.js';
-import { blockingSnapshot, plannedStatus, unreadyVmis } from './next-status.js';
+import {
+  blockingSnapshot,
+  holdsThroughKubeVirt,
+  plannedStatus,
+  unpausableVmis,
+  unreadyVmis,
+} from './next-status.js';
 import type { Pass, Step } from './pass.js';
 import { snapshotHostSelector, snapshotId } from './resource.js';
 
@@ -42,6 +48,8 @@ export async function plan(pass: Pass, status: DistributedSnapshotStatus): Promi
   }
   const unready = unreadyVmis(vmis);
   if (unready) throw unready;
+  const unpausable = holdsThroughKubeVirt(status) ? unpausableVmis(vmis) : undefined;
+  if (unpausable) throw unpausable;
   const hostSelector = snapshotHostSelector(snap);
   const hosts = await pass.deps.nodes.listNodeNames(hostSelector);
   if (hosts.length === 0) {

@@ -101,7 +101,7 @@ class World {
     this.reconciler = new DistributedSnapshotReconciler({
       snapshots: this.store(),
       kubevirt: this.kubevirt(),
-      nodes: { listNodeNames: async () => this.hosts },
+      nodes: { listNodeNames: async () => this.hosts, nodeLabels: async () => new Map() },
       network: this.network(),
       failModes: this.failModes(),
       ofc: this.ofc(),
@@ -163,6 +163,8 @@ class World {
       deleteMigration: async (_ns, name) => void this.migrations.delete(name),
       getVm: notUsed,
       listVms: notUsed,
+      createVmi: notUsed,
+      deleteVmi: notUsed,
     };
   }
 

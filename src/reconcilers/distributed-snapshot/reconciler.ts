@@ -113,7 +113,10 @@ export class DistributedSnapshotReconciler implements Reconciler {
     switch (status.phase) {
       case undefined:
         pass.event('Normal', 'Pending', 'snapshot accepted');
-        return { status: acceptedStatus(status, pass.now()), requeueAfterMs: 1 };
+        return {
+          status: acceptedStatus(status, pass.now(), this.deps.vmBackend ?? 'qemu'),
+          requeueAfterMs: 1,
+        };
       case 'Pending':
         pass.event('Normal', 'Planning', 'resolving VMs, snapshot hosts and their switch ports');
         return { status: planningStatus(status), requeueAfterMs: 1 };

@@ -4,7 +4,13 @@
 import type { DistributedSnapshotStatus } from '../../api/index.js';
 import { formatDurationMs } from '../shared/units.js';
 import { refusalIsFailure } from './failure.js';
-import { firstSnapshotStart, networkAbortFailure, snapshottingStep, startOrder } from './next-status.js';
+import {
+  firstSnapshotStart,
+  holdsThroughKubeVirt,
+  networkAbortFailure,
+  snapshottingStep,
+  startOrder,
+} from './next-status.js';
 import type { Pass, Step } from './pass.js';
 import { snapshotId } from './resource.js';
 import { startOffsets } from './start-offsets.js';
@@ -27,6 +33,7 @@ export async function snapshot(pass: Pass, status: DistributedSnapshotStatus): P
     const row = vms[index];
     if (row) {
       vms[index] = await advanceVm(pass, row, {
+        heldByKubeVirt: holdsThroughKubeVirt(status),
         startOffsetMs: offsets.get(row.name) ?? 0,
         firstStart,
         epochs: network.epochs,

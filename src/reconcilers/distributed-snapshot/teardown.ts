@@ -1,5 +1,5 @@
 // Undoing a snapshot: the abort after a failure, and the finalizer's work when
-// the object is deleted. Every step is idempotent, so a restarted operator
+// the object is deleted (libvirt backend: VMs it paused are unpaused first). Every step is idempotent, so a restarted operator
 // repeats them safely; a snapshot is Failed, or its finalizer removed, only
 // once no migration of it is left.
 import { SNAPSHOT_NAME_LABEL, SNAPSHOT_PROTECTION_FINALIZER } from '../../api/constants.js';
@@ -8,10 +8,10 @@ import type { DistributedSnapshotStatus } from '../../api/index.js';
 import { OfcError } from '../../ofc/control/errors.js';
 import type { ReconcileContext, Result } from '../../operator/types.js';
 import { removeFinalizer } from '../shared/objects.js';
-import { captureKey } from './capture-calls.js';
+import { captureKey, finishKey } from './capture-calls.js';
 import { releaseBridges } from './fail-modes.js';
-import {} from './failure.js';
-import { countersStatus, failedStatus, hasStartedWork } from './next-status.js';
+import { releaseHolds } from './held-capture.js';
+import { countersStatus, failedStatus, hasStartedWork, holdsThroughKubeVirt } from './next-status.js';
 import type { Pass, Step } from './pass.js';
 import { BUNDLE_RETENTION_ANNOTATION, snapshotId } from './resource.js';
 
@@ -84,7 +84,13 @@ async function cleanUp(
       await pass.deps.kubevirt.deleteMigration(namespace, migration.metadata.name ?? '');
     }
   }
-  pass.captures.forget((status.vms ?? []).map((row) => captureKey(snap.metadata.uid, row.name)));
+  pass.captures.forget(
+    (status.vms ?? []).flatMap((row) => [
+      captureKey(snap.metadata.uid, row.name),
+      finishKey(snap.metadata.uid, row.name),
+    ]),
+  );
+  if (holdsThroughKubeVirt(status)) await releaseHolds(pass, status.vms ?? []);
   await discardLeftovers(pass, status);
   if (hasStartedWork(status.phase)) {
     try {

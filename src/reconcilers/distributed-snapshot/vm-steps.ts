@@ -1,13 +1,15 @@
 // One VM's steps while Snapshotting, one per pass: start its migration (S_i),
 // see it land on a snapshot host, capture it (T_i, the VM then waits paused),
 // advance its epoch on every bridge, resume it. Each step either is idempotent
-// or is recorded in the row before the next relies on it.
+// or is recorded in the row before the next relies on it. With the libvirt
+// backend the capture is held through KubeVirt's pause (held-capture.ts).
 import type { DistributedSnapshotStatusVm as SnapshotVmStatus } from '../../api/index.js';
 import { errorMessage } from '../../errors.js';
 import { AgentError } from '../../agent/errors.js';
 import type { VmRef } from '../../agent/types.js';
 import type { Epoch } from '../../ofc/control/types.js';
-import { captureKey, type CaptureAnswer } from './capture-calls.js';
+import { captureKey, finishKey, type CaptureAnswer } from './capture-calls.js';
+import { checkStillHeld, takeHeldCapture, unpauseHeld } from './held-capture.js';
 import { refusalIsFailure, SnapshotFailure } from './failure.js';
 import {
   advancedRow,
@@ -24,6 +26,8 @@ import { migrationName, snapshotHostSelector, snapshotId, snapshotMigration } fr
 
 /** Where the pass stands: each VM's skew-aligned start, the first S_i, and the epochs the OFC reports. */
 export interface VmStepContext {
+  /** The snapshot holds VMs at T_i through KubeVirt's pause (status.backend libvirt). */
+  heldByKubeVirt: boolean;
   startOffsetMs: number;
   firstStart: number | undefined;
   epochs: Record<string, Epoch>;
@@ -49,15 +53,20 @@ export async function advanceVm(
       return capturingRow(row, landed);
     }
     case 'Capturing':
-      return takeCapture(pass, row);
+      return at.heldByKubeVirt ? takeHeldCapture(pass, row) : takeCapture(pass, row);
     case 'Captured': {
       // Recorded in status (this row was read from it): the capture's answer is no longer needed.
-      pass.captures.forget([captureKey(pass.snap.metadata.uid, row.name)]);
+      pass.captures.forget([
+        captureKey(pass.snap.metadata.uid, row.name),
+        finishKey(pass.snap.metadata.uid, row.name),
+      ]);
       if (row.resumedAt) return row;
       // The VM waits, paused at T_i, until the network treats it as post-snapshot: only then may it
       // send again. Advance (barrier-confirmed on every bridge), then resume.
+      const advancing = row.epoch !== 'Post' && at.epochs[`${pass.namespace}/${row.name}`] !== 'Post';
+      if (at.heldByKubeVirt && advancing) await checkStillHeld(pass, row);
       const advanced = row.epoch === 'Post' ? row : await advanceEpoch(pass, row, at.epochs);
-      return resumeCaptured(pass, advanced);
+      return at.heldByKubeVirt ? unpauseHeld(pass, advanced) : resumeCaptured(pass, advanced);
     }
     default:
       return row;
@@ -104,6 +113,12 @@ function takeCapture(pass: Pass, row: SnapshotVmStatus): SnapshotVmStatus {
       return { ...row, message: `capture waits for the agent: ${answer.reason}` };
     case 'failed':
       throw answer.failure;
+    case 'converged':
+      // Only a held capture (libvirt backend) converges; this call asked the agent to hold the VM itself.
+      throw new SnapshotFailure(
+        'CaptureFailed',
+        `the agent of ${row.snapshotHost} answered ${row.name}'s capture Converged`,
+      );
     case 'captured': {
       const capture = answer.result;
       pass.event(

@@ -28,6 +28,8 @@ describe('the failure classes', () => {
     ['failModeNotSecured', 'FailModeNotSecured', true, undefined],
     ['noTargetNodes', 'NoTargetNodes', true, 'spec.placement.nodeSelector'],
     ['crossNamespaceRefused', 'CrossNamespaceRefused', true, 'spec.targetNamespace'],
+    ['machineTypeUnavailable', 'MachineTypeUnavailable', true, 'spec.placement.nodeSelector'],
+    ['vmNotPausable', 'VMNotPausable', true, 'spec.selector'],
     ['waitingForOfc', 'WaitingForOFC', false, undefined],
     ['waitingForAgent', 'WaitingForAgent', false, undefined],
   ] as const)('%s: reason %s, terminal %s, field %s', (name, reason, terminal, field) => {
@@ -43,6 +45,7 @@ describe('the failure classes', () => {
 
   it('every class is in the table above', () => {
     expect(Object.keys(FAILURE_CLASSES).length).toBe(14);
+    expect(Object.keys(FAILURE_CLASSES).length).toBe(15);
   });
 
   it.each([

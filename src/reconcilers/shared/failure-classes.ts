@@ -101,6 +101,20 @@ export const FAILURE_CLASSES = {
     remedy:
       "restore a snapshot of the restore's own namespace into that namespace, or have an administrator annotate the target namespace violin.dev/restore-from=<source namespaces> (docs/install.md, Tenancy)",
   },
+  machineTypeUnavailable: {
+    reason: 'MachineTypeUnavailable',
+    terminal: true,
+    field: 'spec.placement.nodeSelector',
+    remedy:
+      "choose nodes whose QEMU offers the bundle's machine type (KubeVirt labels them machine-type.node.kubevirt.io/<type>); saved state loads only into the machine type it was saved from",
+  },
+  vmNotPausable: {
+    reason: 'VMNotPausable',
+    terminal: true,
+    field: 'spec.selector',
+    remedy:
+      "KubeVirt refuses to pause a VMI with a livenessProbe other than a guest-agent ping, and the libvirt backend holds each VM at T_i through KubeVirt's pause: use a guestAgentPing probe, or leave the VM out of spec.selector",
+  },
   waitingForOfc: {
     reason: 'WaitingForOFC',
     terminal: false,

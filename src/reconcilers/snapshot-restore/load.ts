@@ -1,9 +1,13 @@
 // Loading: each target node's agent loads its VM from the bundle, paused; then
 // the OFC installs the saved flows and replays the recorded channel state.
+// This file is the qemu backend's Loading (the agent starts each QEMU itself)
+// and the calls both backends share; the libvirt backend's VMIs are created
+// first (start-vmis.ts).
 import type { SnapshotRestoreStatus, SnapshotRestoreStatusVm } from '../../api/index.js';
 import { errorMessage } from '../../errors.js';
 import { AgentError } from '../../agent/errors.js';
 import { OfcError } from '../../ofc/control/errors.js';
+import type { BundleVm } from '../../store/manifest.js';
 import type { OpenedBundle } from '../ports.js';
 import { bundleLocation, openBundle } from './bundle-source.js';
 import { RestoreFailure } from './failure.js';
@@ -18,21 +22,42 @@ export async function load(pass: Pass, status: SnapshotRestoreStatus): Promise<S
   // Every load finishes before the step decides, so a failure knows which VMs are loaded (to unload
   // them) and none of this restore's loads still runs when they are unloaded.
   const settled = await Promise.allSettled(rows.map((row) => loadVm(pass, row, bundle, location)));
-  const vms = outcomes(rows, settled);
+  return loadedStep(pass, status, outcomes(rows, settled), bundle);
+}
+
+/** Every VM is loaded, paused: the network state goes back, then the restore resumes them all. */
+export async function loadedStep(
+  pass: Pass,
+  status: SnapshotRestoreStatus,
+  vms: SnapshotRestoreStatusVm[],
+  bundle: OpenedBundle,
+): Promise<Step> {
   await restoreNetwork(pass, bundle);
   pass.event('Normal', 'Loaded', `${vms.length} VM(s) loaded paused; resuming all at once`);
   return { status: loadedStatus(status, vms), requeueAfterMs: 1 };
 }
 
-async function loadVm(
+/** The VM's entry in the bundle; a row the bundle lacks (verified again after a restart) fails the restore. */
+export function savedVm(bundle: OpenedBundle, name: string, path: string): BundleVm {
+  const saved = bundle.manifest.vms.find((vm) => vm.name === name);
+  if (!saved) throw new RestoreFailure('InvalidBundle', `VM ${name} is not in bundle ${path}`);
+  return saved;
+}
+
+/**
+ * Asks the row's node agent to load the VM's image, paused: into a QEMU it
+ * starts itself (qemu backend) or, given `launcherPodUid`, into the paused
+ * domain of that virt-launcher pod (libvirt backend).
+ */
+export async function loadVm(
   pass: Pass,
   row: SnapshotRestoreStatusVm,
   bundle: OpenedBundle,
   { storageLocation, path }: { storageLocation: string; path: string },
+  launcherPodUid?: string,
 ): Promise<SnapshotRestoreStatusVm> {
   if (row.phase === 'Loaded') return row;
-  const saved = bundle.manifest.vms.find((vm) => vm.name === row.name);
-  if (!saved) throw new RestoreFailure('InvalidBundle', `VM ${row.name} is not in bundle ${path}`);
+  const saved = savedVm(bundle, row.name, path);
   try {
     const agent = await pass.deps.agents.forNode(row.node ?? '');
     const { loadedAt } = await agent.load({
@@ -43,6 +68,7 @@ async function loadVm(
       snapshotId: path,
       image: saved.image.path,
       digest: saved.image.digest,
+      ...(launcherPodUid ? { launcherPodUid } : {}),
     });
     return loadedRow(row, loadedAt);
   } catch (err) {

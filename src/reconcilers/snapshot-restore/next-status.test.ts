@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import type { SnapshotRestoreStatus as Status, SnapshotRestoreStatusVm as Row } from '../../api/index.js';
 import type { VirtualMachine, VirtualMachineInstance } from '../../kubevirt/types.js';
 import type { BundleVm } from '../../store/manifest.js';
+import { FAILURE_CLASSES } from '../shared/failure-classes.js';
 import { RestoreFailure } from './failure.js';
 import {
   acceptedStatus,
@@ -12,9 +13,13 @@ import {
   endsWith,
   failedStatus,
   isFinal,
+  launcherToLoad,
   loadedRow,
   loadedStatus,
+  machineTypeMismatch,
+  machineTypeRefusal,
   outcomes,
+  PAUSED_GRACE_MS,
   resumedRow,
   succeededStatus,
   timeoutFailure,
@@ -91,7 +96,11 @@ describe('status around every step', () => {
   );
 
   it('accepts afresh, then validates', () => {
-    expect(acceptedStatus(at(1))).toEqual({ phase: 'Pending', startTime: at(1).toISOString() });
+    expect(acceptedStatus(at(1), 'libvirt')).toEqual({
+      phase: 'Pending',
+      startTime: at(1).toISOString(),
+      backend: 'libvirt',
+    });
     expect(validatingStatus({ phase: 'Pending', startTime: 'x' })).toEqual({
       phase: 'Validating',
       startTime: 'x',
@@ -271,5 +280,105 @@ describe('Loading and Resuming', () => {
     } else {
       expect(() => outcomes(rows, settled)).toThrow(expect.objectContaining(thrown));
     }
+  });
+});
+
+describe('Loading, libvirt backend', () => {
+  const row: Row = { name: 'a', node: 'n1', phase: 'Starting' };
+  const paused = [{ type: 'Paused', status: 'True' as const }];
+  const vmi = (status: VirtualMachineInstance['status']): VirtualMachineInstance =>
+    ({ metadata: { name: 'a' }, spec: {}, status }) as VirtualMachineInstance;
+  const running = { phase: 'Running' as const, nodeName: 'n1', activePods: { 'pod-a': 'n1' } };
+
+  it.each([
+    { name: 'scheduling', vmi: vmi({ phase: 'Scheduling' }), ours: true, want: undefined },
+    { name: 'running paused', vmi: vmi({ ...running, conditions: paused }), ours: true, want: 'pod-a' },
+    {
+      name: 'running paused, pod on another node only (migrating away)',
+      vmi: vmi({ ...running, activePods: { 'pod-x': 'n2' }, conditions: paused }),
+      ours: true,
+      want: undefined,
+    },
+    { name: 'gone', vmi: undefined, ours: false, want: { reason: 'VMGone' } },
+    {
+      name: 'a namesake',
+      vmi: vmi({ ...running, conditions: paused }),
+      ours: false,
+      want: { reason: 'NameCollision' },
+    },
+    {
+      name: 'failed',
+      vmi: vmi({ phase: 'Failed', reason: 'no QEMU' }),
+      ours: true,
+      want: {
+        reason: 'VMStartFailed',
+        message: 'the VMI of a ended Failed before its state was loaded: no QEMU',
+      },
+    },
+    {
+      name: 'on another node',
+      vmi: vmi({ ...running, nodeName: 'n2', conditions: paused }),
+      ours: true,
+      want: { reason: 'VMStartFailed', message: 'the VMI of a runs on n2, not on n1 where it was placed' },
+    },
+    {
+      name: 'running unpaused for longer than the grace',
+      vmi: vmi({
+        ...running,
+        phaseTransitionTimestamps: [{ phase: 'Running', phaseTransitionTimestamp: at(0).toISOString() }],
+      }),
+      ours: true,
+      want: { reason: 'VMNotPaused' },
+    },
+    {
+      name: 'running unpaused since just now (the Paused condition may follow): waits',
+      vmi: vmi({
+        ...running,
+        conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: at(10_000).toISOString() }],
+      }),
+      ours: true,
+      want: undefined,
+    },
+    { name: 'running unpaused, since when unknown: waits', vmi: vmi(running), ours: true, want: undefined },
+  ])('launcherToLoad: $name', ({ vmi, ours, want }) => {
+    const now = at(PAUSED_GRACE_MS + 1);
+    if (want === undefined || typeof want === 'string') {
+      expect(launcherToLoad(row, vmi, ours, now)).toBe(want);
+    } else {
+      expect(() => launcherToLoad(row, vmi, ours, now)).toThrow(expect.objectContaining(want));
+    }
+  });
+
+  it.each([
+    { recorded: 'pc-q35-7.2', running: 'pc-q35-7.2', want: undefined },
+    { recorded: undefined, running: 'pc-q35-7.2', want: undefined },
+    { recorded: 'pc-q35-7.2', running: undefined, want: undefined },
+    { recorded: 'pc-q35-7.2', running: 'pc-q35-8.0', want: 'MachineTypeMismatch' },
+  ])('machineTypeMismatch: saved $recorded, running $running', ({ recorded, running, want }) => {
+    const started = vmi(running ? { machine: { type: running } } : {});
+    expect(machineTypeMismatch(row, recorded, started)?.reason).toBe(want);
+  });
+
+  const label = (type: string): string => `machine-type.node.kubevirt.io/${type}`;
+  it.each([
+    { name: 'a node without labeller labels', labels: { other: 'x' }, want: undefined },
+    {
+      name: 'a node offering it',
+      labels: { [label('pc-q35-7.2')]: 'true', [label('q35')]: 'true' },
+      want: undefined,
+    },
+    {
+      name: 'a node offering others',
+      labels: { [label('pc-q35-8.0')]: 'true', [label('pc-q35-6.2')]: 'true' },
+      want: {
+        reason: 'MachineTypeUnavailable',
+        message:
+          'a was saved on machine type pc-q35-7.2, which node n1 does not offer (pc-q35-6.2, pc-q35-8.0); spec.placement.nodeSelector: ' +
+          FAILURE_CLASSES.machineTypeUnavailable.remedy,
+      },
+    },
+  ])('machineTypeRefusal: $name', ({ labels, want }) => {
+    const refused = machineTypeRefusal([row], new Map([['a', 'pc-q35-7.2']]), new Map([['n1', labels]]));
+    expect(failure(refused)).toEqual(want);
   });
 });

@@ -5,9 +5,19 @@
 // (next-status.test.ts). The steps around them (validate.ts, load.ts,
 // resume.ts, teardown.ts) make the calls and send the events.
 import type { SnapshotRestoreStatus, SnapshotRestoreStatusVm } from '../../api/index.js';
-import { vmMac, type VirtualMachine, type VirtualMachineInstance } from '../../kubevirt/types.js';
+import {
+  isPaused,
+  launcherPodOn,
+  machineType,
+  MACHINE_TYPE_LABEL_PREFIX,
+  runningSince,
+  vmMac,
+  type VirtualMachine,
+  type VirtualMachineInstance,
+} from '../../kubevirt/types.js';
 import type { BundleVm } from '../../store/manifest.js';
 import { withLifecycleConditions, type Waiting } from '../shared/conditions.js';
+import { classMessage, FAILURE_CLASSES } from '../shared/failure-classes.js';
 import { pastTimeout } from '../shared/units.js';
 import { RestoreFailure } from './failure.js';
 
@@ -55,8 +65,16 @@ export function timeoutFailure(
   );
 }
 
-export function acceptedStatus(now: Date): Status {
-  return { phase: 'Pending', startTime: now.toISOString() };
+/** Accepted, with the backend it runs with to the end (a restarted operator keeps it). */
+export function acceptedStatus(now: Date, backend: VmBackend): Status {
+  return { phase: 'Pending', startTime: now.toISOString(), backend };
+}
+
+export type VmBackend = NonNullable<Status['backend']>;
+
+/** The VMs are created by the operator and held through KubeVirt's pause (libvirt backend). */
+export function createsVmis(status: Status): boolean {
+  return status.backend === 'libvirt';
 }
 
 export function validatingStatus(status: Status): Status {
@@ -129,6 +147,114 @@ export function validatedStatus(status: Status, bundleVms: BundleVm[], nodes: st
     phase: 'Pending',
   }));
   return { ...status, phase: 'Loading', vms };
+}
+
+/**
+ * A VM whose chosen node does not offer the machine type it was saved from:
+ * QEMU loads saved state only into that machine type. A node without any
+ * machine-type label (no KubeVirt node labeller) is not judged here; the
+ * started VMI's own machine type is (machineTypeMismatch).
+ */
+export function machineTypeRefusal(
+  rows: Row[],
+  recorded: Map<string, string | undefined>,
+  nodeLabels: Map<string, Record<string, string>>,
+): RestoreFailure | undefined {
+  const refused = rows.flatMap((row) => {
+    const type = recorded.get(row.name);
+    const labels = Object.keys(nodeLabels.get(row.node ?? '') ?? {});
+    const offered = labels.filter((key) => key.startsWith(MACHINE_TYPE_LABEL_PREFIX));
+    if (!type || offered.length === 0 || offered.includes(MACHINE_TYPE_LABEL_PREFIX + type)) return [];
+    const names = offered.map((key) => key.slice(MACHINE_TYPE_LABEL_PREFIX.length)).sort();
+    return [
+      `${row.name} was saved on machine type ${type}, which node ${row.node} does not offer (${names.join(', ')})`,
+    ];
+  });
+  if (refused.length === 0) return undefined;
+  const cls = FAILURE_CLASSES.machineTypeUnavailable;
+  return new RestoreFailure(cls.reason, classMessage(cls, refused.join('; ')));
+}
+
+// ---- Loading: the operator's VMIs (libvirt backend) ----------------------------
+
+/** How long a VMI may show Running without its Paused condition before it is taken to run unpaused. */
+export const PAUSED_GRACE_MS = 30_000;
+
+/** Its VMI is created with startStrategy Paused; the restore waits for it to run, paused. */
+export function startingRow(row: Row): Row {
+  return { ...row, phase: 'Starting', message: `VMI created paused on ${row.node}; waiting for it to run` };
+}
+
+/**
+ * The virt-launcher pod to load into, once the VMI this restore created runs
+ * paused on its node; undefined while KubeVirt is still starting it. Fails
+ * when the VMI is gone, is someone else's, ended, runs elsewhere, or runs
+ * unpaused (a guest that ran has state of its own the load would overwrite).
+ */
+export function launcherToLoad(
+  row: Row,
+  vmi: VirtualMachineInstance | undefined,
+  createdByUs: boolean,
+  now: Date,
+): string | undefined {
+  const name = row.name;
+  if (!vmi) throw new RestoreFailure('VMGone', `the VMI of ${name} was deleted before its state was loaded`);
+  if (!createdByUs) {
+    throw new RestoreFailure(
+      'NameCollision',
+      `a VMI named ${name} that this restore did not create appeared in its target namespace`,
+    );
+  }
+  const phase = vmi.status?.phase ?? '';
+  if (phase === 'Failed' || phase === 'Succeeded') {
+    const why = vmi.status?.reason ? `: ${vmi.status.reason}` : '';
+    throw new RestoreFailure(
+      'VMStartFailed',
+      `the VMI of ${name} ended ${phase} before its state was loaded${why}`,
+    );
+  }
+  if (phase !== 'Running') return undefined;
+  const onNode = vmi.status?.nodeName;
+  if (onNode !== row.node) {
+    throw new RestoreFailure(
+      'VMStartFailed',
+      `the VMI of ${name} runs on ${onNode}, not on ${row.node} where it was placed`,
+    );
+  }
+  if (!isPaused(vmi)) {
+    // virt-handler may report the phase before the Paused condition: only a VMI running for a while
+    // without it is taken to run unpaused.
+    const since = runningSince(vmi);
+    if (since === undefined || now.getTime() - since < PAUSED_GRACE_MS) return undefined;
+    throw new RestoreFailure(
+      'VMNotPaused',
+      `the VMI of ${name} runs unpaused although created with startStrategy Paused; its guest may have run, so its saved state is not loaded`,
+    );
+  }
+  return launcherPodOn(vmi, row.node ?? '');
+}
+
+/** The started VM runs another machine type than the one its state was saved from. */
+export function machineTypeMismatch(
+  row: Row,
+  recorded: string | undefined,
+  vmi: VirtualMachineInstance,
+): RestoreFailure | undefined {
+  const running = machineType(vmi);
+  if (!recorded || !running || running === recorded) return undefined;
+  return new RestoreFailure(
+    'MachineTypeMismatch',
+    `${row.name} was saved on machine type ${recorded} but its VMI on ${row.node} runs ${running}; saved state loads only into the machine type it was saved from`,
+  );
+}
+
+/** The rows after a Loading pass: Resuming once every VM is loaded, else the same phase with rows moved on. */
+export function allLoaded(rows: Row[]): boolean {
+  return rows.every((row) => row.phase === 'Loaded');
+}
+
+export function loadingStatus(status: Status, vms: Row[]): Status {
+  return { ...status, vms };
 }
 
 // ---- Loading and Resuming -------------------------------------------------------

@@ -5,7 +5,7 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 
 import type { DistributedSnapshot, SnapshotRestoreStatus } from '../../api/index.js';
 import type { AgentDirectory } from '../../agent/types.js';
-import type { KubeVirtAccess } from '../../kubevirt/client.js';
+import type { KubeVirtAccess, VmiPauser } from '../../kubevirt/client.js';
 import type { OfcControl } from '../../ofc/control/types.js';
 import type { EventRecorder } from '../../operator/types.js';
 import type { TransactionMetrics } from '../metrics.js';
@@ -31,6 +31,12 @@ export interface SnapshotRestoreDeps {
   events: EventRecorder;
   /** Observes each restore once, when it ends. */
   metrics?: Pick<TransactionMetrics, 'restoreEnded'>;
+  /** The backend a new restore runs with (ReconcilerDeps.vmBackend); default qemu. */
+  vmBackend?: NonNullable<SnapshotRestoreStatus['backend']>;
+  /** virt-api's unpause, for the libvirt backend's simultaneous resume. */
+  pauser?: VmiPauser;
+  /** How often to look again while KubeVirt starts the VMIs a restore created. Default 250 ms. */
+  pollMs?: number;
   now?: () => Date;
 }
 
@@ -48,6 +54,16 @@ export class Pass {
     readonly bundles: VerifiedBundles,
     readonly now: () => Date,
   ) {}
+
+  get pollMs(): number {
+    return this.deps.pollMs ?? 250;
+  }
+
+  /** The pause subresource client; the libvirt backend cannot run without one. */
+  get pauser(): VmiPauser {
+    if (!this.deps.pauser) throw new Error('the libvirt backend needs a pause/unpause client (deps.pauser)');
+    return this.deps.pauser;
+  }
 
   event(type: 'Normal' | 'Warning', reason: string, text: string): void {
     this.deps.events.event(this.restore as KubernetesObject, type, reason, text);

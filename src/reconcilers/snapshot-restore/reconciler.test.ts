@@ -2,13 +2,14 @@
 // every phase, each failure a part can cause ends in Failed with its reason
 // (the VMs it loaded unloaded), an outage is retried, and deletion unloads.
 // The real API server and parts are in test/integration/reconcilers.
+import { ApiException } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 
 import { RESTORE_PROTECTION_FINALIZER } from '../../api/constants.js';
 import type { DistributedSnapshot, SnapshotRestoreStatus } from '../../api/index.js';
 import { AgentError } from '../../agent/errors.js';
 import type { SnapshotAgent } from '../../agent/types.js';
-import type { KubeVirtAccess } from '../../kubevirt/client.js';
+import type { KubeVirtAccess, VmiPauser } from '../../kubevirt/client.js';
 import type { VirtualMachine, VirtualMachineInstance } from '../../kubevirt/types.js';
 import { OfcError } from '../../ofc/control/errors.js';
 import type { OfcControl } from '../../ofc/control/types.js';
@@ -26,7 +27,17 @@ const CTX: ReconcileContext = {
   signal: new AbortController().signal,
 };
 
-type Op = 'openVerified' | 'load' | 'resume' | 'unload' | 'restoreNetwork' | 'readNamespace';
+type Op =
+  | 'openVerified'
+  | 'load'
+  | 'resume'
+  | 'unload'
+  | 'restoreNetwork'
+  | 'readNamespace'
+  | 'unpause'
+  | 'createVmi';
+type Backend = 'qemu' | 'libvirt';
+const SAVED_MACHINE = 'pc-q35-7.2';
 
 /** Every part the reconciler talks to, in memory, with a script of what fails. */
 class World {
@@ -41,6 +52,7 @@ class World {
   /** VM names whose load fails. */
   readonly failingLoads = new Set<string>();
   nodes = ['n1', 'n2'];
+  nodeLabels: Record<string, string> = {};
   bundleVms = ['a', 'b'];
   /** The namespace the bundle's snapshot and VMs came from. */
   bundleNamespace = 'ns';
@@ -48,8 +60,14 @@ class World {
   readonly grants = new Map<string, string[]>([['ns', []]]);
   ended = 0;
   reconciler: SnapshotRestoreReconciler;
+  /** libvirt backend: KubeVirt's side. How each created VMI turns out (default: Running, paused). */
+  readonly vmiOutcome = new Map<string, 'Failed' | 'Unpaused' | 'Pending'>();
+  runningMachine: string | undefined = SAVED_MACHINE;
 
-  constructor(spec: Partial<SnapshotRestore['spec']> = {}) {
+  constructor(
+    spec: Partial<SnapshotRestore['spec']> = {},
+    readonly backend: Backend = 'qemu',
+  ) {
     this.restore = {
       apiVersion: 'violin.dev/v1alpha1',
       kind: 'SnapshotRestore',
@@ -80,13 +98,18 @@ class World {
       discoveredBundles: { get: async () => undefined } as never,
       storageLocations: { get: async () => undefined } as never,
       kubevirt: this.kubevirt(),
-      nodes: { listNodeNames: async () => this.nodes },
       namespaces: {
         restoreSources: async (ns) => {
           this.call('readNamespace', ns);
           return this.grants.get(ns);
         },
       },
+      nodes: {
+        listNodeNames: async () => this.nodes,
+        nodeLabels: async (names) => new Map(names.map((n) => [n, this.nodeLabels])),
+      },
+      vmBackend: this.backend,
+      pauser: this.pauser(),
       ofc: { restoreNetwork: async () => this.call('restoreNetwork') } as unknown as OfcControl,
       agents: { forNode: async (node) => this.agent(node) },
       bundles: this.bundles(),
@@ -104,6 +127,26 @@ class World {
   async reconcile(): Promise<void> {
     await this.reconciler.reconcile({ namespace: 'ns', name: 'r' }, CTX);
     this.clock += 10;
+    this.startCreatedVmis();
+  }
+
+  /** KubeVirt between two passes: each created VMI runs on the node its nodeSelector names, paused. */
+  private startCreatedVmis(): void {
+    for (const vmi of this.vmis) {
+      const name = vmi.metadata.name ?? '';
+      const outcome = this.vmiOutcome.get(name);
+      if (vmi.status || outcome === 'Pending') continue;
+      const node = vmi.spec.nodeSelector?.['kubernetes.io/hostname'] ?? '';
+      vmi.status = {
+        phase: outcome === 'Failed' ? 'Failed' : 'Running',
+        ...(outcome === 'Failed' ? { reason: 'launcher pod failed' } : {}),
+        nodeName: node,
+        activePods: { [`pod-${name}`]: node },
+        ...(this.runningMachine ? { machine: { type: this.runningMachine } } : {}),
+        phaseTransitionTimestamps: [{ phase: 'Running', phaseTransitionTimestamp: '2025-01-01T00:00:00Z' }],
+        conditions: outcome ? [] : [{ type: 'Paused', status: 'True', reason: 'PausedByUser' }],
+      };
+    }
   }
 
   /** Reconciles until the restore is final, at most `passes` times; the phases it went through. */
@@ -133,16 +176,46 @@ class World {
   }
 
   private kubevirt(): KubeVirtAccess {
+    const byLabel = (selector?: string) => (vmi: VirtualMachineInstance) => {
+      const [key, value] = (selector ?? '').split('=');
+      return !selector || vmi.metadata.labels?.[key ?? ''] === value;
+    };
     return {
-      listVmis: async () => this.vmis,
+      listVmis: async (_ns: string, selector?: string) => this.vmis.filter(byLabel(selector)),
       listVms: async () => this.vms,
+      getVmi: async (_ns: string, name: string) =>
+        structuredClone(this.vmis.find((v) => v.metadata.name === name)),
+      createVmi: async (vmi: VirtualMachineInstance) => {
+        this.call('createVmi', vmi.metadata.name);
+        const existing = this.vmis.find((v) => v.metadata.name === vmi.metadata.name);
+        if (existing) return existing;
+        this.vmis.push(structuredClone(vmi));
+        this.calls.push(`created ${vmi.metadata.name}`);
+        return vmi;
+      },
+      deleteVmi: async (_ns: string, name: string) => {
+        this.calls.push(`deleteVmi ${name}`);
+        const index = this.vmis.findIndex((v) => v.metadata.name === name);
+        if (index >= 0) this.vmis.splice(index, 1);
+      },
     } as unknown as KubeVirtAccess;
+  }
+
+  private pauser(): VmiPauser {
+    return {
+      pause: () => Promise.reject(new Error('a restore never pauses')),
+      unpause: async (_ns, name) => {
+        this.call('unpause', name);
+        const vmi = this.vmis.find((v) => v.metadata.name === name);
+        if (vmi?.status) vmi.status.conditions = [];
+      },
+    };
   }
 
   private agent(node: string): SnapshotAgent {
     return {
       load: async (req) => {
-        this.call('load', `${req.vm.name}@${node}`);
+        this.call('load', `${req.vm.name}@${node}${req.launcherPodUid ? ` ${req.launcherPodUid}` : ''}`);
         if (this.failingLoads.has(req.vm.name)) throw new AgentError('Integrity', 'image digest differs');
         return { loadedAt: new Date(this.clock).toISOString() };
       },
@@ -166,6 +239,14 @@ class World {
           mac: `52:54:00:00:00:0${i}`,
           namespace: this.bundleNamespace,
           image: { path: `images/${this.bundleNamespace}/${name}.img`, digest: 'sha256:0', size: 1 },
+          vmi: {
+            metadata: { name, uid: `uid-${name}`, labels: { app: 'bank', 'kubevirt.io/nodeName': 'old' } },
+            spec: { domain: { machine: { type: 'q35' }, devices: { interfaces: [{ name: 'violin' }] } } },
+            status: {
+              machine: { type: SAVED_MACHINE },
+              interfaces: [{ name: 'violin', mac: `52:54:00:00:00:0${i}` }],
+            },
+          },
         }));
         return {
           manifest: { snapshot: { namespace: this.bundleNamespace, name: 's' }, vms },
@@ -367,6 +448,133 @@ describe('SnapshotRestore reconciler', () => {
     expect(world.events).toContain(
       'Normal Aborted: deleted while in progress: the VMs it had loaded and not resumed are unloaded',
     );
+    expect(world.restore.metadata.finalizers).toEqual([]);
+  });
+});
+
+describe('SnapshotRestore reconciler, libvirt backend (VMIs created by the operator)', () => {
+  it('creates each VMI paused on its node, loads into its launcher pod, unpauses all through KubeVirt', async () => {
+    const world = new World({}, 'libvirt');
+    expect(await world.run()).toEqual(['Pending', 'Validating', 'Loading', 'Resuming', 'Succeeded']);
+    expect(world.status.backend).toBe('libvirt');
+    const [a, b] = world.vmis;
+    expect(a?.spec).toMatchObject({
+      startStrategy: 'Paused',
+      nodeSelector: { 'kubernetes.io/hostname': 'n1' },
+      domain: {
+        machine: { type: 'pc-q35-7.2' },
+        firmware: { uuid: 'uid-a' },
+        devices: { interfaces: [{ name: 'violin', macAddress: '52:54:00:00:00:00' }] },
+      },
+    });
+    expect(b?.spec.nodeSelector).toEqual({ 'kubernetes.io/hostname': 'n2' });
+    expect(a?.metadata.labels).toEqual({
+      app: 'bank',
+      'violin.dev/restore': 'r',
+      'violin.dev/restore-uid': 'uid-r-0123',
+    });
+    // Loaded into the launcher pod KubeVirt started, network restored, then unpaused; the agent never resumes.
+    expect(world.calls.filter((c) => !/^(openVerified|created) /.test(c))).toEqual([
+      'createVmi a',
+      'createVmi b',
+      'load a@n1 pod-a',
+      'load b@n2 pod-b',
+      'restoreNetwork',
+      'unpause a',
+      'unpause b',
+    ]);
+    expect(world.status.vms?.map((vm) => vm.phase)).toEqual(['Resumed', 'Resumed']);
+  });
+
+  it('waits while KubeVirt starts a VMI, then loads it', async () => {
+    const world = new World({}, 'libvirt');
+    world.vmiOutcome.set('b', 'Pending');
+    await world.run(6);
+    expect(world.status.phase).toBe('Loading');
+    expect(world.status.vms?.map((vm) => vm.phase)).toEqual(['Loaded', 'Starting']);
+    world.vmiOutcome.delete('b');
+    expect((await world.run()).at(-1)).toBe('Succeeded');
+  });
+
+  it('continues after a restart that lost the write recording its VMIs (one VMI per VM)', async () => {
+    const world = new World({}, 'libvirt');
+    await world.run(4);
+    expect(world.status.vms?.map((vm) => vm.phase)).toEqual(['Starting', 'Starting']);
+    for (const row of world.status.vms ?? []) row.phase = 'Pending';
+    world.newReconciler();
+    expect((await world.run()).at(-1)).toBe('Succeeded');
+    expect(world.calls.filter((c) => c.startsWith('createVmi'))).toHaveLength(4);
+    expect(world.vmis.map((v) => v.metadata.name)).toEqual(['a', 'b']);
+  });
+
+  it.each([
+    {
+      reason: 'VMStartFailed',
+      script: (w: World) => w.vmiOutcome.set('b', 'Failed'),
+      message: 'the VMI of b ended Failed before its state was loaded: launcher pod failed',
+    },
+    {
+      reason: 'VMNotPaused',
+      script: (w: World) => w.vmiOutcome.set('b', 'Unpaused'),
+      message: 'the VMI of b runs unpaused although created with startStrategy Paused',
+    },
+    {
+      reason: 'MachineTypeMismatch',
+      script: (w: World) => (w.runningMachine = 'pc-q35-8.0'),
+      message: 'a was saved on machine type pc-q35-7.2 but its VMI on n1 runs pc-q35-8.0',
+    },
+    {
+      reason: 'MachineTypeUnavailable',
+      script: (w: World) => (w.nodeLabels = { 'machine-type.node.kubevirt.io/pc-q35-8.0': 'true' }),
+      message: 'a was saved on machine type pc-q35-7.2, which node n1 does not offer (pc-q35-8.0)',
+    },
+    {
+      reason: 'LoadFailed',
+      script: (w: World) => w.failingLoads.add('b'),
+      message: 'loading b on n2 failed',
+    },
+    {
+      reason: 'VMICreateRefused',
+      script: (w: World) =>
+        w.failures.set('createVmi', new ApiException(422, '', '{"message":"bad spec"}', {})),
+      message: 'creating the VMI of a in ns was refused: bad spec',
+    },
+    {
+      reason: 'ResumeFailed',
+      script: (w: World) => w.failures.set('unpause', new Error('HTTP 500')),
+      message: 'unpausing a on n1 failed: HTTP 500',
+    },
+  ])('fails with $reason, deleting every VMI it created', async ({ reason, script, message }) => {
+    const world = new World({}, 'libvirt');
+    script(world);
+    expect((await world.run()).at(-1)).toBe('Failed');
+    expect(world.status.failureReason).toBe(reason);
+    expect(world.status.failureMessage).toContain(message);
+    expect(world.vmis).toEqual([]);
+    const created = world.calls.filter((c) => c.startsWith('created ')).length;
+    expect(world.calls.filter((c) => c.startsWith('deleteVmi'))).toHaveLength(created);
+    expect(world.status.vms?.every((vm) => vm.phase === 'Failed')).toBe(true);
+    expect(world.calls.some((c) => c.startsWith('unload'))).toBe(false);
+  });
+
+  it('leaves a namesake it did not create alone and fails with NameCollision', async () => {
+    const world = new World({}, 'libvirt');
+    world.vmiOutcome.set('b', 'Pending');
+    await world.run(4);
+    // Someone replaced b's VMI with their own between two passes.
+    const index = world.vmis.findIndex((v) => v.metadata.name === 'b');
+    world.vmis[index] = { metadata: { name: 'b', labels: {} }, spec: {}, status: { phase: 'Running' } };
+    await world.run();
+    expect(world.status.failureReason).toBe('NameCollision');
+    expect(world.vmis.map((v) => v.metadata.name)).toEqual(['b']);
+  });
+
+  it('deleted in flight: deletes the VMIs it created', async () => {
+    const world = new World({}, 'libvirt');
+    await world.run(4);
+    world.restore.metadata.deletionTimestamp = new Date(world.clock);
+    await world.reconcile();
+    expect(world.calls.filter((c) => c.startsWith('deleteVmi'))).toEqual(['deleteVmi a', 'deleteVmi b']);
     expect(world.restore.metadata.finalizers).toEqual([]);
   });
 });

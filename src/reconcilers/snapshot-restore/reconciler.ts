@@ -9,10 +9,12 @@
 // target namespace where a VM name or MAC is taken. Loading asks each target
 // node's agent to load its VM paused, then installs the saved flows and replays
 // recorded channel state. Resuming resumes every VM at once and reports the
-// spread of their resume times.
+// spread of their resume times. With the libvirt backend (status.backend) the
+// operator creates each VM's VMI paused first (start-vmis.ts), the agent loads
+// into it, and the resume is KubeVirt's unpause.
 //
 // This file is the wiring: read the object, run the step its phase calls for
-// (validate.ts, load.ts, resume.ts, teardown.ts), derive the conditions and
+// (validate.ts, load.ts, start-vmis.ts, resume.ts, teardown.ts), derive the conditions and
 // write the status only when it changed. What each step turns the status into
 // is decided in next-status.ts.
 import { RESTORE_PROTECTION_FINALIZER } from '../../api/constants.js';
@@ -25,6 +27,7 @@ import { RestoreFailure } from './failure.js';
 import { load } from './load.js';
 import {
   acceptedStatus,
+  createsVmis,
   endsWith,
   failedStatus,
   isFinal,
@@ -35,7 +38,8 @@ import {
 import { Pass, type SnapshotRestoreDeps, type Step } from './pass.js';
 import type { SnapshotRestore } from './resource.js';
 import { resume } from './resume.js';
-import { finalize, unloadUnresumed } from './teardown.js';
+import { startAndLoad } from './start-vmis.js';
+import { finalize, undoUnresumed } from './teardown.js';
 import { validate } from './validate.js';
 import { VerifiedBundles } from './verified-bundles.js';
 
@@ -109,7 +113,7 @@ export class SnapshotRestoreReconciler implements Reconciler {
       pass.bundles.forget(pass.restore.metadata.uid);
       pass.event('Warning', err.reason, err.message);
       const rows = err.vms ?? status.vms ?? [];
-      const unloads = await unloadUnresumed(pass, rows);
+      const unloads = await undoUnresumed(pass, status, rows);
       return { status: failedStatus(status, err, rows, unloads, pass.now()) };
     }
   }
@@ -119,14 +123,14 @@ export class SnapshotRestoreReconciler implements Reconciler {
     switch (status.phase) {
       case undefined:
         pass.event('Normal', 'Pending', 'restore accepted');
-        return { status: acceptedStatus(pass.now()), requeueAfterMs: 1 };
+        return { status: acceptedStatus(pass.now(), this.deps.vmBackend ?? 'qemu'), requeueAfterMs: 1 };
       case 'Pending':
         pass.event('Normal', 'Validating', 'checking the bundle and the target namespace');
         return { status: validatingStatus(status), requeueAfterMs: 1 };
       case 'Validating':
         return validate(pass, status);
       case 'Loading':
-        return load(pass, status);
+        return createsVmis(status) ? startAndLoad(pass, status) : load(pass, status);
       case 'Resuming':
         return resume(pass, status);
       default:

@@ -1,14 +1,16 @@
 // Validating: the restore stays within what its namespace may reach
 // (tenancy.ts), the bundle passes its digests, the target namespace has no VM
-// of the same name or MAC, and there are nodes to place the VMs on.
+// of the same name or MAC, and there are nodes to place the VMs on (libvirt
+// backend: nodes that offer each VM's machine type).
 import type { SnapshotRestoreStatus } from '../../api/index.js';
 import { classMessage, FAILURE_CLASSES } from '../shared/failure-classes.js';
 import { openBundle } from './bundle-source.js';
 import { RestoreFailure } from './failure.js';
-import { collisionFailure, validatedStatus } from './next-status.js';
+import { collisionFailure, createsVmis, machineTypeRefusal, validatedStatus } from './next-status.js';
 import type { Pass, Step } from './pass.js';
 import { targetNamespace } from './resource.js';
 import { requireTenancy } from './tenancy.js';
+import { recordedMachineType } from './restored-vmi.js';
 
 export async function validate(pass: Pass, status: SnapshotRestoreStatus): Promise<Step> {
   const { restore } = pass;
@@ -35,6 +37,12 @@ export async function validate(pass: Pass, status: SnapshotRestoreStatus): Promi
     );
   }
   const next = validatedStatus(status, bundle.manifest.vms, nodes);
+  if (createsVmis(status)) {
+    const rows = next.vms ?? [];
+    const recorded = new Map(bundle.manifest.vms.map((vm) => [vm.name, recordedMachineType(vm)]));
+    const refused = machineTypeRefusal(rows, recorded, await pass.deps.nodes.nodeLabels(nodes));
+    if (refused) throw refused;
+  }
   const source = bundle.manifest.snapshot;
   pass.event(
     'Normal',

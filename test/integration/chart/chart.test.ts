@@ -14,6 +14,7 @@ import { inject } from 'vitest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../../../src/devenv/repo.js';
 import { KubeVirtClient } from '../../../src/kubevirt/client.js';
+import type { VirtualMachineInstance } from '../../../src/kubevirt/types.js';
 import { ApiEventRecorder } from '../../../src/operator/events.js';
 import { KubeApi } from '../../../src/operator/kube-api.js';
 import { LeaderElector } from '../../../src/operator/leader-election.js';
@@ -132,6 +133,7 @@ describe('helm lint and template', () => {
       VIOLIN_AGENT_PORT: '9464',
       VIOLIN_AGENT_TOKEN_FILE: '/var/run/secrets/violin.dev/agent-token/token',
       VIOLIN_STORAGE_ROOT: '/var/lib/violin/bundles',
+      VIOLIN_VM_BACKEND: 'qemu',
     });
     // The operator's token for the agents: projected with the agents' own audience, rotated by the kubelet.
     expect(spec.volumes?.find((v) => v.name === 'agent-token')?.projected?.sources).toEqual([
@@ -228,6 +230,7 @@ describe('helm lint and template', () => {
       'violin.dev/snapshotbundles: get,list,watch,create,delete',
       'violin.dev/distributedsnapshots: create,delete',
       'kubevirt.io/virtualmachineinstances: get,list,watch',
+      'kubevirt.io/virtualmachineinstances: create,delete',
       'kubevirt.io/virtualmachines: get,list,watch',
       'kubevirt.io/virtualmachineinstancemigrations: create,get,list,watch,delete',
       'subresources.kubevirt.io/virtualmachineinstances/pause: update',
@@ -270,6 +273,7 @@ describe('helm lint and template', () => {
     expect(envOf(spec.containers[0]!)).toMatchObject({
       VIOLIN_OFC_ADDRESS: '127.0.0.1:7654',
       VIOLIN_AGENT_PORT: '7655',
+      VIOLIN_VM_BACKEND: 'libvirt',
       VIOLIN_OVSDB_REMOTES: 'tcp:10.0.0.11:6640,ssl:10.0.0.12:6640',
       NODE_OPTIONS: '--max-semi-space-size=8 --max-old-space-size=384',
     });
@@ -507,6 +511,21 @@ describe('on the real API server', () => {
       expect(await kubevirt.getMigration(namespace.name, 'nightly-teller-0')).toBeUndefined();
     });
 
+    it("creates a restore's VMI paused and deletes it (libvirt backend)", async () => {
+      const kubevirt = new KubeVirtClient(operator);
+      const wanted: VirtualMachineInstance = {
+        metadata: { name: 'teller-1', namespace: namespace.name, labels: { 'violin.dev/restore-uid': 'u' } },
+        spec: { startStrategy: 'Paused', nodeSelector: { 'kubernetes.io/hostname': 'node-1' }, domain: {} },
+      };
+      const vmi = await kubevirt.createVmi(wanted);
+      expect(vmi.spec.startStrategy).toBe('Paused');
+      // Created again (a retried step): the existing one is answered.
+      expect((await kubevirt.createVmi(wanted)).metadata.uid).toBe(vmi.metadata.uid);
+      await kubevirt.deleteVmi(namespace.name, 'teller-1');
+      await kubevirt.deleteVmi(namespace.name, 'teller-1');
+      expect(await kubevirt.getVmi(namespace.name, 'teller-1')).toBeUndefined();
+    });
+
     it('wins leader election on its own lease and releases it', async () => {
       const led = new Promise<void>((resolve) => {
         const elector = new LeaderElector(
@@ -585,10 +604,20 @@ describe('on the real API server', () => {
       expect(await can('watch', '', 'nodes')).toBe(true);
       expect(await can('get', '', 'nodes', { name: 'snapshot-host-1' })).toBe(true);
       expect(await can('watch', 'violin.dev', 'snapshotrestores', { namespace: 'any' })).toBe(true);
+      // A restore (libvirt backend) creates its VMIs paused in any target namespace, and deletes them on failure.
+      expect(await can('create', 'kubevirt.io', 'virtualmachineinstances', { namespace: 'any' })).toBe(true);
+      expect(await can('delete', 'kubevirt.io', 'virtualmachineinstances', { namespace: 'any' })).toBe(true);
       // Refused: changing VMs, reading secrets or pods, other leases, CRDs.
-      expect(await can('delete', 'kubevirt.io', 'virtualmachineinstances', { namespace: 'any' })).toBe(false);
       expect(await can('update', 'kubevirt.io', 'virtualmachineinstances', { namespace: 'any' })).toBe(false);
-      expect(await can('create', 'kubevirt.io', 'virtualmachineinstances', { namespace: 'any' })).toBe(false);
+      expect(await can('patch', 'kubevirt.io', 'virtualmachineinstances', { namespace: 'any' })).toBe(false);
+      expect(await can('delete', 'kubevirt.io', 'virtualmachines', { namespace: 'any' })).toBe(false);
+      expect(await can('create', 'kubevirt.io', 'virtualmachines', { namespace: 'any' })).toBe(false);
+      expect(
+        await can('update', 'kubevirt.io', 'virtualmachineinstances', {
+          subresource: 'status',
+          namespace: 'any',
+        }),
+      ).toBe(false);
       expect(await can('list', '', 'secrets', { namespace: namespace.name })).toBe(false);
       expect(await can('list', '', 'pods', { namespace: namespace.name })).toBe(false);
       expect(
@@ -618,14 +647,14 @@ describe('on the real API server', () => {
       expect(await can('delete', 'apiextensions.k8s.io', 'customresourcedefinitions')).toBe(false);
     });
 
-    it('is refused by the API server when it steps outside its roles (deleting a VMI)', async () => {
+    it('is refused by the API server when it steps outside its roles (deleting a VirtualMachine)', async () => {
       const objects = operator.makeApiClient(CustomObjectsApi);
       const refusal = await objects
         .deleteNamespacedCustomObject({
           group: 'kubevirt.io',
           version: 'v1',
           namespace: namespace.name,
-          plural: 'virtualmachineinstances',
+          plural: 'virtualmachines',
           name: 'teller-0',
         })
         .then(

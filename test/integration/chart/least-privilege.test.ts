@@ -4,7 +4,9 @@
 // (KubeVirt played by the stand-in, OFC/agents/store by the reconciler tests'
 // recording fakes), then restore it into another namespace, run a
 // SnapshotSchedule through a run and its retention, and discover a bundle
-// through a SnapshotStorageLocation. Any call the chart forgot to grant would fail them.
+// through a SnapshotStorageLocation. Any call the chart forgot to grant would
+// fail them. Last, a restore with the libvirt backend creates its VMIs and
+// deletes them when a load fails, under the same account.
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -13,6 +15,9 @@ import { pathToFileURL } from 'node:url';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
+import type { KubeConfig } from '@kubernetes/client-node';
+
+import { AgentError } from '../../../src/agent/errors.js';
 import { createLogger } from '../../../src/operator/log.js';
 import { Manager } from '../../../src/operator/manager.js';
 import {
@@ -45,13 +50,19 @@ describe("the operator under the chart's ServiceAccount", () => {
   const release = `violin-${randomBytes(3).toString('hex')}`;
   let h: Harness;
   let manager: Manager | undefined;
+  let operatorKubeConfig: KubeConfig;
 
   beforeAll(async () => {
     h = await Harness.create('chart-rbac');
     // The chart's accounts and RBAC, installed for real into the test's namespace.
     installChartRbac(inject('kubeconfig'), release, h.ns.name);
 
-    const operatorKubeConfig = await kubeconfigForServiceAccount(h.kc, h.ns.name, `${release}-operator`);
+    operatorKubeConfig = await kubeconfigForServiceAccount(h.kc, h.ns.name, `${release}-operator`);
+    await startOperator('qemu');
+  });
+
+  /** The operator under the chart's ServiceAccount, with one VM backend. */
+  async function startOperator(vmBackend: 'qemu' | 'libvirt'): Promise<void> {
     manager = new Manager({
       kubeConfig: operatorKubeConfig,
       log: createLogger({ level: process.env.VIOLIN_TEST_VERBOSE ? 'debug' : 'error' }),
@@ -73,9 +84,13 @@ describe("the operator under the chart's ServiceAccount", () => {
       catalog: new StoreBundles({ fileRoot: tmpdir() }),
       namespace: h.ns.name,
       pollMs: 50,
+      vmBackend,
+      // virt-api's pause is played in-process by the stand-in (the API server here has no virt-api);
+      // what the chart's RBAC is checked for is the VMIs a restore creates and deletes.
+      pauser: h.standin.virtApi,
     });
     await manager.start();
-  });
+  }
 
   afterAll(async () => {
     await manager?.stop();
@@ -202,5 +217,35 @@ describe("the operator under the chart's ServiceAccount", () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+
+  it('restores with the libvirt backend: creates its VMIs, and deletes them when a load fails', async () => {
+    await manager?.stop();
+    await startOperator('libvirt');
+    const placement = { nodeSelector: { [TEST_LABEL]: h.ns.name } };
+    const target = await h.extraNamespace('chart-rbac-libvirt');
+    h.standin.startVmisIn(target);
+    await h.createRestore('created', {
+      source: { snapshotName: 'nightly' },
+      targetNamespace: target,
+      placement,
+    });
+    const restored = await h.waitForRestore('created');
+    expect(restored.status?.phase, JSON.stringify(restored.status)).toBe('Succeeded');
+    expect((await h.standin.kubevirt.listVmis(target)).map((v) => v.metadata.name).sort()).toEqual(VM_NAMES);
+
+    const failing = await h.extraNamespace('chart-rbac-libvirt-failed');
+    h.standin.startVmisIn(failing);
+    h.agents.loadFailures.push(new AgentError('Integrity', 'image digest differs'));
+    await h.createRestore('deleted', {
+      source: { snapshotName: 'nightly' },
+      targetNamespace: failing,
+      placement,
+    });
+    const failed = await h.waitForRestore('deleted');
+    expect(failed.status?.failureReason).toBe('LoadFailed');
+    await h.waitFor('its VMIs to be deleted', async () =>
+      (await h.standin.kubevirt.listVmis(failing)).length === 0 ? true : undefined,
+    );
   });
 });

@@ -12,6 +12,7 @@ import {
   SNAPSHOT_HOST_LABEL,
   SNAPSHOT_RESTORE,
 } from '../../../src/api/constants.js';
+import { isPaused } from '../../../src/kubevirt/types.js';
 import { createLogger } from '../../../src/operator/log.js';
 import { KubeApi, resourcePath } from '../../../src/operator/kube-api.js';
 import { Manager } from '../../../src/operator/manager.js';
@@ -71,7 +72,7 @@ export class Harness {
     /** Where snapshots write bundles; with a real directory, the fake agents write real images there. */
     readonly storage: string,
   ) {
-    this.agents = new RecordingAgents(this.log, storage !== STORAGE);
+    this.agents = new RecordingAgents(this.log, storage !== STORAGE, storage);
     this.api = KubeApi.forConfig(kc);
     this.standin = new ScriptedKubeVirtStandin(kc, ns.name, 30);
     this.workers = [`${ns.name}-w1`, `${ns.name}-w2`];
@@ -104,7 +105,17 @@ export class Harness {
     return { [SNAPSHOT_HOST_LABEL]: 'true', [TEST_LABEL]: this.ns.name };
   }
 
-  async startOperator(): Promise<void> {
+  /**
+   * Starts the operator; `libvirt` holds VMs and restores through KubeVirt (the stand-in's virt-api
+   * and VMIs), with agents that serve held captures.
+   */
+  async startOperator(vmBackend: 'qemu' | 'libvirt' = 'qemu'): Promise<void> {
+    if (vmBackend === 'libvirt') {
+      this.agents.isPaused = async (vm) => {
+        const vmi = await this.standin.kubevirt.getVmi(vm.namespace, vm.name);
+        return vmi !== undefined && isPaused(vmi);
+      };
+    }
     const manager = new Manager({
       kubeConfig: this.kc,
       log: createLogger({ level: process.env.VIOLIN_TEST_VERBOSE ? 'debug' : 'error' }),
@@ -119,6 +130,8 @@ export class Harness {
       bundles: this.bundles,
       namespace: this.ns.name,
       pollMs: 50,
+      vmBackend,
+      pauser: this.standin.virtApi,
     });
     await manager.start();
     this.manager = manager;

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 
 import type {
   AgentDirectory,
+  FinishCaptureRequest,
   CaptureRequest,
   CaptureResult,
   LoadRequest,
@@ -260,6 +261,8 @@ export class RecordingAgents implements AgentDirectory {
   constructor(
     private readonly log: CallLog,
     private readonly writeImages = false,
+    /** Where held captures write (the finish call does not carry it); the harness's storage. */
+    private readonly storageLocation?: string,
   ) {}
 
   /** Every discard fails with this message (an agent whose node is gone). */
@@ -276,6 +279,15 @@ export class RecordingAgents implements AgentDirectory {
 
   /** VMs (namespace/name) resumed after a load. */
   readonly resumed = new Set<string>();
+
+  /**
+   * libvirt backend: whether KubeVirt shows the VM paused, asked before a held capture finishes
+   * (the real agent checks the domain is paused). Unset, the agent serves only the qemu backend.
+   */
+  isPaused: ((vm: VmRef) => Promise<boolean>) | undefined;
+
+  /** Held captures of these VMs (by name) fail to finish with their message. */
+  readonly finishFailures = new Map<string, string>();
 
   failCaptureOf(vm: string, message: string): void {
     this.failures.set(vm, message);
@@ -323,7 +335,37 @@ export class RecordingAgents implements AgentDirectory {
     const log = this.log;
     const key = (snapshotId: string, vm: VmRef): string => `${snapshotId}/${vm.namespace}/${vm.name}`;
     // Built before it is returned so that it also fits the contract before and after resumeCaptured lands.
+    const heldCapture = {
+      startHeldCapture: async (req: CaptureRequest) => {
+        const subject = `${req.vm.namespace}/${req.vm.name}`;
+        log.record({ component: 'agent', op: 'capture', subject, node });
+        this.captureRequests.push(req);
+        await this.gates.get(req.vm.name);
+        const failure = this.failures.get(req.vm.name);
+        if (failure) throw new Error(failure);
+        return { state: 'Converged' as const, startedAt: new Date().toISOString() };
+      },
+      finishCapture: async (req: FinishCaptureRequest): Promise<CaptureResult> => {
+        const subject = `${req.vm.namespace}/${req.vm.name}`;
+        log.record({ component: 'agent', op: 'finishCapture', subject, node });
+        if (!(await this.isPaused?.(req.vm))) {
+          throw new AgentError(
+            'Conflict',
+            `${subject} is not paused through KubeVirt; the capture cannot finish`,
+          );
+        }
+        const failure = this.finishFailures.get(req.vm.name);
+        if (failure) throw new Error(failure);
+        const captureKey = key(req.snapshotId, req.vm);
+        const made =
+          this.capturing.get(captureKey) ??
+          this.makeCapture({ ...req, storageLocation: this.storageLocation ?? '' }, subject, node);
+        this.capturing.set(captureKey, made);
+        return made;
+      },
+    };
     const agent = {
+      ...(this.isPaused ? heldCapture : {}),
       capture: async (req: CaptureRequest): Promise<CaptureResult> => {
         const subject = `${req.vm.namespace}/${req.vm.name}`;
         log.record({ component: 'agent', op: 'capture', subject, node });

@@ -1,0 +1,189 @@
+// One VM held at T_i through KubeVirt's pause (libvirt backend), pass by pass,
+// against fake clients: converge, pause, finish, advance, unpause; and each way
+// the hold can fail, and the abort that unpauses what the snapshot paused.
+import { setImmediate as tick } from 'node:timers/promises';
+import { describe, expect, it } from 'vitest';
+
+import type { DistributedSnapshotStatusVm as Row } from '../../api/index.js';
+import type { CaptureResult, SnapshotAgent } from '../../agent/types.js';
+import { SubresourceError, type KubeVirtAccess, type VmiPauser } from '../../kubevirt/client.js';
+import type { VirtualMachineInstance } from '../../kubevirt/types.js';
+import type { OfcControl } from '../../ofc/control/types.js';
+import { CaptureCalls } from './capture-calls.js';
+import { releaseHolds } from './held-capture.js';
+import { Pass, type DistributedSnapshotDeps } from './pass.js';
+import type { DistributedSnapshot } from './resource.js';
+import { advanceVm } from './vm-steps.js';
+
+const CAPTURED: CaptureResult = {
+  startedAt: '2026-01-01T00:00:00.000Z',
+  completedAt: '2026-01-01T00:00:01.000Z',
+  downtimeMs: 12,
+  imageBytes: 4096,
+  digest: 'sha256:00',
+  image: 'images/ns/a.img',
+};
+
+class World {
+  readonly calls: string[] = [];
+  readonly events: string[] = [];
+  clock = Date.UTC(2026, 0, 1);
+  paused = false;
+  pauseRefusal: Error | undefined;
+  heldCapture = true;
+  private readonly captures = new CaptureCalls();
+
+  vmi(): VirtualMachineInstance {
+    return {
+      metadata: { name: 'a', namespace: 'ns' },
+      spec: {},
+      status: {
+        phase: 'Running',
+        nodeName: 'snap-1',
+        activePods: { 'pod-src': 'worker-1', 'pod-a': 'snap-1' },
+        conditions: this.paused ? [{ type: 'Paused', status: 'True', reason: 'PausedByUser' }] : [],
+      },
+    };
+  }
+
+  pass(): Pass {
+    const agent: SnapshotAgent = {
+      ...(this.heldCapture
+        ? {
+            startHeldCapture: async (req) => {
+              this.calls.push(`startHeldCapture ${req.vm.name} ${req.launcherPodUid} ${req.hold}`);
+              return { state: 'Converged', startedAt: CAPTURED.startedAt };
+            },
+            finishCapture: async (req) => {
+              this.calls.push(`finishCapture ${req.vm.name} ${req.launcherPodUid}`);
+              if (!this.paused) throw new Error('the domain is not paused');
+              return CAPTURED;
+            },
+          }
+        : {}),
+    } as SnapshotAgent;
+    const pauser: VmiPauser = {
+      pause: async (_ns, name) => {
+        this.calls.push(`pause ${name}`);
+        if (this.pauseRefusal) throw this.pauseRefusal;
+        if (this.paused) throw new SubresourceError(409, 'VMI is already paused');
+        this.paused = true;
+      },
+      unpause: async (_ns, name) => {
+        this.calls.push(`unpause ${name}`);
+        if (!this.paused) throw new SubresourceError(409, 'VMI is not paused');
+        this.paused = false;
+      },
+    };
+    const deps = {
+      agents: { forNode: async () => agent },
+      kubevirt: { getVmi: async () => this.vmi() } as unknown as KubeVirtAccess,
+      ofc: {
+        advance: async (_id: string, vm: string) => {
+          this.calls.push(`advance ${vm}`);
+          return { vm, epoch: 'Post', confirmedAt: 'T', reinjected: 0 };
+        },
+      } as unknown as OfcControl,
+      events: { event: (_o: unknown, type: string, reason: string) => this.events.push(`${type} ${reason}`) },
+      pauser,
+    } as unknown as DistributedSnapshotDeps;
+    const snap = {
+      metadata: { name: 's', namespace: 'ns', uid: 'uid-s' },
+      spec: { selector: {}, storageLocation: 'file:///b' },
+    } as DistributedSnapshot;
+    return new Pass(deps, snap, this.captures, 50, () => new Date((this.clock += 100)));
+  }
+
+  /** Passes over one row until `until` holds or it throws; the agent's answers settle between passes. */
+  async run(row: Row, until: (row: Row) => boolean, passes = 8): Promise<Row> {
+    for (let i = 0; i < passes && !until(row); i++) {
+      row = await advanceVm(this.pass(), row, {
+        heldByKubeVirt: true,
+        startOffsetMs: 0,
+        firstStart: 0,
+        epochs: {},
+      });
+      await tick();
+    }
+    return row;
+  }
+}
+
+const capturing: Row = {
+  name: 'a',
+  node: 'worker-1',
+  snapshotHost: 'snap-1',
+  phase: 'Capturing',
+  epoch: 'Snapshot',
+};
+
+describe('a capture held through KubeVirt', () => {
+  it('converges, pauses through KubeVirt (T_i), finishes, advances the epoch, then unpauses', async () => {
+    const world = new World();
+    const done = await world.run(capturing, (row) => row.resumedAt !== undefined);
+    expect(world.calls).toEqual([
+      'startHeldCapture a pod-a KubeVirtPause',
+      'pause a',
+      'finishCapture a pod-a',
+      'advance ns/a',
+      'unpause a',
+    ]);
+    expect(done).toMatchObject({ phase: 'Captured', epoch: 'Post', capturedAt: CAPTURED.completedAt });
+    expect(done.downtimeMs).toBe(Date.parse(done.resumedAt ?? '') - Date.parse(done.pausedAt ?? ''));
+    expect(world.paused).toBe(false);
+  });
+
+  it('a restarted operator that finds its VM paused but no pausedAt carries on (pause answered 409)', async () => {
+    const world = new World();
+    world.paused = true;
+    const done = await world.run(capturing, (row) => row.resumedAt !== undefined);
+    expect(done.epoch).toBe('Post');
+    expect(world.paused).toBe(false);
+  });
+
+  it.each([
+    {
+      name: 'an agent without the libvirt backend',
+      script: (w: World) => (w.heldCapture = false),
+      reason: 'CaptureFailed',
+      message: "serves only the qemu backend; it cannot hold a through KubeVirt's pause",
+    },
+    {
+      name: 'virt-api refusing the pause',
+      script: (w: World) => (w.pauseRefusal = new SubresourceError(400, 'pause a: HTTP 400: livenessProbe')),
+      reason: 'PauseFailed',
+      message: 'pausing a at T_i failed: pause a: HTTP 400',
+    },
+  ])('fails on $name', async ({ script, reason, message }) => {
+    const world = new World();
+    script(world);
+    await expect(world.run(capturing, () => false)).rejects.toMatchObject({
+      reason,
+      message: expect.stringContaining(message),
+    });
+  });
+
+  it('fails with CaptureExpired when the VM ran again before its epoch advanced', async () => {
+    const world = new World();
+    const captured = await world.run(capturing, (row) => row.phase === 'Captured');
+    world.paused = false;
+    await expect(world.run(captured, () => false)).rejects.toMatchObject({ reason: 'CaptureExpired' });
+    expect(world.calls).not.toContain('advance ns/a');
+  });
+
+  it('an abort unpauses the VMs it may have paused, and only those that are paused', async () => {
+    const world = new World();
+    world.paused = true;
+    const rows: Row[] = [
+      capturing,
+      { ...capturing, name: 'b', phase: 'Captured', resumedAt: 'x' },
+      { ...capturing, name: 'c', phase: 'Migrating' },
+    ];
+    await releaseHolds(world.pass(), rows);
+    expect(world.calls).toEqual(['unpause a']);
+    expect(world.events).toEqual(['Normal Unpaused']);
+    // Nothing paused: nothing to do.
+    await releaseHolds(world.pass(), rows);
+    expect(world.calls).toEqual(['unpause a']);
+  });
+});
