@@ -21,9 +21,16 @@ export interface VmState {
   status?: string;
 }
 
-/** Where each VM's QEMU runs and its QMP run state. */
+/** Where each VM runs and its run state: libvirt's domain state, or QEMU's over QMP (runtime qemu). */
 export async function vmStates(lab: LabCluster, namespace: string, names: string[]): Promise<VmState[]> {
   const states: VmState[] = [];
+  if (lab.runtime === 'libvirt') {
+    for (const name of names) {
+      const found = await lab.standin.domainStates({ namespace, name });
+      states.push({ name, nodes: found.map((f) => f.node), status: found[0]?.state });
+    }
+    return states;
+  }
   for (const name of names) {
     const state: VmState = { name, nodes: [] };
     for (const node of lab.nodes) {

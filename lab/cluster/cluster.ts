@@ -26,6 +26,7 @@ import { errorMessage } from '../../src/errors.js';
 import { deleteBundle } from '../../src/store/index.js';
 import { guestImage, type GuestImage } from '../guest/image.js';
 import { SNAPSHOT_HOST_LABEL } from '../kubevirt-standin/names.js';
+import { podsDir } from '../kubevirt-standin/launcher-pod.js';
 import type { StandinNode } from '../kubevirt-standin/qemu-runtime.js';
 import { KubeVirtLabStandin, type StandinRuntime } from '../kubevirt-standin/standin.js';
 import { startOvs, type OvsInstance } from '../ovs/ovs.js';
@@ -99,8 +100,9 @@ export interface LabClusterOptions {
   /** Random delay, up to this many ms, before each migration's target is scheduled (see the stand-in). */
   migrationStartJitterMs?: number;
   /**
-   * How the KubeVirt stand-in runs VMs: `qemu` (default) or `libvirt` (virt-launcher's layout, one
-   * libvirtd per VM, KubeVirt's pause rules and pause/unpause subresources). VIOLIN_LAB_RUNTIME sets it too.
+   * How the KubeVirt stand-in runs VMs, and so the agents' and operator's backend: `libvirt` (default:
+   * virt-launcher's layout, one libvirtd per VM, KubeVirt's pause rules and pause/unpause subresources)
+   * or `qemu` (the older path, see docs/lab.md). VIOLIN_LAB_RUNTIME sets it too.
    */
   kubevirtRuntime?: StandinRuntime;
   /** Keep the lab dir (logs) and the bundles of its snapshots after stop(). */
@@ -121,6 +123,8 @@ export interface LabCluster {
   labSwitch: LabSwitch;
   nodes: LabNode[];
   standin: KubeVirtLabStandin;
+  /** The stand-in's runtime, which is also the agents' and the operator's VM backend. */
+  runtime: StandinRuntime;
   image: GuestImage;
   /** Where snapshots of this lab store their bundles: LAB_STORAGE_LOCATION. */
   storageLocation: string;
@@ -211,6 +215,7 @@ export async function startLabCluster(options: LabClusterOptions): Promise<LabCl
     throw new Error(`lab name '${options.name}' must be 1-5 lower-case letters or digits`);
   }
   const log = options.log ?? (() => {});
+  const runtime = labRuntime(options);
   // Every QEMU of the lab (booted, migration targets, the agents' loads) runs single-threaded TCG:
   // see qemu-tcg-single.sh for why. A VIOLIN_QEMU set by the user wins.
   process.env.VIOLIN_QEMU ??= fileURLToPath(new URL('./qemu-tcg-single.sh', import.meta.url));
@@ -334,6 +339,8 @@ export async function startLabCluster(options: LabClusterOptions): Promise<LabCl
               ...['agent', '--node', spec.name, '--state-dir', stateDir, '--listen', listen],
               ...['--downtime-limit', AGENT_DOWNTIME_LIMIT_MS],
               ...['--storage-root', storageRoot, ...credentials.agentArgs],
+              // As virt-handler: the node's kubelet pods dir, where the stand-in's launcher pods live.
+              ...(runtime === 'libvirt' ? ['--pods-dir', podsDir(stateDir)] : []),
             ],
             join(logs, `agent-${spec.name}.log`),
           ),
@@ -359,6 +366,9 @@ export async function startLabCluster(options: LabClusterOptions): Promise<LabCl
       VIOLIN_OVSDB_REMOTES: `unix:${ovs.dbSocket}`,
       VIOLIN_AGENTS: nodes.map((n) => `${n.name}=${n.agentUrl}`).join(','),
       VIOLIN_STORAGE_ROOT: storageRoot,
+      // The backend matches the stand-in's runtime: libvirt holds through KubeVirt's pause and
+      // restores by creating VMIs; qemu is the older path (the agent's own QEMU, docs/lab.md).
+      VIOLIN_VM_BACKEND: runtime,
       ...credentials.operatorEnv,
     };
     const operator = launchViolin(
@@ -375,7 +385,7 @@ export async function startLabCluster(options: LabClusterOptions): Promise<LabCl
       labSwitch,
       image,
       tapPrefix: 'tap',
-      runtime: labRuntime(options),
+      runtime,
       workDir: join(dir, 'kubevirt-standin'),
       migrationStartJitterMs: options.migrationStartJitterMs ?? 0,
       log: (line) => log(`kubevirt-standin: ${line}`),
@@ -423,6 +433,7 @@ export async function startLabCluster(options: LabClusterOptions): Promise<LabCl
       labSwitch,
       nodes,
       standin,
+      runtime,
       image,
       storageLocation: LAB_STORAGE_LOCATION,
       ofcControl,
@@ -499,7 +510,7 @@ async function deleteOwnBundles(kubeConfig: KubeConfig, log: (line: string) => v
 }
 
 function labRuntime(options: LabClusterOptions): StandinRuntime {
-  const runtime = options.kubevirtRuntime ?? process.env.VIOLIN_LAB_RUNTIME ?? 'qemu';
+  const runtime = options.kubevirtRuntime ?? process.env.VIOLIN_LAB_RUNTIME ?? 'libvirt';
   if (runtime !== 'qemu' && runtime !== 'libvirt') {
     throw new Error(`VIOLIN_LAB_RUNTIME must be qemu or libvirt, not ${JSON.stringify(runtime)}`);
   }

@@ -105,6 +105,14 @@ export class LibvirtRuntime implements VmRuntime {
     return pod ? pod.qemuPid() : undefined;
   }
 
+  /** libvirt's state of the VM's domain in its launcher pod on `node`; undefined without a live launcher. */
+  async domainStateOn(vm: VmRef, node: StandinNode): Promise<string | undefined> {
+    const pod = await this.podOn(vm, node);
+    if (!pod || !(await pod.libvirtdRuns())) return undefined;
+    return (await domainState(pod).catch((error: unknown) => ({ state: `no answer (${String(error)})` })))
+      .state;
+  }
+
   async locate(vm: VmRef): Promise<StandinNode | undefined> {
     for (const node of this.options.nodes) if (await this.runsOn(vm, node)) return node;
     return undefined;

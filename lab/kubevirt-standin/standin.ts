@@ -12,7 +12,6 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import type { QemuVmSpec } from '../../src/agent/qemu/launch.js';
 import type { VmRef } from '../../src/agent/types.js';
 import { KubeVirtClient } from '../../src/kubevirt/client.js';
 import type { GuestImage } from '../guest/image.js';
@@ -27,8 +26,8 @@ import { VmiController } from './vmi-controller.js';
 import { KubeVirtWrites } from './writes.js';
 
 /**
- * How the stand-in runs VMs on the nodes: `qemu`, QEMU started directly (the lab's default until the
- * libvirt path is the default); `libvirt`, KubeVirt's virt-launcher layout, one libvirtd per VM, with
+ * How the stand-in runs VMs on the nodes: `qemu`, QEMU started directly (the older path,
+ * docs/lab.md); `libvirt` (the lab's default), KubeVirt's virt-launcher layout, one libvirtd per VM, with
  * KubeVirt's pause rules and virt-api's pause/unpause served through the API server.
  */
 export type StandinRuntime = 'qemu' | 'libvirt';
@@ -162,20 +161,18 @@ export class KubeVirtLabStandin {
     return found;
   }
 
-  nextTap(): string {
-    return this.qemuRuntime().nextTap();
-  }
-
-  /** Plugs the VM's tap into the node's bridge and writes its vm.json there: the VM now belongs to the node. */
-  placeVm(ref: VmRef, node: StandinNode, spec: QemuVmSpec): Promise<void> {
-    return this.qemuRuntime().placeVm(ref, node, spec);
-  }
-
-  /** The lab places restored VMs itself only on the QEMU path; with libvirt the operator creates them. */
-  private qemuRuntime(): QemuRuntime {
-    if (!(this.runtime instanceof QemuRuntime)) {
-      throw new Error("placing a VM on a node by hand is the QEMU runtime's; with libvirt, create a VMI");
+  /**
+   * libvirt's state of the VM's domain ('running', 'paused', ...) on every node whose launcher pod
+   * has one (libvirt runtime; with QEMU, ask QMP through the node's state dir).
+   */
+  async domainStates(ref: VmRef): Promise<{ node: string; state: string }[]> {
+    if (!(this.runtime instanceof LibvirtRuntime))
+      throw new Error('domain states are kept by the libvirt runtime only');
+    const found: { node: string; state: string }[] = [];
+    for (const node of this.options.nodes) {
+      const state = await this.runtime.domainStateOn(ref, node);
+      if (state !== undefined) found.push({ node: node.name, state });
     }
-    return this.runtime;
+    return found;
   }
 }

@@ -19,23 +19,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DistributedSnapshot, SnapshotRestore } from '../../src/api/index.js';
 import { repoRoot } from '../../src/devenv/repo.js';
 import {
-  createBankVmis,
   deployBank,
   ensureNamespace,
   forwardBank,
   type BankMember,
   type BankService,
 } from '../../lab/cluster/bank.js';
-import {
-  fileLog,
-  RESTORE_TARGET_LABEL,
-  startLabCluster,
-  type LabCluster,
-} from '../../lab/cluster/cluster.js';
+import { fileLog, startLabCluster, type LabCluster } from '../../lab/cluster/cluster.js';
 import {
   crashVms,
   manifest,
-  placeRestoredVms,
   runProbedSnapshot,
   runRestore,
   runSnapshot,
@@ -54,7 +47,6 @@ const JITTER_MS = Number(process.env.VIOLIN_E2E_JITTER_MS ?? 3000);
  */
 const OFF_MODE_SKEW_MS = 5000;
 const NAMESPACE = 'bank';
-const PLACEMENT = { [RESTORE_TARGET_LABEL]: 'true' };
 /** How often each bank writes its clock to the console, and how often the probe reads the consoles. */
 const HEARTBEAT_MS = 20;
 const PROBE_POLL_MS = 10;
@@ -283,21 +275,16 @@ async function writeFigures(cycles: CycleFigures[]): Promise<void> {
   await writeFile(join(OUT, 'e2e-figures.json'), `${JSON.stringify(summary, null, 2)}\n`);
 }
 
-/** Snapshot (watched by the stall probe), kill every VM, restore in place, give the restored VMs their VMIs back; the bank's check. */
+/** Snapshot (watched by the stall probe), kill every VM, restore in place (the operator creates the VMIs); the bank's check. */
 async function cycle(lab: LabCluster, bank: BankService, name: string, mode: 'Buffer' | 'Off') {
   const { snap, vms } = await runProbedSnapshot(lab, bank, await snapshotDoc(name, mode), PROBE_POLL_MS);
   expect(snap.status?.phase, why(snap)).toBe('Succeeded');
-  const bundle = {
-    storageLocation: snap.status?.bundle?.storageLocation ?? '',
-    path: snap.status?.bundle?.path ?? '',
-  };
   await crashVms(lab, NAMESPACE);
-  await placeRestoredVms(lab, bundle, NAMESPACE, PLACEMENT);
+  // The operator creates the VMIs (paused, on the restore's nodes), loads them and unpauses them.
   const restore = await runRestore(lab, await restoreDoc(`${name}-restore`, name));
   expect(restore.status?.phase, why(restore)).toBe('Succeeded');
   // Checked at once: the longer the restored banks run, the more a torn cut is blurred by new transfers.
   const check = await checkBank(bank.endpoints);
-  await createBankVmis(lab, BANK, bank.members);
   return { snap, restore, check, vms };
 }
 
@@ -362,7 +349,6 @@ describe('the lab: live snapshot, crash, restore', () => {
       const source = restoreDoc.spec.source as { bundle: { storageLocation: string; path: string } };
       source.bundle.path = path;
       await ensureNamespace(other.kubeConfig.makeApiClient(CoreV1Api), NAMESPACE);
-      await placeRestoredVms(other, source.bundle, NAMESPACE, PLACEMENT);
       const restore = await runRestore(other, restoreDoc);
       expect(restore.status?.phase, why(restore)).toBe('Succeeded');
       const forwards = await forwardBank(other, bank.members);

@@ -15,15 +15,7 @@ import { repoRoot } from '../../../src/devenv/repo.js';
 import { deployBank, ensureNamespace, type BankService } from '../../cluster/bank.js';
 import { RESTORE_FROM_ANNOTATION } from '../../../src/api/constants.js';
 import { startLabCluster, type LabCluster } from '../../cluster/cluster.js';
-import {
-  crashVms,
-  example,
-  figures,
-  placeRestoredVms,
-  runRestore,
-  runSnapshot,
-  timeline,
-} from '../../cluster/scenario.js';
+import { crashVms, example, figures, runRestore, runSnapshot, timeline } from '../../cluster/scenario.js';
 import { checkBank } from '../../guest/checker.js';
 import { kubectlHints } from '../kubectl-hints.js';
 import { errorMessage } from '../../../src/errors.js';
@@ -89,16 +81,6 @@ async function demo(lab: LabCluster, vms: number, mode: string | undefined): Pro
     await ensureNamespace(lab.kubeConfig.makeApiClient(CoreV1Api), target, {
       [RESTORE_FROM_ANNOTATION]: String(restoreDoc.metadata.namespace),
     });
-    const placement =
-      (restoreDoc.spec.placement as { nodeSelector?: Record<string, string> }).nodeSelector ?? {};
-    for (const p of await placeRestoredVms(
-      lab,
-      { storageLocation: bundle?.storageLocation ?? '', path: bundle?.path ?? '' },
-      target,
-      placement,
-    )) {
-      say(`  ${p.name} placed on ${p.node}`);
-    }
     const restore: SnapshotRestore = await runRestore(lab, restoreDoc, (r) =>
       say(
         `  restore ${r.status?.phase ?? 'Pending'} ${(r.status?.vms ?? []).map((v) => `${v.name}:${v.phase}@${v.node}`).join(' ')}`,
@@ -131,7 +113,11 @@ async function demo(lab: LabCluster, vms: number, mode: string | undefined): Pro
     );
     const out = join(repoRoot(), 'out');
     await mkdir(out, { recursive: true });
-    const written = { mode: (snapshotDoc.spec.network as { mode?: string }).mode, ...summary };
+    const written = {
+      backend: lab.runtime,
+      mode: (snapshotDoc.spec.network as { mode?: string }).mode,
+      ...summary,
+    };
     await writeFile(join(out, 'demo-summary.json'), `${JSON.stringify(written, null, 2)}\n`);
     say(`  written to ${join(out, 'demo-summary.json')}`);
     const dropsAllowed = mode === 'Drop';
