@@ -21,9 +21,9 @@ import { VmDir } from '../../src/agent/vm-dir.js';
 import { repoRoot } from '../../src/devenv/repo.js';
 import { KubeVirtClient, isNotFound } from '../../src/kubevirt/client.js';
 import { KUBEVIRT_GROUP, KUBEVIRT_VERSION, VMI_PLURAL } from '../../src/kubevirt/types.js';
-import type { CheckReport } from '../guest/checker.js';
+import { readStatus, type CheckReport } from '../guest/checker.js';
 import { compareStalls, HeartbeatProbe, type Interval, type StallReport } from '../guest/stall-probe.js';
-import type { BankService } from './bank.js';
+import { createBankVmis, type BankOptions, type BankService } from './bank.js';
 import type { LabCluster } from './cluster.js';
 
 type Doc = Record<string, unknown> & {
@@ -226,6 +226,18 @@ export async function crashVms(lab: LabCluster, namespace: string): Promise<stri
   }
   for (let i = 0; i < 300 && (await kubevirt.listVmis(namespace)).length > 0; i++) await sleep(200);
   return killed;
+}
+
+/**
+ * Boots the bank afresh (same members, MACs and addresses) once a restore's check is done. A VMI the
+ * operator restored is pinned to its node (nodeSelector kubernetes.io/hostname, so that the agent there
+ * loads it), and KubeVirt's addedNodeSelector only narrows a VMI's own selector: it can never migrate to
+ * a snapshot host, so the next snapshot needs VMIs without that pin (docs/limits.md).
+ */
+export async function rebootBank(lab: LabCluster, bank: BankService, options: BankOptions): Promise<void> {
+  await crashVms(lab, bank.namespace);
+  await createBankVmis(lab, options, bank.members);
+  for (const endpoint of bank.endpoints) await readStatus(endpoint, 300_000);
 }
 
 export interface Figures {

@@ -151,7 +151,14 @@ describe('agent API', () => {
       status: 400,
       json: { error: { message: 'request body must be a JSON object' } },
     });
-    expect(await raw(server.url, 'POST', '/v1/load', 'x'.repeat(100_000))).toMatchObject({ status: 400 });
+    expect(await raw(server.url, 'POST', '/v1/load', 'x'.repeat(100_000))).toMatchObject({
+      status: 400,
+      json: { error: { message: 'request body is larger than 65536 bytes' } },
+    });
+    // A bundle commit carries the recorded channel state: 100 kB gets past the size check to the shape's.
+    expect(
+      await raw(server.url, 'POST', '/v1/bundle/commit', JSON.stringify({ pad: 'x'.repeat(100_000) })),
+    ).toMatchObject({ status: 400, json: { error: { message: expect.stringMatching(/storageLocation/) } } });
     expect(await raw(server.url, 'GET', '/v1/capture')).toMatchObject({ status: 400 });
     expect(await raw(server.url, 'POST', '/v2/teleport', '{}')).toMatchObject({ status: 404 });
     expect(agent.calls.length).toBe(before);

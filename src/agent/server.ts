@@ -27,6 +27,12 @@ import type { StorageConfinement } from '../store/index.js';
 import { errorMessage } from '../errors.js';
 
 const MAX_BODY_BYTES = 64 * 1024;
+/**
+ * A bundle commit carries the snapshot's recorded channel state (every Type-2 packet, in base64) and
+ * flows: hundreds of packets of a busy service are well over 64 KiB. Authenticated callers only.
+ */
+const MAX_COMMIT_BODY_BYTES = 64 * 1024 * 1024;
+const BODY_LIMITS: Record<string, number> = { '/v1/bundle/commit': MAX_COMMIT_BODY_BYTES };
 
 type Route = (agent: SnapshotAgent, body: Record<string, unknown>) => Promise<unknown>;
 
@@ -137,7 +143,7 @@ async function handle(
     return fail(res, new AgentError('BadRequest', `${path} takes POST, not ${req.method}`));
   let body: Record<string, unknown>;
   try {
-    body = await readJsonObject(req);
+    body = await readJsonObject(req, BODY_LIMITS[path] ?? MAX_BODY_BYTES);
   } catch (error) {
     return fail(res, toAgentError(error));
   }
@@ -158,13 +164,12 @@ function describe(body: Record<string, unknown>): string {
   return vm ? `${String(vm.namespace)}/${String(vm.name)}` : '';
 }
 
-async function readJsonObject(req: IncomingMessage): Promise<Record<string, unknown>> {
+async function readJsonObject(req: IncomingMessage, maxBytes: number): Promise<Record<string, unknown>> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.byteLength;
-    if (size > MAX_BODY_BYTES)
-      throw new AgentError('BadRequest', `request body is larger than ${MAX_BODY_BYTES} bytes`);
+    if (size > maxBytes) throw new AgentError('BadRequest', `request body is larger than ${maxBytes} bytes`);
     chunks.push(chunk);
   }
   let parsed: unknown;
