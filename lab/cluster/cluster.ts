@@ -48,7 +48,7 @@ export const SPINE_BRIDGE = 'spine';
 export const LAB_STORAGE_LOCATION = 'file:///var/lib/violin/bundles';
 
 /**
- * QEMU's downtime target for the agents' live captures. With the agent's default (50 ms) QEMU
+ * QEMU's downtime target for the agents' live captures on the QEMU path (runtime `qemu`). With the agent's default (50 ms) QEMU
  * iterates pre-copy, syncing its dirty bitmap while the guest runs, and here about one live capture
  * in three or four gave an image whose restored guest crashed (kernel panics, a corrupted virtio
  * receive ring). With a target QEMU cannot miss, it completes after the first pass (one sync while
@@ -337,7 +337,10 @@ export async function startLabCluster(options: LabClusterOptions): Promise<LabCl
             `violin-agent-${spec.name}`,
             [
               ...['agent', '--node', spec.name, '--state-dir', stateDir, '--listen', listen],
-              ...['--downtime-limit', AGENT_DOWNTIME_LIMIT_MS],
+              // The QEMU path's captures only: a held capture (libvirt) must not let QEMU complete on its
+              // own, which a target this long invites within the first pass (QEMU then blocks, holding its
+              // big lock, on the pipe the agent holds it with, and QMP stops answering); the agent's default.
+              ...(runtime === 'qemu' ? ['--downtime-limit', AGENT_DOWNTIME_LIMIT_MS] : []),
               ...['--storage-root', storageRoot, ...credentials.agentArgs],
               // As virt-handler: the node's kubelet pods dir, where the stand-in's launcher pods live.
               ...(runtime === 'libvirt' ? ['--pods-dir', podsDir(stateDir)] : []),
