@@ -20,9 +20,17 @@ import { KubeVirtClient } from '../../src/kubevirt/client.js';
 import { isMigrationFinal } from '../../src/kubevirt/types.js';
 import { snapshotId } from '../../src/reconcilers/distributed-snapshot/resource.js';
 import { SNAPSHOT_HOST_LABEL } from '../kubevirt-standin/names.js';
-import { type BankOptions, type BankService } from '../cluster/bank.js';
+import type { BankOptions, BankService } from '../cluster/bank.js';
 import { RESTORE_TARGET_LABEL, type LabCluster, type LabComponent } from '../cluster/cluster.js';
-import { applyObject, crashVms, getObject, manifest, runSnapshot, runRestore } from '../cluster/scenario.js';
+import {
+  applyObject,
+  crashVms,
+  getObject,
+  manifest,
+  rebootBank,
+  runSnapshot,
+  runRestore,
+} from '../cluster/scenario.js';
 import { checkBank, type CheckReport } from '../guest/checker.js';
 import {
   flowLeftovers,
@@ -349,6 +357,8 @@ async function restoreRun(context: ChaosContext, plan: ChaosRunPlan, target: Lab
   // Checked at once, as in the e2e cycles: the restored bank from the cut, before it runs on for long.
   const states = await waitForVmsRunning(lab, namespace, memberNames(bank));
   const check = await checkBank(bank.endpoints);
+  // The restored VMIs are pinned to their nodes and could not migrate to the snapshot host again.
+  await rebootBank(lab, bank, CHAOS_BANK);
   return {
     ...plan,
     target,
