@@ -41,6 +41,11 @@ const CYCLES = Number(process.env.VIOLIN_E2E_CYCLES ?? 10);
 const VMS = Number(process.env.VIOLIN_E2E_VMS ?? 3);
 /** Guest memory of the bank VMs in turn: capture and restore times per VM size. */
 const MEMORY_SIZES = ['128Mi', '192Mi', '256Mi'];
+/**
+ * What one cycle may take here: about 2.5 min on the libvirt backend on a loaded 2-core machine (snapshot
+ * ~1 min, restore ~25 s, the bank booted afresh ~30 s, the check), with room to spare.
+ */
+const CYCLE_BUDGET_MS = 5 * 60_000;
 const JITTER_MS = Number(process.env.VIOLIN_E2E_JITTER_MS ?? 3000);
 /**
  * How much later than the others the mode-Off test migrates its last VM, at least; more if the Buffer
@@ -313,31 +318,35 @@ describe('the lab: live snapshot, crash, restore', () => {
     await lab?.stop();
   });
 
-  it(`conserves the bank's total over ${CYCLES} snapshot + crash + restore cycles in Buffer mode, no VM stalling beyond its reported pauses`, async () => {
-    // Every cycle runs and reports, so one run says how many cycles broke and why.
-    const broken: string[] = [];
-    const figures: CycleFigures[] = [];
-    for (let i = 1; i <= CYCLES; i++) {
-      const { snap, restore, check, vms } = await cycle(lab, bank, `buffer-${i}`, 'Buffer');
-      const f = cycleFigures(i, snap, restore, check, vms, bank.members);
-      for (const row of snap.status?.vms ?? []) {
-        const resumed = time(row.resumedAt) - time(snap.status?.startTime);
-        if (Number.isFinite(resumed)) slowestResumeMs = Math.max(slowestResumeMs, resumed);
+  it(
+    `conserves the bank's total over ${CYCLES} snapshot + crash + restore cycles in Buffer mode, no VM stalling beyond its reported pauses`,
+    async () => {
+      // Every cycle runs and reports, so one run says how many cycles broke and why.
+      const broken: string[] = [];
+      const figures: CycleFigures[] = [];
+      for (let i = 1; i <= CYCLES; i++) {
+        const { snap, restore, check, vms } = await cycle(lab, bank, `buffer-${i}`, 'Buffer');
+        const f = cycleFigures(i, snap, restore, check, vms, bank.members);
+        for (const row of snap.status?.vms ?? []) {
+          const resumed = time(row.resumedAt) - time(snap.status?.startTime);
+          if (Number.isFinite(resumed)) slowestResumeMs = Math.max(slowestResumeMs, resumed);
+        }
+        figures.push(f);
+        process.stdout.write(`${describeCycle(f)}\n`);
+        const problems = [...check.violations, ...unexplainedPauses(vms)];
+        if (f.dropped > 0) problems.push(`${f.dropped} packet(s) dropped`);
+        if (problems.length > 0) broken.push(`cycle ${i}: ${problems.join('; ')}`);
+        // A broken bank stays broken: later cycles would only repeat the first failure.
+        if (!check.ok) {
+          await keepEvidence(lab, bank, i, snap, restore, check);
+          break;
+        }
       }
-      figures.push(f);
-      process.stdout.write(`${describeCycle(f)}\n`);
-      const problems = [...check.violations, ...unexplainedPauses(vms)];
-      if (f.dropped > 0) problems.push(`${f.dropped} packet(s) dropped`);
-      if (problems.length > 0) broken.push(`cycle ${i}: ${problems.join('; ')}`);
-      // A broken bank stays broken: later cycles would only repeat the first failure.
-      if (!check.ok) {
-        await keepEvidence(lab, bank, i, snap, restore, check);
-        break;
-      }
-    }
-    await writeFigures(figures);
-    expect(broken).toEqual([]);
-  });
+      await writeFigures(figures);
+      expect(broken).toEqual([]);
+    },
+    CYCLE_BUDGET_MS * CYCLES,
+  );
 
   it('restores into a second lab cluster from the bundle alone', async () => {
     // The VMs go back to their nodes afterwards: the next test snapshots them again.
