@@ -19,17 +19,19 @@ import {
 import { KubeVirtClient } from '../../src/kubevirt/client.js';
 import { isMigrationFinal } from '../../src/kubevirt/types.js';
 import { snapshotId } from '../../src/reconcilers/distributed-snapshot/resource.js';
+import type { StandinRuntime } from '../kubevirt-standin/standin.js';
 import { SNAPSHOT_HOST_LABEL } from '../kubevirt-standin/names.js';
-import type { BankOptions, BankService } from '../cluster/bank.js';
+import { createBankVmis, type BankOptions, type BankService } from '../cluster/bank.js';
 import { RESTORE_TARGET_LABEL, type LabCluster, type LabComponent } from '../cluster/cluster.js';
 import {
   applyObject,
   crashVms,
   getObject,
   manifest,
-  rebootBank,
+  placeRestoredVms,
   runSnapshot,
   runRestore,
+  stopNamespaceVms,
 } from '../cluster/scenario.js';
 import { checkBank, type CheckReport } from '../guest/checker.js';
 import {
@@ -53,6 +55,12 @@ export const CHAOS_BANK: BankOptions = {
   flags: ['-max-in-flight=1000000', '-interval=10ms'],
 };
 const PLACEMENT = { [RESTORE_TARGET_LABEL]: 'true' };
+/**
+ * The chaos runs stay on the QEMU runtime (the lab places restored VMs, placeRestoredVms): on libvirt
+ * their bank check could not reach a bank VM after the first snapshot with a component killed
+ * (POST /pause timed out), not yet understood; see docs/limits.md.
+ */
+export const CHAOS_RUNTIME: StandinRuntime = 'qemu';
 /** A little more than the manifests' spec.timeout (4m), after which the operator fails the run's object. */
 const END_WAIT_MS = 330_000;
 const PHASE_ORDER: Record<string, number> = {
@@ -325,8 +333,12 @@ async function restoreRun(context: ChaosContext, plan: ChaosRunPlan, target: Lab
   if (snap.status?.phase !== 'Succeeded') {
     throw new Error(`the snapshot to restore (no chaos) failed: ${outcomeOf(snap).reason}`);
   }
+  const bundle = {
+    storageLocation: snap.status.bundle?.storageLocation ?? '',
+    path: snap.status.bundle?.path ?? '',
+  };
   await crashVms(lab, namespace);
-  // The operator creates the VMIs (paused, on the restore's nodes), loads them and unpauses them.
+  await placeRestoredVms(lab, bundle, namespace, PLACEMENT);
   await applyObject(lab, SNAPSHOT_RESTORE.plural, await restoreDoc(`${name}-restore`, name));
   const killedIn = await strike(context, plan, target, SNAPSHOT_RESTORE.plural, namespace, `${name}-restore`);
   const restore = await waitForEnd<SnapshotRestore>(
@@ -340,14 +352,15 @@ async function restoreRun(context: ChaosContext, plan: ChaosRunPlan, target: Lab
   if (outcome.outcome !== 'Succeeded') {
     // The bank is down (crashed, partly loaded): a second restore without chaos brings it back.
     log(`run ${plan.index}: restore ${outcome.outcome} (${outcome.reason}); restoring again without chaos`);
-    // What the failed restore left: it deletes the VMIs it created, unless it could not (the API
-    // server or the operator killed at the wrong moment).
+    // What the failed restore left: it unloads what it loaded, but a VM whose agent it could not reach
+    // stays loaded and paused.
     const left = (await vmStates(lab, namespace, memberNames(bank)))
       .map((s) =>
         s.nodes.length === 0 ? `${s.name} not loaded` : `${s.name} ${s.status} on ${s.nodes.join('+')}`,
       )
       .join(', ');
-    await crashVms(lab, namespace);
+    await stopNamespaceVms(lab, namespace, memberNames(bank));
+    await placeRestoredVms(lab, bundle, namespace, PLACEMENT);
     const again = await runRestore(lab, await restoreDoc(`${name}-recover`, name));
     recovery =
       again.status?.phase === 'Succeeded'
@@ -357,8 +370,7 @@ async function restoreRun(context: ChaosContext, plan: ChaosRunPlan, target: Lab
   // Checked at once, as in the e2e cycles: the restored bank from the cut, before it runs on for long.
   const states = await waitForVmsRunning(lab, namespace, memberNames(bank));
   const check = await checkBank(bank.endpoints);
-  // The restored VMIs are pinned to their nodes and could not migrate to the snapshot host again.
-  await rebootBank(lab, bank, CHAOS_BANK);
+  await createBankVmis(lab, CHAOS_BANK, bank.members);
   return {
     ...plan,
     target,
