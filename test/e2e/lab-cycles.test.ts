@@ -1,5 +1,6 @@
 // End to end on the lab (lab/cluster): real API server, OVS, OFC, operator,
-// agents, KubeVirt stand-in and QEMU VMs running the bank. Everything goes
+// agents, KubeVirt stand-in and VMs under libvirt running the bank (the lab's
+// default backend; restored VMIs created by the operator). Everything goes
 // through the API server the way kubectl would. Every snapshot is watched from
 // outside the guests (lab/guest/stall-probe.ts): no VM may stall longer than
 // the pauses the system reported for it. The figures of the Buffer cycles go to
