@@ -33,7 +33,12 @@ export interface ScriptedVmi {
   memory?: string;
   /** Set LiveMigratable=False (e.g. a VM with a non-shared disk). */
   notMigratable?: boolean;
+  /** spec.livenessProbe (KubeVirt refuses to pause a VMI with one other than guestAgentPing). */
+  livenessProbe?: Record<string, unknown>;
 }
+
+/** The machine type alias KubeVirt's webhook writes into a VMI's spec, and the versioned one its domain runs. */
+export const SCRIPTED_MACHINE = { alias: 'q35', runs: 'pc-q35-7.2' } as const;
 
 export class ScriptedKubeVirtStandin {
   readonly kubevirt: KubeVirtClient;
@@ -112,7 +117,9 @@ export class ScriptedKubeVirtStandin {
         labels: { ...vmi.labels, [NODE_NAME_LABEL]: vmi.node },
       },
       spec: {
+        ...(vmi.livenessProbe ? { livenessProbe: vmi.livenessProbe } : {}),
         domain: {
+          machine: { type: SCRIPTED_MACHINE.alias },
           memory: { guest: vmi.memory ?? '128Mi' },
           devices: { interfaces: [{ name: 'violin', macAddress: vmi.mac }] },
         },
@@ -147,6 +154,7 @@ export class ScriptedKubeVirtStandin {
       ],
       interfaces: [{ name: 'violin', mac: vmi.mac, infoSource: 'domain', interfaceName: 'eth0' }],
       memory: { guestAtBoot: vmi.memory ?? '128Mi', guestCurrent: vmi.memory ?? '128Mi' },
+      machine: { type: SCRIPTED_MACHINE.runs },
     });
   }
 

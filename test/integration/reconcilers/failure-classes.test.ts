@@ -22,6 +22,8 @@ interface Row {
   setup?: (h: Harness) => Promise<void> | void;
   /** Whether the bridges were secured before the failure could be known (then the abort releases them). */
   securedFirst: boolean;
+  /** The operator's VM backend; qemu unless the class is the libvirt backend's. */
+  backend?: 'libvirt';
 }
 
 const SNAPSHOT_ROWS: Row[] = [
@@ -109,6 +111,20 @@ const SNAPSHOT_ROWS: Row[] = [
     securedFirst: false,
   },
   {
+    cls: FAILURE_CLASSES.vmNotPausable,
+    backend: 'libvirt',
+    setup: async (h) => {
+      await h.standin.createRunningVmi({
+        name: 'bank-4',
+        node: h.workers[0] ?? '',
+        mac: '52:54:00:00:00:04',
+        labels: { app: 'bank' },
+        livenessProbe: { httpGet: { port: 1500 }, initialDelaySeconds: 120 },
+      });
+    },
+    securedFirst: false,
+  },
+  {
     cls: FAILURE_CLASSES.failModeNotSecured,
     setup: (h) => {
       h.failModes.removeBridge('br-leaf1');
@@ -131,6 +147,7 @@ describe('failure classes', () => {
       ...new Set(SNAPSHOT_ROWS.map((row) => row.cls.reason)),
       FAILURE_CLASSES.noTargetNodes.reason,
       FAILURE_CLASSES.crossNamespaceRefused.reason,
+      FAILURE_CLASSES.machineTypeUnavailable.reason,
       FAILURE_CLASSES.waitingForOfc.reason,
       FAILURE_CLASSES.waitingForAgent.reason,
     ];
@@ -154,7 +171,7 @@ describe('failure classes', () => {
     'a snapshot that asks for what cannot be served: %s, %s',
     async (reason, _when, row) => {
       const world = (h = await Harness.create('fclass'));
-      await world.startOperator();
+      await world.startOperator(row.backend);
       await row.setup?.(world);
       await world.createSnapshot('unserved', row.spec?.(world) ?? {});
       const snap = await world.waitForPhase('unserved', ['Succeeded', 'Failed'], WITHIN_MS);
@@ -224,9 +241,9 @@ describe('failure classes', () => {
   }, 90_000);
 
   describe('restores', () => {
-    async function snapshotted(): Promise<Harness> {
+    async function snapshotted(backend?: 'libvirt'): Promise<Harness> {
       const world = (h = await Harness.create('fclass'));
-      await world.startOperator();
+      await world.startOperator(backend);
       await world.createSnapshot('nightly');
       const snap = await world.waitForPhase('nightly', ['Succeeded', 'Failed']);
       expect(snap.status?.phase, JSON.stringify(snap.status)).toBe('Succeeded');
@@ -271,6 +288,29 @@ describe('failure classes', () => {
       expect(status.conditions?.find((c) => c.type === 'Ready')).toMatchObject({ reason: cls.reason });
       await world.waitForEvent('pushed', cls.reason);
       expect(world.log.count('store', 'open')).toBe(0);
+    });
+
+    it(`a restore onto nodes without the bundle's machine type: ${FAILURE_CLASSES.machineTypeUnavailable.reason}`, async () => {
+      const world = await snapshotted('libvirt');
+      const target = await world.extraNamespace('fclass-target');
+      world.standin.startVmisIn(target);
+      // KubeVirt's node labeller says what each node's QEMU offers: not the bundle's pc-q35-7.2.
+      for (const node of [...world.workers, ...world.snapshotHosts]) {
+        await world.labelNode(node, { 'machine-type.node.kubevirt.io/pc-q35-8.0': 'true' });
+      }
+      await world.createRestore('newer', {
+        source: { snapshotName: 'nightly' },
+        targetNamespace: target,
+        placement: { nodeSelector: { [TEST_LABEL]: world.ns.name } },
+      });
+      const restore = await world.waitForRestore('newer');
+      const cls = FAILURE_CLASSES.machineTypeUnavailable;
+      expect(restore.status?.failureReason, JSON.stringify(restore.status)).toBe(cls.reason);
+      expect(restore.status?.failureMessage).toContain('was saved on machine type pc-q35-7.2');
+      expect(restore.status?.failureMessage).toContain(`${cls.field}: ${cls.remedy}`);
+      await world.waitForEvent('newer', cls.reason);
+      // Refused before anything was created.
+      expect(await world.standin.kubevirt.listVmis(target)).toEqual([]);
       expect(world.log.count('agent', 'load')).toBe(0);
     }, 90_000);
 

@@ -100,6 +100,11 @@ export class Harness {
     return harness;
   }
 
+  /** Adds labels to one of this test's Nodes (as KubeVirt's node labeller would). */
+  async labelNode(name: string, labels: Record<string, string>): Promise<void> {
+    await this.api.mergePatchObject(`/api/v1/nodes/${name}`, { metadata: { labels } });
+  }
+
   /** The snapshot hosts of this test only (Nodes are cluster-wide; tests run side by side). */
   hostSelector(): Record<string, string> {
     return { [SNAPSHOT_HOST_LABEL]: 'true', [TEST_LABEL]: this.ns.name };
