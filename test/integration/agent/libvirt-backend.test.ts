@@ -39,6 +39,9 @@ describe('snapshot-host agent, libvirt backend, on real libvirtd and QEMU', () =
   let captured: CaptureResult;
   let countBeforePause = 0;
 
+  // The storage location below is the agent's storage root (it refuses any other).
+  const storageRootArgs = (): string[] => ['--storage-root', join(base, 'bundles')];
+
   beforeAll(async () => {
     requireLibvirtTools();
     base = await mkdtemp(join(tmpdir(), 'vt-lv-'));
@@ -51,7 +54,7 @@ describe('snapshot-host agent, libvirt backend, on real libvirtd and QEMU', () =
     storageLocation = `file://${base}/bundles`;
     source = await startLauncherPod({ podsDir, vm: VM, guest, paused: false, firmwareUuid: FIRMWARE_UUID });
     pods.push(source);
-    agent = await startAgentProcess(join(base, 'agent'), ['--pods-dir', podsDir]);
+    agent = await startAgentProcess(join(base, 'agent'), ['--pods-dir', podsDir, ...storageRootArgs()]);
     await waitForShell(source);
     await source.shell(
       `mount -t devtmpfs dev /dev; mount -t proc proc /proc; echo ${mark} > /tmp/mark; ` +
@@ -214,7 +217,7 @@ describe('snapshot-host agent, libvirt backend, on real libvirtd and QEMU', () =
     const count = await counter(target);
     await new Promise((resolve) => setTimeout(resolve, 500));
     expect(await counter(target)).toBeGreaterThan(count);
-    agent = await startAgentProcess(join(base, 'agent'), ['--pods-dir', podsDir]);
+    agent = await startAgentProcess(join(base, 'agent'), ['--pods-dir', podsDir, ...storageRootArgs()]);
     await expect(
       agent.client.finishCapture({ snapshotId: 'lv-3', vm: VM, launcherPodUid: target.uid }),
     ).rejects.toMatchObject({ code: 'NotFound' });

@@ -83,6 +83,8 @@ describe('agent libvirt backend on the KubeVirt stand-in', () => {
       agents[node] = await startAgentProcess(join(dir, node), [
         '--pods-dir',
         podsDir(lab.nodeStateDir(node)),
+        // Every agent's storage root is the location below, as snapshot hosts share a bundles path.
+        ...['--storage-root', join(dir, 'bundles')],
       ]);
     }
   }, 300_000);
