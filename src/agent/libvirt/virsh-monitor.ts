@@ -15,6 +15,7 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { ClosedSignal } from '../qmp/closed-signal.js';
 import type { EventSource, QmpEvent, QmpMonitor } from '../qmp/monitor.js';
 import { awaitEvent, QmpCommandError } from '../qmp/monitor.js';
 import type { LibvirtDomain } from './launcher-pod.js';
@@ -73,8 +74,7 @@ export function parseEventLine(line: string): QmpEvent | undefined {
 
 export class VirshMonitor implements QmpMonitor, EventSource {
   private readonly listeners = new Set<(event: QmpEvent) => void>();
-  private readonly closeWaiters = new Set<(error: Error) => void>();
-  private closedWith: Error | undefined;
+  private readonly closed = new ClosedSignal();
   private events: ChildProcess | undefined;
   private readonly where: string;
 
@@ -88,7 +88,7 @@ export class VirshMonitor implements QmpMonitor, EventSource {
    * having subscribed, so callers listen well before the events they need.
    */
   private listen(): void {
-    if (this.events || this.closedWith) return;
+    if (this.events || this.closed.closedWith) return;
     const target = this.target;
     const events = spawn(
       virshBinary(),
@@ -130,13 +130,7 @@ export class VirshMonitor implements QmpMonitor, EventSource {
   }
 
   onClose(listener: (error: Error) => void): () => void {
-    if (this.closedWith) {
-      const error = this.closedWith;
-      queueMicrotask(() => listener(error));
-      return () => undefined;
-    }
-    this.closeWaiters.add(listener);
-    return () => this.closeWaiters.delete(listener);
+    return this.closed.onClose(listener);
   }
 
   waitForEvent(
@@ -156,7 +150,7 @@ export class VirshMonitor implements QmpMonitor, EventSource {
     args: Record<string, unknown> | undefined,
     fds: number[],
   ): Promise<T> {
-    if (this.closedWith) throw this.closedWith;
+    if (this.closed.closedWith) throw this.closed.closedWith;
     const message = JSON.stringify(
       args === undefined ? { execute: command } : { execute: command, arguments: args },
     );
@@ -183,11 +177,9 @@ export class VirshMonitor implements QmpMonitor, EventSource {
   }
 
   private fail(error: Error): void {
-    if (this.closedWith) return;
-    this.closedWith = error;
+    if (this.closed.closedWith) return;
     const events = this.events;
     if (events && events.exitCode === null && events.signalCode === null) events.kill('SIGTERM');
-    for (const waiter of [...this.closeWaiters]) waiter(error);
-    this.closeWaiters.clear();
+    this.closed.close(error);
   }
 }

@@ -9,6 +9,7 @@
 import { connect } from 'node:net';
 import type { Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { ClosedSignal } from './closed-signal.js';
 import type { QmpEvent, QmpMonitor } from './monitor.js';
 import { awaitEvent, QmpCommandError } from './monitor.js';
 
@@ -39,8 +40,7 @@ export class QmpClient implements QmpMonitor {
   private nextId = 1;
   private readonly pending = new Map<string, Pending>();
   private readonly listeners = new Set<(event: QmpEvent) => void>();
-  private readonly closeWaiters = new Set<(error: Error) => void>();
-  private closedWith: Error | undefined;
+  private readonly closed = new ClosedSignal();
   private greetingWaiter: Pending | undefined;
   greeting!: QmpGreeting;
 
@@ -77,7 +77,7 @@ export class QmpClient implements QmpMonitor {
   }
 
   execute<T = unknown>(command: string, args?: Record<string, unknown>): Promise<T> {
-    if (this.closedWith) return Promise.reject(this.closedWith);
+    if (this.closed.closedWith) return Promise.reject(this.closed.closedWith);
     const id = `violin-${this.nextId++}`;
     const message = args === undefined ? { execute: command, id } : { execute: command, arguments: args, id };
     return new Promise<T>((resolve, reject) => {
@@ -109,13 +109,7 @@ export class QmpClient implements QmpMonitor {
   }
 
   onClose(listener: (error: Error) => void): () => void {
-    if (this.closedWith) {
-      const error = this.closedWith;
-      queueMicrotask(() => listener(error));
-      return () => undefined;
-    }
-    this.closeWaiters.add(listener);
-    return () => this.closeWaiters.delete(listener);
+    return this.closed.onClose(listener);
   }
 
   close(): void {
@@ -129,7 +123,7 @@ export class QmpClient implements QmpMonitor {
       const line = this.buffer.slice(0, newline).trim();
       this.buffer = this.buffer.slice(newline + 1);
       if (line.length > 0) this.handleLine(line);
-      if (this.closedWith) return;
+      if (this.closed.closedWith) return;
     }
     if (Buffer.byteLength(this.buffer) > MAX_LINE_BYTES) {
       this.fail(
@@ -198,15 +192,13 @@ export class QmpClient implements QmpMonitor {
   }
 
   private fail(error: Error): void {
-    if (this.closedWith) return;
-    this.closedWith = error;
+    if (this.closed.closedWith) return;
     this.socket.destroy();
     this.greetingWaiter?.reject(error);
     this.greetingWaiter = undefined;
     for (const pending of this.pending.values()) pending.reject(error);
     this.pending.clear();
-    for (const waiter of [...this.closeWaiters]) waiter(error);
-    this.closeWaiters.clear();
+    this.closed.close(error);
   }
 }
 
