@@ -5,7 +5,7 @@
 // or the complete file, never a torn one under the real name. Dot-files are
 // in-progress work and invisible to readers.
 import { randomUUID } from 'node:crypto';
-import { constants } from 'node:fs';
+import { constants, type Dirent } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { link, lstat, mkdir, open, readdir, rename, rm, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
@@ -216,14 +216,18 @@ export class FilesystemBackend implements BundleBackend {
     }
   }
 
-  async list(): Promise<StoredBundle[]> {
-    let entries;
+  /** The entries of the location's directory, none when it does not exist yet (nothing written there). */
+  private async rootEntries(): Promise<Dirent[]> {
     try {
-      entries = await readdir(await this.confined(this.root), { withFileTypes: true });
+      return await readdir(await this.confined(this.root), { withFileTypes: true });
     } catch (err) {
       if (isMissing(err)) return [];
       throw err;
     }
+  }
+
+  async list(): Promise<StoredBundle[]> {
+    const entries = await this.rootEntries();
     const bundles: StoredBundle[] = [];
     for (const entry of entries) {
       if (!entry.isDirectory() || entry.name.startsWith('.')) continue;
@@ -249,13 +253,7 @@ export class FilesystemBackend implements BundleBackend {
   }
 
   async removeDeletionLeftovers(): Promise<string[]> {
-    let entries;
-    try {
-      entries = await readdir(await this.confined(this.root), { withFileTypes: true });
-    } catch (err) {
-      if (isMissing(err)) return [];
-      throw err;
-    }
+    const entries = await this.rootEntries();
     const doomed = entries.filter((e) => e.isDirectory() && DELETING_DIR.test(e.name)).map((e) => e.name);
     for (const name of doomed) await rm(join(this.root, name), { recursive: true, force: true });
     return doomed;
