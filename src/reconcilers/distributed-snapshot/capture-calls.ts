@@ -58,6 +58,26 @@ export class CaptureCalls {
   }
 }
 
+/**
+ * A row whose capture call has no answer yet: unchanged while the call runs, with a message while the
+ * agent is busy; a failed call's failure is thrown. Undefined once the agent answered, for the caller.
+ */
+export function rowWithoutAnswer<R extends { message?: string }>(
+  row: R,
+  answer: CaptureAnswer,
+): R | undefined {
+  switch (answer.state) {
+    case 'running':
+      return row;
+    case 'busy':
+      return { ...row, message: `capture waits for the agent: ${answer.reason}` };
+    case 'failed':
+      throw answer.failure;
+    default:
+      return undefined;
+  }
+}
+
 /** The key of one VM's capture in one snapshot: the snapshot's UID, so a recreated namesake is another. */
 export function captureKey(snapshotUid: string, vm: string): string {
   return `${snapshotUid}/${vm}`;

@@ -16,7 +16,7 @@ import type { SnapshotAgent } from '../../agent/types.js';
 import { errorMessage } from '../../errors.js';
 import { SubresourceError } from '../../kubevirt/client.js';
 import { isPaused } from '../../kubevirt/types.js';
-import { captureKey, finishKey, type CaptureAnswer } from './capture-calls.js';
+import { captureKey, finishKey, rowWithoutAnswer, type CaptureAnswer } from './capture-calls.js';
 import { SnapshotFailure } from './failure.js';
 import {
   awaitingLauncherRow,
@@ -37,25 +37,19 @@ export async function takeHeldCapture(pass: Pass, row: Row): Promise<Row> {
   if (!pod) return awaitingLauncherRow(row);
   if (row.pausedAt === undefined) {
     const answer = pass.captures.take(captureKey(uid, row.name), () => startCapture(pass, row, pod));
-    switch (answer.state) {
-      case 'running':
-        return row;
-      case 'busy':
-        return { ...row, message: `capture waits for the agent: ${answer.reason}` };
-      case 'failed':
-        throw answer.failure;
-      case 'captured':
-        // An agent that held the VM itself would break KubeVirt's rule; never expected of this call.
-        throw new SnapshotFailure(
-          'CaptureFailed',
-          `the agent of ${row.snapshotHost} did not hold ${row.name} through KubeVirt`,
-        );
-      case 'converged':
-        pass.captures.forget([captureKey(uid, row.name)]);
-        await pauseVmi(pass, row);
-        pass.event('Normal', 'Paused', `T_${row.name}: pre-copy converged, paused through KubeVirt`);
-        return finishStep(pass, pausedRow(row, pass.now()), pod);
+    const waiting = rowWithoutAnswer(row, answer);
+    if (waiting) return waiting;
+    if (answer.state !== 'converged') {
+      // An agent that held the VM itself would break KubeVirt's rule; never expected of this call.
+      throw new SnapshotFailure(
+        'CaptureFailed',
+        `the agent of ${row.snapshotHost} did not hold ${row.name} through KubeVirt`,
+      );
     }
+    pass.captures.forget([captureKey(uid, row.name)]);
+    await pauseVmi(pass, row);
+    pass.event('Normal', 'Paused', `T_${row.name}: pre-copy converged, paused through KubeVirt`);
+    return finishStep(pass, pausedRow(row, pass.now()), pod);
   }
   return finishStep(pass, row, pod);
 }

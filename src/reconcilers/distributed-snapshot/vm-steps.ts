@@ -8,7 +8,7 @@ import { errorMessage } from '../../errors.js';
 import { AgentError } from '../../agent/errors.js';
 import type { VmRef } from '../../agent/types.js';
 import type { Epoch } from '../../ofc/control/types.js';
-import { captureKey, finishKey, type CaptureAnswer } from './capture-calls.js';
+import { captureKey, finishKey, rowWithoutAnswer, type CaptureAnswer } from './capture-calls.js';
 import { checkStillHeld, takeHeldCapture, unpauseHeld } from './held-capture.js';
 import { refusalIsFailure, SnapshotFailure } from './failure.js';
 import {
@@ -106,29 +106,22 @@ function takeCapture(pass: Pass, row: SnapshotVmStatus): SnapshotVmStatus {
   const answer = pass.captures.take(captureKey(pass.snap.metadata.uid, row.name), () =>
     callCapture(pass, row),
   );
-  switch (answer.state) {
-    case 'running':
-      return row;
-    case 'busy':
-      return { ...row, message: `capture waits for the agent: ${answer.reason}` };
-    case 'failed':
-      throw answer.failure;
-    case 'converged':
-      // Only a held capture (libvirt backend) converges; this call asked the agent to hold the VM itself.
-      throw new SnapshotFailure(
-        'CaptureFailed',
-        `the agent of ${row.snapshotHost} answered ${row.name}'s capture Converged`,
-      );
-    case 'captured': {
-      const capture = answer.result;
-      pass.event(
-        'Normal',
-        'Captured',
-        `T_${row.name} ${capture.completedAt}: ${capture.imageBytes} bytes, downtime ${capture.downtimeMs} ms`,
-      );
-      return capturedRow(row, capture);
-    }
+  const waiting = rowWithoutAnswer(row, answer);
+  if (waiting) return waiting;
+  if (answer.state !== 'captured') {
+    // Only a held capture (libvirt backend) converges; this call asked the agent to hold the VM itself.
+    throw new SnapshotFailure(
+      'CaptureFailed',
+      `the agent of ${row.snapshotHost} answered ${row.name}'s capture Converged`,
+    );
   }
+  const capture = answer.result;
+  pass.event(
+    'Normal',
+    'Captured',
+    `T_${row.name} ${capture.completedAt}: ${capture.imageBytes} bytes, downtime ${capture.downtimeMs} ms`,
+  );
+  return capturedRow(row, capture);
 }
 
 async function callCapture(pass: Pass, row: SnapshotVmStatus): Promise<CaptureAnswer> {
