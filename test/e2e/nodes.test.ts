@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { connectBridgesToOfc, helmInstallViolin, type ChartInstall } from '../../lab/nodes/chart.js';
 import { buildImage, startNodesCluster, type LabNode, type NodesCluster } from '../../lab/nodes/cluster.js';
+import { podDiagnostics } from '../../lab/nodes/pod-diagnostics.js';
 import { getFromPod, runInContainerMounts, runInPodNetwork } from '../../lab/nodes/pod-network.js';
 import { disableTxOffload, NetworkNamespace } from '../../lab/ovs/netns.js';
 import { DEFAULT_AGENT_TOKEN_AUDIENCE } from '../../src/agent/auth.js';
@@ -61,6 +62,19 @@ describe('charts/violin installed by helm on lab nodes', () => {
   afterAll(async () => {
     await cluster?.stop();
   }, 120_000);
+
+  /** The test, with the chart's pods described in its failure (CI keeps only a failure's message). */
+  const explained = (test: () => Promise<void>) => async () => {
+    try {
+      await test();
+    } catch (error) {
+      const pods = await podDiagnostics(cluster!, install.namespace).catch(
+        (e: unknown) => `(no pod diagnostics: ${String(e)})`,
+      );
+      if (error instanceof Error) error.message = `${error.message}\n${pods}`;
+      throw error;
+    }
+  };
 
   const node = (name: string): LabNode => {
     const found = cluster!.nodes.find((n) => n.name === name);
@@ -198,191 +212,215 @@ describe('charts/violin installed by helm on lab nodes', () => {
     }
   });
 
-  it('runs the operator with its OFC, Ready and leader, and an agent on every node, from the built image', async () => {
-    const pods = await waitForRunning(core, install.namespace, 4, 420_000);
-    const operator = pods.find((p) => component(p) === 'operator');
-    expect(operator, 'operator pod').toBeDefined();
-    expect(operator!.status?.containerStatuses?.map((c) => c.name).sort()).toEqual(['ofc', 'operator']);
-    await expectLeader(operator!.metadata!.name!);
-    const agents = pods.filter((p) => component(p) === 'agent');
-    expect(agents.map((p) => p.spec?.nodeName).sort()).toEqual(['node-1', 'node-2', SNAPSHOT_HOST]);
-    for (const pod of pods) {
-      for (const status of pod.status?.containerStatuses ?? []) {
-        expect(status.state?.running, `${pod.metadata?.name}/${status.name}`).toBeDefined();
-        expect(status.image).toBe(image.ref);
+  it(
+    'runs the operator with its OFC, Ready and leader, and an agent on every node, from the built image',
+    explained(async () => {
+      const pods = await waitForRunning(core, install.namespace, 4, 420_000);
+      const operator = pods.find((p) => component(p) === 'operator');
+      expect(operator, 'operator pod').toBeDefined();
+      expect(operator!.status?.containerStatuses?.map((c) => c.name).sort()).toEqual(['ofc', 'operator']);
+      await expectLeader(operator!.metadata!.name!);
+      const agents = pods.filter((p) => component(p) === 'agent');
+      expect(agents.map((p) => p.spec?.nodeName).sort()).toEqual(['node-1', 'node-2', SNAPSHOT_HOST]);
+      for (const pod of pods) {
+        for (const status of pod.status?.containerStatuses ?? []) {
+          expect(status.state?.running, `${pod.metadata?.name}/${status.name}`).toBeDefined();
+          expect(status.image).toBe(image.ref);
+        }
       }
-    }
-  });
+    }),
+  );
 
-  it("answers from every node's agent on the operator pod's network path", async () => {
-    const operator = await operatorPod();
-    for (const n of cluster!.nodes) {
+  it(
+    "answers from every node's agent on the operator pod's network path",
+    explained(async () => {
+      const operator = await operatorPod();
+      for (const n of cluster!.nodes) {
+        const body = await getFromPod(
+          node(operator.spec!.nodeName!),
+          podRef(operator),
+          'operator',
+          `http://${n.address}:${AGENT_PORT}/healthz`,
+        );
+        expect(JSON.parse(body), n.name).toEqual({ node: n.name });
+      }
+    }),
+  );
+
+  it(
+    "mounts each node's own kubelet pods dir at the agent's /pods (CONTRACT-15) and its own OVS runtime dir",
+    explained(async () => {
+      const pods = (await core.listPodForAllNamespaces()).items;
+      for (const agent of pods.filter((p) => component(p) === 'agent')) {
+        const nodeName = agent.spec!.nodeName!;
+        const seen = (await runInContainerMounts(node(nodeName), podRef(agent), 'agent', ['ls', '/pods']))
+          .trim()
+          .split('\n');
+        // Exactly the UIDs of the pods of its own node (the agent's own among them), as on a separate machine.
+        expect(seen).toContain(agent.metadata!.uid);
+        const elsewhere = pods.filter((p) => p.spec?.nodeName !== nodeName).map((p) => p.metadata!.uid!);
+        expect(
+          seen.filter((uid) => elsewhere.includes(uid)),
+          nodeName,
+        ).toEqual([]);
+        const ovs = await runInContainerMounts(node(nodeName), podRef(agent), 'agent', [
+          'ls',
+          '/var/run/openvswitch',
+        ]);
+        const pid = (
+          await readFile(node(nodeName).root.hostPath('/var/run/openvswitch/ovs-vswitchd.pid'), 'utf8')
+        ).trim();
+        expect(ovs.split('\n'), nodeName).toEqual(
+          expect.arrayContaining(['db.sock', `ovs-vswitchd.${pid}.ctl`]),
+        );
+      }
+    }),
+  );
+
+  it(
+    "reaches every node's OVSDB server (the chart's ovsdb.remotes) on the operator pod's network path",
+    explained(async () => {
+      const operator = await operatorPod();
+      for (const n of cluster!.nodes) {
+        const bridges = await runInPodNetwork(node(operator.spec!.nodeName!), podRef(operator), 'operator', [
+          'ovs-vsctl',
+          `--db=${n.ovs.ovsdbRemote}`,
+          '--timeout=10',
+          'list-br',
+        ]);
+        expect(bridges.trim(), n.name).toBe(n.name);
+      }
+    }),
+  );
+
+  it(
+    "connects every node's bridge to the OFC in the operator pod, through the chart's Service",
+    explained(async () => {
+      const target = await connectBridgesToOfc(cluster!, install);
+      expect(target).toMatch(/^tcp:10\.\d+\.\d+\.\d+:6653$/);
+      await expectBridgesConnected(await operatorPod());
+    }),
+  );
+
+  it(
+    'replaces a deleted operator pod (Deployment); the new one leads and the bridges reconnect to it',
+    explained(async () => {
+      const old = await operatorPod();
+      await core.deleteNamespacedPod({ name: old.metadata!.name!, namespace: install.namespace });
+      const replacement = await waitFor(
+        async () => {
+          const pod = await operatorPod().catch(() => undefined);
+          return pod && pod.metadata?.name !== old.metadata?.name && isReady(pod) ? pod : undefined;
+        },
+        300_000,
+        'a new Ready operator pod',
+      );
+      await expectLeader(replacement.metadata!.name!);
+      await expectBridgesConnected(replacement);
+    }),
+  );
+
+  it(
+    'replaces a deleted agent pod (DaemonSet), which answers again',
+    explained(async () => {
+      const agentOn = async (): Promise<V1Pod | undefined> =>
+        (await core.listNamespacedPod({ namespace: install.namespace })).items.find(
+          (p) => component(p) === 'agent' && p.spec?.nodeName === SNAPSHOT_HOST,
+        );
+      const old = (await agentOn())!;
+      await core.deleteNamespacedPod({ name: old.metadata!.name!, namespace: install.namespace });
+      await waitFor(
+        async () => {
+          const pod = await agentOn();
+          return pod && pod.metadata?.uid !== old.metadata?.uid && isReady(pod) ? pod : undefined;
+        },
+        300_000,
+        `a new Ready agent pod on ${SNAPSHOT_HOST}`,
+      );
+      const operator = await operatorPod();
       const body = await getFromPod(
         node(operator.spec!.nodeName!),
         podRef(operator),
         'operator',
-        `http://${n.address}:${AGENT_PORT}/healthz`,
+        `http://${node(SNAPSHOT_HOST).address}:${AGENT_PORT}/healthz`,
       );
-      expect(JSON.parse(body), n.name).toEqual({ node: n.name });
-    }
-  });
+      expect(JSON.parse(body)).toEqual({ node: SNAPSHOT_HOST });
+    }),
+  );
 
-  it("mounts each node's own kubelet pods dir at the agent's /pods (CONTRACT-15) and its own OVS runtime dir", async () => {
-    const pods = (await core.listPodForAllNamespaces()).items;
-    for (const agent of pods.filter((p) => component(p) === 'agent')) {
-      const nodeName = agent.spec!.nodeName!;
-      const seen = (await runInContainerMounts(node(nodeName), podRef(agent), 'agent', ['ls', '/pods']))
-        .trim()
-        .split('\n');
-      // Exactly the UIDs of the pods of its own node (the agent's own among them), as on a separate machine.
-      expect(seen).toContain(agent.metadata!.uid);
-      const elsewhere = pods.filter((p) => p.spec?.nodeName !== nodeName).map((p) => p.metadata!.uid!);
-      expect(
-        seen.filter((uid) => elsewhere.includes(uid)),
-        nodeName,
-      ).toEqual([]);
-      const ovs = await runInContainerMounts(node(nodeName), podRef(agent), 'agent', [
-        'ls',
-        '/var/run/openvswitch',
-      ]);
-      const pid = (
-        await readFile(node(nodeName).root.hostPath('/var/run/openvswitch/ovs-vswitchd.pid'), 'utf8')
-      ).trim();
-      expect(ovs.split('\n'), nodeName).toEqual(
-        expect.arrayContaining(['db.sock', `ovs-vswitchd.${pid}.ctl`]),
+  it(
+    "commits a file:// bundle through the agent pod of the node holding its images, and says so when two nodes' images are apart",
+    explained(async () => {
+      // The operator's way (NodeLocalBundles), to the agents' pods at their nodes' addresses.
+      // The operator's own credentials: a token of its ServiceAccount for the agents' audience, which
+      // the chart's projected volume gives its pod (agents refuse any other caller).
+      const minted = await core.createNamespacedServiceAccountToken({
+        name: `${install.service}-operator`,
+        namespace: install.namespace,
+        body: { spec: { audiences: [DEFAULT_AGENT_TOKEN_AUDIENCE], expirationSeconds: 600 } },
+      });
+      const token = async () => minted.status?.token;
+      const location = 'file:///var/lib/violin/bundles';
+      const bundles = new NodeLocalBundles(
+        {
+          forNode: async (name) =>
+            new AgentClient(`http://${node(name).address}:${AGENT_PORT}`, 600_000, token),
+        },
+        new StoreBundles({ fileRoot: fileURLToPath(location) }),
       );
-    }
-  });
-
-  it("reaches every node's OVSDB server (the chart's ovsdb.remotes) on the operator pod's network path", async () => {
-    const operator = await operatorPod();
-    for (const n of cluster!.nodes) {
-      const bridges = await runInPodNetwork(node(operator.spec!.nodeName!), podRef(operator), 'operator', [
-        'ovs-vsctl',
-        `--db=${n.ovs.ovsdbRemote}`,
-        '--timeout=10',
-        'list-br',
-      ]);
-      expect(bridges.trim(), n.name).toBe(n.name);
-    }
-  });
-
-  it("connects every node's bridge to the OFC in the operator pod, through the chart's Service", async () => {
-    const target = await connectBridgesToOfc(cluster!, install);
-    expect(target).toMatch(/^tcp:10\.\d+\.\d+\.\d+:6653$/);
-    await expectBridgesConnected(await operatorPod());
-  });
-
-  it('replaces a deleted operator pod (Deployment); the new one leads and the bridges reconnect to it', async () => {
-    const old = await operatorPod();
-    await core.deleteNamespacedPod({ name: old.metadata!.name!, namespace: install.namespace });
-    const replacement = await waitFor(
-      async () => {
-        const pod = await operatorPod().catch(() => undefined);
-        return pod && pod.metadata?.name !== old.metadata?.name && isReady(pod) ? pod : undefined;
-      },
-      300_000,
-      'a new Ready operator pod',
-    );
-    await expectLeader(replacement.metadata!.name!);
-    await expectBridgesConnected(replacement);
-  });
-
-  it('replaces a deleted agent pod (DaemonSet), which answers again', async () => {
-    const agentOn = async (): Promise<V1Pod | undefined> =>
-      (await core.listNamespacedPod({ namespace: install.namespace })).items.find(
-        (p) => component(p) === 'agent' && p.spec?.nodeName === SNAPSHOT_HOST,
-      );
-    const old = (await agentOn())!;
-    await core.deleteNamespacedPod({ name: old.metadata!.name!, namespace: install.namespace });
-    await waitFor(
-      async () => {
-        const pod = await agentOn();
-        return pod && pod.metadata?.uid !== old.metadata?.uid && isReady(pod) ? pod : undefined;
-      },
-      300_000,
-      `a new Ready agent pod on ${SNAPSHOT_HOST}`,
-    );
-    const operator = await operatorPod();
-    const body = await getFromPod(
-      node(operator.spec!.nodeName!),
-      podRef(operator),
-      'operator',
-      `http://${node(SNAPSHOT_HOST).address}:${AGENT_PORT}/healthz`,
-    );
-    expect(JSON.parse(body)).toEqual({ node: SNAPSHOT_HOST });
-  });
-
-  it("commits a file:// bundle through the agent pod of the node holding its images, and says so when two nodes' images are apart", async () => {
-    // The operator's way (NodeLocalBundles), to the agents' pods at their nodes' addresses.
-    // The operator's own credentials: a token of its ServiceAccount for the agents' audience, which
-    // the chart's projected volume gives its pod (agents refuse any other caller).
-    const minted = await core.createNamespacedServiceAccountToken({
-      name: `${install.service}-operator`,
-      namespace: install.namespace,
-      body: { spec: { audiences: [DEFAULT_AGENT_TOKEN_AUDIENCE], expirationSeconds: 600 } },
-    });
-    const token = async () => minted.status?.token;
-    const location = 'file:///var/lib/violin/bundles';
-    const bundles = new NodeLocalBundles(
-      {
-        forNode: async (name) =>
-          new AgentClient(`http://${node(name).address}:${AGENT_PORT}`, 600_000, token),
-      },
-      new StoreBundles({ fileRoot: fileURLToPath(location) }),
-    );
-    // What a capture leaves: the image in the bundle directory of the node that captured it.
-    const captured = async (bundleId: string, hosts: string[]): Promise<BundleCommit> => {
-      const now = new Date().toISOString();
-      const vms: BundleVm[] = [];
-      for (const [i, host] of hosts.entries()) {
-        const ref = { namespace: 'shop', name: `vm${i}` };
-        const onHost = pathToFileURL(node(host).root.hostPath('/var/lib/violin/bundles')).href;
-        const writer = await openBundleWriter(onHost, bundleId);
-        const image = await writer.writeImage(
-          ref,
-          (async function* () {
-            yield Buffer.from(`memory of vm${i}`);
-          })(),
-        );
-        vms.push({
-          ...ref,
-          mac: `52:54:00:00:00:0${i + 1}`,
-          sourceNode: 'node-1',
-          snapshotHost: host,
-          vmi: { kind: 'VirtualMachineInstance' },
-          timeline: { snapshotStartedAt: now, captureStartedAt: now, capturedAt: now, downtimeMs: 10 },
-          image,
-        });
-      }
-      const snapshot = {
-        namespace: 'shop',
-        name: 'nightly',
-        uid: bundleId,
-        createdAt: now,
-        networkMode: 'Buffer' as const,
+      // What a capture leaves: the image in the bundle directory of the node that captured it.
+      const captured = async (bundleId: string, hosts: string[]): Promise<BundleCommit> => {
+        const now = new Date().toISOString();
+        const vms: BundleVm[] = [];
+        for (const [i, host] of hosts.entries()) {
+          const ref = { namespace: 'shop', name: `vm${i}` };
+          const onHost = pathToFileURL(node(host).root.hostPath('/var/lib/violin/bundles')).href;
+          const writer = await openBundleWriter(onHost, bundleId);
+          const image = await writer.writeImage(
+            ref,
+            (async function* () {
+              yield Buffer.from(`memory of vm${i}`);
+            })(),
+          );
+          vms.push({
+            ...ref,
+            mac: `52:54:00:00:00:0${i + 1}`,
+            sourceNode: 'node-1',
+            snapshotHost: host,
+            vmi: { kind: 'VirtualMachineInstance' },
+            timeline: { snapshotStartedAt: now, captureStartedAt: now, capturedAt: now, downtimeMs: 10 },
+            image,
+          });
+        }
+        const snapshot = {
+          namespace: 'shop',
+          name: 'nightly',
+          uid: bundleId,
+          createdAt: now,
+          networkMode: 'Buffer' as const,
+        };
+        return {
+          storageLocation: location,
+          bundleId,
+          content: { snapshot, vms },
+          channelState: [],
+          flows: null,
+        };
       };
-      return {
-        storageLocation: location,
-        bundleId,
-        content: { snapshot, vms },
-        channelState: [],
-        flows: null,
-      };
-    };
 
-    const manifest = await bundles.commit(await captured('shop.nightly.one', [SNAPSHOT_HOST]));
-    const onSnapshotHost = pathToFileURL(node(SNAPSHOT_HOST).root.hostPath('/var/lib/violin/bundles')).href;
-    const written = await openBundle(onSnapshotHost, 'shop.nightly.one');
-    expect((await written.readManifest()).integrity.digest).toBe(manifest.integrity.digest);
-    await written.verify();
-    // node-1's directory is not snap-1's: a bundle captured on both cannot be whole in either.
-    await expect(
-      bundles.commit(await captured('shop.nightly.two', ['node-1', SNAPSHOT_HOST])),
-    ).rejects.toThrow(
-      /captured on node-1, snap-1, and file:\/\/\/var\/lib\/violin\/bundles is a directory on each snapshot host: node-1 does not see the images the others wrote/,
-    );
-  });
+      const manifest = await bundles.commit(await captured('shop.nightly.one', [SNAPSHOT_HOST]));
+      const onSnapshotHost = pathToFileURL(node(SNAPSHOT_HOST).root.hostPath('/var/lib/violin/bundles')).href;
+      const written = await openBundle(onSnapshotHost, 'shop.nightly.one');
+      expect((await written.readManifest()).integrity.digest).toBe(manifest.integrity.digest);
+      await written.verify();
+      // node-1's directory is not snap-1's: a bundle captured on both cannot be whole in either.
+      await expect(
+        bundles.commit(await captured('shop.nightly.two', ['node-1', SNAPSHOT_HOST])),
+      ).rejects.toThrow(
+        /captured on node-1, snap-1, and file:\/\/\/var\/lib\/violin\/bundles is a directory on each snapshot host: node-1 does not see the images the others wrote/,
+      );
+    }),
+  );
 
   async function operatorPod(): Promise<V1Pod> {
     const pods = (await core.listNamespacedPod({ namespace: install.namespace })).items.filter(
