@@ -352,9 +352,11 @@ export class LibvirtRuntime implements VmRuntime {
     for (const iface of targetLauncher.interfaces) await this.plugTap(target.node, ref, target.pod, iface);
     await target.pod.linkConsole(target.node.stateDir);
     this.targets.delete(key(ref));
-    // The guest was paused for the copy within the call: its pause is at most the call's time.
+    // libvirt's downtime: from QEMU's STOP on the source to the target's resume. Without it, the
+    // call's whole time, within which the guest was paused for the copy.
     const took = Date.now() - began;
-    this.recordPause(ref, sourceName, targetName, 'completed', took, took);
+    const downtime = (await jobDowntimeMs(target.pod, domain)) ?? took;
+    this.recordPause(ref, sourceName, targetName, 'completed', downtime, took);
     return { outcome: 'completed' };
   }
 
@@ -490,6 +492,13 @@ async function domainState(pod: LauncherPod): Promise<DomainState> {
 /** Paused for a reason virt-launcher's sync undoes: anything but a migration's own pause. */
 function isResumable(state: DomainState): boolean {
   return state.state === 'paused' && state.reason !== 'migration' && state.reason !== 'post-copy';
+}
+
+/** The downtime libvirt measured for the domain's last completed job (the migration), in ms. */
+async function jobDowntimeMs(pod: LauncherPod, domain: string): Promise<number | undefined> {
+  const info = await pod.virsh(['domjobinfo', '--completed', domain]).catch(() => '');
+  const match = /Total downtime:\s+(\d+)\s*ms/.exec(info);
+  return match ? Number(match[1]) : undefined;
 }
 
 function firstLine(error: unknown): string {
