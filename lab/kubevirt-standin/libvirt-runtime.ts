@@ -464,7 +464,7 @@ export class LibvirtRuntime implements VmRuntime {
     const pause: MigrationPause = { source, target, outcome, stoppedAt: runningAt - downtimeMs, runningAt };
     this.pauses.set(key(ref), [...(this.pauses.get(key(ref)) ?? []), pause].slice(-MIGRATION_PAUSES_KEPT));
     this.options.log(
-      `${key(ref)}: live migration ${source} → ${target} ${outcome} in ${totalMs} ms, downtime ${downtimeMs} ms`,
+      `${key(ref)}: migration (guest paused for the copy) ${source} → ${target} ${outcome} in ${totalMs} ms, downtime ${downtimeMs} ms`,
     );
   }
 }
