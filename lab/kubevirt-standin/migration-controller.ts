@@ -19,6 +19,7 @@ import {
   type VirtualMachineInstanceMigration,
 } from '../../src/kubevirt/types.js';
 import { HOSTNAME_LABEL, MIGRATION_FINALIZER } from './names.js';
+import { meetsRequired, mergedSelector } from './node-affinity.js';
 import type { MigrationResult, MigrationRuntime } from './runtime.js';
 import { track, waitFor, type Task } from './tasks.js';
 import type { KubeVirtWrites } from './writes.js';
@@ -267,24 +268,29 @@ export class MigrationController {
     return this.runtime.nodeNames?.includes(node) ?? true;
   }
 
-  /** KubeVirt merges addedNodeSelector into the VMI's nodeSelector; the target is never the node the VMI is on. */
+  /**
+   * The migration's target pod as KubeVirt makes it: the VMI's nodeSelector and
+   * affinity with addedNodeSelector merged in (the VMI's own key wins), and a
+   * required anti-affinity to the source node. Only what is required selects
+   * the target; a preferred node (a restored VMI prefers the node it was
+   * restored on) is the source's, which the target never is.
+   */
   private async pickTarget(
     vmi: VirtualMachineInstance,
     vmim: VirtualMachineInstanceMigration,
   ): Promise<string | undefined> {
-    const selector = { ...vmim.spec.addedNodeSelector, ...vmi.spec.nodeSelector };
-    const labelSelector = Object.entries(selector)
-      .map(([k, v]) => `${k}=${v}`)
-      .join(',');
-    const nodes = await this.core.listNode(labelSelector ? { labelSelector } : {});
+    const added = vmim.spec.addedNodeSelector;
+    const nodes = await this.core.listNode();
     const candidates = nodes.items
-      .map((n) => n.metadata?.name ?? '')
-      .filter((n) => n !== '' && n !== vmi.status?.nodeName && this.knows(n))
+      .map((n) => ({ name: n.metadata?.name ?? '', labels: n.metadata?.labels ?? {} }))
+      .filter((n) => n.name !== '' && n.name !== vmi.status?.nodeName && this.knows(n.name))
+      .filter((n) => meetsRequired(vmi.spec, n, added))
+      .map((n) => n.name)
       .sort((a, b) => a.localeCompare(b));
     if (candidates.length === 0) return undefined;
     // A selector naming one host (kubernetes.io/hostname) has one candidate; otherwise VMs spread
     // over the candidates the way the scheduler's balancing would, deterministically by name.
-    if (selector[HOSTNAME_LABEL]) return candidates[0];
+    if (mergedSelector(vmi.spec, added)[HOSTNAME_LABEL]) return candidates[0];
     return candidates[spreadIndex(vmi.metadata.name ?? '', candidates.length)];
   }
 

@@ -1,7 +1,8 @@
 // VMIs created through the API in the reconciler tests (a restore's), the
 // launcher pod of a VMI that moved (status.activePods), and virt-api's pause
 // and unpause, with KubeVirt's fields and rules but no VM:
-// a new VMI pinned to a node (nodeSelector kubernetes.io/hostname) runs there,
+// a new VMI that names a node (kubernetes.io/hostname in its nodeSelector, or
+// else in a preferred node affinity term, as a restore's does) runs there,
 // with a fresh virt-launcher pod UID in status.activePods, and starts paused
 // when its spec says startStrategy: Paused. Pause and unpause answer as virt-api
 // does: 409 for a VMI already paused / not paused / not running, and for a VMI
@@ -13,13 +14,13 @@ import { randomUUID } from 'node:crypto';
 
 import { SubresourceError, type KubeVirtClient, type VmiPauser } from '../../src/kubevirt/client.js';
 import {
-  HOSTNAME_LABEL,
   isPaused,
   PAUSED_CONDITION,
   VMI_PLURAL,
   type VirtualMachineInstance,
   type VmiCondition,
 } from '../../src/kubevirt/types.js';
+import { hostnameAskedFor } from './node-affinity.js';
 
 export class ScriptedVmis implements VmiPauser {
   private readonly namespaces = new Set<string>();
@@ -55,10 +56,13 @@ export class ScriptedVmis implements VmiPauser {
     });
   }
 
-  /** virt-controller schedules it where it is pinned, virt-handler reports the launcher's domain running. */
+  /**
+   * virt-controller schedules it on the host it asks for (required, else preferred), virt-handler
+   * reports the launcher's domain running.
+   */
   private async start(vmi: VirtualMachineInstance): Promise<void> {
-    const node = vmi.spec.nodeSelector?.[HOSTNAME_LABEL];
-    // Unpinned VMIs stay unscheduled: the tests that start VMIs pin them, as the operator does.
+    const node = hostnameAskedFor(vmi.spec);
+    // VMIs that name no host stay unscheduled: the tests that start VMIs name one, as the operator does.
     if (!node) return;
     const now = new Date().toISOString();
     const interfaces = (vmi.spec.domain?.devices?.interfaces ?? []).map((i) => ({

@@ -13,6 +13,7 @@ import {
   type VirtualMachineInstance,
 } from '../../src/kubevirt/types.js';
 import { NODE_NAME_LABEL, SNAPSHOT_HOST_LABEL, VMI_FINALIZER } from './names.js';
+import { hasRequiredPlacement, meetsRequired, mostPreferred } from './node-affinity.js';
 import type { StandinNode, VmRuntime } from './runtime.js';
 import { vmiStatusFor } from './vmi-status.js';
 import { track, type Task } from './tasks.js';
@@ -163,19 +164,21 @@ export class VmiController {
     this.log(`${ref.namespace}/${ref.name}: Running on ${node.name}`);
   }
 
-  /** virt-controller's scheduling: the VMI's nodeSelector, else a spread over the nodes that are not snapshot hosts. */
+  /**
+   * virt-controller's launcher pod as kube-scheduler places it: only nodes that
+   * meet the VMI's nodeSelector and required node affinity, the most preferred
+   * of them (preferred node affinity), spread over those. Without a required
+   * placement, snapshot hosts are left out (the lab's stand-in for their taint).
+   */
   private async schedule(vmi: VirtualMachineInstance): Promise<StandinNode | undefined> {
-    const selector = vmi.spec.nodeSelector ?? {};
-    const labelSelector = Object.entries(selector)
-      .map(([k, v]) => `${k}=${v}`)
-      .join(',');
-    const nodes = await this.core.listNode(labelSelector ? { labelSelector } : {});
-    const candidates = nodes.items
-      .filter((n) => vmi.spec.nodeSelector || n.metadata?.labels?.[SNAPSHOT_HOST_LABEL] !== 'true')
-      .map((n) => n.metadata?.name ?? '')
-      .filter((name) => this.runtime.node(name))
+    const nodes = (await this.core.listNode()).items
+      .map((n) => ({ name: n.metadata?.name ?? '', labels: n.metadata?.labels ?? {} }))
+      .filter((n) => this.runtime.node(n.name) && meetsRequired(vmi.spec, n))
+      .filter((n) => hasRequiredPlacement(vmi.spec) || n.labels[SNAPSHOT_HOST_LABEL] !== 'true');
+    if (nodes.length === 0) return undefined;
+    const candidates = mostPreferred(vmi.spec, nodes)
+      .map((n) => n.name)
       .sort((a, b) => a.localeCompare(b));
-    if (candidates.length === 0) return undefined;
     return this.runtime.node(candidates[this.roundRobin++ % candidates.length] ?? '');
   }
 }

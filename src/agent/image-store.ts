@@ -4,7 +4,7 @@
 // (src/store/); this file only adapts its API to the agent's requests.
 import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import { backendFor } from '../store/backend-for.js';
+import { backendFor, checkStorageLocation } from '../store/backend-for.js';
 import { openBundleWriter } from '../store/bundle-writer.js';
 import type { StorageConfinement } from '../store/confinement.js';
 import { BundleError } from '../store/errors.js';
@@ -33,6 +33,13 @@ export interface ImageStore {
     vm: VmRef,
     source: AsyncIterable<Uint8Array>,
   ): Promise<StoredImage>;
+  /**
+   * Refuses, with the store's reason, a location this agent does not serve (a
+   * malformed URL, an unknown scheme, a file:// path outside the storage root
+   * or through a symbolic link). Nothing is created: a capture checks it
+   * before it touches the VM.
+   */
+  checkLocation(storageLocation: string): Promise<void>;
   /** Whether writeImageFile can store into this location (it has local files). */
   writesImageFiles(storageLocation: string): boolean;
   /**
@@ -73,6 +80,10 @@ export function imageStoreUnder(
       const writer = await openBundleWriter(storageLocation, snapshotId, confinement);
       const file = await writer.writeImage(vm, source);
       return { path: file.path, bytes: file.size, digest: file.digest };
+    },
+
+    checkLocation(storageLocation) {
+      return checkStorageLocation(storageLocation, confinement);
     },
 
     writesImageFiles(storageLocation) {

@@ -3,6 +3,8 @@
 // Only what the transaction controller uses is typed; everything else passes
 // through untouched because these objects belong to KubeVirt.
 
+import type { V1Affinity } from '@kubernetes/client-node';
+
 export const KUBEVIRT_GROUP = 'kubevirt.io';
 export const KUBEVIRT_VERSION = 'v1';
 export const KUBEVIRT_API_VERSION = `${KUBEVIRT_GROUP}/${KUBEVIRT_VERSION}`;
@@ -95,6 +97,8 @@ export interface MigrationState {
 
 export interface VmiSpec {
   nodeSelector?: Record<string, string>;
+  /** The pod's affinity, as KubeVirt copies it into the virt-launcher pod (and a migration's target pod). */
+  affinity?: V1Affinity;
   /** `Paused`: virt-launcher starts the domain paused, as if paused through the pause subresource. */
   startStrategy?: 'Paused';
   domain?: {

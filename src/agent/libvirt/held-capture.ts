@@ -24,17 +24,19 @@
 // zero pages. If QEMU completes anyway (a guest whose unsent RAM is all zero
 // pages), the capture fails with that reason and the guest is left to KubeVirt.
 //
+// The store may refuse the image at any time (a location it does not serve, a
+// full disk, a bundle already committed). Nobody would then read the pipe, and
+// QEMU's migration thread would wait on it until the capture's deadline: so
+// the location's confinement is checked before QEMU is touched, and a store
+// failure at any later time ends the capture at once (QEMU's migration
+// cancelled, the partial image dropped) with the store's reason.
+//
 // The capture lives in the agent's memory between the two calls: an agent
 // that dies closes the pipe, QEMU fails the migration and the guest keeps its
 // run state; a retried start captures anew, a finish gets NotFound (the
 // snapshot aborts and the operator unpauses).
-import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { closeSync, constants, openSync } from 'node:fs';
-import { Socket } from 'node:net';
-import { join } from 'node:path';
+import type { Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { promisify } from 'node:util';
 import type {
   CaptureConverged,
   CaptureRequest,
@@ -56,6 +58,7 @@ import { pauseKey } from '../held-pauses.js';
 import { requireString, roundMs, vmName } from '../vm-access.js';
 import type { LauncherPods, LibvirtDomain } from './launcher-pod.js';
 import { VirshMonitor } from './virsh-monitor.js';
+import { openCapturePipe, StreamGate } from './capture-pipe.js';
 
 /** The hold is taken once at most this share of RAM is left to send in the first pass... */
 const HOLD_AT_REMAINING_SHARE = 0.25;
@@ -84,23 +87,6 @@ export interface HeldCaptureSettings {
   workDir: string;
 }
 
-/** The agent's read side of QEMU's stream: it reads only as far as `allowance`. */
-class StreamGate {
-  bytes = 0;
-  allowance = 0;
-  private waiter: (() => void) | undefined;
-
-  /** Resolves when the reader may read on. */
-  async open(): Promise<void> {
-    while (this.bytes >= this.allowance) await new Promise<void>((resolve) => (this.waiter = resolve));
-  }
-
-  allow(allowance: number): void {
-    this.allowance = allowance;
-    this.waiter?.();
-  }
-}
-
 interface HeldCapture {
   req: CaptureRequest & { launcherPodUid: string };
   key: string;
@@ -110,10 +96,18 @@ interface HeldCapture {
   stream: Socket;
   events: QmpEvent[];
   startedAt: Date;
+  /** The image, stored; rejects with the store's reason as an AgentError. */
   stored: Promise<StoredImage>;
+  /** Rejects as `stored` does; never settles once the image is stored. */
+  storeFailed: Promise<never>;
+  /** The store's failure, once it failed: the capture is over. */
+  failure?: AgentError;
   converged: Promise<CaptureConverged>;
   finished?: Promise<CaptureResult>;
   deadline: NodeJS.Timeout;
+  /** QEMU's migration is this capture's from here on (a migration seen before is someone else's). */
+  migrating: boolean;
+  cancelled?: Promise<void>;
   closed: boolean;
 }
 
@@ -141,6 +135,10 @@ export class KubeVirtPauseCaptures {
         'BadRequest',
         `resume does not apply with hold 'KubeVirtPause': KubeVirt's pause holds the VM`,
       );
+    // Before QEMU is touched: a location the store refuses would leave QEMU writing into a pipe nobody reads.
+    await this.images.checkLocation(req.storageLocation).catch((error: unknown) => {
+      throw toAgentError(error);
+    });
     const domain = await this.pods.domainOf(req.vm, req.launcherPodUid);
     const key = pauseKey(req.snapshotId, domain.vm);
     const earlier = this.captures.get(key);
@@ -203,7 +201,16 @@ export class KubeVirtPauseCaptures {
     const events: QmpEvent[] = [];
     monitor.onEvent((event) => events.push(event));
     const gate = new StreamGate();
-    const capture = { req, key, domain, monitor, gate, events, closed: false } as HeldCapture;
+    const capture = {
+      req,
+      key,
+      domain,
+      monitor,
+      gate,
+      events,
+      migrating: false,
+      closed: false,
+    } as HeldCapture;
     capture.converged = this.startMigration(capture).catch(async (error: unknown) => {
       await this.cancel(capture).catch(() => undefined);
       throw toAgentError(error);
@@ -235,55 +242,46 @@ export class KubeVirtPauseCaptures {
       downtimeLimitMs: this.settings.downtimeLimitMs,
       maxBandwidth: this.settings.maxBandwidth,
     });
-    capture.stream = await this.openPipe(capture);
+    capture.stream = await openCapturePipe(this.settings.workDir, capture.monitor, FD_NAME);
     capture.startedAt = new Date();
-    capture.stored = this.images.writeImage(
-      capture.req.storageLocation,
-      capture.req.snapshotId,
-      domain.vm,
-      gatedStream(capture),
-    );
-    capture.stored.catch(() => undefined); // awaited by finish; a failure must not go unhandled meanwhile
-    await monitor.execute('migrate', { uri: `fd:${FD_NAME}` });
-    await this.holdWithinFirstPass(capture);
+    capture.stored = this.images
+      .writeImage(capture.req.storageLocation, capture.req.snapshotId, domain.vm, gatedStream(capture))
+      .catch((error: unknown) => {
+        const reason = toAgentError(error);
+        throw new AgentError(
+          reason.code,
+          `storing the capture of VM ${vmName(domain.vm)} failed: ${reason.message}`,
+        );
+      });
+    capture.storeFailed = capture.stored.then(() => new Promise<never>(() => undefined));
+    capture.storeFailed.catch((error: unknown) => this.endOnStoreFailure(capture, error as AgentError));
+    capture.migrating = true;
+    const held = monitor
+      .execute('migrate', { uri: `fd:${FD_NAME}` })
+      .then(() => this.holdWithinFirstPass(capture));
+    // Whichever comes first: the hold, or the store's failure (then nobody reads QEMU's stream).
+    await Promise.race([held, capture.storeFailed]);
     return { state: 'Converged', startedAt: capture.startedAt.toISOString() };
   }
 
-  /**
-   * A FIFO in the agent's work dir: QEMU gets its write end through libvirt
-   * (`getfd`), the agent reads the other end. Removed from the file system at
-   * once: only the two open ends remain.
-   */
-  private async openPipe(capture: HeldCapture): Promise<Socket> {
-    const dir = await mkdtemp(join(this.settings.workDir, 'capture-'));
-    try {
-      const fifo = join(dir, 'stream');
-      await promisify(execFile)('mkfifo', ['-m', '600', fifo]);
-      // Plain descriptors, not FileHandles: the socket owns the read end (a FileHandle would close it
-      // when collected). Read end first, non-blocking, so neither open waits for the other side.
-      const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
-      const writer = openSync(fifo, constants.O_WRONLY);
-      try {
-        await capture.monitor.executeWithFd('getfd', { fdname: FD_NAME }, writer);
-      } catch (error) {
-        closeSync(reader);
-        throw error;
-      } finally {
-        // QEMU has its own copy now; ours would keep the stream from ever ending.
-        closeSync(writer);
-      }
-      return new Socket({ fd: reader, readable: true, writable: false });
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+  /** The store gave up: the capture ends now, not at its deadline; finish answers with the store's reason. */
+  private endOnStoreFailure(capture: HeldCapture, error: AgentError): void {
+    if (capture.closed) return;
+    capture.failure = error;
+    this.log(`agent: capture ${capture.key} cancelled: ${error.message}`);
+    void this.cancel(capture).finally(() =>
+      setTimeout(() => this.forget(capture), FINISHED_MEMORY_MS).unref(),
+    );
   }
 
   /** Reads the first pass a quantum at a time, and stops reading where the hold belongs; throws if QEMU ended instead. */
   private async holdWithinFirstPass(capture: HeldCapture): Promise<void> {
     const { gate, monitor } = capture;
+    const deadline = Date.now() + this.settings.timeoutMs;
     for (;;) {
       const info = await monitor.execute<MigrationInfo>('query-migrate');
       if (isFinalMigrationState(info.status)) return failedBeforeHold(capture, info);
+      notHeldBy(capture, deadline, info);
       const total = info.ram?.total ?? 0;
       const remaining = info.ram?.remaining ?? total;
       const holdAt = Math.min(total, Math.max(total * HOLD_AT_REMAINING_SHARE, HOLD_MIN_REMAINING));
@@ -298,6 +296,7 @@ export class KubeVirtPauseCaptures {
     for (;;) {
       const info = await monitor.execute<MigrationInfo>('query-migrate');
       if (isFinalMigrationState(info.status)) return failedBeforeHold(capture, info);
+      notHeldBy(capture, deadline, info);
       const transferred = info.ram?.transferred ?? 0;
       if (transferred === last) break;
       last = transferred;
@@ -317,6 +316,7 @@ export class KubeVirtPauseCaptures {
 
   private async complete(capture: HeldCapture): Promise<CaptureResult> {
     const { monitor, domain } = capture;
+    if (capture.failure) throw capture.failure;
     const state = await monitor.runState();
     if (state !== 'paused') {
       throw new AgentError(
@@ -334,7 +334,10 @@ export class KubeVirtPauseCaptures {
       );
     try {
       capture.gate.allow(Number.POSITIVE_INFINITY);
-      const final = await migrationFinal(capture, this.settings.timeoutMs);
+      const final = await Promise.race([
+        migrationFinal(capture, this.settings.timeoutMs),
+        capture.storeFailed,
+      ]);
       if (final.status !== 'completed')
         throw new AgentError(
           'Internal',
@@ -362,10 +365,21 @@ export class KubeVirtPauseCaptures {
   }
 
   /** Stops a capture that will not finish: cancels QEMU's migration (never the guest's run state), drops the partial image. */
-  private async cancel(capture: HeldCapture): Promise<void> {
-    if (capture.closed) return;
+  private cancel(capture: HeldCapture): Promise<void> {
+    if (capture.closed) return Promise.resolve();
+    capture.cancelled ??= this.cancelOnce(capture);
+    return capture.cancelled;
+  }
+
+  private async cancelOnce(capture: HeldCapture): Promise<void> {
     try {
-      await cancelMigration(capture.monitor);
+      if (capture.migrating) {
+        // QEMU's migration thread may be blocked writing into the full pipe, and a pipe's channel cannot
+        // be shut down by migrate_cancel: the read end closed right after wakes it (EPIPE) to see the cancel.
+        await capture.monitor.execute('migrate_cancel').catch(() => undefined);
+        capture.stream?.destroy();
+        await cancelMigration(capture.monitor);
+      }
     } finally {
       this.close(capture);
       capture.stream?.destroy();
@@ -408,6 +422,15 @@ async function migrationFinal(capture: HeldCapture, timeoutMs: number): Promise<
       throw new AgentError('Internal', `${capture.key}: the migration did not end within ${timeoutMs} ms`);
     await sleep(20);
   }
+}
+
+/** Throws once the hold was not reached by `deadline`: QEMU's migration neither progressed nor blocked on the pipe. */
+function notHeldBy(capture: HeldCapture, deadline: number, info: MigrationInfo): void {
+  if (Date.now() <= deadline) return;
+  throw new AgentError(
+    'Internal',
+    `capture of VM ${vmName(capture.domain.vm)}: QEMU's migration (${info.status}) was not held within the capture's timeout`,
+  );
 }
 
 function failedBeforeHold(capture: HeldCapture, info: MigrationInfo): never {

@@ -25,18 +25,55 @@ export function virshBinary(): string {
   return process.env.VIOLIN_VIRSH ?? 'virsh';
 }
 
-/** Runs `virsh -c <uri> <args>`; resolves with its stdout, rejects with its stderr. `fds` become its fds 3, 4, ... */
-export function virsh(uri: string, args: readonly string[], fds: readonly number[] = []): Promise<string> {
+/**
+ * How long one `virsh qemu-monitor-command` may take. QMP answers in
+ * milliseconds, but a QEMU whose big lock is held (a stuck device, a host
+ * under memory pressure) answers nothing, and libvirt waits for it: without a
+ * bound the agent would wait for good.
+ */
+export const MONITOR_COMMAND_TIMEOUT_MS = 30_000;
+
+export interface VirshOptions {
+  /** Become virsh's fds 3, 4, ... */
+  fds?: readonly number[];
+  /** Kill virsh and reject after this long; none by default. */
+  timeoutMs?: number;
+  /** What the call is, for the timeout's message (default `virsh <first arg>`). */
+  what?: string;
+}
+
+/** Runs `virsh -c <uri> <args>`; resolves with its stdout, rejects with its stderr (or when it outlives `timeoutMs`). */
+export function virsh(uri: string, args: readonly string[], options: VirshOptions = {}): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn(virshBinary(), ['-q', '-c', uri, ...args], {
-      stdio: ['ignore', 'pipe', 'pipe', ...fds],
+      stdio: ['ignore', 'pipe', 'pipe', ...(options.fds ?? [])],
     });
     let stdout = '';
     let stderr = '';
+    let timedOut = false;
+    const timer =
+      options.timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            timedOut = true;
+            // By its PID, through the ChildProcess: the one virsh this call started.
+            child.kill('SIGKILL');
+            reject(
+              new LibvirtError(
+                `${options.what ?? `virsh ${args[0]}`} got no answer within ${options.timeoutMs} ms ` +
+                  `(a QEMU whose big lock is held answers no monitor command); virsh (pid ${child.pid}) killed`,
+              ),
+            );
+          }, options.timeoutMs);
     child.stdout!.setEncoding('utf8').on('data', (text: string) => (stdout += text));
     child.stderr!.setEncoding('utf8').on('data', (text: string) => (stderr += text));
-    child.once('error', (error) => reject(new LibvirtError(`virsh: ${error.message}`)));
+    child.once('error', (error) => {
+      clearTimeout(timer);
+      reject(new LibvirtError(`virsh: ${error.message}`));
+    });
     child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      if (timedOut) return;
       if (code === 0) resolve(stdout);
       else
         reject(
@@ -78,7 +115,11 @@ export class VirshMonitor implements QmpMonitor, EventSource {
   private events: ChildProcess | undefined;
   private readonly where: string;
 
-  constructor(readonly target: LibvirtDomain) {
+  constructor(
+    readonly target: LibvirtDomain,
+    /** Bound of every command (tests shorten it). */
+    private readonly commandTimeoutMs = MONITOR_COMMAND_TIMEOUT_MS,
+  ) {
     this.where = `libvirt monitor of ${target.domain}`;
   }
 
@@ -158,7 +199,11 @@ export class VirshMonitor implements QmpMonitor, EventSource {
     const stdout = await virsh(
       this.target.uri,
       ['qemu-monitor-command', this.target.domain, ...passFds, message],
-      fds,
+      {
+        fds,
+        timeoutMs: this.commandTimeoutMs,
+        what: `${this.where}: ${command}`,
+      },
     );
     let reply: { return?: unknown; error?: { class?: string; desc?: string } };
     try {

@@ -292,7 +292,12 @@ describe('Loading, libvirt backend', () => {
 
   it.each([
     { name: 'scheduling', vmi: vmi({ phase: 'Scheduling' }), ours: true, want: undefined },
-    { name: 'running paused', vmi: vmi({ ...running, conditions: paused }), ours: true, want: 'pod-a' },
+    {
+      name: 'running paused',
+      vmi: vmi({ ...running, conditions: paused }),
+      ours: true,
+      want: { node: 'n1', podUid: 'pod-a' },
+    },
     {
       name: 'running paused, pod on another node only (migrating away)',
       vmi: vmi({ ...running, activePods: { 'pod-x': 'n2' }, conditions: paused }),
@@ -316,10 +321,10 @@ describe('Loading, libvirt backend', () => {
       },
     },
     {
-      name: 'on another node',
-      vmi: vmi({ ...running, nodeName: 'n2', conditions: paused }),
+      name: 'on another node than it preferred: loaded there',
+      vmi: vmi({ ...running, nodeName: 'n2', activePods: { 'pod-b': 'n2' }, conditions: paused }),
       ours: true,
-      want: { reason: 'VMStartFailed', message: 'the VMI of a runs on n2, not on n1 where it was placed' },
+      want: { node: 'n2', podUid: 'pod-b' },
     },
     {
       name: 'running unpaused for longer than the grace',
@@ -342,8 +347,8 @@ describe('Loading, libvirt backend', () => {
     { name: 'running unpaused, since when unknown: waits', vmi: vmi(running), ours: true, want: undefined },
   ])('launcherToLoad: $name', ({ vmi, ours, want }) => {
     const now = at(PAUSED_GRACE_MS + 1);
-    if (want === undefined || typeof want === 'string') {
-      expect(launcherToLoad(row, vmi, ours, now)).toBe(want);
+    if (want === undefined || 'podUid' in want) {
+      expect(launcherToLoad(row, vmi, ours, now)).toEqual(want);
     } else {
       expect(() => launcherToLoad(row, vmi, ours, now)).toThrow(expect.objectContaining(want));
     }

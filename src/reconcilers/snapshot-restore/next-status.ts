@@ -182,21 +182,33 @@ export const PAUSED_GRACE_MS = 30_000;
 
 /** Its VMI is created with startStrategy Paused; the restore waits for it to run, paused. */
 export function startingRow(row: Row): Row {
-  return { ...row, phase: 'Starting', message: `VMI created paused on ${row.node}; waiting for it to run` };
+  return {
+    ...row,
+    phase: 'Starting',
+    message: `VMI created paused, preferring ${row.node}; waiting for it to run`,
+  };
+}
+
+/** Where the VMI this restore created runs paused: its node and virt-launcher pod. */
+export interface LaunchedVmi {
+  node: string;
+  podUid: string;
 }
 
 /**
- * The virt-launcher pod to load into, once the VMI this restore created runs
- * paused on its node; undefined while KubeVirt is still starting it. Fails
- * when the VMI is gone, is someone else's, ended, runs elsewhere, or runs
- * unpaused (a guest that ran has state of its own the load would overwrite).
+ * The node and virt-launcher pod to load into, once the VMI this restore
+ * created runs paused; undefined while KubeVirt is still starting it. The
+ * VMI only prefers the row's node (restored-vmi.ts): the node it runs on is
+ * the one whose agent loads it. Fails when the VMI is gone, is someone
+ * else's, ended, or runs unpaused (a guest that ran has state of its own the
+ * load would overwrite).
  */
 export function launcherToLoad(
   row: Row,
   vmi: VirtualMachineInstance | undefined,
   createdByUs: boolean,
   now: Date,
-): string | undefined {
+): LaunchedVmi | undefined {
   const name = row.name;
   if (!vmi) throw new RestoreFailure('VMGone', `the VMI of ${name} was deleted before its state was loaded`);
   if (!createdByUs) {
@@ -213,14 +225,8 @@ export function launcherToLoad(
       `the VMI of ${name} ended ${phase} before its state was loaded${why}`,
     );
   }
-  if (phase !== 'Running') return undefined;
-  const onNode = vmi.status?.nodeName;
-  if (onNode !== row.node) {
-    throw new RestoreFailure(
-      'VMStartFailed',
-      `the VMI of ${name} runs on ${onNode}, not on ${row.node} where it was placed`,
-    );
-  }
+  const node = vmi.status?.nodeName;
+  if (phase !== 'Running' || !node) return undefined;
   if (!isPaused(vmi)) {
     // virt-handler may report the phase before the Paused condition: only a VMI running for a while
     // without it is taken to run unpaused.
@@ -231,7 +237,13 @@ export function launcherToLoad(
       `the VMI of ${name} runs unpaused although created with startStrategy Paused; its guest may have run, so its saved state is not loaded`,
     );
   }
-  return launcherPodOn(vmi, row.node ?? '');
+  const podUid = launcherPodOn(vmi, node);
+  return podUid ? { node, podUid } : undefined;
+}
+
+/** The row on the node its VMI runs on (the one it preferred, unless KubeVirt placed it elsewhere). */
+export function placedRow(row: Row, node: string): Row {
+  return row.node === node ? row : { ...row, node };
 }
 
 /** The started VM runs another machine type than the one its state was saved from. */

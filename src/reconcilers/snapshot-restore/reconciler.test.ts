@@ -62,6 +62,8 @@ class World {
   reconciler: SnapshotRestoreReconciler;
   /** libvirt backend: KubeVirt's side. How each created VMI turns out (default: Running, paused). */
   readonly vmiOutcome = new Map<string, 'Failed' | 'Unpaused' | 'Pending'>();
+  /** libvirt backend: a VMI KubeVirt runs on another node than the one it prefers (its preferred node full). */
+  readonly scheduledOn = new Map<string, string>();
   runningMachine: string | undefined = SAVED_MACHINE;
 
   constructor(
@@ -130,13 +132,15 @@ class World {
     this.startCreatedVmis();
   }
 
-  /** KubeVirt between two passes: each created VMI runs on the node its nodeSelector names, paused. */
+  /** KubeVirt between two passes: each created VMI runs on the node it prefers (unless scripted otherwise), paused. */
   private startCreatedVmis(): void {
     for (const vmi of this.vmis) {
       const name = vmi.metadata.name ?? '';
       const outcome = this.vmiOutcome.get(name);
       if (vmi.status || outcome === 'Pending') continue;
-      const node = vmi.spec.nodeSelector?.['kubernetes.io/hostname'] ?? '';
+      const preferred = vmi.spec.affinity?.nodeAffinity?.preferredDuringSchedulingIgnoredDuringExecution;
+      const node =
+        this.scheduledOn.get(name) ?? preferred?.[0]?.preference.matchExpressions?.[0]?.values?.[0] ?? '';
       vmi.status = {
         phase: outcome === 'Failed' ? 'Failed' : 'Running',
         ...(outcome === 'Failed' ? { reason: 'launcher pod failed' } : {}),
@@ -453,21 +457,35 @@ describe('SnapshotRestore reconciler', () => {
 });
 
 describe('SnapshotRestore reconciler, libvirt backend (VMIs created by the operator)', () => {
-  it('creates each VMI paused on its node, loads into its launcher pod, unpauses all through KubeVirt', async () => {
+  it('creates each VMI paused preferring its node, loads into its launcher pod, unpauses all through KubeVirt', async () => {
     const world = new World({}, 'libvirt');
     expect(await world.run()).toEqual(['Pending', 'Validating', 'Loading', 'Resuming', 'Succeeded']);
     expect(world.status.backend).toBe('libvirt');
     const [a, b] = world.vmis;
+    const prefers = (node: string) => ({
+      nodeAffinity: {
+        preferredDuringSchedulingIgnoredDuringExecution: [
+          {
+            weight: 100,
+            preference: {
+              matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: [node] }],
+            },
+          },
+        ],
+      },
+    });
+    // Preferred, not pinned: KubeVirt copies a nodeSelector into every migration's target pod.
+    expect(a?.spec.nodeSelector).toBeUndefined();
     expect(a?.spec).toMatchObject({
       startStrategy: 'Paused',
-      nodeSelector: { 'kubernetes.io/hostname': 'n1' },
+      affinity: prefers('n1'),
       domain: {
         machine: { type: 'pc-q35-7.2' },
         firmware: { uuid: 'uid-a' },
         devices: { interfaces: [{ name: 'violin', macAddress: '52:54:00:00:00:00' }] },
       },
     });
-    expect(b?.spec.nodeSelector).toEqual({ 'kubernetes.io/hostname': 'n2' });
+    expect(b?.spec.affinity).toEqual(prefers('n2'));
     expect(a?.metadata.labels).toEqual({
       app: 'bank',
       'violin.dev/restore': 'r',
@@ -484,6 +502,20 @@ describe('SnapshotRestore reconciler, libvirt backend (VMIs created by the opera
       'unpause b',
     ]);
     expect(world.status.vms?.map((vm) => vm.phase)).toEqual(['Resumed', 'Resumed']);
+  });
+
+  it('loads, resumes and records a VMI KubeVirt ran on another node than the one it preferred there', async () => {
+    const world = new World({}, 'libvirt');
+    world.scheduledOn.set('b', 'n3');
+    expect((await world.run()).at(-1)).toBe('Succeeded');
+    expect(world.calls).toContain('load b@n3 pod-b');
+    expect(world.status.vms?.map((vm) => [vm.name, vm.node, vm.phase])).toEqual([
+      ['a', 'n1', 'Resumed'],
+      ['b', 'n3', 'Resumed'],
+    ]);
+    expect(world.events).toContain(
+      'Normal PlacedElsewhere: b runs on n3, not on the preferred n2: loaded there',
+    );
   });
 
   it('waits while KubeVirt starts a VMI, then loads it', async () => {

@@ -1,7 +1,16 @@
 // The VirtualMachineInstance a restore creates for one VM of the bundle
-// (libvirt backend): the saved spec, started paused on the node the restore
-// chose, with the identity the guest saw (MACs, firmware UUID, machine type),
-// and labelled as this restore's so that it alone deletes it on failure.
+// (libvirt backend): the saved spec, started paused and preferring the node
+// the restore chose, with the identity the guest saw (MACs, firmware UUID,
+// machine type), and labelled as this restore's so that it alone deletes it on
+// failure.
+//
+// Preferred, not pinned: KubeVirt copies a VMI's nodeSelector and affinity
+// into every migration's target pod, so a VMI pinned by nodeSelector
+// kubernetes.io/hostname could never migrate again, to a snapshot host or
+// anywhere (a restored VM could not be snapshotted). A preferred node affinity
+// term places it on the chosen node whenever that node can take it, and binds
+// no migration; where KubeVirt actually ran it (status.nodeName) is the node
+// whose agent loads it (start-vmis.ts).
 import { RESTORE_NAME_LABEL, RESTORE_UID_LABEL } from '../../api/constants.js';
 import {
   HOSTNAME_LABEL,
@@ -31,10 +40,11 @@ export function recordedMachineType(vm: BundleVm): string | undefined {
 }
 
 /**
- * The VMI to create. Pinned to `node` by nodeSelector on `kubernetes.io/hostname`
- * (ANDed with the VM's own selector, as the scheduler reads it), started with
- * `startStrategy: Paused` so that virt-launcher keeps it paused (in its own
- * paused set) until the operator unpauses it.
+ * The VMI to create: preferring `node` (a preferred node affinity term on
+ * `kubernetes.io/hostname`, beside the VM's own nodeSelector and affinity,
+ * which stay as saved), started with `startStrategy: Paused` so that
+ * virt-launcher keeps it paused (in its own paused set) until the operator
+ * unpauses it.
  */
 export function restoredVmi(restore: SnapshotRestore, vm: BundleVm, node: string): VirtualMachineInstance {
   const saved = savedVmi(vm);
@@ -57,8 +67,55 @@ export function restoredVmi(restore: SnapshotRestore, vm: BundleVm, node: string
     spec: {
       ...saved.spec,
       startStrategy: 'Paused',
-      nodeSelector: { ...saved.spec.nodeSelector, [HOSTNAME_LABEL]: node },
+      affinity: preferringNode(saved.spec.affinity, node),
       domain: pinnedDomain(saved, vm),
+    },
+  };
+}
+
+/** Weight of the preferred term (the most kube-scheduler allows): the chosen node outweighs any preference the VM had. */
+const PREFERRED_NODE_WEIGHT = 100;
+
+type PreferredTerm = NonNullable<
+  NonNullable<
+    NonNullable<VmiSpec['affinity']>['nodeAffinity']
+  >['preferredDuringSchedulingIgnoredDuringExecution']
+>[number];
+
+function preferredNodeTerm(node: string): PreferredTerm {
+  return {
+    weight: PREFERRED_NODE_WEIGHT,
+    preference: { matchExpressions: [{ key: HOSTNAME_LABEL, operator: 'In', values: [node] }] },
+  };
+}
+
+/**
+ * The term an earlier restore added (a VM restored, snapshotted and restored
+ * again carries it in its saved spec): replaced, not kept beside the new one.
+ */
+function isRestorePlacement(term: PreferredTerm): boolean {
+  const exprs = term.preference.matchExpressions ?? [];
+  return (
+    term.weight === PREFERRED_NODE_WEIGHT &&
+    (term.preference.matchFields ?? []).length === 0 &&
+    exprs.length === 1 &&
+    exprs[0]?.key === HOSTNAME_LABEL &&
+    exprs[0].operator === 'In' &&
+    exprs[0].values?.length === 1
+  );
+}
+
+/** The VM's affinity, with one more preferred node affinity term: the node the restore chose. */
+function preferringNode(affinity: VmiSpec['affinity'], node: string): VmiSpec['affinity'] {
+  const nodeAffinity = affinity?.nodeAffinity;
+  const kept = (nodeAffinity?.preferredDuringSchedulingIgnoredDuringExecution ?? []).filter(
+    (term) => !isRestorePlacement(term),
+  );
+  return {
+    ...affinity,
+    nodeAffinity: {
+      ...nodeAffinity,
+      preferredDuringSchedulingIgnoredDuringExecution: [...kept, preferredNodeTerm(node)],
     },
   };
 }

@@ -1,8 +1,9 @@
 // Loading, libvirt backend: the operator creates each VM's VirtualMachineInstance
-// from the bundle's saved spec, started paused on its node; once KubeVirt runs
-// it (paused, in virt-launcher's own paused set), the node's agent loads the
-// saved state into that launcher's domain, which stays paused. One step per
-// VM per pass, each recorded in the row before the next relies on it:
+// from the bundle's saved spec, started paused and preferring its planned node;
+// once KubeVirt runs it (paused, in virt-launcher's own paused set), the agent
+// of the node it runs on (status.nodeName, recorded in the row as its node)
+// loads the saved state into that launcher's domain, which stays paused. One
+// step per VM per pass, each recorded in the row before the next relies on it:
 //
 //   Pending --create VMI--> Starting --Running, paused: load--> Loaded
 //
@@ -21,6 +22,7 @@ import {
   loadingStatus,
   machineTypeMismatch,
   outcomes,
+  placedRow,
   startingRow,
 } from './next-status.js';
 import type { Pass, Step } from './pass.js';
@@ -66,20 +68,32 @@ async function createVmi(pass: Pass, row: Row, bundle: OpenedBundle, location: L
   }
   // A namesake made by someone else since Validating: refused by launcherToLoad on the next pass.
   if (isCreatedBy(created, pass.restore)) {
-    pass.event('Normal', 'VMICreated', `${row.name} created paused on ${row.node} (startStrategy Paused)`);
+    pass.event(
+      'Normal',
+      'VMICreated',
+      `${row.name} created paused, preferring ${row.node} (startStrategy Paused)`,
+    );
   }
   return startingRow(row);
 }
 
 async function loadWhenPaused(pass: Pass, row: Row, bundle: OpenedBundle, location: Location): Promise<Row> {
   const vmi = await pass.deps.kubevirt.getVmi(targetNamespace(pass.restore), row.name);
-  const podUid = launcherToLoad(row, vmi, vmi !== undefined && isCreatedBy(vmi, pass.restore), pass.now());
-  if (!podUid || !vmi) return row;
+  const launched = launcherToLoad(row, vmi, vmi !== undefined && isCreatedBy(vmi, pass.restore), pass.now());
+  if (!launched || !vmi) return row;
+  const placed = placedRow(row, launched.node);
+  if (placed !== row) {
+    pass.event(
+      'Normal',
+      'PlacedElsewhere',
+      `${row.name} runs on ${launched.node}, not on the preferred ${row.node}: loaded there`,
+    );
+  }
   const vm = savedVm(bundle, row.name, location.path);
-  const mismatch = machineTypeMismatch(row, recordedMachineType(vm), vmi);
+  const mismatch = machineTypeMismatch(placed, recordedMachineType(vm), vmi);
   if (mismatch) throw mismatch;
-  warnOnOtherLauncher(pass, row, savedVmi(vm).status?.launcherContainerImageVersion, vmi);
-  return loadVm(pass, row, bundle, location, podUid);
+  warnOnOtherLauncher(pass, placed, savedVmi(vm).status?.launcherContainerImageVersion, vmi);
+  return loadVm(pass, placed, bundle, location, launched.podUid);
 }
 
 /**

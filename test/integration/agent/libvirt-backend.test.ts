@@ -6,11 +6,12 @@
 // (startStrategy: Paused), left paused, and, once unpaused, a guest that runs
 // on with the memory it had at capture. Bad input is refused with the reason.
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CaptureResult, VmRef } from '../../../src/agent/types.js';
+import { MANIFEST_FILE } from '../../../src/store/layout.js';
 import type { AgentProcess } from './agent-process.js';
 import { startAgentProcess } from './agent-process.js';
 import type { LauncherPod } from './libvirt-pod.js';
@@ -25,6 +26,12 @@ async function domstate(pod: LauncherPod): Promise<string> {
 
 async function counter(pod: LauncherPod): Promise<number> {
   return Number((await pod.shell('cat /tmp/count')).trim());
+}
+
+/** QEMU's own migration status, asked through libvirt past the agent. */
+async function migrationStatus(pod: LauncherPod): Promise<string> {
+  const reply = await pod.virsh('qemu-monitor-command', pod.domain, '{"execute":"query-migrate"}');
+  return (JSON.parse(reply) as { return: { status?: string } }).return.status ?? 'none';
 }
 
 describe('snapshot-host agent, libvirt backend, on real libvirtd and QEMU', () => {
@@ -201,14 +208,7 @@ describe('snapshot-host agent, libvirt backend, on real libvirtd and QEMU', () =
     expect(await agent.client.startHeldCapture(req)).toMatchObject({ state: 'Converged' });
     await agent.stop('SIGKILL');
     // The pipe's reader died with the agent: QEMU's write fails and so does its migration.
-    const status = async () =>
-      (
-        JSON.parse(
-          await target.virsh('qemu-monitor-command', target.domain, '{"execute":"query-migrate"}'),
-        ) as {
-          return: { status: string };
-        }
-      ).return.status;
+    const status = () => migrationStatus(target);
     const deadline = Date.now() + 30_000;
     while ((await status()) !== 'failed' && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 200));
@@ -224,6 +224,52 @@ describe('snapshot-host agent, libvirt backend, on real libvirtd and QEMU', () =
     // A new capture of the same VM works.
     expect(await agent.client.startHeldCapture(req)).toMatchObject({ state: 'Converged' });
     await agent.client.discard('lv-3', VM, storageLocation);
+    expect(await domstate(target)).toMatch(/^running/);
+  }, 120_000);
+
+  it("a capture the store refuses fails within seconds with the store's reason, QEMU's migration ended and the guest running", async () => {
+    const target = pods.at(-1)!;
+    const capture = (snapshotId: string, location: string) =>
+      agent.client.startHeldCapture({
+        snapshotId,
+        vm: VM,
+        storageLocation: location,
+        launcherPodUid: target.uid,
+        hold: 'KubeVirtPause',
+      });
+    // Outside the storage root: refused before QEMU is touched.
+    let started = Date.now();
+    await expect(capture('lv-4', `file://${base}/elsewhere`)).rejects.toMatchObject({
+      code: 'BadRequest',
+      message: expect.stringMatching(/outside the root/),
+    });
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(await migrationStatus(target)).not.toMatch(/^(setup|active|cancelling)$/);
+
+    // A bundle already committed: the store refuses only when the image is written, with QEMU migrating.
+    await mkdir(join(base, 'bundles', 'lv-5'), { recursive: true });
+    await writeFile(join(base, 'bundles', 'lv-5', MANIFEST_FILE), '{}');
+    started = Date.now();
+    await expect(capture('lv-5', storageLocation)).rejects.toMatchObject({
+      code: 'Conflict',
+      message: expect.stringMatching(/storing the capture of VM default\/vm-a failed: .*already committed/),
+    });
+    expect(Date.now() - started).toBeLessThan(15_000);
+    // No migration left under way, and the guest runs on.
+    const deadline = Date.now() + 10_000;
+    while (/^(setup|active|cancelling)$/.test(await migrationStatus(target)) && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 200));
+    expect(await migrationStatus(target)).toMatch(/^(cancelled|failed|none)$/);
+    expect(await domstate(target)).toMatch(/^running/);
+    const count = await counter(target);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(await counter(target)).toBeGreaterThan(count);
+    // The capture is over: nothing to finish, and a capture to a location the store accepts works.
+    await expect(
+      agent.client.finishCapture({ snapshotId: 'lv-5', vm: VM, launcherPodUid: target.uid }),
+    ).rejects.toMatchObject({ code: 'NotFound' });
+    await expect(capture('lv-6', storageLocation)).resolves.toMatchObject({ state: 'Converged' });
+    await agent.client.discard('lv-6', VM, storageLocation);
     expect(await domstate(target)).toMatch(/^running/);
   }, 120_000);
 });

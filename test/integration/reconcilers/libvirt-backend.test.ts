@@ -52,7 +52,7 @@ describe('libvirt backend: hold through KubeVirt, restore by the operator', () =
     expect(h.log.count('agent', 'resumeCaptured')).toBe(0);
   });
 
-  it('restores by creating each VMI paused on its node, loading into its launcher pod, unpausing all', async () => {
+  it('restores by creating each VMI paused preferring its node, loading into its launcher pod, unpausing all', async () => {
     const target = await h.extraNamespace('lv-restored');
     h.standin.startVmisIn(target);
     await h.createRestore('back', {
@@ -70,10 +70,19 @@ describe('libvirt backend: hold through KubeVirt, restore by the operator', () =
       const name = vmi.metadata.name ?? '';
       const row = restore.status?.vms?.find((r) => r.name === name);
       const original = saved.find((v) => v.metadata.name === name)!;
-      // Created by the operator, paused, pinned to the row's node, with the VM's MAC and firmware UUID.
+      // Created by the operator, paused, preferring the row's node (not pinned: it must migrate again),
+      // with the VM's MAC and firmware UUID.
       expect(vmi.metadata.labels?.[RESTORE_UID_LABEL]).toBe(restore.metadata.uid);
       expect(vmi.spec.startStrategy).toBe('Paused');
-      expect(vmi.spec.nodeSelector).toEqual({ 'kubernetes.io/hostname': row?.node });
+      expect(vmi.spec.nodeSelector?.['kubernetes.io/hostname']).toBeUndefined();
+      expect(vmi.spec.affinity?.nodeAffinity?.preferredDuringSchedulingIgnoredDuringExecution).toEqual([
+        {
+          weight: 100,
+          preference: {
+            matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: [row?.node] }],
+          },
+        },
+      ]);
       expect(vmi.status?.nodeName).toBe(row?.node);
       expect(vmi.spec.domain?.devices?.interfaces?.[0]?.macAddress).toBe(
         original.spec.domain?.devices?.interfaces?.[0]?.macAddress,

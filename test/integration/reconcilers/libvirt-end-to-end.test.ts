@@ -6,6 +6,8 @@
 // at T_i through KubeVirt's pause; the VM is then deleted (a crash), and a
 // SnapshotRestore creates its VMI paused, has the agent load the saved state
 // into it, and unpauses it: the guest runs on from where it was captured.
+// The restored VMI only prefers its node, so a second snapshot migrates it to
+// the snapshot host like any other VM.
 // The OFC and OVSDB are the recording fakes (this is about VMs, not packets).
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -196,5 +198,36 @@ describe('libvirt backend end to end: snapshot held by KubeVirt, restore by the 
     expect(vmi?.status?.nodeName).toBe(WORKER);
     expect(vmi && isPaused(vmi)).toBe(false);
     expect(await domainState(lab, { namespace: NAMESPACE, name: VM }, WORKER)).toContain('running');
+  });
+
+  it('snapshots the restored VM again: it only prefers its node, so KubeVirt migrates it to the snapshot host', async () => {
+    const restored = await vmiOf(lab, VM);
+    // Placed by a preferred node affinity term, not pinned: a migration's target pod gets the VMI's
+    // nodeSelector and affinity, and a hostname pin would have left no node for it but the source.
+    expect(restored?.spec.nodeSelector?.['kubernetes.io/hostname']).toBeUndefined();
+    expect(
+      restored?.spec.affinity?.nodeAffinity?.preferredDuringSchedulingIgnoredDuringExecution,
+    ).toHaveLength(1);
+    await api.createObject(resourcePath(DISTRIBUTED_SNAPSHOT_RESOURCE, NAMESPACE), {
+      apiVersion: API_VERSION,
+      kind: DISTRIBUTED_SNAPSHOT.kind,
+      metadata: { name: 'again', namespace: NAMESPACE },
+      spec: {
+        selector: { matchLabels: { app: 'bank' } },
+        snapshotHosts: { nodeSelector: { 'violin.dev/snapshot-host': 'true' } },
+        storageLocation: `file://${dir}/bundles`,
+        timeout: '4m',
+      },
+    });
+    const snap = await waitForPhase<DistributedSnapshot>(
+      resourcePath(DISTRIBUTED_SNAPSHOT_RESOURCE, NAMESPACE, 'again'),
+      'the second snapshot to end',
+    );
+    expect(snap.status?.phase, JSON.stringify(snap.status)).toBe('Succeeded');
+    expect(snap.status?.vms?.[0]).toMatchObject({ snapshotHost: SNAPSHOT_HOST, epoch: 'Post' });
+    const after = await vmiOf(lab, VM);
+    expect(after?.status?.nodeName).toBe(SNAPSHOT_HOST);
+    expect(after && isPaused(after)).toBe(false);
+    expect(await domainState(lab, { namespace: NAMESPACE, name: VM }, SNAPSHOT_HOST)).toContain('running');
   });
 });
