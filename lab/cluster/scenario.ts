@@ -28,10 +28,10 @@ import {
   type VirtualMachineInstance,
 } from '../../src/kubevirt/types.js';
 import { openBundle } from '../../src/store/index.js';
-import { readStatus, type CheckReport } from '../guest/checker.js';
+import type { CheckReport } from '../guest/checker.js';
 import { compareStalls, HeartbeatProbe, type Interval, type StallReport } from '../guest/stall-probe.js';
 import { qemuSpecFor } from '../kubevirt-standin/qemu-spec.js';
-import { createBankVmis, type BankOptions, type BankService } from './bank.js';
+import type { BankService } from './bank.js';
 import type { LabCluster } from './cluster.js';
 
 type Doc = Record<string, unknown> & {
@@ -279,18 +279,6 @@ export async function stopNamespaceVms(lab: LabCluster, namespace: string, names
       if (pid !== undefined) await stopQemu(pid);
     }
   }
-}
-
-/**
- * Boots the bank afresh (same members, MACs and addresses) once a restore's check is done. A VMI the
- * operator restored is pinned to its node (nodeSelector kubernetes.io/hostname, so that the agent there
- * loads it), and KubeVirt's addedNodeSelector only narrows a VMI's own selector: it can never migrate to
- * a snapshot host, so the next snapshot needs VMIs without that pin (docs/limits.md).
- */
-export async function rebootBank(lab: LabCluster, bank: BankService, options: BankOptions): Promise<void> {
-  await crashVms(lab, bank.namespace);
-  await createBankVmis(lab, options, bank.members);
-  for (const endpoint of bank.endpoints) await readStatus(endpoint, 300_000);
 }
 
 export interface Figures {
