@@ -12,6 +12,12 @@
 //   npx tsx lab/vm/migration-memory-check.ts --runs 20 --method precopy --memory 131080k
 //   npx tsx lab/vm/migration-memory-check.ts --runs 10 --method stop-and-copy
 //
+// --min-syncs K holds the migration iterating (downtime-limit 1 ms at
+// 32 MiB/s) until QEMU has synced its dirty bitmap K times or completed anyway,
+// then sets --downtime-ms and --max-bandwidth so that it completes. Without it
+// QEMU often completes after one sync while the guest runs, which cannot lose
+// a write (docs/lab.md); with it nearly every run iterates.
+//
 // --memory is QEMU's -m (default 128M). A size that is not a multiple of
 // 256 KiB (64 pages, one bitmap word) makes QEMU 7.2 sync the dirty bitmap
 // page by page (cpu_physical_memory_test_and_clear_dirty), the path that
@@ -30,6 +36,12 @@ import { guestImage } from '../guest/image.js';
 const PAGE = 4096;
 /** What a guest whose memory was corrupted prints (as capture-soak.test.ts). */
 const BROKEN_GUEST = /is not a head|Kernel panic|Oops|BUG:|general protection|list_(add|del) corruption/;
+/**
+ * While --min-syncs holds the migration: with downtime-limit 1 ms, QEMU
+ * completes only once fewer than 32 KiB are dirty, which the running guest
+ * does not let happen.
+ */
+const HOLD_BANDWIDTH = 32 * 1024 ** 2;
 const QEMU = fileURLToPath(new URL('../cluster/qemu-tcg-single.sh', import.meta.url));
 
 const { values: opts } = parseArgs({
@@ -41,6 +53,7 @@ const { values: opts } = parseArgs({
     memory: { type: 'string', default: '128M' },
     'boot-s': { type: 'string', default: '20' },
     'watch-s': { type: 'string', default: '10' },
+    'min-syncs': { type: 'string', default: '0' },
   },
 });
 const runs = Number(opts.runs);
@@ -114,6 +127,16 @@ async function completed(qmp: QmpClient): Promise<MigrationInfo> {
   }
 }
 
+/** Waits until QEMU has synced its dirty bitmap `syncs` times, or the migration has ended anyway. */
+async function syncedAtLeast(qmp: QmpClient, syncs: number): Promise<void> {
+  for (;;) {
+    const info = await qmp.execute<MigrationInfo>('query-migrate');
+    if (info.status !== 'active' && info.status !== 'setup') return;
+    if ((info.ram?.['dirty-sync-count'] ?? 0) >= syncs) return;
+    await sleep(20);
+  }
+}
+
 /** The guest-physical addresses of the pages whose contents differ. */
 async function differingPages(a: string, b: string): Promise<number[]> {
   const [x, y] = await Promise.all([readFile(a), readFile(b)]);
@@ -146,12 +169,20 @@ async function oneRun(run: number): Promise<{ differing: number; syncs: number; 
     target = await startVm(dir, 'dst', ['-incoming', 'defer', '-S']);
     const uri = `unix:${join(dir, 'migration.sock')}`;
     await target.qmp.execute('migrate-incoming', { uri });
+    const minSyncs = Number(opts['min-syncs']);
     await source.qmp.execute('migrate-set-parameters', {
-      'downtime-limit': Number(opts['downtime-ms']),
-      'max-bandwidth': Number(opts['max-bandwidth']),
+      'downtime-limit': minSyncs > 0 ? 1 : Number(opts['downtime-ms']),
+      'max-bandwidth': minSyncs > 0 ? HOLD_BANDWIDTH : Number(opts['max-bandwidth']),
     });
     if (method === 'stop-and-copy') await source.qmp.execute('stop');
     await source.qmp.execute('migrate', { uri });
+    if (minSyncs > 0) {
+      await syncedAtLeast(source.qmp, minSyncs);
+      await source.qmp.execute('migrate-set-parameters', {
+        'downtime-limit': Number(opts['downtime-ms']),
+        'max-bandwidth': Number(opts['max-bandwidth']),
+      });
+    }
     const info = await completed(source.qmp);
     // The target finishes loading a moment after the source reports completion.
     for (let i = 0; (await target.qmp.runState()) === 'inmigrate'; i++) {
@@ -187,7 +218,10 @@ function report(line: string): void {
   process.stdout.write(`${line}\n`);
 }
 
-report(`${runs} runs: ${method}, -m ${opts.memory}, downtime-limit ${opts['downtime-ms']} ms, QEMU ${QEMU}`);
+report(
+  `${runs} runs: ${method}, -m ${opts.memory}, downtime-limit ${opts['downtime-ms']} ms, ` +
+    `min-syncs ${opts['min-syncs']}, QEMU ${QEMU}`,
+);
 let withLoss = 0;
 let brokenGuests = 0;
 for (let run = 1; run <= runs; run++) {
