@@ -8,10 +8,12 @@
 // - a domain shut off as Saved (or shut down by its guest) ends the VMI: Succeeded;
 // - migration is libvirt's peer-to-peer migration over unix sockets (PEER2PEER | PERSIST_DEST,
 //   live-migration-source.go) into a new launcher pod on the target node. KubeVirt adds
-//   VIR_MIGRATE_LIVE (pre-copy while the guest runs); the stand-in does not: under this machine's TCG,
-//   live pre-copy loses guest writes now and then and the guest panics on the target (seen again on
-//   libvirt: `schedule_idle` NULL dereference after a migration back from the snapshot host), while a
-//   migration with the guest paused for the copy never broke one (docs/demo.md). libvirt pauses the
+//   VIR_MIGRATE_LIVE (pre-copy while the guest runs); the stand-in does not. QEMU 7.2 under TCG loses
+//   guest writes in a pre-copy that iterates: its word-wise dirty-bitmap sync does not put TCG's TLB
+//   dirty tracking back (fixed in QEMU 9.0), and the guest panics on the target (seen on libvirt: a
+//   `schedule_idle` NULL dereference after a migration back from the snapshot host). libvirt rounds
+//   guest RAM to whole MiB, which always takes that path, so no live setting avoids it; a migration
+//   with the guest paused for the copy is correct (docs/lab.md, "Which capture method"). libvirt pauses the
 //   domain with reason `migration` (which the resume rule leaves alone) and resumes it on the target.
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
