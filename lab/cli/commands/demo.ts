@@ -60,8 +60,8 @@ const USAGE = `usage: violin-lab demo [--vms N] [--keep] [--mode Buffer|Drop|Off
   --vms N    bank VMs (default 4), spread over node-1 and node-2
   --keep     leave the last lab (cluster B, or A if its snapshot failed) running afterwards
              for kubectl, until Ctrl-C
-  --mode M   set the snapshot's spec.network.mode (without it, examples/snapshot.yaml is applied
-             as written: Buffer); Off shows what an unprotected snapshot does to the bank
+  --mode M   set the snapshot's spec.network.mode (without it, lab/demo/manifests/snapshot.yaml is
+             applied as written: Buffer); Off shows what an unprotected snapshot does to the bank
 `;
 
 const say = (line = '') => process.stdout.write(`${line}\n`);
@@ -322,7 +322,7 @@ export const command: Command = {
     /** The lab a failure is in: its logs go to out/demo-logs. */
     let current: LabCluster | undefined;
     try {
-      say('== starting the S3 server (SeaweedFS), bucket ' + BUCKET);
+      say(`== starting the S3 server (SeaweedFS), bucket ${BUCKET}`);
       s3Dir = await mkdtemp(join(tmpdir(), 'vl-s3-'));
       s3 = await LabS3Server.start({ dir: s3Dir, buckets: [BUCKET], log: (line) => say(`  ${line}`) });
       // Each cluster gets its own Secret with the bucket's keys, as the chart's storage.s3.secretName.
