@@ -44,6 +44,7 @@ import type {
 } from '../types.js';
 import type { ImageStore, StoredImage } from '../image-store.js';
 import { AgentError, toAgentError } from '../errors.js';
+import { errorMessage } from '../../errors.js';
 import type { QmpEvent } from '../qmp/monitor.js';
 import type { MigrationInfo } from '../qmp/migration.js';
 import {
@@ -335,11 +336,16 @@ export class KubeVirtPauseCaptures {
     try {
       capture.gate.allow(Number.POSITIVE_INFINITY);
       const final = await migrationFinal(capture, this.settings.timeoutMs);
-      if (final.status !== 'completed')
+      if (final.status !== 'completed') {
+        // A store that failed stops reading and closes the pipe, so QEMU's reason is then only
+        // "Broken pipe": the store's own failure is the cause, and is said with it.
+        const storeFailure = await failureSoFar(capture.stored);
         throw new AgentError(
           'Internal',
-          `capture of ${vmName(domain.vm)} ${final.status}: ${final['error-desc'] ?? 'no reason given'}`,
+          `capture of ${vmName(domain.vm)} ${final.status}: ${final['error-desc'] ?? 'no reason given'}` +
+            (storeFailure ? `; the image's store failed first: ${storeFailure}` : ''),
         );
+      }
       const image = await capture.stored;
       const result: CaptureResult = {
         startedAt: capture.startedAt.toISOString(),
@@ -396,6 +402,15 @@ async function* gatedStream(capture: HeldCapture): AsyncGenerator<Uint8Array> {
   const final = await migrationFinal(capture, 30_000);
   if (final.status !== 'completed')
     throw new Error(`the migration ${final.status}: its stream is not an image`);
+}
+
+/** The message of a promise that has already failed; undefined if it succeeded or is still pending. */
+async function failureSoFar(promise: Promise<unknown>): Promise<string | undefined> {
+  const settled = promise.then(
+    () => undefined,
+    (error: unknown) => errorMessage(error),
+  );
+  return Promise.race([settled, new Promise<undefined>((resolve) => setImmediate(() => resolve(undefined)))]);
 }
 
 /** The migration's final state, polled: libvirt's event stream is for timestamps, not for being sure. */
