@@ -263,14 +263,21 @@ async function report(
   return summary.invariant_ok && (dropsAllowed || summary.dropped === 0);
 }
 
-/** The lab dir goes with the lab: a failed run copies its logs (OFC, operator, agents, VM consoles) to out/. */
-async function keepLogs(lab: LabCluster): Promise<void> {
+/**
+ * The lab dir goes with the lab: a failed run copies its logs (OFC, operator, agents, VM consoles) to
+ * out/, and the S3 server's (its data dir goes too).
+ */
+async function keepLogs(lab: LabCluster | undefined, s3: LabS3Server | undefined): Promise<void> {
   const target = join(repoRoot(), 'out', 'demo-logs');
-  await cp(join(lab.dir, 'logs'), target, { recursive: true }).catch(() => undefined);
-  await cp(join(lab.dir, 'n'), join(target, 'nodes'), {
-    recursive: true,
-    filter: (source) => !source.endsWith('.sock'),
-  }).catch(() => undefined);
+  await mkdir(target, { recursive: true });
+  if (s3) await cp(s3.logPath, join(target, 'seaweedfs.log')).catch(() => undefined);
+  if (lab) {
+    await cp(join(lab.dir, 'logs'), target, { recursive: true }).catch(() => undefined);
+    await cp(join(lab.dir, 'n'), join(target, 'nodes'), {
+      recursive: true,
+      filter: (source) => !source.endsWith('.sock'),
+    }).catch(() => undefined);
+  }
   say(`logs copied to ${target}`);
 }
 
@@ -337,7 +344,7 @@ export const command: Command = {
       const a = await snapshotInA(labs.a, vms, mode);
       if (!a) {
         say('\nDEMO FAILED');
-        await keepLogs(labs.a);
+        await keepLogs(labs.a, s3);
         return await keepRunning(labs.a, 1);
       }
       // Nothing of A survives but the bucket: B must restore from what is there alone.
@@ -361,11 +368,11 @@ export const command: Command = {
           ? `\nDEMO OK: the bank restored in cluster ${CLUSTER_B} from ${BUCKET} in S3 conserved its total`
           : '\nDEMO FAILED',
       );
-      if (!ok) await keepLogs(labs.b);
+      if (!ok) await keepLogs(labs.b, s3);
       return await keepRunning(labs.b, ok ? 0 : 1);
     } catch (error) {
       process.stderr.write(`violin-lab demo: ${errorMessage(error)}\n`);
-      if (current) await keepLogs(current);
+      await keepLogs(current, s3);
       return 1;
     } finally {
       // With --keep, keepRunning never returns (Ctrl-C exits after stopping everything).
