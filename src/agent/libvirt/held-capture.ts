@@ -58,6 +58,8 @@ import { requireString, roundMs, vmName } from '../vm-access.js';
 import type { LauncherPods, LibvirtDomain } from './launcher-pod.js';
 import { VirshMonitor } from './virsh-monitor.js';
 
+/** How long a failed capture waits for its image's store to say why it failed too. */
+const STORE_FAILURE_WAIT_MS = 5000;
 /** The hold is taken once at most this share of RAM is left to send in the first pass... */
 const HOLD_AT_REMAINING_SHARE = 0.25;
 /**
@@ -338,8 +340,9 @@ export class KubeVirtPauseCaptures {
       const final = await migrationFinal(capture, this.settings.timeoutMs);
       if (final.status !== 'completed') {
         // A store that failed stops reading and closes the pipe, so QEMU's reason is then only
-        // "Broken pipe": the store's own failure is the cause, and is said with it.
-        const storeFailure = await failureSoFar(capture.stored);
+        // "Broken pipe": the store's own failure is the cause, and is said with it. It may still be
+        // settling (an S3 upload aborts its parts first): a few seconds, on a path that already failed.
+        const storeFailure = await failureWithin(capture.stored, STORE_FAILURE_WAIT_MS);
         throw new AgentError(
           'Internal',
           `capture of ${vmName(domain.vm)} ${final.status}: ${final['error-desc'] ?? 'no reason given'}` +
@@ -404,13 +407,13 @@ async function* gatedStream(capture: HeldCapture): AsyncGenerator<Uint8Array> {
     throw new Error(`the migration ${final.status}: its stream is not an image`);
 }
 
-/** The message of a promise that has already failed; undefined if it succeeded or is still pending. */
-async function failureSoFar(promise: Promise<unknown>): Promise<string | undefined> {
+/** The message of a promise that fails within `ms`; undefined if it succeeds or is still pending then. */
+async function failureWithin(promise: Promise<unknown>, ms: number): Promise<string | undefined> {
   const settled = promise.then(
     () => undefined,
     (error: unknown) => errorMessage(error),
   );
-  return Promise.race([settled, new Promise<undefined>((resolve) => setImmediate(() => resolve(undefined)))]);
+  return Promise.race([settled, sleep(ms).then(() => undefined)]);
 }
 
 /** The migration's final state, polled: libvirt's event stream is for timestamps, not for being sure. */
