@@ -30,7 +30,7 @@ export interface LabS3Options {
 const READY_TIMEOUT_MS = 90_000;
 const REGION = 'us-east-1';
 /** Room for the filer's own volumes and the buckets' (see the -volume.max argument). */
-const VOLUME_SLOTS = 32;
+const VOLUME_SLOTS = 64;
 
 export class LabS3Server {
   private process: ManagedProcess | undefined;
