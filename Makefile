@@ -45,7 +45,7 @@ test-integration: deps
 test-e2e: deps
 	vitest run --project e2e
 
-demo: deps ## run the whole system on the local lab: snapshot, crash, restore, check
+demo: deps ## run the whole system on the local lab: snapshot to S3, crash, restore in a second cluster, check
 	tsx lab/cli/main.ts demo
 
 bench: deps build ## benchmarks side by side with their baselines; writes out/bench and docs/benchmarks.md

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { DEFAULT_AGENT_TOKEN_AUDIENCE } from '../../src/agent/auth.js';
 import { kubeconfigForServiceAccount } from '../../src/devenv/kubeconfig.js';
 
-const NAMESPACE = 'violin-system';
+/** The lab's system namespace, as the chart's release namespace: the agents' and operator's accounts, the S3 Secret. */
+export const NAMESPACE = 'violin-system';
 const OPERATOR = 'violin-operator';
 const AGENT = 'violin-agent';
 const TOKEN_REVIEWER = 'violin-agent-tokenreview';

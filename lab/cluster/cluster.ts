@@ -33,6 +33,7 @@ import { startOvs, type OvsInstance } from '../ovs/ovs.js';
 import { requireRoot, requireTool } from '../ovs/require-tool.js';
 import type { LabSwitch } from '../vm/lab-vm.js';
 import { createAgentCredentials } from './agent-credentials.js';
+import { createS3Secret } from './s3-secret.js';
 
 /** Nodes a restore may place VMs on (examples/restore.yaml selects them). */
 export const RESTORE_TARGET_LABEL = 'violin.dev/restore-target';
@@ -107,6 +108,13 @@ export interface LabClusterOptions {
   kubevirtRuntime?: StandinRuntime;
   /** Keep the lab dir (logs) and the bundles of its snapshots after stop(). */
   keepDir?: boolean;
+  /**
+   * The S3 Secret's data (the keys of src/store/s3-settings.ts, e.g. LabS3Server.secretData()), for
+   * s3:// locations. The lab creates it as the Secret violin-system/violin-s3 and gives its keys to the
+   * operator and every agent as their environment, read back from the API server, as the chart's
+   * storage.s3.secretName does through envFrom. Without it s3:// locations are refused for lack of keys.
+   */
+  s3Secret?: Record<string, string>;
   log?: (line: string) => void;
 }
 
@@ -263,6 +271,7 @@ export async function startLabCluster(options: LabClusterOptions): Promise<LabCl
     // As the chart does: agents trust the operator's ServiceAccount token only, checked with TokenReview;
     // bundles are confined under the lab's bundles directory.
     const credentials = await createAgentCredentials(kubeConfig, dir);
+    const s3Env = options.s3Secret ? await createS3Secret(kubeConfig, options.s3Secret) : {};
     const storageRoot = fileURLToPath(LAB_STORAGE_LOCATION);
 
     log('starting Open vSwitch (userspace datapath) in its own network namespace');
@@ -346,6 +355,7 @@ export async function startLabCluster(options: LabClusterOptions): Promise<LabCl
               ...(runtime === 'libvirt' ? ['--pods-dir', podsDir(stateDir)] : []),
             ],
             join(logs, `agent-${spec.name}.log`),
+            s3Env,
           ),
         `http://${listen}/healthz`,
       );
@@ -373,6 +383,7 @@ export async function startLabCluster(options: LabClusterOptions): Promise<LabCl
       // restores by creating VMIs; qemu is the older path (the agent's own QEMU, docs/lab.md).
       VIOLIN_VM_BACKEND: runtime,
       ...credentials.operatorEnv,
+      ...s3Env,
     };
     const operator = launchViolin(
       'operator',

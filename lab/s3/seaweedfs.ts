@@ -29,6 +29,8 @@ export interface LabS3Options {
 /** Loose enough for a 2-core machine shared by several test runs. */
 const READY_TIMEOUT_MS = 90_000;
 const REGION = 'us-east-1';
+/** Room for the filer's own volumes and the buckets' (see the -volume.max argument). */
+const VOLUME_SLOTS = 64;
 
 export class LabS3Server {
   private process: ManagedProcess | undefined;
@@ -74,7 +76,11 @@ export class LabS3Server {
       '-ip=127.0.0.1',
       '-ip.bind=127.0.0.1',
       `-dir=${dataDir}`,
-      '-volume.max=4',
+      // Volume slots: about a minute after start the filer flushes its own metadata log into volumes
+      // of the empty collection, several at once; with 4 slots that took them all, and every upload to
+      // the bucket after the first minute failed ('No writable volumes and no free volumes left':
+      // make demo's captures). Volumes are files that grow as written, so spare slots cost no disk.
+      `-volume.max=${VOLUME_SLOTS}`,
       '-master.volumeSizeLimitMB=256',
       '-master.telemetry=false',
       `-master.port=${master}`,

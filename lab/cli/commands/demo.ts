@@ -1,31 +1,67 @@
-// `violin-lab demo` (`make demo`): the whole system on this machine. Brings the lab
-// up with 4 VMs running the bank over 2 nodes, applies examples/snapshot.yaml,
-// shows each VM's progress, kills every VM, applies examples/restore.yaml,
-// checks the bank's total, prints the snapshot's timeline (the paper's
-// Figure 2) and its figures, and writes them to out/demo-summary.json.
-import { cp, mkdir, writeFile } from 'node:fs/promises';
+// `violin-lab demo` (`make demo`): the whole system on this machine, and a
+// disaster recovery across two clusters. Starts a real S3 server (SeaweedFS)
+// and lab cluster A with 4 VMs running the bank over 2 nodes, snapshots them
+// to the bucket (lab/demo/manifests/snapshot.yaml: examples/snapshot.yaml on
+// s3://), shows each VM's progress, kills every VM and stops cluster A. Then
+// lab cluster B, which never saw the snapshot, discovers the bundle in the
+// bucket (examples/storage-location.yaml), restores it from there
+// (lab/demo/manifests/restore-from-bundle.yaml), checks the bank's total,
+// prints the snapshot's timeline (the paper's Figure 2) and its figures, and
+// writes them to out/demo-summary.json.
+import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CoreV1Api } from '@kubernetes/client-node';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 
-import type { DistributedSnapshot, SnapshotRestore } from '../../../src/api/index.js';
+import {
+  GROUP,
+  SNAPSHOT_BUNDLE,
+  SNAPSHOT_STORAGE_LOCATION,
+  STORAGE_LOCATION_NAME_LABEL,
+  VERSION,
+  type DistributedSnapshot,
+  type SnapshotBundle,
+  type SnapshotRestore,
+  type SnapshotStorageLocation,
+} from '../../../src/api/index.js';
 import type { Command } from '../../../src/cli/dispatch.js';
 import { parseCommandFlags } from '../../../src/cli/flags.js';
 import { untilSignal } from '../../../src/cli/signals.js';
 import { repoRoot } from '../../../src/devenv/repo.js';
-import { deployBank, ensureNamespace, type BankService } from '../../cluster/bank.js';
-import { RESTORE_FROM_ANNOTATION } from '../../../src/api/constants.js';
+import { deployBank, ensureNamespace, forwardBank, type BankMember } from '../../cluster/bank.js';
 import { startLabCluster, type LabCluster } from '../../cluster/cluster.js';
-import { crashVms, example, figures, runRestore, runSnapshot, timeline } from '../../cluster/scenario.js';
-import { checkBank } from '../../guest/checker.js';
+import {
+  applyObject,
+  crashVms,
+  figures,
+  getObject,
+  manifest,
+  runRestore,
+  runSnapshot,
+  timeline,
+} from '../../cluster/scenario.js';
+import { checkBank, type CheckReport } from '../../guest/checker.js';
+import { LabS3Server } from '../../s3/seaweedfs.js';
 import { kubectlHints } from '../kubectl-hints.js';
 import { errorMessage } from '../../../src/errors.js';
+
+/** The bucket both examples/storage-location.yaml and the demo's snapshot name (s3://violin-bundles/site-a). */
+const BUCKET = 'violin-bundles';
+/** Cluster A takes the snapshot and is lost; cluster B restores (lab names: ≤ 5 characters). */
+const CLUSTER_A = 'demo';
+const CLUSTER_B = 'demob';
+const demoManifest = (file: string) => manifest(join(repoRoot(), 'lab', 'demo', 'manifests', file));
+/** A first sync of a new location lists the bucket at once; this only bounds a slow machine. */
+const DISCOVERY_TIMEOUT_MS = 180_000;
 
 const USAGE = `usage: violin-lab demo [--vms N] [--keep] [--mode Buffer|Drop|Off]
 
   --vms N    bank VMs (default 4), spread over node-1 and node-2
-  --keep     leave the lab running afterwards for kubectl, until Ctrl-C
-  --mode M   set the snapshot's spec.network.mode (without it, examples/snapshot.yaml is applied
-             as written: Buffer); Off shows what an unprotected snapshot does to the bank
+  --keep     leave the last lab (cluster B, or A if its snapshot failed) running afterwards
+             for kubectl, until Ctrl-C
+  --mode M   set the snapshot's spec.network.mode (without it, lab/demo/manifests/snapshot.yaml is
+             applied as written: Buffer); Off shows what an unprotected snapshot does to the bank
 `;
 
 const say = (line = '') => process.stdout.write(`${line}\n`);
@@ -49,97 +85,205 @@ function progress(snap: DistributedSnapshot, seen: Map<string, string>): void {
   }
 }
 
-async function demo(lab: LabCluster, vms: number, mode: string | undefined): Promise<boolean> {
-  say(`\n== deploying the bank: ${vms} VMs (namespace bank, app=bank)`);
-  const bank: BankService = await deployBank(lab, { namespace: 'bank', vms, labels: { app: 'bank' } });
+/** What cluster A leaves behind: the snapshot (its status is the timeline) and the bank's addresses. */
+interface SnapshotInA {
+  snap: DistributedSnapshot;
+  members: BankMember[];
+  mode: string | undefined;
+}
+
+/** In cluster A: the bank, the snapshot to S3, then every VM killed. Undefined if the snapshot failed. */
+async function snapshotInA(
+  lab: LabCluster,
+  vms: number,
+  mode: string | undefined,
+): Promise<SnapshotInA | undefined> {
+  say(`\n== cluster ${lab.name}: deploying the bank: ${vms} VMs (namespace bank, app=bank)`);
+  const bank = await deployBank(lab, { namespace: 'bank', vms, labels: { app: 'bank' } });
   try {
     for (const m of bank.members) say(`  ${m.name} ${m.ip} ${m.mac}`);
 
-    const snapshotDoc = await example('snapshot.yaml');
+    const snapshotDoc = await demoManifest('snapshot.yaml');
     // As written, unless --mode asks for another network mode (and then it says so).
     if (mode) Object.assign(snapshotDoc.spec.network as object, { mode });
     say(
-      `\n== kubectl apply -f examples/snapshot.yaml${mode ? ` (spec.network.mode set to ${mode} by --mode)` : ''}`,
+      `\n== cluster ${lab.name}: kubectl apply -f lab/demo/manifests/snapshot.yaml (examples/snapshot.yaml, storageLocation ${String(snapshotDoc.spec.storageLocation)})${mode ? ` (spec.network.mode set to ${mode} by --mode)` : ''}`,
     );
     const seen = new Map<string, string>();
     const snap = await runSnapshot(lab, snapshotDoc, (s) => progress(s, seen));
     if (snap.status?.phase !== 'Succeeded') {
       say(`snapshot failed: ${snap.status?.failureReason}: ${snap.status?.failureMessage}`);
-      return false;
+      return undefined;
     }
     const bundle = snap.status.bundle;
     say(`  bundle ${bundle?.storageLocation}/${bundle?.path}`);
 
-    say('\n== the failure: every VM is killed');
+    say(`\n== the failure: every VM of cluster ${lab.name} is killed`);
     for (const line of await crashVms(lab, 'bank')) say(`  killed ${line}`);
-
-    say('\n== kubectl apply -f examples/restore.yaml');
-    const restoreDoc = await example('restore.yaml');
-    const target = String(restoreDoc.spec.targetNamespace ?? restoreDoc.metadata.namespace);
-    // The administrator's grant (docs/install.md, Tenancy): the target accepts restores from bank.
-    say(`  kubectl annotate namespace ${target} ${RESTORE_FROM_ANNOTATION}=${restoreDoc.metadata.namespace}`);
-    await ensureNamespace(lab.kubeConfig.makeApiClient(CoreV1Api), target, {
-      [RESTORE_FROM_ANNOTATION]: String(restoreDoc.metadata.namespace),
-    });
-    const restore: SnapshotRestore = await runRestore(lab, restoreDoc, (r) =>
-      say(
-        `  restore ${r.status?.phase ?? 'Pending'} ${(r.status?.vms ?? []).map((v) => `${v.name}:${v.phase}@${v.node}`).join(' ')}`,
-      ),
-    );
-    if (restore.status?.phase !== 'Succeeded') {
-      say(`restore failed: ${restore.status?.failureReason}: ${restore.status?.failureMessage}`);
-      return false;
-    }
-
-    say('\n== checking the bank (pause transfers, let money in flight settle, read every balance)');
-    const check = await checkBank(bank.endpoints);
-    say(
-      `  total ${check.total} (in flight ${check.inFlight}), expected ${check.expected}: ${check.ok ? 'conserved' : 'BROKEN'}`,
-    );
-    for (const v of check.violations) say(`  violation: ${v}`);
-
-    say('\n== timeline of the snapshot (S_i: migration start, T_i: capture end)');
-    for (const line of timeline(snap)) say(`  ${line}`);
-    const summary = figures(snap, restore, check);
-    say('\n== figures');
-    for (const [vm, downtime] of Object.entries(summary.downtime_ms)) {
-      say(`  ${vm}: downtime ${downtime} ms, S→T ${summary.capture_ms[vm]} ms`);
-    }
-    say(
-      `  skew ${summary.skew_ms} ms; Type-3 held ${summary.type3_held}, re-injected ${summary.type3_reinjected}, dropped ${summary.dropped}`,
-    );
-    say(
-      `  snapshot ${summary.snapshot_ms} ms; restore ${summary.restore_ms} ms; resume skew ${summary.resume_skew_ms} ms`,
-    );
-    const out = join(repoRoot(), 'out');
-    await mkdir(out, { recursive: true });
-    const written = {
-      backend: lab.runtime,
+    return {
+      snap,
+      members: bank.members,
       mode: (snapshotDoc.spec.network as { mode?: string }).mode,
-      ...summary,
     };
-    await writeFile(join(out, 'demo-summary.json'), `${JSON.stringify(written, null, 2)}\n`);
-    say(`  written to ${join(out, 'demo-summary.json')}`);
-    const dropsAllowed = mode === 'Drop';
-    return summary.invariant_ok && (dropsAllowed || summary.dropped === 0);
   } finally {
     await bank.stop();
   }
 }
 
-/** The lab dir goes with the lab: a failed run copies its logs (OFC, operator, agents, VM consoles) to out/. */
-async function keepLogs(lab: LabCluster): Promise<void> {
+const customObjects = (lab: LabCluster) => lab.kubeConfig.makeApiClient(CustomObjectsApi);
+
+/**
+ * In cluster B: waits until its SnapshotStorageLocation has listed the bucket and shows the bundle of
+ * `snap` as a SnapshotBundle (matched by the snapshot's UID, which the bundle's manifest records).
+ */
+async function discoveredBundle(
+  lab: LabCluster,
+  location: string,
+  namespace: string,
+  snap: DistributedSnapshot,
+): Promise<SnapshotBundle> {
+  const deadline = Date.now() + DISCOVERY_TIMEOUT_MS;
+  for (;;) {
+    const list = (await customObjects(lab).listNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      namespace,
+      plural: SNAPSHOT_BUNDLE.plural,
+      labelSelector: `${STORAGE_LOCATION_NAME_LABEL}=${location}`,
+    })) as { items: SnapshotBundle[] };
+    const found = list.items.find((b) => b.spec.snapshot.uid === snap.metadata?.uid);
+    if (found) return found;
+    if (Date.now() > deadline) {
+      const loc = await getObject<SnapshotStorageLocation>(
+        lab,
+        SNAPSHOT_STORAGE_LOCATION.plural,
+        namespace,
+        location,
+      );
+      throw new Error(
+        `cluster ${lab.name}: no SnapshotBundle of ${namespace}/${snap.metadata?.name} after ${DISCOVERY_TIMEOUT_MS / 1000}s; the location's status: ${JSON.stringify(loc.status ?? {})}`,
+      );
+    }
+    await sleep(500);
+  }
+}
+
+/** In cluster B: the location, the bundle it finds, the restore from it, and the bank's check. */
+async function restoreInB(
+  lab: LabCluster,
+  a: SnapshotInA,
+): Promise<{ restore: SnapshotRestore; check?: CheckReport }> {
+  const locationDoc = await manifest(join(repoRoot(), 'examples', 'storage-location.yaml'));
+  const namespace = locationDoc.metadata.namespace;
+  // A namespace sees only its own snapshots' bundles: B's namespace has the name A's had.
+  say(`\n== cluster ${lab.name}: kubectl create namespace ${namespace}`);
+  await ensureNamespace(lab.kubeConfig.makeApiClient(CoreV1Api), namespace);
+  say(
+    `\n== cluster ${lab.name}: kubectl apply -f examples/storage-location.yaml (${String(locationDoc.spec.url)})`,
+  );
+  await applyObject(lab, SNAPSHOT_STORAGE_LOCATION.plural, locationDoc);
+  const record = await discoveredBundle(lab, locationDoc.metadata.name, namespace, a.snap);
+  const name = record.metadata?.name ?? '';
+  say(`  kubectl -n ${namespace} get sbundle: ${name}`);
+  say(
+    `    snapshot ${record.spec.snapshot.namespace}/${record.spec.snapshot.name}, committed ${record.spec.committedAt}, ${record.spec.vms.length} VMs, at ${record.spec.url}/${record.spec.bundleId}`,
+  );
+
+  const restoreDoc = await demoManifest('restore-from-bundle.yaml');
+  (restoreDoc.spec.source as { bundleName: string }).bundleName = name;
+  say(
+    `\n== cluster ${lab.name}: kubectl apply -f lab/demo/manifests/restore-from-bundle.yaml (spec.source.bundleName ${name})`,
+  );
+  const restore: SnapshotRestore = await runRestore(lab, restoreDoc, (r) =>
+    say(
+      `  restore ${r.status?.phase ?? 'Pending'} ${(r.status?.vms ?? []).map((v) => `${v.name}:${v.phase}@${v.node}`).join(' ')}`,
+    ),
+  );
+  if (restore.status?.phase !== 'Succeeded') {
+    say(`restore failed: ${restore.status?.failureReason}: ${restore.status?.failureMessage}`);
+    return { restore };
+  }
+
+  say(
+    `\n== cluster ${lab.name}: checking the bank (pause transfers, let money in flight settle, read every balance)`,
+  );
+  const forwards = await forwardBank(lab, a.members);
+  try {
+    const check = await checkBank(forwards.map((f) => f.endpoint));
+    say(
+      `  total ${check.total} (in flight ${check.inFlight}), expected ${check.expected}: ${check.ok ? 'conserved' : 'BROKEN'}`,
+    );
+    for (const v of check.violations) say(`  violation: ${v}`);
+    return { restore, check };
+  } finally {
+    for (const f of forwards) await f.stop();
+  }
+}
+
+/** The timeline and the figures, printed and written to out/demo-summary.json with where each step ran. */
+async function report(
+  a: SnapshotInA,
+  restore: SnapshotRestore,
+  check: CheckReport,
+  labs: { a: LabCluster; b: LabCluster },
+): Promise<boolean> {
+  const { snap, mode } = a;
+  say('\n== timeline of the snapshot (S_i: migration start, T_i: capture end)');
+  for (const line of timeline(snap)) say(`  ${line}`);
+  const summary = figures(snap, restore, check);
+  say('\n== figures');
+  for (const [vm, downtime] of Object.entries(summary.downtime_ms)) {
+    say(`  ${vm}: downtime ${downtime} ms, S→T ${summary.capture_ms[vm]} ms`);
+  }
+  say(
+    `  skew ${summary.skew_ms} ms; Type-3 held ${summary.type3_held}, re-injected ${summary.type3_reinjected}, dropped ${summary.dropped}`,
+  );
+  say(
+    `  snapshot ${summary.snapshot_ms} ms; restore ${summary.restore_ms} ms; resume skew ${summary.resume_skew_ms} ms`,
+  );
+  const storageLocation = snap.status?.bundle?.storageLocation ?? '';
+  say(
+    `  bundle stored at ${storageLocation}; snapshot in cluster ${labs.a.name}, restore in cluster ${labs.b.name}`,
+  );
+  const out = join(repoRoot(), 'out');
+  await mkdir(out, { recursive: true });
+  const written = {
+    backend: labs.a.runtime,
+    mode,
+    // From the bundle the snapshot wrote, not from the manifest: where it really went.
+    storage_scheme: new URL(storageLocation).protocol.replace(/:$/, ''),
+    storage_location: storageLocation,
+    snapshot_cluster: labs.a.name,
+    restore_cluster: labs.b.name,
+    ...summary,
+  };
+  await writeFile(join(out, 'demo-summary.json'), `${JSON.stringify(written, null, 2)}\n`);
+  say(`  written to ${join(out, 'demo-summary.json')}`);
+  const dropsAllowed = mode === 'Drop';
+  return summary.invariant_ok && (dropsAllowed || summary.dropped === 0);
+}
+
+/**
+ * The lab dir goes with the lab: a failed run copies its logs (OFC, operator, agents, VM consoles) to
+ * out/, and the S3 server's (its data dir goes too).
+ */
+async function keepLogs(lab: LabCluster | undefined, s3: LabS3Server | undefined): Promise<void> {
   const target = join(repoRoot(), 'out', 'demo-logs');
-  await cp(join(lab.dir, 'logs'), target, { recursive: true }).catch(() => undefined);
-  await cp(join(lab.dir, 'n'), join(target, 'nodes'), {
-    recursive: true,
-    filter: (source) => !source.endsWith('.sock'),
-  }).catch(() => undefined);
+  await mkdir(target, { recursive: true });
+  if (s3) await cp(s3.logPath, join(target, 'seaweedfs.log')).catch(() => undefined);
+  if (lab) {
+    await cp(join(lab.dir, 'logs'), target, { recursive: true }).catch(() => undefined);
+    await cp(join(lab.dir, 'n'), join(target, 'nodes'), {
+      recursive: true,
+      filter: (source) => !source.endsWith('.sock'),
+    }).catch(() => undefined);
+  }
   say(`logs copied to ${target}`);
 }
 
 export const command: Command = {
-  summary: 'the whole system on this machine: 4 VMs, snapshot, crash, restore, check (make demo)',
+  summary:
+    'the whole system on this machine: 4 VMs, snapshot to S3, crash, restore in a second cluster, check (make demo)',
   async run(argv) {
     const flags = parseCommandFlags('violin-lab demo', USAGE, argv, {
       vms: { type: 'string' },
@@ -159,32 +303,80 @@ export const command: Command = {
       process.stderr.write(`violin-lab demo: --vms must be 2..8 and --mode Buffer, Drop or Off\n${USAGE}`);
       return 2;
     }
-    let lab: LabCluster | undefined;
+    const labs: { a?: LabCluster; b?: LabCluster } = {};
+    let s3: LabS3Server | undefined;
+    let s3Dir: string | undefined;
+    const stopAll = async () => {
+      for (const lab of [labs.b, labs.a]) await lab?.stop().catch(() => undefined);
+      await s3?.stop().catch(() => undefined);
+      if (s3Dir) await rm(s3Dir, { recursive: true, force: true });
+    };
     // Ctrl-C at any point still tears everything down.
     const interrupted = untilSignal().then(async (signal) => {
-      say(`\n${signal}: stopping the lab`);
-      await lab?.stop().catch(() => undefined);
+      say(`\n${signal}: stopping the labs and the S3 server`);
+      await stopAll();
       process.exit(130);
     });
     void interrupted;
+    /** With --keep: the lab stays up for kubectl until Ctrl-C (which stops everything). */
+    const keepRunning = async (lab: LabCluster, code: number): Promise<number> => {
+      if (!values.keep) return code;
+      for (const line of kubectlHints(lab)) say(line);
+      say('press Ctrl-C to stop the lab');
+      await interrupted;
+      return code;
+    };
+    /** The lab a failure is in: its logs go to out/demo-logs. */
+    let current: LabCluster | undefined;
     try {
-      say('== starting the lab');
-      lab = await startLabCluster({ name: 'demo', log: (line) => say(`  ${line}`) });
-      const ok = await demo(lab, vms, mode);
-      say(ok ? '\nDEMO OK: the restored bank conserved its total' : '\nDEMO FAILED');
-      if (!ok) await keepLogs(lab);
-      if (values.keep) {
-        for (const line of kubectlHints(lab)) say(line);
-        say('press Ctrl-C to stop the lab');
-        await interrupted;
+      say(`== starting the S3 server (SeaweedFS), bucket ${BUCKET}`);
+      s3Dir = await mkdtemp(join(tmpdir(), 'vl-s3-'));
+      s3 = await LabS3Server.start({ dir: s3Dir, buckets: [BUCKET], log: (line) => say(`  ${line}`) });
+      // Each cluster gets its own Secret with the bucket's keys, as the chart's storage.s3.secretName.
+      const s3Secret = s3.secretData();
+
+      say(`\n== starting lab cluster ${CLUSTER_A} (the S3 keys in Secret violin-system/violin-s3)`);
+      labs.a = current = await startLabCluster({
+        name: CLUSTER_A,
+        s3Secret,
+        log: (line) => say(`  ${line}`),
+      });
+      const a = await snapshotInA(labs.a, vms, mode);
+      if (!a) {
+        say('\nDEMO FAILED');
+        await keepLogs(labs.a, s3);
+        return await keepRunning(labs.a, 1);
       }
-      return ok ? 0 : 1;
+      // Nothing of A survives but the bucket: B must restore from what is there alone.
+      say(`\n== cluster ${CLUSTER_A} is lost: its lab stops (API server, etcd, nodes, operator, agents)`);
+      const lostA = labs.a;
+      await lostA.stop();
+      labs.a = current = undefined;
+
+      say(
+        `\n== starting lab cluster ${CLUSTER_B}, which never saw the snapshot (its own Secret violin-system/violin-s3)`,
+      );
+      labs.b = current = await startLabCluster({
+        name: CLUSTER_B,
+        s3Secret,
+        log: (line) => say(`  ${line}`),
+      });
+      const { restore, check } = await restoreInB(labs.b, a);
+      const ok = check !== undefined && (await report(a, restore, check, { a: lostA, b: labs.b }));
+      say(
+        ok
+          ? `\nDEMO OK: the bank restored in cluster ${CLUSTER_B} from ${BUCKET} in S3 conserved its total`
+          : '\nDEMO FAILED',
+      );
+      if (!ok) await keepLogs(labs.b, s3);
+      return await keepRunning(labs.b, ok ? 0 : 1);
     } catch (error) {
       process.stderr.write(`violin-lab demo: ${errorMessage(error)}\n`);
-      if (lab) await keepLogs(lab);
+      await keepLogs(current, s3);
       return 1;
     } finally {
-      if (!values.keep) await lab?.stop();
+      // With --keep, keepRunning never returns (Ctrl-C exits after stopping everything).
+      await stopAll();
     }
   },
 };

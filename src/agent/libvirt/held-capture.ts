@@ -46,6 +46,7 @@ import type {
 } from '../types.js';
 import type { ImageStore, StoredImage } from '../image-store.js';
 import { AgentError, toAgentError } from '../errors.js';
+import { errorMessage } from '../../errors.js';
 import type { QmpEvent } from '../qmp/monitor.js';
 import type { MigrationInfo } from '../qmp/migration.js';
 import {
@@ -60,6 +61,8 @@ import type { LauncherPods, LibvirtDomain } from './launcher-pod.js';
 import { VirshMonitor } from './virsh-monitor.js';
 import { openCapturePipe, StreamGate } from './capture-pipe.js';
 
+/** How long a failed capture waits for its image's store to say why it failed too. */
+const STORE_FAILURE_WAIT_MS = 5000;
 /** The hold is taken once at most this share of RAM is left to send in the first pass... */
 const HOLD_AT_REMAINING_SHARE = 0.25;
 /**
@@ -338,11 +341,17 @@ export class KubeVirtPauseCaptures {
         migrationFinal(capture, this.settings.timeoutMs),
         capture.storeFailed,
       ]);
-      if (final.status !== 'completed')
+      if (final.status !== 'completed') {
+        // A store that failed stops reading and closes the pipe, so QEMU's reason is then only
+        // "Broken pipe": the store's own failure is the cause, and is said with it. It may still be
+        // settling (an S3 upload aborts its parts first): a few seconds, on a path that already failed.
+        const storeFailure = await failureWithin(capture.stored, STORE_FAILURE_WAIT_MS);
         throw new AgentError(
           'Internal',
-          `capture of ${vmName(domain.vm)} ${final.status}: ${final['error-desc'] ?? 'no reason given'}`,
+          `capture of ${vmName(domain.vm)} ${final.status}: ${final['error-desc'] ?? 'no reason given'}` +
+            (storeFailure ? `; the image's store failed first: ${storeFailure}` : ''),
         );
+      }
       const image = await capture.stored;
       const result: CaptureResult = {
         startedAt: capture.startedAt.toISOString(),
@@ -410,6 +419,15 @@ async function* gatedStream(capture: HeldCapture): AsyncGenerator<Uint8Array> {
   const final = await migrationFinal(capture, 30_000);
   if (final.status !== 'completed')
     throw new Error(`the migration ${final.status}: its stream is not an image`);
+}
+
+/** The message of a promise that fails within `ms`; undefined if it succeeds or is still pending then. */
+async function failureWithin(promise: Promise<unknown>, ms: number): Promise<string | undefined> {
+  const settled = promise.then(
+    () => undefined,
+    (error: unknown) => errorMessage(error),
+  );
+  return Promise.race([settled, sleep(ms).then(() => undefined)]);
 }
 
 /** The migration's final state, polled: libvirt's event stream is for timestamps, not for being sure. */

@@ -3,7 +3,7 @@
 // subresource separating what users write (spec) from what the operator writes.
 import { ApiextensionsV1Api } from '@kubernetes/client-node';
 import { readFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 
 import { load } from 'js-yaml';
 import { describe, expect, it } from 'vitest';
@@ -30,7 +30,7 @@ const t = useTestObjects('crds-install');
 
 /** `lab/chaos/manifests/restore.yaml` → `chaos-restore`: one name per file, whatever name it carries. */
 function uniqueName(file: string): string {
-  return `${file.includes('chaos') ? 'chaos' : 'e2e'}-${basename(file, '.yaml')}`;
+  return `${basename(dirname(dirname(file)))}-${basename(file, '.yaml')}`;
 }
 
 function inNamespace(object: JsonObject, name?: string): JsonObject {
@@ -69,7 +69,7 @@ describe('violin.dev CRDs on the API server', () => {
     expect(createdRestore.spec).toEqual(restore.spec);
   });
 
-  // The e2e tests and the chaos runs keep their own settings in their own manifest files (and set
+  // The e2e tests, the chaos runs and the demo keep their own settings in their own manifest files (and set
   // only each object's name): a field renamed in the CRD shows here, not an hour into make test.
   it.each([
     'test/e2e/manifests/snapshot-cycle.yaml',
@@ -80,6 +80,8 @@ describe('violin.dev CRDs on the API server', () => {
     'lab/chaos/manifests/snapshot.yaml',
     'lab/chaos/manifests/snapshot-to-restore.yaml',
     'lab/chaos/manifests/restore.yaml',
+    'lab/demo/manifests/snapshot.yaml',
+    'lab/demo/manifests/restore-from-bundle.yaml',
   ])('accepts %s as written', async (file) => {
     const doc = load(readFileSync(join(repoRoot(), file), 'utf8')) as JsonObject;
     const plural =

@@ -10,7 +10,7 @@ import {
   S3Client,
 } from '@aws-sdk/client-s3';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -284,4 +284,26 @@ describe('bundles in S3', () => {
     await writeBundle('nightly-1');
     await (await openBundle(location, 'nightly-1')).verify();
   });
+
+  it("takes a bundle a minute after start too, once SeaweedFS's filer has taken volumes of its own", async () => {
+    // A server of its own, whose bucket has no volume yet: about a minute after start the filer flushes
+    // its metadata log into volumes of the empty collection, several at once. With too few volume slots
+    // that left none for the bucket, and every upload failed from then on (make demo, not these tests,
+    // which wrote within the first minute).
+    const own = await LabS3Server.start({ dir: join(dir, 'late'), buckets: [BUCKET] });
+    try {
+      useS3Settings(async () => own.settings());
+      const filerVolume = /adds volume:\d+ collection: replicaPlacement/;
+      const deadline = Date.now() + 180_000;
+      while (!filerVolume.test(await readFile(own.logPath, 'utf8'))) {
+        if (Date.now() > deadline)
+          throw new Error(`the filer took no volume in 180 s; its log: ${own.logPath}`);
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+      }
+      await writeBundle('late-1');
+      await (await openBundle(location, 'late-1')).verify();
+    } finally {
+      await own.stop();
+    }
+  }, 240_000);
 });
