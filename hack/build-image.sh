@@ -134,8 +134,24 @@ violin() {
       -f "$root/Dockerfile" -t "$ref" "$root" >&2
     save "$ref" "$archive"
     log "built $ref in $((SECONDS - began)) s"
+    prune_older_builds
   fi
   echo "$archive $ref"
+}
+
+# Every change to the tree makes a new image (about 650 MB, and as much again
+# as its archive): a cache that kept them all filled this machine's disk until
+# the lab nodes' kubelets saw DiskPressure and evicted every pod. The two
+# newest builds stay (another checkout may be testing the one before this);
+# layers the remaining images share are buildah's to keep.
+prune_older_builds() {
+  local old key
+  find "$cache" -maxdepth 1 -name 'violin-*.tar' -printf '%T@ %p\n' | sort -rn | tail -n +3 | cut -d' ' -f2- |
+    while read -r old; do
+      rm -f "$old"
+      key=${old##*/violin-}
+      bah rmi "localhost/violin:${key%.tar}" >/dev/null 2>&1 || true
+    done
 }
 
 pause() {

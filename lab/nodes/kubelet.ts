@@ -47,6 +47,16 @@ function kubeletConfig(options: KubeletOptions): string {
     // one would leave the node unable to start its pods again.
     imageGCHighThresholdPercent: 100,
     imageGCLowThresholdPercent: 99,
+    // The nodes share this machine's one disk with everything else on it, and the kubelet's default
+    // thresholds are shares of it (nodefs 10 %, imagefs 15 % available): a build cache elsewhere on
+    // the disk put every node under DiskPressure and evicted every pod (CI's agent pods too). The
+    // lab's nodes need a little room of their own, not a share of someone else's disk.
+    evictionHard: {
+      'memory.available': '100Mi',
+      'nodefs.available': '1Gi',
+      'imagefs.available': '1Gi',
+      'nodefs.inodesFree': '1%',
+    },
     // The default is under /usr/libexec, which is the machine's in every node's view.
     volumePluginDir: '/var/lib/kubelet/volume-plugins',
     authentication: { anonymous: { enabled: false }, webhook: { enabled: true } },
