@@ -6,15 +6,12 @@
 // - a domain paused but not in the launcher's `paused` set is resumed at the next sync; the set is
 //   filled only by the pause subresource and by spec.startStrategy Paused;
 // - a domain shut off as Saved (or shut down by its guest) ends the VMI: Succeeded;
-// - migration is libvirt's peer-to-peer migration over unix sockets (PEER2PEER | PERSIST_DEST,
-//   live-migration-source.go) into a new launcher pod on the target node. KubeVirt adds
-//   VIR_MIGRATE_LIVE (pre-copy while the guest runs); the stand-in does not. QEMU 7.2 under TCG loses
-//   guest writes in a pre-copy that iterates: its word-wise dirty-bitmap sync does not put TCG's TLB
-//   dirty tracking back (fixed in QEMU 9.0), and the guest panics on the target (seen on libvirt: a
-//   `schedule_idle` NULL dereference after a migration back from the snapshot host). libvirt rounds
-//   guest RAM to whole MiB, which always takes that path, so no live setting avoids it; a migration
-//   with the guest paused for the copy is correct (docs/lab.md, "Which capture method"). libvirt pauses the
-//   domain with reason `migration` (which the resume rule leaves alone) and resumes it on the target.
+// - live migration is libvirt's peer-to-peer pre-copy over unix sockets (VIR_MIGRATE_LIVE |
+//   PEER2PEER | PERSIST_DEST, live-migration-source.go) into a new launcher pod on the target node.
+//   Under this machine's TCG that is correct only because the domains' emulator, the lab's QEMU
+//   wrapper (lab/cluster/qemu-tcg-single.sh), gives the guest 8 KiB more RAM than libvirt's whole
+//   MiB: QEMU 7.2 otherwise loses guest writes in a pre-copy that iterates (docs/lab.md, "Which
+//   capture method").
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -316,7 +313,7 @@ export class LibvirtRuntime implements VmRuntime {
     await targetPod.sockets.create();
   }
 
-  /** libvirt's peer-to-peer migration, the guest paused for the copy (see above), from the source's libvirtd to the target's. */
+  /** libvirt's peer-to-peer live migration, pre-copy, from the source's libvirtd to the target's. */
   async migrate(ref: VmRef, sourceName: string, targetName: string): Promise<MigrationResult> {
     const source = this.node(sourceName);
     const target = this.targets.get(key(ref));
@@ -340,7 +337,7 @@ export class LibvirtRuntime implements VmRuntime {
     const began = Date.now();
     try {
       await sourcePod.virsh([
-        ...['migrate', '--p2p', '--persistent', '--undefinesource'],
+        ...['migrate', '--live', '--p2p', '--persistent', '--undefinesource'],
         ...(launcher.paused ? ['--suspend'] : []),
         ...['--xml', xmlPath, domain, target.sockets.targetLibvirtUri],
         ...['--migrateuri', target.sockets.migrationUri],
@@ -355,7 +352,7 @@ export class LibvirtRuntime implements VmRuntime {
     await target.pod.linkConsole(target.node.stateDir);
     this.targets.delete(key(ref));
     // libvirt's downtime: from QEMU's STOP on the source to the target's resume. Without it, the
-    // call's whole time, within which the guest was paused for the copy.
+    // call's whole time, an upper bound.
     const took = Date.now() - began;
     const downtime = (await jobDowntimeMs(target.pod, domain)) ?? took;
     this.recordPause(ref, sourceName, targetName, 'completed', downtime, took);
@@ -466,7 +463,7 @@ export class LibvirtRuntime implements VmRuntime {
     const pause: MigrationPause = { source, target, outcome, stoppedAt: runningAt - downtimeMs, runningAt };
     this.pauses.set(key(ref), [...(this.pauses.get(key(ref)) ?? []), pause].slice(-MIGRATION_PAUSES_KEPT));
     this.options.log(
-      `${key(ref)}: migration (guest paused for the copy) ${source} → ${target} ${outcome} in ${totalMs} ms, downtime ${downtimeMs} ms`,
+      `${key(ref)}: live migration ${source} → ${target} ${outcome} in ${totalMs} ms, downtime ${downtimeMs} ms`,
     );
   }
 }
