@@ -137,6 +137,25 @@ describe('libvirt backend end to end: snapshot held by KubeVirt, restore by the 
     }
   }
 
+  /** A DistributedSnapshot of the bank's VMs to the snapshot host, as a user applies it; its end. */
+  async function snapshotBank(name: string): Promise<DistributedSnapshot> {
+    await api.createObject(resourcePath(DISTRIBUTED_SNAPSHOT_RESOURCE, NAMESPACE), {
+      apiVersion: API_VERSION,
+      kind: DISTRIBUTED_SNAPSHOT.kind,
+      metadata: { name, namespace: NAMESPACE },
+      spec: {
+        selector: { matchLabels: { app: 'bank' } },
+        snapshotHosts: { nodeSelector: { 'violin.dev/snapshot-host': 'true' } },
+        storageLocation: `file://${dir}/bundles`,
+        timeout: '4m',
+      },
+    });
+    return waitForPhase<DistributedSnapshot>(
+      resourcePath(DISTRIBUTED_SNAPSHOT_RESOURCE, NAMESPACE, name),
+      `snapshot ${name} to end`,
+    );
+  }
+
   it('captures the VM held through the pause, and restores it into a VMI it creates, running on', async () => {
     // Not pinned by hostname: KubeVirt ANDs a migration's addedNodeSelector with the VMI's own selector,
     // so a VMI pinned to its worker could never reach a snapshot host. The stand-in's scheduler puts an
@@ -149,21 +168,7 @@ describe('libvirt backend end to end: snapshot held by KubeVirt, restore by the 
     });
     await waitForConsole(lab, { namespace: NAMESPACE, name: VM }, 'mac=02:00:00:77:00:01');
 
-    await api.createObject(resourcePath(DISTRIBUTED_SNAPSHOT_RESOURCE, NAMESPACE), {
-      apiVersion: API_VERSION,
-      kind: DISTRIBUTED_SNAPSHOT.kind,
-      metadata: { name: 'nightly', namespace: NAMESPACE },
-      spec: {
-        selector: { matchLabels: { app: 'bank' } },
-        snapshotHosts: { nodeSelector: { 'violin.dev/snapshot-host': 'true' } },
-        storageLocation: `file://${dir}/bundles`,
-        timeout: '4m',
-      },
-    });
-    const snap = await waitForPhase<DistributedSnapshot>(
-      resourcePath(DISTRIBUTED_SNAPSHOT_RESOURCE, NAMESPACE, 'nightly'),
-      'the snapshot to end',
-    );
+    const snap = await snapshotBank('nightly');
     expect(snap.status?.phase, JSON.stringify(snap.status)).toBe('Succeeded');
     const row = snap.status?.vms?.[0];
     expect(row).toMatchObject({ snapshotHost: SNAPSHOT_HOST, epoch: 'Post' });
@@ -208,21 +213,7 @@ describe('libvirt backend end to end: snapshot held by KubeVirt, restore by the 
     expect(
       restored?.spec.affinity?.nodeAffinity?.preferredDuringSchedulingIgnoredDuringExecution,
     ).toHaveLength(1);
-    await api.createObject(resourcePath(DISTRIBUTED_SNAPSHOT_RESOURCE, NAMESPACE), {
-      apiVersion: API_VERSION,
-      kind: DISTRIBUTED_SNAPSHOT.kind,
-      metadata: { name: 'again', namespace: NAMESPACE },
-      spec: {
-        selector: { matchLabels: { app: 'bank' } },
-        snapshotHosts: { nodeSelector: { 'violin.dev/snapshot-host': 'true' } },
-        storageLocation: `file://${dir}/bundles`,
-        timeout: '4m',
-      },
-    });
-    const snap = await waitForPhase<DistributedSnapshot>(
-      resourcePath(DISTRIBUTED_SNAPSHOT_RESOURCE, NAMESPACE, 'again'),
-      'the second snapshot to end',
-    );
+    const snap = await snapshotBank('again');
     expect(snap.status?.phase, JSON.stringify(snap.status)).toBe('Succeeded');
     expect(snap.status?.vms?.[0]).toMatchObject({ snapshotHost: SNAPSHOT_HOST, epoch: 'Post' });
     const after = await vmiOf(lab, VM);
