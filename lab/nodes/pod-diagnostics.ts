@@ -19,6 +19,11 @@ export async function podDiagnostics(cluster: NodesCluster, namespace: string): 
   const lines: string[] = [];
   const tails: string[] = [];
   for (const pod of pods) {
+    // A pod the kubelet refused or evicted has no container to describe, only its reason.
+    if (pod.status?.reason)
+      lines.push(
+        `${pod.metadata?.name} on ${pod.spec?.nodeName ?? '-'}: ${pod.status.phase} (${pod.status.reason}: ${pod.status.message ?? ''})`,
+      );
     for (const status of pod.status?.containerStatuses ?? []) {
       lines.push(`${pod.metadata?.name}/${status.name} on ${pod.spec?.nodeName ?? '-'}: ${describe(status)}`);
       if (status.state?.running && status.restartCount === 0) continue;

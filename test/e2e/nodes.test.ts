@@ -519,7 +519,8 @@ async function waitForRunning(core: CoreV1Api, namespace: string, count: number,
         const waiting = (p.status?.containerStatuses ?? [])
           .map((c) => c.state?.waiting?.reason ?? c.state?.terminated?.reason)
           .filter(Boolean);
-        return `${p.metadata?.name} on ${p.spec?.nodeName ?? '-'}: ${p.status?.phase} ${waiting.join(',')}`;
+        const why = p.status?.reason ? ` (${p.status.reason}: ${p.status.message ?? ''})` : '';
+        return `${p.metadata?.name} on ${p.spec?.nodeName ?? '-'}: ${p.status?.phase}${why} ${waiting.join(',')}`;
       })
       .join('; ');
     await new Promise((r) => setTimeout(r, 2000));
