@@ -113,7 +113,19 @@ async function waitForEnd<T extends { status?: { phase?: string } }>(
   const deadline = Date.now() + timeoutMs;
   let last = '';
   for (;;) {
-    const object = await getObject<T>(lab, plural, body.metadata.namespace, body.metadata.name);
+    // A dropped connection to the API server (a loaded machine's apiserver closed an HTTP/2 stream
+    // once, "other side closed") is asked again, as kubectl wait would; an answer with an HTTP status
+    // is not.
+    const object = await getObject<T>(lab, plural, body.metadata.namespace, body.metadata.name).catch(
+      (error: unknown) => {
+        if (typeof (error as { code?: unknown }).code === 'number' || Date.now() > deadline) throw error;
+        return undefined;
+      },
+    );
+    if (!object) {
+      await sleep(1000);
+      continue;
+    }
     const text = JSON.stringify(object.status ?? {});
     if (text !== last) onChange(object);
     last = text;
