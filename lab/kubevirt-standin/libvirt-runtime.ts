@@ -236,20 +236,20 @@ export class LibvirtRuntime implements VmRuntime {
     return { paused, activePods };
   }
 
-  /** The pause subresource: the domain joins the launcher's paused set and is suspended. */
-  pause(ref: VmRef): Promise<void> {
+  /** The pause subresource on the VMI's node: the domain joins the launcher's paused set and is suspended. */
+  pause(ref: VmRef, nodeName: string): Promise<void> {
     return this.serialized(ref, async () => {
-      const pod = await this.activePod(ref);
+      const pod = await this.podOnNode(ref, nodeName);
       await this.setPaused(pod, true);
       const { state } = await domainState(pod);
       if (state !== 'paused') await pod.virsh(['suspend', await pod.domain()]);
     });
   }
 
-  /** The unpause subresource: the domain leaves the paused set and runs. */
-  unpause(ref: VmRef): Promise<void> {
+  /** The unpause subresource on the VMI's node: the domain leaves the paused set and runs. */
+  unpause(ref: VmRef, nodeName: string): Promise<void> {
     return this.serialized(ref, async () => {
-      const pod = await this.activePod(ref);
+      const pod = await this.podOnNode(ref, nodeName);
       await this.setPaused(pod, false);
       const { state } = await domainState(pod);
       if (state === 'paused') await pod.virsh(['resume', await pod.domain()]);
@@ -383,12 +383,12 @@ export class LibvirtRuntime implements VmRuntime {
     return `${this.options.tapPrefix}${this.tapCounter}`;
   }
 
-  private async activePod(ref: VmRef): Promise<LauncherPod> {
-    for (const node of this.options.nodes) {
-      const pod = await this.podOn(ref, node);
-      if (pod) return pod;
-    }
-    throw new Error(`${key(ref)} has no virt-launcher pod`);
+  /** The VM's launcher pod on the node its VMI runs on (a migration's source pod elsewhere is not it). */
+  private async podOnNode(ref: VmRef, nodeName: string): Promise<LauncherPod> {
+    const node = this.node(nodeName);
+    const pod = node ? await this.podOn(ref, node) : undefined;
+    if (!pod) throw new Error(`${key(ref)} has no virt-launcher pod on node ${JSON.stringify(nodeName)}`);
+    return pod;
   }
 
   private async setPaused(pod: LauncherPod, paused: boolean): Promise<void> {

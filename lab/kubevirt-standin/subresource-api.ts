@@ -21,10 +21,13 @@ import { SUBRESOURCES_GROUP, type VirtualMachineInstance } from '../../src/kubev
 import { vmiStatusFor } from './vmi-status.js';
 import type { KubeVirtWrites } from './writes.js';
 
-/** What pause and unpause do to the VM: virt-handler and virt-launcher's part. */
+/**
+ * What pause and unpause do to the VM: virt-handler and virt-launcher's part, on the node virt-api
+ * sends them to (the VMI's status.nodeName).
+ */
 export interface VmPauser {
-  pause(ref: VmRef): Promise<void>;
-  unpause(ref: VmRef): Promise<void>;
+  pause(ref: VmRef, nodeName: string): Promise<void>;
+  unpause(ref: VmRef, nodeName: string): Promise<void>;
 }
 
 export interface SubresourceApiOptions {
@@ -195,8 +198,11 @@ class Handler {
     }
     refusal(vmi, action);
     if (dryRunOnly) return;
-    if (action === 'pause') await this.options.pauser.pause(ref);
-    else await this.options.pauser.unpause(ref);
+    // virt-api asks the virt-handler of the VMI's node, never another: right after a migration the
+    // source's launcher may still be there (a pause sent to it once left the guest running).
+    const nodeName = vmi.status?.nodeName ?? '';
+    if (action === 'pause') await this.options.pauser.pause(ref, nodeName);
+    else await this.options.pauser.unpause(ref, nodeName);
     // virt-handler reports the domain's new state at once (its domain event); the sync keeps it so.
     const patch = vmiStatusFor(vmi, { paused: action === 'pause' });
     if (patch) await this.options.writes.patchVmiStatus(ref, patch);
