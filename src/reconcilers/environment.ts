@@ -12,7 +12,7 @@
 //                          token with the agents' audience; the chart mounts it), read at every call
 //   VIOLIN_STORAGE_ROOT    every file:// storage location must be inside this directory, through no
 //                          symbolic link (default /var/lib/violin/bundles, the chart's bundles hostPath)
-//   VIOLIN_VM_BACKEND      qemu (default) or libvirt: how a VM is held at T_i and restored
+//   VIOLIN_VM_BACKEND      libvirt (default, stock KubeVirt) or qemu: how a VM is held at T_i and restored
 //                          (docs/transaction-controller.md, "Backends")
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { DEFAULT_AGENT_PORT } from '../api/constants.js';
@@ -61,9 +61,9 @@ export function createReconcilerDeps(
   };
 }
 
-/** `qemu` (also when unset) or `libvirt`; anything else is refused, naming it. */
+/** `libvirt` (also when unset: stock KubeVirt's) or `qemu`; anything else is refused, naming it. */
 export function parseVmBackend(text: string | undefined): 'qemu' | 'libvirt' {
-  const value = text?.trim() || 'qemu';
+  const value = text?.trim() || 'libvirt';
   if (value === 'qemu' || value === 'libvirt') return value;
   throw new Error(`VIOLIN_VM_BACKEND ${JSON.stringify(text)} is not qemu or libvirt`);
 }

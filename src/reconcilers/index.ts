@@ -70,7 +70,7 @@ export function registerControllers(manager: ControllerManager, deps: Reconciler
   const nodes = deps.nodes ?? new ApiNodeLister(manager.kubeConfig);
   const pauser = deps.pauser ?? new VirtApiPauser(manager.kubeConfig);
   const backend = {
-    vmBackend: deps.vmBackend ?? 'qemu',
+    vmBackend: deps.vmBackend ?? 'libvirt',
     pauser,
     ...(deps.pollMs === undefined ? {} : { pollMs: deps.pollMs }),
   } as const;

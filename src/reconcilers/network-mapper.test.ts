@@ -61,8 +61,8 @@ describe('VIOLIN_AGENTS', () => {
 
 describe('VIOLIN_VM_BACKEND', () => {
   it.each([
-    [undefined, 'qemu'],
-    ['', 'qemu'],
+    [undefined, 'libvirt'],
+    ['', 'libvirt'],
     ['qemu', 'qemu'],
     [' libvirt ', 'libvirt'],
   ])('%j is %s', (text, backend) => {

@@ -129,9 +129,9 @@ export interface ReconcilerDeps {
   /** Poll interval while waiting on migrations, captures and the VMIs a restore starts. */
   pollMs?: number;
   /**
-   * How VMs are held and restored (the operator's --vm-backend / VIOLIN_VM_BACKEND): `qemu` (the
-   * default until the libvirt backend is the lab's) or `libvirt` (KubeVirt's pause, VMIs created by
-   * the operator). Recorded in each snapshot's and restore's status when it starts.
+   * How VMs are held and restored (the operator's VIOLIN_VM_BACKEND): `libvirt` (the default:
+   * KubeVirt's pause, VMIs created by the operator) or `qemu` (the agent starts and pauses QEMU
+   * itself). Recorded in each snapshot's and restore's status when it starts.
    */
   vmBackend?: 'qemu' | 'libvirt';
   /** Defaults to virt-api's pause/unpause subresources through the API server. */

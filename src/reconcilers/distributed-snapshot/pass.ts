@@ -28,7 +28,7 @@ export interface DistributedSnapshotDeps {
   metrics?: Pick<TransactionMetrics, 'snapshotEnded'>;
   /** How often to look again while waiting on migrations and captures. Default 250 ms. */
   pollMs?: number;
-  /** The backend a new snapshot holds VMs with (ReconcilerDeps.vmBackend); default qemu. */
+  /** The backend a new snapshot holds VMs with (ReconcilerDeps.vmBackend); default libvirt. */
   vmBackend?: NonNullable<DistributedSnapshotStatus['backend']>;
   /** virt-api's pause/unpause, for the libvirt backend's hold at T_i. */
   pauser?: VmiPauser;

@@ -111,6 +111,8 @@ class World {
       metrics: { snapshotEnded: () => void this.ended++ },
       pollMs: 5,
       now: () => new Date(this.clock),
+      // This world's fake agent holds each VM at T_i itself (the qemu backend's resume: OnRequest).
+      vmBackend: 'qemu',
     });
     return this.reconciler;
   }

@@ -114,7 +114,7 @@ export class DistributedSnapshotReconciler implements Reconciler {
       case undefined:
         pass.event('Normal', 'Pending', 'snapshot accepted');
         return {
-          status: acceptedStatus(status, pass.now(), this.deps.vmBackend ?? 'qemu'),
+          status: acceptedStatus(status, pass.now(), this.deps.vmBackend ?? 'libvirt'),
           requeueAfterMs: 1,
         };
       case 'Pending':

@@ -31,7 +31,7 @@ export interface SnapshotRestoreDeps {
   events: EventRecorder;
   /** Observes each restore once, when it ends. */
   metrics?: Pick<TransactionMetrics, 'restoreEnded'>;
-  /** The backend a new restore runs with (ReconcilerDeps.vmBackend); default qemu. */
+  /** The backend a new restore runs with (ReconcilerDeps.vmBackend); default libvirt. */
   vmBackend?: NonNullable<SnapshotRestoreStatus['backend']>;
   /** virt-api's unpause, for the libvirt backend's simultaneous resume. */
   pauser?: VmiPauser;

@@ -123,7 +123,7 @@ export class SnapshotRestoreReconciler implements Reconciler {
     switch (status.phase) {
       case undefined:
         pass.event('Normal', 'Pending', 'restore accepted');
-        return { status: acceptedStatus(pass.now(), this.deps.vmBackend ?? 'qemu'), requeueAfterMs: 1 };
+        return { status: acceptedStatus(pass.now(), this.deps.vmBackend ?? 'libvirt'), requeueAfterMs: 1 };
       case 'Pending':
         pass.event('Normal', 'Validating', 'checking the bundle and the target namespace');
         return { status: validatingStatus(status), requeueAfterMs: 1 };

@@ -133,7 +133,7 @@ describe('helm lint and template', () => {
       VIOLIN_AGENT_PORT: '9464',
       VIOLIN_AGENT_TOKEN_FILE: '/var/run/secrets/violin.dev/agent-token/token',
       VIOLIN_STORAGE_ROOT: '/var/lib/violin/bundles',
-      VIOLIN_VM_BACKEND: 'qemu',
+      VIOLIN_VM_BACKEND: 'libvirt',
     });
     // The operator's token for the agents: projected with the agents' own audience, rotated by the kubelet.
     expect(spec.volumes?.find((v) => v.name === 'agent-token')?.projected?.sources).toEqual([
@@ -273,7 +273,7 @@ describe('helm lint and template', () => {
     expect(envOf(spec.containers[0]!)).toMatchObject({
       VIOLIN_OFC_ADDRESS: '127.0.0.1:7654',
       VIOLIN_AGENT_PORT: '7655',
-      VIOLIN_VM_BACKEND: 'libvirt',
+      VIOLIN_VM_BACKEND: 'qemu',
       VIOLIN_OVSDB_REMOTES: 'tcp:10.0.0.11:6640,ssl:10.0.0.12:6640',
       NODE_OPTIONS: '--max-semi-space-size=8 --max-old-space-size=384',
     });
