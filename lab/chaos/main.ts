@@ -10,7 +10,7 @@ import { deployBank } from '../cluster/bank.js';
 import { startLabCluster } from '../cluster/cluster.js';
 import { planRuns } from './plan.js';
 import { markdownTable, writeReport } from './report.js';
-import { CHAOS_BANK, CHAOS_RUNTIME, prepareChaos, runChaosTable } from './runner.js';
+import { CHAOS_BANK, prepareChaos, runChaosTable } from './runner.js';
 
 function usage(problem: string): never {
   process.stderr.write(`${problem}\nusage: tsx lab/chaos/main.ts [--runs N] [--seed S] [--out DIR]\n`);
@@ -33,7 +33,6 @@ async function main(): Promise<number> {
   const lab = await startLabCluster({
     name: 'chaos',
     migrationStartJitterMs: 1000,
-    kubevirtRuntime: CHAOS_RUNTIME,
     log,
   });
   try {

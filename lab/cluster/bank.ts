@@ -118,7 +118,7 @@ export async function deployBank(
  * the lab (restored from a snapshot) is adopted by the stand-in where it runs,
  * so this also gives restored VMs their VMIs back.
  */
-export async function createBankVmis(
+async function createBankVmis(
   lab: LabCluster,
   options: BankOptions,
   members: BankMember[],

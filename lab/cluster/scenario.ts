@@ -17,20 +17,12 @@ import {
   type DistributedSnapshotStatusVm,
   type SnapshotRestore,
 } from '../../src/api/index.js';
-import { stopQemu } from '../../src/agent/qemu/launch.js';
 import { VmDir } from '../../src/agent/vm-dir.js';
 import { repoRoot } from '../../src/devenv/repo.js';
 import { KubeVirtClient, isNotFound } from '../../src/kubevirt/client.js';
-import {
-  KUBEVIRT_GROUP,
-  KUBEVIRT_VERSION,
-  VMI_PLURAL,
-  type VirtualMachineInstance,
-} from '../../src/kubevirt/types.js';
-import { openBundle } from '../../src/store/index.js';
+import { KUBEVIRT_GROUP, KUBEVIRT_VERSION, VMI_PLURAL } from '../../src/kubevirt/types.js';
 import type { CheckReport } from '../guest/checker.js';
 import { compareStalls, HeartbeatProbe, type Interval, type StallReport } from '../guest/stall-probe.js';
-import { qemuSpecFor } from '../kubevirt-standin/qemu-spec.js';
 import type { BankService } from './bank.js';
 import type { LabCluster } from './cluster.js';
 
@@ -246,51 +238,6 @@ export async function crashVms(lab: LabCluster, namespace: string): Promise<stri
   }
   for (let i = 0; i < 300 && (await kubevirt.listVmis(namespace)).length > 0; i++) await sleep(200);
   return killed;
-}
-
-/**
- * The QEMU runtime only, which the chaos runner still runs (docs/lab.md): what KubeVirt's virt-launcher
- * pods would be for a restore: each VM of the
- * bundle placed (vm.json written, tap plugged) on the node the restore will
- * load it on. SnapshotRestore spreads the bundle's VMs over the nodes matching
- * spec.placement.nodeSelector in name order, VM i on node i mod n.
- */
-export async function placeRestoredVms(
-  lab: LabCluster,
-  bundle: { storageLocation: string; path: string },
-  targetNamespace: string,
-  nodeSelector: Record<string, string>,
-): Promise<{ name: string; node: string }[]> {
-  const manifest = await (await openBundle(bundle.storageLocation, bundle.path)).readManifest();
-  const nodes = lab.nodes
-    .filter((n) => Object.entries(nodeSelector).every(([k, v]) => n.labels[k] === v))
-    .map((n) => n.name)
-    .sort();
-  if (nodes.length === 0) throw new Error(`no lab node matches ${JSON.stringify(nodeSelector)}`);
-  const placed: { name: string; node: string }[] = [];
-  for (const [index, vm] of manifest.vms.entries()) {
-    const node = lab.node(nodes[index % nodes.length] ?? '');
-    const ref = { namespace: targetNamespace, name: vm.name };
-    const spec = qemuSpecFor(
-      vm.vmi as unknown as VirtualMachineInstance,
-      lab.image,
-      lab.standin.nextTap(),
-      lab.labSwitch.netnsName,
-    );
-    await lab.standin.placeVm(ref, node, spec);
-    placed.push({ name: vm.name, node: node.name });
-  }
-  return placed;
-}
-
-/** Stops QEMUs of a namespace that have no VMI (restored VMs), e.g. between e2e cycles. */
-export async function stopNamespaceVms(lab: LabCluster, namespace: string, names: string[]): Promise<void> {
-  for (const name of names) {
-    for (const node of lab.nodes) {
-      const pid = await new VmDir(node.stateDir, { namespace, name }).runningPid();
-      if (pid !== undefined) await stopQemu(pid);
-    }
-  }
 }
 
 export interface Figures {

@@ -121,7 +121,7 @@ export class QemuRuntime implements VmRuntime {
   }
 
   /** Plugs the VM's tap into the node's bridge and writes its vm.json there: the VM now belongs to the node. */
-  async placeVm(ref: VmRef, node: StandinNode, spec: QemuVmSpec): Promise<void> {
+  private async placeVm(ref: VmRef, node: StandinNode, spec: QemuVmSpec): Promise<void> {
     if (!spec.nic) throw new Error(`${ref.namespace}/${ref.name}: a lab VM needs a NIC`);
     await plugTap(this.options.labSwitch, node.bridge, spec.nic.tap, ref.name, spec.nic.mac);
     const dir = new VmDir(node.stateDir, ref);

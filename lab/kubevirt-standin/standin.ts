@@ -12,7 +12,6 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import type { QemuVmSpec } from '../../src/agent/qemu/launch.js';
 import type { VmRef } from '../../src/agent/types.js';
 import { KubeVirtClient } from '../../src/kubevirt/client.js';
 import type { GuestImage } from '../guest/image.js';
@@ -175,22 +174,5 @@ export class KubeVirtLabStandin {
       if (state !== undefined) found.push({ node: node.name, state });
     }
     return found;
-  }
-
-  nextTap(): string {
-    return this.qemuRuntime().nextTap();
-  }
-
-  /** Plugs the VM's tap into the node's bridge and writes its vm.json there: the VM now belongs to the node. */
-  placeVm(ref: VmRef, node: StandinNode, spec: QemuVmSpec): Promise<void> {
-    return this.qemuRuntime().placeVm(ref, node, spec);
-  }
-
-  /** The lab places restored VMs itself only on the QEMU path; with libvirt the operator creates them. */
-  private qemuRuntime(): QemuRuntime {
-    if (!(this.runtime instanceof QemuRuntime)) {
-      throw new Error("placing a VM on a node by hand is the QEMU runtime's; with libvirt, create a VMI");
-    }
-    return this.runtime;
   }
 }

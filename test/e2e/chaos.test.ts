@@ -18,7 +18,7 @@ import { deployBank, type BankService } from '../../lab/cluster/bank.js';
 import { fileLog, startLabCluster, type LabCluster } from '../../lab/cluster/cluster.js';
 import { CHAOS_COMPONENTS, planRuns } from '../../lab/chaos/plan.js';
 import { markdownTable, writeReport } from '../../lab/chaos/report.js';
-import { CHAOS_BANK, CHAOS_RUNTIME, prepareChaos, runChaosTable } from '../../lab/chaos/runner.js';
+import { CHAOS_BANK, prepareChaos, runChaosTable } from '../../lab/chaos/runner.js';
 import { repoRoot } from '../../src/devenv/repo.js';
 
 const RUNS = Number(process.env.VIOLIN_CHAOS_RUNS ?? 6);
@@ -38,7 +38,6 @@ describe('chaos: components killed during snapshots and restores', () => {
     lab = await startLabCluster({
       name: 'chaos',
       migrationStartJitterMs: 1000,
-      kubevirtRuntime: CHAOS_RUNTIME,
       log: toLabLog,
     });
     bank = await deployBank(lab, CHAOS_BANK);
