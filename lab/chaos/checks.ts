@@ -1,11 +1,9 @@
 // What a chaos run checks once its snapshot or restore has ended, each read
-// from the real thing: QEMU's own run state over QMP, the bank's invariant,
+// from the real thing: libvirt's state of each VM's domain, the bank's invariant,
 // the OFC's gauges and per-snapshot counters, the bridges' flow tables, and the
 // VirtualMachineInstanceMigrations in the API server.
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { QmpClient } from '../../src/agent/qmp/client.js';
-import { VmDir } from '../../src/agent/vm-dir.js';
 import { KubeVirtClient } from '../../src/kubevirt/client.js';
 import { isMigrationFinal } from '../../src/kubevirt/types.js';
 import { OfcControlClient } from '../../src/ofc/control/client.js';
@@ -15,45 +13,20 @@ import type { LabCluster } from '../cluster/cluster.js';
 
 export interface VmState {
   name: string;
-  /** Lab nodes where a QEMU of this VM runs (exactly one when all is well). */
+  /** Lab nodes whose launcher pod has a domain of this VM (exactly one when all is well). */
   nodes: string[];
-  /** QEMU's run state (query-status), when it answered. */
+  /** libvirt's state of the domain ('running', 'paused', ...), or why it did not answer. */
   status?: string;
 }
 
-/** Where each VM runs and its run state: libvirt's domain state, or QEMU's over QMP (runtime qemu). */
+/** Where each VM runs and libvirt's state of its domain. */
 export async function vmStates(lab: LabCluster, namespace: string, names: string[]): Promise<VmState[]> {
   const states: VmState[] = [];
-  if (lab.runtime === 'libvirt') {
-    for (const name of names) {
-      const found = await lab.standin.domainStates({ namespace, name });
-      states.push({ name, nodes: found.map((f) => f.node), status: found[0]?.state });
-    }
-    return states;
-  }
   for (const name of names) {
-    const state: VmState = { name, nodes: [] };
-    for (const node of lab.nodes) {
-      const dir = new VmDir(node.stateDir, { namespace, name });
-      if ((await dir.runningPid()) === undefined) continue;
-      state.nodes.push(node.name);
-      state.status = await queryStatus(dir.qmpSocket).catch(
-        (error: unknown) => `no answer (${String(error)})`,
-      );
-    }
-    states.push(state);
+    const found = await lab.standin.domainStates({ namespace, name });
+    states.push({ name, nodes: found.map((f) => f.node), status: found[0]?.state });
   }
   return states;
-}
-
-async function queryStatus(socket: string): Promise<string> {
-  // QEMU serves one QMP client at a time: an agent or the stand-in may hold it for a moment.
-  const qmp = await QmpClient.connect(socket, 20_000);
-  try {
-    return await qmp.runState();
-  } finally {
-    qmp.close();
-  }
 }
 
 export function vmProblems(states: readonly VmState[]): string[] {

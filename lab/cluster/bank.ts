@@ -113,11 +113,7 @@ export async function deployBank(
   };
 }
 
-/**
- * Creates the bank's VMIs and waits until they run. A VM that already runs in
- * the lab (restored from a snapshot) is adopted by the stand-in where it runs,
- * so this also gives restored VMs their VMIs back.
- */
+/** Creates the bank's VMIs and waits until they run. */
 async function createBankVmis(
   lab: LabCluster,
   options: BankOptions,

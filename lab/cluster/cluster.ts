@@ -6,7 +6,7 @@
 // stop() leaves nothing behind (processes, namespaces, taps, temp dirs).
 import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -14,9 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { DISTRIBUTED_SNAPSHOT, GROUP, VERSION, type DistributedSnapshot } from '../../src/api/index.js';
-import { stopQemu } from '../../src/agent/qemu/launch.js';
 import { OfcControlClient } from '../../src/ofc/control/client.js';
-import { VmDir } from '../../src/agent/vm-dir.js';
 import { binaryCacheDir } from '../../src/devenv/binaries.js';
 import { startLocalControlPlane, type LocalControlPlane } from '../../src/devenv/control-plane.js';
 import { freeLoopbackPort } from '../../src/devenv/free-port.js';
@@ -27,8 +25,8 @@ import { deleteBundle } from '../../src/store/index.js';
 import { guestImage, type GuestImage } from '../guest/image.js';
 import { SNAPSHOT_HOST_LABEL } from '../kubevirt-standin/names.js';
 import { podsDir } from '../kubevirt-standin/launcher-pod.js';
-import type { StandinNode } from '../kubevirt-standin/qemu-runtime.js';
-import { KubeVirtLabStandin, type StandinRuntime } from '../kubevirt-standin/standin.js';
+import type { StandinNode } from '../kubevirt-standin/runtime.js';
+import { KubeVirtLabStandin } from '../kubevirt-standin/standin.js';
 import { startOvs, type OvsInstance } from '../ovs/ovs.js';
 import { requireRoot, requireTool } from '../ovs/require-tool.js';
 import type { LabSwitch } from '../vm/lab-vm.js';
@@ -49,15 +47,10 @@ export const SPINE_BRIDGE = 'spine';
 export const LAB_STORAGE_LOCATION = 'file:///var/lib/violin/bundles';
 
 /**
- * QEMU's downtime target for the agents' live captures on the QEMU path (runtime `qemu`). With the agent's default (50 ms) QEMU
- * iterates pre-copy, syncing its dirty bitmap while the guest runs, and here about one live capture
- * in three or four gave an image whose restored guest crashed (kernel panics, a corrupted virtio
- * receive ring). With a target QEMU cannot miss, it completes after the first pass (one sync while
- * the guest runs, then the stop-and-copy); every capture since restored a clean guest. The price is a
- * longer stop-and-copy, part of the downtime. See docs/demo.md. VIOLIN_LAB_AGENT_DOWNTIME_LIMIT
- * overrides it.
+ * The operator's VM backend in every lab: KubeVirt's (src/reconcilers/ports.ts, vmBackend), which the
+ * stand-in's virt-launchers on libvirt play. The operator's `qemu` backend has no lab.
  */
-const AGENT_DOWNTIME_LIMIT_MS = process.env.VIOLIN_LAB_AGENT_DOWNTIME_LIMIT ?? '10000';
+export const LAB_VM_BACKEND = 'libvirt';
 
 /**
  * A lab process that can be killed and restarted on purpose (lab/chaos): the operator, the OFC, one
@@ -100,12 +93,6 @@ export interface LabClusterOptions {
   nodes?: LabNodeSpec[];
   /** Random delay, up to this many ms, before each migration's target is scheduled (see the stand-in). */
   migrationStartJitterMs?: number;
-  /**
-   * How the KubeVirt stand-in runs VMs, and so the agents' and operator's backend: `libvirt` (default:
-   * virt-launcher's layout, one libvirtd per VM, KubeVirt's pause rules and pause/unpause subresources)
-   * or `qemu` (the older path, see docs/lab.md). VIOLIN_LAB_RUNTIME sets it too.
-   */
-  kubevirtRuntime?: StandinRuntime;
   /** Keep the lab dir (logs) and the bundles of its snapshots after stop(). */
   keepDir?: boolean;
   /**
@@ -131,8 +118,6 @@ export interface LabCluster {
   labSwitch: LabSwitch;
   nodes: LabNode[];
   standin: KubeVirtLabStandin;
-  /** The stand-in's runtime, which is also the agents' and the operator's VM backend. */
-  runtime: StandinRuntime;
   image: GuestImage;
   /** Where snapshots of this lab store their bundles: LAB_STORAGE_LOCATION. */
   storageLocation: string;
@@ -223,8 +208,7 @@ export async function startLabCluster(options: LabClusterOptions): Promise<LabCl
     throw new Error(`lab name '${options.name}' must be 1-5 lower-case letters or digits`);
   }
   const log = options.log ?? (() => {});
-  const runtime = labRuntime(options);
-  // Every QEMU of the lab (booted, migration targets, the agents' loads) runs single-threaded TCG:
+  // Every QEMU of the lab (the launchers' domains: booted and migration targets) runs single-threaded TCG:
   // see qemu-tcg-single.sh for why. A VIOLIN_QEMU set by the user wins.
   process.env.VIOLIN_QEMU ??= fileURLToPath(new URL('./qemu-tcg-single.sh', import.meta.url));
   // Short: unix socket paths (QMP, migration) under it are limited to 107 bytes.
@@ -251,9 +235,8 @@ export async function startLabCluster(options: LabClusterOptions): Promise<LabCl
     if (standin) await attempt(() => standin!.stop());
     if (controlPlane && !options.keepDir)
       await attempt(() => deleteOwnBundles(controlPlane!.kubeConfig, log));
+    // VMs first, wherever they run (booted, migrated or restored): each with its launcher pod.
     if (standin) await attempt(() => standin!.deleteLauncherPods());
-    // VMs first, wherever they run (booted, migrated or restored): QEMU is stopped by PID.
-    for (const node of nodes) await attempt(() => stopNodeVms(node.stateDir));
     // The operator before the OFC, the OFC (releases held frames) before the switches.
     for (const child of [...processes].reverse()) await attempt(() => child.stop());
     if (ovs) await attempt(() => ovs!.stop());
@@ -346,13 +329,9 @@ export async function startLabCluster(options: LabClusterOptions): Promise<LabCl
             `violin-agent-${spec.name}`,
             [
               ...['agent', '--node', spec.name, '--state-dir', stateDir, '--listen', listen],
-              // The QEMU path's captures only: a held capture (libvirt) must not let QEMU complete on its
-              // own, which a target this long invites within the first pass (QEMU then blocks, holding its
-              // big lock, on the pipe the agent holds it with, and QMP stops answering); the agent's default.
-              ...(runtime === 'qemu' ? ['--downtime-limit', AGENT_DOWNTIME_LIMIT_MS] : []),
               ...['--storage-root', storageRoot, ...credentials.agentArgs],
               // As virt-handler: the node's kubelet pods dir, where the stand-in's launcher pods live.
-              ...(runtime === 'libvirt' ? ['--pods-dir', podsDir(stateDir)] : []),
+              ...['--pods-dir', podsDir(stateDir)],
             ],
             join(logs, `agent-${spec.name}.log`),
             s3Env,
@@ -379,9 +358,8 @@ export async function startLabCluster(options: LabClusterOptions): Promise<LabCl
       VIOLIN_OVSDB_REMOTES: `unix:${ovs.dbSocket}`,
       VIOLIN_AGENTS: nodes.map((n) => `${n.name}=${n.agentUrl}`).join(','),
       VIOLIN_STORAGE_ROOT: storageRoot,
-      // The backend matches the stand-in's runtime: libvirt holds through KubeVirt's pause and
-      // restores by creating VMIs; qemu is the older path (the agent's own QEMU, docs/lab.md).
-      VIOLIN_VM_BACKEND: runtime,
+      // Snapshots hold VMs through KubeVirt's pause; restores create VMIs.
+      VIOLIN_VM_BACKEND: LAB_VM_BACKEND,
       ...credentials.operatorEnv,
       ...s3Env,
     };
@@ -399,7 +377,6 @@ export async function startLabCluster(options: LabClusterOptions): Promise<LabCl
       labSwitch,
       image,
       tapPrefix: 'tap',
-      runtime,
       workDir: join(dir, 'kubevirt-standin'),
       migrationStartJitterMs: options.migrationStartJitterMs ?? 0,
       log: (line) => log(`kubevirt-standin: ${line}`),
@@ -447,7 +424,6 @@ export async function startLabCluster(options: LabClusterOptions): Promise<LabCl
       labSwitch,
       nodes,
       standin,
-      runtime,
       image,
       storageLocation: LAB_STORAGE_LOCATION,
       ofcControl,
@@ -520,26 +496,5 @@ async function deleteOwnBundles(kubeConfig: KubeConfig, log: (line: string) => v
     await deleteBundle(storageLocation, path).catch((error: unknown) =>
       log(`could not delete bundle ${storageLocation}/${path}: ${errorMessage(error)}`),
     );
-  }
-}
-
-function labRuntime(options: LabClusterOptions): StandinRuntime {
-  const runtime = options.kubevirtRuntime ?? process.env.VIOLIN_LAB_RUNTIME ?? 'libvirt';
-  if (runtime !== 'qemu' && runtime !== 'libvirt') {
-    throw new Error(`VIOLIN_LAB_RUNTIME must be qemu or libvirt, not ${JSON.stringify(runtime)}`);
-  }
-  return runtime;
-}
-
-/** Stops every QEMU registered in a node's state dir (vms/<namespace>/<name>/qemu.pid). */
-async function stopNodeVms(stateDir: string): Promise<void> {
-  const root = join(stateDir, 'vms');
-  for (const namespace of await readdir(root).catch(() => [] as string[])) {
-    for (const name of await readdir(join(root, namespace)).catch(() => [] as string[])) {
-      const dir = new VmDir(stateDir, { namespace, name });
-      const pid = await dir.runningPid();
-      if (pid !== undefined) await stopQemu(pid);
-      await dir.clearRuntime();
-    }
   }
 }

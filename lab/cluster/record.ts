@@ -7,8 +7,6 @@ import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { stopQemu } from '../../src/agent/qemu/launch.js';
-import { VmDir } from '../../src/agent/vm-dir.js';
 import { cacheDir } from '../../src/devenv/cache.js';
 import { run } from '../ovs/netns.js';
 import type { LabCluster } from './cluster.js';
@@ -20,7 +18,6 @@ interface LabRecord {
   netns: string;
   /** name → PID, with a word its /proc/<pid>/cmdline must contain. */
   processes: { name: string; pid: number; expect: string }[];
-  stateDirs: string[];
 }
 
 function recordPath(name: string): string {
@@ -37,7 +34,6 @@ export async function recordLab(lab: LabCluster): Promise<void> {
     ovsRunDir: lab.ovs.runDir,
     netns: lab.ovs.netns.name,
     processes,
-    stateDirs: lab.nodes.map((n) => n.stateDir),
   };
   await mkdir(join(cacheDir(), 'labs'), { recursive: true });
   await writeFile(recordPath(lab.name), `${JSON.stringify(record, null, 2)}\n`);
@@ -63,18 +59,6 @@ export async function tearDownRecordedLab(name: string): Promise<string> {
   if (text === undefined) return `no lab '${name}' is recorded (${recordPath(name)}): nothing to stop`;
   const record = JSON.parse(text) as LabRecord;
   const done: string[] = [];
-  for (const stateDir of record.stateDirs) {
-    const root = join(stateDir, 'vms');
-    for (const namespace of await readdir(root).catch(() => [] as string[])) {
-      for (const vm of await readdir(join(root, namespace)).catch(() => [] as string[])) {
-        const pid = await new VmDir(stateDir, { namespace, name: vm }).runningPid();
-        if (pid !== undefined) {
-          await stopQemu(pid);
-          done.push(`VM ${namespace}/${vm} (QEMU ${pid})`);
-        }
-      }
-    }
-  }
   const daemons = ['ovs-vswitchd', 'ovsdb-server'].map(async (daemon) => {
     const pid = Number(
       (await readFile(join(record.ovsRunDir, `${daemon}.pid`), 'utf8').catch(() => '')).trim(),

@@ -22,6 +22,7 @@ import { run } from '../ovs/netns.js';
 import { requireRoot, requireTool } from '../ovs/require-tool.js';
 import type { LabSwitch } from '../vm/lab-vm.js';
 import { domainXml, vmiInterfaces } from './domain-xml.js';
+import { guestAddress } from './guest-address.js';
 import {
   LAUNCHER_UID,
   LauncherPod,
@@ -31,9 +32,7 @@ import {
   type LauncherState,
 } from './launcher-pod.js';
 import { MigrationSockets } from './migration-sockets.js';
-import type { MigrationPause } from './qemu-runtime.js';
-import { guestAddress } from './qemu-spec.js';
-import type { MigrationResult, ObservedVm, StandinNode, VmRuntime } from './runtime.js';
+import type { MigrationPause, MigrationResult, ObservedVm, StandinNode, VmRuntime } from './runtime.js';
 
 export interface LibvirtRuntimeOptions {
   nodes: StandinNode[];
@@ -78,7 +77,11 @@ export class LibvirtRuntime implements VmRuntime {
     return this.options.nodes.find((n) => n.name === name);
   }
 
-  /** See QemuRuntime.migrationPauses: here the downtime libvirt reports for each completed migration. */
+  /**
+   * The guest pauses of this VM's latest migrations, oldest first: the downtime libvirt reports for
+   * each. KubeVirt reports no migration downtime (status.migrationState has only the migration's start
+   * and end), so the stand-in keeps it here, for the lab to compare with what the guest experienced.
+   */
   migrationPauses(vm: VmRef): readonly MigrationPause[] {
     return this.pauses.get(key(vm)) ?? [];
   }

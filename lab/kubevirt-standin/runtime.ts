@@ -1,12 +1,24 @@
 // What the stand-in's controllers ask of the nodes: the parts of a VM's life and
-// of a migration that virt-handler and virt-launcher do. The lab runs real QEMU
-// (qemu-runtime.ts) or real libvirt (libvirt-runtime.ts); the reconciler tests
-// script migration outcomes (scripted-runtime.ts). Everything else, the VMIM's
-// phases and the VMI's status, is one code path.
+// of a migration that virt-handler and virt-launcher do. The lab runs them on
+// real libvirt (libvirt-runtime.ts); the reconciler tests script migration
+// outcomes (scripted-runtime.ts). Everything else, the VMIM's phases and the
+// VMI's status, is one code path.
 import type { VmRef } from '../../src/agent/types.js';
 import type { VirtualMachineInstance } from '../../src/kubevirt/types.js';
 
 export type MigrationResult = { outcome: 'completed' } | { outcome: 'failed' | 'cancelled'; reason: string };
+
+/**
+ * How long a migration kept its guest from running: from QEMU's stop on the source until the guest
+ * runs on the target (none for a migration that failed or was cancelled). Wall-clock ms since the epoch.
+ */
+export interface MigrationPause {
+  source: string;
+  target: string;
+  outcome: string;
+  stoppedAt: number;
+  runningAt: number;
+}
 
 export interface MigrationRuntime {
   /** The nodes VMs can run on; undefined: every Node object. */
@@ -33,8 +45,8 @@ export interface ObservedVm {
 
 /**
  * The nodes' side of VMIs (virt-handler and virt-launcher): booting a VMI's VM on a node, observing
- * it, stopping it, and migrating it. The lab has two: QEMU started directly (qemu-runtime.ts), and a
- * libvirt daemon per VM in KubeVirt's launcher layout (libvirt-runtime.ts).
+ * it, stopping it, and migrating it. The lab's (libvirt-runtime.ts) runs a libvirt daemon per VM in
+ * KubeVirt's launcher layout.
  */
 export interface VmRuntime extends MigrationRuntime {
   readonly nodeNames: readonly string[];

@@ -1,8 +1,8 @@
 // The lab's KubeVirt stand-in: plays virt-controller and virt-handler for
 // VirtualMachineInstance and VirtualMachineInstanceMigration (kubevirt.io/v1) on
 // the lab's real API server, with real VMs and real live migration between lab
-// nodes: QEMU started directly, or (runtime `libvirt`) virt-launcher's layout
-// on real libvirt with KubeVirt's pause rules and virt-api's pause/unpause.
+// nodes: virt-launcher's layout on real libvirt (libvirt-runtime.ts), with
+// KubeVirt's pause rules and virt-api's pause/unpause.
 // KubeVirt itself cannot run on this machine (kubevirt-facts.md); this is the part of them the
 // operator talks to, with KubeVirt's field names, phases, finalizers and
 // labels, so the operator cannot tell the two apart. What it implements is
@@ -20,17 +20,10 @@ import { registerVirtApi, unregisterVirtApi, virtApiCertificate } from './api-se
 import { LibvirtRuntime } from './libvirt-runtime.js';
 import { TickLoop } from './loop.js';
 import { MigrationController } from './migration-controller.js';
-import { QemuRuntime, type MigrationPause, type StandinNode } from './qemu-runtime.js';
+import type { MigrationPause, StandinNode } from './runtime.js';
 import { SubresourceApi } from './subresource-api.js';
 import { VmiController } from './vmi-controller.js';
 import { KubeVirtWrites } from './writes.js';
-
-/**
- * How the stand-in runs VMs on the nodes: `qemu`, QEMU started directly (the older path,
- * docs/lab.md); `libvirt` (the lab's default), KubeVirt's virt-launcher layout, one libvirtd per VM, with
- * KubeVirt's pause rules and virt-api's pause/unpause served through the API server.
- */
-export type StandinRuntime = 'qemu' | 'libvirt';
 
 export interface StandinOptions {
   kubeConfig: KubeConfig;
@@ -39,10 +32,8 @@ export interface StandinOptions {
   image: GuestImage;
   /** Prefix of tap names (≤ 6 characters): unique per lab. */
   tapPrefix: string;
-  /** Default `qemu`. */
-  runtime?: StandinRuntime;
-  /** Where the stand-in keeps its own files (virt-api's certificates); required with `libvirt`. */
-  workDir?: string;
+  /** Where the stand-in keeps its own files (virt-api's certificates). */
+  workDir: string;
   /** Milliseconds between two syncs of every VMI and VMIM (KubeVirt's launcher syncs at least every second). */
   tickMs?: number;
   /**
@@ -55,7 +46,7 @@ export interface StandinOptions {
 }
 
 export class KubeVirtLabStandin {
-  readonly runtime: QemuRuntime | LibvirtRuntime;
+  readonly runtime: LibvirtRuntime;
   private readonly vmis: VmiController;
   private readonly migrations: MigrationController;
   private readonly loop: TickLoop;
@@ -71,13 +62,7 @@ export class KubeVirtLabStandin {
     const writes = new KubeVirtWrites(kubevirt);
     this.kubevirt = kubevirt;
     this.writes = writes;
-    if ((options.runtime ?? 'qemu') === 'libvirt' && options.workDir === undefined) {
-      throw new Error('the libvirt runtime needs a workDir (virt-api certificates)');
-    }
-    this.runtime =
-      options.runtime === 'libvirt'
-        ? new LibvirtRuntime({ ...options, log })
-        : new QemuRuntime({ ...options, log });
+    this.runtime = new LibvirtRuntime({ ...options, log });
     this.migrations = new MigrationController(options.kubeConfig, kubevirt, writes, this.runtime, {
       startJitterMs: options.migrationStartJitterMs ?? 0,
       log,
@@ -103,7 +88,7 @@ export class KubeVirtLabStandin {
     );
   }
 
-  /** See QemuRuntime.migrationPauses. */
+  /** See LibvirtRuntime.migrationPauses. */
   migrationPauses(vm: VmRef): readonly MigrationPause[] {
     return this.runtime.migrationPauses(vm);
   }
@@ -116,25 +101,23 @@ export class KubeVirtLabStandin {
     this.migrations.delayMigrationsOf(vmi, delayMs);
   }
 
-  /** Starts reconciling; with libvirt, first serves virt-api's subresources through the API server. */
+  /** Serves virt-api's subresources through the API server, then starts reconciling. */
   async start(): Promise<void> {
-    if (this.runtime instanceof LibvirtRuntime) {
-      const certificate = await virtApiCertificate(join(this.options.workDir ?? '', 'virt-api'));
-      this.virtApi = await SubresourceApi.start({
-        kubeConfig: this.options.kubeConfig,
-        kubevirt: this.kubevirt,
-        writes: this.writes,
-        pauser: this.runtime,
-        key: certificate.key,
-        cert: certificate.cert,
-        log: this.log,
-      });
-      await registerVirtApi(this.options.kubeConfig, this.virtApi.port, certificate.ca);
-    }
+    const certificate = await virtApiCertificate(join(this.options.workDir, 'virt-api'));
+    this.virtApi = await SubresourceApi.start({
+      kubeConfig: this.options.kubeConfig,
+      kubevirt: this.kubevirt,
+      writes: this.writes,
+      pauser: this.runtime,
+      key: certificate.key,
+      cert: certificate.cert,
+      log: this.log,
+    });
+    await registerVirtApi(this.options.kubeConfig, this.virtApi.port, certificate.ca);
     this.loop.start();
   }
 
-  /** Stops reconciling. VMs keep running: the lab stops them by PID through their node state dirs. */
+  /** Stops reconciling. VMs keep running: deleteLauncherPods stops them. */
   async stop(): Promise<void> {
     await this.loop.stop();
     const pending = [...this.vmis.pendingTasks(), ...this.migrations.pendingTasks()];
@@ -146,12 +129,12 @@ export class KubeVirtLabStandin {
     }
   }
 
-  /** Deletes every launcher pod on the nodes (libvirt; the lab stops QEMU-runtime VMs through their state dirs). */
+  /** Deletes every launcher pod on the nodes, and with them their VMs. */
   async deleteLauncherPods(): Promise<void> {
-    if (this.runtime instanceof LibvirtRuntime) await this.runtime.deleteAllPods();
+    await this.runtime.deleteAllPods();
   }
 
-  /** Where the VM's QEMU runs and its PID, on every node that has one (either runtime). */
+  /** Where the VM's QEMU runs and its PID, on every node that has one. */
   async qemuPids(ref: VmRef): Promise<{ node: string; pid: number }[]> {
     const found: { node: string; pid: number }[] = [];
     for (const node of this.options.nodes) {
@@ -161,13 +144,8 @@ export class KubeVirtLabStandin {
     return found;
   }
 
-  /**
-   * libvirt's state of the VM's domain ('running', 'paused', ...) on every node whose launcher pod
-   * has one (libvirt runtime; with QEMU, ask QMP through the node's state dir).
-   */
+  /** libvirt's state of the VM's domain ('running', 'paused', ...) on every node whose launcher pod has one. */
   async domainStates(ref: VmRef): Promise<{ node: string; state: string }[]> {
-    if (!(this.runtime instanceof LibvirtRuntime))
-      throw new Error('domain states are kept by the libvirt runtime only');
     const found: { node: string; state: string }[] = [];
     for (const node of this.options.nodes) {
       const state = await this.runtime.domainStateOn(ref, node);

@@ -69,7 +69,7 @@ export function guestCommandLine(bank: BankConfig): string {
  * the lab's port convention (Port external_ids:violin-vm, Interface
  * external_ids:attached-mac) that the OFC uses to map VMs to ports.
  */
-export async function plugTap(
+async function plugTap(
   sw: LabSwitch,
   bridge: string,
   tap: string,

@@ -30,7 +30,7 @@ import { parseCommandFlags } from '../../../src/cli/flags.js';
 import { untilSignal } from '../../../src/cli/signals.js';
 import { repoRoot } from '../../../src/devenv/repo.js';
 import { deployBank, ensureNamespace, forwardBank, type BankMember } from '../../cluster/bank.js';
-import { startLabCluster, type LabCluster } from '../../cluster/cluster.js';
+import { LAB_VM_BACKEND, startLabCluster, type LabCluster } from '../../cluster/cluster.js';
 import {
   applyObject,
   crashVms,
@@ -248,7 +248,7 @@ async function report(
   const out = join(repoRoot(), 'out');
   await mkdir(out, { recursive: true });
   const written = {
-    backend: labs.a.runtime,
+    backend: LAB_VM_BACKEND,
     mode,
     // From the bundle the snapshot wrote, not from the manifest: where it really went.
     storage_scheme: new URL(storageLocation).protocol.replace(/:$/, ''),

@@ -107,7 +107,6 @@ export async function startLibvirtLab(name: string): Promise<LibvirtLab> {
       labSwitch,
       image,
       tapPrefix: `lv${name.slice(0, 3)}`,
-      runtime: 'libvirt',
       workDir: join(dir, 'standin'),
       log: process.env.VIOLIN_TEST_VERBOSE ? (l) => process.stderr.write(`[standin] ${l}\n`) : undefined,
     });
@@ -117,7 +116,7 @@ export async function startLibvirtLab(name: string): Promise<LibvirtLab> {
       controlPlane,
       kubevirt: new KubeVirtClient(kubeConfig),
       standin,
-      runtime: standin.runtime as LibvirtRuntime,
+      runtime: standin.runtime,
       ovs,
       host,
       nodeStateDir,
