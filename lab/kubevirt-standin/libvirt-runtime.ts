@@ -125,7 +125,7 @@ export class LibvirtRuntime implements VmRuntime {
     return undefined;
   }
 
-  async runsOn(vm: VmRef, node: StandinNode): Promise<boolean> {
+  private async runsOn(vm: VmRef, node: StandinNode): Promise<boolean> {
     const pod = await this.podOn(vm, node);
     if (!pod || !(await pod.libvirtdRuns())) return false;
     const { state } = await domainState(pod).catch(() => ({ state: 'unknown', reason: '' }));

@@ -53,7 +53,6 @@ export interface VmRuntime extends MigrationRuntime {
   node(name: string): StandinNode | undefined;
   /** Where the VM runs now, if anywhere in the lab. */
   locate(vm: VmRef): Promise<StandinNode | undefined>;
-  runsOn(vm: VmRef, node: StandinNode): Promise<boolean>;
   boot(vmi: VirtualMachineInstance, node: StandinNode, ref: VmRef): Promise<void>;
   /** Stops the VM wherever it runs and takes it off the node's bridge. */
   stopVm(ref: VmRef): Promise<void>;
@@ -62,11 +61,11 @@ export interface VmRuntime extends MigrationRuntime {
   /** The status fields that describe the VM once it runs on `node` (interfaces, memory, pods). */
   runningStatus(vmi: VirtualMachineInstance, node: StandinNode): Promise<Record<string, unknown>>;
   /**
-   * virt-launcher's sync of a Running VMI, when the runtime has one (libvirt's): applies KubeVirt's
-   * rules to the domain and says what virt-handler would report. While the VM migrates (`migrating`),
-   * it only reports: the migration controller owns both domains. Without a sync, a VM that is gone has failed.
+   * virt-launcher's sync of a Running VMI: applies KubeVirt's rules to the domain and says what
+   * virt-handler would report. While the VM migrates (`migrating`), it only reports: the migration
+   * controller owns both domains.
    */
-  sync?(vmi: VirtualMachineInstance, node: StandinNode, migrating: boolean): Promise<ObservedVm>;
+  sync(vmi: VirtualMachineInstance, node: StandinNode, migrating: boolean): Promise<ObservedVm>;
 }
 
 /** A lab node as the stand-in's virt-handler sees it: where its VMs live and which bridge their taps join. */

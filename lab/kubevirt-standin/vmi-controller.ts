@@ -1,7 +1,7 @@
 // virt-controller and virt-handler for VirtualMachineInstances in the lab: each
 // tick moves every VMI one step (Pending, Scheduling, Scheduled, Running, or
-// Failed), booting its QEMU on the chosen node, adopting a VM that already runs
-// (restored from a snapshot), and noticing a QEMU that died.
+// Failed), booting its VM on the chosen node, adopting a VM that already runs
+// there, and reporting what virt-launcher's sync sees (a pause, the VM's end).
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 
 import type { VmRef } from '../../src/agent/types.js';
@@ -80,8 +80,8 @@ export class VmiController {
       return;
     }
     if (phase === 'Scheduling') {
-      // A VM already running in the lab (e.g. restored from a snapshot) is adopted where it runs,
-      // the way virt-handler reconnects to a domain it finds on its node.
+      // A VM already running in the lab is adopted where it runs, the way virt-handler reconnects
+      // to a domain it finds on its node.
       const running = await this.runtime.locate(ref);
       const node = running ?? (await this.schedule(vmi));
       if (!node) return;
@@ -117,21 +117,11 @@ export class VmiController {
     }
     if (phase === 'Running') {
       const node = this.runtime.node(vmi.status?.nodeName ?? '');
-      if (!node) return;
-      if (this.runtime.sync) {
-        await this.observe(vmi, node);
-        return;
-      }
-      // virt-handler notices a domain that died underneath it (not one between two nodes).
-      if (!(await this.runtime.runsOn(ref, node)) && !this.migrating(ref)) {
-        await this.writes.patchVmiStatus(ref, { phase: 'Failed', reason: 'the VM process exited' });
-        this.log(`${key}: its QEMU on ${node.name} is gone: Failed`);
-      }
+      if (node) await this.observe(vmi, node);
       return;
     }
-    if ((phase === 'Succeeded' || phase === 'Failed') && this.runtime.sync && this.boots.has(key)) {
-      // The VM ended: virt-launcher exits and its pod completes (libvirt; the QEMU path keeps the VM's
-      // node files until the VMI is deleted, as it always has).
+    if ((phase === 'Succeeded' || phase === 'Failed') && this.boots.has(key)) {
+      // The VM ended: virt-launcher exits and its pod completes.
       this.boots.delete(key);
       await this.runtime.stopVm(ref);
     }
@@ -140,7 +130,7 @@ export class VmiController {
   /** virt-launcher's sync and virt-handler's report of it: the Paused condition, the pods, the end of the VM. */
   private async observe(vmi: VirtualMachineInstance, node: StandinNode): Promise<void> {
     const ref = vmRef(vmi);
-    const observed = await this.runtime.sync!(vmi, node, this.migrating(ref));
+    const observed = await this.runtime.sync(vmi, node, this.migrating(ref));
     const status = vmiStatusFor(vmi, observed);
     if (status) await this.writes.patchVmiStatus(ref, status);
     if (observed.ended) {
