@@ -16,7 +16,10 @@ import { SnapshotFailure } from './failure.js';
 
 export type CaptureAnswer =
   | { state: 'running' }
-  /** The agent answered Conflict (another snapshot's capture holds this VM): asked for again on a later pass. */
+  /**
+   * The agent answered Conflict: another snapshot's capture holds this VM, or (finishing a held
+   * capture) the VM is not paused yet. Asked for again on a later pass.
+   */
   | { state: 'busy'; reason: string }
   /** libvirt backend: the live pre-copy converged; the operator now pauses the VM (T_i) and finishes. */
   | { state: 'converged'; startedAt: string }

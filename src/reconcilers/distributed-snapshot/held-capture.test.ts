@@ -5,6 +5,7 @@ import { setImmediate as tick } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 
 import type { DistributedSnapshotStatusVm as Row } from '../../api/index.js';
+import { AgentError } from '../../agent/errors.js';
 import type { CaptureResult, SnapshotAgent } from '../../agent/types.js';
 import { SubresourceError, type KubeVirtAccess, type VmiPauser } from '../../kubevirt/client.js';
 import type { VirtualMachineInstance } from '../../kubevirt/types.js';
@@ -29,6 +30,8 @@ class World {
   readonly events: string[] = [];
   clock = Date.UTC(2026, 0, 1);
   paused = false;
+  /** Finishes after which the VMI's Paused condition still says True though the VM runs (virt-handler not synced yet). */
+  stalePausedCondition = 0;
   pauseRefusal: Error | undefined;
   heldCapture = true;
   private readonly captures = new CaptureCalls();
@@ -41,7 +44,10 @@ class World {
         phase: 'Running',
         nodeName: 'snap-1',
         activePods: { 'pod-src': 'worker-1', 'pod-a': 'snap-1' },
-        conditions: this.paused ? [{ type: 'Paused', status: 'True', reason: 'PausedByUser' }] : [],
+        conditions:
+          this.paused || this.stalePausedCondition > 0
+            ? [{ type: 'Paused', status: 'True', reason: 'PausedByUser' }]
+            : [],
       },
     };
   }
@@ -56,7 +62,11 @@ class World {
             },
             finishCapture: async (req) => {
               this.calls.push(`finishCapture ${req.vm.name} ${req.launcherPodUid}`);
-              if (!this.paused) throw new Error('the domain is not paused');
+              if (!this.paused) {
+                // Meanwhile virt-handler's sync sees the domain run, and clears the condition in time.
+                this.stalePausedCondition--;
+                throw new AgentError('Conflict', 'VM ns/a is running, not paused');
+              }
               return CAPTURED;
             },
           }
@@ -66,7 +76,8 @@ class World {
       pause: async (_ns, name) => {
         this.calls.push(`pause ${name}`);
         if (this.pauseRefusal) throw this.pauseRefusal;
-        if (this.paused) throw new SubresourceError(409, 'VMI is already paused');
+        if (this.paused || this.stalePausedCondition > 0)
+          throw new SubresourceError(409, 'VMI is already paused');
         this.paused = true;
       },
       unpause: async (_ns, name) => {
@@ -139,6 +150,28 @@ describe('a capture held through KubeVirt', () => {
     const done = await world.run(capturing, (row) => row.resumedAt !== undefined);
     expect(done.epoch).toBe('Post');
     expect(world.paused).toBe(false);
+  });
+
+  it('pauses again when virt-api answered "already paused" for a VM that runs, then finishes', async () => {
+    const world = new World();
+    world.stalePausedCondition = 2;
+    const done = await world.run(capturing, (row) => row.resumedAt !== undefined, 16);
+    expect(world.calls.filter((c) => c === 'pause a')).toHaveLength(3);
+    expect(world.calls.slice(-3)).toEqual(['finishCapture a pod-a', 'advance ns/a', 'unpause a']);
+    expect(done).toMatchObject({ phase: 'Captured', epoch: 'Post' });
+    expect(world.paused).toBe(false);
+  });
+
+  it("fails with the agent's reason when the VM still runs 30 s after its pause", async () => {
+    const world = new World();
+    world.stalePausedCondition = Number.POSITIVE_INFINITY;
+    const paused = await world.run(capturing, (row) => row.pausedAt !== undefined);
+    world.clock += 30_000;
+    await expect(world.run(paused, () => false)).rejects.toMatchObject({
+      reason: 'CaptureFailed',
+      message: expect.stringContaining('VM ns/a is running, not paused'),
+    });
+    expect(world.calls).not.toContain('advance ns/a');
   });
 
   it.each([

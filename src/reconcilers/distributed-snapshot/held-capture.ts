@@ -54,7 +54,15 @@ export async function takeHeldCapture(pass: Pass, row: Row): Promise<Row> {
   return finishStep(pass, row, pod);
 }
 
-function finishStep(pass: Pass, row: Row, pod: string): Row {
+/**
+ * How long after its pause a VM may still be found running at finish before the capture fails.
+ * virt-api refuses a pause with "already paused" on the VMI's Paused condition, which virt-handler
+ * writes from its last look at the domain: a condition not yet cleared (after an unpause, or a
+ * migration) makes a pause answer without pausing, until the next sync corrects it.
+ */
+const PAUSE_REACHES_DOMAIN_MS = 30_000;
+
+async function finishStep(pass: Pass, row: Row, pod: string): Promise<Row> {
   const answer = pass.captures.take(finishKey(pass.snap.metadata.uid, row.name), () =>
     finishCapture(pass, row, pod),
   );
@@ -68,9 +76,27 @@ function finishStep(pass: Pass, row: Row, pod: string): Row {
       return capturedRow(row, answer.result);
     case 'failed':
       throw answer.failure;
+    case 'busy':
+      return pauseAgain(pass, row, answer.reason);
     default:
       return row;
   }
+}
+
+/** The agent found the VM still running at finish: pause it again, for a bounded time, and finish on a later pass. */
+async function pauseAgain(pass: Pass, row: Row, reason: string): Promise<Row> {
+  const runningFor = pass.now().getTime() - Date.parse(row.pausedAt ?? '');
+  if (!(runningFor < PAUSE_REACHES_DOMAIN_MS)) {
+    throw new SnapshotFailure(
+      'CaptureFailed',
+      `capture of ${row.name} on ${row.snapshotHost} failed: ${reason} (${Math.round(runningFor / 1000)} s after its pause through KubeVirt)`,
+    );
+  }
+  await pauseVmi(pass, row);
+  return {
+    ...row,
+    message: `paused through KubeVirt at T_i; waiting for the pause to reach the VM: ${reason}`,
+  };
 }
 
 async function startCapture(pass: Pass, row: Row, launcherPodUid: string): Promise<CaptureAnswer> {
@@ -100,6 +126,8 @@ async function finishCapture(pass: Pass, row: Row, launcherPodUid: string): Prom
     });
     return { state: 'captured', result };
   } catch (err) {
+    // Conflict: the VM is not paused (yet); the agent keeps the capture and may be asked again.
+    if (err instanceof AgentError && err.code === 'Conflict') return { state: 'busy', reason: err.message };
     return { state: 'failed', failure: captureFailure(row, err) };
   }
 }
