@@ -58,6 +58,15 @@ export async function plan(pass: Pass, status: DistributedSnapshotStatus): Promi
       `no node matches spec.snapshotHosts.nodeSelector ${labelSelectorString({ matchLabels: hostSelector })}`,
     );
   }
+  const stranded = vmisOnTheOnlyHost(vmis, hosts);
+  if (stranded.length > 0) {
+    // KubeVirt never migrates a VM to the node it runs on, so such a migration would wait forever.
+    throw SnapshotFailure.of(
+      FAILURE_CLASSES.noSnapshotHosts,
+      `${stranded.join(', ')} already run(s) on ${hosts[0]}, the only node matching spec.snapshotHosts.nodeSelector ` +
+        `${labelSelectorString({ matchLabels: hostSelector })}; a VM is captured after a migration to another one`,
+    );
+  }
   const { armed, bridges } = await mapNetwork(pass, vmis);
   await secureBridges(pass, bridges);
   // No `bridges`: every connected bridge carries the pipeline. A VM migrated to a snapshot host talks
@@ -80,6 +89,12 @@ export async function plan(pass: Pass, status: DistributedSnapshotStatus): Promi
       `${vmis.length} VM(s), snapshot hosts ${hosts.join(', ')}`,
   );
   return { status: plannedStatus(status, vmis), requeueAfterMs: 1 };
+}
+
+/** The VMs that run on a snapshot host when it is the only one: none can migrate to a snapshot host. */
+function vmisOnTheOnlyHost(vmis: VirtualMachineInstance[], hosts: string[]): string[] {
+  if (hosts.length !== 1) return [];
+  return vmis.filter((vmi) => vmi.status?.nodeName === hosts[0]).map((vmi) => vmi.metadata.name ?? '');
 }
 
 /**

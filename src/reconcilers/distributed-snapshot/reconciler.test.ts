@@ -417,6 +417,8 @@ describe('DistributedSnapshot reconciler', () => {
     { reason: 'NoVMsSelected', script: (w: World) => w.vmis.clear() },
     { reason: 'VMNotMigratable', script: (w: World) => (w.vmis.get('a')!.status!.phase = 'Pending') },
     { reason: 'NoSnapshotHosts', script: (w: World) => (w.hosts = []) },
+    // A VM already on the only snapshot host: KubeVirt would never schedule its migration.
+    { reason: 'NoSnapshotHosts', script: (w: World) => (w.vmis.get('a')!.status!.nodeName = 'snap-1') },
     { reason: 'NoNetworkInterface', script: (w: World) => (w.vmis.get('a')!.status!.interfaces = []) },
     { reason: 'VMNotOnSwitch', script: (w: World) => w.unattached.add('b') },
     { reason: 'BridgeNotConnected', script: (w: World) => (w.disconnected = true) },
