@@ -236,7 +236,7 @@ export class LibvirtRuntime implements VmRuntime {
         ended: { phase: phase ? 'Succeeded' : 'Failed', reason: `the domain shut off (${state.reason})` },
       };
     }
-    return { paused, activePods };
+    return { paused, activePods, domainState: `${state.state} (${state.reason})` };
   }
 
   /** The pause subresource on the VMI's node: the domain joins the launcher's paused set and is suspended. */

@@ -39,6 +39,8 @@ export interface ObservedVm {
   ended?: { phase: 'Succeeded' | 'Failed'; reason: string };
   /** Paused through KubeVirt's pause (virt-handler's Paused condition, reason PausedByUser). */
   paused: boolean;
+  /** libvirt's state of the domain at this sync, with its reason (`paused (user)`), for the log. */
+  domainState?: string;
   /** status.activePods: the launcher pod UIDs of the VM and their nodes (both pods during a migration). */
   activePods?: Record<string, string>;
 }

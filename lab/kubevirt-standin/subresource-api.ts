@@ -196,7 +196,13 @@ class Handler {
     if (!vmi) {
       throw new StatusError(404, 'NotFound', `virtualmachineinstance.kubevirt.io "${ref.name}" not found`);
     }
-    refusal(vmi, action);
+    try {
+      refusal(vmi, action);
+    } catch (error) {
+      // Said: a refusal on a stale Paused condition is how a pause can answer without pausing.
+      this.options.log(`${ref.namespace}/${ref.name}: ${action} refused: ${(error as Error).message}`);
+      throw error;
+    }
     if (dryRunOnly) return;
     // virt-api asks the virt-handler of the VMI's node, never another: right after a migration the
     // source's launcher may still be there (a pause sent to it once left the guest running).

@@ -133,6 +133,13 @@ export class VmiController {
     const observed = await this.runtime.sync(vmi, node, this.migrating(ref));
     const status = vmiStatusFor(vmi, observed);
     if (status) await this.writes.patchVmiStatus(ref, status);
+    if (status?.conditions !== undefined) {
+      // Said, because a Paused condition that disagrees with the domain makes virt-api refuse a pause.
+      this.log(
+        `${ref.namespace}/${ref.name}: the sync on ${node.name} sets Paused=${observed.paused ? 'True' : 'False'}` +
+          (observed.domainState ? ` (domain ${observed.domainState})` : ''),
+      );
+    }
     if (observed.ended) {
       this.log(`${ref.namespace}/${ref.name}: ${observed.ended.reason}: ${observed.ended.phase}`);
     }
