@@ -135,6 +135,8 @@ describe('violin operator killed at each step of a snapshot', { timeout: TEST_TI
           VIOLIN_OFC_ADDRESS: ofcServer.address,
           VIOLIN_OVSDB_REMOTES: `unix:${ovs.dbSocket}`,
           VIOLIN_AGENTS: nodes.map((node, i) => `${node}=${agentServers[i]?.url}`).join(','),
+          // Its agents run the VMs' QEMU themselves: the qemu backend (the operator's default is libvirt).
+          VIOLIN_VM_BACKEND: 'qemu',
         },
         stdio: ['ignore', 'pipe', 'inherit'],
       },
