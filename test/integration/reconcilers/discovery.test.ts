@@ -74,6 +74,8 @@ function operator(
     bundles: new StoreBundles({ fileRoot: DEFAULT_STORAGE_ROOT }),
     namespace,
     pollMs: 50,
+    // Its recording agents hold and load VMs themselves: the qemu backend (the operator's default is libvirt).
+    vmBackend: 'qemu',
   });
   return manager;
 }
