@@ -87,9 +87,9 @@ async function finishStep(pass: Pass, row: Row, pod: string): Promise<Row> {
 async function pauseAgain(pass: Pass, row: Row, reason: string): Promise<Row> {
   const runningFor = pass.now().getTime() - Date.parse(row.pausedAt ?? '');
   if (!(runningFor < PAUSE_REACHES_DOMAIN_MS)) {
-    throw new SnapshotFailure(
-      'CaptureFailed',
-      `capture of ${row.name} on ${row.snapshotHost} failed: ${reason} (${Math.round(runningFor / 1000)} s after its pause through KubeVirt)`,
+    throw captureFailure(
+      row,
+      `${reason} (${Math.round(runningFor / 1000)} s after its pause through KubeVirt)`,
     );
   }
   await pauseVmi(pass, row);
