@@ -440,6 +440,11 @@ export class EpochEngine implements OfcControl, FabricObserver {
       for (const packet of snapshot.held.take(receiver)) this.frames.reinject(snapshot, packet);
     }
     snapshot.teardown = snapshot.serial(async () => {
+      // The hold flows go in a lull of each receiver's Type-3 frames, as an advance's flip does:
+      // frames still passing through the OFC are less likely to be overtaken by direct ones.
+      await Promise.all(
+        [...snapshot.lastHoldAt.keys()].map((receiver) => this.frames.settle(snapshot, receiver)),
+      );
       await this.datapathTier.releaseAll(snapshot);
       snapshot.finalCounters = await this.flows.counters(snapshot);
       await this.flows.removePipeline(snapshot);

@@ -138,6 +138,18 @@ const next = () => {
 next();
 `;
 
+/** Ethernet, IPv4 and UDP headers in front of each of SENDER's payloads, as a switch reports the frame. */
+const UDP_FRAME_OVERHEAD = 14 + 20 + 8;
+
+/** The first of SENDER's datagrams (numbered from 1) after which the frames sent add up to more than `bytes`. */
+export function firstDatagramOver(bytes: number, tag: string): number {
+  let total = 0;
+  for (let seq = 1; ; seq++) {
+    total += UDP_FRAME_OVERHEAD + `${tag} ${seq}`.length;
+    if (total > bytes) return seq;
+  }
+}
+
 /** A UDP receiver in a host; `received()` lists the payloads in arrival order. */
 export class UdpReceiver {
   private readonly lines: string[] = [];
