@@ -1,7 +1,7 @@
 // virt-controller and virt-handler for VirtualMachineInstances in the lab: each
 // tick moves every VMI one step (Pending, Scheduling, Scheduled, Running, or
-// Failed), booting its VM on the chosen node, adopting a VM that already runs
-// there, and reporting what virt-launcher's sync sees (a pause, the VM's end).
+// Failed), booting its VM on the chosen node, and reporting what virt-launcher's
+// sync sees (a pause, the VM's end).
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 
 import type { VmRef } from '../../src/agent/types.js';
@@ -80,20 +80,12 @@ export class VmiController {
       return;
     }
     if (phase === 'Scheduling') {
-      // A VM already running in the lab is adopted where it runs, the way virt-handler reconnects
-      // to a domain it finds on its node.
-      const running = await this.runtime.locate(ref);
-      const node = running ?? (await this.schedule(vmi));
+      const node = await this.schedule(vmi);
       if (!node) return;
       await this.writes.patchVmiStatus(ref, { phase: 'Scheduled', nodeName: node.name });
       await this.writes.patchMeta(VMI_PLURAL, ref, { labels: { [NODE_NAME_LABEL]: node.name } });
-      if (!running) {
-        this.boots.set(key, track(this.runtime.boot(vmi, node, ref)));
-        this.log(`${key}: scheduled on ${node.name}, booting`);
-      } else {
-        this.boots.set(key, { done: true });
-        this.log(`${key}: adopted on ${node.name}, where it already runs`);
-      }
+      this.boots.set(key, track(this.runtime.boot(vmi, node, ref)));
+      this.log(`${key}: scheduled on ${node.name}, booting`);
       return;
     }
     if (phase === 'Scheduled') {
