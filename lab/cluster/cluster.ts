@@ -37,6 +37,11 @@ import { createS3Secret } from './s3-secret.js';
 export const RESTORE_TARGET_LABEL = 'violin.dev/restore-target';
 export const SPINE_BRIDGE = 'spine';
 
+/** The lab's nodes' state dirs (each node's launcher pods and agent files) are the entries of this dir. */
+export function nodesDir(labDir: string): string {
+  return join(labDir, 'n');
+}
+
 /**
  * Where the lab's snapshots keep their bundles: the location examples/snapshot.yaml names and the
  * chart mounts on snapshot hosts, used as written (the lab's agents and operator run on this machine,
@@ -319,7 +324,7 @@ export async function startLabCluster(options: LabClusterOptions): Promise<LabCl
           `options:peer=${up}`,
         ],
       ]);
-      const stateDir = join(dir, 'n', spec.name);
+      const stateDir = join(nodesDir(dir), spec.name);
       await mkdir(stateDir, { recursive: true });
       const listen = `127.0.0.1:${await freeLoopbackPort()}`;
       launchViolin(

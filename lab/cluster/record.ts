@@ -1,15 +1,17 @@
 // What a running lab leaves on the machine, recorded so that `violin-lab down`
 // can clean up after a `violin-lab up` that was killed before its own teardown:
 // PIDs (each checked against its command line before it is signalled, since a
-// PID may have been reused), the OVS namespace and its hosts, the lab dir.
+// PID may have been reused), the launcher pods found in the nodes' dirs, the OVS
+// namespace and its hosts, the lab dir.
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { cacheDir } from '../../src/devenv/cache.js';
+import { launcherPods } from '../kubevirt-standin/launcher-pod.js';
 import { run } from '../ovs/netns.js';
-import type { LabCluster } from './cluster.js';
+import { nodesDir, type LabCluster } from './cluster.js';
 
 interface LabRecord {
   name: string;
@@ -59,6 +61,13 @@ export async function tearDownRecordedLab(name: string): Promise<string> {
   if (text === undefined) return `no lab '${name}' is recorded (${recordPath(name)}): nothing to stop`;
   const record = JSON.parse(text) as LabRecord;
   const done: string[] = [];
+  // Launcher pods first, while their libvirtd still answers: each VM's QEMU outlives the killed `up`.
+  for (const node of await readdir(nodesDir(record.dir)).catch(() => [] as string[])) {
+    for (const pod of await launcherPods(join(nodesDir(record.dir), node))) {
+      await pod.delete();
+      done.push(`launcher pod ${pod.uid} on ${node}`);
+    }
+  }
   const daemons = ['ovs-vswitchd', 'ovsdb-server'].map(async (daemon) => {
     const pid = Number(
       (await readFile(join(record.ovsRunDir, `${daemon}.pid`), 'utf8').catch(() => '')).trim(),
