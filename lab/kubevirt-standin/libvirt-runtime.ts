@@ -184,9 +184,14 @@ export class LibvirtRuntime implements VmRuntime {
     };
   }
 
-  sync(vmi: VirtualMachineInstance, node: StandinNode, migrating: boolean): Promise<ObservedVm> {
+  sync(
+    vmi: VirtualMachineInstance,
+    node: StandinNode,
+    migrating: boolean,
+    report: (observed: ObservedVm) => Promise<void>,
+  ): Promise<void> {
     const ref = { namespace: vmi.metadata.namespace ?? '', name: vmi.metadata.name ?? '' };
-    return this.serialized(ref, () => this.syncLocked(ref, node, migrating));
+    return this.serialized(ref, async () => report(await this.syncLocked(ref, node, migrating)));
   }
 
   private async syncLocked(ref: VmRef, node: StandinNode, migrating: boolean): Promise<ObservedVm> {
@@ -240,22 +245,24 @@ export class LibvirtRuntime implements VmRuntime {
   }
 
   /** The pause subresource on the VMI's node: the domain joins the launcher's paused set and is suspended. */
-  pause(ref: VmRef, nodeName: string): Promise<void> {
+  pause(ref: VmRef, nodeName: string, report: () => Promise<void>): Promise<void> {
     return this.serialized(ref, async () => {
       const pod = await this.podOnNode(ref, nodeName);
       await this.setPaused(pod, true);
       const { state } = await domainState(pod);
       if (state !== 'paused') await pod.virsh(['suspend', await pod.domain()]);
+      await report();
     });
   }
 
   /** The unpause subresource on the VMI's node: the domain leaves the paused set and runs. */
-  unpause(ref: VmRef, nodeName: string): Promise<void> {
+  unpause(ref: VmRef, nodeName: string, report: () => Promise<void>): Promise<void> {
     return this.serialized(ref, async () => {
       const pod = await this.podOnNode(ref, nodeName);
       await this.setPaused(pod, false);
       const { state } = await domainState(pod);
       if (state === 'paused') await pod.virsh(['resume', await pod.domain()]);
+      await report();
     });
   }
 

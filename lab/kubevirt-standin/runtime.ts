@@ -63,11 +63,17 @@ export interface VmRuntime extends MigrationRuntime {
   /** The status fields that describe the VM once it runs on `node` (interfaces, memory, pods). */
   runningStatus(vmi: VirtualMachineInstance, node: StandinNode): Promise<Record<string, unknown>>;
   /**
-   * virt-launcher's sync of a Running VMI: applies KubeVirt's rules to the domain and says what
-   * virt-handler would report. While the VM migrates (`migrating`), it only reports: the migration
-   * controller owns both domains.
+   * virt-launcher's sync of a Running VMI: applies KubeVirt's rules to the domain and hands what
+   * virt-handler would report to `report`. While the VM migrates (`migrating`), it only reports: the
+   * migration controller owns both domains. `report` runs before the VM's pause and unpause may, so
+   * what it writes is never older than the domain.
    */
-  sync(vmi: VirtualMachineInstance, node: StandinNode, migrating: boolean): Promise<ObservedVm>;
+  sync(
+    vmi: VirtualMachineInstance,
+    node: StandinNode,
+    migrating: boolean,
+    report: (observed: ObservedVm) => Promise<void>,
+  ): Promise<void>;
 }
 
 /** A lab node as the stand-in's virt-handler sees it: where its VMs live and which bridge their taps join. */

@@ -23,11 +23,12 @@ import type { KubeVirtWrites } from './writes.js';
 
 /**
  * What pause and unpause do to the VM: virt-handler and virt-launcher's part, on the node virt-api
- * sends them to (the VMI's status.nodeName).
+ * sends them to (the VMI's status.nodeName). `report` runs once the domain has changed and before
+ * the VM's next sync may, so the two never write the Paused condition out of order.
  */
 export interface VmPauser {
-  pause(ref: VmRef, nodeName: string): Promise<void>;
-  unpause(ref: VmRef, nodeName: string): Promise<void>;
+  pause(ref: VmRef, nodeName: string, report: () => Promise<void>): Promise<void>;
+  unpause(ref: VmRef, nodeName: string, report: () => Promise<void>): Promise<void>;
 }
 
 export interface SubresourceApiOptions {
@@ -207,11 +208,14 @@ class Handler {
     // virt-api asks the virt-handler of the VMI's node, never another: right after a migration the
     // source's launcher may still be there (a pause sent to it once left the guest running).
     const nodeName = vmi.status?.nodeName ?? '';
-    if (action === 'pause') await this.options.pauser.pause(ref, nodeName);
-    else await this.options.pauser.unpause(ref, nodeName);
-    // virt-handler reports the domain's new state at once (its domain event); the sync keeps it so.
-    const patch = vmiStatusFor(vmi, { paused: action === 'pause' });
-    if (patch) await this.options.writes.patchVmiStatus(ref, patch);
+    // virt-handler reports the domain's new state at once (its domain event), on the VMI as it is now.
+    const report = async () => {
+      const current = await this.options.kubevirt.getVmi(ref.namespace, ref.name);
+      const patch = current && vmiStatusFor(current, { paused: action === 'pause' });
+      if (patch) await this.options.writes.patchVmiStatus(ref, patch);
+    };
+    if (action === 'pause') await this.options.pauser.pause(ref, nodeName, report);
+    else await this.options.pauser.unpause(ref, nodeName, report);
     this.options.log(`${ref.namespace}/${ref.name}: ${action}d through ${SUBRESOURCES_GROUP}`);
   }
 }

@@ -122,19 +122,24 @@ export class VmiController {
   /** virt-launcher's sync and virt-handler's report of it: the Paused condition, the pods, the end of the VM. */
   private async observe(vmi: VirtualMachineInstance, node: StandinNode): Promise<void> {
     const ref = vmRef(vmi);
-    const observed = await this.runtime.sync(vmi, node, this.migrating(ref));
-    const status = vmiStatusFor(vmi, observed);
-    if (status) await this.writes.patchVmiStatus(ref, status);
-    if (status?.conditions !== undefined) {
-      // Said, because a Paused condition that disagrees with the domain makes virt-api refuse a pause.
-      this.log(
-        `${ref.namespace}/${ref.name}: the sync on ${node.name} sets Paused=${observed.paused ? 'True' : 'False'}` +
-          (observed.domainState ? ` (domain ${observed.domainState})` : ''),
-      );
-    }
-    if (observed.ended) {
-      this.log(`${ref.namespace}/${ref.name}: ${observed.ended.reason}: ${observed.ended.phase}`);
-    }
+    await this.runtime.sync(vmi, node, this.migrating(ref), async (observed) => {
+      // The VMI as it is now, not as this tick listed it: a pause or unpause since then wrote its
+      // Paused condition, and a patch from the older copy would undo it (a stale Paused=True made
+      // virt-api refuse the next pause of a running VM).
+      const current = await this.kubevirt.getVmi(ref.namespace, ref.name);
+      const status = current && vmiStatusFor(current, observed);
+      if (status) await this.writes.patchVmiStatus(ref, status);
+      if (status?.conditions !== undefined) {
+        // Said, because a Paused condition that disagrees with the domain makes virt-api refuse a pause.
+        this.log(
+          `${ref.namespace}/${ref.name}: the sync on ${node.name} sets Paused=${observed.paused ? 'True' : 'False'}` +
+            (observed.domainState ? ` (domain ${observed.domainState})` : ''),
+        );
+      }
+      if (observed.ended) {
+        this.log(`${ref.namespace}/${ref.name}: ${observed.ended.reason}: ${observed.ended.phase}`);
+      }
+    });
   }
 
   private async markRunning(vmi: VirtualMachineInstance, node: StandinNode): Promise<void> {
