@@ -354,18 +354,29 @@ export class LibvirtRuntime implements VmRuntime {
       ]);
     } catch (error) {
       const outcome = target.cancelled ? 'cancelled' : 'failed';
-      this.recordPause(ref, sourceName, targetName, outcome, 0);
+      this.recordPause(ref, sourceName, targetName, outcome, { downtimeMs: 0, runningAt: Date.now() });
       return { outcome, reason: `libvirt: ${firstLine(error)}` };
     }
+    // The guest ran on the target by the time the call returned: what follows (the taps, libvirt's
+    // figures) takes hundreds of ms on a loaded host, and a pause dated after it would not cover the
+    // one the guest had.
+    const returnedAt = Date.now();
     // The guest runs on the target: its taps join the target's bridge (QEMU's announce rounds reach the fabric).
     for (const iface of targetLauncher.interfaces) await this.plugTap(target.node, ref, target.pod, iface);
     await target.pod.linkConsole(target.node.stateDir);
     this.targets.delete(key(ref));
     // libvirt's downtime: from QEMU's STOP on the source to the target's resume. Without it, the
     // call's whole time, an upper bound.
-    const took = Date.now() - began;
+    const took = returnedAt - began;
     const downtime = (await jobDowntimeMs(target.pod, domain)) ?? took;
-    this.recordPause(ref, sourceName, targetName, 'completed', downtime, took);
+    this.recordPause(
+      ref,
+      sourceName,
+      targetName,
+      'completed',
+      { downtimeMs: downtime, runningAt: returnedAt },
+      took,
+    );
     return { outcome: 'completed' };
   }
 
@@ -466,10 +477,9 @@ export class LibvirtRuntime implements VmRuntime {
     source: string,
     target: string,
     outcome: string,
-    downtimeMs: number,
+    { downtimeMs, runningAt }: { downtimeMs: number; runningAt: number },
     totalMs = 0,
   ): void {
-    const runningAt = Date.now();
     const pause: MigrationPause = { source, target, outcome, stoppedAt: runningAt - downtimeMs, runningAt };
     this.pauses.set(key(ref), [...(this.pauses.get(key(ref)) ?? []), pause].slice(-MIGRATION_PAUSES_KEPT));
     this.options.log(
