@@ -225,13 +225,14 @@ export class LibvirtRuntime implements VmRuntime {
         ended: { phase: 'Failed', reason: 'the domain is gone from its launcher' },
       };
     }
-    if (!migrating && isResumable(state) && !launcher.paused) {
+    if (!migrating && pausedOutsideMigration(state) && !launcher.paused) {
       // KubeVirt's SyncVMI: a paused domain not in the paused set runs again.
       await pod.virsh(['resume', await pod.domain()]);
       this.options.log(`${key(ref)}: domain paused (${state.reason}) outside the launcher: resumed`);
       state = await domainState(pod);
     }
-    const paused = state.state === 'paused' && state.reason !== 'migration';
+    // virt-handler's Paused condition: not for a migration's own pause, which ends on its own.
+    const paused = pausedOutsideMigration(state);
     if (!migrating && state.state === 'shut off') {
       const phase =
         state.reason === 'saved' || state.reason === 'from snapshot' || state.reason === 'shutdown';
@@ -508,9 +509,16 @@ async function domainState(pod: LauncherPod): Promise<DomainState> {
   return match ? { state: match[1]!, reason: match[2]! } : { state: text, reason: '' };
 }
 
-/** Paused for a reason virt-launcher's sync undoes: anything but a migration's own pause. */
-function isResumable(state: DomainState): boolean {
-  return state.state === 'paused' && state.reason !== 'migration' && state.reason !== 'post-copy';
+/**
+ * virsh's words for a domain a migration paused (VIR_DOMAIN_PAUSED_MIGRATION and POSTCOPY). This said
+ * 'migration', which virsh never prints: a source in its switchover got Paused=True, and a pause of the
+ * VM right after the migration met virt-api's "already paused" while the guest ran on the target.
+ */
+const MIGRATION_PAUSE_REASONS = new Set(['migrating', 'post-copy']);
+
+/** Paused for a reason KubeVirt reports as the Paused condition and virt-launcher's sync undoes. */
+function pausedOutsideMigration(state: DomainState): boolean {
+  return state.state === 'paused' && !MIGRATION_PAUSE_REASONS.has(state.reason);
 }
 
 /** The downtime libvirt measured for the domain's last completed job (the migration), in ms. */
