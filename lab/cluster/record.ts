@@ -62,8 +62,9 @@ export async function tearDownRecordedLab(name: string): Promise<string> {
   const record = JSON.parse(text) as LabRecord;
   const done: string[] = [];
   // Launcher pods first, while their libvirtd still answers: each VM's QEMU outlives the killed `up`.
-  for (const node of await readdir(nodesDir(record.dir)).catch(() => [] as string[])) {
-    for (const pod of await launcherPods(join(nodesDir(record.dir), node))) {
+  const nodes = nodesDir(record.dir);
+  for (const node of await readdir(nodes).catch(() => [] as string[])) {
+    for (const pod of await launcherPods(join(nodes, node))) {
       await pod.delete();
       done.push(`launcher pod ${pod.uid} on ${node}`);
     }

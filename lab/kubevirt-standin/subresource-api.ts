@@ -18,7 +18,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { VmRef } from '../../src/agent/types.js';
 import type { KubeVirtClient } from '../../src/kubevirt/client.js';
 import { SUBRESOURCES_GROUP, type VirtualMachineInstance } from '../../src/kubevirt/types.js';
-import { vmiStatusFor } from './vmi-status.js';
 import type { KubeVirtWrites } from './writes.js';
 
 /**
@@ -208,11 +207,9 @@ class Handler {
     // virt-api asks the virt-handler of the VMI's node, never another: right after a migration the
     // source's launcher may still be there (a pause sent to it once left the guest running).
     const nodeName = vmi.status?.nodeName ?? '';
-    // virt-handler reports the domain's new state at once (its domain event), on the VMI as it is now.
+    // virt-handler reports the domain's new state at once (its domain event).
     const report = async () => {
-      const current = await this.options.kubevirt.getVmi(ref.namespace, ref.name);
-      const patch = current && vmiStatusFor(current, { paused: action === 'pause' });
-      if (patch) await this.options.writes.patchVmiStatus(ref, patch);
+      await this.options.writes.reportObserved(ref, { paused: action === 'pause' });
     };
     if (action === 'pause') await this.options.pauser.pause(ref, nodeName, report);
     else await this.options.pauser.unpause(ref, nodeName, report);

@@ -15,7 +15,6 @@ import {
 import { NODE_NAME_LABEL, SNAPSHOT_HOST_LABEL, VMI_FINALIZER } from './names.js';
 import { hasRequiredPlacement, meetsRequired, mostPreferred } from './node-affinity.js';
 import type { StandinNode, VmRuntime } from './runtime.js';
-import { vmiStatusFor } from './vmi-status.js';
 import { track, type Task } from './tasks.js';
 import { vmRef, type KubeVirtWrites } from './writes.js';
 
@@ -123,12 +122,9 @@ export class VmiController {
   private async observe(vmi: VirtualMachineInstance, node: StandinNode): Promise<void> {
     const ref = vmRef(vmi);
     await this.runtime.sync(vmi, node, this.migrating(ref), async (observed) => {
-      // The VMI as it is now, not as this tick listed it: a pause or unpause since then wrote its
-      // Paused condition, and a patch from the older copy would undo it (a stale Paused=True made
-      // virt-api refuse the next pause of a running VM).
-      const current = await this.kubevirt.getVmi(ref.namespace, ref.name);
-      const status = current && vmiStatusFor(current, observed);
-      if (status) await this.writes.patchVmiStatus(ref, status);
+      // Against the VMI as it is now, not as this tick listed it: a pause or unpause since then wrote
+      // its Paused condition (a stale Paused=True made virt-api refuse the next pause of a running VM).
+      const status = await this.writes.reportObserved(ref, observed);
       if (status?.conditions !== undefined) {
         // Said, because a Paused condition that disagrees with the domain makes virt-api refuse a pause.
         this.log(

@@ -15,6 +15,8 @@ import {
   type VirtualMachineInstanceMigration,
 } from '../../src/kubevirt/types.js';
 import { NODE_NAME_LABEL } from './names.js';
+import type { ObservedVm } from './runtime.js';
+import { vmiStatusFor } from './vmi-status.js';
 
 export class KubeVirtWrites {
   constructor(private readonly kubevirt: KubeVirtClient) {}
@@ -68,6 +70,18 @@ export class KubeVirtWrites {
       ...(newNode ? { nodeName: newNode } : {}),
     });
     if (newNode) await this.patchMeta(VMI_PLURAL, ref, { labels: { [NODE_NAME_LABEL]: newNode } });
+  }
+
+  /**
+   * virt-handler's report of what it observed, against the VMI as it is now (read again, not a copy
+   * listed earlier: a patch from an older copy could undo a write made since). Returns the patch
+   * written, if anything changed.
+   */
+  async reportObserved(ref: VmRef, observed: ObservedVm): Promise<Record<string, unknown> | undefined> {
+    const current = await this.kubevirt.getVmi(ref.namespace, ref.name);
+    const patch = current && vmiStatusFor(current, observed);
+    if (patch) await this.patchVmiStatus(ref, patch);
+    return patch;
   }
 
   async patchVmiStatus(ref: VmRef, status: Record<string, unknown>): Promise<void> {
