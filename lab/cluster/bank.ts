@@ -1,8 +1,8 @@
 // The bank service (lab/guest) as a user of the lab deploys it: one
 // VirtualMachineInstance per bank node, created through the API server and run
 // by the KubeVirt stand-in, plus what the checker needs to read every bank's
-// status from the host (a checker host on the spine and one socat per bank).
-import { CoreV1Api } from '@kubernetes/client-node';
+// status from the host (a checker host on the lab's fabric and one socat per bank).
+import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -17,11 +17,20 @@ import {
 import { readStatus, type BankEndpoint } from '../guest/checker.js';
 import { guestCommandLine } from '../vm/lab-vm.js';
 import { forwardBankStatus, type ForwardedEndpoint } from '../vm/status-forward.js';
-import type { LabCluster } from './cluster.js';
-import { SPINE_BRIDGE } from './cluster.js';
 
 export const BANK_SUBNET = '10.77.0';
 export const BANK_MEMORY = '128Mi';
+
+/**
+ * What the bank needs of a lab: its API server, a dir for the checker's sockets, and a host on the
+ * lab's fabric, from where the checker reaches every bank's status port.
+ */
+export interface BankLab {
+  kubeConfig: KubeConfig;
+  dir: string;
+  /** A host with address `cidr` on the fabric: its network namespace's name. */
+  addCheckerHost(name: string, cidr: string): Promise<string>;
+}
 
 export interface BankOptions {
   namespace: string;
@@ -88,7 +97,7 @@ export function bankVmi(member: BankMember, all: BankMember[], options: BankOpti
 
 /** Creates the namespace and the bank's VMIs, waits until every bank answers, and forwards the status endpoints. */
 export async function deployBank(
-  lab: LabCluster,
+  lab: BankLab,
   options: BankOptions,
   timeoutMs = 300_000,
 ): Promise<BankService> {
@@ -115,7 +124,7 @@ export async function deployBank(
 
 /** Creates the bank's VMIs and waits until they run. */
 async function createBankVmis(
-  lab: LabCluster,
+  lab: BankLab,
   options: BankOptions,
   members: BankMember[],
   timeoutMs = 300_000,
@@ -148,19 +157,15 @@ async function createBankVmis(
 
 let checkerHosts = 0;
 
-/** A checker host on the spine, and one unix socket per bank status endpoint in the lab dir. */
-export async function forwardBank(lab: LabCluster, members: BankMember[]): Promise<ForwardedEndpoint[]> {
+/** A checker host on the fabric, and one unix socket per bank status endpoint in the lab dir. */
+export async function forwardBank(lab: BankLab, members: BankMember[]): Promise<ForwardedEndpoint[]> {
   checkerHosts += 1;
-  const host = await lab.ovs.addHost(
-    `chk${checkerHosts}`,
-    `${BANK_SUBNET}.${250 - checkerHosts}/24`,
-    SPINE_BRIDGE,
-  );
+  const netns = await lab.addCheckerHost(`chk${checkerHosts}`, `${BANK_SUBNET}.${250 - checkerHosts}/24`);
   const forwards: ForwardedEndpoint[] = [];
   for (const member of members) {
     forwards.push(
       await forwardBankStatus(
-        host.netns.name,
+        netns,
         member.node,
         member.ip,
         join(lab.dir, `${member.node}-${checkerHosts}.sock`),

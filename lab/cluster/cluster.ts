@@ -25,12 +25,14 @@ import { deleteBundle } from '../../src/store/index.js';
 import { guestImage, type GuestImage } from '../guest/image.js';
 import { SNAPSHOT_HOST_LABEL } from '../kubevirt-standin/names.js';
 import { podsDir } from '../kubevirt-standin/launcher-pod.js';
+import { podDirsWithoutKubelet } from '../kubevirt-standin/launcher-pod-source.js';
 import type { StandinNode } from '../kubevirt-standin/runtime.js';
 import { KubeVirtLabStandin } from '../kubevirt-standin/standin.js';
 import { startOvs, type OvsInstance } from '../ovs/ovs.js';
 import { requireRoot, requireTool } from '../ovs/require-tool.js';
 import type { LabSwitch } from '../vm/lab-vm.js';
 import { createAgentCredentials } from './agent-credentials.js';
+import type { BankLab } from './bank.js';
 import { createS3Secret } from './s3-secret.js';
 
 /** Nodes a restore may place VMs on (examples/restore.yaml selects them). */
@@ -110,7 +112,7 @@ export interface LabClusterOptions {
   log?: (line: string) => void;
 }
 
-export interface LabCluster {
+export interface LabCluster extends BankLab {
   name: string;
   /** Everything the lab writes: control plane, node state dirs, bundles, logs. */
   dir: string;
@@ -345,7 +347,15 @@ export async function startLabCluster(options: LabClusterOptions): Promise<LabCl
       );
       const labels = { 'kubernetes.io/hostname': spec.name, 'kubernetes.io/os': 'linux', ...spec.labels };
       await core.createNode({ body: { metadata: { name: spec.name, labels } } });
-      nodes.push({ name: spec.name, bridge, stateDir, labels, agentUrl: `http://${listen}` });
+      nodes.push({
+        name: spec.name,
+        bridge,
+        stateDir,
+        podsDir: podsDir(stateDir),
+        switch: labSwitch,
+        labels,
+        agentUrl: `http://${listen}`,
+      });
     }
     for (const [index, node] of nodes.entries()) {
       await waitForHttp(`${node.agentUrl}/healthz`, processes[index + 1]!);
@@ -379,7 +389,7 @@ export async function startLabCluster(options: LabClusterOptions): Promise<LabCl
     standin = new KubeVirtLabStandin({
       kubeConfig,
       nodes,
-      labSwitch,
+      pods: podDirsWithoutKubelet,
       image,
       tapPrefix: 'tap',
       workDir: join(dir, 'kubevirt-standin'),
@@ -434,6 +444,9 @@ export async function startLabCluster(options: LabClusterOptions): Promise<LabCl
       ofcControl,
       pids,
       bridges,
+      async addCheckerHost(name, cidr) {
+        return (await ovs!.addHost(name, cidr, SPINE_BRIDGE)).netns.name;
+      },
       node(name) {
         const node = nodes.find((n) => n.name === name);
         if (!node) throw new Error(`lab ${options.name} has no node ${name}`);

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { cacheDir } from '../../src/devenv/cache.js';
-import { launcherPods } from '../kubevirt-standin/launcher-pod.js';
+import { launcherPods, podsDir } from '../kubevirt-standin/launcher-pod.js';
+import { podDirsWithoutKubelet } from '../kubevirt-standin/launcher-pod-source.js';
 import { run } from '../ovs/netns.js';
 import { nodesDir, type LabCluster } from './cluster.js';
 
@@ -64,7 +65,11 @@ export async function tearDownRecordedLab(name: string): Promise<string> {
   // Launcher pods first, while their libvirtd still answers: each VM's QEMU outlives the killed `up`.
   const nodes = nodesDir(record.dir);
   for (const node of await readdir(nodes).catch(() => [] as string[])) {
-    for (const pod of await launcherPods(join(nodes, node))) {
+    const stateDir = join(nodes, node);
+    for (const pod of await launcherPods(
+      { name: node, stateDir, podsDir: podsDir(stateDir) },
+      podDirsWithoutKubelet,
+    )) {
       await pod.delete();
       done.push(`launcher pod ${pod.uid} on ${node}`);
     }

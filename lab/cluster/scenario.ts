@@ -45,11 +45,14 @@ export async function manifest(path: string): Promise<Doc> {
   return load(await readFile(path, 'utf8')) as Doc;
 }
 
-function customObjects(lab: LabCluster): CustomObjectsApi {
+/** What applying and watching violin's objects needs of a lab: its API server. */
+export type ApiLab = Pick<LabCluster, 'kubeConfig'>;
+
+function customObjects(lab: ApiLab): CustomObjectsApi {
   return lab.kubeConfig.makeApiClient(CustomObjectsApi);
 }
 
-export async function applyObject(lab: LabCluster, plural: string, body: Doc): Promise<void> {
+export async function applyObject(lab: ApiLab, plural: string, body: Doc): Promise<void> {
   await customObjects(lab).createNamespacedCustomObject({
     group: GROUP,
     version: VERSION,
@@ -59,12 +62,7 @@ export async function applyObject(lab: LabCluster, plural: string, body: Doc): P
   });
 }
 
-export async function getObject<T>(
-  lab: LabCluster,
-  plural: string,
-  namespace: string,
-  name: string,
-): Promise<T> {
+export async function getObject<T>(lab: ApiLab, plural: string, namespace: string, name: string): Promise<T> {
   return (await customObjects(lab).getNamespacedCustomObject({
     group: GROUP,
     version: VERSION,
@@ -76,7 +74,7 @@ export async function getObject<T>(
 
 /** Applies a snapshot and waits until it ends; `onChange` sees every status that differs from the last. */
 export async function runSnapshot(
-  lab: LabCluster,
+  lab: ApiLab,
   body: Doc,
   onChange: (snap: DistributedSnapshot) => void = () => {},
   timeoutMs = 600_000,
@@ -86,7 +84,7 @@ export async function runSnapshot(
 }
 
 export async function runRestore(
-  lab: LabCluster,
+  lab: ApiLab,
   body: Doc,
   onChange: (restore: SnapshotRestore) => void = () => {},
   timeoutMs = 600_000,
@@ -96,7 +94,7 @@ export async function runRestore(
 }
 
 async function waitForEnd<T extends { status?: { phase?: string } }>(
-  lab: LabCluster,
+  lab: ApiLab,
   plural: string,
   body: Doc,
   onChange: (object: T) => void,
@@ -212,7 +210,10 @@ export async function runProbedSnapshot(
  * The failure: every VM of the namespace dies at once (QEMU killed, as a host
  * crash would), then its VMI is deleted so the names are free for a restore.
  */
-export async function crashVms(lab: LabCluster, namespace: string): Promise<string[]> {
+export async function crashVms(
+  lab: Pick<LabCluster, 'kubeConfig' | 'standin'>,
+  namespace: string,
+): Promise<string[]> {
   const kubevirt = new KubeVirtClient(lab.kubeConfig);
   const vmis = await kubevirt.listVmis(namespace);
   const killed: string[] = [];

@@ -1,6 +1,7 @@
-// A virt-launcher "pod" on a lab node, as the stand-in's virt-launcher runs it
-// on real libvirt: a fresh pod UID, KubeVirt's emptyDir volumes under the
-// node's kubelet root (pkg/virt-controller/services/rendervolumes.go), and one
+// A virt-launcher pod on a lab node, as the stand-in's virt-launcher runs it
+// on real libvirt: a pod with KubeVirt's emptyDir volumes under the node's
+// kubelet pods dir (pkg/virt-controller/services/rendervolumes.go), made by
+// the node's kubelet where the lab has one (launcher-pod-source.ts), and one
 // libvirtd for the VM, as KubeVirt's qemu user (uid 107), in a mount namespace
 // where those emptyDirs sit where the launcher container has them:
 //
@@ -21,7 +22,10 @@
 // virt-handler does, through the launcher's root: /proc/<pid>/root/var/run/...
 // (the host path of the emptyDir is longer than a unix socket path may be).
 //
-// The daemon runs in the lab's OVS network namespace, where the VM's taps are.
+// The daemon runs in the network namespace of the node's Open vSwitch, where the
+// VM's taps are. What is the stand-in's own (the pod's LauncherState, libvirtd's
+// log, the domain XML) is kept in the node's state dir, `launchers/<podUID>`,
+// never in the kubelet's pod dir, which a kubelet removes by its own rules.
 // Its /etc/passwd and /etc/group (bind-mounted in its mount namespace only) name
 // uid 107 `qemu`, as the launcher image does: libvirt looks the user up.
 import { spawn } from 'node:child_process';
@@ -37,7 +41,6 @@ import {
   symlink,
   writeFile,
 } from 'node:fs/promises';
-import { randomUUID } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -47,6 +50,8 @@ import { VmDir } from '../../src/agent/vm-dir.js';
 import type { GuestImage } from '../guest/image.js';
 import { run } from '../ovs/netns.js';
 import { domainName } from './domain-xml.js';
+import type { LauncherPodNode, LauncherPodSource } from './launcher-pod-source.js';
+import type { StandinNode } from './runtime.js';
 
 /** The QEMU a launcher's domains run (inside the pod): the lab's wrapper when VIOLIN_QEMU is set, else QEMU itself. */
 export function podEmulator(): string {
@@ -56,14 +61,17 @@ export function podEmulator(): string {
 /** KubeVirt's non-root launcher user (and group): `qemu`, 107. */
 export const LAUNCHER_UID = 107;
 
-/** KubeVirt's emptyDir volumes of a launcher pod, and where the launcher container mounts each. */
-const EMPTY_DIRS: readonly { volume: string; mountPath?: string }[] = [
-  { volume: 'private', mountPath: '/run/kubevirt-private' },
-  { volume: 'public', mountPath: '/run/kubevirt' },
-  { volume: 'sockets', mountPath: '/run/kubevirt/sockets' },
-  { volume: 'virt-bin-share-dir' },
-  { volume: 'libvirt-runtime', mountPath: '/run/libvirt' },
-  { volume: 'ephemeral-disks', mountPath: '/run/kubevirt-ephemeral-disks' },
+/**
+ * KubeVirt's emptyDir volumes of a launcher pod, and where its containers mount each
+ * (virt-bin-share-dir: in its init containers only, at /init/usr/bin; libvirtd needs it nowhere).
+ */
+export const LAUNCHER_EMPTY_DIRS: readonly { volume: string; mountPath: string; libvirtd: boolean }[] = [
+  { volume: 'private', mountPath: '/run/kubevirt-private', libvirtd: true },
+  { volume: 'public', mountPath: '/run/kubevirt', libvirtd: true },
+  { volume: 'sockets', mountPath: '/run/kubevirt/sockets', libvirtd: true },
+  { volume: 'virt-bin-share-dir', mountPath: '/init/usr/bin', libvirtd: false },
+  { volume: 'libvirt-runtime', mountPath: '/run/libvirt', libvirtd: true },
+  { volume: 'ephemeral-disks', mountPath: '/run/kubevirt-ephemeral-disks', libvirtd: true },
 ];
 
 export interface LauncherInterface {
@@ -85,25 +93,38 @@ export interface LauncherState {
   libvirtdPid: number;
 }
 
-/** The file (beside volumes/) where the stand-in keeps a pod's LauncherState; not part of KubeVirt's layout. */
-const STATE_FILE = 'violin-standin-launcher.json';
+/** The file (in the pod's own dir) where the stand-in keeps a pod's LauncherState; not part of KubeVirt's layout. */
+const STATE_FILE = 'launcher.json';
 
-/** The kubelet pods dir of a lab node: `<nodeStateDir>/kubelet/pods` (on a cluster node, /var/lib/kubelet/pods). */
+/**
+ * The kubelet pods dir of a lab node without a kubelet: `<nodeStateDir>/kubelet/pods` (on a cluster
+ * node, /var/lib/kubelet/pods).
+ */
 export function podsDir(nodeStateDir: string): string {
   return join(nodeStateDir, 'kubelet', 'pods');
 }
 
+/** Where the stand-in keeps its own files of a node's launcher pods, one dir per pod UID. */
+function launchersDir(node: LauncherPodNode): string {
+  return join(node.stateDir, 'launchers');
+}
+
 export class LauncherPod {
+  /** The pod's dir in the node's kubelet pods dir: its volumes. */
   readonly dir: string;
+  /** The stand-in's own files of the pod (its LauncherState, libvirtd's log, domain XML). */
+  readonly ownDir: string;
 
   constructor(
-    nodeStateDir: string,
+    readonly node: LauncherPodNode,
     readonly uid: string,
+    private readonly source: LauncherPodSource,
   ) {
     if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(uid)) {
       throw new Error(`pod UID ${JSON.stringify(uid)} is not a UUID`);
     }
-    this.dir = join(podsDir(nodeStateDir), uid);
+    this.dir = join(node.podsDir, uid);
+    this.ownDir = join(launchersDir(node), uid);
   }
 
   /** The host path of one of the pod's emptyDir volumes. */
@@ -112,25 +133,26 @@ export class LauncherPod {
   }
 
   /**
-   * Creates the pod's layout and starts its libvirtd in the OVS namespace `netns`; resolves once the
-   * daemon answers on virtqemud-sock. The pod has a new UID each time (a new pod, as for a migration target).
+   * A new pod from `source` (a new UID each time, as for a migration target), and its libvirtd in the
+   * node's OVS namespace; resolves once the daemon answers on virtqemud-sock.
    */
   static async start(
-    nodeStateDir: string,
-    netns: string,
+    node: StandinNode,
+    source: LauncherPodSource,
     image: GuestImage,
     state: Omit<LauncherState, 'libvirtdPid' | 'paused'>,
   ): Promise<LauncherPod> {
-    const pod = new LauncherPod(nodeStateDir, randomUUID());
+    const pod = new LauncherPod(node, await source.create(node, state.vm, state.vmiUid), source);
     try {
-      for (const { volume } of EMPTY_DIRS) await mkdir(pod.volume(volume), { recursive: true });
+      await mkdir(pod.ownDir, { recursive: true });
+      for (const { volume } of LAUNCHER_EMPTY_DIRS) await mkdir(pod.volume(volume), { recursive: true });
       await mkdir(join(pod.volume('private'), state.vmiUid), { recursive: true });
       const kernelBoot = join(pod.volume('ephemeral-disks'), 'kernel-boot');
       await mkdir(kernelBoot, { recursive: true });
       await copyFile(image.kernel, join(kernelBoot, 'vmlinuz'));
       await copyFile(image.initrd, join(kernelBoot, 'initrd'));
       await run('chown', ['-R', `${LAUNCHER_UID}:${LAUNCHER_UID}`, join(pod.dir, 'volumes')]);
-      const etc = join(pod.dir, 'etc');
+      const etc = join(pod.ownDir, 'etc');
       await mkdir(etc, { recursive: true });
       const passwd = await readFile('/etc/passwd', 'utf8');
       const group = await readFile('/etc/group', 'utf8');
@@ -143,10 +165,10 @@ export class LauncherPod {
       await symlink('libvirt-sock', join(pod.volume('libvirt-runtime'), 'virtqemud-sock'));
       // The lab's QEMU wrapper (VIOLIN_QEMU), if any, is part of the pod's image: /usr/local/bin inside
       // the pod, read through the mount (uid 107 need not reach the repository's own path).
-      const bin = join(pod.dir, 'bin');
+      const bin = join(pod.ownDir, 'bin');
       await mkdir(bin, { recursive: true });
       if (process.env.VIOLIN_QEMU) await copyFile(process.env.VIOLIN_QEMU, join(bin, 'qemu-system-x86_64'));
-      const pid = pod.spawnLibvirtd(netns, etc, bin);
+      const pid = pod.spawnLibvirtd(node.switch.netnsName, etc, bin);
       await pod.writeState({ ...state, paused: false, libvirtdPid: pid });
       await pod.waitForSocket(pid);
     } catch (error) {
@@ -158,7 +180,7 @@ export class LauncherPod {
   }
 
   private spawnLibvirtd(netns: string, etc: string, bin: string): number {
-    const mounts = EMPTY_DIRS.filter((d) => d.mountPath).map(
+    const mounts = LAUNCHER_EMPTY_DIRS.filter((d) => d.libvirtd).map(
       (d) => `mkdir -p ${d.mountPath} && mount --bind "$1/${d.volume}" ${d.mountPath}`,
     );
     // A tmpfs on /run first: the pod sees its own /run (nothing of the host's), like a container.
@@ -173,7 +195,7 @@ export class LauncherPod {
         'PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/var/run/kubevirt-private XDG_RUNTIME_DIR=/var/run ' +
         'XDG_CONFIG_HOME=/var/run/kubevirt-private XDG_CACHE_HOME=/var/run/kubevirt-private libvirtd',
     ].join('\n');
-    const log = openSync(join(this.dir, 'libvirtd.log'), 'a');
+    const log = openSync(join(this.ownDir, 'libvirtd.log'), 'a');
     try {
       // ip netns exec, unshare, sh, setpriv and env all exec in place: the child's PID is libvirtd's.
       const child = spawn(
@@ -204,7 +226,7 @@ export class LauncherPod {
         return;
       await sleep(100);
     }
-    const log = await readFile(join(this.dir, 'libvirtd.log'), 'utf8').catch(() => '');
+    const log = await readFile(join(this.ownDir, 'libvirtd.log'), 'utf8').catch(() => '');
     throw new Error(
       `libvirtd of pod ${this.uid} did not answer: ${log.trim().split('\n').slice(-5).join(' | ')}`,
     );
@@ -212,16 +234,16 @@ export class LauncherPod {
 
   async readState(): Promise<LauncherState | undefined> {
     try {
-      return JSON.parse(await readFile(join(this.dir, STATE_FILE), 'utf8')) as LauncherState;
+      return JSON.parse(await readFile(join(this.ownDir, STATE_FILE), 'utf8')) as LauncherState;
     } catch {
       return undefined;
     }
   }
 
   async writeState(state: LauncherState): Promise<void> {
-    const temp = join(this.dir, `${STATE_FILE}.tmp`);
+    const temp = join(this.ownDir, `${STATE_FILE}.tmp`);
     await writeFile(temp, `${JSON.stringify(state, null, 2)}\n`);
-    await rename(temp, join(this.dir, STATE_FILE));
+    await rename(temp, join(this.ownDir, STATE_FILE));
   }
 
   /**
@@ -260,20 +282,20 @@ export class LauncherPod {
    * bank's heartbeat probe, the chaos checks) finds libvirt VMs too. No vm.json is written: the agent's
    * QEMU path does not take a launcher's VM for its own.
    */
-  async linkConsole(nodeStateDir: string): Promise<void> {
+  async linkConsole(): Promise<void> {
     const state = await this.readState();
     if (!state) return;
-    const link = new VmDir(nodeStateDir, state.vm).serialLog;
+    const link = new VmDir(this.node.stateDir, state.vm).serialLog;
     await mkdir(dirname(link), { recursive: true });
     await rm(link, { force: true });
     await symlink(join(this.volume('private'), state.vmiUid, 'virt-serial0-log'), link);
   }
 
   /** Removes the console link if it leads into this pod. */
-  async unlinkConsole(nodeStateDir: string): Promise<void> {
+  async unlinkConsole(): Promise<void> {
     const state = await this.readState();
     if (!state) return;
-    const link = new VmDir(nodeStateDir, state.vm).serialLog;
+    const link = new VmDir(this.node.stateDir, state.vm).serialLog;
     const target = await readlink(link).catch(() => '');
     if (target.startsWith(`${this.dir}/`)) await rm(link, { force: true });
   }
@@ -284,8 +306,9 @@ export class LauncherPod {
   }
 
   /**
-   * The pod goes (as the kubelet deletes it): its domain destroyed, its libvirtd and virtlogd stopped by
-   * PID, its directory removed. Its taps are the node's: the caller unplugs them.
+   * The pod goes: its domain destroyed, its libvirtd and virtlogd stopped by PID, then the pod itself
+   * (its source removes it, and with it its volumes) and the stand-in's files of it. Its taps are the
+   * node's: the caller unplugs them.
    */
   async delete(): Promise<void> {
     const state = await this.readState();
@@ -297,16 +320,17 @@ export class LauncherPod {
     for (const pid of [qemuPid, state?.libvirtdPid, await readPid(join(runtime, 'virtlogd.pid'))]) {
       if (pid !== undefined) await stopPid(pid);
     }
-    await rm(this.dir, { recursive: true, force: true });
+    await this.source.remove(this.node, this.uid);
+    await rm(this.ownDir, { recursive: true, force: true });
   }
 }
 
-/** Every launcher pod on a node (a stand-in that restarts finds its pods here). */
-export async function launcherPods(nodeStateDir: string): Promise<LauncherPod[]> {
-  const uids = await readdir(podsDir(nodeStateDir)).catch(() => [] as string[]);
+/** Every launcher pod the stand-in started on a node (a stand-in that restarts finds its pods here). */
+export async function launcherPods(node: LauncherPodNode, source: LauncherPodSource): Promise<LauncherPod[]> {
+  const uids = await readdir(launchersDir(node)).catch(() => [] as string[]);
   return uids.flatMap((uid) => {
     try {
-      return [new LauncherPod(nodeStateDir, uid)];
+      return [new LauncherPod(node, uid, source)];
     } catch {
       return [];
     }

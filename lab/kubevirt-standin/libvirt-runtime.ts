@@ -20,7 +20,6 @@ import type { VirtualMachineInstance } from '../../src/kubevirt/types.js';
 import type { GuestImage } from '../guest/image.js';
 import { run } from '../ovs/netns.js';
 import { requireRoot, requireTool } from '../ovs/require-tool.js';
-import type { LabSwitch } from '../vm/lab-vm.js';
 import { domainXml, vmiInterfaces } from './domain-xml.js';
 import { guestAddress } from './guest-address.js';
 import {
@@ -31,12 +30,14 @@ import {
   type LauncherInterface,
   type LauncherState,
 } from './launcher-pod.js';
+import type { LauncherPodSource } from './launcher-pod-source.js';
 import { MigrationSockets } from './migration-sockets.js';
 import type { MigrationPause, MigrationResult, ObservedVm, StandinNode, VmRuntime } from './runtime.js';
 
 export interface LibvirtRuntimeOptions {
   nodes: StandinNode[];
-  labSwitch: LabSwitch;
+  /** Who makes the launcher pods: the nodes' kubelets, or the stand-in without them. */
+  pods: LauncherPodSource;
   image: GuestImage;
   /** Prefix of tap names (≤ 6 characters): unique per lab. */
   tapPrefix: string;
@@ -89,7 +90,7 @@ export class LibvirtRuntime implements VmRuntime {
   /** The VM's active launcher pod on `node` (a migration's target pod is not active until it completes). */
   async podOn(vm: VmRef, node: StandinNode): Promise<LauncherPod | undefined> {
     const target = this.targets.get(key(vm));
-    for (const pod of await launcherPods(node.stateDir)) {
+    for (const pod of await launcherPods(node, this.options.pods)) {
       if (target?.pod.uid === pod.uid) continue;
       const state = await pod.readState();
       if (state?.vm.namespace === vm.namespace && state.vm.name === vm.name) return pod;
@@ -135,24 +136,24 @@ export class LibvirtRuntime implements VmRuntime {
   async boot(vmi: VirtualMachineInstance, node: StandinNode, ref: VmRef): Promise<void> {
     const interfaces = vmiInterfaces(vmi).map((iface) => ({ ...iface, tap: this.nextTap() }));
     const taps = Object.fromEntries(interfaces.map((i) => [i.name, i.tap]));
-    const pod = await LauncherPod.start(node.stateDir, this.options.labSwitch.netnsName, this.options.image, {
+    const pod = await LauncherPod.start(node, this.options.pods, this.options.image, {
       vm: ref,
       vmiUid: vmi.metadata.uid ?? '',
       interfaces,
     });
     try {
       for (const iface of interfaces) {
-        await this.createTap(iface.tap);
+        await this.createTap(node, iface.tap);
         await this.plugTap(node, ref, pod, iface);
       }
-      const xmlPath = join(pod.dir, 'domain.xml');
+      const xmlPath = join(pod.ownDir, 'domain.xml');
       await writeFile(xmlPath, domainXml(vmi, { taps, emulator: podEmulator() }));
       const domain = await pod.virsh(['define', xmlPath]).then(() => pod.domain());
       // startStrategy Paused: the domain starts paused and in the paused set, before the first sync sees it.
       const paused = vmi.spec.startStrategy === 'Paused';
       if (paused) await this.setPaused(pod, true);
       await pod.virsh(['start', ...(paused ? ['--paused'] : []), domain]);
-      await pod.linkConsole(node.stateDir);
+      await pod.linkConsole();
     } catch (error) {
       await this.deletePod(node, pod);
       throw error;
@@ -277,7 +278,7 @@ export class LibvirtRuntime implements VmRuntime {
     if (!node) return;
     const target = this.targets.get(key(ref));
     if (target?.node.name === nodeName) this.targets.delete(key(ref));
-    for (const pod of await launcherPods(node.stateDir)) {
+    for (const pod of await launcherPods(node, this.options.pods)) {
       const state = await pod.readState();
       if (state?.vm.namespace === ref.namespace && state.vm.name === ref.name)
         await this.deletePod(node, pod);
@@ -288,7 +289,7 @@ export class LibvirtRuntime implements VmRuntime {
   async deleteAllPods(): Promise<void> {
     this.targets.clear();
     for (const node of this.options.nodes) {
-      for (const pod of await launcherPods(node.stateDir)) await this.deletePod(node, pod);
+      for (const pod of await launcherPods(node, this.options.pods)) await this.deletePod(node, pod);
     }
   }
 
@@ -301,16 +302,11 @@ export class LibvirtRuntime implements VmRuntime {
     if (!source || !target || !sourcePod || !launcher)
       throw new Error(`no launcher pod for ${ref.name} on ${sourceName}`);
     const interfaces = launcher.interfaces.map((iface) => ({ ...iface, tap: this.nextTap() }));
-    const pod = await LauncherPod.start(
-      target.stateDir,
-      this.options.labSwitch.netnsName,
-      this.options.image,
-      {
-        vm: ref,
-        vmiUid: launcher.vmiUid,
-        interfaces,
-      },
-    );
+    const pod = await LauncherPod.start(target, this.options.pods, this.options.image, {
+      vm: ref,
+      vmiUid: launcher.vmiUid,
+      interfaces,
+    });
     const targetPod: TargetPod = {
       node: target,
       pod,
@@ -320,7 +316,7 @@ export class LibvirtRuntime implements VmRuntime {
     this.targets.set(key(ref), targetPod);
     // The target launcher keeps the paused set: a VMI paused through KubeVirt stays paused on its target.
     await this.setPaused(pod, launcher.paused);
-    for (const iface of interfaces) await this.createTap(iface.tap);
+    for (const iface of interfaces) await this.createTap(target, iface.tap);
     await targetPod.sockets.create();
   }
 
@@ -343,7 +339,7 @@ export class LibvirtRuntime implements VmRuntime {
         `<target dev='${targetLauncher.interfaces[index]!.tap}'`,
       );
     }
-    const xmlPath = join(sourcePod.dir, 'migration-target.xml');
+    const xmlPath = join(sourcePod.ownDir, 'migration-target.xml');
     await writeFile(xmlPath, xml);
     const began = Date.now();
     try {
@@ -364,7 +360,7 @@ export class LibvirtRuntime implements VmRuntime {
     const returnedAt = Date.now();
     // The guest runs on the target: its taps join the target's bridge (QEMU's announce rounds reach the fabric).
     for (const iface of targetLauncher.interfaces) await this.plugTap(target.node, ref, target.pod, iface);
-    await target.pod.linkConsole(target.node.stateDir);
+    await target.pod.linkConsole();
     this.targets.delete(key(ref));
     // libvirt's downtime: from QEMU's STOP on the source to the target's resume. Without it, the
     // call's whole time, an upper bound.
@@ -419,9 +415,9 @@ export class LibvirtRuntime implements VmRuntime {
     await pod.writeState({ ...state, paused });
   }
 
-  /** A tap the launcher's QEMU (uid 107) may open, in the OVS namespace, not yet on a bridge. */
-  private async createTap(tap: string): Promise<void> {
-    const netns = this.options.labSwitch.netnsName;
+  /** A tap the launcher's QEMU (uid 107) may open, in the node's OVS namespace, not yet on a bridge. */
+  private async createTap(node: StandinNode, tap: string): Promise<void> {
+    const netns = node.switch.netnsName;
     const uid = String(LAUNCHER_UID);
     await run('ip', [
       'netns',
@@ -453,7 +449,7 @@ export class LibvirtRuntime implements VmRuntime {
     pod: LauncherPod,
     iface: LauncherInterface,
   ): Promise<void> {
-    await this.options.labSwitch.vsctl([
+    await node.switch.vsctl([
       ...['--may-exist', 'add-port', node.bridge, iface.tap],
       ...['--', 'set', 'Port', iface.tap, `external_ids:violin-vm=${ref.name}`],
       ...[`external_ids:contPodUid=${pod.uid}`, `external_ids:contIface=${iface.podInterfaceName}`],
@@ -463,11 +459,11 @@ export class LibvirtRuntime implements VmRuntime {
 
   private async deletePod(node: StandinNode, pod: LauncherPod): Promise<void> {
     const state: LauncherState | undefined = await pod.readState();
-    await pod.unlinkConsole(node.stateDir);
+    await pod.unlinkConsole();
     await pod.delete();
     for (const { tap } of state?.interfaces ?? []) {
-      await this.options.labSwitch.vsctl(['--if-exists', 'del-port', node.bridge, tap]);
-      await run('ip', ['netns', 'exec', this.options.labSwitch.netnsName, 'ip', 'link', 'delete', tap]).catch(
+      await node.switch.vsctl(['--if-exists', 'del-port', node.bridge, tap]);
+      await run('ip', ['netns', 'exec', node.switch.netnsName, 'ip', 'link', 'delete', tap]).catch(
         () => undefined,
       );
     }

@@ -5,6 +5,7 @@
 // VMI's status, is one code path.
 import type { VmRef } from '../../src/agent/types.js';
 import type { VirtualMachineInstance } from '../../src/kubevirt/types.js';
+import type { LabSwitch } from '../vm/lab-vm.js';
 
 export type MigrationResult = { outcome: 'completed' } | { outcome: 'failed' | 'cancelled'; reason: string };
 
@@ -80,6 +81,13 @@ export interface VmRuntime extends MigrationRuntime {
 export interface StandinNode {
   name: string;
   bridge: string;
-  /** The node's state dir (src/agent/vm-dir.ts; kubelet/pods for launcher pods); the node's agent reads the same one. */
+  /**
+   * The lab's state dir of the node: the stand-in's files of its launcher pods (`launchers/`) and each
+   * VM's console link (src/agent/vm-dir.ts), where the lab's checks read consoles.
+   */
   stateDir: string;
+  /** The node's kubelet pods dir, as a host path: each launcher pod's volumes, which the node's agent reads. */
+  podsDir: string;
+  /** The Open vSwitch the node's bridge is on: the VMs' taps are made in its network namespace. */
+  switch: LabSwitch;
 }

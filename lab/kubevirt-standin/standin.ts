@@ -15,7 +15,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { VmRef } from '../../src/agent/types.js';
 import { KubeVirtClient } from '../../src/kubevirt/client.js';
 import type { GuestImage } from '../guest/image.js';
-import type { LabSwitch } from '../vm/lab-vm.js';
+import type { LauncherPodSource } from './launcher-pod-source.js';
 import { registerVirtApi, unregisterVirtApi, virtApiCertificate } from './api-service.js';
 import { LibvirtRuntime } from './libvirt-runtime.js';
 import { TickLoop } from './loop.js';
@@ -28,7 +28,8 @@ import { KubeVirtWrites } from './writes.js';
 export interface StandinOptions {
   kubeConfig: KubeConfig;
   nodes: StandinNode[];
-  labSwitch: LabSwitch;
+  /** Who makes the launcher pods: the nodes' kubelets, or the stand-in without them (launcher-pod-source.ts). */
+  pods: LauncherPodSource;
   image: GuestImage;
   /** Prefix of tap names (≤ 6 characters): unique per lab. */
   tapPrefix: string;

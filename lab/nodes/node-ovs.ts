@@ -191,6 +191,42 @@ export async function linkBridges(nodes: NodeOvs[]): Promise<void> {
   }
 }
 
+/**
+ * A host on the node's bridge: a network namespace of its own with `eth0` (address `cidr`), whose
+ * veth peer `port` is a port of the bridge. Deleting the namespace takes the veth pair with it; the
+ * caller removes the port (`del-port`).
+ */
+export async function addBridgeHost(ovs: NodeOvs, port: string, cidr: string): Promise<NetworkNamespace> {
+  const host = await NetworkNamespace.create(`${ovs.netns.name}-${port}`);
+  try {
+    await ovs.netns.exec([
+      'ip',
+      'link',
+      'add',
+      port,
+      'type',
+      'veth',
+      'peer',
+      'name',
+      'eth0',
+      'netns',
+      host.name,
+    ]);
+    await ovs.netns.exec(['ip', 'link', 'set', port, 'up']);
+    await disableTxOffload(ovs.netns, port);
+    await ovs.vsctl(['add-port', ovs.bridge, port]);
+    await host.exec(['ip', 'addr', 'add', cidr, 'dev', 'eth0']);
+    await host.exec(['ip', 'link', 'set', 'eth0', 'up']);
+    await host.exec(['ip', 'link', 'set', 'lo', 'up']);
+    await disableTxOffload(host, 'eth0');
+  } catch (error) {
+    await ovs.vsctl(['--if-exists', 'del-port', ovs.bridge, port]).catch(() => undefined);
+    await host.delete().catch(() => undefined);
+    throw error;
+  }
+  return host;
+}
+
 /** Stops ovs-vswitchd then ovsdb-server by PID, and deletes the vswitchd's namespace (and its links). */
 export async function stopNodeOvs(ovs: NodeOvs): Promise<void> {
   for (const p of [...ovs.processes].reverse()) await p.stop();

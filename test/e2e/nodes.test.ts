@@ -8,16 +8,27 @@ import { CoordinationV1Api, CoreV1Api, type V1Pod } from '@kubernetes/client-nod
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { connectBridgesToOfc, helmInstallViolin, type ChartInstall } from '../../lab/nodes/chart.js';
-import { buildImage, startNodesCluster, type LabNode, type NodesCluster } from '../../lab/nodes/cluster.js';
+import { deployBank, type BankService } from '../../lab/cluster/bank.js';
+import { RESTORE_TARGET_LABEL } from '../../lab/cluster/cluster.js';
+import { manifest, runSnapshot } from '../../lab/cluster/scenario.js';
+import { checkBank } from '../../lab/guest/checker.js';
+import { SNAPSHOT_HOST_LABEL } from '../../lab/kubevirt-standin/names.js';
+import { connectBridgesToOfc, type ChartInstall } from '../../lab/nodes/chart.js';
+import type { LabNode, NodesCluster } from '../../lab/nodes/cluster.js';
+import { AGENTS_ON_EVERY_NODE, startHelmLab, type HelmLab } from '../../lab/nodes/helm-lab.js';
+import { addBridgeHost } from '../../lab/nodes/node-ovs.js';
 import { podDiagnostics } from '../../lab/nodes/pod-diagnostics.js';
 import { getFromPod, runInContainerMounts, runInPodNetwork } from '../../lab/nodes/pod-network.js';
-import { disableTxOffload, NetworkNamespace } from '../../lab/ovs/netns.js';
+import type { NetworkNamespace } from '../../lab/ovs/netns.js';
 import { DEFAULT_AGENT_TOKEN_AUDIENCE } from '../../src/agent/auth.js';
 import { AgentClient } from '../../src/agent/client.js';
+import type { DistributedSnapshot } from '../../src/api/index.js';
+import { repoRoot } from '../../src/devenv/repo.js';
+import { KubeVirtClient } from '../../src/kubevirt/client.js';
 import { StoreBundles } from '../../src/reconcilers/bundles.js';
 import { NodeLocalBundles } from '../../src/reconcilers/node-local-bundles.js';
 import type { BundleCommit } from '../../src/reconcilers/ports.js';
@@ -25,43 +36,37 @@ import { openBundle, openBundleWriter } from '../../src/store/index.js';
 import type { BundleVm } from '../../src/store/manifest.js';
 
 const SNAPSHOT_HOST = 'snap-1';
+const BANK_NAMESPACE = 'bank';
 const AGENT_PORT = 9464;
 const OFC_CONTROL = 'http://127.0.0.1:6654';
 
 describe('charts/violin installed by helm on lab nodes', () => {
+  let lab: HelmLab | undefined;
   let cluster: NodesCluster | undefined;
   let install: ChartInstall;
   let image: { archive: string; ref: string };
   let core: CoreV1Api;
 
   beforeAll(async () => {
-    image = await buildImage('violin');
-    cluster = await startNodesCluster({
+    lab = await startHelmLab({
+      name: 'nodes',
       nodes: [
-        { name: 'node-1' },
-        { name: 'node-2' },
-        { name: SNAPSHOT_HOST, labels: { 'violin.dev/snapshot-host': 'true' } },
+        { name: 'node-1', labels: { [RESTORE_TARGET_LABEL]: 'true' } },
+        { name: 'node-2', labels: { [RESTORE_TARGET_LABEL]: 'true' } },
+        { name: SNAPSHOT_HOST, labels: { [SNAPSHOT_HOST_LABEL]: 'true' } },
       ],
+      // Three agents on one network namespace show that binding each node's InternalIP does not collide.
+      helmArgs: AGENTS_ON_EVERY_NODE,
       log: (m) => console.log(`[nodes] ${m}`),
     });
+    ({ cluster, install, image } = lab);
     core = cluster.controlPlane.kubeConfig.makeApiClient(CoreV1Api);
-    await cluster.importImage(image.archive);
-    install = await helmInstallViolin(cluster, image.ref, {
-      // An agent on every node (a restore loads VMs on VM nodes too): three agents on one
-      // network namespace show that binding each node's InternalIP does not collide.
-      extraArgs: [
-        '--set',
-        'agent.nodeSelector.violin\\.dev/snapshot-host=null',
-        '--set',
-        'agent.nodeSelector.kubernetes\\.io/os=linux',
-      ],
-    });
     // The first image build on a fresh machine takes about 10 minutes of this (README).
   }, 1_800_000);
 
   // Stopping three kubelets, their containerds and pods took over 2 minutes once at load 40.
   afterAll(async () => {
-    await cluster?.stop();
+    await lab?.stop();
   }, 300_000);
 
   /** The test, with the chart's pods described in its failure (CI keeps only a failure's message). */
@@ -168,28 +173,7 @@ describe('charts/violin installed by helm on lab nodes', () => {
     let server: ChildProcess | undefined;
     try {
       for (const [i, name] of (['node-1', SNAPSHOT_HOST] as const).entries()) {
-        const ovs = node(name).ovs;
-        const host = await NetworkNamespace.create(`${ovs.netns.name}-h${i}`);
-        hosts.push(host);
-        await ovs.netns.exec([
-          'ip',
-          'link',
-          'add',
-          `h${i}`,
-          'type',
-          'veth',
-          'peer',
-          'name',
-          'eth0',
-          'netns',
-          host.name,
-        ]);
-        await ovs.netns.exec(['ip', 'link', 'set', `h${i}`, 'up']);
-        await disableTxOffload(ovs.netns, `h${i}`);
-        await ovs.vsctl(['add-port', ovs.bridge, `h${i}`]);
-        await host.exec(['ip', 'addr', 'add', `192.168.77.${i + 1}/24`, 'dev', 'eth0']);
-        await host.exec(['ip', 'link', 'set', 'eth0', 'up']);
-        await disableTxOffload(host, 'eth0');
+        hosts.push(await addBridgeHost(node(name).ovs, `h${i}`, `192.168.77.${i + 1}/24`));
       }
       server = hosts[1]!.spawn([
         process.execPath,
@@ -422,6 +406,116 @@ describe('charts/violin installed by helm on lab nodes', () => {
       );
     }),
   );
+
+  describe("a bank's VMs in virt-launcher pods on the nodes, snapshotted by the chart's pods", () => {
+    let bank: BankService | undefined;
+    afterAll(async () => {
+      await bank?.stop();
+    });
+
+    it(
+      "runs every VM in a virt-launcher pod its node's kubelet runs, named by the VMI's activePods",
+      explained(async () => {
+        bank = await deployBank(lab!, { namespace: BANK_NAMESPACE, vms: 2, labels: { app: 'bank' } });
+        const launchers = (
+          await core.listNamespacedPod({
+            namespace: BANK_NAMESPACE,
+            labelSelector: 'kubevirt.io=virt-launcher',
+          })
+        ).items;
+        const kubevirt = new KubeVirtClient(cluster!.controlPlane.kubeConfig);
+        for (const member of bank.members) {
+          const vmi = await kubevirt.getVmi(BANK_NAMESPACE, member.name);
+          const active = Object.entries(vmi?.status?.activePods ?? {});
+          expect(active, member.name).toHaveLength(1);
+          const [uid, nodeName] = active[0]!;
+          const pod = launchers.find((p) => p.metadata?.uid === uid);
+          expect(pod?.status?.phase, `${member.name}'s launcher pod`).toBe('Running');
+          expect(pod?.spec?.nodeName).toBe(nodeName);
+          expect(nodeName).not.toBe(SNAPSHOT_HOST);
+        }
+      }),
+    );
+
+    it(
+      'ends a snapshot Succeeded or Failed when the operator pod is deleted in it, with every VM running and the bank whole',
+      explained(async () => {
+        const operator = await operatorPod();
+        const snap = await snapshotDeleting('operator-deleted', async (s) => {
+          // Once the snapshot has moved VMs: the operator, and the OFC beside it, go mid-way.
+          if (!s.status?.vms?.some((vm) => vm.phase !== undefined && vm.phase !== 'Pending')) return false;
+          await core.deleteNamespacedPod({ name: operator.metadata!.name!, namespace: install.namespace });
+          return true;
+        });
+        await expectVmsRunningAndBankWhole(snap);
+      }),
+    );
+
+    it(
+      "ends a snapshot Succeeded or Failed when the snapshot host's agent pod is deleted mid-capture, with every VM running and the bank whole",
+      explained(async () => {
+        // The operator pod the last test deleted has been replaced; its OFC has every bridge back.
+        const operator = await waitFor(
+          async () => {
+            const pod = await operatorPod().catch(() => undefined);
+            return pod && isReady(pod) ? pod : undefined;
+          },
+          300_000,
+          'a Ready operator pod',
+        );
+        await expectBridgesConnected(operator);
+        const snap = await snapshotDeleting('agent-deleted', async (s) => {
+          if (!s.status?.vms?.some((vm) => vm.phase === 'Capturing')) return false;
+          const agent = (await core.listNamespacedPod({ namespace: install.namespace })).items.find(
+            (p) => component(p) === 'agent' && p.spec?.nodeName === SNAPSHOT_HOST,
+          );
+          await core.deleteNamespacedPod({ name: agent!.metadata!.name!, namespace: install.namespace });
+          return true;
+        });
+        await expectVmsRunningAndBankWhole(snap);
+      }),
+    );
+
+    /** Applies examples/snapshot.yaml as `name`, runs `strike` on each status until it says it struck, waits for the end. */
+    async function snapshotDeleting(
+      name: string,
+      strike: (snap: DistributedSnapshot) => Promise<boolean>,
+    ): Promise<DistributedSnapshot> {
+      const doc = await manifest(join(repoRoot(), 'examples', 'snapshot.yaml'));
+      doc.metadata.name = name;
+      let struck: Promise<boolean> = Promise.resolve(false);
+      const snap = await runSnapshot(lab!, doc, (s) => {
+        struck = struck.then((done) => done || strike(s));
+      });
+      const ended = `${snap.status?.phase} ${snap.status?.failureReason ?? ''} ${snap.status?.failureMessage ?? ''}`;
+      console.log(`[nodes] snapshot ${name}: ${ended}`);
+      expect(await struck, `${name}: the deletion happened before the snapshot ended (${ended})`).toBe(true);
+      expect(['Succeeded', 'Failed']).toContain(snap.status?.phase);
+      return snap;
+    }
+
+    async function expectVmsRunningAndBankWhole(snap: DistributedSnapshot): Promise<void> {
+      const kubevirt = new KubeVirtClient(cluster!.controlPlane.kubeConfig);
+      for (const member of bank!.members) {
+        const vmi = await waitFor(
+          async () => {
+            const found = await kubevirt.getVmi(BANK_NAMESPACE, member.name);
+            const paused = found?.status?.conditions?.some((c) => c.type === 'Paused' && c.status === 'True');
+            // A migration ends with endTimestamp, whether it completed, failed or was aborted.
+            const migrating = found?.status?.migrationState && !found.status.migrationState.endTimestamp;
+            return found?.status?.phase === 'Running' && !paused && !migrating ? found : undefined;
+          },
+          300_000,
+          `${member.name} running, not paused, after snapshot ${snap.metadata?.name}`,
+        );
+        expect(vmi.status?.phase).toBe('Running');
+      }
+      // Every bank answers (a paused guest does not), and no transfer was lost in the network.
+      const check = await checkBank(bank!.endpoints);
+      expect(check.violations, JSON.stringify(check)).toEqual([]);
+      expect(snap.status?.network?.dropped ?? 0).toBe(0);
+    }
+  });
 
   async function operatorPod(): Promise<V1Pod> {
     const pods = (await core.listNamespacedPod({ namespace: install.namespace })).items.filter(

@@ -22,6 +22,8 @@ import {
 import { guestImage } from '../../../lab/guest/image.js';
 import { requireLibvirtTools, type LibvirtRuntime } from '../../../lab/kubevirt-standin/libvirt-runtime.js';
 import { HOSTNAME_LABEL } from '../../../lab/kubevirt-standin/names.js';
+import { podsDir } from '../../../lab/kubevirt-standin/launcher-pod.js';
+import { podDirsWithoutKubelet } from '../../../lab/kubevirt-standin/launcher-pod-source.js';
 import { KubeVirtLabStandin } from '../../../lab/kubevirt-standin/standin.js';
 import { guestCommandLine } from '../../../lab/vm/lab-vm.js';
 import { startTestControlPlane, type LocalControlPlane } from '../../support/apiserver.js';
@@ -103,8 +105,14 @@ export async function startLibvirtLab(name: string): Promise<LibvirtLab> {
     const labSwitch = { netnsName: ovs.netns.name, vsctl: (args: readonly string[]) => ovs!.vsctl(args) };
     standin = new KubeVirtLabStandin({
       kubeConfig,
-      nodes: NODES.map((node) => ({ name: node, bridge: node, stateDir: nodeStateDir(node) })),
-      labSwitch,
+      nodes: NODES.map((node) => ({
+        name: node,
+        bridge: node,
+        stateDir: nodeStateDir(node),
+        podsDir: podsDir(nodeStateDir(node)),
+        switch: labSwitch,
+      })),
+      pods: podDirsWithoutKubelet,
       image,
       tapPrefix: `lv${name.slice(0, 3)}`,
       workDir: join(dir, 'standin'),
