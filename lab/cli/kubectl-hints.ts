@@ -6,7 +6,10 @@ import { dirname } from 'node:path';
 
 import type { LabCluster } from '../cluster/cluster.js';
 
-export function kubectlHints(lab: LabCluster): string[] {
+/** What the hints name of a lab; `logs` says where its components' logs are. */
+export type HintedLab = Pick<LabCluster, 'name' | 'dir' | 'kubeconfigPath' | 'kubectl'>;
+
+export function kubectlHints(lab: HintedLab, logs: string): string[] {
   return [
     `lab ${lab.name} is up (dir ${lab.dir}); in another shell, in this checkout:`,
     `  export KUBECONFIG=${lab.kubeconfigPath}`,
@@ -14,6 +17,6 @@ export function kubectlHints(lab: LabCluster): string[] {
     `  kubectl get nodes --show-labels`,
     `  kubectl get vmi -A`,
     `  kubectl apply -f examples/snapshot.yaml && kubectl get dsnap -n bank -w`,
-    `  logs: ${lab.dir}/logs/{ofc,operator,agent-<node>}.log, VM consoles: ${lab.dir}/n/<node>/vms/<ns>/<vm>/serial.log`,
+    `  logs: ${logs}, VM consoles: ${lab.dir}/n/<node>/vms/<ns>/<vm>/serial.log`,
   ];
 }

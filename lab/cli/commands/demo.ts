@@ -1,6 +1,8 @@
 // `violin-lab demo` (`make demo`): the whole system on this machine, and a
 // disaster recovery across two clusters. Starts a real S3 server (SeaweedFS)
-// and lab cluster A with 4 VMs running the bank over 2 nodes, snapshots them
+// and lab cluster A (real kubelets on 3 nodes, charts/violin installed with
+// `helm install`: lab/nodes/helm-lab.ts) with 4 VMs running the bank over 2
+// nodes, snapshots them
 // to the bucket (lab/demo/manifests/snapshot.yaml: examples/snapshot.yaml on
 // s3://), shows each VM's progress, kills every VM and stops cluster A. Then
 // lab cluster B, which never saw the snapshot, discovers the bundle in the
@@ -30,7 +32,7 @@ import { parseCommandFlags } from '../../../src/cli/flags.js';
 import { untilSignal } from '../../../src/cli/signals.js';
 import { repoRoot } from '../../../src/devenv/repo.js';
 import { deployBank, ensureNamespace, forwardBank, type BankMember } from '../../cluster/bank.js';
-import { LAB_VM_BACKEND, startLabCluster, type LabCluster } from '../../cluster/cluster.js';
+import { DEFAULT_NODES, LAB_VM_BACKEND } from '../../cluster/cluster.js';
 import {
   applyObject,
   crashVms,
@@ -42,6 +44,7 @@ import {
   timeline,
 } from '../../cluster/scenario.js';
 import { checkBank, type CheckReport } from '../../guest/checker.js';
+import { AGENTS_ON_EVERY_NODE, startHelmLab, violinPods, type HelmLab } from '../../nodes/helm-lab.js';
 import { LabS3Server } from '../../s3/seaweedfs.js';
 import { kubectlHints } from '../kubectl-hints.js';
 import { errorMessage } from '../../../src/errors.js';
@@ -90,11 +93,21 @@ interface SnapshotInA {
   snap: DistributedSnapshot;
   members: BankMember[];
   mode: string | undefined;
+  /** The chart's pods of cluster A and their nodes, as they were at the snapshot's end. */
+  pods: Record<string, string>;
+}
+
+/** Prints the chart's pods of the lab (what `kubectl get pods -n violin-system -o wide` shows) and returns them. */
+async function showViolinPods(lab: HelmLab): Promise<Record<string, string>> {
+  const pods = await violinPods(lab);
+  say(`  charts/violin pods (helm release ${lab.install.release}, namespace ${lab.install.namespace}):`);
+  for (const [name, node] of Object.entries(pods)) say(`    ${name.padEnd(36)} Running on ${node}`);
+  return pods;
 }
 
 /** In cluster A: the bank, the snapshot to S3, then every VM killed. Undefined if the snapshot failed. */
 async function snapshotInA(
-  lab: LabCluster,
+  lab: HelmLab,
   vms: number,
   mode: string | undefined,
 ): Promise<SnapshotInA | undefined> {
@@ -117,6 +130,7 @@ async function snapshotInA(
     }
     const bundle = snap.status.bundle;
     say(`  bundle ${bundle?.storageLocation}/${bundle?.path}`);
+    const pods = await showViolinPods(lab);
 
     say(`\n== the failure: every VM of cluster ${lab.name} is killed`);
     for (const line of await crashVms(lab, 'bank')) say(`  killed ${line}`);
@@ -124,20 +138,21 @@ async function snapshotInA(
       snap,
       members: bank.members,
       mode: (snapshotDoc.spec.network as { mode?: string }).mode,
+      pods,
     };
   } finally {
     await bank.stop();
   }
 }
 
-const customObjects = (lab: LabCluster) => lab.kubeConfig.makeApiClient(CustomObjectsApi);
+const customObjects = (lab: HelmLab) => lab.kubeConfig.makeApiClient(CustomObjectsApi);
 
 /**
  * In cluster B: waits until its SnapshotStorageLocation has listed the bucket and shows the bundle of
  * `snap` as a SnapshotBundle (matched by the snapshot's UID, which the bundle's manifest records).
  */
 async function discoveredBundle(
-  lab: LabCluster,
+  lab: HelmLab,
   location: string,
   namespace: string,
   snap: DistributedSnapshot,
@@ -170,9 +185,9 @@ async function discoveredBundle(
 
 /** In cluster B: the location, the bundle it finds, the restore from it, and the bank's check. */
 async function restoreInB(
-  lab: LabCluster,
+  lab: HelmLab,
   a: SnapshotInA,
-): Promise<{ restore: SnapshotRestore; check?: CheckReport }> {
+): Promise<{ restore: SnapshotRestore; check?: CheckReport; pods: Record<string, string> }> {
   const locationDoc = await manifest(join(repoRoot(), 'examples', 'storage-location.yaml'));
   const namespace = locationDoc.metadata.namespace;
   // A namespace sees only its own snapshots' bundles: B's namespace has the name A's had.
@@ -199,9 +214,10 @@ async function restoreInB(
       `  restore ${r.status?.phase ?? 'Pending'} ${(r.status?.vms ?? []).map((v) => `${v.name}:${v.phase}@${v.node}`).join(' ')}`,
     ),
   );
+  const pods = await showViolinPods(lab);
   if (restore.status?.phase !== 'Succeeded') {
     say(`restore failed: ${restore.status?.failureReason}: ${restore.status?.failureMessage}`);
-    return { restore };
+    return { restore, pods };
   }
 
   say(
@@ -214,7 +230,7 @@ async function restoreInB(
       `  total ${check.total} (in flight ${check.inFlight}), expected ${check.expected}: ${check.ok ? 'conserved' : 'BROKEN'}`,
     );
     for (const v of check.violations) say(`  violation: ${v}`);
-    return { restore, check };
+    return { restore, check, pods };
   } finally {
     for (const f of forwards) await f.stop();
   }
@@ -223,10 +239,10 @@ async function restoreInB(
 /** The timeline and the figures, printed and written to out/demo-summary.json with where each step ran. */
 async function report(
   a: SnapshotInA,
-  restore: SnapshotRestore,
-  check: CheckReport,
-  labs: { a: LabCluster; b: LabCluster },
+  b: { restore: SnapshotRestore; check: CheckReport; pods: Record<string, string> },
+  labs: { a: HelmLab; b: HelmLab },
 ): Promise<boolean> {
+  const { restore, check } = b;
   const { snap, mode } = a;
   say('\n== timeline of the snapshot (S_i: migration start, T_i: capture end)');
   for (const line of timeline(snap)) say(`  ${line}`);
@@ -248,6 +264,9 @@ async function report(
   const out = join(repoRoot(), 'out');
   await mkdir(out, { recursive: true });
   const written = {
+    // Both clusters ran violin as `helm install charts/violin` deploys it: these pods, on these nodes.
+    install: 'helm',
+    violin_pods: { [labs.a.name]: a.pods, [labs.b.name]: b.pods },
     backend: LAB_VM_BACKEND,
     mode,
     // From the bundle the snapshot wrote, not from the manifest: where it really went.
@@ -264,21 +283,37 @@ async function report(
 }
 
 /**
- * The lab dir goes with the lab: a failed run copies its logs (OFC, operator, agents, VM consoles) to
- * out/, and the S3 server's (its data dir goes too).
+ * The lab dir goes with the lab: a failed run copies its logs (each node's pod logs: the operator,
+ * the OFC and the agents; the stand-in's launcher files and VM consoles) to out/, and the S3 server's
+ * (its data dir goes too).
  */
-async function keepLogs(lab: LabCluster | undefined, s3: LabS3Server | undefined): Promise<void> {
+async function keepLogs(lab: HelmLab | undefined, s3: LabS3Server | undefined): Promise<void> {
   const target = join(repoRoot(), 'out', 'demo-logs');
   await mkdir(target, { recursive: true });
   if (s3) await cp(s3.logPath, join(target, 'seaweedfs.log')).catch(() => undefined);
   if (lab) {
-    await cp(join(lab.dir, 'logs'), target, { recursive: true }).catch(() => undefined);
+    for (const node of lab.cluster.nodes) {
+      await cp(node.root.hostPath('/var/log/pods'), join(target, 'pods', node.name), {
+        recursive: true,
+      }).catch(() => undefined);
+    }
     await cp(join(lab.dir, 'n'), join(target, 'nodes'), {
       recursive: true,
       filter: (source) => !source.endsWith('.sock'),
     }).catch(() => undefined);
   }
   say(`logs copied to ${target}`);
+}
+
+/** A lab cluster with the chart installed by helm, agents on every node (a restore loads VMs on VM nodes). */
+function startDemoLab(name: string, s3Secret: Record<string, string>): Promise<HelmLab> {
+  return startHelmLab({
+    name,
+    nodes: DEFAULT_NODES,
+    s3Secret,
+    helmArgs: AGENTS_ON_EVERY_NODE,
+    log: (line) => say(`  ${line}`),
+  });
 }
 
 export const command: Command = {
@@ -303,7 +338,7 @@ export const command: Command = {
       process.stderr.write(`violin-lab demo: --vms must be 2..8 and --mode Buffer, Drop or Off\n${USAGE}`);
       return 2;
     }
-    const labs: { a?: LabCluster; b?: LabCluster } = {};
+    const labs: { a?: HelmLab; b?: HelmLab } = {};
     let s3: LabS3Server | undefined;
     let s3Dir: string | undefined;
     const stopAll = async () => {
@@ -319,15 +354,16 @@ export const command: Command = {
     });
     void interrupted;
     /** With --keep: the lab stays up for kubectl until Ctrl-C (which stops everything). */
-    const keepRunning = async (lab: LabCluster, code: number): Promise<number> => {
+    const keepRunning = async (lab: HelmLab, code: number): Promise<number> => {
       if (!values.keep) return code;
-      for (const line of kubectlHints(lab)) say(line);
+      const logs = `kubectl logs -n ${lab.install.namespace} deploy/${lab.install.service}-operator -c operator (or -c ofc), or the DaemonSet's pods`;
+      for (const line of kubectlHints(lab, logs)) say(line);
       say('press Ctrl-C to stop the lab');
       await interrupted;
       return code;
     };
     /** The lab a failure is in: its logs go to out/demo-logs. */
-    let current: LabCluster | undefined;
+    let current: HelmLab | undefined;
     try {
       say(`== starting the S3 server (SeaweedFS), bucket ${BUCKET}`);
       s3Dir = await mkdtemp(join(tmpdir(), 'vl-s3-'));
@@ -335,12 +371,10 @@ export const command: Command = {
       // Each cluster gets its own Secret with the bucket's keys, as the chart's storage.s3.secretName.
       const s3Secret = s3.secretData();
 
-      say(`\n== starting lab cluster ${CLUSTER_A} (the S3 keys in Secret violin-system/violin-s3)`);
-      labs.a = current = await startLabCluster({
-        name: CLUSTER_A,
-        s3Secret,
-        log: (line) => say(`  ${line}`),
-      });
+      say(
+        `\n== starting lab cluster ${CLUSTER_A}: 3 nodes with their own kubelets, charts/violin installed by helm (the S3 keys in Secret violin-system/violin-s3)`,
+      );
+      labs.a = current = await startDemoLab(CLUSTER_A, s3Secret);
       const a = await snapshotInA(labs.a, vms, mode);
       if (!a) {
         say('\nDEMO FAILED');
@@ -356,13 +390,9 @@ export const command: Command = {
       say(
         `\n== starting lab cluster ${CLUSTER_B}, which never saw the snapshot (its own Secret violin-system/violin-s3)`,
       );
-      labs.b = current = await startLabCluster({
-        name: CLUSTER_B,
-        s3Secret,
-        log: (line) => say(`  ${line}`),
-      });
-      const { restore, check } = await restoreInB(labs.b, a);
-      const ok = check !== undefined && (await report(a, restore, check, { a: lostA, b: labs.b }));
+      labs.b = current = await startDemoLab(CLUSTER_B, s3Secret);
+      const { restore, check, pods } = await restoreInB(labs.b, a);
+      const ok = check !== undefined && (await report(a, { restore, check, pods }, { a: lostA, b: labs.b }));
       say(
         ok
           ? `\nDEMO OK: the bank restored in cluster ${CLUSTER_B} from ${BUCKET} in S3 conserved its total`

@@ -86,7 +86,7 @@ async function up(argv: string[]): Promise<number> {
       bank = await deployBank(lab, { namespace: 'bank', vms, labels: { app: 'bank' } });
       say(`bank running: ${bank.members.map((m) => `${m.name} ${m.ip}`).join(', ')}`);
     }
-    for (const line of kubectlHints(lab)) say(line);
+    for (const line of kubectlHints(lab, `${lab.dir}/logs/{ofc,operator,agent-<node>}.log`)) say(line);
     say('press Ctrl-C to stop the lab');
     await stopped;
   } finally {
