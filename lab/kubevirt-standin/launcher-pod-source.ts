@@ -17,12 +17,21 @@ export type LauncherPodNode = Pick<StandinNode, 'name' | 'stateDir' | 'podsDir'>
 export interface LauncherPodSource {
   /** A new launcher pod for `vm` on `node`, its volumes' dirs under node.podsDir: its UID. */
   create(node: LauncherPodNode, vm: VmRef, vmiUid: string): Promise<string>;
+  /**
+   * The launcher's process `pid` (libvirtd, whose QEMU and virtlogd inherit it) becomes part of the
+   * pod, as virt-launcher's processes are: it runs in the pod's compute container's cgroups.
+   */
+  adopt(node: LauncherPodNode, uid: string, pid: number): Promise<void>;
   /** The pod and its volumes go; its processes were stopped before. */
   remove(node: LauncherPodNode, uid: string): Promise<void>;
 }
 
-/** Pods without a kubelet: a UID and a directory, made and removed by the stand-in. */
+/**
+ * Pods without a kubelet: a UID and a directory, made and removed by the stand-in. With no pod
+ * cgroups, the launcher's processes stay where the stand-in started them.
+ */
 export const podDirsWithoutKubelet: LauncherPodSource = {
   create: () => Promise.resolve(randomUUID()),
+  adopt: () => Promise.resolve(),
   remove: (node, uid) => rm(join(node.podsDir, uid), { recursive: true, force: true }),
 };

@@ -169,6 +169,8 @@ export class LauncherPod {
       await mkdir(bin, { recursive: true });
       if (process.env.VIOLIN_QEMU) await copyFile(process.env.VIOLIN_QEMU, join(bin, 'qemu-system-x86_64'));
       const pid = pod.spawnLibvirtd(node.switch.netnsName, etc, bin);
+      // Before it starts QEMU, which inherits where it runs: on a cluster, inside the pod.
+      await source.adopt(node, pod.uid, pid);
       await pod.writeState({ ...state, paused: false, libvirtdPid: pid });
       await pod.waitForSocket(pid);
     } catch (error) {

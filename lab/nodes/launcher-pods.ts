@@ -3,8 +3,8 @@
 // KubeVirt's labels and emptyDir volumes (pkg/virt-controller/services/
 // rendervolumes.go). The node's kubelet runs it (its one container is the
 // pause image: the launcher's processes, libvirtd and QEMU, are the
-// stand-in's, started in the volumes the kubelet made) and removes it with its
-// volumes when it is deleted. So status.activePods names a pod the API server
+// stand-in's, started in the volumes the kubelet made and moved into the
+// container's cgroups) and removes it with its volumes when it is deleted. So status.activePods names a pod the API server
 // and the kubelet know, `kubectl get pods -o wide` shows every VM's launcher
 // on its node, and the agent finds its sockets under /pods as on a cluster.
 import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
@@ -15,10 +15,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { VmRef } from '../../src/agent/types.js';
 import { isNotFound } from '../../src/kubevirt/client.js';
 import { LAUNCHER_EMPTY_DIRS } from '../kubevirt-standin/launcher-pod.js';
+import { joinContainerCgroups } from './container-cgroups.js';
 import type { LauncherPodNode, LauncherPodSource } from '../kubevirt-standin/launcher-pod-source.js';
 
 /** KubeVirt's label on every launcher pod (`kubevirt.io: virt-launcher`). */
 const LAUNCHER_LABEL = 'kubevirt.io';
+/** What virt-controller requests for the compute container of a VM with one vCPU, by default. */
+const LAUNCHER_CPU_REQUEST = '100m';
 /** A kubelet on a loaded 2-core machine may take a minute to start a sandbox. */
 const POD_RUNNING_TIMEOUT_MS = 180_000;
 
@@ -56,6 +59,10 @@ export class KubeletLauncherPods implements LauncherPodSource {
               name: 'compute',
               image: this.image,
               imagePullPolicy: 'Never',
+              // KubeVirt's default request for a 1-vCPU VM (cpuAllocationRatio 10: 100m per vCPU). The
+              // launcher's libvirtd and QEMU run in this container's cgroups (adopt below), so this is
+              // the VM's weight against the other pods of its node, the agents' among them.
+              resources: { requests: { cpu: LAUNCHER_CPU_REQUEST } },
               // A kubelet makes only the volumes some container mounts.
               volumeMounts: LAUNCHER_EMPTY_DIRS.map((d) => ({ name: d.volume, mountPath: d.mountPath })),
             },
@@ -93,13 +100,16 @@ export class KubeletLauncherPods implements LauncherPodSource {
     }
   }
 
+  async adopt(node: LauncherPodNode, uid: string, pid: number): Promise<void> {
+    const pod = await this.find(node, uid);
+    const containerId = pod?.status?.containerStatuses?.find((c) => c.name === 'compute')?.containerID;
+    if (!containerId) throw new Error(`launcher pod ${uid} on ${node.name} has no running compute container`);
+    await joinContainerCgroups(containerId.replace(/^[a-z]+:\/\//, ''), pid);
+  }
+
   /** Deletes the pod (found by its UID) and waits until the kubelet has removed it, volumes and all. */
   async remove(node: LauncherPodNode, uid: string): Promise<void> {
-    const pods = await this.core.listPodForAllNamespaces({
-      labelSelector: `${LAUNCHER_LABEL}=virt-launcher`,
-      fieldSelector: `spec.nodeName=${node.name}`,
-    });
-    const pod = pods.items.find((p) => p.metadata?.uid === uid);
+    const pod = await this.find(node, uid);
     if (!pod?.metadata?.name || !pod.metadata.namespace) return;
     const ref = { name: pod.metadata.name, namespace: pod.metadata.namespace };
     await this.core
@@ -119,5 +129,13 @@ export class KubeletLauncherPods implements LauncherPodSource {
     throw new Error(
       `launcher pod ${ref.namespace}/${ref.name} was not removed in ${POD_RUNNING_TIMEOUT_MS} ms`,
     );
+  }
+
+  private async find(node: LauncherPodNode, uid: string): Promise<V1Pod | undefined> {
+    const pods = await this.core.listPodForAllNamespaces({
+      labelSelector: `${LAUNCHER_LABEL}=virt-launcher`,
+      fieldSelector: `spec.nodeName=${node.name}`,
+    });
+    return pods.items.find((p) => p.metadata?.uid === uid);
   }
 }

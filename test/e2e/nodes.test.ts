@@ -433,6 +433,14 @@ describe('charts/violin installed by helm on lab nodes', () => {
           expect(pod?.status?.phase, `${member.name}'s launcher pod`).toBe('Running');
           expect(pod?.spec?.nodeName).toBe(nodeName);
           expect(nodeName).not.toBe(SNAPSHOT_HOST);
+          // Its QEMU runs inside the pod, in its compute container's cgroups, as virt-launcher's does.
+          const containerId = pod!.status!.containerStatuses![0]!.containerID!.replace(/^[a-z]+:\/\//, '');
+          const qemu = await lab!.standin.qemuPids({ namespace: BANK_NAMESPACE, name: member.name });
+          expect(qemu.map((q) => q.node)).toEqual([nodeName]);
+          const cgroups = await readFile(`/proc/${qemu[0]!.pid}/cgroup`, 'utf8');
+          expect(cgroups, `${member.name}'s QEMU's cgroups`).toMatch(
+            new RegExp(`:cpu[^:]*:.*/${containerId}$`, 'm'),
+          );
         }
       }),
     );
