@@ -446,6 +446,34 @@ describe('charts/violin installed by helm on lab nodes', () => {
     );
 
     it(
+      "snapshots the bank with the chart's pods: Succeeded, the bundle whole on the snapshot host, the VMs back, the bank whole",
+      explained(async () => {
+        const doc = await manifest(join(repoRoot(), 'examples', 'snapshot.yaml'));
+        const snap = await runSnapshot(lab!, doc);
+        expect(snap.status?.phase, `${snap.status?.failureReason}: ${snap.status?.failureMessage}`).toBe(
+          'Succeeded',
+        );
+        // Committed by the snapshot host's agent, in that node's own bundles hostPath.
+        const onSnapshotHost = pathToFileURL(
+          node(SNAPSHOT_HOST).root.hostPath('/var/lib/violin/bundles'),
+        ).href;
+        const bundle = await openBundle(onSnapshotHost, snap.status!.bundle!.path!);
+        await bundle.verify();
+        expect((await bundle.readManifest()).vms.map((vm) => vm.name).sort()).toEqual(
+          bank!.members.map((m) => m.name).sort(),
+        );
+        await expectVmsRunningAndBankWhole(snap);
+        // afterSnapshot: ReturnToSource: every VM runs on the node it ran on before.
+        const kubevirt = new KubeVirtClient(cluster!.controlPlane.kubeConfig);
+        for (const row of snap.status?.vms ?? []) {
+          expect((await kubevirt.getVmi(BANK_NAMESPACE, row.name))?.status?.nodeName, row.name).toBe(
+            row.node,
+          );
+        }
+      }),
+    );
+
+    it(
       'ends a snapshot Succeeded or Failed when the operator pod is deleted in it, with every VM running and the bank whole',
       explained(async () => {
         const operator = await operatorPod();
