@@ -47,6 +47,8 @@ export interface NodesCluster {
   controlPlane: LocalControlPlane;
   network: NodesNetwork;
   nodes: LabNode[];
+  /** The pause image every node's containerd has (its sandbox image): for pods that only hold volumes. */
+  pauseImage: string;
   /** Imports a docker-archive (hack/build-image.sh) into every node's containerd. */
   importImage(archive: string): Promise<void>;
   /** Stops everything by PID, kills every container, deletes the namespaces (the nodes' mounts go with theirs). */
@@ -181,6 +183,7 @@ export async function startNodesCluster(options: NodesClusterOptions): Promise<N
       controlPlane: cp,
       network: net,
       nodes,
+      pauseImage: pause.ref,
       async importImage(archive) {
         for (const node of nodes) await importImage(node.containerd, archive);
       },

@@ -16,7 +16,7 @@ import { binaryCacheDir } from '../../src/devenv/binaries.js';
 import { ManagedProcess } from '../../src/devenv/managed-process.js';
 import { NAMESPACE } from '../cluster/agent-credentials.js';
 import { createS3Secret, S3_SECRET_NAME } from '../cluster/s3-secret.js';
-import { guestImage, type GuestImage } from '../guest/image.js';
+import { guestImage } from '../guest/image.js';
 import type { StandinNode } from '../kubevirt-standin/runtime.js';
 import { KubeVirtLabStandin } from '../kubevirt-standin/standin.js';
 import type { NetworkNamespace } from '../ovs/netns.js';
@@ -70,11 +70,7 @@ export interface HelmLab {
   kubectl: string;
   /** Where the lab writes its own files (the control plane's and nodes' dirs are beside it). */
   dir: string;
-  guest: GuestImage;
   standin: KubeVirtLabStandin;
-  /** The stand-in's view of each lab node. */
-  nodes: StandinNode[];
-  node(name: string): LabNode;
   /** A host on the first node's bridge, for the bank's checker; it goes with the lab. */
   addCheckerHost(name: string, cidr: string): Promise<string>;
   stop(): Promise<void>;
@@ -88,7 +84,6 @@ export async function startHelmLab(options: HelmLabOptions): Promise<HelmLab> {
   process.env.VIOLIN_QEMU ??= fileURLToPath(new URL('../cluster/qemu-tcg-single.sh', import.meta.url));
   const guest = await guestImage();
   const image = await buildImage('violin');
-  const pause = await buildImage('pause');
   const cluster = await startNodesCluster({ nodes: options.nodes, log });
   const hosts: { node: LabNode; port: string; netns: NetworkNamespace }[] = [];
   let standin: KubeVirtLabStandin | undefined;
@@ -164,18 +159,13 @@ export async function startHelmLab(options: HelmLabOptions): Promise<HelmLab> {
     standin = new KubeVirtLabStandin({
       kubeConfig,
       nodes,
-      pods: new KubeletLauncherPods(kubeConfig, pause.ref),
+      pods: new KubeletLauncherPods(kubeConfig, cluster.pauseImage),
       image: guest,
       tapPrefix: 'tap',
       workDir: join(dir, 'kubevirt-standin'),
       log: (line) => log(`kubevirt-standin: ${line}`),
     });
     await standin.start();
-    const node = (name: string): LabNode => {
-      const found = cluster.nodes.find((n) => n.name === name);
-      if (!found) throw new Error(`no lab node ${name}`);
-      return found;
-    };
     return {
       name: options.name,
       cluster,
@@ -185,10 +175,7 @@ export async function startHelmLab(options: HelmLabOptions): Promise<HelmLab> {
       kubeconfigPath: cluster.controlPlane.kubeconfigPath,
       kubectl: join(binaryCacheDir(), 'kubectl'),
       dir,
-      guest,
       standin,
-      nodes,
-      node,
       async addCheckerHost(name, cidr) {
         const first = cluster.nodes[0]!;
         const netns = await addBridgeHost(first.ovs, name, cidr);

@@ -4,9 +4,10 @@
 // rendervolumes.go). The node's kubelet runs it (its one container is the
 // pause image: the launcher's processes, libvirtd and QEMU, are the
 // stand-in's, started in the volumes the kubelet made and moved into the
-// container's cgroups) and removes it with its volumes when it is deleted. So status.activePods names a pod the API server
-// and the kubelet know, `kubectl get pods -o wide` shows every VM's launcher
-// on its node, and the agent finds its sockets under /pods as on a cluster.
+// container's cgroups) and removes it with its volumes when it is deleted.
+// So status.activePods names a pod the API server and the kubelet know,
+// `kubectl get pods -o wide` shows every VM's launcher on its node, and the
+// agent finds its sockets under /pods as on a cluster.
 import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -25,8 +26,16 @@ const LAUNCHER_CPU_REQUEST = '100m';
 /** A kubelet on a loaded 2-core machine may take a minute to start a sandbox. */
 const POD_RUNNING_TIMEOUT_MS = 180_000;
 
+/** The containerd ID of a pod's container (`containerd://<id>` in its status), if it has started. */
+export function containerIdOf(pod: V1Pod, container: string): string | undefined {
+  const status = pod.status?.containerStatuses?.find((c) => c.name === container);
+  return status?.containerID?.replace(/^[a-z]+:\/\//, '');
+}
+
 export class KubeletLauncherPods implements LauncherPodSource {
   private readonly core: CoreV1Api;
+  /** The compute container of each pod this source started, by pod UID: where adopt() moves processes. */
+  private readonly computeContainers = new Map<string, string>();
 
   constructor(
     kubeConfig: KubeConfig,
@@ -80,7 +89,11 @@ export class KubeletLauncherPods implements LauncherPodSource {
     let pod: V1Pod | undefined = created;
     for (;;) {
       const made = LAUNCHER_EMPTY_DIRS.every((d) => existsSync(join(volumes, d.volume)));
-      if (pod?.status?.phase === 'Running' && made) return uid;
+      const compute = pod && containerIdOf(pod, 'compute');
+      if (pod?.status?.phase === 'Running' && made && compute) {
+        this.computeContainers.set(uid, compute);
+        return uid;
+      }
       if (pod?.status?.phase === 'Failed' || pod?.status?.phase === 'Succeeded') {
         await this.remove(node, uid);
         throw new Error(
@@ -101,14 +114,14 @@ export class KubeletLauncherPods implements LauncherPodSource {
   }
 
   async adopt(node: LauncherPodNode, uid: string, pid: number): Promise<void> {
-    const pod = await this.find(node, uid);
-    const containerId = pod?.status?.containerStatuses?.find((c) => c.name === 'compute')?.containerID;
-    if (!containerId) throw new Error(`launcher pod ${uid} on ${node.name} has no running compute container`);
-    await joinContainerCgroups(containerId.replace(/^[a-z]+:\/\//, ''), pid);
+    const containerId = this.computeContainers.get(uid);
+    if (!containerId) throw new Error(`launcher pod ${uid} on ${node.name} was not started by this stand-in`);
+    await joinContainerCgroups(containerId, pid);
   }
 
   /** Deletes the pod (found by its UID) and waits until the kubelet has removed it, volumes and all. */
   async remove(node: LauncherPodNode, uid: string): Promise<void> {
+    this.computeContainers.delete(uid);
     const pod = await this.find(node, uid);
     if (!pod?.metadata?.name || !pod.metadata.namespace) return;
     const ref = { name: pod.metadata.name, namespace: pod.metadata.namespace };

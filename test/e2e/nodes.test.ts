@@ -20,6 +20,7 @@ import { SNAPSHOT_HOST_LABEL } from '../../lab/kubevirt-standin/names.js';
 import { connectBridgesToOfc, type ChartInstall } from '../../lab/nodes/chart.js';
 import type { LabNode, NodesCluster } from '../../lab/nodes/cluster.js';
 import { AGENTS_ON_EVERY_NODE, startHelmLab, type HelmLab } from '../../lab/nodes/helm-lab.js';
+import { containerIdOf } from '../../lab/nodes/launcher-pods.js';
 import { addBridgeHost } from '../../lab/nodes/node-ovs.js';
 import { podDiagnostics } from '../../lab/nodes/pod-diagnostics.js';
 import { getFromPod, runInContainerMounts, runInPodNetwork } from '../../lab/nodes/pod-network.js';
@@ -87,6 +88,10 @@ describe('charts/violin installed by helm on lab nodes', () => {
     if (!found) throw new Error(`no lab node ${name}`);
     return found;
   };
+
+  /** The chart's bundles hostPath of a node, as a file:// location on this machine. */
+  const bundlesOn = (name: string): string =>
+    pathToFileURL(node(name).root.hostPath('/var/lib/violin/bundles')).href;
 
   it('registers every lab node with its kubelet', async () => {
     const nodes = (await core.listNode()).items;
@@ -359,7 +364,7 @@ describe('charts/violin installed by helm on lab nodes', () => {
         const vms: BundleVm[] = [];
         for (const [i, host] of hosts.entries()) {
           const ref = { namespace: 'shop', name: `vm${i}` };
-          const onHost = pathToFileURL(node(host).root.hostPath('/var/lib/violin/bundles')).href;
+          const onHost = bundlesOn(host);
           const writer = await openBundleWriter(onHost, bundleId);
           const image = await writer.writeImage(
             ref,
@@ -394,7 +399,7 @@ describe('charts/violin installed by helm on lab nodes', () => {
       };
 
       const manifest = await bundles.commit(await captured('shop.nightly.one', [SNAPSHOT_HOST]));
-      const onSnapshotHost = pathToFileURL(node(SNAPSHOT_HOST).root.hostPath('/var/lib/violin/bundles')).href;
+      const onSnapshotHost = bundlesOn(SNAPSHOT_HOST);
       const written = await openBundle(onSnapshotHost, 'shop.nightly.one');
       expect((await written.readManifest()).integrity.digest).toBe(manifest.integrity.digest);
       await written.verify();
@@ -434,7 +439,7 @@ describe('charts/violin installed by helm on lab nodes', () => {
           expect(pod?.spec?.nodeName).toBe(nodeName);
           expect(nodeName).not.toBe(SNAPSHOT_HOST);
           // Its QEMU runs inside the pod, in its compute container's cgroups, as virt-launcher's does.
-          const containerId = pod!.status!.containerStatuses![0]!.containerID!.replace(/^[a-z]+:\/\//, '');
+          const containerId = containerIdOf(pod!, 'compute');
           const qemu = await lab!.standin.qemuPids({ namespace: BANK_NAMESPACE, name: member.name });
           expect(qemu.map((q) => q.node)).toEqual([nodeName]);
           const cgroups = await readFile(`/proc/${qemu[0]!.pid}/cgroup`, 'utf8');
@@ -454,9 +459,7 @@ describe('charts/violin installed by helm on lab nodes', () => {
           'Succeeded',
         );
         // Committed by the snapshot host's agent, in that node's own bundles hostPath.
-        const onSnapshotHost = pathToFileURL(
-          node(SNAPSHOT_HOST).root.hostPath('/var/lib/violin/bundles'),
-        ).href;
+        const onSnapshotHost = bundlesOn(SNAPSHOT_HOST);
         const bundle = await openBundle(onSnapshotHost, snap.status!.bundle!.path!);
         await bundle.verify();
         expect((await bundle.readManifest()).vms.map((vm) => vm.name).sort()).toEqual(
