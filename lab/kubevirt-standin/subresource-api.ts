@@ -92,6 +92,10 @@ export class SubresourceApi {
       (req, res) => void handler.handle(req, res),
     );
     server.on('clientError', (_err, socket) => socket.destroy());
+    // virt-api (a Go server) keeps idle connections open; the API server's aggregator
+    // reuses them. Node's 5 s default would close one just as a PUT went out on it,
+    // which the aggregator reports as a 503 that real virt-api would not cause.
+    server.keepAliveTimeout = 0;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(0, '127.0.0.1', () => resolve());

@@ -15,14 +15,20 @@ describe('VirtApiPauser', () => {
     await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
   });
 
-  async function virtApi(status: number): Promise<{ pauser: VirtApiPauser; requests: IncomingMessage[] }> {
+  /** Answers each request with the next of `statuses`, the last one from then on. */
+  async function virtApi(
+    ...statuses: number[]
+  ): Promise<{ pauser: VirtApiPauser; requests: IncomingMessage[] }> {
     const requests: IncomingMessage[] = [];
     server = createServer((req, res) => {
       requests.push(req);
+      const status = statuses[Math.min(requests.length, statuses.length) - 1] ?? 200;
       req.resume();
       req.on('end', () => {
         res.statusCode = status;
-        res.end(status === 200 ? '' : 'VMI is not running');
+        res.end(
+          status === 200 ? '' : status === 503 ? 'error trying to reach service' : 'VMI is not running',
+        );
       });
     });
     await new Promise<void>((resolve) => server?.listen(0, '127.0.0.1', resolve));
@@ -55,5 +61,22 @@ describe('VirtApiPauser', () => {
     );
     // The status is kept, so a caller can tell "already paused" (409) from an outage.
     await expect(pauser.unpause('shop', 'web-0')).rejects.toMatchObject({ status: 409 });
+  });
+
+  it('sends again when the aggregator could not reach virt-api, a few times only', async () => {
+    const flaky = await virtApi(503, 200);
+    await flaky.pauser.pause('shop', 'web-0');
+    expect(flaky.requests).toHaveLength(2);
+    await new Promise<void>((resolve) => server?.close(() => resolve()));
+
+    const down = await virtApi(503);
+    await expect(down.pauser.pause('shop', 'web-0')).rejects.toMatchObject({ status: 503 });
+    expect(down.requests).toHaveLength(3);
+  });
+
+  it('does not send a refused request again', async () => {
+    const { pauser, requests } = await virtApi(409);
+    await expect(pauser.pause('shop', 'web-0')).rejects.toMatchObject({ status: 409 });
+    expect(requests).toHaveLength(1);
   });
 });

@@ -222,7 +222,24 @@ export class VirtApiPauser implements VmiPauser {
     return this.put(namespace, name, 'unpause');
   }
 
+  /**
+   * A 502/503/504 is the API server's aggregator saying it could not reach
+   * virt-api (a virt-api pod rolling, a kept-alive connection closed under the
+   * request): the request did not act, so it is sent again, briefly. A retried
+   * pause that had acted after all gets 409, which callers already accept.
+   */
   private async put(namespace: string, name: string, action: 'pause' | 'unpause'): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.putOnce(namespace, name, action);
+      } catch (err) {
+        if (attempt >= PUT_ATTEMPTS || !isUnreachable(err)) throw err;
+        await new Promise((resolve) => setTimeout(resolve, PUT_RETRY_DELAY_MS * attempt));
+      }
+    }
+  }
+
+  private async putOnce(namespace: string, name: string, action: 'pause' | 'unpause'): Promise<void> {
     const cluster = this.kubeConfig.getCurrentCluster();
     if (!cluster) throw new Error('kubeconfig has no current cluster');
     const url = new URL(
@@ -254,6 +271,14 @@ export class VirtApiPauser implements VmiPauser {
       req.end('{}');
     });
   }
+}
+
+const PUT_ATTEMPTS = 3;
+const PUT_RETRY_DELAY_MS = 150;
+const UNREACHABLE_STATUSES = new Set([502, 503, 504]);
+
+function isUnreachable(err: unknown): boolean {
+  return err instanceof SubresourceError && UNREACHABLE_STATUSES.has(err.status);
 }
 
 function required<T>(value: T | undefined, what: string): T {
