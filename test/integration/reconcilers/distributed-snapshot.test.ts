@@ -313,10 +313,10 @@ describe('DistributedSnapshot reconciler', () => {
   it('a restarted operator finishes a snapshot whose captures were in flight', async () => {
     const release = h.agents.holdCaptureOf('bank-1');
     await h.createSnapshot('survivor');
-    await h.waitFor('bank-1 capturing', async () => {
-      const s = await h.getSnapshot('survivor');
-      return s?.status?.vms?.find((vm) => vm.name === 'bank-1')?.phase === 'Capturing' ? true : undefined;
-    });
+    // The row turns Capturing a pass before the call goes out: wait for the call itself.
+    await h.waitFor('bank-1 capture asked', async () =>
+      h.log.count('agent', 'capture', `${h.ns.name}/bank-1`) > 0 ? true : undefined,
+    );
     await h.stopOperator();
     await h.startOperator();
     // The new operator asks for the capture again before the first one has ended (the VM is not yet post-snapshot).
