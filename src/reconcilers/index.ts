@@ -74,6 +74,8 @@ export function registerControllers(manager: ControllerManager, deps: Reconciler
     pauser,
     ...(deps.pollMs === undefined ? {} : { pollMs: deps.pollMs }),
   } as const;
+  const bridgeGrace =
+    deps.bridgeConnectGraceMs === undefined ? {} : { bridgeConnectGraceMs: deps.bridgeConnectGraceMs };
   manager.addController({
     name: 'distributedsnapshot',
     backoff: RETRY_BACKOFF,
@@ -94,6 +96,7 @@ export function registerControllers(manager: ControllerManager, deps: Reconciler
       events: manager.eventRecorder('violin-snapshot-controller'),
       metrics,
       ...backend,
+      ...bridgeGrace,
     }),
   });
   manager.addController({

@@ -129,6 +129,11 @@ export interface ReconcilerDeps {
   /** Poll interval while waiting on migrations, captures and the VMIs a restore starts. */
   pollMs?: number;
   /**
+   * How long after a snapshot starts a bridge on a VM's path may still be reconnecting to the OFC
+   * (BRIDGE_CONNECT_GRACE_MS by default); past it the snapshot fails with BridgeNotConnected.
+   */
+  bridgeConnectGraceMs?: number;
+  /**
    * How VMs are held and restored (the operator's VIOLIN_VM_BACKEND): `libvirt` (the default:
    * KubeVirt's pause, VMIs created by the operator) or `qemu` (the agent starts and pauses QEMU
    * itself). Recorded in each snapshot's and restore's status when it starts.

@@ -28,6 +28,8 @@ export interface DistributedSnapshotDeps {
   metrics?: Pick<TransactionMetrics, 'snapshotEnded'>;
   /** How often to look again while waiting on migrations and captures. Default 250 ms. */
   pollMs?: number;
+  /** ReconcilerDeps.bridgeConnectGraceMs. */
+  bridgeConnectGraceMs?: number;
   /** The backend a new snapshot holds VMs with (ReconcilerDeps.vmBackend); default libvirt. */
   vmBackend?: NonNullable<DistributedSnapshotStatus['backend']>;
   /** virt-api's pause/unpause, for the libvirt backend's hold at T_i. */

@@ -7,7 +7,7 @@ import type { ArmedVm, OfcCapabilities } from '../../ofc/control/types.js';
 import { labelSelectorString } from '../shared/label-selector.js';
 import type { DistributedSnapshotSpec, DistributedSnapshotStatus } from '../../api/index.js';
 import { secureBridges } from './fail-modes.js';
-import { FAILURE_CLASSES, storageLocationRefusal } from '../shared/failure-classes.js';
+import { AwaitedState, FAILURE_CLASSES, storageLocationRefusal } from '../shared/failure-classes.js';
 import { armRefusalIsFailure, SnapshotFailure } from './failure.js';
 import {
   blockingSnapshot,
@@ -20,6 +20,12 @@ import type { Pass, Step } from './pass.js';
 import { snapshotHostSelector, snapshotId } from './resource.js';
 
 const DEFAULT_BUFFER_LIMIT = '64Mi';
+
+/**
+ * A bridge reconnects to a restarted OFC (or after its ovs-vswitchd restarted) within OVS's
+ * reconnect backoff, 8 s at most by default; a snapshot started meanwhile waits this long for it.
+ */
+export const BRIDGE_CONNECT_GRACE_MS = 30_000;
 
 export async function plan(pass: Pass, status: DistributedSnapshotStatus): Promise<Step> {
   const { snap, namespace } = pass;
@@ -67,7 +73,7 @@ export async function plan(pass: Pass, status: DistributedSnapshotStatus): Promi
         `${labelSelectorString({ matchLabels: hostSelector })}; a VM is captured after a migration to another one`,
     );
   }
-  const { armed, bridges } = await mapNetwork(pass, vmis);
+  const { armed, bridges } = await mapNetwork(pass, vmis, status.startTime);
   await secureBridges(pass, bridges);
   // No `bridges`: every connected bridge carries the pipeline. A VM migrated to a snapshot host talks
   // from that host's bridge, which must enforce the epochs too (the VMs' own bridges were checked above).
@@ -131,6 +137,7 @@ function unservedNetwork(
 async function mapNetwork(
   pass: Pass,
   vmis: VirtualMachineInstance[],
+  startTime: string | undefined,
 ): Promise<{ armed: ArmedVm[]; bridges: string[] }> {
   for (const vmi of vmis) {
     if (!vmMac(vmi)) {
@@ -153,8 +160,9 @@ async function mapNetwork(
       );
     }
     if (!bridges.get(attachment.bridge)?.connected) {
-      throw SnapshotFailure.of(
-        FAILURE_CLASSES.bridgeNotConnected,
+      throw notConnected(
+        pass,
+        startTime,
         `bridge ${attachment.bridge} carrying ${name} is not connected to the OpenFlow controller`,
       );
     }
@@ -162,4 +170,18 @@ async function mapNetwork(
   });
   const connected = [...bridges.values()].filter((b) => b.connected).map((b) => b.name);
   return { armed, bridges: connected.sort() };
+}
+
+/**
+ * A bridge not connected within the grace after the snapshot started is waited for (nothing is
+ * secured or armed yet, so waiting holds nothing); past it, the snapshot fails.
+ */
+function notConnected(pass: Pass, startTime: string | undefined, detail: string): Error {
+  const graceMs = pass.deps.bridgeConnectGraceMs ?? BRIDGE_CONNECT_GRACE_MS;
+  const waitedMs = pass.now().getTime() - Date.parse(startTime ?? '');
+  if (waitedMs < graceMs) return new AwaitedState(FAILURE_CLASSES.waitingForBridge, detail);
+  return SnapshotFailure.of(
+    FAILURE_CLASSES.bridgeNotConnected,
+    `${detail} ${graceMs / 1000} s after the snapshot started`,
+  );
 }

@@ -23,6 +23,7 @@ import {
   type BundleWriter,
   type NetworkMapper,
 } from '../ports.js';
+import { AwaitedState } from '../shared/failure-classes.js';
 import type { ResourceStore } from '../shared/objects.js';
 import { checkStorageLocation } from '../../store/backend-for.js';
 import { DistributedSnapshotReconciler } from './reconciler.js';
@@ -70,6 +71,8 @@ class World {
   migrationEnd: 'Succeeded' | 'Failed' = 'Succeeded';
   unattached = new Set<string>();
   disconnected = false;
+  /** The reconciler's bridgeConnectGraceMs: none, unless a test waits for a bridge. */
+  bridgeConnectGraceMs = 0;
   networkAborted = false;
   ended = 0;
   reconciler: DistributedSnapshotReconciler;
@@ -110,6 +113,7 @@ class World {
       events: { event: (_obj, type, reason, text) => this.events.push(`${type} ${reason}: ${text}`) },
       metrics: { snapshotEnded: () => void this.ended++ },
       pollMs: 5,
+      bridgeConnectGraceMs: this.bridgeConnectGraceMs,
       now: () => new Date(this.clock),
       // This world's fake agent holds each VM at T_i itself (the qemu backend's resume: OnRequest).
       vmBackend: 'qemu',
@@ -125,7 +129,12 @@ class World {
   async run(passes = 40): Promise<string[]> {
     const phases: string[] = [];
     for (let i = 0; i < passes && !['Succeeded', 'Failed'].includes(this.status.phase ?? ''); i++) {
-      await this.reconciler.reconcile({ namespace: 'ns', name: 's' }, CTX);
+      try {
+        await this.reconciler.reconcile({ namespace: 'ns', name: 's' }, CTX);
+      } catch (err) {
+        // What is waited out throws, for the work queue to retry with backoff; this loop is that queue.
+        if (!(err instanceof AwaitedState)) throw err;
+      }
       if (phases.at(-1) !== this.status.phase) phases.push(this.status.phase ?? '');
       await new Promise((resolve) => setImmediate(resolve)); // lets capture calls answer
       this.clock += 10;
@@ -334,6 +343,30 @@ describe('DistributedSnapshot reconciler', () => {
       ['Returned', 'back on worker-1'],
     ]);
     expect(world.vmis.get('b')?.status?.nodeName).toBe('worker-1');
+  });
+
+  it('waits for a bridge still reconnecting to the OFC, within the grace', async () => {
+    const world = new World();
+    world.bridgeConnectGraceMs = 100;
+    world.newReconciler();
+    world.disconnected = true;
+    expect(await world.run(5)).toEqual(['Pending', 'Planning']);
+    const progressing = world.status.conditions?.find((c) => c.type === 'Progressing');
+    expect(progressing).toMatchObject({ status: 'True', reason: 'WaitingForBridge' });
+    expect(progressing?.message).toContain('bridge br0 carrying ns/a is not connected');
+    expect(world.calls.filter((c) => c.startsWith('secure') || c.startsWith('arm'))).toEqual([]);
+    world.disconnected = false;
+    expect((await world.run()).at(-1)).toBe('Succeeded');
+  });
+
+  it('fails with BridgeNotConnected once the grace is over', async () => {
+    const world = new World();
+    world.bridgeConnectGraceMs = 100;
+    world.newReconciler();
+    world.disconnected = true;
+    expect((await world.run()).at(-1)).toBe('Failed');
+    expect(world.status.failureReason).toBe('BridgeNotConnected');
+    expect(world.status.failureMessage).toContain('not connected to the OpenFlow controller 0.1 s after the snapshot started');
   });
 
   it('waits in Planning while another snapshot in flight holds its VMs', async () => {

@@ -32,6 +32,7 @@ describe('the failure classes', () => {
     ['vmNotPausable', 'VMNotPausable', true, 'spec.selector'],
     ['waitingForOfc', 'WaitingForOFC', false, undefined],
     ['waitingForAgent', 'WaitingForAgent', false, undefined],
+    ['waitingForBridge', 'WaitingForBridge', false, undefined],
   ] as const)('%s: reason %s, terminal %s, field %s', (name, reason, terminal, field) => {
     const cls: FailureClass = FAILURE_CLASSES[name];
     expect(cls).toMatchObject({ reason, terminal });
@@ -44,7 +45,7 @@ describe('the failure classes', () => {
   });
 
   it('every class is in the table above', () => {
-    expect(Object.keys(FAILURE_CLASSES).length).toBe(16);
+    expect(Object.keys(FAILURE_CLASSES).length).toBe(17);
   });
 
   it.each([

@@ -81,6 +81,12 @@ export const FAILURE_CLASSES = {
     remedy:
       'connect the bridge to the OFC (ovs-vsctl set-controller <bridge> tcp:<violin service>:6653, docs/install.md)',
   },
+  waitingForBridge: {
+    reason: 'WaitingForBridge',
+    terminal: false,
+    remedy:
+      'bridges reconnect within seconds of an OFC or ovs-vswitchd restart; waiting for it, then BridgeNotConnected if it does not (ovs-vsctl get-controller <bridge>)',
+  },
   failModeNotSecured: {
     reason: 'FailModeNotSecured',
     terminal: true,
@@ -155,6 +161,17 @@ export async function storageLocationRefusal(
   }
 }
 
+/** A state of a part that is waited out rather than failed on (the pass is retried with backoff). */
+export class AwaitedState extends Error {
+  override name = 'AwaitedState';
+  constructor(
+    readonly cls: FailureClass,
+    detail: string,
+  ) {
+    super(detail);
+  }
+}
+
 /**
  * The class of an error a part (the OFC, an agent) threw: a 501 from the OFC
  * is a tier it was started without; another 4xx a request it refuses; an
@@ -162,6 +179,7 @@ export async function storageLocationRefusal(
  * error no class covers, which the caller retries as before.
  */
 export function classifyPartError(err: unknown): FailureClass | undefined {
+  if (err instanceof AwaitedState) return err.cls;
   if (err instanceof OfcError) {
     if (err.code === 'NotImplemented') return FAILURE_CLASSES.bufferTierUnavailable;
     if (err.status >= 400 && err.status < 500) return FAILURE_CLASSES.networkRefused;

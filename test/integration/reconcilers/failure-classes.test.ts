@@ -150,6 +150,7 @@ describe('failure classes', () => {
       FAILURE_CLASSES.machineTypeUnavailable.reason,
       FAILURE_CLASSES.waitingForOfc.reason,
       FAILURE_CLASSES.waitingForAgent.reason,
+      FAILURE_CLASSES.waitingForBridge.reason,
     ];
     expect(covered.sort()).toEqual(
       Object.values(FAILURE_CLASSES)
@@ -237,6 +238,30 @@ describe('failure classes', () => {
     const snap = await world.waitForPhase('waits', ['Succeeded', 'Failed']);
     expect(snap.status?.phase, JSON.stringify(snap.status)).toBe('Succeeded');
     expect(snap.status?.conditions?.find((c) => c.type === 'Ready')?.reason).toBe('Succeeded');
+    expect(world.failModes.secured()).toEqual([]);
+  }, 90_000);
+
+  it(`a bridge still reconnecting to the OFC: the snapshot shows ${FAILURE_CLASSES.waitingForBridge.reason}, then goes on`, async () => {
+    const world = (h = await Harness.create('fclass'));
+    world.bridgeConnectGraceMs = 60_000;
+    await world.startOperator();
+    world.ofc.disconnected.add('br-leaf1');
+    const reasons = await world.watchReadyReasons(DISTRIBUTED_SNAPSHOT_RESOURCE, 'reconnects');
+    await world.createSnapshot('reconnects');
+    await world.waitFor('the wait to show', async () =>
+      reasons.includes('WaitingForBridge') ? true : undefined,
+    );
+    const waiting = await world.getSnapshot('reconnects');
+    const progressing = waiting?.status?.conditions?.find((c) => c.type === 'Progressing');
+    expect(progressing).toMatchObject({ status: 'True', reason: 'WaitingForBridge' });
+    expect(progressing?.message).toContain('bridge br-leaf1 carrying');
+    expect(progressing?.message).toContain(FAILURE_CLASSES.waitingForBridge.remedy);
+    expect(waiting?.status?.phase).toBe('Planning');
+    expect(world.log.count('ovsdb', 'secure')).toBe(0);
+
+    world.ofc.disconnected.delete('br-leaf1');
+    const snap = await world.waitForPhase('reconnects', ['Succeeded', 'Failed']);
+    expect(snap.status?.phase, JSON.stringify(snap.status)).toBe('Succeeded');
     expect(world.failModes.secured()).toEqual([]);
   }, 90_000);
 

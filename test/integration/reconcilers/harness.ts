@@ -114,6 +114,9 @@ export class Harness {
    * Starts the operator; `libvirt` holds VMs and restores through KubeVirt (the stand-in's virt-api
    * and VMIs), with agents that serve held captures.
    */
+  /** A bridge a test disconnected stays so, unless it says otherwise: fail soon after, not 30 s later. */
+  bridgeConnectGraceMs = 1_000;
+
   async startOperator(vmBackend: 'qemu' | 'libvirt' = 'qemu'): Promise<void> {
     if (vmBackend === 'libvirt') {
       this.agents.isPaused = async (vm) => {
@@ -135,6 +138,7 @@ export class Harness {
       bundles: this.bundles,
       namespace: this.ns.name,
       pollMs: 50,
+      bridgeConnectGraceMs: this.bridgeConnectGraceMs,
       vmBackend,
       pauser: this.standin.virtApi,
     });
