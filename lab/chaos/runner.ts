@@ -16,12 +16,11 @@ import {
   type DistributedSnapshot,
   type SnapshotRestore,
 } from '../../src/api/index.js';
-import { KubeVirtClient } from '../../src/kubevirt/client.js';
-import { isMigrationFinal } from '../../src/kubevirt/types.js';
 import { snapshotId } from '../../src/reconcilers/distributed-snapshot/resource.js';
 import { SNAPSHOT_HOST_LABEL } from '../kubevirt-standin/names.js';
 import type { BankOptions, BankService } from '../cluster/bank.js';
 import { RESTORE_TARGET_LABEL, type LabCluster, type LabComponent } from '../cluster/cluster.js';
+import { relocateToWorkers } from '../cluster/relocate.js';
 import { applyObject, crashVms, getObject, manifest, runSnapshot, runRestore } from '../cluster/scenario.js';
 import { checkBank, type CheckReport } from '../guest/checker.js';
 import {
@@ -44,7 +43,6 @@ export const CHAOS_BANK: BankOptions = {
   labels: { app: 'bank' },
   flags: ['-max-in-flight=1000000', '-interval=10ms'],
 };
-const PLACEMENT = { [RESTORE_TARGET_LABEL]: 'true' };
 /** A little more than the manifests' spec.timeout (4m), after which the operator fails the run's object. */
 const END_WAIT_MS = 330_000;
 const PHASE_ORDER: Record<string, number> = {
@@ -178,39 +176,6 @@ async function restoreDoc(name: string, snapshotName: string) {
   return doc;
 }
 
-/** Moves bank VMs that a failed snapshot left on a snapshot host back to the workers, as an admin would. */
-async function relocateToWorkers(context: ChaosContext, index: number): Promise<string[]> {
-  const { lab } = context;
-  const kubevirt = new KubeVirtClient(lab.kubeConfig);
-  const namespace = CHAOS_BANK.namespace;
-  const away = (await kubevirt.listVmis(namespace)).filter(
-    (vmi) => lab.node(vmi.status?.nodeName ?? '').labels[RESTORE_TARGET_LABEL] !== 'true',
-  );
-  const moves = away.map((vmi) => ({
-    vmi: vmi.metadata.name ?? '',
-    name: `chaos-${index}-home-${vmi.metadata.name}`,
-    from: vmi.status?.nodeName ?? '',
-  }));
-  for (const move of moves) {
-    await kubevirt.createMigration({
-      metadata: { name: move.name, namespace },
-      spec: { vmiName: move.vmi, addedNodeSelector: PLACEMENT },
-    });
-  }
-  for (const move of moves) {
-    for (let i = 0; ; i++) {
-      const migration = await kubevirt.getMigration(namespace, move.name);
-      if (isMigrationFinal(migration?.status?.phase)) {
-        if (migration?.status?.phase === 'Failed') throw new Error(`moving ${move.vmi} back failed`);
-        break;
-      }
-      if (i > 600) throw new Error(`moving ${move.vmi} back did not finish in 5 min`);
-      await sleep(500);
-    }
-  }
-  return moves.map((m) => `${m.vmi} from ${m.from}`);
-}
-
 function bankSummary(check: CheckReport): ChaosRunResult['bank'] {
   return {
     ok: check.ok,
@@ -263,7 +228,7 @@ export async function runChaos(context: ChaosContext, plan: ChaosRunPlan): Promi
   const base = { ...plan, target, killedIn: '', vmProblems: [], held: {}, leftovers: [], relocated: [] };
   let partial: Omit<ChaosRunResult, 'ok' | 'problems' | 'durationMs'>;
   try {
-    const relocated = await relocateToWorkers(context, plan.index);
+    const relocated = await relocateToWorkers(lab, CHAOS_BANK.namespace, `chaos-${plan.index}`);
     partial =
       plan.operation === 'snapshot'
         ? await snapshotRun(context, plan, target)

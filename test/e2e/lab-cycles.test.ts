@@ -27,6 +27,7 @@ import {
   type BankService,
 } from '../../lab/cluster/bank.js';
 import { fileLog, startLabCluster, type LabCluster } from '../../lab/cluster/cluster.js';
+import { relocateToWorkers } from '../../lab/cluster/relocate.js';
 import {
   crashVms,
   manifest,
@@ -350,6 +351,8 @@ describe('the lab: live snapshot, crash, restore', () => {
   );
 
   it('restores into a second lab cluster from the bundle alone', async () => {
+    // A cycle that failed left its VMs on the snapshot host; this test stands on its own.
+    await relocateToWorkers(lab, NAMESPACE, 'portable');
     // The VMs go back to their nodes afterwards: the next test snapshots them again.
     const snap = await runSnapshot(lab, await testManifest('snapshot-portable.yaml', 'portable'));
     expect(snap.status?.phase, why(snap)).toBe('Succeeded');
@@ -383,6 +386,7 @@ describe('the lab: live snapshot, crash, restore', () => {
     // once left too few transfers across the cut to tear it; with a fixed 5 s delay, a loaded machine
     // (load 23-36) once had the others still paused for their captures when the last one stopped for its
     // migration (skew 570 ms, nothing torn). So the delay outlasts the slowest resume seen so far.
+    await relocateToWorkers(lab, NAMESPACE, 'off');
     const late = bank.members.at(-1)?.name ?? '';
     lab.standin.delayMigrationsOf(late, Math.max(OFF_MODE_SKEW_MS, slowestResumeMs + 2000));
     const { snap, check, vms } = await cycle(lab, bank, 'off-1', 'Off').finally(() =>
