@@ -24,6 +24,8 @@ class RecordingReconciler implements Reconciler {
   maxActiveTotal = 0;
   failuresLeft = new Map<string, number>();
   requeuesLeft = new Map<string, number>();
+  /** Reconciles of these keys wait for their gate to open. */
+  readonly gates = new Map<string, Promise<void>>();
 
   async reconcile(key: ObjectKey): Promise<Result> {
     const start = Date.now();
@@ -34,6 +36,7 @@ class RecordingReconciler implements Reconciler {
       [...this.active.values()].reduce((a, b) => a + b, 0),
     );
     try {
+      await this.gates.get(key.name);
       await sleep(100);
       const seen = this.informer.get(key.namespace, key.name)?.data?.v;
       this.calls.push({ name: key.name, start, end: Date.now(), seen });
@@ -99,11 +102,17 @@ describe('Manager against the real API server', () => {
     // Cached before start, so the first reconciles of both begin together on two workers.
     await configMaps.create('busy', { v: '0' });
     await configMaps.create('parallel', { v: '0' });
+    // busy's first reconcile lasts until its burst of updates is in: on a loaded machine 100 ms
+    // could pass between two updates, and nothing would be left to coalesce.
+    let openBusy = () => {};
+    reconciler.gates.set('busy', new Promise<void>((resolve) => (openBusy = resolve)));
     await manager.start();
     const metricsAddress = manager.metricsAddress()!;
     try {
       // A burst of updates to one key while it is being reconciled.
       for (let v = 1; v <= 8; v++) await configMaps.update('busy', { v: String(v) });
+      reconciler.gates.delete('busy');
+      openBusy();
       reconciler.requeuesLeft.set('poller', 3);
       await configMaps.create('poller', { v: '0' });
       reconciler.failuresLeft.set('flaky', 2);
