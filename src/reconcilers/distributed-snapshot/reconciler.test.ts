@@ -366,7 +366,9 @@ describe('DistributedSnapshot reconciler', () => {
     world.disconnected = true;
     expect((await world.run()).at(-1)).toBe('Failed');
     expect(world.status.failureReason).toBe('BridgeNotConnected');
-    expect(world.status.failureMessage).toContain('not connected to the OpenFlow controller 0.1 s after the snapshot started');
+    expect(world.status.failureMessage).toContain(
+      'not connected to the OpenFlow controller 0.1 s after the snapshot started',
+    );
   });
 
   it('waits in Planning while another snapshot in flight holds its VMs', async () => {
