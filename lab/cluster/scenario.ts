@@ -146,16 +146,26 @@ export function capturePause(vm: DistributedSnapshotStatusVm): Interval | undefi
 }
 
 /**
+ * A lab whose guests' consoles the probe can read (each node's state dir holds
+ * `vms/<namespace>/<name>/serial.log`), and whose stand-in reports its migrations' pauses.
+ */
+export type ProbedLab = ApiLab & {
+  nodes: readonly { stateDir: string }[];
+  standin: Pick<LabCluster['standin'], 'migrationPauses'>;
+};
+
+/**
  * Runs a snapshot while watching every bank VM's console for the heartbeat its bank writes (the bank
  * must run with -heartbeat), polled every `pollMs`, and compares, per VM, the stalls seen between the
  * apply and the VM's first beat after its resume with the pauses the system reported for it: its
  * migrations' (the stand-in's measure) and its capture's (the snapshot's status).
  */
 export async function runProbedSnapshot(
-  lab: LabCluster,
-  bank: BankService,
+  lab: ProbedLab,
+  bank: Pick<BankService, 'namespace' | 'members'>,
   body: Doc,
   pollMs: number,
+  onChange: (snap: DistributedSnapshot) => void = () => {},
 ): Promise<{ snap: DistributedSnapshot; vms: VmStalls[] }> {
   const consoles = Object.fromEntries(
     bank.members.map((m) => [
@@ -174,7 +184,7 @@ export async function runProbedSnapshot(
       );
     }
     const window = { from: Date.now(), to: 0 };
-    const snap = await runSnapshot(lab, body);
+    const snap = await runSnapshot(lab, body, onChange);
     const rows = new Map((snap.status?.vms ?? []).map((vm) => [vm.name, vm]));
     const resumed = (name: string) => ms(rows.get(name)?.resumedAt);
     // A VM beats once it runs again; one that does not is seen as a stall.

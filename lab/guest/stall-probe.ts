@@ -40,6 +40,8 @@ export interface StallReport {
   /** The gap with the most pause outside every reported pause, and that much. */
   worst: Gap | undefined;
   unexplainedMs: number;
+  /** Every gap in which the guest's clock stood still, in order. */
+  pauses: Gap[];
 }
 
 /**
@@ -104,8 +106,15 @@ export function compareStalls(
   window: Interval,
   reportedPauses: readonly Interval[],
 ): StallReport {
-  let report: StallReport = { longest: undefined, pausedMs: 0, worst: undefined, unexplainedMs: 0 };
-  for (const gap of gapsIn(beats, window)) {
+  const gaps = gapsIn(beats, window);
+  let report: StallReport = {
+    longest: undefined,
+    pausedMs: 0,
+    worst: undefined,
+    unexplainedMs: 0,
+    pauses: gaps.filter((gap) => gap.pausedMs > 0),
+  };
+  for (const gap of gaps) {
     report.pausedMs += gap.pausedMs;
     if (gap.to - gap.from > span(report.longest)) report = { ...report, longest: gap };
     const covered = gap.to - gap.from - uncovered(gap, reportedPauses);

@@ -71,6 +71,8 @@ export interface HelmLab {
   /** Where the lab writes its own files (the control plane's and nodes' dirs are beside it). */
   dir: string;
   standin: KubeVirtLabStandin;
+  /** The nodes as the stand-in runs VMs on them: each one's bridge and state dir (VM consoles). */
+  nodes: readonly StandinNode[];
   /** A host on the first node's bridge, for the bank's checker; it goes with the lab. */
   addCheckerHost(name: string, cidr: string): Promise<string>;
   stop(): Promise<void>;
@@ -176,6 +178,7 @@ export async function startHelmLab(options: HelmLabOptions): Promise<HelmLab> {
       kubectl: join(binaryCacheDir(), 'kubectl'),
       dir,
       standin,
+      nodes,
       async addCheckerHost(name, cidr) {
         const first = cluster.nodes[0]!;
         const netns = await addBridgeHost(first.ovs, name, cidr);

@@ -39,9 +39,10 @@ import {
   figures,
   getObject,
   manifest,
+  runProbedSnapshot,
   runRestore,
-  runSnapshot,
   timeline,
+  type VmStalls,
 } from '../../cluster/scenario.js';
 import { checkBank, type CheckReport } from '../../guest/checker.js';
 import { AGENTS_ON_EVERY_NODE, startHelmLab, violinPods, type HelmLab } from '../../nodes/helm-lab.js';
@@ -57,6 +58,9 @@ const CLUSTER_B = 'demob';
 const demoManifest = (file: string) => manifest(join(repoRoot(), 'lab', 'demo', 'manifests', file));
 /** A first sync of a new location lists the bucket at once; this only bounds a slow machine. */
 const DISCOVERY_TIMEOUT_MS = 180_000;
+/** How often each guest writes its clock to its console, and how often the probe reads the consoles. */
+const HEARTBEAT_MS = 20;
+const PROBE_POLL_MS = 10;
 
 const USAGE = `usage: violin-lab demo [--vms N] [--keep] [--mode Buffer|Drop|Off]
 
@@ -91,6 +95,8 @@ function progress(snap: DistributedSnapshot, seen: Map<string, string>): void {
 /** What cluster A leaves behind: the snapshot (its status is the timeline) and the bank's addresses. */
 interface SnapshotInA {
   snap: DistributedSnapshot;
+  /** Per VM, each pause the guest felt during the snapshot (ms), as the stall probe measured it. */
+  pauses: Record<string, number[]>;
   members: BankMember[];
   mode: string | undefined;
   /** The chart's pods of cluster A and their nodes, as they were at the snapshot's end. */
@@ -112,7 +118,13 @@ async function snapshotInA(
   mode: string | undefined,
 ): Promise<SnapshotInA | undefined> {
   say(`\n== cluster ${lab.name}: deploying the bank: ${vms} VMs (namespace bank, app=bank)`);
-  const bank = await deployBank(lab, { namespace: 'bank', vms, labels: { app: 'bank' } });
+  // Each guest writes its clock to its console (-heartbeat): the probe sees every pause it felt.
+  const bank = await deployBank(lab, {
+    namespace: 'bank',
+    vms,
+    labels: { app: 'bank' },
+    flags: [`-heartbeat=${HEARTBEAT_MS}ms`],
+  });
   try {
     for (const m of bank.members) say(`  ${m.name} ${m.ip} ${m.mac}`);
 
@@ -123,7 +135,9 @@ async function snapshotInA(
       `\n== cluster ${lab.name}: kubectl apply -f lab/demo/manifests/snapshot.yaml (examples/snapshot.yaml, storageLocation ${String(snapshotDoc.spec.storageLocation)})${mode ? ` (spec.network.mode set to ${mode} by --mode)` : ''}`,
     );
     const seen = new Map<string, string>();
-    const snap = await runSnapshot(lab, snapshotDoc, (s) => progress(s, seen));
+    const { snap, vms: stalls } = await runProbedSnapshot(lab, bank, snapshotDoc, PROBE_POLL_MS, (s) =>
+      progress(s, seen),
+    );
     if (snap.status?.phase !== 'Succeeded') {
       say(`snapshot failed: ${snap.status?.failureReason}: ${snap.status?.failureMessage}`);
       return undefined;
@@ -136,6 +150,7 @@ async function snapshotInA(
     for (const line of await crashVms(lab, 'bank')) say(`  killed ${line}`);
     return {
       snap,
+      pauses: pausesFelt(stalls),
       members: bank.members,
       mode: (snapshotDoc.spec.network as { mode?: string }).mode,
       pods,
@@ -143,6 +158,19 @@ async function snapshotInA(
   } finally {
     await bank.stop();
   }
+}
+
+/**
+ * Each pause a guest felt, in ms: the gaps in which its clock stood still. One shorter than a
+ * heartbeat interval is below what the probe resolves.
+ */
+function pausesFelt(stalls: VmStalls[]): Record<string, number[]> {
+  return Object.fromEntries(
+    stalls.map((vm) => [
+      vm.name,
+      vm.stalls.pauses.filter((p) => p.pausedMs >= HEARTBEAT_MS).map((p) => Math.round(p.pausedMs)),
+    ]),
+  );
 }
 
 const customObjects = (lab: HelmLab) => lab.kubeConfig.makeApiClient(CustomObjectsApi);
@@ -251,6 +279,10 @@ async function report(
   for (const [vm, downtime] of Object.entries(summary.downtime_ms)) {
     say(`  ${vm}: downtime ${downtime} ms, S→T ${summary.capture_ms[vm]} ms`);
   }
+  say(`  every pause the guests felt, in order (stall probe; clock stood still ≥ ${HEARTBEAT_MS} ms):`);
+  for (const [vm, pauses] of Object.entries(a.pauses)) {
+    say(`    ${vm}: ${pauses.length > 0 ? pauses.map((p) => `${p} ms`).join(', ') : 'none'}`);
+  }
   say(
     `  skew ${summary.skew_ms} ms; Type-3 held ${summary.type3_held}, re-injected ${summary.type3_reinjected}, dropped ${summary.dropped}`,
   );
@@ -275,6 +307,7 @@ async function report(
     snapshot_cluster: labs.a.name,
     restore_cluster: labs.b.name,
     ...summary,
+    pause_ms: a.pauses,
   };
   await writeFile(join(out, 'demo-summary.json'), `${JSON.stringify(written, null, 2)}\n`);
   say(`  written to ${join(out, 'demo-summary.json')}`);
