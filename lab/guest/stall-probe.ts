@@ -107,15 +107,15 @@ export function compareStalls(
   reportedPauses: readonly Interval[],
 ): StallReport {
   const gaps = gapsIn(beats, window);
+  const pauses = gaps.filter((gap) => gap.pausedMs > 0);
   let report: StallReport = {
     longest: undefined,
-    pausedMs: 0,
+    pausedMs: pauses.reduce((sum, gap) => sum + gap.pausedMs, 0),
     worst: undefined,
     unexplainedMs: 0,
-    pauses: gaps.filter((gap) => gap.pausedMs > 0),
+    pauses,
   };
   for (const gap of gaps) {
-    report.pausedMs += gap.pausedMs;
     if (gap.to - gap.from > span(report.longest)) report = { ...report, longest: gap };
     const covered = gap.to - gap.from - uncovered(gap, reportedPauses);
     const unexplained = Math.max(gap.pausedMs - covered, 0);

@@ -8,7 +8,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 
 import { AgentError } from '../../../src/agent/errors.js';
 import type { DistributedSnapshotSpec } from '../../../src/api/index.js';
-import { DISTRIBUTED_SNAPSHOT_RESOURCE } from '../../../src/reconcilers/distributed-snapshot/resource.js';
+import {
+  DISTRIBUTED_SNAPSHOT_RESOURCE,
+  type DistributedSnapshot,
+} from '../../../src/reconcilers/distributed-snapshot/resource.js';
 import { FAILURE_CLASSES, type FailureClass } from '../../../src/reconcilers/shared/failure-classes.js';
 import { SNAPSHOT_RESTORE_RESOURCE } from '../../../src/reconcilers/snapshot-restore/resource.js';
 import { Harness, TEST_LABEL } from './harness.js';
@@ -134,6 +137,29 @@ const SNAPSHOT_ROWS: Row[] = [
   },
 ];
 
+/**
+ * Creates the snapshot `name` and waits until it shows that it waits for `cls`: Progressing with
+ * `detail` and the class's remedy, still in Planning. Waiting holds nothing: no bridge was secured.
+ */
+async function expectWaitingInPlanning(
+  world: Harness,
+  name: string,
+  cls: FailureClass,
+  detail: string,
+): Promise<DistributedSnapshot | undefined> {
+  const reasons = await world.watchReadyReasons(DISTRIBUTED_SNAPSHOT_RESOURCE, name);
+  await world.createSnapshot(name);
+  await world.waitFor('the wait to show', async () => (reasons.includes(cls.reason) ? true : undefined));
+  const waiting = await world.getSnapshot(name);
+  const progressing = waiting?.status?.conditions?.find((c) => c.type === 'Progressing');
+  expect(progressing).toMatchObject({ status: 'True', reason: cls.reason });
+  expect(progressing?.message).toContain(detail);
+  expect(progressing?.message).toContain(cls.remedy);
+  expect(waiting?.status?.phase).toBe('Planning');
+  expect(world.log.count('ovsdb', 'secure')).toBe(0);
+  return waiting;
+}
+
 describe('failure classes', () => {
   let h: Harness | undefined;
 
@@ -213,21 +239,14 @@ describe('failure classes', () => {
     const world = (h = await Harness.create('fclass'));
     await world.startOperator();
     world.ofc.outage = 'OFC control API http://violin-ofc:8080/v1/bridges: connect ECONNREFUSED';
-    const reasons = await world.watchReadyReasons(DISTRIBUTED_SNAPSHOT_RESOURCE, 'waits');
-    await world.createSnapshot('waits');
-    await world.waitFor('the wait to show', async () =>
-      reasons.includes('WaitingForOFC') ? true : undefined,
+    const waiting = await expectWaitingInPlanning(
+      world,
+      'waits',
+      FAILURE_CLASSES.waitingForOfc,
+      'connect ECONNREFUSED',
     );
-    const waiting = await world.getSnapshot('waits');
-    const progressing = waiting?.status?.conditions?.find((c) => c.type === 'Progressing');
-    expect(progressing).toMatchObject({ status: 'True', reason: 'WaitingForOFC' });
-    expect(progressing?.message).toContain('connect ECONNREFUSED');
-    expect(progressing?.message).toContain(FAILURE_CLASSES.waitingForOfc.remedy);
     expect(waiting?.status?.conditions?.find((c) => c.type === 'Degraded')?.status).toBe('False');
-    expect(waiting?.status?.phase).toBe('Planning');
-    // Waiting holds nothing: no bridge is secured before the OFC answers.
     expect(world.failModes.secured()).toEqual([]);
-    expect(world.log.count('ovsdb', 'secure')).toBe(0);
     // One Warning Event when the wait begins, not one per retry.
     await world.waitForEvent('waits', 'WaitingForOFC');
     const event = (await world.events('waits')).find((e) => e.reason === 'WaitingForOFC');
@@ -246,18 +265,12 @@ describe('failure classes', () => {
     world.bridgeConnectGraceMs = 60_000;
     await world.startOperator();
     world.ofc.disconnected.add('br-leaf1');
-    const reasons = await world.watchReadyReasons(DISTRIBUTED_SNAPSHOT_RESOURCE, 'reconnects');
-    await world.createSnapshot('reconnects');
-    await world.waitFor('the wait to show', async () =>
-      reasons.includes('WaitingForBridge') ? true : undefined,
+    await expectWaitingInPlanning(
+      world,
+      'reconnects',
+      FAILURE_CLASSES.waitingForBridge,
+      'bridge br-leaf1 carrying',
     );
-    const waiting = await world.getSnapshot('reconnects');
-    const progressing = waiting?.status?.conditions?.find((c) => c.type === 'Progressing');
-    expect(progressing).toMatchObject({ status: 'True', reason: 'WaitingForBridge' });
-    expect(progressing?.message).toContain('bridge br-leaf1 carrying');
-    expect(progressing?.message).toContain(FAILURE_CLASSES.waitingForBridge.remedy);
-    expect(waiting?.status?.phase).toBe('Planning');
-    expect(world.log.count('ovsdb', 'secure')).toBe(0);
 
     world.ofc.disconnected.delete('br-leaf1');
     const snap = await world.waitForPhase('reconnects', ['Succeeded', 'Failed']);
