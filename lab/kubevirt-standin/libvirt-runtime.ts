@@ -56,7 +56,7 @@ interface TargetPod {
 const MIGRATION_PAUSES_KEPT = 50;
 
 /** `virsh domstate --reason` output, e.g. `paused (user)`, `shut off (saved)`. */
-interface DomainState {
+export interface DomainState {
   state: string;
   reason: string;
 }
@@ -113,12 +113,14 @@ export class LibvirtRuntime implements VmRuntime {
     return pod ? pod.qemuPid() : undefined;
   }
 
-  /** libvirt's state of the VM's domain in its launcher pod on `node`; undefined without a live launcher. */
-  async domainStateOn(vm: VmRef, node: StandinNode): Promise<string | undefined> {
+  /** libvirt's state of the VM's domain in its launcher pod on `node`, and why; undefined without a live launcher. */
+  async domainStateOn(vm: VmRef, node: StandinNode): Promise<DomainState | undefined> {
     const pod = await this.podOn(vm, node);
     if (!pod || !(await pod.libvirtdRuns())) return undefined;
-    return (await domainState(pod).catch((error: unknown) => ({ state: `no answer (${String(error)})` })))
-      .state;
+    return domainState(pod).catch((error: unknown) => ({
+      state: `no answer (${String(error)})`,
+      reason: '',
+    }));
   }
 
   async locate(vm: VmRef): Promise<StandinNode | undefined> {
@@ -144,7 +146,8 @@ export class LibvirtRuntime implements VmRuntime {
     try {
       for (const iface of interfaces) {
         await this.createTap(node, iface.tap);
-        await this.plugTap(node, ref, pod, iface);
+        await this.plugTap(node, pod, iface);
+        await this.markVmPort(node, ref, iface);
       }
       const xmlPath = join(pod.ownDir, 'domain.xml');
       await writeFile(xmlPath, domainXml(vmi, { taps, emulator: podEmulator() }));
@@ -293,7 +296,13 @@ export class LibvirtRuntime implements VmRuntime {
     }
   }
 
-  /** The target launcher pod: its own UID, libvirtd and taps (off the bridge until the handover). */
+  /**
+   * The target launcher pod: its own UID, libvirtd and taps, on the target's bridge from the start as
+   * a CNI plugs a new pod's interfaces. QEMU's announce rounds (five RARPs within a second of the handover) then reach the fabric
+   * and move the VM's MAC on every bridge: the target's port must be there for them. Plugged only
+   * after `virsh migrate` returned, the taps missed every round on a loaded host, and a bridge between
+   * the checker and the VM kept sending its frames towards the old node for 300 s (MAC aging).
+   */
   async prepareTarget(ref: VmRef, sourceName: string, targetName: string): Promise<void> {
     const source = this.node(sourceName);
     const target = this.node(targetName);
@@ -316,7 +325,10 @@ export class LibvirtRuntime implements VmRuntime {
     this.targets.set(key(ref), targetPod);
     // The target launcher keeps the paused set: a VMI paused through KubeVirt stays paused on its target.
     await this.setPaused(pod, launcher.paused);
-    for (const iface of interfaces) await this.createTap(target, iface.tap);
+    for (const iface of interfaces) {
+      await this.createTap(target, iface.tap);
+      await this.plugTap(target, pod, iface);
+    }
     await targetPod.sockets.create();
   }
 
@@ -358,8 +370,8 @@ export class LibvirtRuntime implements VmRuntime {
     // figures) takes hundreds of ms on a loaded host, and a pause dated after it would not cover the
     // one the guest had.
     const returnedAt = Date.now();
-    // The guest runs on the target: its taps join the target's bridge (QEMU's announce rounds reach the fabric).
-    for (const iface of targetLauncher.interfaces) await this.plugTap(target.node, ref, target.pod, iface);
+    // The guest runs on the target: its ports are the VM's now (the source's go with its pod).
+    for (const iface of targetLauncher.interfaces) await this.markVmPort(target.node, ref, iface);
     await target.pod.linkConsole();
     this.targets.delete(key(ref));
     // libvirt's downtime: from QEMU's STOP on the source to the target's resume. Without it, the
@@ -443,16 +455,22 @@ export class LibvirtRuntime implements VmRuntime {
    * VMs by them) and the columns ovs-cni writes on a cluster (contPodUid, contIface: the pod and its
    * interface, which status.activePods and status.interfaces[].podInterfaceName name).
    */
-  private async plugTap(
-    node: StandinNode,
-    ref: VmRef,
-    pod: LauncherPod,
-    iface: LauncherInterface,
-  ): Promise<void> {
+  /** The CNI's part: the pod's interface on the node's bridge, with ovs-cni's markers. */
+  private async plugTap(node: StandinNode, pod: LauncherPod, iface: LauncherInterface): Promise<void> {
     await node.switch.vsctl([
       ...['--may-exist', 'add-port', node.bridge, iface.tap],
-      ...['--', 'set', 'Port', iface.tap, `external_ids:violin-vm=${ref.name}`],
-      ...[`external_ids:contPodUid=${pod.uid}`, `external_ids:contIface=${iface.podInterfaceName}`],
+      ...['--', 'set', 'Port', iface.tap, `external_ids:contPodUid=${pod.uid}`],
+      `external_ids:contIface=${iface.podInterfaceName}`,
+    ]);
+  }
+
+  /**
+   * The lab's own markers (src/ovsdb/ports.ts), on the port of the VM's running copy only: set on a
+   * migration's target before its handover, they would name two ports as the VM's.
+   */
+  private async markVmPort(node: StandinNode, ref: VmRef, iface: LauncherInterface): Promise<void> {
+    await node.switch.vsctl([
+      ...['set', 'Port', iface.tap, `external_ids:violin-vm=${ref.name}`],
       ...['--', 'set', 'Interface', iface.tap, `external_ids:attached-mac="${iface.mac}"`],
     ]);
   }

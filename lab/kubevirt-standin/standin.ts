@@ -145,12 +145,12 @@ export class KubeVirtLabStandin {
     return found;
   }
 
-  /** libvirt's state of the VM's domain ('running', 'paused', ...) on every node whose launcher pod has one. */
-  async domainStates(ref: VmRef): Promise<{ node: string; state: string }[]> {
-    const found: { node: string; state: string }[] = [];
+  /** libvirt's state of the VM's domain ('running', 'paused', ...) and its reason, on every node whose launcher pod has one. */
+  async domainStates(ref: VmRef): Promise<{ node: string; state: string; reason: string }[]> {
+    const found: { node: string; state: string; reason: string }[] = [];
     for (const node of this.options.nodes) {
-      const state = await this.runtime.domainStateOn(ref, node);
-      if (state !== undefined) found.push({ node: node.name, state });
+      const observed = await this.runtime.domainStateOn(ref, node);
+      if (observed !== undefined) found.push({ node: node.name, ...observed });
     }
     return found;
   }
