@@ -17,14 +17,20 @@ export interface VmState {
   nodes: string[];
   /** libvirt's state of the domain ('running', 'paused', ...), or why it did not answer. */
   status?: string;
+  /** libvirt's reason for that state ('user', 'migrating', 'unpaused', ...). */
+  reason?: string;
 }
 
 /** Where each VM runs and libvirt's state of its domain. */
-export async function vmStates(lab: LabCluster, namespace: string, names: string[]): Promise<VmState[]> {
+export async function vmStates(
+  lab: Pick<LabCluster, 'standin'>,
+  namespace: string,
+  names: string[],
+): Promise<VmState[]> {
   const states: VmState[] = [];
   for (const name of names) {
     const found = await lab.standin.domainStates({ namespace, name });
-    states.push({ name, nodes: found.map((f) => f.node), status: found[0]?.state });
+    states.push({ name, nodes: found.map((f) => f.node), status: found[0]?.state, reason: found[0]?.reason });
   }
   return states;
 }
@@ -33,7 +39,7 @@ export function vmProblems(states: readonly VmState[]): string[] {
   return states.flatMap((s) => {
     if (s.nodes.length === 0) return [`${s.name}: no QEMU running`];
     if (s.nodes.length > 1) return [`${s.name}: QEMU running on ${s.nodes.join(' and ')}`];
-    return s.status === 'running' ? [] : [`${s.name} on ${s.nodes[0]}: ${s.status}`];
+    return s.status === 'running' ? [] : [`${s.name} on ${s.nodes[0]}: ${s.status} (${s.reason ?? ''})`];
   });
 }
 
@@ -42,7 +48,7 @@ export function vmProblems(states: readonly VmState[]): string[] {
  * running; what is not running then is reported.
  */
 export async function waitForVmsRunning(
-  lab: LabCluster,
+  lab: Pick<LabCluster, 'standin'>,
   namespace: string,
   names: string[],
   graceMs = 20_000,

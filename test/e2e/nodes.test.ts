@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import { vmProblems, vmStates, waitForVmsRunning } from '../../lab/chaos/checks.js';
 import { deployBank, type BankService } from '../../lab/cluster/bank.js';
 import { RESTORE_TARGET_LABEL } from '../../lab/cluster/cluster.js';
 import { manifest, runSnapshot } from '../../lab/cluster/scenario.js';
@@ -29,6 +30,7 @@ import { DEFAULT_AGENT_TOKEN_AUDIENCE } from '../../src/agent/auth.js';
 import { AgentClient } from '../../src/agent/client.js';
 import type { DistributedSnapshot } from '../../src/api/index.js';
 import { repoRoot } from '../../src/devenv/repo.js';
+import { errorMessage } from '../../src/errors.js';
 import { KubeVirtClient } from '../../src/kubevirt/client.js';
 import { StoreBundles } from '../../src/reconcilers/bundles.js';
 import { NodeLocalBundles } from '../../src/reconcilers/node-local-bundles.js';
@@ -549,10 +551,47 @@ describe('charts/violin installed by helm on lab nodes', () => {
         );
         expect(vmi.status?.phase).toBe('Running');
       }
+      // What KubeVirt reports is checked against libvirt's own state: a guest QEMU still holds while
+      // its VMI says Running and not Paused is the failure this test exists to catch.
+      const names = bank!.members.map((m) => m.name);
+      const states = await waitForVmsRunning(lab!, BANK_NAMESPACE, names, 60_000);
+      expect(vmProblems(states), `libvirt's domains after snapshot ${snap.metadata?.name}`).toEqual([]);
       // Every bank answers (a paused guest does not), and no transfer was lost in the network.
-      const check = await checkBank(bank!.endpoints);
+      const check = await checkBank(bank!.endpoints).catch(async (error: unknown) => {
+        throw new Error(`${errorMessage(error)}\n${await unansweredBankDiagnostics(snap, names)}`);
+      });
       expect(check.violations, JSON.stringify(check)).toEqual([]);
       expect(snap.status?.network?.dropped ?? 0).toBe(0);
+    }
+
+    /**
+     * Why a bank that libvirt says runs may not answer: the domains, the snapshot's network counters,
+     * and each bridge's MAC table and ports (a bridge still sending the VM's frames towards the node it
+     * left). Then every MAC table is flushed and the bank asked again, which tells a stale MAC table
+     * from a guest that does not answer.
+     */
+    async function unansweredBankDiagnostics(snap: DistributedSnapshot, names: string[]): Promise<string> {
+      const lines = [
+        `domains: ${JSON.stringify(await vmStates(lab!, BANK_NAMESPACE, names))}`,
+        `snapshot network: ${JSON.stringify(snap.status?.network)}`,
+        `MACs: ${bank!.members.map((m) => `${m.name} ${m.mac}`).join(', ')}`,
+      ];
+      const said = (out: Promise<{ stdout: string }>) =>
+        out.then(
+          (o) => o.stdout,
+          (e: unknown) => String(e),
+        );
+      for (const n of cluster!.nodes) {
+        lines.push(`${n.name} MAC table:\n${await said(n.ovs.appctl(['fdb/show', n.ovs.bridge]))}`);
+        lines.push(`${n.name} ports:\n${await said(n.ovs.ofctl(['show', n.ovs.bridge]))}`);
+      }
+      for (const n of cluster!.nodes) await said(n.ovs.appctl(['fdb/flush', n.ovs.bridge]));
+      const afterFlush = await checkBank(bank!.endpoints).then(
+        (c) =>
+          `the bank answers once every MAC table is flushed (violations ${JSON.stringify(c.violations)})`,
+        (e: unknown) => `no answer even once every MAC table is flushed: ${errorMessage(e)}`,
+      );
+      return [afterFlush, ...lines].join('\n');
     }
   });
 
