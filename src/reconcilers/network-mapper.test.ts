@@ -5,11 +5,16 @@ import type { VmAttachment } from '../ovsdb/open-vswitch.js';
 import { parseAgentMap, parseVmBackend } from './environment.js';
 import { OvsdbNetworkMapper } from './network-mapper.js';
 
-function vmi(name: string, mac: string, activePods: Record<string, string> = {}): VirtualMachineInstance {
+function vmi(
+  name: string,
+  mac: string,
+  activePods: Record<string, string> = {},
+  nodeName?: string,
+): VirtualMachineInstance {
   return {
     metadata: { name, namespace: 'shop' },
     spec: {},
-    status: { interfaces: [{ name: 'violin', mac: mac.toUpperCase() }], activePods },
+    status: { interfaces: [{ name: 'violin', mac: mac.toUpperCase() }], activePods, nodeName },
   };
 }
 
@@ -43,6 +48,24 @@ describe('OvsdbNetworkMapper', () => {
     expect(found.get('shop/db')).toEqual({ bridge: 'br-c', ofport: 5, mac: '52:54:00:00:00:03' });
     // A port without an OpenFlow port number cannot carry rules yet: not attached.
     expect(found.has('shop/cache')).toBe(false);
+  });
+
+  it("takes the port of the launcher pod on the VMI's node while a migration's target pod has one too", async () => {
+    const source = { kind: 'pod', podUid: 'uid-source', iface: 'net1' } as const;
+    const target = { kind: 'pod', podUid: 'uid-target', iface: 'net1' } as const;
+    const mapper = new OvsdbNetworkMapper({
+      // The target's bridge sorts first, as node-1 does before snap-1 on a migration back.
+      findVmAttachments: async () => [
+        port('node-1', 7, { owner: target }),
+        port('snap-1', 3, { owner: source }),
+      ],
+    });
+    const pods = { 'uid-source': 'snap-1', 'uid-target': 'node-1' };
+    const before = await mapper.findVmAttachments([vmi('db', '52:54:00:00:00:03', pods, 'snap-1')]);
+    expect(before.get('shop/db')).toEqual({ bridge: 'snap-1', ofport: 3, mac: '52:54:00:00:00:03' });
+    // After the handover KubeVirt sets status.nodeName to the target's node.
+    const after = await mapper.findVmAttachments([vmi('db', '52:54:00:00:00:03', pods, 'node-1')]);
+    expect(after.get('shop/db')).toEqual({ bridge: 'node-1', ofport: 7, mac: '52:54:00:00:00:03' });
   });
 });
 
