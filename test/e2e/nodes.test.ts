@@ -24,7 +24,12 @@ import { AGENTS_ON_EVERY_NODE, startHelmLab, type HelmLab } from '../../lab/node
 import { containerIdOf } from '../../lab/nodes/launcher-pods.js';
 import { addBridgeHost } from '../../lab/nodes/node-ovs.js';
 import { podDiagnostics } from '../../lab/nodes/pod-diagnostics.js';
-import { getFromPod, runInContainerMounts, runInPodNetwork } from '../../lab/nodes/pod-network.js';
+import {
+  containerPid,
+  getFromPod,
+  runInContainerMounts,
+  runInPodNetwork,
+} from '../../lab/nodes/pod-network.js';
 import type { NetworkNamespace } from '../../lab/ovs/netns.js';
 import { DEFAULT_AGENT_TOKEN_AUDIENCE } from '../../src/agent/auth.js';
 import { AgentClient } from '../../src/agent/client.js';
@@ -265,6 +270,38 @@ describe('charts/violin installed by helm on lab nodes', () => {
         expect(ovs.split('\n'), nodeName).toEqual(
           expect.arrayContaining(['db.sock', `ovs-vswitchd.${pid}.ctl`]),
         );
+      }
+    }),
+  );
+
+  it(
+    'runs every agent as root with DAC_OVERRIDE as its only capability, no privilege escalation, under seccomp',
+    explained(async () => {
+      const agents = (await core.listNamespacedPod({ namespace: install.namespace })).items.filter(
+        (p) => component(p) === 'agent',
+      );
+      expect(agents.length).toBeGreaterThan(0);
+      for (const agent of agents) {
+        const pid = await containerPid(node(agent.spec!.nodeName!), podRef(agent), 'agent');
+        const status = Object.fromEntries(
+          (await readFile(`/proc/${pid}/status`, 'utf8'))
+            .split('\n')
+            .map((line) => line.split(':\t') as [string, string])
+            .filter(([, value]) => value !== undefined),
+        );
+        // What the kernel enforces on the agent's process, not what the manifest asks: a privileged
+        // container would have every capability (0x1ffffffffff) and no seccomp filter.
+        const dacOverride = (1n << 1n).toString(16).padStart(16, '0');
+        expect(
+          {
+            uid: status.Uid?.split('\t')[0],
+            effective: status.CapEff,
+            bounding: status.CapBnd,
+            noNewPrivs: status.NoNewPrivs,
+            seccomp: status.Seccomp,
+          },
+          agent.metadata!.name,
+        ).toEqual({ uid: '0', effective: dacOverride, bounding: dacOverride, noNewPrivs: '1', seccomp: '2' });
       }
     }),
   );

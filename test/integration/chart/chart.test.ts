@@ -145,7 +145,7 @@ describe('helm lint and template', () => {
     });
   });
 
-  it('renders the agent as the only privileged part, with exactly its four host paths', () => {
+  it('renders the agent as root with DAC_OVERRIDE alone, not privileged, with exactly its four host paths', () => {
     const objects = manifests(template('violin', 'violin-system'));
     const agent = one(objects, 'DaemonSet', '-agent');
     const spec = podSpec(agent);
@@ -155,7 +155,14 @@ describe('helm lint and template', () => {
     ).toEqual({
       'violin.dev/snapshot-host': 'true',
     });
-    expect(spec.containers[0]!.securityContext).toMatchObject({ privileged: true });
+    expect(spec.containers[0]!.securityContext).toEqual({
+      privileged: false,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'], add: ['DAC_OVERRIDE'] },
+      readOnlyRootFilesystem: true,
+      runAsUser: 0,
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
     expect(spec.containers[0]!.args).toEqual([
       'agent',
       '--node=$(NODE_NAME)',
@@ -200,7 +207,7 @@ describe('helm lint and template', () => {
         ['Deployment', 'DaemonSet'].includes(o.kind ?? '') &&
         podSpec(o).containers.some((c) => c.securityContext?.privileged === true),
     );
-    expect(privileged.map((o) => o.kind)).toEqual(['DaemonSet']);
+    expect(privileged.map((o) => o.kind)).toEqual([]);
   });
 
   it('grants the operator exactly the verbs it needs, per resource', () => {
