@@ -146,8 +146,8 @@ export class LibvirtRuntime implements VmRuntime {
     try {
       for (const iface of interfaces) {
         await this.createTap(node, iface.tap);
-        await this.plugTap(node, pod, iface);
-        await this.markVmPort(node, ref, iface);
+        // A VM that boots here runs here: its port is the VM's from the start.
+        await node.switch.vsctl([...plugArgs(node, pod, iface), '--', ...vmMarkerArgs(ref, iface)]);
       }
       const xmlPath = join(pod.ownDir, 'domain.xml');
       await writeFile(xmlPath, domainXml(vmi, { taps, emulator: podEmulator() }));
@@ -297,10 +297,10 @@ export class LibvirtRuntime implements VmRuntime {
   }
 
   /**
-   * The target launcher pod: its own UID, libvirtd and taps, on the target's bridge from the start as
-   * a CNI plugs a new pod's interfaces. QEMU's announce rounds (five RARPs within a second of the handover) then reach the fabric
-   * and move the VM's MAC on every bridge: the target's port must be there for them. Plugged only
-   * after `virsh migrate` returned, the taps missed every round on a loaded host, and a bridge between
+   * The target launcher pod: its own UID, libvirtd and taps, on the target's bridge from the start, as
+   * a CNI plugs a new pod's interfaces. QEMU's announce rounds (five RARPs within a second of the
+   * handover) then reach the fabric and move the VM's MAC on every bridge. Plugged only after
+   * `virsh migrate` returned, the taps could miss every round on a loaded host, and a bridge between
    * the checker and the VM kept sending its frames towards the old node for 300 s (MAC aging).
    */
   async prepareTarget(ref: VmRef, sourceName: string, targetName: string): Promise<void> {
@@ -327,7 +327,7 @@ export class LibvirtRuntime implements VmRuntime {
     await this.setPaused(pod, launcher.paused);
     for (const iface of interfaces) {
       await this.createTap(target, iface.tap);
-      await this.plugTap(target, pod, iface);
+      await target.switch.vsctl(plugArgs(target, pod, iface));
     }
     await targetPod.sockets.create();
   }
@@ -371,7 +371,7 @@ export class LibvirtRuntime implements VmRuntime {
     // one the guest had.
     const returnedAt = Date.now();
     // The guest runs on the target: its ports are the VM's now (the source's go with its pod).
-    for (const iface of targetLauncher.interfaces) await this.markVmPort(target.node, ref, iface);
+    for (const iface of targetLauncher.interfaces) await target.node.switch.vsctl(vmMarkerArgs(ref, iface));
     await target.pod.linkConsole();
     this.targets.delete(key(ref));
     // libvirt's downtime: from QEMU's STOP on the source to the target's resume. Without it, the
@@ -450,31 +450,6 @@ export class LibvirtRuntime implements VmRuntime {
     await run('ip', ['netns', 'exec', netns, 'ip', 'link', 'set', tap, 'up']);
   }
 
-  /**
-   * The tap on the node's bridge, with the lab's port convention (violin-vm, attached-mac: the OFC maps
-   * VMs by them) and the columns ovs-cni writes on a cluster (contPodUid, contIface: the pod and its
-   * interface, which status.activePods and status.interfaces[].podInterfaceName name).
-   */
-  /** The CNI's part: the pod's interface on the node's bridge, with ovs-cni's markers. */
-  private async plugTap(node: StandinNode, pod: LauncherPod, iface: LauncherInterface): Promise<void> {
-    await node.switch.vsctl([
-      ...['--may-exist', 'add-port', node.bridge, iface.tap],
-      ...['--', 'set', 'Port', iface.tap, `external_ids:contPodUid=${pod.uid}`],
-      `external_ids:contIface=${iface.podInterfaceName}`,
-    ]);
-  }
-
-  /**
-   * The lab's own markers (src/ovsdb/ports.ts), on the port of the VM's running copy only: set on a
-   * migration's target before its handover, they would name two ports as the VM's.
-   */
-  private async markVmPort(node: StandinNode, ref: VmRef, iface: LauncherInterface): Promise<void> {
-    await node.switch.vsctl([
-      ...['set', 'Port', iface.tap, `external_ids:violin-vm=${ref.name}`],
-      ...['--', 'set', 'Interface', iface.tap, `external_ids:attached-mac="${iface.mac}"`],
-    ]);
-  }
-
   private async deletePod(node: StandinNode, pod: LauncherPod): Promise<void> {
     const state: LauncherState | undefined = await pod.readState();
     await pod.unlinkConsole();
@@ -550,4 +525,29 @@ function firstLine(error: unknown): string {
       .filter((l) => l.trim() !== '')
       .slice(-1)[0] ?? text
   );
+}
+
+/**
+ * The CNI's part (`ovs-vsctl` arguments): the pod's tap on the node's bridge, with the columns
+ * ovs-cni writes on a cluster (contPodUid, contIface: the pod and its interface, which
+ * status.activePods and status.interfaces[].podInterfaceName name).
+ */
+function plugArgs(node: StandinNode, pod: LauncherPod, iface: LauncherInterface): string[] {
+  return [
+    ...['--may-exist', 'add-port', node.bridge, iface.tap],
+    ...['--', 'set', 'Port', iface.tap, `external_ids:contPodUid=${pod.uid}`],
+    `external_ids:contIface=${iface.podInterfaceName}`,
+  ];
+}
+
+/**
+ * The lab's own markers (`ovs-vsctl` arguments; violin-vm, attached-mac: src/ovsdb/ports.ts), for
+ * the port of the VM's running copy only: set on a migration's target before its handover, they
+ * would name two ports as the VM's.
+ */
+function vmMarkerArgs(ref: VmRef, iface: LauncherInterface): string[] {
+  return [
+    ...['set', 'Port', iface.tap, `external_ids:violin-vm=${ref.name}`],
+    ...['--', 'set', 'Interface', iface.tap, `external_ids:attached-mac="${iface.mac}"`],
+  ];
 }

@@ -28,7 +28,7 @@ export class OvsdbNetworkMapper implements NetworkMapper {
           a.ofport !== undefined &&
           ((a.owner.kind === 'vm' && (a.owner.vm === key || a.owner.vm === vmi.metadata.name)) ||
             (mac !== undefined && a.mac === mac) ||
-            (a.owner.kind === 'pod' && a.owner.podUid in pods)),
+            (a.owner.kind === 'pod' && Object.hasOwn(pods, a.owner.podUid))),
       );
       const match =
         candidates.find((a) => a.owner.kind === 'pod' && pods[a.owner.podUid] === vmi.status?.nodeName) ??
