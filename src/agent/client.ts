@@ -10,8 +10,10 @@ import type {
   CaptureRequest,
   CaptureResult,
   FinishCaptureRequest,
+  ImageStoredRequest,
   LoadRequest,
   SnapshotAgent,
+  StoredImageResult,
   VmRef,
 } from './types.js';
 import { AgentError, isAgentErrorCode } from './errors.js';
@@ -58,6 +60,10 @@ export class AgentClient implements SnapshotAgent {
 
   finishCapture(req: FinishCaptureRequest): Promise<CaptureResult> {
     return this.post('/v1/capture/finish', req);
+  }
+
+  imageStored(req: ImageStoredRequest): Promise<StoredImageResult> {
+    return this.post('/v1/capture/stored', req);
   }
 
   resumeCaptured(snapshotId: string, vm: VmRef): Promise<{ resumedAt: string; downtimeMs: number }> {

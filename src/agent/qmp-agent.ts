@@ -24,9 +24,11 @@ import type {
   CaptureRequest,
   CaptureResult,
   FinishCaptureRequest,
+  ImageStoredRequest,
   LoadRequest,
   SnapshotAgent,
   VmRef,
+  StoredImageResult,
 } from './types.js';
 import type { ImageStore } from './image-store.js';
 import { bundleImageStore } from './image-store.js';
@@ -42,6 +44,7 @@ import type { LibvirtMode } from './libvirt/launcher-pod.js';
 import { LauncherPods } from './libvirt/launcher-pod.js';
 import { KubeVirtPauseCaptures } from './libvirt/held-capture.js';
 import { LibvirtLoader } from './libvirt/libvirt-load.js';
+import { removeLeftoverSpools } from './libvirt/image-spool.js';
 
 export type { LiveCaptureMethod } from './capture.js';
 
@@ -119,6 +122,8 @@ export class QmpSnapshotAgent implements SnapshotAgent {
       // The capture pipes and the load's qcow2 files: the agent's own, never a pod's.
       const workDir = options.workDir ?? join(options.stateDir, 'libvirt');
       mkdirSync(workDir, { recursive: true, mode: 0o700 });
+      // Spooled images of captures a dead agent was uploading: those snapshots have failed.
+      removeLeftoverSpools(workDir);
       this.libvirt = {
         captures: new KubeVirtPauseCaptures(
           pods,
@@ -163,6 +168,12 @@ export class QmpSnapshotAgent implements SnapshotAgent {
 
   async finishCapture(req: FinishCaptureRequest): Promise<CaptureResult> {
     return this.libvirtBackend().captures.finish(req);
+  }
+
+  async imageStored(req: ImageStoredRequest): Promise<StoredImageResult> {
+    requireString(req?.snapshotId, 'snapshotId');
+    const vm = this.vms.checkRef(req.vm);
+    return this.libvirtBackend().captures.stored({ snapshotId: req.snapshotId, vm });
   }
 
   resumeCaptured(snapshotId: string, vm: VmRef): Promise<{ resumedAt: string; downtimeMs: number }> {

@@ -16,8 +16,10 @@ import type {
   CaptureRequest,
   CaptureResult,
   FinishCaptureRequest,
+  ImageStoredRequest,
   LoadRequest,
   SnapshotAgent,
+  StoredImageResult,
   VmRef,
 } from './types.js';
 
@@ -29,6 +31,12 @@ const RESULT: CaptureResult = {
   imageBytes: 42,
   digest: `sha256:${'a'.repeat(64)}`,
   image: 'images/default/vm-a.img',
+};
+const STORED: StoredImageResult = {
+  storedAt: '2026-01-01T00:00:03.000Z',
+  image: RESULT.image,
+  imageBytes: RESULT.imageBytes,
+  digest: RESULT.digest,
 };
 
 class ScriptedAgent implements SnapshotAgent {
@@ -176,10 +184,14 @@ describe('agent API, held captures (libvirt backend)', () => {
       this.calls.push(['finishCapture', req]);
       return RESULT;
     }
+    async imageStored(req: ImageStoredRequest): Promise<StoredImageResult> {
+      this.calls.push(['imageStored', req]);
+      return STORED;
+    }
   }
   const uid = '0b0f4a39-55b7-4e8d-9f6e-6c1ad2f8f3a1';
 
-  it('routes a capture with hold to startHeldCapture and /v1/capture/finish to finishCapture', async () => {
+  it('routes a capture with hold to startHeldCapture, /v1/capture/finish to finishCapture, /v1/capture/stored to imageStored', async () => {
     const agent = new HeldAgent();
     const server = await startAgentServer(agent, { node: 'node-1', host: '127.0.0.1', port: 0 });
     try {
@@ -194,9 +206,11 @@ describe('agent API, held captures (libvirt backend)', () => {
       expect(await client.startHeldCapture(start)).toEqual({ state: 'Converged', startedAt: 'then' });
       const finish = { snapshotId: 's1', vm: VM, launcherPodUid: uid };
       expect(await client.finishCapture(finish)).toEqual(RESULT);
+      expect(await client.imageStored({ snapshotId: 's1', vm: VM })).toEqual(STORED);
       expect(agent.calls).toEqual([
         ['startHeldCapture', start],
         ['finishCapture', finish],
+        ['imageStored', { snapshotId: 's1', vm: VM }],
       ]);
     } finally {
       await server.close();
@@ -221,6 +235,10 @@ describe('agent API, held captures (libvirt backend)', () => {
         client.finishCapture({ snapshotId: 's', vm: VM, launcherPodUid: uid }),
       ).rejects.toMatchObject({
         code: 'BadRequest',
+      });
+      await expect(client.imageStored({ snapshotId: 's', vm: VM })).rejects.toMatchObject({
+        code: 'BadRequest',
+        message: 'this agent does not serve /v1/capture/stored',
       });
       expect(agent.calls).toEqual([]);
     } finally {

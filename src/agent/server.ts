@@ -5,6 +5,7 @@
 //   POST /v1/capture           CaptureRequest                      → CaptureResult
 //                              (with launcherPodUid and hold: KubeVirtPause → CaptureConverged)
 //   POST /v1/capture/finish    {snapshotId, vm, launcherPodUid}    → CaptureResult
+//   POST /v1/capture/stored    {snapshotId, vm}                    → StoredImageResult (once uploaded)
 //   POST /v1/resume-captured   {snapshotId, vm}                    → {resumedAt, downtimeMs}
 //   POST /v1/discard           {snapshotId, vm, storageLocation}   → {}
 //   POST /v1/load              LoadRequest                         → {loadedAt}
@@ -19,7 +20,14 @@
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { CaptureRequest, FinishCaptureRequest, LoadRequest, SnapshotAgent, VmRef } from './types.js';
+import type {
+  CaptureRequest,
+  FinishCaptureRequest,
+  ImageStoredRequest,
+  LoadRequest,
+  SnapshotAgent,
+  VmRef,
+} from './types.js';
 import type { CallerAuth } from './auth.js';
 import { AgentError, toAgentError } from './errors.js';
 import { bundleRoutes } from './bundle-routes.js';
@@ -46,6 +54,8 @@ const ROUTES: Record<string, Route> = {
       agent.finishCapture?.bind(agent),
       '/v1/capture/finish',
     )(body as unknown as FinishCaptureRequest),
+  '/v1/capture/stored': (agent, body) =>
+    supported(agent.imageStored?.bind(agent), '/v1/capture/stored')(body as unknown as ImageStoredRequest),
   '/v1/resume-captured': (agent, body) => agent.resumeCaptured(body.snapshotId as string, body.vm as VmRef),
   '/v1/discard': async (agent, body) => {
     await agent.discard(body.snapshotId as string, body.vm as VmRef, body.storageLocation as string);

@@ -63,6 +63,29 @@ export interface CaptureResult {
   digest: string;
   /** Path of the image inside the bundle. */
   image: string;
+  /**
+   * False when the image is complete on the snapshot host's disk and still on
+   * its way to the store (a held capture into object storage uploads it after
+   * the VM runs again): `imageStored` answers once it is there. Absent: stored.
+   */
+  stored?: boolean;
+}
+
+/** Which finished capture's image is asked for. */
+export interface ImageStoredRequest {
+  snapshotId: string;
+  vm: VmRef;
+}
+
+/** A captured image, in the store. */
+export interface StoredImageResult {
+  /** RFC 3339, with milliseconds: when the store had all of it. */
+  storedAt: string;
+  /** Path of the image inside the bundle. */
+  image: string;
+  imageBytes: number;
+  /** `sha256:<hex>`, the capture's own. */
+  digest: string;
 }
 
 export interface LoadRequest {
@@ -114,6 +137,12 @@ export interface SnapshotAgent {
    * Conflict while the VM is not paused. Idempotent.
    */
   finishCapture?(req: FinishCaptureRequest): Promise<CaptureResult>;
+  /**
+   * Resolves once a finished held capture's image is in the store (at once
+   * unless finishCapture said `stored: false`); the upload's failure, or
+   * NotFound when the agent no longer knows the capture (then the image is lost).
+   */
+  imageStored?(req: ImageStoredRequest): Promise<StoredImageResult>;
   /** Load a VM from its image, paused. */
   load(req: LoadRequest): Promise<{ loadedAt: string }>;
   /** Resume a loaded VM; returns when it runs. */

@@ -13,6 +13,11 @@
 //           (T_i: QEMU's STOP event), the agent reads again; the paused guest
 //           dirties nothing, so QEMU sends what is left and completes. The
 //           domain stays paused (QEMU's postmigrate); the operator unpauses it.
+//   stored  an image bound for object storage is spooled to the node's disk
+//           during the pause and uploaded once the guest runs again
+//           (image-spool.ts): finish answers with it on its way, and this
+//           call answers once it is in the store. The operator commits the
+//           bundle only after that.
 //
 // Why the pipe and not a QMP setting: QEMU 7.2 completes a pre-copy on its own
 // as soon as what is left fits its downtime limit, stopping the guest itself,
@@ -42,9 +47,11 @@ import type {
   CaptureRequest,
   CaptureResult,
   FinishCaptureRequest,
+  ImageStoredRequest,
+  StoredImageResult,
   VmRef,
 } from '../types.js';
-import type { ImageStore, StoredImage } from '../image-store.js';
+import type { ImageStore } from '../image-store.js';
 import { AgentError, toAgentError } from '../errors.js';
 import { errorMessage } from '../../errors.js';
 import type { QmpEvent } from '../qmp/monitor.js';
@@ -60,6 +67,8 @@ import { requireString, roundMs, vmName } from '../vm-access.js';
 import type { LauncherPods, LibvirtDomain } from './launcher-pod.js';
 import { VirshMonitor } from './virsh-monitor.js';
 import { openCapturePipe, StreamGate } from './capture-pipe.js';
+import type { ImageUnderWay } from './image-spool.js';
+import { writeHeldImage } from './image-spool.js';
 
 /** How long a failed capture waits for its image's store to say why it failed too. */
 const STORE_FAILURE_WAIT_MS = 5000;
@@ -86,7 +95,7 @@ export interface HeldCaptureSettings {
   maxBandwidth: number;
   /** How long a capture may wait for its finish (or take) before the agent cancels it. */
   timeoutMs: number;
-  /** Where the agent makes the capture's pipe. */
+  /** Where the agent makes the capture's pipe, and spools an image bound for object storage. */
   workDir: string;
 }
 
@@ -99,10 +108,12 @@ interface HeldCapture {
   stream: Socket;
   events: QmpEvent[];
   startedAt: Date;
-  /** The image, stored; rejects with the store's reason as an AgentError. */
-  stored: Promise<StoredImage>;
-  /** Rejects as `stored` does; never settles once the image is stored. */
+  /** The image on its way: into the store, or spooled and then uploaded. */
+  image: ImageUnderWay;
+  /** Rejects as the image's writing does (with the store's reason, as an AgentError); never settles once it is complete. */
   storeFailed: Promise<never>;
+  /** The image in the store, once finish answered; rejects with the upload's failure. */
+  stored?: Promise<StoredImageResult>;
   /** The store's failure, once it failed: the capture is over. */
   failure?: AgentError;
   converged: Promise<CaptureConverged>;
@@ -184,18 +195,40 @@ export class KubeVirtPauseCaptures {
     return capture.finished;
   }
 
-  /** Abort: cancels a capture of this snapshot and VM, if there is one. Idempotent; never touches the guest's run state. */
+  /**
+   * The image of a finished capture, once it is in the store: at once for a
+   * location with local files, after the upload for object storage. NotFound
+   * for a capture this agent does not know (discarded, or its spool lost with
+   * an agent restart: the snapshot must fail).
+   */
+  async stored(req: ImageStoredRequest): Promise<StoredImageResult> {
+    const key = pauseKey(req.snapshotId, req.vm);
+    const stored = this.captures.get(key)?.stored;
+    if (!stored) {
+      throw new AgentError(
+        'NotFound',
+        `no finished capture ${key} is on this node (never finished here, discarded, or its spooled image lost with an agent restart)`,
+      );
+    }
+    return stored;
+  }
+
+  /** Abort: cancels a capture of this snapshot and VM, and its upload, if there is one. Idempotent; never touches the guest's run state. */
   async discard(snapshotId: string, vm: VmRef): Promise<void> {
     const capture = this.captures.get(pauseKey(snapshotId, vm));
     if (!capture) return;
     await this.cancel(capture).catch(() => undefined);
+    await capture.image?.cancel();
     this.captures.delete(capture.key);
   }
 
-  /** Cancels every capture: the agent is going away (its pipes go with it anyway). */
+  /** Cancels every capture and upload: the agent is going away (its pipes and spool go with it anyway). */
   async cancelAll(): Promise<void> {
     await Promise.all(
-      [...this.captures.values()].map((capture) => this.cancel(capture).catch(() => undefined)),
+      [...this.captures.values()].map(async (capture) => {
+        await this.cancel(capture).catch(() => undefined);
+        await capture.image?.cancel();
+      }),
     );
   }
 
@@ -247,16 +280,18 @@ export class KubeVirtPauseCaptures {
     });
     capture.stream = await openCapturePipe(this.settings.workDir, capture.monitor, FD_NAME);
     capture.startedAt = new Date();
-    capture.stored = this.images
-      .writeImage(capture.req.storageLocation, capture.req.snapshotId, domain.vm, gatedStream(capture))
-      .catch((error: unknown) => {
-        const reason = toAgentError(error);
-        throw new AgentError(
-          reason.code,
-          `storing the capture of VM ${vmName(domain.vm)} failed: ${reason.message}`,
-        );
-      });
-    capture.storeFailed = capture.stored.then(() => new Promise<never>(() => undefined));
+    capture.image = writeHeldImage(
+      this.images,
+      { storageLocation: capture.req.storageLocation, snapshotId: capture.req.snapshotId, vm: domain.vm },
+      gatedStream(capture),
+      this.settings.workDir,
+    );
+    capture.storeFailed = capture.image.complete.then(
+      () => new Promise<never>(() => undefined),
+      (error: unknown) => {
+        throw storingFailed(capture, error);
+      },
+    );
     capture.storeFailed.catch((error: unknown) => this.endOnStoreFailure(capture, error as AgentError));
     capture.migrating = true;
     const held = monitor
@@ -345,14 +380,16 @@ export class KubeVirtPauseCaptures {
         // A store that failed stops reading and closes the pipe, so QEMU's reason is then only
         // "Broken pipe": the store's own failure is the cause, and is said with it. It may still be
         // settling (an S3 upload aborts its parts first): a few seconds, on a path that already failed.
-        const storeFailure = await failureWithin(capture.stored, STORE_FAILURE_WAIT_MS);
+        const storeFailure = await failureWithin(capture.image.complete, STORE_FAILURE_WAIT_MS);
         throw new AgentError(
           'Internal',
           `capture of ${vmName(domain.vm)} ${final.status}: ${final['error-desc'] ?? 'no reason given'}` +
             (storeFailure ? `; the image's store failed first: ${storeFailure}` : ''),
         );
       }
-      const image = await capture.stored;
+      const image = await capture.image.complete.catch((error: unknown) => {
+        throw storingFailed(capture, error);
+      });
       const result: CaptureResult = {
         startedAt: capture.startedAt.toISOString(),
         completedAt: new Date(stop.timestampMs).toISOString(),
@@ -360,17 +397,39 @@ export class KubeVirtPauseCaptures {
         imageBytes: image.bytes,
         digest: image.digest,
         image: image.path,
+        ...(image.stored ? {} : { stored: false }),
       };
       this.close(capture);
-      setTimeout(() => this.forget(capture), FINISHED_MEMORY_MS).unref();
+      capture.stored = this.storedAnswer(capture);
       this.log(
-        `agent: captured ${vmName(domain.vm)} through libvirt (${capture.key}), held by KubeVirt's pause`,
+        `agent: captured ${vmName(domain.vm)} through libvirt (${capture.key}), held by KubeVirt's pause` +
+          (image.stored ? '' : `; uploading its ${image.bytes}-byte image from the spool`),
       );
       return result;
     } catch (error) {
       await this.cancel(capture).catch(() => undefined);
       throw toAgentError(error);
     }
+  }
+
+  /** The answer of `stored`, kept for a while after the upload ended (with the capture) for a repeated ask. */
+  private storedAnswer(capture: HeldCapture): Promise<StoredImageResult> {
+    const stored = capture.image.stored.then(
+      (image) => {
+        const storedAt = new Date().toISOString();
+        return { storedAt, image: image.path, imageBytes: image.bytes, digest: image.digest };
+      },
+      (error: unknown) => {
+        const failure = storingFailed(capture, error);
+        this.log(`agent: ${failure.message}`);
+        throw failure;
+      },
+    );
+    stored.catch(() => undefined);
+    void stored
+      .catch(() => undefined)
+      .finally(() => setTimeout(() => this.forget(capture), FINISHED_MEMORY_MS).unref());
+    return stored;
   }
 
   /** Stops a capture that will not finish: cancels QEMU's migration (never the guest's run state), drops the partial image. */
@@ -392,6 +451,7 @@ export class KubeVirtPauseCaptures {
     } finally {
       this.close(capture);
       capture.stream?.destroy();
+      await capture.image?.cancel();
       await this.images
         .discardImage(capture.req.storageLocation, capture.req.snapshotId, capture.domain.vm)
         .catch(() => undefined);
@@ -419,6 +479,14 @@ async function* gatedStream(capture: HeldCapture): AsyncGenerator<Uint8Array> {
   const final = await migrationFinal(capture, 30_000);
   if (final.status !== 'completed')
     throw new Error(`the migration ${final.status}: its stream is not an image`);
+}
+
+function storingFailed(capture: HeldCapture, error: unknown): AgentError {
+  const reason = toAgentError(error);
+  return new AgentError(
+    reason.code,
+    `storing the capture of VM ${vmName(capture.domain.vm)} failed: ${reason.message}`,
+  );
 }
 
 /** The message of a promise that fails within `ms`; undefined if it succeeds or is still pending then. */

@@ -212,6 +212,12 @@ export interface DistributedSnapshotStatusVm {
   imageBytes?: number;
   /** sha256:<hex> of its image. */
   digest?: string;
+  /**
+   * The image is complete on the snapshot host's disk and still on its way to object storage: a held
+   * capture into s3:// answers at T_i once its image is spooled, and uploads it after the VM runs again,
+   * so the VM's pause does not include the upload. The snapshot commits once no image is uploading.
+   */
+  imageUploading?: boolean;
   /** What went wrong, or what it is waiting for. */
   message?: string;
 }

@@ -10,7 +10,7 @@
 // entry lives from the call's start until its answer is in status (the row is
 // Captured, or the snapshot ended): a pass that took the answer and then
 // failed to write takes it again from here.
-import type { CaptureResult } from '../../agent/types.js';
+import type { CaptureResult, StoredImageResult } from '../../agent/types.js';
 import { errorMessage } from '../../errors.js';
 import { SnapshotFailure } from './failure.js';
 
@@ -24,6 +24,8 @@ export type CaptureAnswer =
   /** libvirt backend: the live pre-copy converged; the operator now pauses the VM (T_i) and finishes. */
   | { state: 'converged'; startedAt: string }
   | { state: 'captured'; result: CaptureResult }
+  /** A held capture's image, uploaded after T_i (image-uploads.ts), is in the store. */
+  | { state: 'stored'; result: StoredImageResult }
   | { state: 'failed'; failure: SnapshotFailure };
 
 export class CaptureCalls {
@@ -89,4 +91,14 @@ export function captureKey(snapshotUid: string, vm: string): string {
 /** The key of the call that finishes a held capture (libvirt backend), beside the capture's own. */
 export function finishKey(snapshotUid: string, vm: string): string {
   return `${captureKey(snapshotUid, vm)}/finish`;
+}
+
+/** The key of the call that waits for a held capture's image to be uploaded. */
+export function storedKey(snapshotUid: string, vm: string): string {
+  return `${captureKey(snapshotUid, vm)}/stored`;
+}
+
+/** Every call one VM's capture may have open: forgotten together when the snapshot ends. */
+export function captureCallKeys(snapshotUid: string, vm: string): string[] {
+  return [captureKey(snapshotUid, vm), finishKey(snapshotUid, vm), storedKey(snapshotUid, vm)];
 }

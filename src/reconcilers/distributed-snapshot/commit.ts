@@ -1,5 +1,6 @@
-// Committing: the OFC finishes (disarms, hands over channel state and flows),
-// the bundle is written with its manifest, the bridges get their fail mode
+// Committing: images still uploading after their held captures are waited
+// for (image-uploads.ts), the OFC finishes (disarms, hands over channel state
+// and flows), the bundle is written with its manifest, the bridges get their fail mode
 // back, and with afterSnapshot ReturnToSource every VM migrates back to the
 // node it came from.
 import { AgentError } from '../../agent/errors.js';
@@ -10,6 +11,7 @@ import type {
 } from '../../api/index.js';
 import type { BundleVm } from '../../store/manifest.js';
 import { releaseBridges } from './fail-modes.js';
+import { takeImageUploads } from './image-uploads.js';
 import { refusalIsFailure, SnapshotFailure } from './failure.js';
 import { bundleVm, manifestContent } from './manifest.js';
 import {
@@ -29,7 +31,9 @@ const HOSTNAME_LABEL = 'kubernetes.io/hostname';
 export async function commit(pass: Pass, status: DistributedSnapshotStatus): Promise<Step> {
   let next = status;
   if (!isBundleWritten(status)) {
-    next = await writeBundle(pass, status);
+    const uploads = takeImageUploads(pass, status);
+    if (uploads.waiting) return { status: uploads.status, requeueAfterMs: pass.pollMs };
+    next = await writeBundle(pass, uploads.status);
     // The OFC has disarmed (finish): the bridges need not stay secure for this snapshot.
     await releaseBridges(pass, 'best-effort');
   }

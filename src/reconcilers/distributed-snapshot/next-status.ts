@@ -9,7 +9,7 @@ import type {
   DistributedSnapshotStatus,
   DistributedSnapshotStatusVm as SnapshotVmStatus,
 } from '../../api/index.js';
-import type { CaptureResult } from '../../agent/types.js';
+import type { CaptureResult, StoredImageResult } from '../../agent/types.js';
 import {
   isLiveMigratable,
   isPaused,
@@ -375,8 +375,15 @@ export function capturedRow(row: SnapshotVmStatus, capture: CaptureResult): Snap
     downtimeMs: Math.round(capture.downtimeMs),
     imageBytes: capture.imageBytes,
     digest: capture.digest,
+    ...(capture.stored === false ? { imageUploading: true } : {}),
     message: 'captured; advancing its epoch',
   };
+}
+
+/** The row's image, uploaded after T_i, is in the store: the commit no longer waits for it. */
+export function imageStoredRow(row: SnapshotVmStatus, stored: StoredImageResult): SnapshotVmStatus {
+  const { imageUploading: _uploaded, ...rest } = row;
+  return { ...rest, message: `captured; image stored at ${stored.storedAt}` };
 }
 
 /** Post-snapshot; `reinjected` undefined when an earlier operator's advance is found done. */

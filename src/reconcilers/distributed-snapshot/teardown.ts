@@ -8,7 +8,7 @@ import type { DistributedSnapshotStatus } from '../../api/index.js';
 import { OfcError } from '../../ofc/control/errors.js';
 import type { ReconcileContext, Result } from '../../operator/types.js';
 import { removeFinalizer } from '../shared/objects.js';
-import { captureKey, finishKey } from './capture-calls.js';
+import { captureCallKeys } from './capture-calls.js';
 import { releaseBridges } from './fail-modes.js';
 import { releaseHolds } from './held-capture.js';
 import { countersStatus, failedStatus, hasStartedWork, holdsThroughKubeVirt } from './next-status.js';
@@ -85,10 +85,7 @@ async function cleanUp(
     }
   }
   pass.captures.forget(
-    (status.vms ?? []).flatMap((row) => [
-      captureKey(snap.metadata.uid, row.name),
-      finishKey(snap.metadata.uid, row.name),
-    ]),
+    (status.vms ?? []).flatMap((row) => captureCallKeys(snap.metadata.uid, row.name)),
   );
   if (holdsThroughKubeVirt(status)) await releaseHolds(pass, status.vms ?? []);
   await discardLeftovers(pass, status);

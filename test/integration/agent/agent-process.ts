@@ -22,8 +22,12 @@ export interface AgentProcess {
   stop(signal: NodeJS.Signals): Promise<void>;
 }
 
-/** Starts `violin agent` on `stateDir` and resolves once it listens (after its recovery). */
-export async function startAgentProcess(stateDir: string, extraArgs: string[] = []): Promise<AgentProcess> {
+/** Starts `violin agent` on `stateDir` (with `env` added to the runner's) and resolves once it listens (after its recovery). */
+export async function startAgentProcess(
+  stateDir: string,
+  extraArgs: string[] = [],
+  env: Record<string, string> = {},
+): Promise<AgentProcess> {
   const child = spawn(
     process.execPath,
     [
@@ -40,7 +44,7 @@ export async function startAgentProcess(stateDir: string, extraArgs: string[] = 
       ...(extraArgs.includes('--allowed-caller') ? [] : ['--insecure-no-auth']),
       ...extraArgs,
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } },
   );
   let output = '';
   child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));

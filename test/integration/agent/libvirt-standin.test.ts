@@ -7,16 +7,21 @@
 // KubeVirt's pause survives the launcher's syncs; the VM is deleted and
 // created again with startStrategy: Paused on the other node, the agent there
 // loads it, and after the unpause the bank in the guest runs on with the
-// transfers it held in memory, instead of booting afresh.
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+// transfers it held in memory, instead of booting afresh. Captured again into
+// object storage (a real S3 server), the capture answers with the image
+// spooled on the node, and it is uploaded after the unpause.
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { CaptureResult, VmRef } from '../../../src/agent/types.js';
+import { bundleImageStore } from '../../../src/agent/image-store.js';
 import { VirtApiPauser } from '../../../src/kubevirt/client.js';
+import { useS3Settings } from '../../../src/store/s3-settings.js';
 import { KUBEVIRT_GROUP, KUBEVIRT_VERSION, VMI_PLURAL } from '../../../src/kubevirt/types.js';
 import { podsDir } from '../../../lab/kubevirt-standin/launcher-pod.js';
+import { LabS3Server } from '../../../lab/s3/seaweedfs.js';
 import type { LibvirtLab } from '../kubevirt-standin/libvirt-lab.js';
 import {
   NAMESPACE,
@@ -34,6 +39,7 @@ import { startAgentProcess } from './agent-process.js';
 
 const [NODE_A, NODE_B] = NODES;
 const VM: VmRef = { namespace: NAMESPACE, name: 'vm-a' };
+const BUCKET = 'violin-bundles';
 vi.setConfig({ testTimeout: 300_000 });
 
 /** What the bank keeps in guest memory: balances, and per channel the transfers issued and not yet acknowledged (random amounts). */
@@ -49,6 +55,7 @@ interface BankMemory {
 
 describe('agent libvirt backend on the KubeVirt stand-in', () => {
   let lab: LibvirtLab;
+  let s3: LabS3Server;
   let pauser: VirtApiPauser;
   let dir: string;
   const agents: Record<string, AgentProcess> = {};
@@ -79,19 +86,27 @@ describe('agent libvirt backend on the KubeVirt stand-in', () => {
     pauser = new VirtApiPauser(lab.kubeConfig);
     dir = await mkdtemp(join(tmpdir(), 'vt-agst-'));
     storageLocation = `file://${dir}/bundles`;
+    s3 = await LabS3Server.start({ dir: join(dir, 's3'), buckets: [BUCKET] });
+    useS3Settings(async () => s3.settings());
     for (const node of NODES) {
-      agents[node] = await startAgentProcess(join(dir, node), [
-        '--pods-dir',
-        podsDir(lab.nodeStateDir(node)),
-        // Every agent's storage root is the location below, as snapshot hosts share a bundles path.
-        ...['--storage-root', join(dir, 'bundles')],
-      ]);
+      agents[node] = await startAgentProcess(
+        join(dir, node),
+        [
+          '--pods-dir',
+          podsDir(lab.nodeStateDir(node)),
+          // Every agent's storage root is the location below, as snapshot hosts share a bundles path.
+          ...['--storage-root', join(dir, 'bundles')],
+        ],
+        // The S3 Secret's keys, as the chart hands them to the agent pod.
+        s3.secretData(),
+      );
     }
   }, 300_000);
 
   afterAll(async () => {
     for (const agent of Object.values(agents)) await agent.stop('SIGTERM');
     await lab?.stop();
+    await s3?.stop();
     if (dir) await rm(dir, { recursive: true, force: true });
   }, 120_000);
 
@@ -168,5 +183,41 @@ describe('agent libvirt backend on the KubeVirt stand-in', () => {
     }
     const log = await readFile((await lab.runtime.serialLog(VM))!, 'utf8');
     expect(log).not.toContain('Linux version');
+  });
+
+  it('captures into object storage: answers at T_i with the image spooled, uploads it after the unpause', async () => {
+    const uid = await podUid(NODE_B);
+    const agent = agents[NODE_B]!;
+    const s3Location = `s3://${BUCKET}/agst`;
+    const req = { snapshotId: 'st-2', vm: VM, storageLocation: s3Location, launcherPodUid: uid };
+    expect(await agent.client.startHeldCapture({ ...req, hold: 'KubeVirtPause' })).toMatchObject({
+      state: 'Converged',
+    });
+    await pauser.pause(NAMESPACE, 'vm-a');
+    const finished = await agent.client.finishCapture(req);
+    const finishedAt = Date.now();
+    expect(finished).toMatchObject({ stored: false, image: captured.image });
+    await pauser.unpause(NAMESPACE, 'vm-a');
+    const stored = await agent.client.imageStored({ snapshotId: 'st-2', vm: VM });
+    process.stderr.write(
+      `[agent-standin] s3 capture: paused ${finished.downtimeMs} ms until spooled; stored ` +
+        `${Date.now() - finishedAt} ms after: ${JSON.stringify(stored)}\n`,
+    );
+    expect(stored).toMatchObject({
+      image: finished.image,
+      imageBytes: finished.imageBytes,
+      digest: finished.digest,
+    });
+    await bundleImageStore.verifyImage(
+      { storageLocation: s3Location, bundleId: 'st-2', path: stored.image },
+      stored.digest,
+    );
+    // The spool went with the upload; the agent's work dir holds no image.
+    expect((await readdir(join(dir, NODE_B, 'libvirt'))).filter((f) => f.startsWith('spool-'))).toEqual([]);
+    // Asked again (a restarted operator), the same answer.
+    expect(await agent.client.imageStored({ snapshotId: 'st-2', vm: VM })).toEqual(stored);
+    await expect(agent.client.imageStored({ snapshotId: 'st-unknown', vm: VM })).rejects.toMatchObject({
+      code: 'NotFound',
+    });
   });
 });
