@@ -84,9 +84,7 @@ async function cleanUp(
       await pass.deps.kubevirt.deleteMigration(namespace, migration.metadata.name ?? '');
     }
   }
-  pass.captures.forget(
-    (status.vms ?? []).flatMap((row) => captureCallKeys(snap.metadata.uid, row.name)),
-  );
+  pass.captures.forget((status.vms ?? []).flatMap((row) => captureCallKeys(snap.metadata.uid, row.name)));
   if (holdsThroughKubeVirt(status)) await releaseHolds(pass, status.vms ?? []);
   await discardLeftovers(pass, status);
   if (hasStartedWork(status.phase)) {
