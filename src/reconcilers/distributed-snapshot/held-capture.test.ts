@@ -34,6 +34,8 @@ class World {
   stalePausedCondition = 0;
   pauseRefusal: Error | undefined;
   heldCapture = true;
+  /** The VM runs again right after its capture finished (someone unpaused it behind the operator's back). */
+  runsAfterFinish = false;
   private readonly captures = new CaptureCalls();
 
   vmi(): VirtualMachineInstance {
@@ -67,6 +69,7 @@ class World {
                 this.stalePausedCondition--;
                 throw new AgentError('Conflict', 'VM ns/a is running, not paused');
               }
+              if (this.runsAfterFinish) this.paused = false;
               return CAPTURED;
             },
           }
@@ -144,6 +147,17 @@ describe('a capture held through KubeVirt', () => {
     expect(world.paused).toBe(false);
   });
 
+  it('advances and unpauses in the pass that takes the finish answer: T_i waits for no status write', async () => {
+    const world = new World();
+    const rows: Row[] = [];
+    await world.run(capturing, (row) => {
+      rows.push(row);
+      return row.resumedAt !== undefined;
+    });
+    expect(rows.map((row) => row.phase)).toContain('Captured');
+    expect(rows.filter((row) => row.phase === 'Captured' && row.resumedAt === undefined)).toEqual([]);
+  });
+
   it('a restarted operator that finds its VM paused but no pausedAt carries on (pause answered 409)', async () => {
     const world = new World();
     world.paused = true;
@@ -198,9 +212,9 @@ describe('a capture held through KubeVirt', () => {
 
   it('fails with CaptureExpired when the VM ran again before its epoch advanced', async () => {
     const world = new World();
-    const captured = await world.run(capturing, (row) => row.phase === 'Captured');
-    world.paused = false;
-    await expect(world.run(captured, () => false)).rejects.toMatchObject({ reason: 'CaptureExpired' });
+    world.runsAfterFinish = true;
+    await expect(world.run(capturing, () => false)).rejects.toMatchObject({ reason: 'CaptureExpired' });
+    expect(world.calls).toContain('finishCapture a pod-a');
     expect(world.calls).not.toContain('advance ns/a');
   });
 

@@ -1,7 +1,8 @@
 // One VM's steps while Snapshotting, one per pass: start its migration (S_i),
 // see it land on a snapshot host, capture it (T_i, the VM then waits paused),
-// advance its epoch on every bridge, resume it. Each step either is idempotent
-// or is recorded in the row before the next relies on it. With the libvirt
+// advance its epoch on every bridge, resume it (in the pass that saw T_i: the
+// VM's pause should not wait for a status write). Each step either is
+// idempotent or is recorded in the row before the next relies on it. With the libvirt
 // backend the capture is held through KubeVirt's pause (held-capture.ts).
 import type { DistributedSnapshotStatusVm as SnapshotVmStatus } from '../../api/index.js';
 import { errorMessage } from '../../errors.js';
@@ -52,25 +53,38 @@ export async function advanceVm(
       pass.event('Normal', 'Migrated', `${row.name} is on snapshot host ${landed}; capturing`);
       return capturingRow(row, landed);
     }
-    case 'Capturing':
-      return at.heldByKubeVirt ? takeHeldCapture(pass, row) : takeCapture(pass, row);
-    case 'Captured': {
+    case 'Capturing': {
+      const next = at.heldByKubeVirt ? await takeHeldCapture(pass, row) : takeCapture(pass, row);
+      // The VM waits paused from T_i until its epoch advances: the advance and the resume follow in
+      // this pass, and the status is written after. The capture's answer is kept until a pass reads
+      // the Captured row back from status: a pass whose write fails takes the same answer again,
+      // and finds the epoch advanced and the VM resumed (both idempotent).
+      return next.phase === 'Captured' ? advanceAndResume(pass, next, at) : next;
+    }
+    case 'Captured':
       // Recorded in status (this row was read from it): the capture's answer is no longer needed.
       pass.captures.forget([
         captureKey(pass.snap.metadata.uid, row.name),
         finishKey(pass.snap.metadata.uid, row.name),
       ]);
-      if (row.resumedAt) return row;
-      // The VM waits, paused at T_i, until the network treats it as post-snapshot: only then may it
-      // send again. Advance (barrier-confirmed on every bridge), then resume.
-      const advancing = row.epoch !== 'Post' && at.epochs[`${pass.namespace}/${row.name}`] !== 'Post';
-      if (at.heldByKubeVirt && advancing) await checkStillHeld(pass, row);
-      const advanced = row.epoch === 'Post' ? row : await advanceEpoch(pass, row, at.epochs);
-      return at.heldByKubeVirt ? unpauseHeld(pass, advanced) : resumeCaptured(pass, advanced);
-    }
+      return advanceAndResume(pass, row, at);
     default:
       return row;
   }
+}
+
+/** A captured VM waits, paused at T_i, until the network treats it as post-snapshot: only then may it send again. */
+async function advanceAndResume(
+  pass: Pass,
+  row: SnapshotVmStatus,
+  at: VmStepContext,
+): Promise<SnapshotVmStatus> {
+  if (row.resumedAt) return row;
+  // Advance (barrier-confirmed on every bridge), then resume.
+  const advancing = row.epoch !== 'Post' && at.epochs[`${pass.namespace}/${row.name}`] !== 'Post';
+  if (at.heldByKubeVirt && advancing) await checkStillHeld(pass, row);
+  const advanced = row.epoch === 'Post' ? row : await advanceEpoch(pass, row, at.epochs);
+  return at.heldByKubeVirt ? unpauseHeld(pass, advanced) : resumeCaptured(pass, advanced);
 }
 
 async function startMigration(
