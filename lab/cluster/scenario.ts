@@ -11,11 +11,16 @@ import { load } from 'js-yaml';
 import {
   DISTRIBUTED_SNAPSHOT,
   GROUP,
+  SNAPSHOT_BUNDLE,
   SNAPSHOT_RESTORE,
+  SNAPSHOT_STORAGE_LOCATION,
+  STORAGE_LOCATION_NAME_LABEL,
   VERSION,
   type DistributedSnapshot,
   type DistributedSnapshotStatusVm,
+  type SnapshotBundle,
   type SnapshotRestore,
+  type SnapshotStorageLocation,
 } from '../../src/api/index.js';
 import { VmDir } from '../../src/agent/vm-dir.js';
 import { repoRoot } from '../../src/devenv/repo.js';
@@ -81,6 +86,45 @@ export async function runSnapshot(
 ): Promise<DistributedSnapshot> {
   await applyObject(lab, DISTRIBUTED_SNAPSHOT.plural, body);
   return waitForEnd<DistributedSnapshot>(lab, DISTRIBUTED_SNAPSHOT.plural, body, onChange, timeoutMs);
+}
+
+/** A first sync of a new location lists the bucket at once; this only bounds a slow machine. */
+const DISCOVERY_TIMEOUT_MS = 180_000;
+
+/**
+ * In a cluster restoring from object storage: waits until its SnapshotStorageLocation has listed the bucket and shows the bundle of
+ * `snap` as a SnapshotBundle (matched by the snapshot's UID, which the bundle's manifest records).
+ */
+export async function discoveredBundle(
+  lab: ApiLab,
+  location: string,
+  namespace: string,
+  snap: DistributedSnapshot,
+): Promise<SnapshotBundle> {
+  const deadline = Date.now() + DISCOVERY_TIMEOUT_MS;
+  for (;;) {
+    const list = (await customObjects(lab).listNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      namespace,
+      plural: SNAPSHOT_BUNDLE.plural,
+      labelSelector: `${STORAGE_LOCATION_NAME_LABEL}=${location}`,
+    })) as { items: SnapshotBundle[] };
+    const found = list.items.find((b) => b.spec.snapshot.uid === snap.metadata?.uid);
+    if (found) return found;
+    if (Date.now() > deadline) {
+      const loc = await getObject<SnapshotStorageLocation>(
+        lab,
+        SNAPSHOT_STORAGE_LOCATION.plural,
+        namespace,
+        location,
+      );
+      throw new Error(
+        `no SnapshotBundle of ${namespace}/${snap.metadata?.name} after ${DISCOVERY_TIMEOUT_MS / 1000}s; the location's status: ${JSON.stringify(loc.status ?? {})}`,
+      );
+    }
+    await sleep(500);
+  }
 }
 
 export async function runRestore(

@@ -6,18 +6,25 @@
 // the pauses the system reported for it. The figures of the Buffer cycles go to
 // out/e2e-figures.json, the lab's log (its steps, the stand-in's migrations) to
 // out/e2e-lab.log; a cycle whose bank check fails leaves its evidence in
-// out/e2e-broken-<cycle>/ (see keepEvidence).
+// out/e2e-broken-<cycle>/ (see keepEvidence). One snapshot goes to a real S3
+// server (SeaweedFS); the first lab's bank is then crashed, and a second lab
+// cluster finds the bundle in the bucket and restores the bank from there.
 //
 //   VIOLIN_E2E_CYCLES  snapshot + crash + restore cycles in Buffer mode (default 10)
 //   VIOLIN_E2E_VMS     bank VMs (default 3), of 128, 192 and 256 MiB in turn
 //   VIOLIN_E2E_JITTER_MS  random start skew: the most a migration waits for its target (default 3000)
 import { CoreV1Api } from '@kubernetes/client-node';
-import { cp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import type { DistributedSnapshot, SnapshotRestore } from '../../src/api/index.js';
+import {
+  SNAPSHOT_STORAGE_LOCATION,
+  type DistributedSnapshot,
+  type SnapshotRestore,
+} from '../../src/api/index.js';
 import { repoRoot } from '../../src/devenv/repo.js';
 import {
   deployBank,
@@ -29,7 +36,9 @@ import {
 import { fileLog, startLabCluster, type LabCluster } from '../../lab/cluster/cluster.js';
 import { relocateToWorkers } from '../../lab/cluster/relocate.js';
 import {
+  applyObject,
   crashVms,
+  discoveredBundle,
   manifest,
   runProbedSnapshot,
   runRestore,
@@ -37,6 +46,7 @@ import {
   type VmStalls,
 } from '../../lab/cluster/scenario.js';
 import { checkBank, quiesce, setPaused, type CheckReport } from '../../lab/guest/checker.js';
+import { LabS3Server } from '../../lab/s3/seaweedfs.js';
 
 const CYCLES = Number(process.env.VIOLIN_E2E_CYCLES ?? 10);
 const VMS = Number(process.env.VIOLIN_E2E_VMS ?? 3);
@@ -55,6 +65,8 @@ const JITTER_MS = Number(process.env.VIOLIN_E2E_JITTER_MS ?? 3000);
  */
 const OFF_MODE_SKEW_MS = 5000;
 const NAMESPACE = 'bank';
+/** The bucket snapshot-portable.yaml and storage-location.yaml name. */
+const BUCKET = 'violin-bundles';
 /** How often each bank writes its clock to the console, and how often the probe reads the consoles. */
 const HEARTBEAT_MS = 20;
 const PROBE_POLL_MS = 10;
@@ -301,16 +313,21 @@ async function cycle(lab: LabCluster, bank: BankService, name: string, mode: 'Bu
 describe('the lab: live snapshot, crash, restore', () => {
   let lab: LabCluster;
   let bank: BankService;
+  let s3Dir: string;
+  let s3: LabS3Server;
   /** The longest a VM of the Buffer cycles took, from its snapshot's start, to run again post-snapshot. */
   let slowestResumeMs = 0;
 
   beforeAll(async () => {
+    s3Dir = await mkdtemp(join(tmpdir(), 'vl-e2e-s3-'));
+    s3 = await LabS3Server.start({ dir: s3Dir, buckets: [BUCKET] });
     // Random start skew: each migration to the snapshot host waits up to JITTER_MS for its target, so
     // VMs are captured while others still run pre-snapshot and transfers cross the cut.
     lab = await startLabCluster({
       name: 'e2e',
       migrationStartJitterMs: JITTER_MS,
       log: fileLog(join(OUT, 'e2e-lab.log')),
+      s3Secret: s3.secretData(),
     });
     bank = await deployBank(lab, BANK);
   });
@@ -318,6 +335,8 @@ describe('the lab: live snapshot, crash, restore', () => {
   afterAll(async () => {
     await bank?.stop();
     await lab?.stop();
+    await s3?.stop();
+    if (s3Dir) await rm(s3Dir, { recursive: true, force: true });
   });
 
   it(
@@ -350,21 +369,24 @@ describe('the lab: live snapshot, crash, restore', () => {
     CYCLE_BUDGET_MS * CYCLES,
   );
 
-  it('restores into a second lab cluster from the bundle alone', async () => {
+  it('restores into a second lab cluster from object storage, after the first lost its VMs', async () => {
     // A cycle that failed left its VMs on the snapshot host; this test stands on its own.
     await relocateToWorkers(lab, NAMESPACE, 'portable');
-    // The VMs go back to their nodes afterwards: the next test snapshots them again.
+    // Its images go to the bucket; each capture answers once its image is spooled on its snapshot host.
     const snap = await runSnapshot(lab, await testManifest('snapshot-portable.yaml', 'portable'));
     expect(snap.status?.phase, why(snap)).toBe('Succeeded');
-    const path = snap.status?.bundle?.path ?? '';
-    const other = await startLabCluster({ name: 'e2eb' });
+    expect(snap.status?.bundle?.storageLocation).toBe(`s3://${BUCKET}/e2e`);
+    // The first cluster's service is lost; the bundle in the bucket is all that is left of it.
+    await crashVms(lab, NAMESPACE);
+    const other = await startLabCluster({ name: 'e2eb', s3Secret: s3.secretData() });
     try {
-      // Only the bundle crosses over: the second lab has no snapshot object, only the bundle in the
-      // storage location both labs' snapshot hosts see (restore-from-bundle.yaml).
-      const restoreDoc = await testManifest('restore-from-bundle.yaml', 'from-bundle');
-      const source = restoreDoc.spec.source as { bundle: { storageLocation: string; path: string } };
-      source.bundle.path = path;
+      // As Velero's backup sync: the second lab lists the bucket and shows the bundle as a SnapshotBundle.
       await ensureNamespace(other.kubeConfig.makeApiClient(CoreV1Api), NAMESPACE);
+      const location = await testManifest('storage-location.yaml', 'e2e');
+      await applyObject(other, SNAPSHOT_STORAGE_LOCATION.plural, location);
+      const found = await discoveredBundle(other, location.metadata.name, NAMESPACE, snap);
+      const restoreDoc = await testManifest('restore-from-bundle.yaml', 'from-bundle');
+      restoreDoc.spec.source = { bundleName: found.metadata?.name };
       const restore = await runRestore(other, restoreDoc);
       expect(restore.status?.phase, why(restore)).toBe('Succeeded');
       const forwards = await forwardBank(other, bank.members);
@@ -378,6 +400,9 @@ describe('the lab: live snapshot, crash, restore', () => {
     } finally {
       await other.stop();
     }
+    // The first lab gets its bank back from the same bundle: the next test snapshots it again.
+    const back = await runRestore(lab, await restoreDoc('portable-back', 'portable'));
+    expect(back.status?.phase, why(back)).toBe('Succeeded');
   });
 
   it('detects the torn cut when the network does not hold post → pre packets (mode Off)', async () => {

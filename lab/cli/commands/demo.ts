@@ -13,19 +13,12 @@
 import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
+import { CoreV1Api } from '@kubernetes/client-node';
 
 import {
-  GROUP,
-  SNAPSHOT_BUNDLE,
   SNAPSHOT_STORAGE_LOCATION,
-  STORAGE_LOCATION_NAME_LABEL,
-  VERSION,
   type DistributedSnapshot,
-  type SnapshotBundle,
   type SnapshotRestore,
-  type SnapshotStorageLocation,
 } from '../../../src/api/index.js';
 import type { Command } from '../../../src/cli/dispatch.js';
 import { parseCommandFlags } from '../../../src/cli/flags.js';
@@ -36,8 +29,8 @@ import { DEFAULT_NODES, LAB_VM_BACKEND } from '../../cluster/cluster.js';
 import {
   applyObject,
   crashVms,
+  discoveredBundle,
   figures,
-  getObject,
   manifest,
   runProbedSnapshot,
   runRestore,
@@ -56,8 +49,6 @@ const BUCKET = 'violin-bundles';
 const CLUSTER_A = 'demo';
 const CLUSTER_B = 'demob';
 const demoManifest = (file: string) => manifest(join(repoRoot(), 'lab', 'demo', 'manifests', file));
-/** A first sync of a new location lists the bucket at once; this only bounds a slow machine. */
-const DISCOVERY_TIMEOUT_MS = 180_000;
 /** How often each guest writes its clock to its console, and how often the probe reads the consoles. */
 const HEARTBEAT_MS = 20;
 const PROBE_POLL_MS = 10;
@@ -173,44 +164,6 @@ function pausesFelt(stalls: VmStalls[]): Record<string, number[]> {
   );
 }
 
-const customObjects = (lab: HelmLab) => lab.kubeConfig.makeApiClient(CustomObjectsApi);
-
-/**
- * In cluster B: waits until its SnapshotStorageLocation has listed the bucket and shows the bundle of
- * `snap` as a SnapshotBundle (matched by the snapshot's UID, which the bundle's manifest records).
- */
-async function discoveredBundle(
-  lab: HelmLab,
-  location: string,
-  namespace: string,
-  snap: DistributedSnapshot,
-): Promise<SnapshotBundle> {
-  const deadline = Date.now() + DISCOVERY_TIMEOUT_MS;
-  for (;;) {
-    const list = (await customObjects(lab).listNamespacedCustomObject({
-      group: GROUP,
-      version: VERSION,
-      namespace,
-      plural: SNAPSHOT_BUNDLE.plural,
-      labelSelector: `${STORAGE_LOCATION_NAME_LABEL}=${location}`,
-    })) as { items: SnapshotBundle[] };
-    const found = list.items.find((b) => b.spec.snapshot.uid === snap.metadata?.uid);
-    if (found) return found;
-    if (Date.now() > deadline) {
-      const loc = await getObject<SnapshotStorageLocation>(
-        lab,
-        SNAPSHOT_STORAGE_LOCATION.plural,
-        namespace,
-        location,
-      );
-      throw new Error(
-        `cluster ${lab.name}: no SnapshotBundle of ${namespace}/${snap.metadata?.name} after ${DISCOVERY_TIMEOUT_MS / 1000}s; the location's status: ${JSON.stringify(loc.status ?? {})}`,
-      );
-    }
-    await sleep(500);
-  }
-}
-
 /** In cluster B: the location, the bundle it finds, the restore from it, and the bank's check. */
 async function restoreInB(
   lab: HelmLab,
@@ -225,7 +178,11 @@ async function restoreInB(
     `\n== cluster ${lab.name}: kubectl apply -f examples/storage-location.yaml (${String(locationDoc.spec.url)})`,
   );
   await applyObject(lab, SNAPSHOT_STORAGE_LOCATION.plural, locationDoc);
-  const record = await discoveredBundle(lab, locationDoc.metadata.name, namespace, a.snap);
+  const record = await discoveredBundle(lab, locationDoc.metadata.name, namespace, a.snap).catch(
+    (error: unknown) => {
+      throw new Error(`cluster ${lab.name}: ${errorMessage(error)}`);
+    },
+  );
   const name = record.metadata?.name ?? '';
   say(`  kubectl -n ${namespace} get sbundle: ${name}`);
   say(

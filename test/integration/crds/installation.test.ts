@@ -77,6 +77,7 @@ describe('violin.dev CRDs on the API server', () => {
     'test/e2e/manifests/snapshot-portable.yaml',
     'test/e2e/manifests/restore-in-place.yaml',
     'test/e2e/manifests/restore-from-bundle.yaml',
+    'test/e2e/manifests/storage-location.yaml',
     'lab/chaos/manifests/snapshot.yaml',
     'lab/chaos/manifests/snapshot-to-restore.yaml',
     'lab/chaos/manifests/restore.yaml',
@@ -84,8 +85,10 @@ describe('violin.dev CRDs on the API server', () => {
     'lab/demo/manifests/restore-from-bundle.yaml',
   ])('accepts %s as written', async (file) => {
     const doc = load(readFileSync(join(repoRoot(), file), 'utf8')) as JsonObject;
-    const plural =
-      doc.kind === DISTRIBUTED_SNAPSHOT.kind ? DISTRIBUTED_SNAPSHOT.plural : SNAPSHOT_RESTORE.plural;
+    const plural = [DISTRIBUTED_SNAPSHOT, SNAPSHOT_RESTORE, SNAPSHOT_STORAGE_LOCATION].find(
+      (kind) => kind.kind === doc.kind,
+    )?.plural;
+    if (!plural) throw new Error(`${file}: kind ${String(doc.kind)} is not one of the manifests' kinds`);
     const created = await t.objects.create(plural, inNamespace(doc, uniqueName(file)), {
       fieldValidation: 'Strict',
     });
