@@ -1,5 +1,6 @@
 // Snapshotting: check that the OFC still holds the snapshot, then move every
-// VM along by one step (vm-steps.ts), in order of their skew-aligned starts.
+// VM along by one step (vm-steps.ts), side by side, started in order of their
+// skew-aligned starts.
 // Ends when every VM is post-snapshot and running again.
 import type { DistributedSnapshotStatus } from '../../api/index.js';
 import { formatDurationMs } from '../shared/units.js';
@@ -24,22 +25,27 @@ export async function snapshot(pass: Pass, status: DistributedSnapshotStatus): P
   );
   const aborted = networkAbortFailure(network);
   if (aborted) throw aborted;
-  // Moved in place: when a later row fails the snapshot, the failure is written with the rows this
-  // pass already moved (a VM it resumed stays recorded as post-snapshot and running).
+  // Moved in place: when a row fails the snapshot, the failure is written with the rows this pass
+  // moved (a VM it resumed stays recorded as post-snapshot and running).
   const vms = status.vms ?? [];
   const offsets = await startOffsets(pass, vms);
   const firstStart = firstSnapshotStart(vms);
-  for (const index of startOrder(vms, offsets)) {
-    const row = vms[index];
-    if (row) {
+  // The rows step side by side, started in order of their skew-aligned starts: a VM waiting paused
+  // at T_i for its advance must not also wait for another VM's pause or migration call.
+  const steps = await Promise.allSettled(
+    startOrder(vms, offsets).map(async (index) => {
+      const row = vms[index];
+      if (!row) return;
       vms[index] = await advanceVm(pass, row, {
         heldByKubeVirt: holdsThroughKubeVirt(status),
         startOffsetMs: offsets.get(row.name) ?? 0,
         firstStart,
         epochs: network.epochs,
       });
-    }
-  }
+    }),
+  );
+  const failed = steps.find((step) => step.status === 'rejected');
+  if (failed) throw failed.reason;
   const step = snapshottingStep(status, vms, pass.pollMs);
   if (step.status.phase === 'Committing') {
     pass.event(
