@@ -299,6 +299,12 @@ export interface Figures {
   invariant_ok: boolean;
   vms: number;
   downtime_ms: Record<string, number>;
+  /**
+   * A VM held through KubeVirt's pause: when the operator's pause call returned, after QEMU's STOP
+   * (T_i), and how long after STOP the VM ran again (the rest of the stream, the epoch advance, the
+   * unpause). The agents' logs split the second part further (docs/demo.md).
+   */
+  downtime_split_ms: Record<string, { pause_returned: number; resumed: number }>;
   capture_ms: Record<string, number>;
   skew_ms: number;
   type3_held: number;
@@ -319,6 +325,17 @@ export function figures(snap: DistributedSnapshot, restore: SnapshotRestore, che
     invariant_ok: check.ok,
     vms: vms.length,
     downtime_ms: Object.fromEntries(vms.map((vm) => [vm.name, vm.downtimeMs ?? NaN])),
+    downtime_split_ms: Object.fromEntries(
+      vms
+        .filter((vm) => vm.pausedAt !== undefined)
+        .map((vm) => [
+          vm.name,
+          {
+            pause_returned: ms(vm.pausedAt) - ms(vm.capturedAt),
+            resumed: ms(vm.resumedAt) - ms(vm.capturedAt),
+          },
+        ]),
+    ),
     capture_ms: Object.fromEntries(vms.map((vm) => [vm.name, ms(vm.capturedAt) - ms(vm.snapshotStart)])),
     skew_ms: snap.status?.skewMs ?? NaN,
     type3_held: network.type3Buffered ?? 0,

@@ -234,7 +234,11 @@ async function report(
   const summary = figures(snap, restore, check);
   say('\n== figures');
   for (const [vm, downtime] of Object.entries(summary.downtime_ms)) {
-    say(`  ${vm}: downtime ${downtime} ms, S→T ${summary.capture_ms[vm]} ms`);
+    const split = summary.downtime_split_ms[vm];
+    const parts = split
+      ? ` (after its STOP: the pause call returned at +${split.pause_returned} ms, it ran again at +${split.resumed} ms)`
+      : '';
+    say(`  ${vm}: downtime ${downtime} ms${parts}, S→T ${summary.capture_ms[vm]} ms`);
   }
   say(`  every pause the guests felt, in order (stall probe; clock stood still ≥ ${HEARTBEAT_MS} ms):`);
   for (const [vm, pauses] of Object.entries(a.pauses)) {
@@ -272,27 +276,32 @@ async function report(
   return summary.invariant_ok && (dropsAllowed || summary.dropped === 0);
 }
 
+const LOGS = join(repoRoot(), 'out', 'demo-logs');
+
+/** Each node's pod logs (the operator, the OFC and the agents) to out/demo-logs/pods/<lab>/<node>. */
+async function keepPodLogs(lab: HelmLab): Promise<void> {
+  for (const node of lab.cluster.nodes) {
+    await cp(node.root.hostPath('/var/log/pods'), join(LOGS, 'pods', lab.name, node.name), {
+      recursive: true,
+    }).catch(() => undefined);
+  }
+}
+
 /**
- * The lab dir goes with the lab: a failed run copies its logs (each node's pod logs: the operator,
- * the OFC and the agents; the stand-in's launcher files and VM consoles) to out/, and the S3 server's
- * (its data dir goes too).
+ * The lab dir goes with the lab: a failed run copies its logs (the pods'; the stand-in's launcher
+ * files and VM consoles) to out/, and the S3 server's (its data dir goes too).
  */
 async function keepLogs(lab: HelmLab | undefined, s3: LabS3Server | undefined): Promise<void> {
-  const target = join(repoRoot(), 'out', 'demo-logs');
-  await mkdir(target, { recursive: true });
-  if (s3) await cp(s3.logPath, join(target, 'seaweedfs.log')).catch(() => undefined);
+  await mkdir(LOGS, { recursive: true });
+  if (s3) await cp(s3.logPath, join(LOGS, 'seaweedfs.log')).catch(() => undefined);
   if (lab) {
-    for (const node of lab.cluster.nodes) {
-      await cp(node.root.hostPath('/var/log/pods'), join(target, 'pods', node.name), {
-        recursive: true,
-      }).catch(() => undefined);
-    }
-    await cp(join(lab.dir, 'n'), join(target, 'nodes'), {
+    await keepPodLogs(lab);
+    await cp(join(lab.dir, 'n'), join(LOGS, 'nodes', lab.name), {
       recursive: true,
       filter: (source) => !source.endsWith('.sock'),
     }).catch(() => undefined);
   }
-  say(`logs copied to ${target}`);
+  say(`logs copied to ${LOGS}`);
 }
 
 /** A lab cluster with the chart installed by helm, agents on every node (a restore loads VMs on VM nodes). */
@@ -355,6 +364,8 @@ export const command: Command = {
     /** The lab a failure is in: its logs go to out/demo-logs. */
     let current: HelmLab | undefined;
     try {
+      // The logs of this run only.
+      await rm(LOGS, { recursive: true, force: true });
       say(`== starting the S3 server (SeaweedFS), bucket ${BUCKET}`);
       s3Dir = await mkdtemp(join(tmpdir(), 'vl-s3-'));
       s3 = await LabS3Server.start({ dir: s3Dir, buckets: [BUCKET], log: (line) => say(`  ${line}`) });
@@ -374,6 +385,8 @@ export const command: Command = {
       // Nothing of A survives but the bucket: B must restore from what is there alone.
       say(`\n== cluster ${CLUSTER_A} is lost: its lab stops (API server, etcd, nodes, operator, agents)`);
       const lostA = labs.a;
+      // Its pods' logs are kept, for where a snapshot's time went (the agents log each capture's split).
+      await keepPodLogs(lostA);
       await lostA.stop();
       labs.a = current = undefined;
 
