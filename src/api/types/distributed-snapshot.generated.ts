@@ -201,9 +201,10 @@ export interface DistributedSnapshotStatusVm {
    */
   resumedAt?: string;
   /**
-   * libvirt backend: when the operator paused the VM through KubeVirt's pause subresource to end its
-   * capture (T_i). Recorded before the pause, so a restarted operator or an abort knows to unpause it;
-   * the VM runs again at resumedAt.
+   * libvirt backend: when the operator's pause of the VM through KubeVirt's pause subresource returned,
+   * ending its capture (T_i, capturedAt, is QEMU's STOP, just before). A restarted operator or an abort
+   * unpauses any VM whose row may be held (Capturing, or Captured and not resumed), with or without
+   * pausedAt; the VM runs again at resumedAt.
    */
   pausedAt?: string;
   /** How long the VM was paused for the capture, in milliseconds. */

@@ -366,7 +366,7 @@ export function mayBeHeld(row: SnapshotVmStatus): boolean {
   );
 }
 
-/** T_i, recorded before the epoch advances: a restarted operator then never needs this capture again. */
+/** T_i. The advance follows in the same pass; the capture's answer is kept until this row is read back (vm-steps.ts). */
 export function capturedRow(row: SnapshotVmStatus, capture: CaptureResult): SnapshotVmStatus {
   return {
     ...row,
