@@ -454,6 +454,9 @@ export class KubeVirtPauseCaptures {
     } finally {
       this.close(capture);
       capture.stream?.destroy();
+      // The image's writer may wait at the gate of a held capture: let it read on, into the destroyed
+      // stream, so that it fails and the writing stops before the partial image is dropped.
+      capture.gate.allow(Number.POSITIVE_INFINITY);
       await capture.image?.cancel();
       await this.images
         .discardImage(capture.req.storageLocation, capture.req.snapshotId, capture.domain.vm)

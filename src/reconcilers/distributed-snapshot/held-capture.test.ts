@@ -36,7 +36,16 @@ class World {
   heldCapture = true;
   /** The VM runs again right after its capture finished (someone unpaused it behind the operator's back). */
   runsAfterFinish = false;
-  private readonly captures = new CaptureCalls();
+  /** The operator's open calls: a new leader starts with none. */
+  private captures = new CaptureCalls();
+  /** The agent keeps a finished capture and answers a repeated finish with it, whatever the VM does since. */
+  private finished = false;
+  /** VMs whose epoch the OFC has advanced. */
+  private readonly advanced = new Set<string>();
+
+  newLeader(): void {
+    this.captures = new CaptureCalls();
+  }
 
   vmi(): VirtualMachineInstance {
     return {
@@ -64,11 +73,13 @@ class World {
             },
             finishCapture: async (req) => {
               this.calls.push(`finishCapture ${req.vm.name} ${req.launcherPodUid}`);
+              if (this.finished) return CAPTURED;
               if (!this.paused) {
                 // Meanwhile virt-handler's sync sees the domain run, and clears the condition in time.
                 this.stalePausedCondition--;
                 throw new AgentError('Conflict', 'VM ns/a is running, not paused');
               }
+              this.finished = true;
               if (this.runsAfterFinish) this.paused = false;
               return CAPTURED;
             },
@@ -95,6 +106,7 @@ class World {
       ofc: {
         advance: async (_id: string, vm: string) => {
           this.calls.push(`advance ${vm}`);
+          this.advanced.add(vm);
           return { vm, epoch: 'Post', confirmedAt: 'T', reinjected: 0 };
         },
       } as unknown as OfcControl,
@@ -115,7 +127,7 @@ class World {
         heldByKubeVirt: true,
         startOffsetMs: 0,
         firstStart: 0,
-        epochs: {},
+        epochs: Object.fromEntries([...this.advanced].map((vm) => [vm, 'Post' as const])),
       });
       await tick();
     }
@@ -156,6 +168,20 @@ describe('a capture held through KubeVirt', () => {
     });
     expect(rows.map((row) => row.phase)).toContain('Captured');
     expect(rows.filter((row) => row.phase === 'Captured' && row.resumedAt === undefined)).toEqual([]);
+  });
+
+  it('a new leader after the advance and the unpause, whose Captured row was never written, takes the same capture', async () => {
+    const world = new World();
+    const paused = await world.run(capturing, (row) => row.pausedAt !== undefined);
+    // The old leader's pass advances and unpauses; it dies before its status write.
+    await world.run(paused, (row) => row.resumedAt !== undefined);
+    world.newLeader();
+    const done = await world.run(paused, (row) => row.resumedAt !== undefined);
+    expect(done).toMatchObject({ phase: 'Captured', epoch: 'Post', capturedAt: CAPTURED.completedAt });
+    expect(world.calls.filter((c) => c.startsWith('startHeldCapture'))).toHaveLength(1);
+    expect(world.calls.filter((c) => c.startsWith('finishCapture'))).toHaveLength(2);
+    expect(world.calls.filter((c) => c === 'advance ns/a')).toHaveLength(1);
+    expect(world.paused).toBe(false);
   });
 
   it('a restarted operator that finds its VM paused but no pausedAt carries on (pause answered 409)', async () => {

@@ -1,8 +1,9 @@
 // One VM's steps while Snapshotting, one per pass: start its migration (S_i),
 // see it land on a snapshot host, capture it (T_i, the VM then waits paused),
-// advance its epoch on every bridge, resume it (in the pass that saw T_i: the
-// VM's pause should not wait for a status write). Each step either is
-// idempotent or is recorded in the row before the next relies on it. With the libvirt
+// advance its epoch on every bridge, resume it (held by KubeVirt's pause: in
+// the pass that saw T_i, so the VM's pause waits for no status write). Each
+// step either is idempotent or is recorded in the row before the next relies
+// on it. With the libvirt
 // backend the capture is held through KubeVirt's pause (held-capture.ts).
 import type { DistributedSnapshotStatusVm as SnapshotVmStatus } from '../../api/index.js';
 import { errorMessage } from '../../errors.js';
@@ -54,11 +55,15 @@ export async function advanceVm(
       return capturingRow(row, landed);
     }
     case 'Capturing': {
-      const next = at.heldByKubeVirt ? await takeHeldCapture(pass, row) : takeCapture(pass, row);
-      // The VM waits paused from T_i until its epoch advances: the advance and the resume follow in
+      if (!at.heldByKubeVirt) return takeCapture(pass, row);
+      const next = await takeHeldCapture(pass, row);
+      // The VM waits paused from T_i until its epoch advances: the advance and the unpause follow in
       // this pass, and the status is written after. The capture's answer is kept until a pass reads
-      // the Captured row back from status: a pass whose write fails takes the same answer again,
-      // and finds the epoch advanced and the VM resumed (both idempotent).
+      // the Captured row back from status, and the agent answers a repeated finish with the same
+      // capture (however long ago it ran again): a pass whose write fails, or a new leader, takes
+      // the same T_i again and finds the epoch advanced and the VM running. Not so with the qemu
+      // backend: its agent captures anew once the VM it held has resumed, so there the Captured row
+      // is written before the advance.
       return next.phase === 'Captured' ? advanceAndResume(pass, next, at) : next;
     }
     case 'Captured':
