@@ -92,8 +92,9 @@ export async function runSnapshot(
 const DISCOVERY_TIMEOUT_MS = 180_000;
 
 /**
- * In a cluster restoring from object storage: waits until its SnapshotStorageLocation has listed the bucket and shows the bundle of
- * `snap` as a SnapshotBundle (matched by the snapshot's UID, which the bundle's manifest records).
+ * In a cluster restoring from object storage: waits until its SnapshotStorageLocation has listed the
+ * bucket and shows the bundle of `snap` as a SnapshotBundle (matched by the snapshot's UID, which the
+ * bundle's manifest records).
  */
 export async function discoveredBundle(
   lab: ApiLab,

@@ -217,19 +217,13 @@ export class KubeVirtPauseCaptures {
   async discard(snapshotId: string, vm: VmRef): Promise<void> {
     const capture = this.captures.get(pauseKey(snapshotId, vm));
     if (!capture) return;
-    await this.cancel(capture).catch(() => undefined);
-    await capture.image?.cancel();
+    await this.stop(capture);
     this.captures.delete(capture.key);
   }
 
   /** Cancels every capture and upload: the agent is going away (its pipes and spool go with it anyway). */
   async cancelAll(): Promise<void> {
-    await Promise.all(
-      [...this.captures.values()].map(async (capture) => {
-        await this.cancel(capture).catch(() => undefined);
-        await capture.image?.cancel();
-      }),
-    );
+    await Promise.all([...this.captures.values()].map((capture) => this.stop(capture)));
   }
 
   private begin(req: HeldCapture['req'], key: string, domain: LibvirtDomain): HeldCapture {
@@ -428,11 +422,17 @@ export class KubeVirtPauseCaptures {
         throw failure;
       },
     );
-    stored.catch(() => undefined);
+    // Also the handler of a failure nobody asks for.
     void stored
       .catch(() => undefined)
       .finally(() => setTimeout(() => this.forget(capture), FINISHED_MEMORY_MS).unref());
     return stored;
+  }
+
+  /** Cancels a capture still under way, and the upload of a finished one. */
+  private async stop(capture: HeldCapture): Promise<void> {
+    await this.cancel(capture).catch(() => undefined);
+    await capture.image?.cancel();
   }
 
   /** Stops a capture that will not finish: cancels QEMU's migration (never the guest's run state), drops the partial image. */
