@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { constants, type Dirent } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import { link, lstat, mkdir, open, readdir, rename, rm, unlink } from 'node:fs/promises';
+import { link, lstat, mkdir, open, readdir, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Readable } from 'node:stream';
@@ -23,6 +23,8 @@ import { StreamingFileWriter } from './streaming-file-writer.js';
 const PARTIAL_FILE = /^\..+\.partial-[0-9a-f-]{36}$/;
 /** A bundle being deleted (deleteBundle): `.deleting-<bundle id>-<uuid>`. */
 const DELETING_DIR = /^\.deleting-.+-[0-9a-f-]{36}$/;
+/** How often an exclusive write is tried when racing commits sweep its temporary file away. */
+const EXCLUSIVE_WRITE_ATTEMPTS = 5;
 
 export class FilesystemBackend implements BundleBackend {
   readonly root: string;
@@ -130,29 +132,60 @@ export class FilesystemBackend implements BundleBackend {
 
   async putBytes(bundleId: string, path: string, data: Uint8Array, options: PutOptions): Promise<void> {
     const target = await this.filePath(bundleId, path);
+    if (!options.exclusive) {
+      const temp = await this.writeTempDurably(target, data);
+      await rename(temp, target).catch(async (err: unknown) => {
+        await rm(temp, { force: true });
+        throw err;
+      });
+    } else {
+      // A racing commit sweeps the bundle's leftovers just before its own link and can take this
+      // writer's temporary file for a dead writer's: link() then finds no source. Writing it again
+      // settles the race, since the sweeper has linked by then or failed. Each racer sweeps once,
+      // so a few attempts always suffice.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await this.linkExclusively(bundleId, path, target, data);
+          break;
+        } catch (err) {
+          if (!(isMissing(err) && attempt < EXCLUSIVE_WRITE_ATTEMPTS)) throw err;
+        }
+      }
+    }
+    await this.syncDirectories(dirname(target));
+  }
+
+  /** link() never replaces its target: exactly one writer can commit. */
+  private async linkExclusively(
+    bundleId: string,
+    path: string,
+    target: string,
+    data: Uint8Array,
+  ): Promise<void> {
+    const temp = await this.writeTempDurably(target, data);
+    try {
+      await link(temp, target).catch((err: NodeJS.ErrnoException) => {
+        if (err.code === 'EEXIST') throw alreadyWritten(bundleId, path);
+        throw err;
+      });
+    } finally {
+      await rm(temp, { force: true });
+    }
+  }
+
+  /** Writes `data` under a new temporary name beside `target`, fsynced and closed; returns that name. */
+  private async writeTempDurably(target: string, data: Uint8Array): Promise<string> {
     const { handle, temp } = await this.createTemp(target);
     try {
       await writeFully(handle, data);
       await handle.sync();
       await handle.close();
-      if (options.exclusive) {
-        // link() never replaces its target: exactly one writer can commit.
-        await link(temp, target).catch((err: NodeJS.ErrnoException) => {
-          if (err.code === 'EEXIST') {
-            throw alreadyWritten(bundleId, path);
-          }
-          throw err;
-        });
-        await unlink(temp);
-      } else {
-        await rename(temp, target);
-      }
     } catch (err) {
       await handle.close().catch(() => undefined);
       await rm(temp, { force: true });
       throw err;
     }
-    await this.syncDirectories(dirname(target));
+    return temp;
   }
 
   async openRead(bundleId: string, path: string): Promise<Readable> {

@@ -17,6 +17,7 @@ import {
   openBundleWriter,
   pruneBundles,
 } from '../../../src/store/index.js';
+import { backendFor } from '../../../src/store/backend-for.js';
 import type { RecordedPacket, SavedFlow } from '../../../src/ofc/control/types.js';
 import { sampleContent, sampleVms } from '../../unit/store/sample-bundle.js';
 
@@ -281,6 +282,40 @@ describe('bundle store on a real filesystem', () => {
     for (const r of results)
       if (r.status === 'rejected') expect((r.reason as BundleError).code).toBe('Conflict');
     await (await openBundle(location, 'race')).verify();
+  });
+
+  it('commits even when a racing commit sweeps its temporary manifest away before the link', async () => {
+    // Every commit sweeps the bundle's leftovers just before its own link, and a racer's temporary
+    // manifest looks like one: CI once saw the loser of a race fail with ENOENT instead of Conflict.
+    // Here a sweeper removes the temporary manifest as soon as it appears; a round counts as a hit
+    // when the manifest was not linked yet at that moment.
+    const backend = backendFor(location);
+    let hits = 0;
+    for (let round = 0; round < 50 && hits < 3; round++) {
+      const bundleId = `swept-${round}`;
+      await backend.putBytes(bundleId, 'flows.json', Buffer.from('[]'), { exclusive: false });
+      const dir = join(root, 'bundles', bundleId);
+      let writing = true;
+      const sweeper = (async () => {
+        while (writing) {
+          const temp = (await readdir(dir)).find((name) => name.startsWith('.manifest.json.partial-'));
+          if (temp) {
+            const removed = await rm(join(dir, temp)).then(
+              () => true,
+              () => false,
+            );
+            if (removed && (await backend.stat(bundleId, 'manifest.json')) === undefined) hits++;
+            return;
+          }
+        }
+      })();
+      await backend
+        .putBytes(bundleId, 'manifest.json', Buffer.from('{}'), { exclusive: true })
+        .finally(() => (writing = false));
+      await sweeper;
+      expect((await backend.readBytes(bundleId, 'manifest.json', 10)).toString()).toBe('{}');
+    }
+    expect(hits).toBeGreaterThan(0);
   });
 
   it('replaces an image when a capture is retried, and discards it on abort', async () => {
