@@ -269,7 +269,6 @@ export async function startLabCluster(options: LabClusterOptions): Promise<LabCl
     const labSwitch: LabSwitch = { netnsName: ovs.netns.name, vsctl: (args) => ovs!.vsctl(args) };
     // ovs-vswitchd connects only to unix sockets inside its own run directory.
     const switchListen = `unix:${join(ovs.runDir, 'ofc.sock')}`;
-    const vswitchdControl = ovs.controlSocket('ovs-vswitchd');
     const ofcControl = `127.0.0.1:${await freeLoopbackPort()}`;
     const logs = join(dir, 'logs');
     await mkdir(logs, { recursive: true });
@@ -280,11 +279,9 @@ export async function startLabCluster(options: LabClusterOptions): Promise<LabCl
       () =>
         startViolin(
           'violin-ofc',
-          [
-            ...['ofc', '--listen', switchListen, '--control', ofcControl],
-            // Every bridge of the lab is on this one ovs-vswitchd: an advance waits for its datapath.
-            ...['--datapath-sync', vswitchdControl],
-          ],
+          // No --datapath-sync: as in the chart, each node's agent purges its datapath before a VM
+          // resumes (the operator asks it). Here every node's agent shares the one ovs-vswitchd.
+          ['ofc', '--listen', switchListen, '--control', ofcControl],
           join(logs, 'ofc.log'),
         ),
       `http://${ofcControl}/readyz`,
@@ -339,6 +336,8 @@ export async function startLabCluster(options: LabClusterOptions): Promise<LabCl
               ...['--storage-root', storageRoot, ...credentials.agentArgs],
               // As virt-handler: the node's kubelet pods dir, where the stand-in's launcher pods live.
               ...['--pods-dir', podsDir(stateDir)],
+              // The node's Open vSwitch (the lab's one ovs-vswitchd): /v1/datapath/sync purges it.
+              ...['--ovs-rundir', ovs!.runDir],
             ],
             join(logs, `agent-${spec.name}.log`),
             s3Env,

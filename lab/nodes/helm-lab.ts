@@ -31,17 +31,6 @@ import {
 import { KubeletLauncherPods } from './launcher-pods.js';
 import { addBridgeHost } from './node-ovs.js';
 
-/**
- * `helm install` arguments that run an agent on every node, not only on snapshot hosts (the chart's
- * default): a restore loads VMs on the nodes they will run on.
- */
-export const AGENTS_ON_EVERY_NODE: readonly string[] = [
-  '--set',
-  'agent.nodeSelector.violin\\.dev/snapshot-host=null',
-  '--set',
-  'agent.nodeSelector.kubernetes\\.io/os=linux',
-];
-
 export interface HelmLabOptions {
   /** A short word naming the lab in messages. */
   name: string;

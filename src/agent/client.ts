@@ -9,6 +9,7 @@ import type {
   CaptureConverged,
   CaptureRequest,
   CaptureResult,
+  DatapathSynced,
   FinishCaptureRequest,
   ImageStoredRequest,
   LoadRequest,
@@ -21,6 +22,8 @@ import { errorBodyOf, errorMessage } from '../errors.js';
 import type { BundleCommitRequest, BundleManifest } from '../store/index.js';
 
 const UNLOAD_TIMEOUT_MS = 30_000;
+/** A purge takes milliseconds; a node whose agent does not answer in this time fails the advance. */
+const DATAPATH_SYNC_TIMEOUT_MS = 10_000;
 
 /** The bearer token of each call; undefined sends none. */
 export type AgentToken = () => Promise<string | undefined>;
@@ -85,6 +88,10 @@ export class AgentClient implements SnapshotAgent {
   unload(restoreId: string, vm: VmRef): Promise<{ unloaded: boolean }> {
     // Stopping a QEMU takes seconds at most; a failed restore is not held up for the load timeout.
     return this.post('/v1/unload', { restoreId, vm }, UNLOAD_TIMEOUT_MS);
+  }
+
+  syncDatapath(): Promise<DatapathSynced> {
+    return this.post('/v1/datapath/sync', {}, DATAPATH_SYNC_TIMEOUT_MS);
   }
 
   /** Commits a file:// bundle on the agent's node, where its images are (bundle-routes.ts). */

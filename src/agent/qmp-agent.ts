@@ -20,6 +20,7 @@
 import { join } from 'node:path';
 import { mkdirSync } from 'node:fs';
 import type {
+  DatapathSynced,
   CaptureConverged,
   CaptureRequest,
   CaptureResult,
@@ -38,6 +39,7 @@ import type { LiveCaptureMethod } from './capture.js';
 import { VmCapture } from './capture.js';
 import { HeldPauses } from './held-pauses.js';
 import { VmLoader } from './load.js';
+import { syncNodeDatapath } from './node-datapath.js';
 import { Recovery } from './recovery.js';
 import { requireString, VmAccess } from './vm-access.js';
 import type { LibvirtMode } from './libvirt/launcher-pod.js';
@@ -83,9 +85,14 @@ export interface QmpAgentOptions {
    * needs (as large as the image); default `<stateDir>/libvirt`.
    */
   workDir?: string;
+  /** ovs-vswitchd's run directory on this node (its pidfile and control socket); default /var/run/openvswitch. */
+  ovsRunDir?: string;
   /** Where the agent says what it did on its own (a VM resumed at its pause deadline). */
   log?: (line: string) => void;
 }
+
+/** Open vSwitch's stock run directory, as the chart mounts it from the node. */
+export const DEFAULT_OVS_RUN_DIR = '/var/run/openvswitch';
 
 export class QmpSnapshotAgent implements SnapshotAgent {
   private readonly vms: VmAccess;
@@ -95,9 +102,11 @@ export class QmpSnapshotAgent implements SnapshotAgent {
   private readonly loader: VmLoader;
   private readonly recovery: Recovery;
   private readonly libvirt: { captures: KubeVirtPauseCaptures; loader: LibvirtLoader } | undefined;
+  private readonly ovsRunDir: string;
 
   constructor(options: QmpAgentOptions) {
     const log = options.log ?? (() => undefined);
+    this.ovsRunDir = options.ovsRunDir ?? DEFAULT_OVS_RUN_DIR;
     const timeoutMs = options.timeoutMs ?? 300_000;
     this.vms = new VmAccess(options.stateDir);
     this.images = options.images ?? bundleImageStore;
@@ -208,6 +217,10 @@ export class QmpSnapshotAgent implements SnapshotAgent {
 
   unload(restoreId: string, vm: VmRef): Promise<{ unloaded: boolean }> {
     return this.loader.unload(restoreId, vm);
+  }
+
+  syncDatapath(): Promise<DatapathSynced> {
+    return syncNodeDatapath(this.ovsRunDir);
   }
 
   /** Resumes every VM still paused by a `resume: OnRequest` capture: the agent is going away. */

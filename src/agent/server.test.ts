@@ -12,6 +12,7 @@ import { QmpSnapshotAgent } from './qmp-agent.js';
 import type { AgentServer } from './server.js';
 import { startAgentServer } from './server.js';
 import type {
+  DatapathSynced,
   CaptureConverged,
   CaptureRequest,
   CaptureResult,
@@ -67,6 +68,10 @@ class ScriptedAgent implements SnapshotAgent {
     this.calls.push(['unload', restoreId, vm]);
     return { unloaded: true };
   }
+  async syncDatapath(): Promise<DatapathSynced> {
+    this.calls.push(['syncDatapath']);
+    return { syncedAt: 'synced', tookMs: 9 };
+  }
 }
 
 function raw(
@@ -113,6 +118,7 @@ describe('agent API', () => {
     expect(await client.load(load)).toEqual({ loadedAt: 'then' });
     expect(await client.resume('r1', VM)).toEqual({ resumedAt: 'now' });
     expect(await client.unload('r1', VM)).toEqual({ unloaded: true });
+    expect(await client.syncDatapath()).toEqual({ syncedAt: 'synced', tookMs: 9 });
     expect(agent.calls).toEqual([
       ['capture', capture],
       ['resumeCaptured', 's1', VM],
@@ -120,6 +126,7 @@ describe('agent API', () => {
       ['load', load],
       ['resume', 'r1', VM],
       ['unload', 'r1', VM],
+      ['syncDatapath'],
     ]);
   });
 

@@ -12,6 +12,7 @@
 //   POST /v1/resume            {restoreId, vm}                     → {resumedAt}
 //   POST /v1/unload            {restoreId, vm}                     → {unloaded}
 //   POST /v1/bundle/commit     BundleCommitRequest                 → BundleManifest (bundle-routes.ts)
+//   POST /v1/datapath/sync     {}                                  → {syncedAt, tookMs} (node-datapath.ts)
 //   GET  /healthz                                                  → {node}
 //
 // A body that is not JSON, too large, or of the wrong shape is a 400 and
@@ -64,6 +65,7 @@ const ROUTES: Record<string, Route> = {
   '/v1/load': (agent, body) => agent.load(body as unknown as LoadRequest),
   '/v1/resume': (agent, body) => agent.resume(body.restoreId as string, body.vm as VmRef),
   '/v1/unload': (agent, body) => agent.unload(body.restoreId as string, body.vm as VmRef),
+  '/v1/datapath/sync': (agent) => agent.syncDatapath(),
 };
 
 /** The VM routes, and the bundle routes, which need the node's filesystem only, no VM. */

@@ -152,6 +152,18 @@ export interface SnapshotAgent {
    * resumed it. Idempotent: `unloaded` is false when nothing of this restore was there to stop.
    */
   unload(restoreId: string, vm: VmRef): Promise<{ unloaded: boolean }>;
+  /**
+   * Purges the node's Open vSwitch datapath, so that every frame from now on is forwarded by the flow
+   * tables as they are (an epoch advance's last step before its VM resumes: node-datapath.ts).
+   * Unavailable when the node's ovs-vswitchd does not answer.
+   */
+  syncDatapath(): Promise<DatapathSynced>;
+}
+
+/** A datapath purge done: when, and how long it took on the node. */
+export interface DatapathSynced {
+  syncedAt: string;
+  tookMs: number;
 }
 
 /** Finds the agent serving a node (the lab: a local port per node; a cluster: the DaemonSet pod on that node). */

@@ -20,7 +20,7 @@ import { checkBank } from '../../lab/guest/checker.js';
 import { SNAPSHOT_HOST_LABEL } from '../../lab/kubevirt-standin/names.js';
 import { connectBridgesToOfc, type ChartInstall } from '../../lab/nodes/chart.js';
 import type { LabNode, NodesCluster } from '../../lab/nodes/cluster.js';
-import { AGENTS_ON_EVERY_NODE, startHelmLab, type HelmLab } from '../../lab/nodes/helm-lab.js';
+import { startHelmLab, type HelmLab } from '../../lab/nodes/helm-lab.js';
 import { containerIdOf } from '../../lab/nodes/launcher-pods.js';
 import { addBridgeHost } from '../../lab/nodes/node-ovs.js';
 import { podDiagnostics } from '../../lab/nodes/pod-diagnostics.js';
@@ -63,8 +63,8 @@ describe('charts/violin installed by helm on lab nodes', () => {
         { name: 'node-2', labels: { [RESTORE_TARGET_LABEL]: 'true' } },
         { name: SNAPSHOT_HOST, labels: { [SNAPSHOT_HOST_LABEL]: 'true' } },
       ],
-      // Three agents on one network namespace show that binding each node's InternalIP does not collide.
-      helmArgs: AGENTS_ON_EVERY_NODE,
+      // The chart's default runs an agent on every node: three agents on one network namespace show
+      // that binding each node's InternalIP does not collide.
       log: (m) => console.log(`[nodes] ${m}`),
     });
     ({ cluster, install, image } = lab);

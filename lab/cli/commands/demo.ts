@@ -38,7 +38,7 @@ import {
   type VmStalls,
 } from '../../cluster/scenario.js';
 import { checkBank, type CheckReport } from '../../guest/checker.js';
-import { AGENTS_ON_EVERY_NODE, startHelmLab, violinPods, type HelmLab } from '../../nodes/helm-lab.js';
+import { startHelmLab, violinPods, type HelmLab } from '../../nodes/helm-lab.js';
 import { LabS3Server } from '../../s3/seaweedfs.js';
 import { kubectlHints } from '../kubectl-hints.js';
 import { errorMessage } from '../../../src/errors.js';
@@ -304,13 +304,12 @@ async function keepLogs(lab: HelmLab | undefined, s3: LabS3Server | undefined): 
   say(`logs copied to ${LOGS}`);
 }
 
-/** A lab cluster with the chart installed by helm, agents on every node (a restore loads VMs on VM nodes). */
+/** A lab cluster with the chart installed by helm, as its defaults have it (an agent on every node). */
 function startDemoLab(name: string, s3Secret: Record<string, string>): Promise<HelmLab> {
   return startHelmLab({
     name,
     nodes: DEFAULT_NODES,
     s3Secret,
-    helmArgs: AGENTS_ON_EVERY_NODE,
     log: (line) => say(`  ${line}`),
   });
 }

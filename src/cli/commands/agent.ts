@@ -35,6 +35,8 @@ const USAGE = `usage: violin agent --node NAME --state-dir DIR [options]
                        default, non-root) or system (its Root feature gate)
   --work-dir DIR       the libvirt backend's scratch space: capture pipes, and a load's
                        qcow2 file, as large as the image (default STATE-DIR/libvirt)
+  --ovs-rundir DIR     the node's Open vSwitch run directory (ovs-vswitchd.pid and its
+                       control socket), for /v1/datapath/sync (default /var/run/openvswitch)
   --listen HOST:PORT   where the agent API listens (default 127.0.0.1:7443; port 0 picks one)
   --downtime-limit MS  QEMU's target for the stop-and-copy of a capture (default 50)
   --live-method M      how a capture that resumes at once copies the running guest:
@@ -125,6 +127,7 @@ export const command: Command = {
           'pods-dir': { type: 'string' },
           'libvirt-mode': { type: 'string' },
           'work-dir': { type: 'string' },
+          'ovs-rundir': { type: 'string' },
           listen: { type: 'string' },
           'downtime-limit': { type: 'string' },
           'pause-deadline': { type: 'string' },
@@ -189,6 +192,7 @@ export const command: Command = {
         podsDir: values['pods-dir'],
         libvirtMode,
         workDir: values['work-dir'],
+        ovsRunDir: values['ovs-rundir'],
         log: (line) => logger.warn(line),
       });
       // Before serving: a resumeCaptured must find the pauses an earlier agent held.

@@ -20,12 +20,10 @@
 // here, against 9 ms median for the purge.) The price is one upcall per flow
 // for the frames that follow, on every bridge of that ovs-vswitchd. It talks to
 // ovs-vswitchd's control socket, so the OFC must run beside the switches it
-// syncs (the lab). A remote OFC has no such call in OpenFlow; see
-// docs/limits.md.
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
-
-const run = promisify(execFile);
+// syncs (the lab's own OFC tests and benchmarks). A remote OFC has no such
+// call in OpenFlow: with the operator, each node's agent purges its own
+// datapath before a VM resumes after its advance (src/agent/node-datapath.ts).
+import { purgeDatapathFlows } from '../../ovs/datapath-purge.js';
 
 /** Waits until the switches' datapaths forward by the flow tables as they are now. */
 export interface DatapathSync {
@@ -42,18 +40,6 @@ export class OvsRevalidatorSync implements DatapathSync {
   }
 
   async wait(): Promise<void> {
-    const seconds = String(Math.max(1, Math.ceil(this.timeoutMs / 1000)));
-    await Promise.all(
-      this.controlSockets.map(async (socket) => {
-        try {
-          await run('ovs-appctl', ['--timeout', seconds, '-t', socket, 'revalidator/purge']);
-        } catch (error) {
-          const { stderr, message } = error as { stderr?: string; message: string };
-          throw new Error(`revalidator/purge on ${socket} failed: ${(stderr || message).trim()}`, {
-            cause: error,
-          });
-        }
-      }),
-    );
+    await Promise.all(this.controlSockets.map((socket) => purgeDatapathFlows(socket, this.timeoutMs)));
   }
 }

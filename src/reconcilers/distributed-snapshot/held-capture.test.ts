@@ -65,6 +65,10 @@ class World {
 
   pass(): Pass {
     const agent: SnapshotAgent = {
+      syncDatapath: async () => {
+        this.calls.push('syncDatapath');
+        return { syncedAt: 'T', tookMs: 1 };
+      },
       ...(this.heldCapture
         ? {
             startHeldCapture: async (req) => {
@@ -102,6 +106,7 @@ class World {
     };
     const deps = {
       agents: { forNode: async () => agent },
+      nodes: { listNodeNames: async () => ['snap-1'] },
       kubevirt: { getVmi: async () => this.vmi() } as unknown as KubeVirtAccess,
       ofc: {
         advance: async (_id: string, vm: string) => {
@@ -152,6 +157,9 @@ describe('a capture held through KubeVirt', () => {
       'pause a',
       'finishCapture a pod-a',
       'advance ns/a',
+      // The VM's node and its snapshot host purge their datapaths before it runs again.
+      'syncDatapath',
+      'syncDatapath',
       'unpause a',
     ]);
     expect(done).toMatchObject({ phase: 'Captured', epoch: 'Post', capturedAt: CAPTURED.completedAt });
@@ -197,7 +205,13 @@ describe('a capture held through KubeVirt', () => {
     world.stalePausedCondition = 2;
     const done = await world.run(capturing, (row) => row.resumedAt !== undefined, 16);
     expect(world.calls.filter((c) => c === 'pause a')).toHaveLength(3);
-    expect(world.calls.slice(-3)).toEqual(['finishCapture a pod-a', 'advance ns/a', 'unpause a']);
+    expect(world.calls.slice(-5)).toEqual([
+      'finishCapture a pod-a',
+      'advance ns/a',
+      'syncDatapath',
+      'syncDatapath',
+      'unpause a',
+    ]);
     expect(done).toMatchObject({ phase: 'Captured', epoch: 'Post' });
     expect(world.paused).toBe(false);
   });

@@ -45,7 +45,7 @@ const CTX: ReconcileContext = {
   signal: new AbortController().signal,
 };
 
-type Op = keyof OfcControl | 'capture' | 'resumeCaptured' | 'commit' | 'secure';
+type Op = keyof OfcControl | 'capture' | 'resumeCaptured' | 'syncDatapath' | 'commit' | 'secure';
 
 /** Every part the reconciler talks to, in memory, with a script of what fails. */
 class World {
@@ -275,6 +275,10 @@ class World {
       load: async () => ({ loadedAt: '' }),
       resume: async () => ({ resumedAt: '' }),
       unload: async () => ({ unloaded: false }),
+      syncDatapath: async () => {
+        this.call('syncDatapath', node);
+        return { syncedAt: new Date(this.clock).toISOString(), tookMs: 1 };
+      },
     };
   }
 

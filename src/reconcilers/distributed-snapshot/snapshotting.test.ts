@@ -45,6 +45,7 @@ class World {
 
   pass(): Pass {
     const agent = {
+      syncDatapath: async () => ({ syncedAt: 'T', tookMs: 1 }),
       resumeCaptured: async (_id: string, vm: { name: string }) => {
         this.calls.push(`resume ${vm.name}`);
         return { resumedAt: '2026-01-01T00:00:02.000Z', downtimeMs: 1000 };
@@ -52,6 +53,7 @@ class World {
     } as unknown as SnapshotAgent;
     const deps = {
       agents: { forNode: async () => agent },
+      nodes: { listNodeNames: async () => ['snap-0'] },
       kubevirt: {
         getMigration: async (_ns: string, name: string) => {
           this.calls.push(`getMigration ${name}`);

@@ -1,6 +1,7 @@
 // One VM's steps while Snapshotting, one per pass: start its migration (S_i),
 // see it land on a snapshot host, capture it (T_i, the VM then waits paused),
-// advance its epoch on every bridge, resume it (held by KubeVirt's pause: in
+// advance its epoch on every bridge and sync the nodes' datapaths
+// (datapath-sync.ts), resume it (held by KubeVirt's pause: in
 // the pass that saw T_i, so the VM's pause waits for no status write). Each
 // step either is idempotent or is recorded in the row before the next relies
 // on it. With the libvirt
@@ -11,6 +12,7 @@ import { AgentError } from '../../agent/errors.js';
 import type { VmRef } from '../../agent/types.js';
 import type { Epoch } from '../../ofc/control/types.js';
 import { captureKey, finishKey, rowWithoutAnswer, type CaptureAnswer } from './capture-calls.js';
+import { syncDatapaths } from './datapath-sync.js';
 import { checkStillHeld, takeHeldCapture, unpauseHeld } from './held-capture.js';
 import { refusalIsFailure, SnapshotFailure } from './failure.js';
 import {
@@ -85,10 +87,13 @@ async function advanceAndResume(
   at: VmStepContext,
 ): Promise<SnapshotVmStatus> {
   if (row.resumedAt) return row;
-  // Advance (barrier-confirmed on every bridge), then resume.
+  // Advance (barrier-confirmed on every bridge), bring every node's datapath in line with the new
+  // flow tables, then resume. The sync runs again after a restart that finds the epoch advanced: an
+  // earlier operator may have died between the advance and the sync.
   const advancing = row.epoch !== 'Post' && at.epochs[`${pass.namespace}/${row.name}`] !== 'Post';
   if (at.heldByKubeVirt && advancing) await checkStillHeld(pass, row);
   const advanced = row.epoch === 'Post' ? row : await advanceEpoch(pass, row, at.epochs);
+  await syncDatapaths(pass, advanced);
   return at.heldByKubeVirt ? unpauseHeld(pass, advanced) : resumeCaptured(pass, advanced);
 }
 

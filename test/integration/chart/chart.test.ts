@@ -153,7 +153,8 @@ describe('helm lint and template', () => {
       (agent as unknown as { spec: { template: { spec: { nodeSelector: unknown } } } }).spec.template.spec
         .nodeSelector,
     ).toEqual({
-      'violin.dev/snapshot-host': 'true',
+      // Every node: each node that runs VMs purges its datapath after an advance, and loads restores.
+      'kubernetes.io/os': 'linux',
     });
     expect(spec.containers[0]!.securityContext).toEqual({
       privileged: false,
@@ -331,7 +332,7 @@ describe('values.schema.json', () => {
       "at '/operator/leaderElection/leaseDurationSeconds': minimum: got 5, want 11",
     ],
     [['--set', 'ofc.openflowPort=70000'], "at '/ofc/openflowPort': maximum"],
-    [['--set', 'agent.nodeSelector.violin\\.dev/snapshot-host=null'], "at '/agent/nodeSelector'"],
+    [['--set-json', 'agent.nodeSelector={"zone":1}'], "at '/agent/nodeSelector/zone'"],
     [['--set', 'agent.hostPaths.bundles=relative/path'], "at '/agent/hostPaths/bundles'"],
     [['--set', 'agent.hostPaths.kubeletPods=pods'], "at '/agent/hostPaths/kubeletPods'"],
     [['--set', 'ovsdb.remotes={http://node-1:6640}'], "at '/ovsdb/remotes/0'"],

@@ -8,12 +8,21 @@
 // still-pre receiver. Without the datapath sync, on this 2-core machine while
 // other tests ran, 3 of 20 such advances let the second burst through for its
 // whole 150 ms; in three runs of ten rounds without it, one failed (30 rounds, one leak); twenty rounds are run.
+//
+// Two ways to sync, each tested: the lab OFC's own (--datapath-sync, beside the
+// switches), and the operator's (the OFC without it, then the node's agent,
+// a real `violin agent` process, purges its ovs-vswitchd before the VM goes on:
+// src/reconcilers/distributed-snapshot/datapath-sync.ts).
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { OfcControlClient } from '../../../src/ofc/control/client.js';
 import type { OvsHost } from '../../support/ovs.js';
+import { startAgentProcess, type AgentProcess } from '../agent/agent-process.js';
 import { UdpReceiver, startFourHostLab, type OfcLab } from './ofc-lab.js';
 
 const ROUNDS = 20;
@@ -43,18 +52,34 @@ burst(1, () => {
 });
 `;
 
-describe('advance waits for the datapath', () => {
+describe.each([
+  { sync: 'the OFC beside the switches (--datapath-sync)', byAgent: false, name: 'ofcdp', subnet: '10.78.0' },
+  {
+    sync: "the node's agent after the advance, as the operator asks",
+    byAgent: true,
+    name: 'ofcag',
+    subnet: '10.78.1',
+  },
+])('advance waits for the datapath, synced by $sync', ({ byAgent, name, subnet }) => {
   let lab: OfcLab;
   let a: OvsHost;
   let b: OvsHost;
   let client: OfcControlClient;
+  let agent: AgentProcess | undefined;
+  let agentDir: string | undefined;
 
   beforeAll(async () => {
-    ({ lab, a, b } = await startFourHostLab('ofcdp', '10.78.0'));
+    ({ lab, a, b } = await startFourHostLab(name, subnet, { datapathSync: !byAgent }));
     client = new OfcControlClient({ address: lab.ofc.controlAddress });
+    if (byAgent) {
+      agentDir = await mkdtemp(join(tmpdir(), 'violin-dp-agent-'));
+      agent = await startAgentProcess(agentDir, ['--ovs-rundir', lab.ovs.runDir]);
+    }
   });
 
   afterAll(async () => {
+    await agent?.stop('SIGTERM');
+    if (agentDir) await rm(agentDir, { recursive: true, force: true });
     await lab?.stop();
   });
 
@@ -84,6 +109,7 @@ describe('advance waits for the datapath', () => {
         // The sender's capture: it sends nothing while the cached forward flow stays in the datapath.
         await sleep(PAUSE_MS);
         await client.advance(snapshotId, 'ns/a');
+        if (agent) await agent.client.syncDatapath();
         sender.stdin?.write('go\n');
         await new Promise((resolve) => sender.on('exit', resolve));
         await sleep(100);

@@ -425,6 +425,10 @@ export class RecordingAgents implements AgentDirectory {
         if (loadedHere) this.loaded.delete(subject);
         return { unloaded: loadedHere };
       },
+      syncDatapath: async () => {
+        log.record({ component: 'agent', op: 'syncDatapath', subject: node, node });
+        return { syncedAt: new Date().toISOString(), tookMs: 1 };
+      },
     };
     return agent;
   }
