@@ -46,17 +46,31 @@ function describe(status: V1ContainerStatus): string {
   return `${state}, ${status.restartCount} restarts${lastExit}`;
 }
 
-/** The last lines of each log file the kubelet keeps for the container (this run and the one before). */
-async function logTail(cluster: NodesCluster, pod: V1Pod, container: string): Promise<string[]> {
+/**
+ * The log files the kubelet keeps for a pod's container on its node (this run and the ones before),
+ * oldest first, with their text: read from the node's disk, as the API server's log subresource
+ * would need a kubelet client certificate the lab does not give it.
+ */
+export async function containerLogs(
+  cluster: NodesCluster,
+  pod: V1Pod,
+  container: string,
+): Promise<{ file: string; text: string }[]> {
   const node = cluster.nodes.find((n) => n.name === pod.spec?.nodeName);
   if (!node) return [];
   const dir = node.root.hostPath(
     `/var/log/pods/${pod.metadata?.namespace}_${pod.metadata?.name}_${pod.metadata?.uid}/${container}`,
   );
-  const files = (await readdir(dir).catch(() => [] as string[])).sort().slice(-2);
+  const files = (await readdir(dir).catch(() => [] as string[])).sort();
+  return Promise.all(
+    files.map(async (file) => ({ file, text: await readFile(join(dir, file), 'utf8').catch(() => '') })),
+  );
+}
+
+/** The last lines of each log file the kubelet keeps for the container (this run and the one before). */
+async function logTail(cluster: NodesCluster, pod: V1Pod, container: string): Promise<string[]> {
   const tails: string[] = [];
-  for (const file of files) {
-    const text = await readFile(join(dir, file), 'utf8').catch(() => '');
+  for (const { file, text } of (await containerLogs(cluster, pod, container)).slice(-2)) {
     const last = text.trimEnd().split('\n').slice(-LOG_TAIL_LINES);
     tails.push(`--- ${pod.metadata?.name}/${container} log ${file}:`, ...last);
   }

@@ -42,10 +42,24 @@ export async function containerPid(
   throw new Error(`no running container ${container} of ${pod.namespace}/${pod.name} on ${node.name}`);
 }
 
-const GET = `const r = await fetch(process.argv[1], { signal: AbortSignal.timeout(10000) });
-const body = await r.text();
-if (!r.ok) { console.error(r.status + ' ' + body); process.exit(1); }
-process.stdout.write(body);`;
+// An https URL is checked against the CA file and server name given after it (the agents' TLS).
+const GET = `import { get } from 'node:https';
+import { readFileSync } from 'node:fs';
+const [url, caFile, servername] = process.argv.slice(1);
+const tls = caFile ? { ca: readFileSync(caFile), servername } : {};
+const answer = url.startsWith('https:')
+  ? await new Promise((resolve, reject) => {
+      const req = get(url, { ...tls, timeout: 10000 }, (res) => {
+        let body = '';
+        res.on('data', (chunk) => (body += chunk));
+        res.on('end', () => resolve({ ok: res.statusCode === 200, status: res.statusCode, body }));
+      });
+      req.on('timeout', () => req.destroy(new Error('no answer in 10 s')));
+      req.on('error', reject);
+    })
+  : await fetch(url, { signal: AbortSignal.timeout(10000) }).then(async (r) => ({ ok: r.ok, status: r.status, body: await r.text() }));
+if (!answer.ok) { console.error(answer.status + ' ' + answer.body); process.exit(1); }
+process.stdout.write(answer.body);`;
 
 /** Runs a command of this machine in the pod's network namespace only; its stdout. */
 export async function runInPodNetwork(
@@ -69,12 +83,19 @@ export async function runInContainerMounts(
   return (await run('nsenter', [`--mount=/proc/${pid}/ns/mnt`, '--', ...argv])).stdout;
 }
 
-/** GET `url` from the pod's network namespace; the body, or an error with the reason. */
+/**
+ * GET `url` from the pod's network namespace; the body, or an error with the reason. An https URL is
+ * verified against `tls`: a CA file of this machine and the name the certificate must carry.
+ */
 export function getFromPod(
   node: LabNode,
   pod: { namespace: string; name: string },
   container: string,
   url: string,
+  tls?: { caFile: string; serverName: string },
 ): Promise<string> {
-  return runInPodNetwork(node, pod, container, [process.execPath, '--input-type=module', '--eval', GET, url]);
+  const check = tls ? [tls.caFile, tls.serverName] : [];
+  return runInPodNetwork(node, pod, container, [
+    ...[process.execPath, '--input-type=module', '--eval', GET, url, ...check],
+  ]);
 }

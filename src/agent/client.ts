@@ -4,6 +4,7 @@
 // the caller cannot tell a local agent from a remote one.
 import { readFile } from 'node:fs/promises';
 import { request } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import type {
   AgentDirectory,
   CaptureConverged,
@@ -18,6 +19,7 @@ import type {
   VmRef,
 } from './types.js';
 import { AgentError, isAgentErrorCode } from './errors.js';
+import type { AgentTrust } from './tls.js';
 import { errorBodyOf, errorMessage } from '../errors.js';
 import type { BundleCommitRequest, BundleManifest } from '../store/index.js';
 
@@ -46,11 +48,12 @@ export function tokenFile(path: string): AgentToken {
 }
 
 export class AgentClient implements SnapshotAgent {
-  /** `baseUrl`: the agent's `http://host:port`. */
+  /** `baseUrl`: the agent's `http://host:port`, or `https://` checked against `trust`. */
   constructor(
     readonly baseUrl: string,
     private readonly timeoutMs = 600_000,
     private readonly token: AgentToken = async () => undefined,
+    private readonly trust?: AgentTrust,
   ) {}
 
   capture(req: CaptureRequest): Promise<CaptureResult> {
@@ -102,11 +105,23 @@ export class AgentClient implements SnapshotAgent {
   private async post<T>(path: string, body: unknown, timeoutMs = this.timeoutMs): Promise<T> {
     const url = new URL(path, this.baseUrl);
     const payload = JSON.stringify(body);
+    const secure = url.protocol === 'https:';
+    if (this.trust && !secure) {
+      // A token for agents that serve TLS never goes out in the clear.
+      throw new AgentError(
+        'Unavailable',
+        `agent ${this.baseUrl}: TLS is configured, but the URL is not https`,
+      );
+    }
     const token = await this.token();
+    // The agents' own CA, and their one certificate name whatever address was dialled (tls.ts).
+    const tls = secure && this.trust ? { ca: await this.trust.ca(), servername: this.trust.serverName } : {};
+    const send = secure ? httpsRequest : request;
     return new Promise<T>((resolve, reject) => {
-      const req = request(
+      const req = send(
         url,
         {
+          ...tls,
           method: 'POST',
           timeout: timeoutMs,
           headers: {

@@ -18,8 +18,10 @@
 // A body that is not JSON, too large, or of the wrong shape is a 400 and
 // touches nothing. With `auth`, every endpoint but /healthz first needs the
 // bearer token of an allowed caller (auth.ts): 401 without, 403 for another.
+// With `tls`, it serves HTTPS only (tls.ts).
 import { createServer } from 'node:http';
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type {
   CaptureRequest,
@@ -32,6 +34,7 @@ import type {
 import type { CallerAuth } from './auth.js';
 import { AgentError, toAgentError } from './errors.js';
 import { bundleRoutes } from './bundle-routes.js';
+import { readServerCredentials, reloadOnChange, type AgentTlsFiles } from './tls.js';
 import type { StorageConfinement } from '../store/index.js';
 import { errorMessage } from '../errors.js';
 
@@ -93,7 +96,7 @@ function supported<A, R>(
 
 export interface AgentServer {
   server: Server;
-  /** `http://host:port` the server listens on. */
+  /** `http://host:port` (`https://` with TLS) the server listens on. */
   url: string;
   close(): Promise<void>;
 }
@@ -109,16 +112,28 @@ export async function startAgentServer(
     auth?: CallerAuth;
     /** Where bundles may be committed (--storage-root); undefined only for in-process tests. */
     confinement?: StorageConfinement;
+    /** Serve HTTPS with this certificate and key (reloaded when the files change). */
+    tls?: AgentTlsFiles;
   },
 ): Promise<AgentServer> {
   const log = options.log ?? (() => undefined);
   const routes = routesUnder(options.confinement);
-  const server = createServer((req, res) => {
+  const listener: RequestListener = (req, res) => {
     handle(agent, routes, options.node, options.auth, req, res, log).catch((error: unknown) => {
       log(`agent: unexpected failure: ${errorMessage(error)}`);
       if (!res.headersSent) reply(res, 500, { error: { code: 'Internal', message: errorMessage(error) } });
     });
-  });
+  };
+  let stopReloading = (): void => undefined;
+  let server: Server;
+  if (options.tls) {
+    const credentials = await readServerCredentials(options.tls);
+    const https = createHttpsServer({ ...credentials, minVersion: 'TLSv1.2' }, listener);
+    stopReloading = reloadOnChange(https, options.tls, credentials, log);
+    server = https;
+  } else {
+    server = createServer(listener);
+  }
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host, resolve);
@@ -127,8 +142,11 @@ export async function startAgentServer(
   const host = address.includes(':') ? `[${address}]` : address;
   return {
     server,
-    url: `http://${host}:${port}`,
-    close: () => new Promise((resolve) => server.close(() => resolve())),
+    url: `${options.tls ? 'https' : 'http'}://${host}:${port}`,
+    close: () => {
+      stopReloading();
+      return new Promise((resolve) => server.close(() => resolve()));
+    },
   };
 }
 

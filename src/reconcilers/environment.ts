@@ -10,6 +10,8 @@
 //                          (the DaemonSet in a cluster; default 9464)
 //   VIOLIN_AGENT_TOKEN_FILE the operator's bearer token for the agents (a projected ServiceAccount
 //                          token with the agents' audience; the chart mounts it), read at every call
+//   VIOLIN_AGENT_CA_FILE   the agents serve HTTPS with certificates this CA signed, for the name
+//                          violin-agent (src/agent/tls.ts); unset, they are called over plain HTTP
 //   VIOLIN_STORAGE_ROOT    every file:// storage location must be inside this directory, through no
 //                          symbolic link (default /var/lib/violin/bundles, the chart's bundles hostPath)
 //   VIOLIN_VM_BACKEND      libvirt (default, stock KubeVirt) or qemu: how a VM is held at T_i and restored
@@ -18,6 +20,7 @@ import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { DEFAULT_AGENT_PORT } from '../api/constants.js';
 
 import { AgentClient, tokenFile, type AgentToken } from '../agent/client.js';
+import { trustCaFile, type AgentTrust } from '../agent/tls.js';
 import type { AgentDirectory } from '../agent/types.js';
 import { OfcControlClient } from '../ofc/control/client.js';
 import type { ControllerManager } from '../operator/types.js';
@@ -48,6 +51,7 @@ export function createReconcilerDeps(
     parseAgentMap(env.VIOLIN_AGENTS),
     agentPort(env),
     env.VIOLIN_AGENT_TOKEN_FILE ? tokenFile(env.VIOLIN_AGENT_TOKEN_FILE) : undefined,
+    env.VIOLIN_AGENT_CA_FILE ? trustCaFile(env.VIOLIN_AGENT_CA_FILE) : undefined,
   );
   return {
     ofc: new OfcControlClient(env.VIOLIN_OFC_ADDRESS ? { address: env.VIOLIN_OFC_ADDRESS } : {}),
@@ -102,19 +106,21 @@ export class NodeAgentDirectory implements AgentDirectory {
     private readonly agents: Map<string, string>,
     private readonly port: number,
     private readonly token?: AgentToken,
+    private readonly trust?: AgentTrust,
   ) {
     this.core = kubeConfig.makeApiClient(CoreV1Api);
   }
 
   async forNode(nodeName: string): Promise<AgentClient> {
     const configured = this.agents.get(nodeName);
-    if (configured) return new AgentClient(configured, undefined, this.token);
+    if (configured) return new AgentClient(configured, undefined, this.token, this.trust);
     const node = await this.core.readNode({ name: nodeName });
     const address = node.status?.addresses?.find((a) => a.type === 'InternalIP')?.address;
     if (!address)
       throw new Error(`node ${nodeName} has no InternalIP, and VIOLIN_AGENTS does not name its agent`);
     const host = address.includes(':') ? `[${address}]` : address;
-    return new AgentClient(`http://${host}:${this.port}`, undefined, this.token);
+    const scheme = this.trust ? 'https' : 'http';
+    return new AgentClient(`${scheme}://${host}:${this.port}`, undefined, this.token, this.trust);
   }
 }
 

@@ -7,7 +7,7 @@
 import { CoordinationV1Api, CoreV1Api, type V1Pod } from '@kubernetes/client-node';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -23,7 +23,7 @@ import type { LabNode, NodesCluster } from '../../lab/nodes/cluster.js';
 import { startHelmLab, type HelmLab } from '../../lab/nodes/helm-lab.js';
 import { containerIdOf } from '../../lab/nodes/launcher-pods.js';
 import { addBridgeHost } from '../../lab/nodes/node-ovs.js';
-import { podDiagnostics } from '../../lab/nodes/pod-diagnostics.js';
+import { containerLogs, podDiagnostics } from '../../lab/nodes/pod-diagnostics.js';
 import {
   containerPid,
   getFromPod,
@@ -33,6 +33,7 @@ import {
 import type { NetworkNamespace } from '../../lab/ovs/netns.js';
 import { DEFAULT_AGENT_TOKEN_AUDIENCE } from '../../src/agent/auth.js';
 import { AgentClient } from '../../src/agent/client.js';
+import { AGENT_TLS_SERVER_NAME, trustCaFile } from '../../src/agent/tls.js';
 import type { DistributedSnapshot } from '../../src/api/index.js';
 import { repoRoot } from '../../src/devenv/repo.js';
 import { errorMessage } from '../../src/errors.js';
@@ -237,7 +238,8 @@ describe('charts/violin installed by helm on lab nodes', () => {
           node(operator.spec!.nodeName!),
           podRef(operator),
           'operator',
-          `http://${n.address}:${AGENT_PORT}/healthz`,
+          `https://${n.address}:${AGENT_PORT}/healthz`,
+          await agentTls(),
         );
         expect(JSON.parse(body), n.name).toEqual({ node: n.name });
       }
@@ -371,7 +373,8 @@ describe('charts/violin installed by helm on lab nodes', () => {
         node(operator.spec!.nodeName!),
         podRef(operator),
         'operator',
-        `http://${node(SNAPSHOT_HOST).address}:${AGENT_PORT}/healthz`,
+        `https://${node(SNAPSHOT_HOST).address}:${AGENT_PORT}/healthz`,
+        await agentTls(),
       );
       expect(JSON.parse(body)).toEqual({ node: SNAPSHOT_HOST });
     }),
@@ -393,7 +396,12 @@ describe('charts/violin installed by helm on lab nodes', () => {
       const bundles = new NodeLocalBundles(
         {
           forNode: async (name) =>
-            new AgentClient(`http://${node(name).address}:${AGENT_PORT}`, 600_000, token),
+            new AgentClient(
+              `https://${node(name).address}:${AGENT_PORT}`,
+              600_000,
+              token,
+              trustCaFile((await agentTls()).caFile),
+            ),
         },
         new StoreBundles({ fileRoot: fileURLToPath(location) }),
       );
@@ -505,6 +513,18 @@ describe('charts/violin installed by helm on lab nodes', () => {
           bank!.members.map((m) => m.name).sort(),
         );
         await expectVmsRunningAndBankWhole(snap);
+        // Before each VM resumed, every node carrying the snapshot purged its own datapath, through its
+        // agent pod, on the node's ovs-vswitchd: once per VM.
+        const agents = (await core.listNamespacedPod({ namespace: install.namespace })).items.filter(
+          (p) => component(p) === 'agent',
+        );
+        for (const agent of agents) {
+          const log = (await containerLogs(cluster!, agent, 'agent')).map((f) => f.text).join('\n');
+          const synced = log.split('\n').filter((line) => /\/v1\/datapath\/sync +ok in \d+ ms/.test(line));
+          expect(synced.length, `${agent.spec!.nodeName}'s datapath syncs`).toBeGreaterThanOrEqual(
+            snap.status!.vms!.length,
+          );
+        }
         // afterSnapshot: ReturnToSource: every VM runs on the node it ran on before.
         const kubevirt = new KubeVirtClient(cluster!.controlPlane.kubeConfig);
         for (const row of snap.status?.vms ?? []) {
@@ -631,6 +651,20 @@ describe('charts/violin installed by helm on lab nodes', () => {
       return [afterFlush, ...lines].join('\n');
     }
   });
+
+  /**
+   * The agents serve HTTPS (the chart's default): the CA the chart made, from its Secret, written to a
+   * file of this machine, and the name every agent's certificate carries.
+   */
+  async function agentTls(): Promise<{ caFile: string; serverName: string }> {
+    const secret = await core.readNamespacedSecret({
+      name: `${install.service}-agent-tls`,
+      namespace: install.namespace,
+    });
+    const caFile = join(lab!.dir, 'agent-ca.crt');
+    await writeFile(caFile, Buffer.from(secret.data!['ca.crt']!, 'base64'));
+    return { caFile, serverName: AGENT_TLS_SERVER_NAME };
+  }
 
   async function operatorPod(): Promise<V1Pod> {
     const pods = (await core.listNamespacedPod({ namespace: install.namespace })).items.filter(

@@ -43,6 +43,11 @@ app.kubernetes.io/component: {{ .component }}
 {{- default (printf "%s-operator" (include "violin.fullname" .)) .Values.serviceAccount.operator.name -}}
 {{- end -}}
 
+{{/* The Secret with the agents' TLS certificate and its CA: the user's, or the one the chart makes. */}}
+{{- define "violin.agentTlsSecret" -}}
+{{- default (printf "%s-agent-tls" (include "violin.fullname" .)) .Values.agent.tls.secretName -}}
+{{- end -}}
+
 {{- define "violin.agentServiceAccount" -}}
 {{- default (printf "%s-agent" (include "violin.fullname" .)) .Values.serviceAccount.agent.name -}}
 {{- end -}}

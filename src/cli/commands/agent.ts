@@ -15,6 +15,7 @@ import { QmpSnapshotAgent } from '../../agent/qmp-agent.js';
 import type { LiveCaptureMethod } from '../../agent/qmp-agent.js';
 import type { LibvirtMode } from '../../agent/libvirt/launcher-pod.js';
 import { startAgentServer } from '../../agent/server.js';
+import type { AgentTlsFiles } from '../../agent/tls.js';
 import { ApiTokenReviewer, CallerAuth, DEFAULT_AGENT_TOKEN_AUDIENCE } from '../../agent/auth.js';
 import { KubeConfig } from '@kubernetes/client-node';
 import { imageStoreUnder } from '../../agent/image-store.js';
@@ -37,6 +38,8 @@ const USAGE = `usage: violin agent --node NAME --state-dir DIR [options]
                        qcow2 file, as large as the image (default STATE-DIR/libvirt)
   --ovs-rundir DIR     the node's Open vSwitch run directory (ovs-vswitchd.pid and its
                        control socket), for /v1/datapath/sync (default /var/run/openvswitch)
+  --tls-cert FILE      serve HTTPS with this certificate (PEM; for the name violin-agent, as
+  --tls-key FILE       the operator checks it) and key; both or neither. Reloaded when changed
   --listen HOST:PORT   where the agent API listens (default 127.0.0.1:7443; port 0 picks one)
   --downtime-limit MS  QEMU's target for the stop-and-copy of a capture (default 50)
   --live-method M      how a capture that resumes at once copies the running guest:
@@ -105,6 +108,13 @@ function loadKubeConfig(path: string | undefined): KubeConfig {
   return kubeConfig;
 }
 
+/** `--tls-cert` and `--tls-key` go together. */
+function tlsFiles(certFile: string | undefined, keyFile: string | undefined): AgentTlsFiles | undefined {
+  if (certFile === undefined && keyFile === undefined) return undefined;
+  if (!certFile || !keyFile) throw new Error('--tls-cert and --tls-key go together');
+  return { certFile, keyFile };
+}
+
 export const command: Command = {
   summary: 'run the snapshot-host agent of a node (live capture and load, over QMP or libvirt)',
   async run(argv) {
@@ -118,6 +128,7 @@ export const command: Command = {
     let abandonedAfterMs: number;
     let pruneIntervalMs: number;
     let libvirtMode: LibvirtMode | undefined;
+    let tls: AgentTlsFiles | undefined;
     try {
       ({ values } = parseArgs({
         args: argv,
@@ -128,6 +139,8 @@ export const command: Command = {
           'libvirt-mode': { type: 'string' },
           'work-dir': { type: 'string' },
           'ovs-rundir': { type: 'string' },
+          'tls-cert': { type: 'string' },
+          'tls-key': { type: 'string' },
           listen: { type: 'string' },
           'downtime-limit': { type: 'string' },
           'pause-deadline': { type: 'string' },
@@ -161,6 +174,7 @@ export const command: Command = {
       liveMethod = method;
       storageRoot = checkStorageRoot(values['storage-root'] ?? DEFAULT_STORAGE_ROOT);
       checkAuthFlags(values['allowed-caller'] ?? [], values['insecure-no-auth'] ?? false, listen.host);
+      tls = tlsFiles(values['tls-cert'], values['tls-key']);
       abandonedAfterMs = seconds('abandoned-after', values['abandoned-after'], 86_400);
       pruneIntervalMs = seconds('prune-interval', values['prune-interval'], 3_600);
       const mode = values['libvirt-mode'];
@@ -203,6 +217,7 @@ export const command: Command = {
         ...listen,
         log: (line) => logger.info(line),
         confinement: { fileRoot: storageRoot },
+        tls,
         auth:
           callers.length === 0
             ? undefined

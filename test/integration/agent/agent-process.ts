@@ -52,7 +52,7 @@ export async function startAgentProcess(
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const deadline = Date.now() + 60_000;
   for (;;) {
-    const url = /"url":"(http:\/\/[^"]+)"/.exec(output)?.[1];
+    const url = /"url":"(https?:\/\/[^"]+)"/.exec(output)?.[1];
     if (url) {
       return {
         child,
