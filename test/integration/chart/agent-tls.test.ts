@@ -11,7 +11,7 @@ import { load } from 'js-yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { AgentClient } from '../../../src/agent/client.js';
-import { AgentError } from '../../../src/agent/errors.js';
+import type { AgentError } from '../../../src/agent/errors.js';
 import { startAgentServer } from '../../../src/agent/server.js';
 import { AGENT_TLS_SERVER_NAME, trustCaFile } from '../../../src/agent/tls.js';
 import type { SnapshotAgent } from '../../../src/agent/types.js';
