@@ -74,7 +74,12 @@ type PodSpec = {
     envFrom?: { secretRef?: { name: string } }[];
     ports?: { name: string; containerPort: number; hostPort?: number }[];
   }[];
-  volumes?: { name: string; hostPath?: { path: string }; projected?: { sources: unknown[] } }[];
+  volumes?: {
+    name: string;
+    hostPath?: { path: string };
+    projected?: { sources: unknown[] };
+    secret?: { secretName: string; items?: { key: string; path: string }[] };
+  }[];
 };
 const podSpec = (workload: KubernetesObject) =>
   (workload as unknown as { spec: { template: { spec: PodSpec } } }).spec.template.spec;
@@ -132,6 +137,7 @@ describe('helm lint and template', () => {
       VIOLIN_OFC_ADDRESS: '127.0.0.1:6654',
       VIOLIN_AGENT_PORT: '9464',
       VIOLIN_AGENT_TOKEN_FILE: '/var/run/secrets/violin.dev/agent-token/token',
+      VIOLIN_AGENT_CA_FILE: '/etc/violin/agent-ca/ca.crt',
       VIOLIN_STORAGE_ROOT: '/var/lib/violin/bundles',
       VIOLIN_VM_BACKEND: 'libvirt',
     });
@@ -174,6 +180,8 @@ describe('helm lint and template', () => {
       '--storage-root=/var/lib/violin/bundles',
       '--token-audience=violin.dev/agent',
       '--allowed-caller=system:serviceaccount:violin-system:violin-operator',
+      '--tls-cert=/etc/violin/agent-tls/tls.crt',
+      '--tls-key=/etc/violin/agent-tls/tls.key',
     ]);
     // Its token serves TokenReview of its callers, which is all its ClusterRole allows.
     expect(spec.automountServiceAccountToken).toBe(true);
@@ -273,6 +281,24 @@ describe('helm lint and template', () => {
     expect(unkept.find((o) => o.kind === 'CustomResourceDefinition')?.metadata?.annotations).toBeUndefined();
   });
 
+  it("renders the agents' TLS Secret and no NetworkPolicy by default", () => {
+    const objects = manifests(template('violin', 'violin-system'));
+    const secret = one(objects, 'Secret', '-agent-tls') as KubernetesObject & {
+      type: string;
+      data: Record<string, string>;
+    };
+    expect(secret.type).toBe('kubernetes.io/tls');
+    expect(Object.keys(secret.data).sort()).toEqual(['ca.crt', 'tls.crt', 'tls.key']);
+    // The operator gets the CA alone, never the agents' key.
+    const operator = podSpec(one(objects, 'Deployment', '-operator'));
+    expect(operator.volumes?.find((v) => v.name === 'agent-ca')?.secret).toEqual({
+      secretName: secret.metadata?.name,
+      items: [{ key: 'ca.crt', path: 'ca.crt' }],
+    });
+    expect(envOf(operator.containers[0]!).VIOLIN_AGENT_CA_FILE).toBe('/etc/violin/agent-ca/ca.crt');
+    expect(objects.filter((o) => o.kind === 'NetworkPolicy')).toEqual([]);
+  });
+
   it('renders every option: TLS, ServiceMonitor, pinned image, existing agent account', () => {
     const objects = manifests(template('violin', 'violin-system', '--values', everyOptionValues));
     const spec = podSpec(one(objects, 'Deployment', '-operator'));
@@ -311,6 +337,29 @@ describe('helm lint and template', () => {
       agentSpec.containers[0]!.envFrom,
     ]).toEqual([s3Secret, undefined, s3Secret]);
     expect(one(objects, 'ServiceMonitor').metadata?.labels).toMatchObject({ release: 'prometheus' });
+    // The agents' certificate from the user's Secret (cert-manager's): the chart makes none.
+    expect(objects.filter((o) => o.kind === 'Secret')).toEqual([]);
+    expect(agentSpec.volumes?.find((v) => v.name === 'tls')?.secret?.secretName).toBe(
+      'violin-agent-cert-manager',
+    );
+    // The NetworkPolicy selects the operator pod and opens only ports that pod has.
+    const policy = one(objects, 'NetworkPolicy') as KubernetesObject & {
+      spec: {
+        podSelector: { matchLabels: Record<string, string> };
+        ingress: { from: unknown[]; ports: { port: string }[] }[];
+      };
+    };
+    const deployment = one(objects, 'Deployment', '-operator') as KubernetesObject & {
+      spec: { selector: { matchLabels: Record<string, string> } };
+    };
+    expect(policy.spec.podSelector.matchLabels).toEqual(deployment.spec.selector.matchLabels);
+    const podPorts = spec.containers.flatMap((c) => c.ports ?? []).map((p) => p.name);
+    expect(policy.spec.ingress.map((rule) => rule.ports.map((p) => p.port))).toEqual([
+      ['openflow', 'health'],
+      ['metrics'],
+    ]);
+    for (const rule of policy.spec.ingress) for (const p of rule.ports) expect(podPorts).toContain(p.port);
+    expect(policy.spec.ingress[0]!.from).toEqual([{ ipBlock: { cidr: '10.0.0.0/16' } }]);
     expect(objects.filter((o) => o.kind === 'ServiceAccount').map((o) => o.metadata?.name)).toEqual([
       'violin-controller',
     ]);
@@ -337,6 +386,8 @@ describe('values.schema.json', () => {
     [['--set', 'agent.hostPaths.kubeletPods=pods'], "at '/agent/hostPaths/kubeletPods'"],
     [['--set', 'ovsdb.remotes={http://node-1:6640}'], "at '/ovsdb/remotes/0'"],
     [['--set', 'ofc.nodeOptions=max-semi-space-size=4'], "at '/ofc/nodeOptions'"],
+    [['--set', 'networkPolicy.enabled=true'], "at '/networkPolicy/openflowFrom': minItems: got 0, want 1"],
+    [['--set', 'agent.tls.secretName=Not_A_Name'], "at '/agent/tls/secretName'"],
   ])('refuses %j naming the value', (args, message) => {
     const result = run(helm(), ['template', 'violin', chartDir, '--kube-version', kubeVersion, ...args]);
     expect(result.status).not.toBe(0);
