@@ -81,6 +81,8 @@ describe('libvirt backend end to end: snapshot held by KubeVirt, restore by the 
         podsDir(lab.nodeStateDir(node)),
         // Every agent and the operator share the test's storage root, as snapshot hosts share a bundles path.
         ...['--storage-root', join(dir, 'bundles')],
+        // The nodes' bridges are on the lab's one ovs-vswitchd: each agent purges it after an advance.
+        ...['--ovs-rundir', lab.ovs.runDir],
       ]);
       agents.push(agent);
       urls[node] = agent.url;
