@@ -5,6 +5,11 @@
 //                          unix:/var/run/openvswitch/db.sock: where VMs attach, and where the
 //                          bridges are put in secure fail mode while a snapshot is armed (so
 //                          the remotes must accept writes)
+//   VIOLIN_OVSDB_TLS_DIR   for ssl: remotes: a directory with tls.key and tls.crt (the operator's
+//                          client certificate) and ca.crt (the CA of the servers' certificates),
+//                          a kubernetes.io/tls Secret's files, read at every connection
+//   VIOLIN_OVSDB_TLS_SERVER_NAME the name the servers' certificates carry, when they do not name the
+//                          addresses in the remotes
 //   VIOLIN_AGENTS          node=http://host:port,... : the agent of each node (the lab)
 //   VIOLIN_AGENT_PORT      otherwise, the agent listens on this port of the node's InternalIP
 //                          (the DaemonSet in a cluster; default 9464)
@@ -17,6 +22,8 @@
 //   VIOLIN_VM_BACKEND      libvirt (default, stock KubeVirt) or qemu: how a VM is held at T_i and restored
 //                          (docs/transaction-controller.md, "Backends")
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { DEFAULT_AGENT_PORT } from '../api/constants.js';
 
 import { AgentClient, tokenFile, type AgentToken } from '../agent/client.js';
@@ -24,13 +31,17 @@ import { trustCaFile, type AgentTrust } from '../agent/tls.js';
 import type { AgentDirectory } from '../agent/types.js';
 import { OfcControlClient } from '../ofc/control/client.js';
 import type { ControllerManager } from '../operator/types.js';
-import { OpenVswitchDb, OvsdbClient } from '../ovsdb/index.js';
+import { OpenVswitchDb, OvsdbClient, type OvsdbClientOptions } from '../ovsdb/index.js';
+import { errorMessage } from '../errors.js';
 import type { VmAttachment } from '../ovsdb/open-vswitch.js';
 import { checkStorageRoot, DEFAULT_STORAGE_ROOT } from '../store/index.js';
 import { StoreBundles } from './bundles.js';
 import { NodeLocalBundles } from './node-local-bundles.js';
 import { OvsdbNetworkMapper, type AttachmentSource } from './network-mapper.js';
 import { BridgeNotFoundError, type BridgeFailModes, type ReconcilerDeps } from './ports.js';
+
+/** The client side of ssl: remotes, read when a connection is made. */
+export type OvsdbTls = () => Promise<NonNullable<OvsdbClientOptions['tls']>>;
 
 const DEFAULT_OVSDB_REMOTE = 'unix:/var/run/openvswitch/db.sock';
 
@@ -42,7 +53,7 @@ export function createReconcilerDeps(
     .split(',')
     .map((r) => r.trim())
     .filter(Boolean);
-  const ovsdb = new OvsdbServers(remotes);
+  const ovsdb = new OvsdbServers(remotes, ovsdbTls(remotes, env));
   const store = new StoreBundles({
     fileRoot: checkStorageRoot(env.VIOLIN_STORAGE_ROOT ?? DEFAULT_STORAGE_ROOT),
   });
@@ -62,6 +73,31 @@ export function createReconcilerDeps(
     bundles: new NodeLocalBundles(agents, store),
     catalog: store,
     vmBackend: parseVmBackend(env.VIOLIN_VM_BACKEND),
+  };
+}
+
+/** The TLS files of ssl: remotes; refused at start when an ssl: remote has none, naming the variable. */
+export function ovsdbTls(remotes: readonly string[], env: NodeJS.ProcessEnv): OvsdbTls | undefined {
+  const dir = env.VIOLIN_OVSDB_TLS_DIR?.trim();
+  if (!dir) {
+    const ssl = remotes.find((remote) => remote.startsWith('ssl:'));
+    if (ssl) {
+      throw new Error(
+        `VIOLIN_OVSDB_REMOTES has ${ssl}, but VIOLIN_OVSDB_TLS_DIR names no client certificate for it (chart: ovsdb.tls.secretName)`,
+      );
+    }
+    return undefined;
+  }
+  const serverName = env.VIOLIN_OVSDB_TLS_SERVER_NAME?.trim() || undefined;
+  return async () => {
+    const [key, cert, ca] = await Promise.all(
+      ['tls.key', 'tls.crt', 'ca.crt'].map((file) =>
+        readFile(join(dir, file)).catch((error: unknown) => {
+          throw new Error(`OVSDB TLS (VIOLIN_OVSDB_TLS_DIR): cannot read ${file}: ${errorMessage(error)}`);
+        }),
+      ),
+    );
+    return { key, cert, ca, ...(serverName ? { servername: serverName } : {}) };
   };
 }
 
@@ -131,7 +167,11 @@ export class NodeAgentDirectory implements AgentDirectory {
  * node, so securing one secures it on each of them).
  */
 export class OvsdbServers implements AttachmentSource, BridgeFailModes {
-  constructor(private readonly remotes: string[]) {}
+  constructor(
+    private readonly remotes: string[],
+    /** Client certificate and CA for ssl: remotes, read at every connection (a Secret rotates them). */
+    private readonly tls?: OvsdbTls,
+  ) {}
 
   async findVmAttachments(): Promise<VmAttachment[]> {
     const all: VmAttachment[] = [];
@@ -180,7 +220,8 @@ export class OvsdbServers implements AttachmentSource, BridgeFailModes {
     waitForSwitch: boolean,
     use: (db: OpenVswitchDb) => Promise<T>,
   ): Promise<T> {
-    const client = await OvsdbClient.connect(remote);
+    const tls = remote.startsWith('ssl:') && this.tls ? await this.tls() : undefined;
+    const client = await OvsdbClient.connect(remote, tls ? { tls } : {});
     try {
       return await use(new OpenVswitchDb(client, { waitForSwitch }));
     } finally {

@@ -309,6 +309,8 @@ describe('helm lint and template', () => {
       VIOLIN_AGENT_PORT: '7655',
       VIOLIN_VM_BACKEND: 'qemu',
       VIOLIN_OVSDB_REMOTES: 'tcp:10.0.0.11:6640,ssl:10.0.0.12:6640',
+      VIOLIN_OVSDB_TLS_DIR: '/etc/violin/ovsdb-tls',
+      VIOLIN_OVSDB_TLS_SERVER_NAME: 'ovsdb.example.com',
       NODE_OPTIONS: '--max-semi-space-size=8 --max-old-space-size=384',
     });
     // An empty nodeOptions leaves Node's defaults: no NODE_OPTIONS at all.
@@ -386,6 +388,7 @@ describe('values.schema.json', () => {
     [['--set', 'agent.hostPaths.kubeletPods=pods'], "at '/agent/hostPaths/kubeletPods'"],
     [['--set', 'ovsdb.remotes={http://node-1:6640}'], "at '/ovsdb/remotes/0'"],
     [['--set', 'ofc.nodeOptions=max-semi-space-size=4'], "at '/ofc/nodeOptions'"],
+    [['--set', 'ovsdb.remotes={ssl:10.0.0.1:6640}'], "at '/ovsdb/tls/secretName': minLength: got 0, want 1"],
     [['--set', 'networkPolicy.enabled=true'], "at '/networkPolicy/openflowFrom': minItems: got 0, want 1"],
     [['--set', 'agent.tls.secretName=Not_A_Name'], "at '/agent/tls/secretName'"],
   ])('refuses %j naming the value', (args, message) => {

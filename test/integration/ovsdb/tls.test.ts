@@ -1,13 +1,14 @@
 // The OVSDB client over TLS (ssl: remote) against a real ovsdb-server with a
 // pssl listener: mutual authentication works with certificates from one CA,
 // and is refused in both directions when a certificate comes from another.
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { OvsdbClient, OvsdbConnectionError } from '../../../src/ovsdb/index.js';
+import { OvsdbServers, ovsdbTls } from '../../../src/reconcilers/environment.js';
 import { run } from '../../support/netns.js';
 import { OVSDB_SSL_PORT, startOvs } from '../../support/ovs.js';
 import type { OvsInstance } from '../../support/ovs.js';
@@ -146,5 +147,29 @@ describe('OvsdbClient over TLS', () => {
     await expect(connecting).rejects.toThrow(
       /cannot connect to ssl:.*(self.signed|unable to verify|certificate)/i,
     );
+  });
+
+  it("is how the operator reaches ssl: remotes, with a kubernetes.io/tls Secret's files (VIOLIN_OVSDB_TLS_DIR)", async () => {
+    const client = await pki.leaf('violin-operator', ca);
+    // The Secret as the chart mounts it: tls.key, tls.crt and ca.crt in one directory.
+    const secret = join(pki.dir, 'ovsdb-tls');
+    await mkdir(secret);
+    await copyFile(client.key, join(secret, 'tls.key'));
+    await copyFile(client.cert, join(secret, 'tls.crt'));
+    await copyFile(ca.cert, join(secret, 'ca.crt'));
+    const env = { VIOLIN_OVSDB_TLS_DIR: secret, VIOLIN_OVSDB_TLS_SERVER_NAME: SERVER_NAME };
+    await ovs.vsctl(['--may-exist', 'add-br', 'br-tls']);
+    const servers = new OvsdbServers([remote], ovsdbTls([remote], env));
+    // Securing a bridge writes through the remote and waits for ovs-vswitchd: the whole path works.
+    await servers.secure('snapshot/tls', ['br-tls']);
+    expect(await ovs.vsctl(['get', 'Bridge', 'br-tls', 'fail_mode'])).toBe('secure');
+    expect(await servers.release('snapshot/tls')).toEqual(['br-tls']);
+  });
+
+  it('refuses to start with an ssl: remote and no client certificate, naming what to set', () => {
+    expect(() => ovsdbTls([`tcp:10.0.0.1:6640`, remote], {})).toThrow(
+      /VIOLIN_OVSDB_REMOTES has ssl:.*, but VIOLIN_OVSDB_TLS_DIR names no client certificate for it \(chart: ovsdb\.tls\.secretName\)/,
+    );
+    expect(ovsdbTls(['tcp:10.0.0.1:6640'], {})).toBeUndefined();
   });
 });
