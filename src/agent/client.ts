@@ -2,7 +2,6 @@
 // SnapshotAgent that forwards every call to the agent of one node over HTTP.
 // An agent's error comes back as the same AgentError (code and message), so
 // the caller cannot tell a local agent from a remote one.
-import { readFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type {
@@ -19,8 +18,8 @@ import type {
   VmRef,
 } from './types.js';
 import { AgentError, isAgentErrorCode } from './errors.js';
-import type { AgentTrust } from './tls.js';
-import { errorBodyOf, errorMessage } from '../errors.js';
+import { readCallerFile, type AgentTrust } from './tls.js';
+import { errorBodyOf } from '../errors.js';
 import type { BundleCommitRequest, BundleManifest } from '../store/index.js';
 
 const UNLOAD_TIMEOUT_MS = 30_000;
@@ -35,16 +34,8 @@ export type AgentToken = () => Promise<string | undefined>;
  * ServiceAccount token before it expires, so a token read once would expire.
  */
 export function tokenFile(path: string): AgentToken {
-  return async () => {
-    try {
-      return (await readFile(path, 'utf8')).trim();
-    } catch (error) {
-      throw new AgentError(
-        'Unavailable',
-        `cannot read the agent token ${path} (VIOLIN_AGENT_TOKEN_FILE): ${errorMessage(error)}`,
-      );
-    }
-  };
+  return async () =>
+    (await readCallerFile(path, 'the agent token', 'VIOLIN_AGENT_TOKEN_FILE')).toString('utf8').trim();
 }
 
 export class AgentClient implements SnapshotAgent {

@@ -92,7 +92,7 @@ export interface QmpAgentOptions {
 }
 
 /** Open vSwitch's stock run directory, as the chart mounts it from the node. */
-export const DEFAULT_OVS_RUN_DIR = '/var/run/openvswitch';
+const DEFAULT_OVS_RUN_DIR = '/var/run/openvswitch';
 
 export class QmpSnapshotAgent implements SnapshotAgent {
   private readonly vms: VmAccess;

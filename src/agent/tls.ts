@@ -63,17 +63,18 @@ export interface AgentTrust {
 }
 
 export function trustCaFile(path: string, serverName = AGENT_TLS_SERVER_NAME): AgentTrust {
-  return {
-    serverName,
-    ca: async () => {
-      try {
-        return await readFile(path);
-      } catch (error) {
-        throw new AgentError(
-          'Unavailable',
-          `cannot read the agents' CA ${path} (VIOLIN_AGENT_CA_FILE): ${errorMessage(error)}`,
-        );
-      }
-    },
-  };
+  return { serverName, ca: () => readCallerFile(path, "the agents' CA", 'VIOLIN_AGENT_CA_FILE') };
+}
+
+/**
+ * A file the operator sends or checks with every agent call (its token, the agents' CA), read at
+ * every call because a projected token or a Secret is rewritten in place; unreadable, the call
+ * cannot be made and the agent counts as unavailable.
+ */
+export async function readCallerFile(path: string, what: string, variable: string): Promise<Buffer> {
+  try {
+    return await readFile(path);
+  } catch (error) {
+    throw new AgentError('Unavailable', `cannot read ${what} ${path} (${variable}): ${errorMessage(error)}`);
+  }
 }

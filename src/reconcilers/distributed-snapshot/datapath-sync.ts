@@ -12,7 +12,6 @@ import { AgentError } from '../../agent/errors.js';
 import { errorMessage } from '../../errors.js';
 import { SnapshotFailure } from './failure.js';
 import type { Pass } from './pass.js';
-import { snapshotHostSelector } from './resource.js';
 
 /**
  * The nodes whose switches may carry the snapshot's frames: each VM's node when the snapshot started,
@@ -35,8 +34,7 @@ export function nodesCarryingSnapshot(
 export async function syncDatapaths(pass: Pass, row: SnapshotVmStatus): Promise<void> {
   // Network mode Off flips no tags: no flow changed for a cached one to lag behind.
   if (pass.snap.spec.network?.mode === 'Off') return;
-  const hosts = await pass.deps.nodes.listNodeNames(snapshotHostSelector(pass.snap));
-  const nodes = nodesCarryingSnapshot([row, ...(pass.snap.status?.vms ?? [])], hosts);
+  const nodes = nodesCarryingSnapshot([row, ...(pass.snap.status?.vms ?? [])], await pass.snapshotHosts());
   const outcomes = await Promise.allSettled(
     nodes.map(async (node) => (await pass.deps.agents.forNode(node)).syncDatapath()),
   );

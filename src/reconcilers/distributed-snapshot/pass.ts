@@ -12,7 +12,7 @@ import type { TransactionMetrics } from '../metrics.js';
 import type { BridgeFailModes, BundleWriter, NetworkMapper, NodeLister } from '../ports.js';
 import type { ResourceStore } from '../shared/objects.js';
 import type { CaptureCalls } from './capture-calls.js';
-import type { DistributedSnapshot } from './resource.js';
+import { snapshotHostSelector, type DistributedSnapshot } from './resource.js';
 
 export interface DistributedSnapshotDeps {
   snapshots: ResourceStore<DistributedSnapshot>;
@@ -45,6 +45,8 @@ export interface Step {
 
 /** One reconcile of one snapshot. */
 export class Pass {
+  private hosts: Promise<string[]> | undefined;
+
   constructor(
     readonly deps: DistributedSnapshotDeps,
     readonly snap: DistributedSnapshot,
@@ -61,6 +63,15 @@ export class Pass {
   get pauser(): VmiPauser {
     if (!this.deps.pauser) throw new Error('the libvirt backend needs a pause/unpause client (deps.pauser)');
     return this.deps.pauser;
+  }
+
+  /**
+   * The nodes matching the snapshot-host selector, listed once per pass: planning picks among them,
+   * and every VM resumed in the pass syncs their datapaths.
+   */
+  snapshotHosts(): Promise<string[]> {
+    this.hosts ??= this.deps.nodes.listNodeNames(snapshotHostSelector(this.snap));
+    return this.hosts;
   }
 
   event(type: 'Normal' | 'Warning', reason: string, text: string): void {

@@ -57,7 +57,7 @@ export async function plan(pass: Pass, status: DistributedSnapshotStatus): Promi
   const unpausable = holdsThroughKubeVirt(status) ? unpausableVmis(vmis) : undefined;
   if (unpausable) throw unpausable;
   const hostSelector = snapshotHostSelector(snap);
-  const hosts = await pass.deps.nodes.listNodeNames(hostSelector);
+  const hosts = await pass.snapshotHosts();
   if (hosts.length === 0) {
     throw SnapshotFailure.of(
       FAILURE_CLASSES.noSnapshotHosts,
