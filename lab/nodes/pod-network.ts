@@ -43,22 +43,22 @@ export async function containerPid(
 }
 
 // An https URL is checked against the CA file and server name given after it (the agents' TLS).
-const GET = `import { get } from 'node:https';
+const GET = `import { get as httpGet } from 'node:http';
+import { get as httpsGet } from 'node:https';
 import { readFileSync } from 'node:fs';
 const [url, caFile, servername] = process.argv.slice(1);
+const get = url.startsWith('https:') ? httpsGet : httpGet;
 const tls = caFile ? { ca: readFileSync(caFile), servername } : {};
-const answer = url.startsWith('https:')
-  ? await new Promise((resolve, reject) => {
-      const req = get(url, { ...tls, timeout: 10000 }, (res) => {
-        let body = '';
-        res.on('data', (chunk) => (body += chunk));
-        res.on('end', () => resolve({ ok: res.statusCode === 200, status: res.statusCode, body }));
-      });
-      req.on('timeout', () => req.destroy(new Error('no answer in 10 s')));
-      req.on('error', reject);
-    })
-  : await fetch(url, { signal: AbortSignal.timeout(10000) }).then(async (r) => ({ ok: r.ok, status: r.status, body: await r.text() }));
-if (!answer.ok) { console.error(answer.status + ' ' + answer.body); process.exit(1); }
+const answer = await new Promise((resolve, reject) => {
+  const req = get(url, { ...tls, timeout: 10000 }, (res) => {
+    let body = '';
+    res.on('data', (chunk) => (body += chunk));
+    res.on('end', () => resolve({ status: res.statusCode, body }));
+  });
+  req.on('timeout', () => req.destroy(new Error('no answer in 10 s')));
+  req.on('error', reject);
+});
+if (answer.status !== 200) { console.error(answer.status + ' ' + answer.body); process.exit(1); }
 process.stdout.write(answer.body);`;
 
 /** Runs a command of this machine in the pod's network namespace only; its stdout. */
@@ -96,6 +96,11 @@ export function getFromPod(
 ): Promise<string> {
   const check = tls ? [tls.caFile, tls.serverName] : [];
   return runInPodNetwork(node, pod, container, [
-    ...[process.execPath, '--input-type=module', '--eval', GET, url, ...check],
+    process.execPath,
+    '--input-type=module',
+    '--eval',
+    GET,
+    url,
+    ...check,
   ]);
 }
